@@ -1,0 +1,1 @@
+"""api: the ways users reach kgfuse: the command line (`kgfuse`) and the HTTP service."""

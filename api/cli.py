@@ -1,0 +1,50 @@
+"""The `kgfuse` command: one entry point for every layer's commands.
+
+Every `KGFuseError` (bad input, missing file, ...) ends as one readable line on stderr and exit
+code 1; usage errors exit 2 (typer's convention). No traceback reaches the user for bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from kg.cli import app as kg_app
+from kg.errors import KGFuseError
+
+app = typer.Typer(
+    name="kgfuse",
+    help="Knowledge-graph-augmented text classification.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(kg_app, name="kg")
+
+
+@app.command("demo")
+def demo_command(
+    workdir: str = typer.Option(
+        ".kgfuse-cache/demo", help="Where the demo writes its compiled KG."
+    ),
+) -> None:
+    """Run the embedded demo on data/demo."""
+    from api.demo import run_demo
+
+    run_demo(workdir)
+
+
+def main() -> None:
+    try:
+        app()
+    except KGFuseError as e:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[bold red]error:[/] {e}", markup=True
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""fusion: text encoder + graph encoder + fusion head, training, evaluation, explanations."""

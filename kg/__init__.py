@@ -1,0 +1,39 @@
+"""kg: load domain triples, compile them to an integer index, and query it.
+
+import kg
+graph = kg.load(["triples.ttl", "more.tsv"])       # parse + compile
+graph.save("out/kg"); graph = kg.open("out/kg")    # reload without parsing
+psoriasis = graph.resolve("Psoriasis")             # IRI or label
+sub = graph.subgraph([psoriasis], hops=2, max_nodes=128)
+paths = graph.paths(psoriasis, graph.resolve("joint pain"), k=3)
+"""
+
+from kg.config import KGConfig
+from kg.errors import (
+    AmbiguousEntityError,
+    EntityNotFoundError,
+    KGFuseError,
+    KGLoadError,
+    KGStoreError,
+)
+from kg.graph import KnowledgeGraph, Neighbor, Triple
+from kg.load import load
+from kg.paths import Path
+from kg.storage import load_graph as open
+from kg.subgraph import Subgraph
+
+__all__ = [
+    "AmbiguousEntityError",
+    "EntityNotFoundError",
+    "KGConfig",
+    "KGFuseError",
+    "KGLoadError",
+    "KGStoreError",
+    "KnowledgeGraph",
+    "Neighbor",
+    "Path",
+    "Subgraph",
+    "Triple",
+    "load",
+    "open",
+]

@@ -1,0 +1,168 @@
+"""`kgfuse kg ...`: compile triples and query a compiled KG from the shell."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from kg.config import KGConfig
+from kg.graph import KnowledgeGraph
+from kg.load import load
+from kg.parse import PARSERS
+from kg.storage import load_graph
+
+app = typer.Typer(
+    help="Compile triples files and query the compiled knowledge graph.", no_args_is_help=True
+)
+console = Console()
+
+KG_OPTION = typer.Option(
+    ...,
+    "--kg",
+    envvar="KGFUSE_KG",
+    help="Compiled KG folder (or a triples file, compiled on the fly).",
+)
+PROGRESS_MIN_BYTES = 8 << 20  # below this a load is too quick for a bar to help
+
+
+def open_kg(path: Path) -> KnowledgeGraph:
+    """A compiled folder, or a triples file compiled in memory (handy for small KGs)."""
+    return load_graph(path) if path.is_dir() else load([path])
+
+
+def _load_with_progress(files: list[Path], **kwargs: object) -> KnowledgeGraph:
+    total = sum(p.stat().st_size for p in files if p.is_file())
+    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        return load(files, **kwargs)  # type: ignore[arg-type]
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("parsing", total=total)
+        return load(files, progress=lambda n: bar.advance(task, n), **kwargs)  # type: ignore[arg-type]
+
+
+def _stats_table(kg: KnowledgeGraph, title: str) -> Table:
+    table = Table(title=title, show_header=False)
+    for key, value in kg.stats().items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    return table
+
+
+@app.command("load")
+def load_command(
+    files: list[Path] = typer.Argument(
+        ..., help="Triples files: .ttl .nt .nq .trig .n3 .jsonld .rdf/.xml .tsv .csv (.gz too)."
+    ),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder to write the compiled KG to."),
+    format: str | None = typer.Option(
+        None, "--format", help="Force one format for every file (e.g. turtle, tsv)."
+    ),
+    parser: str = typer.Option("oxigraph", "--parser", help=f"RDF parser: {', '.join(PARSERS)}."),
+    base_iri: str = typer.Option(
+        KGConfig.base_iri, "--base-iri", help="Namespace for plain names in TSV/CSV files."
+    ),
+    label_predicate: list[str] = typer.Option(
+        list(KGConfig.label_predicates),
+        "--label-predicate",
+        help="Predicate naming an entity (repeat; best first).",
+    ),
+    description_predicate: list[str] = typer.Option(
+        list(KGConfig.description_predicates),
+        "--description-predicate",
+        help="Predicate describing an entity (repeat).",
+    ),
+    type_edges: bool = typer.Option(
+        False, "--type-edges", help="Also keep rdf:type facts as graph edges."
+    ),
+) -> None:
+    """Parse triples files and compile them into a KG folder."""
+    config = KGConfig(
+        label_predicates=tuple(label_predicate),
+        description_predicates=tuple(description_predicate),
+        base_iri=base_iri,
+        type_edges=type_edges,
+    )
+    kg = _load_with_progress(files, format=format, config=config, parser=parser)
+    kg.save(output)
+    console.print(_stats_table(kg, f"compiled {len(files)} file(s) -> {output}"))
+
+
+@app.command("stats")
+def stats_command(
+    kg_path: Path = typer.Argument(..., help="Compiled KG folder or triples file."),
+) -> None:
+    """Counts, degrees and the fingerprint of a KG."""
+    console.print(_stats_table(open_kg(kg_path), str(kg_path)))
+
+
+@app.command("search")
+def search_command(
+    text: str = typer.Argument(..., help="A name to look for."),
+    kg_path: Path = KG_OPTION,
+    limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000),
+) -> None:
+    """Find entities by label or alias (exact, case-insensitive, then fuzzy)."""
+    kg = open_kg(kg_path)
+    matches = kg.search(text, limit=limit)
+    if not matches:
+        console.print(f"no entity matches {text!r}")
+        raise typer.Exit(1)
+    table = Table("score", "label", "matched alias", "IRI", title=f"entities matching {text!r}")
+    for m in matches:
+        table.add_row(f"{m.score:.3f}", m.label, m.alias, m.iri)
+    console.print(table)
+
+
+@app.command("path")
+def path_command(
+    source: str = typer.Argument(..., help="Start entity: IRI or label."),
+    target: str = typer.Argument(..., help="End entity: IRI or label."),
+    kg_path: Path = KG_OPTION,
+    k: int = typer.Option(5, "-k", "--top", min=1, max=100, help="How many paths."),
+    max_hops: int = typer.Option(3, "--max-hops", min=1, max=6),
+) -> None:
+    """The top-k simple paths between two entities, each hop a triple of the KG."""
+    kg = open_kg(kg_path)
+    a, b = kg.resolve(source), kg.resolve(target)
+    paths = kg.paths(a, b, k=k, max_hops=max_hops)
+    if not paths:
+        console.print(
+            f"no path of at most {max_hops} hops joins {kg.label(a)!r} and {kg.label(b)!r}"
+        )
+        raise typer.Exit(1)
+    table = Table("#", "score", "hops", "path", title=f"{kg.label(a)} -> {kg.label(b)}")
+    for n, p in enumerate(paths, 1):
+        table.add_row(str(n), f"{p.score:.4f}", str(p.hops), p.text(kg))
+    console.print(table)
+
+
+@app.command("neighbors")
+def neighbors_command(
+    entity: str = typer.Argument(..., help="IRI or label."),
+    kg_path: Path = KG_OPTION,
+    limit: int = typer.Option(50, "--limit", "-n", min=1),
+) -> None:
+    """The triples that touch one entity, in both directions."""
+    kg = open_kg(kg_path)
+    e = kg.resolve(entity)
+    table = Table("subject", "relation", "object", title=f"{kg.label(e)} <{kg.iri(e)}>")
+    for nb in kg.neighbors_of(e)[:limit]:
+        s, o = (e, nb.node) if nb.outgoing else (nb.node, e)
+        table.add_row(kg.label(s), kg.relation_label(nb.relation), kg.label(o))
+    console.print(table)

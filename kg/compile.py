@@ -1,0 +1,192 @@
+"""Compile a stream of triples into the integer index of a `KnowledgeGraph`.
+
+Readers (kg/parse.py) call `add_edge` for entity-to-entity triples and `add_literal` for
+triples whose object is a literal; `build` then sorts the ids (so the same graph compiles to the
+same index whatever its syntax or triple order), drops duplicate triples and lays out the CSR.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Sequence
+
+import numpy as np
+
+from kg.config import KGConfig
+from kg.graph import KnowledgeGraph
+from kg.strings import StringTable
+
+
+class GraphBuilder:
+    """Accumulates triples; `build()` returns the compiled graph."""
+
+    def __init__(self, config: KGConfig | None = None):
+        self.config = config or KGConfig()
+        self.statements = 0  # triples read, of every kind
+        self._entities: dict[str, int] = {}
+        self._relations: dict[str, int] = {}
+        self._src = array("q")
+        self._rel = array("q")
+        self._dst = array("q")
+        self._types: list[tuple[int, int]] = []
+        self._labels: dict[int, list[tuple[int, int, str]]] = {}
+        self._aliases: dict[int, set[str]] = {}
+        self._descriptions: dict[int, list[tuple[int, int, str]]] = {}
+        self._attributes: list[tuple[int, str, str, str]] = []
+        self._relation_names: dict[str, str] = {}
+        c = self.config
+        self._label_rank = {p: i for i, p in enumerate(c.label_predicates)}
+        self._alias_predicates = frozenset(c.alias_predicates)
+        self._description_rank = {p: i for i, p in enumerate(c.description_predicates)}
+        self._type_predicates = frozenset(c.type_predicates)
+
+    def entity(self, key: str) -> int:
+        ents = self._entities
+        i = ents.get(key)
+        if i is None:
+            i = ents[key] = len(ents)
+        return i
+
+    def add_edge(self, subject: str, predicate: str, obj: str) -> None:
+        """A triple between two entities (IRIs or ``_:`` blank-node keys)."""
+        self.statements += 1
+        ents = self._entities
+        s = ents.get(subject)
+        if s is None:
+            s = ents[subject] = len(ents)
+        o = ents.get(obj)
+        if o is None:
+            o = ents[obj] = len(ents)
+        if predicate in self._type_predicates:
+            self._types.append((s, o))
+            if not self.config.type_edges:
+                return
+        rels = self._relations
+        r = rels.get(predicate)
+        if r is None:
+            r = rels[predicate] = len(rels)
+        self._src.append(s)
+        self._rel.append(r)
+        self._dst.append(o)
+
+    def add_literal(
+        self, subject: str, predicate: str, value: str, lang: str | None, datatype: str
+    ) -> None:
+        """A triple whose object is a literal: a label, alias, description or attribute."""
+        self.statements += 1
+        s = self.entity(subject)
+        c = self.config
+        label_rank = self._label_rank.get(predicate)
+        if label_rank is not None or predicate in self._alias_predicates:
+            if not c.accepts_language(lang) or not value.strip():
+                return
+            value = " ".join(value.split())
+            self._aliases.setdefault(s, set()).add(value)
+            if label_rank is not None:
+                rank = (label_rank, c.language_rank(lang), value)
+                self._labels.setdefault(s, []).append(rank)
+            return
+        desc_rank = self._description_rank.get(predicate)
+        if desc_rank is not None:
+            if c.accepts_language(lang) and value.strip():
+                rank = (desc_rank, c.language_rank(lang), " ".join(value.split()))
+                self._descriptions.setdefault(s, []).append(rank)
+            return
+        self._attributes.append((s, predicate, value, f"@{lang}" if lang else datatype))
+
+    def name_relation(self, predicate: str, name: str) -> None:
+        """Record the plain name a delimited file gave a relation (its display label)."""
+        self._relation_names.setdefault(predicate, name)
+
+    def build(self, sources: Sequence[str] = ()) -> KnowledgeGraph:
+        ent_keys = list(self._entities)
+        n = len(ent_keys)
+        ent_order = sorted(range(n), key=ent_keys.__getitem__)
+        ent_new = np.empty(n, dtype=np.int64)
+        ent_new[ent_order] = np.arange(n)
+
+        rel_keys = list(self._relations)
+        rel_order = sorted(range(len(rel_keys)), key=rel_keys.__getitem__)
+        rel_new = np.empty(len(rel_keys), dtype=np.int64)
+        rel_new[rel_order] = np.arange(len(rel_keys))
+        num_relations = len(rel_keys)
+
+        src = ent_new[np.frombuffer(self._src, dtype=np.int64)]
+        dst = ent_new[np.frombuffer(self._dst, dtype=np.int64)]
+        rel = rel_new[np.frombuffer(self._rel, dtype=np.int64)]
+        indptr, neighbors, edge_relations = _csr_with_inverse(src, rel, dst, n, num_relations)
+
+        new_id = ent_new.tolist()
+        labels = [""] * n
+        for old, ranked in self._labels.items():
+            labels[new_id[old]] = min(ranked)[2]
+        alias_lists: list[list[str]] = [[] for _ in range(n)]
+        for old, names in self._aliases.items():
+            i = new_id[old]
+            head = [labels[i]] if labels[i] else []
+            alias_lists[i] = head + sorted(names - {labels[i]})
+        descriptions = [""] * n
+        for old, ranked in self._descriptions.items():
+            # distinct texts, best predicate and language first
+            descriptions[new_id[old]] = " ".join(dict.fromkeys(v for _, _, v in sorted(ranked)))
+        types = sorted({(new_id[s], new_id[o]) for s, o in self._types})
+        attributes = sorted({(new_id[s], p, v, d) for s, p, v, d in self._attributes})
+        sorted_relations = [rel_keys[i] for i in rel_order]
+        return KnowledgeGraph(
+            entities=StringTable.from_strings(ent_keys[i] for i in ent_order),
+            relations=StringTable.from_strings(sorted_relations),
+            relation_names=StringTable.from_strings(
+                self._relation_names.get(r, "") for r in sorted_relations
+            ),
+            indptr=indptr,
+            neighbors=neighbors,
+            edge_relations=edge_relations,
+            labels=StringTable.from_strings(labels),
+            alias_indptr=_indptr([len(a) for a in alias_lists]),
+            aliases=StringTable.from_strings(a for names in alias_lists for a in names),
+            descriptions=StringTable.from_strings(descriptions),
+            type_indptr=_indptr_from_owner([s for s, _ in types], n),
+            type_ids=np.asarray([o for _, o in types], dtype=np.int32),
+            attribute_indptr=_indptr_from_owner([s for s, *_ in attributes], n),
+            attribute_predicates=StringTable.from_strings(p for _, p, _, _ in attributes),
+            attribute_values=StringTable.from_strings(v for _, _, v, _ in attributes),
+            attribute_datatypes=StringTable.from_strings(d for *_, d in attributes),
+            config=self.config,
+            sources=list(sources),
+        )
+
+
+def _indptr(counts: list[int]) -> np.ndarray:
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    if counts:
+        np.cumsum(counts, out=out[1:])
+    return out
+
+
+def _indptr_from_owner(owners: list[int], n: int) -> np.ndarray:
+    """Row pointers for items already sorted by owner id."""
+    counts = np.bincount(np.asarray(owners, dtype=np.int64), minlength=n)
+    return _indptr(counts.tolist())
+
+
+def _csr_with_inverse(
+    src: np.ndarray, rel: np.ndarray, dst: np.ndarray, n: int, num_relations: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deduplicated CSR over forward edges plus one inverse edge (relation ``r + R``) each.
+
+    Row ``v`` lists ``(relation, neighbour)`` pairs sorted by relation then neighbour:
+    ``r < R`` means the triple ``(v, r, neighbour)``; ``r >= R`` means ``(neighbour, r - R, v)``.
+    """
+    if len(src):
+        order = np.lexsort((dst, rel, src))
+        src, rel, dst = src[order], rel[order], dst[order]
+        keep = np.ones(len(src), dtype=bool)
+        keep[1:] = (src[1:] != src[:-1]) | (rel[1:] != rel[:-1]) | (dst[1:] != dst[:-1])
+        src, rel, dst = src[keep], rel[keep], dst[keep]
+    rows = np.concatenate([src, dst])
+    cols = np.concatenate([dst, src])
+    rels = np.concatenate([rel, rel + num_relations])
+    order = np.lexsort((cols, rels, rows))
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return indptr, cols[order].astype(np.int32), rels[order].astype(np.int32)

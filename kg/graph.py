@@ -1,0 +1,327 @@
+"""`KnowledgeGraph`: the compiled, immutable integer index every other layer queries.
+
+Entities and relations have dense ids sorted by IRI. Adjacency is CSR with an inverse edge per
+triple, so a row lists everything an entity touches in either direction. Labels, aliases,
+descriptions, types and other literal attributes are kept beside it, by entity id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from kg.config import KGConfig
+from kg.errors import AmbiguousEntityError, EntityNotFoundError
+from kg.strings import StringTable
+
+if TYPE_CHECKING:
+    from kg.paths import Path as KGPath
+    from kg.search import EntityMatch, LabelIndex
+    from kg.subgraph import Subgraph
+
+
+class Triple(NamedTuple):
+    """One fact of the graph, as ids: ``(subject, relation, object)``."""
+
+    subject: int
+    relation: int
+    object: int
+
+
+class Neighbor(NamedTuple):
+    """An edge seen from one entity: ``outgoing`` means ``(entity, relation, node)``."""
+
+    relation: int
+    node: int
+    outgoing: bool
+
+
+# Arrays and string tables that make up a compiled graph, in save order.
+ARRAY_FIELDS = (
+    "indptr",
+    "neighbors",
+    "edge_relations",
+    "alias_indptr",
+    "type_indptr",
+    "type_ids",
+    "attribute_indptr",
+)
+STRING_FIELDS = (
+    "entities",
+    "relations",
+    "relation_names",
+    "labels",
+    "aliases",
+    "descriptions",
+    "attribute_predicates",
+    "attribute_values",
+    "attribute_datatypes",
+)
+
+
+@dataclass(eq=False)
+class KnowledgeGraph:
+    """A compiled knowledge graph. Build one with `kg.load`, reload one with `kg.open`.
+
+    Ids: entity ``0..num_entities-1`` and relation ``0..num_relations-1``, both sorted by IRI.
+    In ``edge_relations`` a value ``r >= num_relations`` marks the inverse of ``r - num_relations``.
+    """
+
+    entities: StringTable  # entity IRIs; blank nodes as "_:<file tag>b<n>"
+    relations: StringTable  # predicate IRIs of entity-to-entity triples
+    relation_names: StringTable  # names given by delimited files ("" for RDF predicates)
+    indptr: np.ndarray  # int64 [num_entities + 1]: CSR row pointers
+    neighbors: np.ndarray  # int32 [2 * num_triples]: CSR columns
+    edge_relations: np.ndarray  # int32 [2 * num_triples]: relation of each CSR entry
+    labels: StringTable  # display label per entity ("" when none)
+    alias_indptr: np.ndarray  # int64 [num_entities + 1]
+    aliases: StringTable  # every label and alias, the display label first
+    descriptions: StringTable  # description text per entity ("" when none)
+    type_indptr: np.ndarray  # int64 [num_entities + 1]
+    type_ids: np.ndarray  # int32: entity ids of each entity's types
+    attribute_indptr: np.ndarray  # int64 [num_entities + 1]
+    attribute_predicates: StringTable
+    attribute_values: StringTable
+    attribute_datatypes: StringTable  # datatype IRI, or "@<lang>"
+    config: KGConfig = field(default_factory=KGConfig)
+    sources: list[str] = field(default_factory=list)
+    _fingerprint: str | None = field(default=None, repr=False)
+    _label_index: LabelIndex | None = field(default=None, repr=False)
+
+    # ----- sizes -----
+    @property
+    def num_entities(self) -> int:
+        return len(self.entities)
+
+    @property
+    def num_relations(self) -> int:
+        return len(self.relations)
+
+    @property
+    def num_triples(self) -> int:
+        """Entity-to-entity triples (the graph's edges), without their inverses."""
+        return len(self.neighbors) // 2
+
+    def description_lengths(self) -> np.ndarray:
+        return np.diff(self.descriptions.offsets)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 over the compiled content: equal graphs give equal fingerprints."""
+        if self._fingerprint is None:
+            self._fingerprint = self.compute_fingerprint()
+        return self._fingerprint
+
+    def compute_fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for name in ARRAY_FIELDS:
+            a = getattr(self, name)
+            h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+            h.update(np.ascontiguousarray(a).data)
+        for name in STRING_FIELDS:
+            t: StringTable = getattr(self, name)
+            h.update(f"{name}:{len(t)}".encode())
+            h.update(t.offsets.data)
+            h.update(t.blob.data)
+        h.update(repr(sorted(self.config.to_dict().items())).encode())
+        return h.hexdigest()
+
+    # ----- entities -----
+    def entity_id(self, iri: str) -> int:
+        """Id of the entity with this exact IRI; raises `EntityNotFoundError`."""
+        i = self.entities.find_sorted(iri)
+        if i < 0:
+            raise EntityNotFoundError(f"no entity with IRI {iri!r} in this KG")
+        return i
+
+    def has_entity(self, iri: str) -> bool:
+        return self.entities.find_sorted(iri) >= 0
+
+    def iri(self, entity: int) -> str:
+        return self.entities[entity]
+
+    def label(self, entity: int) -> str:
+        """Display label; the IRI's local name when the KG gives none."""
+        return self.labels[entity] or local_name(self.entities[entity])
+
+    def aliases_of(self, entity: int) -> list[str]:
+        lo, hi = self.alias_indptr[entity], self.alias_indptr[entity + 1]
+        return [self.aliases[j] for j in range(int(lo), int(hi))]
+
+    def description(self, entity: int) -> str:
+        return self.descriptions[entity]
+
+    def text(self, entity: int) -> str:
+        """The entity's text for encoders: label, then its description."""
+        desc = self.descriptions[entity]
+        return f"{self.label(entity)}. {desc}" if desc else self.label(entity)
+
+    def types_of(self, entity: int) -> list[int]:
+        lo, hi = self.type_indptr[entity], self.type_indptr[entity + 1]
+        return self.type_ids[lo:hi].tolist()
+
+    def attributes_of(self, entity: int) -> list[tuple[str, str, str]]:
+        """``(predicate IRI, value, datatype IRI or "@lang")`` for non-label literals."""
+        lo, hi = int(self.attribute_indptr[entity]), int(self.attribute_indptr[entity + 1])
+        return [
+            (self.attribute_predicates[j], self.attribute_values[j], self.attribute_datatypes[j])
+            for j in range(lo, hi)
+        ]
+
+    def resolve(self, ref: str) -> int:
+        """An entity from an IRI or a label (case-insensitive); raises if none or several."""
+        i = self.entities.find_sorted(ref)
+        if i >= 0:
+            return i
+        hits = self.label_index.exact(ref)
+        if len(hits) == 1:
+            return hits[0]
+        if not hits:
+            hint = ""
+            near = self.search(ref, limit=3)
+            if near:
+                hint = "; did you mean " + ", ".join(repr(m.label) for m in near) + "?"
+            raise EntityNotFoundError(f"no entity has the IRI or label {ref!r}{hint}")
+        listed = ", ".join(f"{self.iri(h)} ({self.label(h)})" for h in hits[:5])
+        raise AmbiguousEntityError(
+            f"{ref!r} names {len(hits)} entities: {listed}; pass one of their IRIs instead"
+        )
+
+    # ----- relations -----
+    def relation_id(self, iri: str) -> int:
+        r = self.relations.find_sorted(iri)
+        if r < 0:
+            raise EntityNotFoundError(f"no relation with IRI {iri!r} in this KG")
+        return r
+
+    def relation_iri(self, relation: int) -> str:
+        return self.relations[relation % max(1, self.num_relations)]
+
+    def relation_label(self, relation: int) -> str:
+        """Readable name of a relation (ids ``>= num_relations`` are inverses: "~name")."""
+        base = relation % max(1, self.num_relations)
+        iri = self.relations[base]
+        name = self.relation_names[base]
+        if not name:
+            e = self.entities.find_sorted(iri)
+            name = self.labels[e] if e >= 0 and self.labels[e] else humanize(local_name(iri))
+        return name if relation < self.num_relations else f"~{name}"
+
+    # ----- structure -----
+    def degree(self, entity: int) -> int:
+        return int(self.indptr[entity + 1] - self.indptr[entity])
+
+    def degrees(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def neighbors_of(self, entity: int) -> list[Neighbor]:
+        """Every edge touching ``entity``, in either direction, sorted by relation then node."""
+        lo, hi = int(self.indptr[entity]), int(self.indptr[entity + 1])
+        R = self.num_relations
+        return [
+            Neighbor(r if r < R else r - R, n, r < R)
+            for r, n in zip(
+                self.edge_relations[lo:hi].tolist(), self.neighbors[lo:hi].tolist(), strict=True
+            )
+        ]
+
+    def triples(self) -> Iterator[Triple]:
+        """Every entity-to-entity triple once, sorted by subject, relation, object."""
+        R = self.num_relations
+        for s in range(self.num_entities):
+            lo, hi = int(self.indptr[s]), int(self.indptr[s + 1])
+            for r, o in zip(
+                self.edge_relations[lo:hi].tolist(), self.neighbors[lo:hi].tolist(), strict=True
+            ):
+                if r < R:
+                    yield Triple(s, r, o)
+
+    def describe_triple(self, t: Triple) -> dict[str, dict[str, str]]:
+        """A triple as JSON-ready IRIs and labels."""
+        return {
+            "subject": {"iri": self.iri(t.subject), "label": self.label(t.subject)},
+            "predicate": {
+                "iri": self.relation_iri(t.relation),
+                "label": self.relation_label(t.relation),
+            },
+            "object": {"iri": self.iri(t.object), "label": self.label(t.object)},
+        }
+
+    def has_triple(self, subject: int, relation: int, obj: int) -> bool:
+        lo, hi = int(self.indptr[subject]), int(self.indptr[subject + 1])
+        rows = (self.edge_relations[lo:hi] == relation) & (self.neighbors[lo:hi] == obj)
+        return bool(rows.any())
+
+    # ----- queries (implemented in their own modules) -----
+    @property
+    def label_index(self) -> LabelIndex:
+        if self._label_index is None:
+            from kg.search import LabelIndex
+
+            self._label_index = LabelIndex(self)
+        return self._label_index
+
+    def search(self, query: str, limit: int = 10) -> list[EntityMatch]:
+        """Entities named like ``query``: exact (case-insensitive) first, then fuzzy."""
+        return self.label_index.search(query, limit=limit)
+
+    def subgraph(self, seeds: Iterable[int], hops: int = 2, max_nodes: int = 128) -> Subgraph:
+        from kg.subgraph import k_hop_subgraph
+
+        return k_hop_subgraph(self, seeds, hops=hops, max_nodes=max_nodes)
+
+    def paths(self, source: int, target: int, k: int = 5, max_hops: int = 3) -> list[KGPath]:
+        from kg.paths import top_k_paths
+
+        return top_k_paths(self, source, target, k=k, max_hops=max_hops)
+
+    # ----- storage -----
+    def save(self, directory: str | Path) -> Path:
+        from kg.storage import save_graph
+
+        return save_graph(self, directory)
+
+    def stats(self) -> dict[str, object]:
+        deg = self.degrees()
+        return {
+            "entities": self.num_entities,
+            "relations": self.num_relations,
+            "triples": self.num_triples,
+            "labelled entities": int((np.diff(self.labels.offsets) > 0).sum()),
+            "aliases": len(self.aliases),
+            "described entities": int((self.description_lengths() > 0).sum()),
+            "typed entities": int((np.diff(self.type_indptr) > 0).sum()),
+            "attributes": len(self.attribute_values),
+            "mean degree": round(float(deg.mean()), 2) if len(deg) else 0.0,
+            "max degree": int(deg.max()) if len(deg) else 0,
+            "fingerprint": self.fingerprint[:16],
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"KnowledgeGraph(entities={self.num_entities}, relations={self.num_relations}, "
+            f"triples={self.num_triples})"
+        )
+
+
+def local_name(iri: str) -> str:
+    """The part of an IRI after its last '#', '/' or ':' (percent-escapes kept)."""
+    for sep in ("#", "/", ":"):
+        cut = iri.rstrip(sep).rsplit(sep, 1)
+        if len(cut) == 2 and cut[1]:
+            return cut[1]
+    return iri
+
+
+def humanize(name: str) -> str:
+    """'hasSymptom' -> 'has symptom'; 'has_primary_type' -> 'has primary type'."""
+    from urllib.parse import unquote
+
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", unquote(name).replace("_", " "))
+    return " ".join(w.lower() if w[1:].islower() else w for w in spaced.split())

@@ -1,0 +1,279 @@
+"""Read triples files into a `GraphBuilder`.
+
+RDF goes through pyoxigraph's Rust parser (the fast path; rdflib's ``ox-*`` plugins use the same
+one). ``parser="rdflib"`` reads through rdflib instead: the reference the fast path is tested
+against, and a fallback for syntax corners oxigraph rejects. Delimited files (TSV/CSV) hold plain
+``head, relation, tail`` names, which become IRIs under ``KGConfig.base_iri`` and keep the name as
+their label.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+
+from kg import vocab
+from kg.compile import GraphBuilder
+from kg.errors import KGLoadError
+from kg.formats import DELIMITED
+
+Progress = Callable[[int], None]  # called with the number of bytes just read from disk
+PARSERS = ("oxigraph", "rdflib")
+
+_OX_FORMATS = {
+    "turtle": "TURTLE",
+    "ntriples": "N_TRIPLES",
+    "nquads": "N_QUADS",
+    "trig": "TRIG",
+    "n3": "N3",
+    "json-ld": "JSON_LD",
+    "xml": "RDF_XML",
+}
+_RDFLIB_FORMATS = {
+    "turtle": "turtle",
+    "ntriples": "nt",
+    "nquads": "nquads",
+    "trig": "trig",
+    "n3": "n3",
+    "json-ld": "json-ld",
+    "xml": "xml",
+}
+_HEADERS = {
+    ("head", "relation", "tail"),
+    ("subject", "predicate", "object"),
+    ("source", "relation", "target"),
+    ("h", "r", "t"),
+}
+
+
+def read_file(
+    path: Path,
+    fmt: str,
+    builder: GraphBuilder,
+    *,
+    tag: str,
+    parser: str = "oxigraph",
+    progress: Progress | None = None,
+) -> None:
+    """Add every triple of ``path`` (in format ``fmt``) to ``builder``.
+
+    Args:
+        tag: short prefix that keeps this file's blank nodes apart from other files'.
+        parser: "oxigraph" (fast) or "rdflib" (reference) for RDF formats.
+
+    Raises:
+        KGLoadError: naming the file, the line when known, and what was expected.
+    """
+    if parser not in PARSERS:
+        raise KGLoadError(f"unknown parser {parser!r}; choose one of {', '.join(PARSERS)}")
+    if fmt in DELIMITED:
+        _read_delimited(path, fmt, builder, progress)
+    elif parser == "oxigraph":
+        _read_rdf_oxigraph(path, fmt, builder, tag, progress)
+    else:
+        _read_rdf_rdflib(path, fmt, builder, tag, progress)
+
+
+class _CountingReader(io.RawIOBase):
+    """Reports bytes read from disk, so a progress bar can follow a long parse."""
+
+    def __init__(self, raw: IO[bytes], progress: Progress):
+        self._raw = raw
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            self._progress(n)
+        return n
+
+
+@contextmanager
+def _open_binary(path: Path, progress: Progress | None) -> Iterator[IO[bytes]]:
+    """The file's bytes, gunzipped when it is gzip (by its magic number, not its name)."""
+    with open(path, "rb") as raw:
+        magic = raw.read(2)
+        raw.seek(0)
+        stream: IO[bytes] = raw
+        if progress is not None:
+            stream = io.BufferedReader(_CountingReader(raw, progress), buffer_size=1 << 20)
+        if magic == b"\x1f\x8b":
+            stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+        try:
+            yield stream
+        except (OSError, EOFError, zlib.error) as e:
+            if magic == b"\x1f\x8b":
+                raise KGLoadError(f"the gzip stream is corrupt or truncated ({e})", path) from e
+            raise
+
+
+def _decode_utf8(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise KGLoadError(
+            f"the file is not UTF-8 (byte 0x{data[e.start]:02x} cannot be decoded); "
+            "re-encode it, e.g. `iconv -f latin1 -t utf-8 IN > OUT`",
+            path,
+            line,
+        ) from e
+
+
+_OX_MESSAGE = re.compile(r"^Parser error at line \d+ (?:between )?(columns? [^:]*):\s*(.*)$", re.S)
+
+
+def _oxigraph_error(e: SyntaxError, path: Path) -> KGLoadError:
+    text = str(e.msg or e)
+    m = _OX_MESSAGE.match(text)
+    where, what = (m.group(1), m.group(2)) if m else ("", text)
+    what = re.sub(r"\s*\(line \d+\)\s*$", "", what)
+    if "UTF-8" in what:
+        return KGLoadError(
+            "the file is not UTF-8; re-encode it, e.g. `iconv -f latin1 -t utf-8 IN > OUT`",
+            path,
+            e.lineno,
+        )
+    return KGLoadError(f"syntax error{' at ' + where if where else ''}: {what}", path, e.lineno)
+
+
+def _read_rdf_oxigraph(
+    path: Path, fmt: str, builder: GraphBuilder, tag: str, progress: Progress | None
+) -> None:
+    import pyoxigraph as ox
+
+    named, literal, blank = ox.NamedNode, ox.Literal, ox.BlankNode
+    blank_keys: dict[str, str] = {}
+
+    def key(term: Any) -> str:
+        if type(term) is blank:
+            k = blank_keys.get(term.value)
+            if k is None:
+                # renumbered by first appearance: anonymous nodes get random ids from the parser
+                k = blank_keys[term.value] = f"_:{tag}b{len(blank_keys)}"
+            return k
+        raise KGLoadError("RDF-star quoted triples are not supported; flatten them first", path)
+
+    add_edge, add_literal = builder.add_edge, builder.add_literal
+    with _open_binary(path, progress) as stream:
+        try:
+            for q in ox.parse(
+                stream, getattr(ox.RdfFormat, _OX_FORMATS[fmt]), base_iri=path.resolve().as_uri()
+            ):
+                s, o = q.subject, q.object
+                sk = s.value if type(s) is named else key(s)
+                if type(o) is literal:
+                    add_literal(sk, q.predicate.value, o.value, o.language, o.datatype.value)
+                else:
+                    add_edge(sk, q.predicate.value, o.value if type(o) is named else key(o))
+        except SyntaxError as e:
+            raise _oxigraph_error(e, path) from e
+        except ValueError as e:  # e.g. a JSON-LD context that would need the network
+            raise KGLoadError(f"cannot parse as {fmt}: {e}", path) from e
+
+
+def _read_rdf_rdflib(
+    path: Path, fmt: str, builder: GraphBuilder, tag: str, progress: Progress | None
+) -> None:
+    import rdflib
+
+    with _open_binary(path, progress) as stream:
+        data = stream.read()
+    text = _decode_utf8(data, path)
+    dataset = rdflib.Dataset()
+    try:
+        dataset.parse(data=text, format=_RDFLIB_FORMATS[fmt], publicID=path.resolve().as_uri())
+    except Exception as e:  # rdflib raises a different class per syntax
+        raise KGLoadError(f"syntax error: {_first_line(e)}", path, _rdflib_line(e)) from e
+    blank_keys: dict[str, str] = {}
+
+    def key(term: object) -> str:
+        if isinstance(term, rdflib.BNode):
+            k = blank_keys.get(term)
+            if k is None:
+                k = blank_keys[term] = f"_:{tag}b{len(blank_keys)}"
+            return k
+        return str(term)
+
+    for s, p, o, _graph in dataset.quads((None, None, None, None)):
+        if isinstance(o, rdflib.Literal):
+            datatype = (
+                str(o.datatype)
+                if o.datatype
+                else (vocab.RDF_LANG_STRING if o.language else vocab.XSD_STRING)
+            )
+            builder.add_literal(key(s), str(p), str(o), o.language, datatype)
+        else:
+            builder.add_edge(key(s), str(p), key(o))
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def _rdflib_line(e: Exception) -> int | None:
+    for attr in ("lines", "lineno", "line"):
+        value = getattr(e, attr, None)
+        if isinstance(value, int):
+            return value + 1 if attr == "lines" else value
+    get_line = getattr(e, "getLineNumber", None)
+    if callable(get_line):
+        return int(get_line())
+    m = re.search(r"line (\d+)", str(e))
+    return int(m.group(1)) if m else None
+
+
+def name_to_iri(name: str, base: str, kind: str) -> str:
+    """IRI for a plain name from a delimited file; a name that already is an IRI is kept."""
+    name = name.strip()
+    if name.startswith("<") and name.endswith(">"):
+        return name[1:-1]
+    if re.match(r"^(https?|urn|ftp|file):", name):
+        return name
+    return f"{base}{kind}/{quote('_'.join(name.split()), safe='')}"
+
+
+def _read_delimited(path: Path, fmt: str, builder: GraphBuilder, progress: Progress | None) -> None:
+    with _open_binary(path, progress) as stream:
+        text = _decode_utf8(stream.read(), path)
+    base = builder.config.base_iri
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
+    first = True
+    for row in reader:
+        line = reader.line_num
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank line
+        if first:
+            first = False
+            if tuple(c.strip().lower() for c in row) in _HEADERS:
+                continue
+        if len(row) != 3:
+            raise KGLoadError(
+                f"expected 3 columns (head, relation, tail) but found {len(row)}: {row!r}",
+                path,
+                line,
+            )
+        head, relation, tail = (c.strip() for c in row)
+        if not head or not relation or not tail:
+            raise KGLoadError(
+                f"empty cell in row {row!r}; every row needs head, relation and tail", path, line
+            )
+        h = name_to_iri(head, base, "entity")
+        r = name_to_iri(relation, base, "relation")
+        t = name_to_iri(tail, base, "entity")
+        builder.add_edge(h, r, t)
+        builder.name_relation(r, " ".join(relation.split()))
+        for name, iri in ((head, h), (tail, t)):
+            if iri.startswith(base):
+                builder.add_literal(iri, vocab.RDFS_LABEL, name, None, vocab.XSD_STRING)

@@ -1,0 +1,109 @@
+"""Find entities by name: exact, case-insensitive alias look-up, then a fuzzy fallback.
+
+The fuzzy part is character 3-gram TF-IDF with cosine similarity over every distinct alias (the
+idea of scispacy's candidate generator, with a sparse matrix product instead of an ANN index).
+It catches typos, plurals and word-order changes, and it is built lazily, once per graph.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from kg.graph import KnowledgeGraph
+
+
+class EntityMatch(NamedTuple):
+    entity: int
+    iri: str
+    label: str
+    alias: str  # the alias that matched
+    score: float  # 1.0 for an exact (case-insensitive) match, else cosine similarity
+
+
+def normalize(text: str) -> str:
+    """Case-folded, accent-stable, whitespace-collapsed form used for alias matching."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+class LabelIndex:
+    """Alias look-ups over one graph.
+
+    Attributes:
+        alias_texts: distinct normalized aliases.
+        alias_entities: for each alias, the ids of the entities it names (sorted).
+    """
+
+    def __init__(self, kg: KnowledgeGraph):
+        self.kg = kg
+        by_alias: dict[str, list[int]] = {}
+        ptr = kg.alias_indptr.tolist()
+        for e in range(kg.num_entities):
+            names = [kg.aliases[j] for j in range(ptr[e], ptr[e + 1])]
+            if not names:  # no label at all: the IRI's local name stands in
+                names = [kg.label(e)]
+            for name in names:
+                ids = by_alias.setdefault(normalize(name), [])
+                if not ids or ids[-1] != e:
+                    ids.append(e)
+        self.alias_texts: list[str] = list(by_alias)
+        self.alias_entities: list[list[int]] = list(by_alias.values())
+        self._by_alias = by_alias
+        self._vectorizer: Any = None
+        self._matrix: Any = None
+
+    def exact(self, text: str) -> list[int]:
+        """Entities one of whose aliases equals ``text`` up to case and spacing."""
+        return list(self._by_alias.get(normalize(text), []))
+
+    def _fit(self) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vectorizer = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(3, 3), lowercase=False, dtype=np.float32
+        )
+        self._matrix = vectorizer.fit_transform(self.alias_texts).T.tocsr()  # [ngrams, aliases]
+        self._vectorizer = vectorizer
+
+    def fuzzy(
+        self, queries: list[str], k: int = 10, min_score: float = 0.3
+    ) -> list[list[tuple[int, float]]]:
+        """For each query, up to ``k`` ``(alias index, cosine)`` pairs above ``min_score``."""
+        if not self.alias_texts or not queries:
+            return [[] for _ in queries]
+        if self._vectorizer is None:
+            self._fit()
+        assert self._vectorizer is not None and self._matrix is not None
+        q = self._vectorizer.transform([normalize(t) for t in queries])
+        sims = (q @ self._matrix).tocsr()  # [queries, aliases], sparse
+        out: list[list[tuple[int, float]]] = []
+        for row in range(sims.shape[0]):
+            lo, hi = sims.indptr[row], sims.indptr[row + 1]
+            idx, val = sims.indices[lo:hi], sims.data[lo:hi]
+            keep = val >= min_score
+            idx, val = idx[keep], val[keep]
+            top = np.argsort(-val, kind="stable")[:k]
+            out.append([(int(idx[t]), float(val[t])) for t in top])
+        return out
+
+    def search(self, query: str, limit: int = 10, min_score: float = 0.3) -> list[EntityMatch]:
+        """Exact alias matches (score 1.0) first, then fuzzy ones; one row per entity."""
+        best: dict[int, tuple[float, str]] = {}
+        key = normalize(query)
+        if not key:
+            return []
+        for e in self._by_alias.get(key, []):
+            best[e] = (1.0, key)
+        for alias, score in self.fuzzy([query], k=limit * 3, min_score=min_score)[0]:
+            for e in self.alias_entities[alias]:
+                if e not in best or best[e][0] < score:
+                    best[e] = (min(score, 0.999), self.alias_texts[alias])
+        degrees = self.kg.degrees()
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], -int(degrees[kv[0]]), kv[0]))
+        return [
+            EntityMatch(e, self.kg.iri(e), self.kg.label(e), alias, round(score, 4))
+            for e, (score, alias) in ranked[:limit]
+        ]

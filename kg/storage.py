@@ -1,0 +1,145 @@
+"""Save a compiled graph to a folder and load it back, with no pickle and no re-parsing.
+
+Layout of a compiled KG folder:
+    kg.json              format version, fingerprint, compile config, sources, counts
+    index.safetensors    every array; a string table is two arrays, ``NAME.blob`` + ``NAME.offsets``
+
+Writes are atomic: the folder is assembled under a temporary name beside the target and renamed
+into place, so a reader never sees half a graph and a failed write leaves the old one intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from kg.config import KGConfig
+from kg.errors import KGStoreError
+from kg.graph import ARRAY_FIELDS, STRING_FIELDS, KnowledgeGraph
+from kg.strings import StringTable
+
+FORMAT = "kgfuse-kg"
+FORMAT_VERSION = 1
+META_FILE = "kg.json"
+INDEX_FILE = "index.safetensors"
+
+
+@contextmanager
+def atomic_directory(target: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary folder; on success it replaces ``target``, on error it vanishes."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            if not target.is_dir():
+                raise KGStoreError(
+                    f"{target} exists and is not a folder; choose another output path"
+                )
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            target.rename(old)
+        try:
+            tmp.rename(target)
+        except BaseException:
+            if old is not None:
+                old.rename(target)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_graph(kg: KnowledgeGraph, directory: str | Path) -> Path:
+    """Write ``kg`` to ``directory`` atomically; returns the folder."""
+    from safetensors.numpy import save_file
+
+    arrays: dict[str, np.ndarray] = {name: getattr(kg, name) for name in ARRAY_FIELDS}
+    for name in STRING_FIELDS:
+        table: StringTable = getattr(kg, name)
+        arrays[f"{name}.blob"] = table.blob
+        arrays[f"{name}.offsets"] = table.offsets
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "fingerprint": kg.fingerprint,
+        "config": kg.config.to_dict(),
+        "sources": kg.sources,
+        "counts": {
+            "entities": kg.num_entities,
+            "relations": kg.num_relations,
+            "triples": kg.num_triples,
+        },
+    }
+    directory = Path(directory)
+    with atomic_directory(directory) as tmp:
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / INDEX_FILE))
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return directory
+
+
+def load_graph(directory: str | Path, verify: bool = True) -> KnowledgeGraph:
+    """Load a folder written by `save_graph`.
+
+    Args:
+        verify: recompute the fingerprint and refuse a folder whose content does not match it.
+
+    Raises:
+        KGStoreError: naming the missing or corrupt file and how to rebuild it.
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    directory = Path(directory)
+    rebuild = f"rebuild it with `kgfuse kg load FILES... -o {directory}`"
+    if not directory.is_dir():
+        raise KGStoreError(f"no compiled KG folder at {directory}; {rebuild}")
+    meta_path, index_path = directory / META_FILE, directory / INDEX_FILE
+    for p in (meta_path, index_path):
+        if not p.is_file():
+            raise KGStoreError(
+                f"{directory} is not a complete compiled KG: {p.name} is missing; {rebuild}"
+            )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise KGStoreError(f"{meta_path} is not valid JSON ({e}); {rebuild}") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise KGStoreError(f"{meta_path} does not describe a kgfuse KG; {rebuild}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise KGStoreError(
+            f"{directory} has KG format version {meta.get('format_version')}, this kgfuse reads "
+            f"version {FORMAT_VERSION}; {rebuild}"
+        )
+    try:
+        arrays = load_file(str(index_path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise KGStoreError(f"{index_path} is corrupt ({e}); {rebuild}") from e
+    expected = set(ARRAY_FIELDS) | {f"{n}.{p}" for n in STRING_FIELDS for p in ("blob", "offsets")}
+    missing = sorted(expected - set(arrays))
+    if missing:
+        raise KGStoreError(f"{index_path} lacks arrays {missing}; {rebuild}")
+    fields: dict[str, object] = {name: arrays[name] for name in ARRAY_FIELDS}
+    for name in STRING_FIELDS:
+        fields[name] = StringTable(arrays[f"{name}.blob"], arrays[f"{name}.offsets"])
+    kg = KnowledgeGraph(
+        **fields,  # type: ignore[arg-type]
+        config=KGConfig.from_dict(meta.get("config", {})),
+        sources=list(meta.get("sources", [])),
+        _fingerprint=meta.get("fingerprint"),
+    )
+    if verify and kg.compute_fingerprint() != meta.get("fingerprint"):
+        raise KGStoreError(
+            f"{index_path} does not match the fingerprint in {META_FILE} (corrupt?); {rebuild}"
+        )
+    return kg

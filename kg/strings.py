@@ -1,0 +1,93 @@
+"""A compact, immutable table of strings stored as one UTF-8 blob plus offsets.
+
+Why not a list of str: a compiled KG holds ~100k IRIs and labels per million triples, and a
+server reloads them at start-up. A blob + offsets loads as two arrays with no per-string work,
+and a sorted table answers look-ups by binary search with no dict to build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import overload
+
+import numpy as np
+
+
+class StringTable(Sequence[str]):
+    """Strings ``0..n-1`` packed as ``blob[offsets[i]:offsets[i+1]]`` (UTF-8).
+
+    Args:
+        blob: uint8 array of concatenated UTF-8 bytes.
+        offsets: int64 array of length ``n + 1``, starting at 0.
+    """
+
+    __slots__ = ("_bytes", "_offsets_list", "blob", "offsets")
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray):
+        self.blob = np.ascontiguousarray(blob, dtype=np.uint8)
+        self.offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        self._bytes = self.blob.tobytes()
+        self._offsets_list: list[int] | None = None
+
+    @classmethod
+    def from_strings(cls, strings: Iterable[str]) -> StringTable:
+        encoded = [s.encode("utf-8") for s in strings]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        if encoded:
+            np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        return cls(blob, offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def _bounds(self) -> list[int]:
+        if self._offsets_list is None:
+            self._offsets_list = self.offsets.tolist()
+        return self._offsets_list
+
+    def raw(self, i: int) -> bytes:
+        o = self._bounds()
+        return self._bytes[o[i] : o[i + 1]]
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"string index {i} out of range for a table of {n}")
+        return self.raw(i).decode("utf-8")
+
+    def __iter__(self) -> Iterator[str]:
+        o = self._bounds()
+        b = self._bytes
+        for i in range(len(o) - 1):
+            yield b[o[i] : o[i + 1]].decode("utf-8")
+
+    def find_sorted(self, s: str) -> int:
+        """Index of ``s`` in a table sorted by code point (UTF-8 byte order), or -1."""
+        key = s.encode("utf-8")
+        lo, hi = 0, len(self)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.raw(mid) < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo if lo < len(self) and self.raw(lo) == key else -1
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StringTable):
+            return NotImplemented
+        return self._bytes == other._bytes and np.array_equal(self.offsets, other.offsets)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"StringTable({len(self)} strings, {len(self._bytes)} bytes)"

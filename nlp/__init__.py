@@ -1,0 +1,1 @@
+"""nlp: the spaCy entity linker that maps text spans to KG entities (issue: the linker)."""
