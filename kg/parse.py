@@ -178,7 +178,10 @@ def _read_rdf_oxigraph(
                 else:
                     add_edge(sk, q.predicate.value, o.value if type(o) is named else key(o))
         except SyntaxError as e:
-            raise _oxigraph_error(e, path) from e
+            error = _oxigraph_error(e, path)
+            if error.line is None:  # RDF/XML errors carry no position: let rdflib place it
+                error = KGLoadError(error.reason, path, _locate_with_rdflib(path, fmt))
+            raise error from e
         except ValueError as e:  # e.g. a JSON-LD context that would need the network
             raise KGLoadError(f"cannot parse as {fmt}: {e}", path) from e
 
@@ -195,7 +198,8 @@ def _read_rdf_rdflib(
     try:
         dataset.parse(data=text, format=_RDFLIB_FORMATS[fmt], publicID=path.resolve().as_uri())
     except Exception as e:  # rdflib raises a different class per syntax
-        raise KGLoadError(f"syntax error: {_first_line(e)}", path, _rdflib_line(e)) from e
+        line = _rdflib_line(e) or _line_of_fragment(text, _first_line(e))
+        raise KGLoadError(f"syntax error: {_first_line(e)}", path, line) from e
     blank_keys: dict[str, str] = {}
 
     def key(term: object) -> str:
@@ -216,6 +220,21 @@ def _read_rdf_rdflib(
             builder.add_literal(key(s), str(p), str(o), o.language, datatype)
         else:
             builder.add_edge(key(s), str(p), key(o))
+
+
+def _locate_with_rdflib(path: Path, fmt: str) -> int | None:
+    try:
+        _read_rdf_rdflib(path, fmt, GraphBuilder(), "x", None)
+    except KGLoadError as e:
+        return e.line
+    return None
+
+
+def _line_of_fragment(text: str, message: str) -> int | None:
+    """Line of the text a message quotes after its last ': ' (rdflib's N-Triples errors)."""
+    fragment = message.rsplit(": ", 1)[-1].strip()
+    at = text.find(fragment) if len(fragment) >= 3 else -1
+    return text.count("\n", 0, at) + 1 if at >= 0 else None
 
 
 def _first_line(e: Exception) -> str:

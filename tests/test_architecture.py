@@ -1,0 +1,34 @@
+"""Imports run one way: kg <- nlp <- fusion <- api."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LAYERS = ["kg", "nlp", "fusion", "api"]
+
+
+def _imported_layers(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        found |= {n.split(".")[0] for n in names} & set(LAYERS)
+    return found
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_layers_import_only_layers_below_them(layer: str) -> None:
+    allowed = set(LAYERS[: LAYERS.index(layer) + 1])
+    offenders = {
+        str(p.relative_to(REPO)): sorted(_imported_layers(p) - allowed)
+        for p in (REPO / layer).rglob("*.py")
+        if _imported_layers(p) - allowed
+    }
+    assert offenders == {}, f"{layer} may import only {sorted(allowed)}"
