@@ -3,11 +3,15 @@
 The fuzzy part is character 3-gram TF-IDF with cosine similarity over every distinct alias (the
 idea of scispacy's candidate generator, with a sparse matrix product instead of an ANN index).
 It catches typos, plurals and word-order changes, and it is built lazily, once per graph.
+Search re-ranks the fuzzy candidates by the mean of that cosine and an edit-based ratio
+(difflib), because cosine alone favours short aliases: "Quell Soo" is closer to "Quell Solo"
+than to "Quell", though the short alias shares a larger share of its 3-grams.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -90,14 +94,19 @@ class LabelIndex:
         return out
 
     def search(self, query: str, limit: int = 10, min_score: float = 0.3) -> list[EntityMatch]:
-        """Exact alias matches (score 1.0) first, then fuzzy ones; one row per entity."""
+        """Exact alias matches (score 1.0) first, then fuzzy ones; one row per entity.
+
+        A fuzzy score is ``(cosine + edit ratio) / 2``, capped below 1.0.
+        """
         best: dict[int, tuple[float, str]] = {}
         key = normalize(query)
         if not key:
             return []
         for e in self._by_alias.get(key, []):
             best[e] = (1.0, key)
-        for alias, score in self.fuzzy([query], k=limit * 3, min_score=min_score)[0]:
+        for alias, cosine in self.fuzzy([query], k=limit * 3, min_score=min_score)[0]:
+            ratio = SequenceMatcher(None, key, self.alias_texts[alias], autojunk=False).ratio()
+            score = (cosine + ratio) / 2
             for e in self.alias_entities[alias]:
                 if e not in best or best[e][0] < score:
                     best[e] = (min(score, 0.999), self.alias_texts[alias])
