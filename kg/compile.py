@@ -39,6 +39,7 @@ class GraphBuilder:
         self._alias_predicates = frozenset(c.alias_predicates)
         self._description_rank = {p: i for i, p in enumerate(c.description_predicates)}
         self._type_predicates = frozenset(c.type_predicates)
+        self._languages: dict[str | None, int | None] = {}
 
     def entity(self, key: str) -> int:
         ents = self._entities
@@ -49,25 +50,29 @@ class GraphBuilder:
 
     def add_edge(self, subject: str, predicate: str, obj: str) -> None:
         """A triple between two entities (IRIs or ``_:`` blank-node keys)."""
-        self.statements += 1
-        ents = self._entities
-        s = ents.get(subject)
-        if s is None:
-            s = ents[subject] = len(ents)
-        o = ents.get(obj)
-        if o is None:
-            o = ents[obj] = len(ents)
-        if predicate in self._type_predicates:
-            self._types.append((s, o))
-            if not self.config.type_edges:
-                return
-        rels = self._relations
-        r = rels.get(predicate)
-        if r is None:
-            r = rels[predicate] = len(rels)
-        self._src.append(s)
-        self._rel.append(r)
-        self._dst.append(o)
+        self.add_edges([subject], [predicate], [obj])
+
+    def add_edges(self, subjects: list[str], predicates: list[str], objects: list[str]) -> None:
+        """Many entity-to-entity triples at once: the fast path for large files."""
+        self.statements += len(subjects)
+        ents, rels = self._entities, self._relations
+        intern, rintern = ents.setdefault, rels.setdefault
+        s_ids = [intern(k, len(ents)) for k in subjects]
+        o_ids = [intern(k, len(ents)) for k in objects]
+        if not self._type_predicates.isdisjoint(predicates):
+            keep = []
+            for i, p in enumerate(predicates):
+                if p in self._type_predicates:
+                    self._types.append((s_ids[i], o_ids[i]))
+                    if not self.config.type_edges:
+                        continue
+                keep.append(i)
+            s_ids = [s_ids[i] for i in keep]
+            o_ids = [o_ids[i] for i in keep]
+            predicates = [predicates[i] for i in keep]
+        self._src.extend(s_ids)
+        self._rel.extend([rintern(p, len(rels)) for p in predicates])
+        self._dst.extend(o_ids)
 
     def add_literal(
         self, subject: str, predicate: str, value: str, lang: str | None, datatype: str
@@ -75,24 +80,35 @@ class GraphBuilder:
         """A triple whose object is a literal: a label, alias, description or attribute."""
         self.statements += 1
         s = self.entity(subject)
-        c = self.config
         label_rank = self._label_rank.get(predicate)
         if label_rank is not None or predicate in self._alias_predicates:
-            if not c.accepts_language(lang) or not value.strip():
+            lang_rank = self._language_rank(lang)
+            if lang_rank is None or not value.strip():
                 return
             value = " ".join(value.split())
             self._aliases.setdefault(s, set()).add(value)
             if label_rank is not None:
-                rank = (label_rank, c.language_rank(lang), value)
-                self._labels.setdefault(s, []).append(rank)
+                self._labels.setdefault(s, []).append((label_rank, lang_rank, value))
             return
         desc_rank = self._description_rank.get(predicate)
         if desc_rank is not None:
-            if c.accepts_language(lang) and value.strip():
-                rank = (desc_rank, c.language_rank(lang), " ".join(value.split()))
+            lang_rank = self._language_rank(lang)
+            if lang_rank is not None and value.strip():
+                rank = (desc_rank, lang_rank, " ".join(value.split()))
                 self._descriptions.setdefault(s, []).append(rank)
             return
         self._attributes.append((s, predicate, value, f"@{lang}" if lang else datatype))
+
+    def _language_rank(self, lang: str | None) -> int | None:
+        """Preference rank of a literal's language, None when the config rejects it (cached)."""
+        try:
+            return self._languages[lang]
+        except KeyError:
+            c = self.config
+            rank = self._languages[lang] = (
+                c.language_rank(lang) if c.accepts_language(lang) else None
+            )
+            return rank
 
     def name_relation(self, predicate: str, name: str) -> None:
         """Record the plain name a delimited file gave a relation (its display label)."""
@@ -170,13 +186,35 @@ def _indptr_from_owner(owners: list[int], n: int) -> np.ndarray:
 
 
 def _csr_with_inverse(
-    src: np.ndarray, rel: np.ndarray, dst: np.ndarray, n: int, num_relations: int
+    src: np.ndarray,
+    rel: np.ndarray,
+    dst: np.ndarray,
+    n: int,
+    num_relations: int,
+    pack: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Deduplicated CSR over forward edges plus one inverse edge (relation ``r + R``) each.
 
     Row ``v`` lists ``(relation, neighbour)`` pairs sorted by relation then neighbour:
     ``r < R`` means the triple ``(v, r, neighbour)``; ``r >= R`` means ``(neighbour, r - R, v)``.
+    Sorting packs (row, relation, column) into one int64 key when it fits: one sort of a
+    single key is several times faster than a three-key lexsort (``pack=None``: when it fits).
     """
+    r2 = max(2 * num_relations, 1)
+    if pack is None:
+        pack = n * n * r2 < 2**62
+    if len(src) and pack:
+        key = np.unique((src * num_relations + rel) * n + dst)  # sorts and drops duplicates
+        src, rem = np.divmod(key, num_relations * n)
+        rel, dst = np.divmod(rem, n)
+        rows = np.concatenate([src, dst])
+        cols = np.concatenate([dst, src])
+        rels = np.concatenate([rel, rel + num_relations])
+        packed = np.sort((rows * r2 + rels) * n + cols)
+        rels_sorted, cols_sorted = np.divmod(packed % (r2 * n), n)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+        return indptr, cols_sorted.astype(np.int32), rels_sorted.astype(np.int32)
     if len(src):
         order = np.lexsort((dst, rel, src))
         src, rel, dst = src[order], rel[order], dst[order]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -93,6 +95,8 @@ class KnowledgeGraph:
     sources: list[str] = field(default_factory=list)
     _fingerprint: str | None = field(default=None, repr=False)
     _label_index: LabelIndex | None = field(default=None, repr=False)
+    _out_end: np.ndarray | None = field(default=None, repr=False)
+    _scratch: threading.local = field(default_factory=threading.local, repr=False)
 
     # ----- sizes -----
     @property
@@ -153,6 +157,11 @@ class KnowledgeGraph:
     def aliases_of(self, entity: int) -> list[str]:
         lo, hi = self.alias_indptr[entity], self.alias_indptr[entity + 1]
         return [self.aliases[j] for j in range(int(lo), int(hi))]
+
+    def names(self, entity: int) -> list[str]:
+        """What the entity may be called in text: its aliases, else its humanized local name
+        ("joint_pain" -> "joint pain") when the KG gives it no label."""
+        return self.aliases_of(entity) or [humanize(local_name(self.entities[entity]))]
 
     def description(self, entity: int) -> str:
         return self.descriptions[entity]
@@ -219,6 +228,26 @@ class KnowledgeGraph:
 
     def degrees(self) -> np.ndarray:
         return np.diff(self.indptr)
+
+    @property
+    def out_end(self) -> np.ndarray:
+        """End of each row's outgoing entries: a row lists relations ``< R`` (outgoing) first."""
+        if self._out_end is None:
+            rows = np.repeat(np.arange(self.num_entities), np.diff(self.indptr))
+            outgoing = np.bincount(
+                rows[self.edge_relations < self.num_relations], minlength=self.num_entities
+            )
+            self._out_end = self.indptr[:-1] + outgoing
+        return self._out_end
+
+    @contextmanager
+    def position_table(self) -> Iterator[np.ndarray]:
+        """A per-thread int64 array of -1s, one slot per entity, for O(1) membership tests.
+        The caller must set back to -1 every slot it wrote."""
+        table = getattr(self._scratch, "positions", None)
+        if table is None:
+            table = self._scratch.positions = np.full(self.num_entities, -1, dtype=np.int64)
+        yield table
 
     def neighbors_of(self, entity: int) -> list[Neighbor]:
         """Every edge touching ``entity``, in either direction, sorted by relation then node."""

@@ -27,6 +27,7 @@ from kg.formats import DELIMITED
 
 Progress = Callable[[int], None]  # called with the number of bytes just read from disk
 PARSERS = ("oxigraph", "rdflib")
+EDGE_BATCH = 65_536  # edges handed to the builder at once (bulk interning is ~4x faster)
 
 _OX_FORMATS = {
     "turtle": "TURTLE",
@@ -165,7 +166,10 @@ def _read_rdf_oxigraph(
             return k
         raise KGLoadError("RDF-star quoted triples are not supported; flatten them first", path)
 
-    add_edge, add_literal = builder.add_edge, builder.add_literal
+    add_literal = builder.add_literal
+    subjects: list[str] = []
+    predicates: list[str] = []
+    objects: list[str] = []
     with _open_binary(path, progress) as stream:
         try:
             for q in ox.parse(
@@ -175,8 +179,14 @@ def _read_rdf_oxigraph(
                 sk = s.value if type(s) is named else key(s)
                 if type(o) is literal:
                     add_literal(sk, q.predicate.value, o.value, o.language, o.datatype.value)
-                else:
-                    add_edge(sk, q.predicate.value, o.value if type(o) is named else key(o))
+                    continue
+                subjects.append(sk)
+                predicates.append(q.predicate.value)
+                objects.append(o.value if type(o) is named else key(o))
+                if len(subjects) >= EDGE_BATCH:
+                    builder.add_edges(subjects, predicates, objects)
+                    subjects, predicates, objects = [], [], []
+            builder.add_edges(subjects, predicates, objects)
         except SyntaxError as e:
             error = _oxigraph_error(e, path)
             if error.line is None:  # RDF/XML errors carry no position: let rdflib place it

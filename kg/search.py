@@ -44,12 +44,8 @@ class LabelIndex:
     def __init__(self, kg: KnowledgeGraph):
         self.kg = kg
         by_alias: dict[str, list[int]] = {}
-        ptr = kg.alias_indptr.tolist()
         for e in range(kg.num_entities):
-            names = [kg.aliases[j] for j in range(ptr[e], ptr[e + 1])]
-            if not names:  # no label at all: the IRI's local name stands in
-                names = [kg.label(e)]
-            for name in names:
+            for name in kg.names(e):
                 ids = by_alias.setdefault(normalize(name), [])
                 if not ids or ids[-1] != e:
                     ids.append(e)
@@ -58,6 +54,9 @@ class LabelIndex:
         self._by_alias = by_alias
         self._vectorizer: Any = None
         self._matrix: Any = None
+        self._analyze: Any = None
+        self._gram_ids: dict[str, int] = {}
+        self._idf: Any = None
 
     def exact(self, text: str) -> list[int]:
         """Entities one of whose aliases equals ``text`` up to case and spacing."""
@@ -70,7 +69,32 @@ class LabelIndex:
             analyzer="char_wb", ngram_range=(3, 3), lowercase=False, dtype=np.float32
         )
         self._matrix = vectorizer.fit_transform(self.alias_texts).T.tocsr()  # [ngrams, aliases]
+        self._analyze = vectorizer.build_analyzer()
+        self._gram_ids = vectorizer.vocabulary_
+        self._idf = vectorizer.idf_.astype(np.float32)
         self._vectorizer = vectorizer
+
+    def _vectorize(self, queries: list[str]) -> Any:
+        """TF-IDF rows for ``queries``, built directly: sklearn's ``transform`` validates its
+        input on every call, which costs more than the product itself for a few short strings."""
+        from scipy.sparse import csr_matrix
+
+        indptr, indices, data = [0], [], []
+        for q in queries:
+            counts: dict[int, int] = {}
+            for gram in self._analyze(normalize(q)):
+                g = self._gram_ids.get(gram)
+                if g is not None:
+                    counts[g] = counts.get(g, 0) + 1
+            ids = np.fromiter(counts, dtype=np.int64, count=len(counts))
+            w = np.fromiter(counts.values(), dtype=np.float32, count=len(counts)) * self._idf[ids]
+            norm = float(np.sqrt((w * w).sum())) or 1.0
+            indices.extend(ids.tolist())
+            data.extend((w / norm).tolist())
+            indptr.append(len(indices))
+        return csr_matrix(
+            (data, indices, indptr), shape=(len(queries), len(self._idf)), dtype=np.float32
+        )
 
     def fuzzy(
         self, queries: list[str], k: int = 10, min_score: float = 0.3
@@ -80,9 +104,7 @@ class LabelIndex:
             return [[] for _ in queries]
         if self._vectorizer is None:
             self._fit()
-        assert self._vectorizer is not None and self._matrix is not None
-        q = self._vectorizer.transform([normalize(t) for t in queries])
-        sims = (q @ self._matrix).tocsr()  # [queries, aliases], sparse
+        sims = (self._vectorize(queries) @ self._matrix).tocsr()  # [queries, aliases]
         out: list[list[tuple[int, float]]] = []
         for row in range(sims.shape[0]):
             lo, hi = sims.indptr[row], sims.indptr[row + 1]

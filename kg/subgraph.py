@@ -147,7 +147,6 @@ def k_hop_subgraph(
     hop_of = [np.zeros(len(nodes), dtype=np.int64)]
     chosen = [nodes]
     frontier = nodes
-    degrees = kg.indptr[1:] - kg.indptr[:-1]
     room = max(max_nodes - len(nodes), 0)
     for h in range(1, hops + 1):
         if room == 0 or len(frontier) == 0:
@@ -162,7 +161,8 @@ def k_hop_subgraph(
         cand, votes = cand[fresh], votes[fresh]
         if len(cand) == 0:
             break
-        order = np.lexsort((cand, degrees[cand], -votes))[:room]
+        degrees = kg.indptr[cand + 1] - kg.indptr[cand]
+        order = np.lexsort((cand, degrees, -votes))[:room]
         frontier = cand[order]
         chosen.append(frontier)
         hop_of.append(np.full(len(frontier), h, dtype=np.int64))
@@ -174,11 +174,19 @@ def k_hop_subgraph(
 
 
 def _induced_triples(kg: KnowledgeGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    owner, rel, nbr = _gather_rows(kg, nodes)
-    sorter = np.argsort(nodes)
-    sorted_nodes = nodes[sorter]
-    pos = np.searchsorted(sorted_nodes, nbr)
-    pos = np.minimum(pos, len(nodes) - 1) if len(nodes) else pos
-    inside = (rel < kg.num_relations) & (sorted_nodes[pos] == nbr) if len(nodes) else rel < 0
-    edge_index = np.stack([owner[inside], sorter[pos[inside]]]).astype(np.int64)
-    return edge_index, rel[inside]
+    """Triples among ``nodes``: scan each node's outgoing entries (the front of its CSR row)
+    and keep those whose object is chosen, found through a dense position table."""
+    starts = kg.indptr[nodes]
+    lens = kg.out_end[nodes] - starts
+    total = int(lens.sum())
+    if total == 0:
+        return np.empty((2, 0), dtype=np.int64), np.empty(0, dtype=np.int64)
+    owner = np.repeat(np.arange(len(nodes)), lens)
+    idx = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(starts, lens)
+    with kg.position_table() as position:
+        position[nodes] = np.arange(len(nodes))
+        local = position[kg.neighbors[idx]]
+        position[nodes] = -1
+    inside = local >= 0
+    edge_index = np.stack([owner[inside], local[inside]]).astype(np.int64)
+    return edge_index, kg.edge_relations[idx[inside]].astype(np.int64)

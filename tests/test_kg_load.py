@@ -260,3 +260,18 @@ def test_config_rejects_bad_values_all_at_once() -> None:
     assert "base_iri" in str(info.value) and "type_edges" in str(info.value)
     with pytest.raises(kg.KGFuseError, match="unknown KG config key"):
         kg.KGConfig.from_dict({"label_predicate": []})
+
+
+def test_csr_packed_sort_equals_the_lexsort_fallback() -> None:
+    from kg.compile import _csr_with_inverse
+
+    rng = np.random.default_rng(0)
+    n, r = 50, 4
+    src, rel, dst = (rng.integers(0, k, 400) for k in (n, r, n))  # duplicates included
+    packed = _csr_with_inverse(src, rel, dst, n, r, pack=True)
+    fallback = _csr_with_inverse(src, rel, dst, n, r, pack=False)  # for ids too wide to pack
+    for a, b in zip(packed, fallback, strict=True):
+        assert np.array_equal(a, b)
+    assert packed[0][-1] == 2 * len(
+        {(int(s), int(p), int(o)) for s, p, o in zip(src, rel, dst, strict=True)}
+    )
