@@ -1,0 +1,192 @@
+"""Entity-linking quality and speed on ../shared/data/symptom2disease.
+
+    .venv/bin/python bench/linking.py --json bench/results/linking.json
+
+Compares the `kg_linker` with an exact-match baseline (spaCy PhraseMatcher on lower-cased KG
+aliases) in the same run:
+- coverage: share of texts with at least one linked entity;
+- links per text;
+- support precision: share of linked symptom entities that are KG neighbours of the text's gold
+  disease (through label_map.tsv);
+- gold precision / recall / F1 against bench/gold/symptom2disease_linking.jsonl (100
+  hand-annotated texts): strict (same offsets and IRI) and relaxed (overlapping span, same IRI);
+- texts/s on one core (tokenization included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import spacy
+from spacy.matcher import PhraseMatcher
+
+import kg
+from nlp.linker import from_kg
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "symptom2disease"
+GOLD = REPO / "bench" / "gold" / "symptom2disease_linking.jsonl"
+SKB = "http://example.org/symptomkb/"
+TARGETS = {"coverage": 0.90, "gold_f1": 0.85, "texts_per_s": 1000.0}
+
+Link = tuple[int, int, str]  # character start, end, IRI
+Linker = Callable[[list[str]], list[list[Link]]]
+
+
+def read_texts() -> list[dict[str, str]]:
+    with (DATA / "Symptom2Disease.csv").open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def kg_linker(graph: kg.KnowledgeGraph) -> Linker:
+    nlp = from_kg(graph)
+
+    def run(texts: list[str]) -> list[list[Link]]:
+        return [
+            [(e.start_char, e.end_char, e.kb_id_) for e in doc._.kg_entities]
+            for doc in nlp.pipe(texts)
+        ]
+
+    return run
+
+
+def exact_baseline(graph: kg.KnowledgeGraph) -> Linker:
+    """spaCy PhraseMatcher on lower-cased aliases; overlaps resolved to the longest match."""
+    nlp = spacy.blank("en")
+    matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
+    for e in range(graph.num_entities):
+        aliases = graph.aliases_of(e)
+        if aliases:
+            matcher.add(graph.iri(e), list(nlp.tokenizer.pipe(aliases)))
+
+    def run(texts: list[str]) -> list[list[Link]]:
+        out = []
+        for doc in nlp.tokenizer.pipe(texts):
+            spans = spacy.util.filter_spans(matcher(doc, as_spans=True))
+            out.append([(s.start_char, s.end_char, s.label_) for s in spans])
+        return out
+
+    return run
+
+
+def support_precision(
+    graph: kg.KnowledgeGraph, rows: list[dict[str, str]], links: list[list[Link]]
+) -> float:
+    with (DATA / "label_map.tsv").open(encoding="utf-8") as f:
+        disease_of = dict(line.rstrip("\n").split("\t") for line in list(f)[1:])
+    symptom_type = graph.entity_id(SKB + "Symptom")
+    good = total = 0
+    for row, found in zip(rows, links, strict=True):
+        disease = graph.resolve(disease_of[row["label"]])
+        neighbours = {n.node for n in graph.neighbors_of(disease)}
+        for _, _, iri in found:
+            e = graph.entity_id(iri)
+            if symptom_type in graph.types_of(e):
+                total += 1
+                good += e in neighbours
+    return good / max(total, 1)
+
+
+def gold_scores(rows: list[dict[str, str]], linker: Linker) -> dict[str, float]:
+    gold = [
+        json.loads(line) for line in GOLD.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+    texts = [rows[g["row"]]["text"] for g in gold]
+    predicted = linker(texts)
+    scores = {}
+    for mode in ("strict", "relaxed"):
+        tp_p = tp_g = n_pred = n_gold = 0
+        for g, pred in zip(gold, predicted, strict=True):
+            truth = [(m["start"], m["end"], m["iri"]) for m in g["mentions"]]
+            n_pred += len(pred)
+            n_gold += len(truth)
+            tp_p += sum(any(_same(p, t, mode) for t in truth) for p in pred)
+            tp_g += sum(any(_same(p, t, mode) for p in pred) for t in truth)
+        precision, recall = tp_p / max(n_pred, 1), tp_g / max(n_gold, 1)
+        f1 = 2 * precision * recall / max(precision + recall, 1e-9)
+        scores.update(
+            {
+                f"gold_{mode}_precision": precision,
+                f"gold_{mode}_recall": recall,
+                f"gold_{mode}_f1": f1,
+            }
+        )
+    return scores
+
+
+def _same(p: Link, t: Link, mode: str) -> bool:
+    if p[2] != t[2]:
+        return False
+    return p[:2] == t[:2] if mode == "strict" else p[0] < t[1] and t[0] < p[1]
+
+
+def measure(
+    name: str,
+    make: Callable[[kg.KnowledgeGraph], Linker],
+    graph: kg.KnowledgeGraph,
+    rows: list[dict[str, str]],
+) -> dict[str, float]:
+    linker = make(graph)
+    texts = [r["text"] for r in rows]
+    linker(texts[:50])  # warm-up: lazy tables and caches
+    start = time.perf_counter()
+    links = linker(texts)
+    seconds = time.perf_counter() - start
+    figures = {
+        "coverage": sum(bool(x) for x in links) / len(links),
+        "links_per_text": sum(map(len, links)) / len(links),
+        "support_precision": support_precision(graph, rows, links),
+        "texts_per_s": len(texts) / seconds,
+        **gold_scores(rows, linker),
+    }
+    figures["gold_f1"] = figures["gold_strict_f1"]
+    print(f"measured {name}")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
+    args = parser.parse_args()
+    graph = kg.load(DATA / "kg.ttl")
+    rows = read_texts()
+    results = {
+        "kg_linker": measure("kg_linker", kg_linker, graph, rows),
+        "exact_baseline": measure("exact_baseline", exact_baseline, graph, rows),
+    }
+    ours, base = results["kg_linker"], results["exact_baseline"]
+    checks = {
+        "coverage >= 0.90": ours["coverage"] >= TARGETS["coverage"],
+        "support precision >= exact baseline": ours["support_precision"]
+        >= base["support_precision"],
+        "gold F1 (strict) >= 0.85": ours["gold_f1"] >= TARGETS["gold_f1"],
+        "texts/s >= 1000": ours["texts_per_s"] >= TARGETS["texts_per_s"],
+    }
+    print(f"\n{'measure':28} {'kg_linker':>10} {'exact':>10} {'ratio':>7}")
+    for key in ours:
+        ratio = ours[key] / base[key] if base[key] else float("nan")
+        print(f"{key:28} {ours[key]:10.3f} {base[key]:10.3f} {ratio:7.2f}")
+    print()
+    for name, ok in checks.items():
+        print(f"{'PASS' if ok else 'MISS'}  {name}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
+        tmp.write_text(
+            json.dumps({"results": results, "targets": TARGETS, "checks": checks}, indent=2) + "\n"
+        )
+        os.replace(tmp, args.json)
+
+
+if __name__ == "__main__":
+    main()

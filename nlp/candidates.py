@@ -1,0 +1,315 @@
+"""Candidate generation: which spans of a text may name which KG entities.
+
+Paths, from most to least certain (``kind`` of a `MentionCandidate`):
+- ``exact``: the span's lower-cased words equal an alias's;
+- ``lemma``: equal after lemmatization ("joints" -> "joint", "headaches" -> "headache");
+- ``abbreviation``: a short form and a long form ("GERD" / "gastroesophageal reflux disease"),
+  when either is an alias or the text defines one by the other;
+- ``window``: every content word of a multi-word alias within a short window, in any order
+  ("pain in my back" -> "back pain");
+- ``head``: the head word alone names a two-or-more-word alias of exactly one entity
+  ("rash" -> "skin rash"), for aliases without function words;
+- ``fuzzy``: character 3-gram TF-IDF neighbours, re-scored by edit ratio, for spans holding a
+  word the lemma tables do not know (typos such as "diarrhea" / "diarrhoea", "psoriasys").
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from difflib import SequenceMatcher
+from typing import NamedTuple
+
+from spacy.lang.en.stop_words import STOP_WORDS
+from spacy.tokens import Doc
+
+from kg.graph import KnowledgeGraph
+from kg.search import normalize
+from nlp.abbreviations import find_definitions, fits, is_short_form
+from nlp.keys import JOINERS, Lemmatizer
+
+KIND_SIMILARITY = {"exact": 1.0, "lemma": 0.95, "abbreviation": 0.9, "window": 0.85, "head": 0.75}
+_WORD = re.compile(r"^[^\W\d_]+$")
+
+
+class MentionCandidate(NamedTuple):
+    entity: int
+    alias: str  # the alias that matched
+    similarity: float  # string similarity of span and alias, in [0, 1]
+    kind: str  # exact | lemma | abbreviation | window | head | fuzzy
+
+
+class Mention(NamedTuple):
+    start: int  # token offsets in the Doc
+    end: int
+    candidates: list[MentionCandidate]
+
+    @property
+    def best(self) -> float:
+        return max(c.similarity for c in self.candidates)
+
+
+class _Alias(NamedTuple):
+    entity: int
+    text: str
+    lower: tuple[str, ...]
+    case_sensitive: bool  # short all-capital aliases ("AIDS") match only as written
+
+
+class CandidateGenerator:
+    """Alias tables over one KG, and `generate(doc)` that finds mentions in a Doc.
+
+    Args:
+        kg: the graph whose aliases are matched.
+        tokenize: the pipeline's tokenizer (aliases are split the way texts are).
+        lemmatizer: lemma keys for words.
+        eligible: entity ids that may be linked (type filter applied by the caller).
+        min_alias_length: aliases shorter than this many characters are not matched.
+        stop_aliases: aliases never matched (common words that happen to name an entity).
+        fuzzy_threshold: minimum ``(cosine + edit ratio) / 2`` of a fuzzy candidate.
+        window_slack: extra words allowed inside a window match.
+        head_match: enable the ``head`` path.
+    """
+
+    def __init__(
+        self,
+        kg: KnowledgeGraph,
+        tokenize: Callable[[str], Doc],
+        lemmatizer: Lemmatizer,
+        eligible: set[int],
+        *,
+        min_alias_length: int = 3,
+        stop_aliases: frozenset[str] = frozenset(),
+        fuzzy_threshold: float = 0.8,
+        window_slack: int = 3,
+        head_match: bool = False,
+    ):
+        self.kg = kg
+        self.lemma = lemmatizer
+        self.eligible = eligible
+        self.fuzzy_threshold = fuzzy_threshold
+        self.window_slack = window_slack
+        self.head_match = head_match
+        self.stop_aliases = frozenset(normalize(a) for a in stop_aliases)
+        self.min_alias_length = min_alias_length
+        self.by_keys: dict[tuple[str, ...], list[_Alias]] = defaultdict(list)
+        self.windows: dict[str, list[tuple[frozenset[str], _Alias]]] = defaultdict(list)
+        heads: dict[str, set[int]] = defaultdict(set)
+        self.short_forms: dict[str, list[_Alias]] = defaultdict(list)  # first letter -> aliases
+        self.long_forms: dict[str, list[_Alias]] = defaultdict(list)
+        self.max_words = 1
+        key_count: dict[str, int] = defaultdict(int)
+        pending: list[tuple[frozenset[str], _Alias]] = []
+        for e in sorted(eligible):
+            for text in kg.names(e):
+                if len(text) < min_alias_length or normalize(text) in self.stop_aliases:
+                    continue
+                words = [t.text for t in tokenize(text) if not t.is_space and t.text not in JOINERS]
+                if not words:
+                    continue
+                keys = lemmatizer.keys(words)
+                alias = _Alias(e, text, tuple(w.lower() for w in words), _is_acronym(text))
+                self.by_keys[keys].append(alias)
+                self.max_words = max(self.max_words, len(keys))
+                content = [k for k in keys if k not in STOP_WORDS and _WORD.match(k)]
+                for k in set(content):
+                    key_count[k] += 1
+                if len(set(content)) >= 2:
+                    pending.append((frozenset(content), alias))
+                    if len(content) == len(keys):  # no function words: the last word is its head
+                        heads[content[-1]].add(e)
+                if alias.case_sensitive:
+                    self.short_forms[text[0].lower()].append(alias)
+                elif len(words) >= 2:
+                    self.long_forms[words[0][0].lower()].append(alias)
+        for words_needed, alias in pending:  # anchor each window on its rarest word
+            anchor = min(words_needed, key=lambda k: (key_count[k], k))
+            self.windows[anchor].append((words_needed, alias))
+        self.heads = {
+            k: next(iter(es))
+            for k, es in heads.items()
+            if len(es) == 1 and k not in STOP_WORDS and not self.by_keys.get((k,))
+        }
+        self.known_words = (
+            set(lemmatizer.vocabulary())
+            | set(STOP_WORDS)
+            | {k for keys in self.by_keys for k in keys}
+        )
+
+    # ----- generation -----
+    def generate(self, doc: Doc) -> list[Mention]:
+        """Every (possibly overlapping) mention in ``doc`` with its candidates."""
+        toks = [(t.i, t.text, t.lower_) for t in doc if not t.is_space and t.text not in JOINERS]
+        words = _Words(
+            pos=[i for i, _, _ in toks],
+            text=[w for _, w, _ in toks],
+            lower=[low for _, _, low in toks],
+            keys=[self.lemma(w) for _, w, _ in toks],
+        )
+        found: dict[tuple[int, int], dict[int, MentionCandidate]] = defaultdict(dict)
+
+        def add(a: int, b: int, cand: MentionCandidate) -> None:
+            """Words a..b-1 may name ``cand.entity``; keep the best candidate per entity."""
+            span = (words.pos[a], words.pos[b - 1] + 1)
+            old = found[span].get(cand.entity)
+            if old is None or old.similarity < cand.similarity:
+                found[span][cand.entity] = cand
+
+        self._aliases(words, add)
+        self._windows(words.keys, add)
+        self._abbreviations(words, add)
+        if self.head_match:
+            sim = KIND_SIMILARITY["head"]
+            for a, k in enumerate(words.keys):
+                e = self.heads.get(k)
+                if e is not None and _WORD.match(k):
+                    add(a, a + 1, MentionCandidate(e, self.kg.label(e), sim, "head"))
+        self._fuzzy(words, found, add)
+        for span, cands in self._defined_abbreviations(doc, found).items():
+            for c in cands:
+                found[span].setdefault(c.entity, c)
+        return [Mention(s, e, list(c.values())) for (s, e), c in sorted(found.items()) if c]
+
+    def _aliases(self, words: _Words, add: _Add) -> None:
+        keys, lows, n = words.keys, words.lower, len(words.keys)
+        for a in range(n):
+            for b in range(a + 1, min(a + self.max_words, n) + 1):
+                for alias in self.by_keys.get(tuple(keys[a:b]), ()):
+                    if alias.case_sensitive and " ".join(words.text[a:b]) != alias.text:
+                        continue
+                    kind = "exact" if tuple(lows[a:b]) == alias.lower else "lemma"
+                    add(
+                        a,
+                        b,
+                        MentionCandidate(alias.entity, alias.text, KIND_SIMILARITY[kind], kind),
+                    )
+
+    def _windows(self, keys: list[str], add: _Add) -> None:
+        n, sim = len(keys), KIND_SIMILARITY["window"]
+        for a, k in enumerate(keys):
+            for content, alias in self.windows.get(k, ()):
+                reach = len(content) + self.window_slack
+                where: dict[str, int] = {}
+                for j in range(max(0, a - reach + 1), min(n, a + reach)):
+                    if keys[j] in content:
+                        where.setdefault(keys[j], j)
+                if len(where) == len(content):
+                    first, last = min(where.values()), max(where.values())
+                    if last - first + 1 <= reach:
+                        add(
+                            first,
+                            last + 1,
+                            MentionCandidate(alias.entity, alias.text, sim, "window"),
+                        )
+
+    def _abbreviations(self, words: _Words, add: _Add) -> None:
+        sim, text, n = KIND_SIMILARITY["abbreviation"], words.text, len(words.text)
+        for a, word in enumerate(text):
+            if len(word) >= 3 and _is_acronym(word):  # a short form in the text, a long alias
+                hits = {
+                    al.entity: al
+                    for al in self.long_forms.get(word[0].lower(), ())
+                    if _long_fits(word, al.text)
+                }
+                if len(hits) == 1:
+                    (alias,) = hits.values()
+                    add(a, a + 1, MentionCandidate(alias.entity, alias.text, sim, "abbreviation"))
+            for alias in self.short_forms.get(words.lower[a][:1], ()):  # a long form in the text
+                last = alias.text.rstrip("s")[-1].lower()
+                for b in range(a + 2, min(a + len(alias.text) + 1, n) + 1):
+                    if words.lower[b - 1][:1] == last and _long_fits(
+                        alias.text, " ".join(text[a:b])
+                    ):
+                        add(a, b, MentionCandidate(alias.entity, alias.text, sim, "abbreviation"))
+
+    def _defined_abbreviations(
+        self, doc: Doc, found: dict[tuple[int, int], dict[int, MentionCandidate]]
+    ) -> dict[tuple[int, int], list[MentionCandidate]]:
+        """ "long form (SF)": each side inherits the other's candidates, and so do later SFs."""
+        out: dict[tuple[int, int], list[MentionCandidate]] = {}
+        if "(" not in doc.text:
+            return out
+        for d in find_definitions(doc):
+            long_span = (d.long_form.start, d.long_form.end)
+            short_span = (d.short_form.start, d.short_form.end)
+            inherited = [
+                c._replace(kind="abbreviation", similarity=min(c.similarity, 0.9))
+                for c in (found.get(long_span) or found.get(short_span) or {}).values()
+            ]
+            if not inherited:
+                continue
+            out.setdefault(long_span, inherited)
+            for t in doc[d.short_form.start :]:
+                if t.text == d.short_form.text:
+                    out.setdefault((t.i, t.i + 1), inherited)
+        return out
+
+    def _fuzzy(
+        self, words: _Words, found: dict[tuple[int, int], dict[int, MentionCandidate]], add: _Add
+    ) -> None:
+        covered = {i for (s, e) in found for i in range(s, e)}
+        keys, n = words.keys, len(words.keys)
+        usable = [
+            words.pos[j] not in covered and _WORD.match(keys[j]) is not None for j in range(n)
+        ]
+        unknown = [len(k) >= 4 and k not in self.known_words for k in keys]
+        queries: list[tuple[int, int, str]] = []
+        for a in range(n):
+            if not usable[a] or keys[a] in STOP_WORDS:
+                continue
+            for b in range(a + 1, min(a + 3, n) + 1):
+                if not usable[b - 1]:
+                    break
+                if any(unknown[a:b]) and keys[b - 1] not in STOP_WORDS:
+                    queries.append((a, b, " ".join(words.text[a:b])))
+        if not queries:
+            return
+        index = self.kg.label_index
+        results = index.fuzzy([q for _, _, q in queries], k=5, min_score=self.fuzzy_threshold / 2)
+        for (a, b, text), hits in zip(queries, results, strict=True):
+            query = normalize(text)
+            for alias_id, cosine in hits:
+                alias = index.alias_texts[alias_id]
+                ratio = SequenceMatcher(None, query, alias, autojunk=False).ratio()
+                score = (cosine + ratio) / 2
+                if score < self.fuzzy_threshold or alias in self.stop_aliases:
+                    continue
+                for e in index.alias_entities[alias_id]:
+                    if e in self.eligible:
+                        add(a, b, MentionCandidate(e, alias, round(score, 4), "fuzzy"))
+
+
+class _Words(NamedTuple):
+    """The words of a Doc that matching looks at (spaces and joiners dropped)."""
+
+    pos: list[int]  # token index in the Doc
+    text: list[str]
+    lower: list[str]
+    keys: list[str]  # lemma keys
+
+
+_Add = Callable[[int, int, MentionCandidate], None]
+
+
+def _is_acronym(text: str) -> bool:
+    return is_short_form(text) and text.rstrip("s").isupper() and len(text) <= 6
+
+
+def _long_fits(short: str, long: str) -> bool:
+    """Whether ``long`` (2 to ``len(short) + 1`` words, no punctuation) spells out ``short``:
+    its first and last words start with the short form's first and last letters, the initials
+    of its content words appear in the short form in order, and the letters fit
+    (Schwartz-Hearst). "gastroesophageal reflux disease" spells out "GERD"; "a burning feeling
+    and skin" does not spell out "AIDS"."""
+    words = long.split()
+    s = (
+        short[:-1] if len(short) > 2 and short.endswith("s") and short[:-1].isupper() else short
+    ).lower()
+    if not 2 <= len(words) <= len(s) + 1 or not all(w.isalpha() for w in words):
+        return False
+    if words[0][0].lower() != s[0] or words[-1][0].lower() != s[-1]:
+        return False
+    letters = iter(s)
+    initials = [w[0].lower() for w in words if w.lower() not in STOP_WORDS]
+    return all(any(c == i for c in letters) for i in initials) and fits(s, long)

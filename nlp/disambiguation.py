@@ -1,0 +1,145 @@
+"""Disambiguation: score each candidate of each mention, combining four signals in [0, 1].
+
+- ``string``: how well the span matches the alias (1.0 exact ... fuzzy ratio), from candidates;
+- ``prior``: how often the alias's referents are used in the KG: the candidate's share of
+  ``degree + 1`` among the mention's candidates (1.0 for an unambiguous alias);
+- ``context``: cosine between word TF-IDF vectors of the text and of the entity's context
+  (its label, description and neighbours' labels); 0.5 (neutral) for unambiguous mentions,
+  where it would only cost time;
+- ``coherence``: share of the text's other mentions with a candidate within two hops of this
+  one, smoothed to ``(connected + 1) / (others + 2)`` so a lone mention scores 0.5.
+
+The final score is the weighted mean; links below the threshold are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from kg.graph import KnowledgeGraph
+from nlp.candidates import Mention
+from nlp.errors import LinkingError
+
+NEUTRAL = 0.5
+MAX_CONTEXT_NEIGHBOURS = 30
+MAX_NEIGHBOURHOOD = 5000
+
+
+@dataclass(frozen=True)
+class Weights:
+    string: float = 0.5
+    prior: float = 0.1
+    context: float = 0.2
+    coherence: float = 0.2
+
+    def __post_init__(self) -> None:
+        values = asdict(self)
+        bad = {k: v for k, v in values.items() if not isinstance(v, (int, float)) or v < 0}
+        if bad or sum(values.values()) <= 0:
+            raise LinkingError(
+                f"linker weights must be non-negative numbers with a positive sum (got {values})"
+            )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Weights:
+        data = dict(data or {})
+        unknown = sorted(set(data) - set(asdict(cls())))
+        if unknown:
+            raise LinkingError(
+                f"unknown linker weight(s) {unknown}; expected string, prior, context, coherence"
+            )
+        return cls(**data)
+
+
+class Disambiguator:
+    def __init__(self, kg: KnowledgeGraph, weights: Weights):
+        self.kg = kg
+        self.weights = weights
+        self.degrees = kg.degrees()
+        self._vectorizer: Any = None
+        self._entity_vectors: dict[int, Any] = {}
+        self._neighbourhoods: dict[int, frozenset[int]] = {}
+
+    def rank(self, text: str, mentions: list[Mention]) -> list[list[tuple[int, float]]]:
+        """For each mention, its candidates as ``(entity, score)``, best first."""
+        w = self.weights
+        total = w.string + w.prior + w.context + w.coherence
+        text_vector = None
+        out = []
+        for m, mention in enumerate(mentions):
+            others = [
+                o
+                for j, o in enumerate(mentions)
+                if j != m and (o.end <= mention.start or o.start >= mention.end)
+            ]
+            degree = np.array([self.degrees[c.entity] + 1 for c in mention.candidates], dtype=float)
+            prior = degree / degree.sum()
+            scored = []
+            for c, p in zip(mention.candidates, prior, strict=True):
+                context = NEUTRAL
+                if len(mention.candidates) > 1 and w.context:
+                    if text_vector is None:
+                        text_vector = self._vectorize_text(text)
+                    context = self._context(text_vector, c.entity)
+                coherence = self._coherence(c.entity, others) if w.coherence else NEUTRAL
+                score = (
+                    w.string * c.similarity
+                    + w.prior * p
+                    + w.context * context
+                    + w.coherence * coherence
+                ) / total
+                scored.append((c.entity, round(float(score), 4)))
+            scored.sort(key=lambda es: (-es[1], es[0]))
+            out.append(scored)
+        return out
+
+    # ----- context -----
+    def _fit(self) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self._vectorizer = TfidfVectorizer(
+            stop_words="english", sublinear_tf=True, dtype=np.float32
+        )
+        self._vectorizer.fit([self.entity_context(e) for e in range(self.kg.num_entities)])
+
+    def entity_context(self, e: int) -> str:
+        names = [self.kg.label(n.node) for n in self.kg.neighbors_of(e)[:MAX_CONTEXT_NEIGHBOURS]]
+        return " ".join([self.kg.text(e), *names])
+
+    def _vectorize_text(self, text: str) -> Any:
+        if self._vectorizer is None:
+            self._fit()
+        return self._vectorizer.transform([text])
+
+    def _context(self, text_vector: Any, e: int) -> float:
+        vec = self._entity_vectors.get(e)
+        if vec is None:
+            vec = self._entity_vectors[e] = self._vectorizer.transform([self.entity_context(e)])
+        return float(text_vector.multiply(vec).sum())  # rows are L2-normalized: dot = cosine
+
+    # ----- coherence -----
+    def neighbourhood(self, e: int) -> frozenset[int]:
+        """Entities within two hops of ``e`` (capped for hubs)."""
+        hood = self._neighbourhoods.get(e)
+        if hood is None:
+            kg = self.kg
+            first = kg.neighbors[kg.indptr[e] : kg.indptr[e + 1]]
+            second = [
+                kg.neighbors[kg.indptr[n] : kg.indptr[n + 1]]
+                for n in first[:MAX_NEIGHBOURHOOD].tolist()
+            ]
+            hood = frozenset(
+                np.concatenate([first, *second]).tolist()[:MAX_NEIGHBOURHOOD] if len(first) else []
+            )
+            self._neighbourhoods[e] = hood
+        return hood
+
+    def _coherence(self, e: int, others: list[Mention]) -> float:
+        if not others:
+            return NEUTRAL
+        hood = self.neighbourhood(e)
+        connected = sum(any(c.entity in hood for c in o.candidates) for o in others)
+        return (connected + 1) / (len(others) + 2)

@@ -1,0 +1,290 @@
+"""The spaCy component `kg_linker`: links spans of a text to entities of a KnowledgeGraph.
+
+    import spacy, nlp.linker
+    pipe = spacy.blank("en")
+    pipe.add_pipe("kg_linker", config={"kg": "out/kg"})      # a compiled KG folder
+    doc = pipe("I have a skin rash and pain in my joints")
+    [(e.text, e.kb_id_, e._.kg_candidates) for e in doc._.kg_entities]
+
+or, from a graph in memory, ``pipe = nlp.linker.from_kg(graph)``. Each linked span carries its
+IRI in ``Span.kb_id_`` and the ranked ``(iri, score)`` list in ``Span._.kg_candidates``; the spans
+go to ``doc.spans[spans_key]`` and, where they overlap no existing entity, to ``doc.ents``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+from spacy.util import filter_spans
+
+import kg as kglib
+from kg.graph import KnowledgeGraph
+from nlp.candidates import CandidateGenerator, Mention
+from nlp.disambiguation import Disambiguator, Weights
+from nlp.errors import LinkingError
+from nlp.keys import Lemmatizer
+
+# Common words that also name entities somewhere; never linked unless the user says otherwise.
+DEFAULT_STOP_ALIASES = (
+    "a", "an", "the", "it", "is", "as", "at", "be", "can", "do", "go", "he", "in", "may", "me",
+    "no", "not", "of", "on", "or", "so", "to", "up", "us", "we", "will", "all", "any", "one",
+    "new", "may", "march", "long", "back", "best", "feel", "home", "help", "well", "time",
+)  # fmt: skip
+KG_FOLDER = "kg"
+
+if not Span.has_extension("kg_candidates"):
+    Span.set_extension("kg_candidates", default=None)
+if not Doc.has_extension("kg_entities"):
+    Doc.set_extension("kg_entities", getter=lambda doc: list(doc.spans.get("kg", [])))
+
+
+@Language.factory(
+    "kg_linker",
+    assigns=["doc.ents", "doc.spans", "span._.kg_candidates"],
+    default_config={
+        "kg": None,
+        "threshold": 0.55,
+        "max_candidates": 10,
+        "weights": {"string": 0.5, "prior": 0.1, "context": 0.2, "coherence": 0.2},
+        "types": [],
+        "min_alias_length": 3,
+        "stop_aliases": list(DEFAULT_STOP_ALIASES),
+        "fuzzy_threshold": 0.8,
+        "window_slack": 3,
+        "head_match": False,
+        "link_classes": False,
+        "max_length": 100_000,
+        "overwrite_ents": False,
+        "spans_key": "kg",
+    },
+)
+def make_kg_linker(
+    nlp: Language,
+    name: str,
+    kg: str | None,
+    threshold: float,
+    max_candidates: int,
+    weights: dict[str, float],
+    types: list[str],
+    min_alias_length: int,
+    stop_aliases: list[str],
+    fuzzy_threshold: float,
+    window_slack: int,
+    head_match: bool,
+    link_classes: bool,
+    max_length: int,
+    overwrite_ents: bool,
+    spans_key: str,
+) -> KGLinker:
+    return KGLinker(
+        nlp,
+        name,
+        kg=kg,
+        threshold=threshold,
+        max_candidates=max_candidates,
+        weights=weights,
+        types=types,
+        min_alias_length=min_alias_length,
+        stop_aliases=stop_aliases,
+        fuzzy_threshold=fuzzy_threshold,
+        window_slack=window_slack,
+        head_match=head_match,
+        link_classes=link_classes,
+        max_length=max_length,
+        overwrite_ents=overwrite_ents,
+        spans_key=spans_key,
+    )
+
+
+class KGLinker:
+    """Links text spans to KG entities. See the module docstring and `make_kg_linker`.
+
+    Args:
+        kg: path of a compiled KG folder (or a triples file); loaded on first use. May be None
+            when the graph comes from `set_kg` or `from_disk`.
+        threshold: minimum final score of a link.
+        max_candidates: ranked candidates kept per span (in ``Span._.kg_candidates``).
+        weights: of the disambiguation signals (see nlp/disambiguation.py).
+        types: link only entities with one of these rdf:type IRIs (empty: any).
+        link_classes: also link entities that are the type of others (e.g. "Symptom" itself).
+        min_alias_length, stop_aliases, fuzzy_threshold, window_slack, head_match: candidate
+            generation settings (see nlp/candidates.py).
+        max_length: texts longer than this many characters are refused.
+        overwrite_ents: let linked spans replace overlapping entities already in ``doc.ents``.
+        spans_key: the ``doc.spans`` key of the linked spans.
+    """
+
+    def __init__(
+        self, nlp: Language, name: str = "kg_linker", *, kg: str | None = None, **config: Any
+    ):
+        self.nlp = nlp
+        self.name = name
+        self.kg_path = kg
+        self.threshold = float(config.get("threshold", 0.55))
+        self.max_candidates = int(config.get("max_candidates", 10))
+        self.weights = Weights.from_dict(config.get("weights"))
+        self.types = list(config.get("types", []))
+        self.min_alias_length = int(config.get("min_alias_length", 3))
+        self.stop_aliases = frozenset(config.get("stop_aliases", DEFAULT_STOP_ALIASES))
+        self.fuzzy_threshold = float(config.get("fuzzy_threshold", 0.8))
+        self.window_slack = int(config.get("window_slack", 3))
+        self.head_match = bool(config.get("head_match", False))
+        self.link_classes = bool(config.get("link_classes", False))
+        self.max_length = int(config.get("max_length", 100_000))
+        self.overwrite_ents = bool(config.get("overwrite_ents", False))
+        self.spans_key = str(config.get("spans_key", "kg"))
+        self._check()
+        self.kg: KnowledgeGraph | None = None
+        self._generator: CandidateGenerator | None = None
+        self._disambiguator: Disambiguator | None = None
+
+    def _check(self) -> None:
+        problems = []
+        if not 0.0 <= self.threshold <= 1.0:
+            problems.append(f"'threshold' must be in [0, 1] (got {self.threshold})")
+        if not 0.0 < self.fuzzy_threshold <= 1.0:
+            problems.append(f"'fuzzy_threshold' must be in (0, 1] (got {self.fuzzy_threshold})")
+        if self.max_candidates < 1:
+            problems.append(f"'max_candidates' must be at least 1 (got {self.max_candidates})")
+        if self.max_length < 1:
+            problems.append(f"'max_length' must be at least 1 (got {self.max_length})")
+        if problems:
+            raise LinkingError("invalid kg_linker config: " + "; ".join(problems))
+
+    # ----- the graph -----
+    def set_kg(self, graph: KnowledgeGraph) -> KGLinker:
+        """Use ``graph`` (builds the alias tables now)."""
+        self.kg = graph
+        self._build()
+        return self
+
+    def _ready(self) -> tuple[KnowledgeGraph, CandidateGenerator, Disambiguator]:
+        if self.kg is None:
+            if self.kg_path is None:
+                raise LinkingError(
+                    "the kg_linker has no knowledge graph: add it with config={'kg': 'PATH'} "
+                    "(a compiled KG folder) or call set_kg(graph)"
+                )
+            path = Path(self.kg_path)
+            if not path.exists():
+                raise LinkingError(
+                    f"the kg_linker's KG {path} does not exist; compile it with `kgfuse kg load FILES -o {path}`"
+                )
+            self.set_kg(kglib.open(path) if path.is_dir() else kglib.load(path))
+        assert (
+            self.kg is not None and self._generator is not None and self._disambiguator is not None
+        )
+        return self.kg, self._generator, self._disambiguator
+
+    def _build(self) -> None:
+        graph = self.kg
+        assert graph is not None
+        if graph.num_entities and not (np.diff(graph.labels.offsets) > 0).any():
+            warnings.warn(
+                "the KG has no labels (rdfs:label, skos:prefLabel, ...): the linker matches IRI "
+                "local names instead; add labels or pass --label-predicate when compiling",
+                stacklevel=3,
+            )
+        eligible = set(range(graph.num_entities))
+        if not self.link_classes:
+            eligible -= set(graph.type_ids.tolist())
+        if self.types:
+            wanted = {graph.entity_id(t) for t in self.types if graph.has_entity(t)}
+            if not wanted:
+                raise LinkingError(
+                    f"none of the types {self.types} is an entity of the KG; check the IRIs"
+                )
+            eligible = {e for e in eligible if wanted & set(graph.types_of(e))}
+        self._generator = CandidateGenerator(
+            graph,
+            self.nlp.make_doc,
+            Lemmatizer(self.nlp.lang or "en"),
+            eligible,
+            min_alias_length=self.min_alias_length,
+            stop_aliases=self.stop_aliases,
+            fuzzy_threshold=self.fuzzy_threshold,
+            window_slack=self.window_slack,
+            head_match=self.head_match,
+        )
+        self._disambiguator = Disambiguator(graph, self.weights)
+
+    # ----- linking -----
+    def __call__(self, doc: Doc) -> Doc:
+        if len(doc.text) > self.max_length:
+            raise LinkingError(
+                f"text of {len(doc.text):,} characters is over the linker's max_length "
+                f"({self.max_length:,}); split it or raise max_length"
+            )
+        graph, generator, disambiguator = self._ready()
+        mentions = generator.generate(doc) if len(doc) else []
+        ranked = disambiguator.rank(doc.text, mentions)
+        spans = []
+        for mention, scores in zip(mentions, ranked, strict=True):
+            best_entity, best_score = scores[0]
+            if best_score < self.threshold:
+                continue
+            span = self._span(doc, mention, graph, best_entity)
+            span._.kg_candidates = [(graph.iri(e), s) for e, s in scores[: self.max_candidates]]
+            spans.append((span, best_score))
+        chosen = _longest_best(spans)
+        doc.spans[self.spans_key] = chosen
+        if self.overwrite_ents:
+            kept = [
+                e for e in doc.ents if not any(e.start < s.end and s.start < e.end for s in chosen)
+            ]
+        else:
+            kept = list(doc.ents)
+            chosen = [
+                s for s in chosen if not any(e.start < s.end and s.start < e.end for e in kept)
+            ]
+        doc.ents = filter_spans(kept + chosen)
+        return doc
+
+    def _span(self, doc: Doc, mention: Mention, graph: KnowledgeGraph, entity: int) -> Span:
+        types = graph.types_of(entity)
+        label = graph.label(types[0]) if types else "ENTITY"
+        return Span(doc, mention.start, mention.end, label=label, kb_id=graph.iri(entity))
+
+    # ----- serialization (the graph travels with the pipeline) -----
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
+        _, _, _ = self._ready()
+        assert self.kg is not None
+        self.kg.save(Path(path) / KG_FOLDER)
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> KGLinker:
+        folder = Path(path) / KG_FOLDER
+        if not folder.is_dir():
+            raise LinkingError(
+                f"{path} holds no linker KG (missing {folder}); save the pipeline again"
+            )
+        return self.set_kg(kglib.open(folder))
+
+
+def _longest_best(spans: list[tuple[Span, float]]) -> list[Span]:
+    """Non-overlapping spans, preferring longer ones, then higher scores, then earlier ones."""
+    taken: list[Span] = []
+    for span, _ in sorted(spans, key=lambda ss: (-(ss[0].end - ss[0].start), -ss[1], ss[0].start)):
+        if all(span.end <= t.start or span.start >= t.end for t in taken):
+            taken.append(span)
+    return sorted(taken, key=lambda s: s.start)
+
+
+def from_kg(
+    graph: KnowledgeGraph | str | Path, nlp: Language | None = None, **config: Any
+) -> Language:
+    """A pipeline (``spacy.blank("en")`` unless given) with a `kg_linker` for ``graph``."""
+    nlp = nlp if nlp is not None else spacy.blank("en")
+    if isinstance(graph, KnowledgeGraph):
+        linker: KGLinker = nlp.add_pipe("kg_linker", config=config)  # type: ignore[assignment]
+        linker.set_kg(graph)
+    else:
+        linker = nlp.add_pipe("kg_linker", config={**config, "kg": str(graph)})  # type: ignore[assignment]
+        linker._ready()
+    return nlp
