@@ -13,6 +13,7 @@ from rich.console import Console
 
 from kg.cli import app as kg_app
 from kg.errors import KGFuseError
+from nlp.cli import link_command
 
 app = typer.Typer(
     name="kgfuse",
@@ -22,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(kg_app, name="kg")
+app.command("link")(link_command)
 
 
 @app.command("demo")

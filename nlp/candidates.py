@@ -131,11 +131,8 @@ class CandidateGenerator:
             for k, es in heads.items()
             if len(es) == 1 and k not in STOP_WORDS and not self.by_keys.get((k,))
         }
-        self.known_words = (
-            set(lemmatizer.vocabulary())
-            | set(STOP_WORDS)
-            | {k for keys in self.by_keys for k in keys}
-        )
+        self.alias_words = {k for keys in self.by_keys for k in keys}
+        self.known_words = set(lemmatizer.vocabulary()) | set(STOP_WORDS) | self.alias_words
 
     # ----- generation -----
     def generate(self, doc: Doc) -> list[Mention]:

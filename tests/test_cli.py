@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import kg
@@ -60,3 +61,49 @@ def test_cli_query_errors_exit_non_zero_without_traceback(tiny_ttl: Path, tmp_pa
     assert usage.returncode == 2
     for r in (ambiguous, no_path, missing, usage):
         assert "Traceback" not in r.stderr
+
+
+LINKER_KG = Path(__file__).parent / "fixtures" / "linker.ttl"
+
+
+def test_cli_link_one_text_prints_a_table() -> None:
+    result = run_cli("link", "--kg", str(LINKER_KG), "Influenza with a runny nose")
+    assert result.returncode == 0, result.stderr
+    assert "2 linked" in result.stdout and "runny nose" in result.stdout
+
+
+def test_cli_link_file_writes_jsonl_atomically(tmp_path: Path) -> None:
+    texts = tmp_path / "texts.csv"
+    texts.write_text('id,body\n1,"A cough, then a runny nose"\n2,nothing to see here\n')
+    out = tmp_path / "out" / "linked.jsonl"
+    result = run_cli(
+        "link", "--kg", str(LINKER_KG), "-i", str(texts), "--text-column", "body", "-o", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "linked 1 of 2 texts" in result.stdout
+    first, second = (json.loads(line) for line in out.read_text().splitlines())
+    assert first["id"] == "1" and [e["iri"] for e in first["entities"]] == [
+        "http://example.org/med/cough",
+        "http://example.org/med/runny_nose",
+    ]
+    assert first["entities"][0]["start"] == 2 and first["entities"][0]["end"] == 7
+    assert second["entities"] == []
+    assert sorted(p.name for p in out.parent.iterdir()) == ["linked.jsonl"]
+
+
+def test_cli_link_bad_input_exits_1_with_a_clear_line(tmp_path: Path) -> None:
+    texts = tmp_path / "texts.csv"
+    texts.write_text("id,body\n1,a cough\n")
+    cases = [
+        (
+            ["link", "--kg", str(LINKER_KG), "-i", str(texts), "-o", str(tmp_path / "o.jsonl")],
+            "no column 'text'",
+        ),
+        (["link", "--kg", str(LINKER_KG)], "either a TEXT argument or --input"),
+        (["link", "--kg", str(tmp_path / "nokg"), "a cough"], "file not found"),
+        (["link", "--kg", str(LINKER_KG), "-i", str(texts)], "needs --output"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args)
+        assert result.returncode == 1, args
+        assert message in result.stderr and "Traceback" not in result.stderr
