@@ -235,16 +235,14 @@ class KGLinker:
             spans.append((span, best_score))
         chosen = _longest_best(spans)
         doc.spans[self.spans_key] = chosen
-        if self.overwrite_ents:
-            kept = [
-                e for e in doc.ents if not any(e.start < s.end and s.start < e.end for s in chosen)
-            ]
+        existing = list(doc.ents)  # reading doc.ents walks every token: once is enough
+        if not existing:
+            doc.ents = chosen
+        elif self.overwrite_ents:
+            kept = [e for e in existing if not any(_overlap(e, s) for s in chosen)]
+            doc.ents = filter_spans(kept + chosen)
         else:
-            kept = list(doc.ents)
-            chosen = [
-                s for s in chosen if not any(e.start < s.end and s.start < e.end for e in kept)
-            ]
-        doc.ents = filter_spans(kept + chosen)
+            doc.ents = existing + [s for s in chosen if not any(_overlap(e, s) for e in existing)]
         return doc
 
     def _span(self, doc: Doc, mention: Mention, graph: KnowledgeGraph, entity: int) -> Span:
@@ -265,6 +263,10 @@ class KGLinker:
                 f"{path} holds no linker KG (missing {folder}); save the pipeline again"
             )
         return self.set_kg(kglib.open(folder))
+
+
+def _overlap(a: Span, b: Span) -> bool:
+    return a.start < b.end and b.start < a.end
 
 
 def _longest_best(spans: list[tuple[Span, float]]) -> list[Span]:
