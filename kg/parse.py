@@ -132,7 +132,7 @@ def _decode_utf8(data: bytes, path: Path) -> str:
         ) from e
 
 
-_OX_MESSAGE = re.compile(r"^Parser error at line \d+ (?:between )?(columns? [^:]*):\s*(.*)$", re.S)
+_OX_MESSAGE = re.compile(r"^Parser error at line \d+ ((?:between )?columns? [^:]*):\s*(.*)$", re.S)
 
 
 def _oxigraph_error(e: SyntaxError, path: Path) -> KGLoadError:
@@ -146,7 +146,9 @@ def _oxigraph_error(e: SyntaxError, path: Path) -> KGLoadError:
             path,
             e.lineno,
         )
-    return KGLoadError(f"syntax error{' at ' + where if where else ''}: {what}", path, e.lineno)
+    if where and not where.startswith("between"):
+        where = "at " + where
+    return KGLoadError(f"syntax error{' ' + where if where else ''}: {what}", path, e.lineno)
 
 
 def _read_rdf_oxigraph(
