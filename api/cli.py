@@ -11,6 +11,7 @@ import sys
 import typer
 from rich.console import Console
 
+from fusion.cli import split_command
 from kg.cli import app as kg_app
 from kg.errors import KGFuseError
 from nlp.cli import link_command
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(kg_app, name="kg")
 app.command("link")(link_command)
+app.command("split")(split_command)
 
 
 @app.command("demo")
