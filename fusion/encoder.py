@@ -116,6 +116,9 @@ class TextEncoder(nn.Module):
             raise EncoderError("invalid encoder config: " + "; ".join(bad))
         self.config = config
         self.path = resolve_path(config)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
             self.model = AutoModel.from_pretrained(self.path, local_files_only=True)

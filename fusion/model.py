@@ -1,0 +1,151 @@
+"""The classifier: text encoder + graph encoder + fusion head, one code path for every mode.
+
+    text    logits = text_head(t)
+    graph   logits = graph_head(g, label nodes)              (the text vector is zeros)
+    fused   logits = text_head(t) + gate * graph_head(...)   gate = sigmoid(w [t; g; c]) * has_entity
+
+``t`` is the pooled text vector, ``c`` the context node's final state, ``g`` an attention
+pooling of the node states queried by the text. With a label map, each class also scores its own
+label node: ``s_k = <W_q [t; c], h(label node k)>``. ``has_entity`` is 0 for a text with no
+linked entity, so such a text gets exactly the text-only logits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch_geometric.data import Batch
+from torch_geometric.utils import softmax
+
+from fusion.encoder import TextEncoder
+from fusion.graph_encoder import GraphEncoder
+
+MODES = ("text", "graph", "fused")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Attributes:
+    mode: "text", "graph" or "fused".
+    hidden: graph node state size.
+    gnn_layers: message-passing rounds (>= 2).
+    num_bases: RGCN basis matrices.
+    dropout: in the graph encoder and heads.
+    """
+
+    mode: str = "fused"
+    hidden: int = 128
+    gnn_layers: int = 2
+    num_bases: int = 8
+    dropout: float = 0.1
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.mode not in MODES:
+            out.append(f"'model.mode' must be one of {MODES} (got {self.mode!r})")
+        if self.gnn_layers < 2:
+            out.append(f"'model.gnn_layers' must be at least 2 (got {self.gnn_layers})")
+        if self.hidden < 4:
+            out.append(f"'model.hidden' must be at least 4 (got {self.hidden})")
+        if not 0.0 <= self.dropout < 1.0:
+            out.append(f"'model.dropout' must be in [0, 1) (got {self.dropout})")
+        return out
+
+
+class FusionClassifier(nn.Module):
+    """Args:
+    config: `ModelConfig`.
+    text_encoder: the (adapted) text encoder; None only in "graph" mode.
+    node_features: frozen entity-text embeddings [num_entities, feature_dim].
+    num_relations: KG relations including inverses (2 R).
+    num_labels: classes.
+    uses_label_nodes: whether graphs carry one label node per class (a label map).
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        text_encoder: TextEncoder | None,
+        node_features: torch.Tensor,
+        num_relations: int,
+        num_labels: int,
+        text_dim: int,
+        uses_label_nodes: bool,
+    ):
+        super().__init__()
+        self.config = config
+        self.text_encoder = text_encoder if config.mode != "graph" else None
+        self.text_dim = text_dim
+        self.num_labels = num_labels
+        self.uses_label_nodes = uses_label_nodes
+        self.node_features: torch.Tensor
+        self.register_buffer("node_features", node_features, persistent=False)
+        h = config.hidden
+        self.text_head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(text_dim, num_labels))
+        if config.mode != "text":
+            self.graph_encoder = GraphEncoder(
+                node_features.shape[1],
+                text_dim,
+                h,
+                num_relations,
+                config.gnn_layers,
+                config.num_bases,
+                config.dropout,
+            )
+            self.pool_query = nn.Linear(text_dim + h, h)
+            self.graph_head = nn.Linear(2 * h, num_labels)
+            self.label_query = nn.Linear(text_dim + h, h)
+            self.gate = nn.Linear(text_dim + 2 * h, 1)
+
+    def text_vector(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.text_encoder is None:
+            return torch.zeros(tokens["input_ids"].shape[0], self.text_dim)
+        return self.text_encoder(tokens["input_ids"], tokens["attention_mask"])
+
+    def forward(self, tokens: dict[str, torch.Tensor], graph: Batch | None = None) -> torch.Tensor:
+        """Logits [batch, num_labels]."""
+        return self.forward_parts(tokens, graph)["logits"]
+
+    def forward_parts(
+        self, tokens: dict[str, torch.Tensor], graph: Batch | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Logits plus the pieces explanations look at (gate, attention over nodes)."""
+        t = self.text_vector(tokens)
+        text_logits = self.text_head(t)
+        if self.config.mode == "text":
+            return {"logits": text_logits, "text_logits": text_logits}
+        assert graph is not None, "graph and fused modes need the batch's subgraphs"
+        batch_size = t.shape[0]
+        x = self.node_features[graph.n_id]
+        nodes, context = self.graph_encoder(
+            x, t, graph.edge_index, graph.edge_type, graph.batch, graph.linked
+        )
+        # attention pooling over nodes, queried by the text and the context state
+        query = self.pool_query(torch.cat([t, context], dim=-1))  # [B, H]
+        scores = (nodes * query[graph.batch]).sum(-1) / nodes.shape[-1] ** 0.5
+        attention = softmax(scores, graph.batch, num_nodes=nodes.shape[0])
+        pooled = torch.zeros(batch_size, nodes.shape[-1]).index_add_(
+            0, graph.batch, attention.unsqueeze(-1) * nodes
+        )
+        graph_logits = self.graph_head(torch.cat([pooled, context], dim=-1))
+        if self.uses_label_nodes:
+            label_states = nodes[graph.label_pos]  # [B, C, H]
+            label_query = self.label_query(torch.cat([t, context], dim=-1)).unsqueeze(1)
+            graph_logits = (
+                graph_logits + (label_states * label_query).sum(-1) / nodes.shape[-1] ** 0.5
+            )
+        if self.config.mode == "graph":
+            return {"logits": graph_logits, "graph_logits": graph_logits, "attention": attention}
+        linked_count = torch.zeros(batch_size).index_add_(0, graph.batch, graph.linked.float())
+        has_entity = (linked_count > 0).float().unsqueeze(-1)
+        gate = torch.sigmoid(self.gate(torch.cat([t, pooled, context], dim=-1))) * has_entity
+        logits = text_logits + gate * graph_logits
+        return {
+            "logits": logits,
+            "text_logits": text_logits,
+            "graph_logits": graph_logits,
+            "gate": gate.squeeze(-1),
+            "attention": attention,
+        }
