@@ -16,6 +16,7 @@ from kg.errors import (
     KGLoadError,
     KGStoreError,
 )
+from kg.extend import extend, extend_triples, id_map
 from kg.graph import KnowledgeGraph, Neighbor, Triple
 from kg.load import load
 from kg.paths import Path
@@ -34,6 +35,9 @@ __all__ = [
     "Path",
     "Subgraph",
     "Triple",
+    "extend",
+    "extend_triples",
+    "id_map",
     "load",
     "open",
 ]

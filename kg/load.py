@@ -33,12 +33,20 @@ def load(
     Raises:
         KGLoadError: a missing, empty, unreadable or malformed file, naming file and line.
     """
+    files = check_files(paths, format)
+    builder = GraphBuilder(config)
+    read_files(builder, files, format=format, parser=parser, progress=progress)
+    return builder.build(sources=[p.name for p in files])
+
+
+def check_files(paths: str | Path | Sequence[str | Path], format: str | None = None) -> list[Path]:
+    """The files as paths, refused before any parsing when one is plainly unusable."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     if not paths:
         raise KGLoadError("no triples files given; pass at least one file")
     files = [Path(p) for p in paths]
-    for path in files:  # fail before any parsing when a file is plainly unusable
+    for path in files:
         if not path.exists():
             raise KGLoadError("file not found", path)
         if not path.is_file():
@@ -46,17 +54,22 @@ def load(
         if path.stat().st_size == 0:
             raise KGLoadError("the file is empty; it must hold at least one triple", path)
         detect_format(path, format)
-    builder = GraphBuilder(config)
+    return files
+
+
+def read_files(
+    builder: GraphBuilder,
+    files: Sequence[Path],
+    *,
+    format: str | None = None,
+    parser: str = "oxigraph",
+    progress: Callable[[int], None] | None = None,
+    first_tag: int = 0,
+) -> None:
+    """Parse ``files`` into ``builder``; file ``n`` tags its blank nodes ``f<first_tag + n>``."""
     for n, path in enumerate(files):
         before = builder.statements
-        read_file(
-            path,
-            detect_format(path, format),
-            builder,
-            tag=f"f{n}",
-            parser=parser,
-            progress=progress,
-        )
+        fmt = detect_format(path, format)
+        read_file(path, fmt, builder, tag=f"f{first_tag + n}", parser=parser, progress=progress)
         if builder.statements == before:
             raise KGLoadError("no triples found in this file", path)
-    return builder.build(sources=[p.name for p in files])
