@@ -99,25 +99,31 @@ class FusionClassifier(nn.Module):
             self.label_query = nn.Linear(text_dim + h, h)
             self.gate = nn.Linear(text_dim + 2 * h, 1)
 
-    def text_vector(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.text_encoder is None:
-            return torch.zeros(tokens["input_ids"].shape[0], self.text_dim)
+    def text_vector(self, tokens: dict[str, torch.Tensor] | None, batch_size: int) -> torch.Tensor:
+        if self.text_encoder is None or tokens is None:  # graph mode reads no text
+            return torch.zeros(batch_size, self.text_dim)
         return self.text_encoder(tokens["input_ids"], tokens["attention_mask"])
 
-    def forward(self, tokens: dict[str, torch.Tensor], graph: Batch | None = None) -> torch.Tensor:
+    def forward(
+        self, tokens: dict[str, torch.Tensor] | None, graph: Batch | None = None
+    ) -> torch.Tensor:
         """Logits [batch, num_labels]."""
         return self.forward_parts(tokens, graph)["logits"]
 
     def forward_parts(
-        self, tokens: dict[str, torch.Tensor], graph: Batch | None = None
+        self, tokens: dict[str, torch.Tensor] | None, graph: Batch | None = None
     ) -> dict[str, torch.Tensor]:
         """Logits plus the pieces explanations look at (gate, attention over nodes)."""
-        t = self.text_vector(tokens)
+        if tokens is not None:
+            batch_size = tokens["input_ids"].shape[0]
+        else:
+            assert graph is not None, "give tokens, a graph batch, or both"
+            batch_size = int(graph.num_graphs)
+        t = self.text_vector(tokens, batch_size)
         text_logits = self.text_head(t)
         if self.config.mode == "text":
             return {"logits": text_logits, "text_logits": text_logits}
         assert graph is not None, "graph and fused modes need the batch's subgraphs"
-        batch_size = t.shape[0]
         x = self.node_features[graph.n_id]
         nodes, context = self.graph_encoder(
             x, t, graph.edge_index, graph.edge_type, graph.batch, graph.linked

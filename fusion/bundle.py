@@ -1,0 +1,197 @@
+"""The model bundle: one folder with everything needed to serve a trained model.
+
+    bundle.json            format version, labels, the resolved config, library versions,
+                           KG fingerprint, encoder id, metrics, linker settings
+    model.safetensors      graph encoder and heads (every trainable tensor outside the encoder)
+    adapter/               the encoder's PEFT adapter (``save_pretrained``), if one is used
+    encoder/               the whole encoder, for full fine-tuning or a merged export
+    kg/                    the compiled KG
+    node_features.safetensors   frozen entity-text embeddings
+
+No pickle anywhere; loading runs no code from the bundle. Written atomically. The linker is
+rebuilt from ``kg/`` and the stored linker settings (a second copy of the KG in a spaCy folder
+would only double the bundle).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fusion.config import RunConfig, _build
+from fusion.encoder import TextEncoder, encoder_id
+from fusion.model import FusionClassifier
+from fusion.resources import Resources
+from kg.errors import KGFuseError
+from kg.storage import atomic_directory
+
+FORMAT = "kgfuse-bundle"
+FORMAT_VERSION = 1
+REQUIRED = ("bundle.json", "model.safetensors", "node_features.safetensors", "kg")
+
+
+class BundleError(KGFuseError):
+    """A bundle folder is missing, incomplete, corrupt or of another version."""
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("kgfuse", "torch", "transformers", "peft", "torch-geometric", "spacy", "rdflib"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _split_state(
+    model: FusionClassifier,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(head tensors, encoder tensors) among the trainable parameters."""
+    heads: dict[str, torch.Tensor] = {}
+    encoder: dict[str, torch.Tensor] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (encoder if name.startswith("text_encoder.") else heads)[name] = p.detach().contiguous()
+    return heads, encoder
+
+
+def save_bundle(
+    folder: str | Path,
+    model: FusionClassifier,
+    resources: Resources,
+    config: RunConfig,
+    metrics: dict[str, Any],
+    training: dict[str, Any],
+    merged: bool = False,
+) -> Path:
+    """Write the bundle atomically. ``merged``: the encoder is saved whole under ``encoder/``."""
+    from safetensors.numpy import save_file as save_numpy
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    heads, _ = _split_state(model)
+    adapter = config.encoder.adapter
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "labels": resources.labels,
+        "label_nodes": [resources.graph.iri(e) for e in resources.label_nodes],
+        "config": config.to_dict(),
+        "linker": resources.linker_config,
+        "kg_fingerprint": resources.graph.fingerprint,
+        "encoder_id": encoder_id(resources.tokenizer.path),
+        "encoder_storage": "encoder"
+        if merged or adapter == "full"
+        else ("adapter" if adapter in ("lora", "adalora", "ia3") else "base"),
+        "metrics": metrics,
+        "training": training,
+        "versions": _versions(),
+    }
+    with atomic_directory(folder) as tmp:
+        save_file(heads or {"_empty": torch.zeros(0)}, str(tmp / "model.safetensors"))
+        save_numpy({"features": resources.features.numpy()}, str(tmp / "node_features.safetensors"))
+        resources.graph.save(tmp / "kg")
+        if model.text_encoder is not None:
+            inner = model.text_encoder.model
+            if meta["encoder_storage"] == "adapter":
+                inner.save_pretrained(tmp / "adapter")
+            elif meta["encoder_storage"] == "encoder":
+                inner.save_pretrained(tmp / "encoder")
+                resources.tokenizer.tokenizer.save_pretrained(tmp / "encoder")
+        (tmp / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return folder
+
+
+def read_meta(folder: str | Path) -> dict[str, Any]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BundleError(f"no model bundle at {folder}; train one with `kgfuse train CONFIG`")
+    for name in REQUIRED:
+        if not (folder / name).exists():
+            raise BundleError(
+                f"{folder} is not a complete bundle: {name} is missing; train or export it again"
+            )
+    try:
+        meta = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{folder / 'bundle.json'} is not valid JSON ({e})") from e
+    if meta.get("format") != FORMAT:
+        raise BundleError(f"{folder / 'bundle.json'} does not describe a kgfuse bundle")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{folder} has bundle format {meta.get('format_version')}; this kgfuse reads {FORMAT_VERSION}"
+        )
+    return meta
+
+
+def load_bundle(folder: str | Path) -> tuple[FusionClassifier, Resources, dict[str, Any]]:
+    """Rebuild the model and its resources from a bundle; the model is in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file as load_numpy
+    from safetensors.torch import load_file
+
+    import kg as kglib
+
+    folder = Path(folder)
+    meta = read_meta(folder)
+    problems: list[str] = []
+    config = _build(RunConfig, meta["config"], "", problems)
+    if problems:
+        raise BundleError(
+            f"{folder / 'bundle.json'} holds an invalid config: {'; '.join(problems)}"
+        )
+    graph = kglib.open(folder / "kg")
+    try:
+        features = load_numpy(str(folder / "node_features.safetensors"))["features"]
+        heads = load_file(str(folder / "model.safetensors"))
+    except (SafetensorError, OSError, KeyError) as e:
+        raise BundleError(f"{folder}: corrupt weights ({e}); train or export it again") from e
+    storage = meta.get("encoder_storage", "base")
+    encoder_config = config.encoder
+    if storage == "encoder":
+        encoder_config = type(encoder_config)(
+            **{**encoder_config.__dict__, "path": str(folder / "encoder"), "adapter": "frozen"}
+        )
+    resources = Resources(
+        graph, list(meta["labels"]), [graph.entity_id(i) for i in meta["label_nodes"]], encoder_config,
+        config.subgraph, meta.get("linker", {}), features=np.asarray(features),
+    )  # fmt: skip
+    if storage not in ("encoder", "base") and encoder_id(resources.tokenizer.path) != meta.get(
+        "encoder_id"
+    ):
+        raise BundleError(
+            f"the base encoder at {resources.tokenizer.path} differs from the one this bundle was trained on"
+        )
+    encoder = None
+    if config.model.mode != "graph":
+        encoder = TextEncoder(encoder_config, adapt=False)
+        if storage == "adapter":
+            from peft import PeftModel
+
+            encoder.model = PeftModel.from_pretrained(
+                encoder.model, folder / "adapter", is_trainable=False
+            )
+    model = FusionClassifier(
+        config.model, encoder, resources.features, 2 * graph.num_relations, len(resources.labels),
+        resources.tokenizer.hidden_size, uses_label_nodes=bool(resources.label_nodes),
+    )  # fmt: skip
+    heads.pop("_empty", None)
+    expected = {n for n, _ in model.named_parameters() if not n.startswith("text_encoder.")}
+    if set(heads) != expected:
+        raise BundleError(
+            f"{folder / 'model.safetensors'} does not fit the model in bundle.json: missing "
+            f"{sorted(expected - set(heads))[:5]}, unexpected {sorted(set(heads) - expected)[:5]}"
+        )
+    model.load_state_dict(heads, strict=False)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.eval()
+    return model, resources, meta

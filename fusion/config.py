@@ -1,0 +1,247 @@
+"""One YAML file drives a training run; ``key=value`` overrides change any field.
+
+    kgfuse train configs/pokedex.yaml train.epochs=3 model.mode=text
+
+Every problem (an unknown key, a value of the wrong type, an out-of-range setting) is collected
+and reported at once, each naming the dotted key, what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fusion.encoder import EncoderConfig
+from fusion.examples import SubgraphSettings
+from fusion.model import ModelConfig
+from kg.errors import KGFuseError
+
+
+class ConfigError(KGFuseError):
+    """A training config has unknown keys, wrong types or bad values (all listed)."""
+
+
+@dataclass(frozen=True)
+class KGSource:
+    """Attributes:
+    files: triples files to compile, or one compiled KG folder.
+    label_map: optional TSV ``label<TAB>entity IRI``: each class becomes a scored graph node.
+    """
+
+    files: tuple[str, ...] = ()
+    label_map: str = ""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Attributes: see `fusion.data.load_splits` (files, split column or automatic split)."""
+
+    train: str = ""
+    val: str = ""
+    tests: dict[str, str] = field(default_factory=dict)
+    path: str = ""
+    split_column: str = ""
+    text_column: str = "text"
+    label_column: str = "label"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.0
+
+
+@dataclass(frozen=True)
+class LinkerSettings:
+    threshold: float = 0.55
+    head_match: bool = False
+    types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Attributes:
+    epochs: passes over the training set (early stopping may end sooner).
+    batch_size: texts per step.
+    lr: learning rate of the graph encoder and heads; lora_lr: of the encoder's trainable part.
+    weight_decay, warmup (fraction of steps), clip (max gradient norm, 0 = off).
+    class_weights: weight the loss by inverse class frequency.
+    patience: epochs without a better val macro-F1 before stopping.
+    seed: of everything (data order, dropout, initialisation).
+    mask_label_facts: hide each training text's own entity-label facts (see fusion/examples.py).
+    tensorboard: also log to TensorBoard (needs the tensorboard package).
+    threads: torch CPU threads (0 = torch's default).
+    """
+
+    epochs: int = 5
+    batch_size: int = 16
+    lr: float = 1e-3
+    lora_lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    clip: float = 1.0
+    class_weights: bool = False
+    patience: int = 2
+    seed: int = 0
+    mask_label_facts: bool = True
+    tensorboard: bool = False
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    kg: KGSource = field(default_factory=KGSource)
+    data: DataConfig = field(default_factory=DataConfig)
+    linker: LinkerSettings = field(default_factory=LinkerSettings)
+    subgraph: SubgraphSettings = field(default_factory=SubgraphSettings)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    output: str = "runs/model"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key}=...: '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
+    out = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"override {item!r} is not of the form key=value (e.g. train.epochs=3)"
+            )
+        out.append((key.strip(), yaml.safe_load(raw) if raw.strip() else ""))
+    return out
+
+
+def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
+    """Instantiate dataclass ``cls`` from ``data``, appending every problem to ``problems``."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.append(
+            f"'{prefix.rstrip('.')}' must be a section (mapping), got {type(data).__name__}"
+        )
+        return cls()
+    known = {f.name: f for f in fields(cls)}
+    for key in sorted(set(data) - set(known)):
+        problems.append(f"unknown key '{prefix}{key}'; expected one of {sorted(known)}")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for name in known:
+        if name not in data:
+            continue
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, data[name], f"{prefix}{name}.", problems)  # type: ignore[arg-type]
+            continue
+        ok, value = _coerce(hint, data[name])
+        if ok:
+            values[name] = value
+        else:
+            problems.append(f"'{prefix}{name}' must be {_describe(hint)} (got {data[name]!r})")
+    try:
+        built = cls(**values)
+    except KGFuseError as e:
+        problems.append(str(e))
+        return cls()
+    check = getattr(built, "problems", None)
+    if callable(check):
+        problems.extend(check())
+    return built
+
+
+def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if hint is str:
+        if value is None:
+            return True, ""
+        return isinstance(value, (str, int, float)) and not isinstance(value, bool), str(value)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return True, tuple(value)
+        return False, value
+    if origin is dict:
+        if value is None:
+            return True, {}
+        ok = isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
+        return ok, dict(value) if ok else value
+    if isinstance(hint, types.UnionType):
+        return True, value
+    return True, value
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        return "a list of strings"
+    if origin is dict:
+        return "a mapping of names to strings"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        hint, str(hint)
+    )
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read ``path`` (YAML), apply ``key=value`` overrides, validate everything at once.
+
+    Relative file paths inside a config are relative to the current directory (the repository
+    root for the shipped configs), like every other path given to the CLI.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {e}") from e
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a mapping of sections (kg, data, model, ...)")
+        data = loaded or {}
+    for key, value in parse_overrides(overrides or []):
+        _set_dotted(data, key, value)
+    problems: list[str] = []
+    config = _build(RunConfig, data, "", problems)
+    if not config.kg.files:
+        problems.append("'kg.files' is required: the triples files (or a compiled KG folder)")
+    if not (config.data.train or config.data.path):
+        problems.append("'data.train' or 'data.path' is required: the labelled texts")
+    if problems:
+        where = f" in {path}" if path is not None else ""
+        raise ConfigError(f"{len(problems)} problem(s){where}:\n  - " + "\n  - ".join(problems))
+    return config

@@ -1,0 +1,144 @@
+"""Everything a model needs besides its weights: the KG, the linker, the label nodes, the
+tokenizer/encoder and the frozen node features; and the per-text preparation (link once,
+extract the subgraph once) that training, evaluation and serving share."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import kg as kglib
+from fusion.encoder import EncoderConfig, TextEncoder
+from fusion.examples import LinkedSubgraph, SubgraphSettings, build_subgraph
+from fusion.features import node_features
+from kg.graph import KnowledgeGraph
+from nlp.texts import DataError
+
+
+def open_graph(files: Sequence[str | Path]) -> KnowledgeGraph:
+    """A compiled KG folder, or triples files compiled now."""
+    if len(files) == 1 and Path(files[0]).is_dir():
+        return kglib.open(files[0])
+    return kglib.load(list(files))
+
+
+def read_label_map(path: str | Path, graph: KnowledgeGraph, labels: Sequence[str]) -> list[int]:
+    """Entity ids of the label nodes, in the order of ``labels``; every label must be mapped."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"label map {path} not found")
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = [r for r in csv.reader(f, delimiter="\t") if r and any(c.strip() for c in r)]
+    mapping: dict[str, str] = {}
+    for n, row in enumerate(rows, 1):
+        if len(row) != 2:
+            raise DataError(
+                f"{path}:{n}: expected 2 tab-separated columns (label, entity), found {len(row)}"
+            )
+        mapping[row[0].strip()] = row[1].strip()
+    missing = [label for label in labels if label not in mapping]
+    if missing:
+        raise DataError(
+            f"{path} maps no entity for label(s) {missing}; add a row `label<TAB>entity IRI` for each"
+        )
+    return [graph.resolve(mapping[label]) for label in labels]
+
+
+@dataclass
+class Prepared:
+    """One text, linked and with its subgraph built: computed once, reused every epoch."""
+
+    text: str
+    label: int  # index into the label list; -1 when unknown
+    linked: list[int]  # entity ids
+    spans: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # linked spans (text, offsets, IRI, score)
+    graph: LinkedSubgraph | None = None
+
+
+class Resources:
+    """The KG-side context of a model. Built from settings, or restored from a bundle."""
+
+    def __init__(
+        self,
+        graph: KnowledgeGraph,
+        labels: list[str],
+        label_nodes: list[int],
+        encoder_config: EncoderConfig,
+        subgraph: SubgraphSettings,
+        linker_config: dict[str, Any],
+        features: np.ndarray | None = None,
+        feature_cache: str | Path | None = None,
+    ):
+        from nlp.linker import from_kg
+
+        self.graph = graph
+        self.labels = labels
+        self.label_nodes = label_nodes
+        self.encoder_config = encoder_config
+        self.subgraph = subgraph
+        self.linker_config = dict(linker_config)
+        self.nlp = from_kg(graph, **self.linker_config)
+        self.tokenizer = TextEncoder(encoder_config, adapt=False)  # also embeds entity texts
+        if features is None:
+            features = node_features(graph, self.tokenizer, cache_dir=feature_cache)
+        self.features = torch.as_tensor(features, dtype=torch.float32)
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return self.tokenizer.tokenize(texts)
+
+    def prepare(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[int] | None = None,
+        mask_label_facts: bool = False,
+    ) -> list[Prepared]:
+        """Link every text and build its subgraph (label facts masked for training texts)."""
+        out = []
+        docs = self.nlp.pipe(list(texts), batch_size=256)
+        for i, doc in enumerate(docs):
+            spans = [
+                {
+                    "text": e.text,
+                    "start": e.start_char,
+                    "end": e.end_char,
+                    "iri": e.kb_id_,
+                    "score": e._.kg_candidates[0][1],
+                }
+                for e in doc._.kg_entities
+            ]
+            linked = list(dict.fromkeys(self.graph.entity_id(s["iri"]) for s in spans))
+            graph = build_subgraph(
+                self.graph, linked, self.label_nodes, self.subgraph, mask_label_facts
+            )
+            out.append(
+                Prepared(texts[i], -1 if labels is None else int(labels[i]), linked, spans, graph)
+            )
+        return out
+
+    def with_graph(self, graph: KnowledgeGraph) -> Resources:
+        """The same settings over another graph (hot triples, or a shuffled-KG control). Node
+        features are matched by IRI and text: only new or changed entities are embedded."""
+        old = {self.graph.iri(e): e for e in range(self.graph.num_entities)}
+        features = np.empty((graph.num_entities, self.features.shape[1]), dtype=np.float32)
+        todo = []
+        for e in range(graph.num_entities):
+            o = old.get(graph.iri(e))
+            if o is not None and self.graph.text(o) == graph.text(e):
+                features[e] = self.features[o].numpy()
+            else:
+                todo.append(e)
+        if todo:
+            features[todo] = self.tokenizer.embed([graph.text(e) for e in todo])
+        label_iris = [self.graph.iri(e) for e in self.label_nodes]
+        return Resources(
+            graph, self.labels, [graph.entity_id(i) for i in label_iris], self.encoder_config,
+            self.subgraph, self.linker_config, features=features,
+        )  # fmt: skip

@@ -1,0 +1,128 @@
+"""End to end on the tiny config: train, bundle, reload, resume (integration tier)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fusion.bundle import BundleError, load_bundle
+from fusion.config import ConfigError, load_config
+from fusion.train import main, predict_logits, run
+
+pytestmark = pytest.mark.integration
+TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+
+
+def overrides(tiny_bert: Path, out: Path, *more: str) -> list[str]:
+    return [f"encoder.path={tiny_bert}", f"output={out}", "train.threads=1", *more]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    return main(TINY, overrides(tiny_bert, out), progress=False)
+
+
+def test_train_writes_a_bundle_metrics_and_a_checkpoint(trained) -> None:  # type: ignore[no-untyped-def]
+    assert sorted(p.name for p in trained.bundle.iterdir()) == [
+        "adapter", "bundle.json", "kg", "model.safetensors", "node_features.safetensors",
+    ]  # fmt: skip
+    lines = [json.loads(x) for x in (trained.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2]
+    assert set(trained.metrics) == {"val", "test:unseen"}
+    meta = json.loads((trained.bundle / "bundle.json").read_text())
+    assert meta["labels"] == ["flu", "viral"] and meta["config"]["model"]["mode"] == "fused"
+    assert not list(trained.bundle.rglob("*.pkl")) and not list(trained.bundle.rglob("*.bin"))
+
+
+def test_bundle_reload_gives_identical_logits(trained) -> None:  # type: ignore[no-untyped-def]
+    model, resources, _ = load_bundle(trained.bundle)
+    again, resources2, _ = load_bundle(trained.bundle)
+    texts = ["a bad case of influenza", "covid-19 and a cough", "nothing here"]
+    first = predict_logits(model, resources, resources.prepare(texts))
+    second = predict_logits(again, resources2, resources2.prepare(texts))
+    assert np.array_equal(first, second)
+
+
+def test_train_resumes_an_interrupted_run_exactly(tiny_bert: Path, tmp_path: Path) -> None:
+    def interrupt(epoch: int) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    config = load_config(TINY, overrides(tiny_bert, out))
+    with pytest.raises(KeyboardInterrupt):
+        run(config, progress=False, on_epoch_end=interrupt)
+    assert not (out / "bundle").exists()
+    resumed = run(config, progress=False)
+    epochs = [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2] and resumed.epochs_run == 2
+    fresh = run(load_config(TINY, overrides(tiny_bert, tmp_path / "fresh")), progress=False)
+    texts = ["a bad case of influenza", "covid-19 and a cough"]
+    a, ra, _ = load_bundle(resumed.bundle)
+    b, rb, _ = load_bundle(fresh.bundle)
+    assert np.allclose(
+        predict_logits(a, ra, ra.prepare(texts)),
+        predict_logits(b, rb, rb.prepare(texts)),
+        atol=1e-5,
+    )
+
+
+def test_train_refuses_to_resume_with_other_settings(tiny_bert: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    main(TINY, overrides(tiny_bert, out, "train.epochs=1"), progress=False)
+    with pytest.raises(ConfigError, match="holds a run with other settings"):
+        main(TINY, overrides(tiny_bert, out, "model.hidden=8"), progress=False)
+
+
+@pytest.mark.parametrize("mode", ["text", "graph"])
+def test_train_every_mode(tiny_bert: Path, tmp_path: Path, mode: str) -> None:
+    result = main(
+        TINY,
+        overrides(tiny_bert, tmp_path / mode, f"model.mode={mode}", "train.epochs=1"),
+        progress=False,
+    )
+    model, _, meta = load_bundle(result.bundle)
+    assert meta["config"]["model"]["mode"] == mode
+    assert (model.text_encoder is None) == (mode == "graph")
+
+
+def test_bundle_errors_name_the_missing_file(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    copy = tmp_path / "bundle"
+    shutil.copytree(trained.bundle, copy)
+    (copy / "model.safetensors").unlink()
+    with pytest.raises(BundleError, match=r"model\.safetensors is missing"):
+        load_bundle(copy)
+    with pytest.raises(BundleError, match="no model bundle"):
+        load_bundle(tmp_path / "nowhere")
+
+
+def test_config_errors_are_reported_together(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "kg: {files: [a.ttl]}\ndata: {train: x.csv}\ntrain: {epochs: many, optimiser: sgd}\nmodel: {mode: huge}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(bad, ["encoder.lora_dropout=2"])
+    message = str(info.value)
+    assert "4 problem(s)" in message
+    for piece in (
+        "'train.epochs' must be an integer (got 'many')",
+        "unknown key 'train.optimiser'",
+        "'model.mode'",
+        "'encoder.lora_dropout'",
+    ):
+        assert piece in message
+
+
+def test_missing_encoder_path_says_nothing_is_fetched(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="never downloads"):
+        main(
+            TINY,
+            [f"encoder.path={tmp_path / 'no-model'}", f"output={tmp_path / 'o'}"],
+            progress=False,
+        )
