@@ -11,7 +11,13 @@ import sys
 import typer
 from rich.console import Console
 
-from fusion.cli import split_command
+from fusion.cli import (
+    evaluate_command,
+    explain_command,
+    predict_command,
+    split_command,
+    train_command,
+)
 from kg.cli import app as kg_app
 from kg.errors import KGFuseError
 from nlp.cli import link_command
@@ -26,6 +32,10 @@ app = typer.Typer(
 app.add_typer(kg_app, name="kg")
 app.command("link")(link_command)
 app.command("split")(split_command)
+app.command("train")(train_command)
+app.command("evaluate")(evaluate_command)
+app.command("predict")(predict_command)
+app.command("explain")(explain_command)
 
 
 @app.command("demo")

@@ -182,6 +182,7 @@ def load_bundle(folder: str | Path) -> tuple[FusionClassifier, Resources, dict[s
     model = FusionClassifier(
         config.model, encoder, resources.features, 2 * graph.num_relations, len(resources.labels),
         resources.tokenizer.hidden_size, uses_label_nodes=bool(resources.label_nodes),
+        counter_dim=resources.counter.dims if resources.counter is not None else 0,
     )  # fmt: skip
     heads.pop("_empty", None)
     expected = {n for n, _ in model.named_parameters() if not n.startswith("text_encoder.")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -33,8 +34,7 @@ def split_command(
     text_column: str = typer.Option("text", "--text-column"),
     label_column: str = typer.Option("label", "--label-column"),
 ) -> None:
-    """Hold out a seeded fraction of the linked entities: test texts mention them, train and
-    val texts never do."""
+    """Hold out a seeded fraction of linked entities: test texts mention them, train never does."""
     import kg
     from fusion.data import read_examples
     from fusion.split import held_out_entity_split, labels_only_in_test, write_split
@@ -72,3 +72,146 @@ def split_command(
         console.print(
             f"[yellow]warning:[/] labels {missing} occur only in test; try another --seed"
         )
+
+
+def train_command(
+    config: Path = typer.Argument(..., help="YAML config (see configs/)."),
+    overrides: list[str] = typer.Argument(
+        None, help="key=value overrides, e.g. train.epochs=3 model.mode=text."
+    ),
+) -> None:
+    """Train a model from a config; writes OUTPUT/bundle and prints its metrics."""
+    from fusion.train import main
+
+    result = main(config, overrides or [])
+    table = Table(
+        "split", "accuracy", "macro-F1", "texts", "linked", title=f"bundle -> {result.bundle}"
+    )
+    for name, m in result.metrics.items():
+        table.add_row(
+            name,
+            f"{m['accuracy']:.3f}",
+            f"{m['macro_f1']:.3f}",
+            str(m["n"]),
+            f"{m['linked_share']:.0%}",
+        )
+    console.print(table)
+    console.print(
+        f"{result.epochs_run} epoch(s), best {result.best_epoch}, {result.seconds_per_epoch:.1f} s/epoch"
+    )
+
+
+def evaluate_command(
+    bundle: Path = typer.Argument(..., help="A bundle folder (OUTPUT/bundle of a training run)."),
+    data: Path = typer.Argument(..., help="Labelled texts: CSV, TSV or JSONL."),
+    text_column: str = typer.Option("text", "--text-column"),
+    label_column: str = typer.Option("label", "--label-column"),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the metrics as JSON."),
+) -> None:
+    """Accuracy, macro-F1, a per-class report and a confusion matrix on a labelled file."""
+    import json
+
+    from fusion.bundle import load_bundle
+    from fusion.data import read_examples
+    from fusion.train import evaluate
+    from nlp.texts import DataError
+
+    model, resources, _ = load_bundle(bundle)
+    examples = read_examples(data, text_column, label_column)
+    unknown = sorted({e.label for e in examples} - set(resources.labels))
+    if unknown:
+        raise DataError(
+            f"{data} has label(s) {unknown} the model does not know; its labels are {resources.labels}"
+        )
+    index = {label: i for i, label in enumerate(resources.labels)}
+    metrics = evaluate(
+        model,
+        resources,
+        resources.prepare([e.text for e in examples], [index[e.label] for e in examples]),
+    )
+    console.print(
+        f"accuracy {metrics['accuracy']:.3f}   macro-F1 {metrics['macro_f1']:.3f}   n={metrics['n']}"
+    )
+    report = Table("class", "precision", "recall", "F1", "support")
+    for label, m in metrics["per_class"].items():
+        report.add_row(
+            label,
+            f"{m['precision']:.3f}",
+            f"{m['recall']:.3f}",
+            f"{m['f1']:.3f}",
+            str(m["support"]),
+        )
+    console.print(report)
+    confusion = Table("true \\ predicted", *resources.labels, title="confusion matrix")
+    for label, row in zip(resources.labels, metrics["confusion"], strict=True):
+        confusion.add_row(label, *map(str, row))
+    console.print(confusion)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+
+
+def _print_prediction(record: dict[str, Any]) -> None:
+    probs = record["probabilities"]
+    assert isinstance(probs, dict)
+    top = sorted(probs.items(), key=lambda kv: -kv[1])[:3]
+    console.print(f"[bold]{record['label']}[/]  " + "  ".join(f"{k} {v:.3f}" for k, v in top))
+    entities = record.get("entities") or []
+    assert isinstance(entities, list)
+    if entities:
+        console.print("  linked: " + ", ".join(f"{e['text']!r} -> {e['label']}" for e in entities))
+    paths: list[dict[str, Any]] = record.get("paths") or []
+    for n, path in enumerate(paths, 1):
+        console.print(f"  path {n} (score {path['score']:.3f}): {path['text']}")
+
+
+def predict_command(
+    bundle: Path = typer.Argument(..., help="A bundle folder."),
+    texts: list[str] = typer.Argument(None, help="Texts to classify (or --input)."),
+    input: Path | None = typer.Option(
+        None, "--input", "-i", help="CSV, TSV, JSONL or TXT file of texts."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="JSONL file for the predictions."
+    ),
+    text_column: str = typer.Option("text", "--text-column"),
+    paths: bool = typer.Option(False, "--paths", help="Also give supporting paths."),
+) -> None:
+    """Classify texts with a bundle."""
+    import json
+
+    from fusion.predict import Predictor
+    from nlp.texts import DataError, read_records
+
+    if bool(texts) == (input is not None):
+        raise DataError("give texts as arguments or --input FILE (not both)")
+    predictor = Predictor.from_dir(bundle)
+    items = texts or [r[text_column] for r in read_records(input, required=(text_column,))]  # type: ignore[arg-type]
+    records = []
+    for start in range(0, len(items), 64):
+        records += predictor.predict(items[start : start + 64], explain_paths=paths)
+    if output is None:
+        for r in records:
+            _print_prediction(r)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    tmp.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+    )
+    tmp.replace(output)
+    console.print(f"{len(records)} prediction(s) -> {output}")
+
+
+def explain_command(
+    bundle: Path = typer.Argument(..., help="A bundle folder."),
+    text: str = typer.Argument(..., help="The text to explain."),
+    top_k: int = typer.Option(3, "--top-k", "-k", min=1, max=20, help="How many supporting paths."),
+) -> None:
+    """Label, probabilities, linked entities and the top-k supporting paths (each hop a KG triple)."""
+    from fusion.predict import Predictor
+
+    (record,) = Predictor.from_dir(bundle).predict([text], explain_paths=True, top_k_paths=top_k)
+    _print_prediction(record)
+    if not record.get("paths"):
+        console.print("  no supporting path: nothing linked, or no path to the predicted label")

@@ -45,11 +45,17 @@ def build_subgraph(
     label_nodes: Sequence[int],
     settings: SubgraphSettings,
     mask_label_facts: bool = False,
+    use_kg: bool = True,
 ) -> LinkedSubgraph:
-    """The subgraph of one text (see the module docstring)."""
+    """The subgraph of one text (see the module docstring); ``use_kg=False`` keeps the seeds
+    and no edge (the no-KG control)."""
     linked = list(dict.fromkeys(int(e) for e in linked))
     seeds = linked + [e for e in label_nodes if e not in linked]
-    sub = kg.subgraph(seeds, hops=settings.hops, max_nodes=settings.max_nodes + len(seeds))
+    sub = kg.subgraph(
+        seeds, hops=settings.hops if use_kg else 0, max_nodes=settings.max_nodes + len(seeds)
+    )
+    if not use_kg:
+        sub.edge_index, sub.edge_type = sub.edge_index[:, :0], sub.edge_type[:0]
     src, dst, rel = sub.edge_index[0], sub.edge_index[1], sub.edge_type
     if mask_label_facts and linked and label_nodes:
         pos = {e: i for i, e in enumerate(sub.nodes.tolist())}

@@ -3,6 +3,8 @@
     text    logits = text_head(t)
     graph   logits = graph_head(g, label nodes)              (the text vector is zeros)
     fused   logits = text_head(t) + gate * graph_head(...)   gate = sigmoid(w [t; g; c]) * has_entity
+    counter logits = text_head([t; n])   n: parameter-free label counts (fusion/counter.py), the
+                                         "GNN is a Counter?" baseline the GNN has to beat
 
 ``t`` is the pooled text vector, ``c`` the context node's final state, ``g`` an attention
 pooling of the node states queried by the text. With a label map, each class also scores its own
@@ -22,13 +24,13 @@ from torch_geometric.utils import softmax
 from fusion.encoder import TextEncoder
 from fusion.graph_encoder import GraphEncoder
 
-MODES = ("text", "graph", "fused")
+MODES = ("text", "graph", "fused", "counter")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Attributes:
-    mode: "text", "graph" or "fused".
+    mode: "text", "graph", "fused" or "counter".
     hidden: graph node state size.
     gnn_layers: message-passing rounds (>= 2).
     num_bases: RGCN basis matrices.
@@ -73,6 +75,7 @@ class FusionClassifier(nn.Module):
         num_labels: int,
         text_dim: int,
         uses_label_nodes: bool,
+        counter_dim: int = 0,
     ):
         super().__init__()
         self.config = config
@@ -83,8 +86,9 @@ class FusionClassifier(nn.Module):
         self.node_features: torch.Tensor
         self.register_buffer("node_features", node_features, persistent=False)
         h = config.hidden
-        self.text_head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(text_dim, num_labels))
-        if config.mode != "text":
+        head_in = text_dim + (counter_dim if config.mode == "counter" else 0)
+        self.text_head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(head_in, num_labels))
+        if config.mode not in ("text", "counter"):
             self.graph_encoder = GraphEncoder(
                 node_features.shape[1],
                 text_dim,
@@ -111,17 +115,32 @@ class FusionClassifier(nn.Module):
         return self.forward_parts(tokens, graph)["logits"]
 
     def forward_parts(
-        self, tokens: dict[str, torch.Tensor] | None, graph: Batch | None = None
+        self,
+        tokens: dict[str, torch.Tensor] | None,
+        graph: Batch | None = None,
+        text_vector: torch.Tensor | None = None,
+        counts: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Logits plus the pieces explanations look at (gate, attention over nodes)."""
-        if tokens is not None:
-            batch_size = tokens["input_ids"].shape[0]
+        """Logits plus the pieces explanations look at (gate, attention over nodes).
+
+        ``text_vector`` [batch, text_dim] replaces the encoder's output when given (explanations
+        score many variants of one graph against one text, encoded once)."""
+        if text_vector is not None:
+            t = text_vector
         else:
-            assert graph is not None, "give tokens, a graph batch, or both"
-            batch_size = int(graph.num_graphs)
-        t = self.text_vector(tokens, batch_size)
-        text_logits = self.text_head(t)
-        if self.config.mode == "text":
+            if tokens is not None:
+                size = tokens["input_ids"].shape[0]
+            else:
+                assert graph is not None, "give tokens, a graph batch, or both"
+                size = int(graph.num_graphs)
+            t = self.text_vector(tokens, size)
+        batch_size = t.shape[0]
+        if self.config.mode == "counter":
+            assert counts is not None, "counter mode needs the label counts"
+            text_logits = self.text_head(torch.cat([t, counts], dim=-1))
+        else:
+            text_logits = self.text_head(t)
+        if self.config.mode in ("text", "counter"):
             return {"logits": text_logits, "text_logits": text_logits}
         assert graph is not None, "graph and fused modes need the batch's subgraphs"
         x = self.node_features[graph.n_id]

@@ -12,13 +12,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch_geometric.data import Batch
 
 import kg as kglib
+from fusion.counter import LabelCounter
 from fusion.encoder import EncoderConfig, TextEncoder
-from fusion.examples import LinkedSubgraph, SubgraphSettings, build_subgraph
+from fusion.examples import LinkedSubgraph, SubgraphSettings, build_subgraph, collate_graphs
 from fusion.features import node_features
 from kg.graph import KnowledgeGraph
 from nlp.texts import DataError
+
+COUNTER_MAX_DEGREE = 100  # hubs (colours, generations) would swamp the counts
 
 
 def open_graph(files: Sequence[str | Path]) -> KnowledgeGraph:
@@ -61,6 +65,7 @@ class Prepared:
         default_factory=list
     )  # linked spans (text, offsets, IRI, score)
     graph: LinkedSubgraph | None = None
+    counts: np.ndarray | None = None  # counter-baseline features, when there are label nodes
 
 
 class Resources:
@@ -90,6 +95,9 @@ class Resources:
         if features is None:
             features = node_features(graph, self.tokenizer, cache_dir=feature_cache)
         self.features = torch.as_tensor(features, dtype=torch.float32)
+        self.counter = (
+            LabelCounter(graph, label_nodes, max_degree=COUNTER_MAX_DEGREE) if label_nodes else None
+        )
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return self.tokenizer.tokenize(texts)
@@ -99,29 +107,42 @@ class Resources:
         texts: Sequence[str],
         labels: Sequence[int] | None = None,
         mask_label_facts: bool = False,
+        use_kg: bool = True,
     ) -> list[Prepared]:
-        """Link every text and build its subgraph (label facts masked for training texts)."""
+        """Link every text and build its subgraph (label facts masked for training texts).
+
+        ``use_kg=False`` is the no-KG control: nothing is linked and subgraphs hold only the
+        label nodes, without edges."""
         out = []
-        docs = self.nlp.pipe(list(texts), batch_size=256)
-        for i, doc in enumerate(docs):
+        for i, doc in enumerate(self.nlp.pipe(list(texts), batch_size=256)):
             spans = [
-                {
-                    "text": e.text,
-                    "start": e.start_char,
-                    "end": e.end_char,
-                    "iri": e.kb_id_,
-                    "score": e._.kg_candidates[0][1],
-                }
+                {"text": e.text, "start": e.start_char, "end": e.end_char, "iri": e.kb_id_, "score": e._.kg_candidates[0][1]}
                 for e in doc._.kg_entities
-            ]
+            ] if use_kg else []  # fmt: skip
             linked = list(dict.fromkeys(self.graph.entity_id(s["iri"]) for s in spans))
             graph = build_subgraph(
-                self.graph, linked, self.label_nodes, self.subgraph, mask_label_facts
+                self.graph, linked, self.label_nodes, self.subgraph, mask_label_facts, use_kg
             )
-            out.append(
-                Prepared(texts[i], -1 if labels is None else int(labels[i]), linked, spans, graph)
-            )
+            counts = None
+            if self.counter is not None:
+                counts = self.counter.features(
+                    linked, masked=set(linked) if mask_label_facts else None
+                )
+            label = -1 if labels is None else int(labels[i])
+            out.append(Prepared(texts[i], label, linked, spans, graph, counts))
         return out
+
+    def inputs(
+        self, mode: str, batch: Sequence[Prepared], with_text: bool = True
+    ) -> tuple[dict[str, torch.Tensor] | None, Batch | None, torch.Tensor | None]:
+        """(tokens, graph batch, counter features) for a model of ``mode``: only what it reads."""
+        tokens = self.tokenize([p.text for p in batch]) if with_text else None
+        graphs = [p.graph for p in batch if p.graph is not None]
+        graph = collate_graphs(graphs) if mode in ("graph", "fused") else None
+        counts = None
+        if mode == "counter":
+            counts = torch.as_tensor(np.stack([p.counts for p in batch if p.counts is not None]))
+        return tokens, graph, counts
 
     def with_graph(self, graph: KnowledgeGraph) -> Resources:
         """The same settings over another graph (hot triples, or a shuffled-KG control). Node

@@ -37,7 +37,6 @@ from fusion.checkpoint import (
 from fusion.config import ConfigError, RunConfig, load_config
 from fusion.data import Splits, load_splits
 from fusion.encoder import TextEncoder
-from fusion.examples import collate_graphs
 from fusion.metrics import classification_metrics
 from fusion.model import FusionClassifier
 from fusion.resources import Prepared, Resources, open_graph, read_label_map
@@ -90,10 +89,13 @@ def build_resources(config: RunConfig, labels: list[str], run_dir: Path) -> Reso
 
 
 def build_model(config: RunConfig, resources: Resources) -> FusionClassifier:
+    if config.model.mode == "counter" and resources.counter is None:
+        raise ConfigError("model.mode=counter counts paths to label nodes: set kg.label_map")
     encoder = TextEncoder(config.encoder) if config.model.mode != "graph" else None
     return FusionClassifier(
         config.model, encoder, resources.features, 2 * resources.graph.num_relations,
         len(resources.labels), resources.tokenizer.hidden_size, uses_label_nodes=bool(resources.label_nodes),
+        counter_dim=resources.counter.dims if resources.counter is not None else 0,
     )  # fmt: skip
 
 
@@ -109,9 +111,10 @@ def batches(
 def forward(
     model: FusionClassifier, resources: Resources, batch: list[Prepared]
 ) -> dict[str, torch.Tensor]:
-    tokens = resources.tokenize([p.text for p in batch]) if model.text_encoder is not None else None
-    graph = collate_graphs([p.graph for p in batch]) if model.config.mode != "text" else None  # type: ignore[misc]
-    return model.forward_parts(tokens, graph)
+    tokens, graph, counts = resources.inputs(
+        model.config.mode, batch, model.text_encoder is not None
+    )
+    return model.forward_parts(tokens, graph, counts=counts)
 
 
 @torch.no_grad()
@@ -339,9 +342,11 @@ def run(
     resources: Resources | None = None,
     splits: Splits | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
+    use_kg: bool = True,
 ) -> TrainResult:
     """Train, evaluate and write the bundle for ``config``. ``resources`` and ``splits`` may be
-    passed in to share linking and node features between runs (`kgfuse compare`)."""
+    passed in to share linking and node features between runs (`kgfuse compare`);
+    ``use_kg=False`` is the no-KG control (nothing linked, no edges)."""
     from fusion.bundle import save_bundle
 
     run_dir = Path(config.output)
@@ -353,16 +358,14 @@ def run(
     resources = resources or build_resources(config, splits.labels, run_dir)
     index = {label: i for i, label in enumerate(splits.labels)}
     mask = config.train.mask_label_facts
-    train = resources.prepare(
-        [e.text for e in splits.train],
-        [index[e.label] for e in splits.train],
-        mask_label_facts=mask,
-    )
-    val = resources.prepare([e.text for e in splits.val], [index[e.label] for e in splits.val])
-    tests = {
-        name: resources.prepare([e.text for e in ex], [index[e.label] for e in ex])
-        for name, ex in splits.tests.items()
-    }
+
+    def prepare(examples: list[Any], masked: bool = False) -> list[Prepared]:
+        texts, labels = [e.text for e in examples], [index[e.label] for e in examples]
+        return resources.prepare(texts, labels, mask_label_facts=masked, use_kg=use_kg)
+
+    train = prepare(splits.train, masked=mask)
+    val = prepare(splits.val)
+    tests = {name: prepare(examples) for name, examples in splits.tests.items()}
 
     seed_everything(config.train.seed)  # the model's initialisation does not depend on linking
     model = build_model(config, resources)

@@ -79,7 +79,7 @@ def test_train_refuses_to_resume_with_other_settings(tiny_bert: Path, tmp_path: 
         main(TINY, overrides(tiny_bert, out, "model.hidden=8"), progress=False)
 
 
-@pytest.mark.parametrize("mode", ["text", "graph"])
+@pytest.mark.parametrize("mode", ["text", "graph", "counter"])
 def test_train_every_mode(tiny_bert: Path, tmp_path: Path, mode: str) -> None:
     result = main(
         TINY,

@@ -1,0 +1,80 @@
+"""Predictions from a bundle: label, probabilities, linked entities and supporting paths."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fusion.bundle import load_bundle
+from fusion.explain import explain
+from fusion.model import FusionClassifier
+from fusion.resources import Resources
+
+
+class Predictor:
+    """A loaded bundle, ready to answer. ``Predictor.from_dir(path).predict(["text"])``."""
+
+    def __init__(self, model: FusionClassifier, resources: Resources, meta: dict[str, Any]):
+        self.model = model
+        self.resources = resources
+        self.meta = meta
+
+    @classmethod
+    def from_dir(cls, folder: str | Path) -> Predictor:
+        return cls(*load_bundle(folder))
+
+    @property
+    def labels(self) -> list[str]:
+        return self.resources.labels
+
+    def with_graph(self, graph: Any) -> Predictor:
+        """The same model over another KG (hot triples): the graph encoder is inductive."""
+        resources = self.resources.with_graph(graph)
+        self.model.node_features = resources.features
+        return Predictor(self.model, resources, self.meta)
+
+    @torch.no_grad()
+    def predict(
+        self, texts: list[str], explain_paths: bool = False, top_k_paths: int = 3
+    ) -> list[dict[str, Any]]:
+        started = time.perf_counter()
+        prepared = self.resources.prepare(texts)
+        linked_at = time.perf_counter()
+        model = self.model
+        tokens, graph, counts = self.resources.inputs(
+            model.config.mode, prepared, model.text_encoder is not None
+        )
+        text = model.text_vector(tokens, len(texts))
+        parts = model.forward_parts(tokens, graph, text_vector=text, counts=counts)
+        probs = torch.softmax(parts["logits"], dim=-1)
+        model_at = time.perf_counter()
+        kg = self.resources.graph
+        out = []
+        for i, p in enumerate(prepared):
+            best = int(probs[i].argmax())
+            record: dict[str, Any] = {
+                "text": p.text,
+                "label": self.labels[best],
+                "probabilities": {
+                    label: round(float(probs[i, j]), 6) for j, label in enumerate(self.labels)
+                },
+                "entities": [{**s, "label": kg.label(kg.entity_id(s["iri"]))} for s in p.spans],
+            }
+            if "gate" in parts:
+                record["graph_weight"] = round(float(parts["gate"][i]), 4)
+            if explain_paths:
+                paths = explain(model, self.resources, p, text[i : i + 1], best, top_k=top_k_paths)
+                record["paths"] = [path.describe(self.resources) for path in paths]
+            out.append(record)
+        done = time.perf_counter()
+        timings = {
+            "link_ms": (linked_at - started) * 1e3,
+            "model_ms": (model_at - linked_at) * 1e3,
+            "explain_ms": (done - model_at) * 1e3,
+        }
+        for record in out:
+            record["timings_ms"] = {k: round(v, 2) for k, v in timings.items()}
+        return out
