@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from fusion.cli import (
+    compare_command,
     evaluate_command,
     explain_command,
     predict_command,
@@ -36,6 +37,7 @@ app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.command("predict")(predict_command)
 app.command("explain")(explain_command)
+app.command("compare")(compare_command)
 
 
 @app.command("demo")

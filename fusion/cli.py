@@ -215,3 +215,24 @@ def explain_command(
     _print_prediction(record)
     if not record.get("paths"):
         console.print("  no supporting path: nothing linked, or no path to the predicted label")
+
+
+def compare_command(
+    config: Path = typer.Argument(..., help="YAML config (see configs/)."),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides."),
+    seeds: int = typer.Option(3, "--seeds", min=1, max=10, help="Seeds for text and fused."),
+    fidelity_texts: int = typer.Option(
+        200, "--fidelity-texts", min=0, help="Texts for the fidelity measure (0: skip)."
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON."),
+) -> None:
+    """Train text, fused, graph, counter and the two controls; print one table."""
+    from fusion.compare import compare, print_report, write_json
+    from fusion.config import load_config
+
+    report = compare(
+        load_config(config, overrides or []), seeds=seeds, fidelity_texts=fidelity_texts
+    )
+    print_report(report)
+    if json_out is not None:
+        write_json(report, json_out)

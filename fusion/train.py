@@ -221,6 +221,7 @@ def fit(
     run_dir: Path,
     progress: bool = True,
     on_epoch_end: Callable[[int], None] | None = None,
+    data_key: str = "",
 ) -> tuple[int, int, float]:
     """Train with early stopping; leaves the best weights in ``model``.
     Returns (epochs run, best epoch, mean seconds per epoch).
@@ -235,7 +236,7 @@ def fit(
     weights = class_weights(train, len(resources.labels)) if settings.class_weights else None
     checkpoint = run_dir / "checkpoint"
     metrics_file = run_dir / "metrics.jsonl"
-    fingerprint = settings_fingerprint(config)
+    fingerprint = settings_fingerprint(config, data_key)
     state: dict[str, Any] = {
         "epoch": 0,
         "best_f1": -1.0,
@@ -249,8 +250,8 @@ def fit(
     if previous is not None:
         if previous.get("settings") != fingerprint:
             raise ConfigError(
-                f"{checkpoint} holds a run with other settings; delete that folder to start "
-                "afresh, or choose another output"
+                f"{checkpoint} holds a run with other settings or data; delete that folder to "
+                "start afresh, or choose another output"
             )
         best, state = load_checkpoint(checkpoint, model, optimizer)
         scheduler.last_epoch = state["epoch"] * steps_per_epoch - 1
@@ -316,13 +317,24 @@ def fit(
     )
 
 
-def settings_fingerprint(config: RunConfig) -> str:
-    """What a resumed run must share with the interrupted one (all but epochs and patience)."""
+def settings_fingerprint(config: RunConfig, data_key: str = "") -> str:
+    """What a resumed run must share with the interrupted one: the config (but epochs and
+    patience, which may grow), and the data and KG (``data_key``)."""
     settings = config.to_dict()
     settings["train"] = {
         k: v for k, v in settings["train"].items() if k not in ("epochs", "patience")
     }
+    settings["data_key"] = data_key
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def data_fingerprint(resources: Resources, *parts: Sequence[Prepared]) -> str:
+    """Texts, labels, links and the KG of a run: a checkpoint is reused only when all match."""
+    h = hashlib.sha256(resources.graph.fingerprint.encode())
+    for part in parts:
+        for p in part:
+            h.update(f"{p.label}\t{p.linked}\t{p.text}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def _tensorboard(run_dir: Path) -> Any:
@@ -369,8 +381,9 @@ def run(
 
     seed_everything(config.train.seed)  # the model's initialisation does not depend on linking
     model = build_model(config, resources)
+    data_key = data_fingerprint(resources, train, val)
     epochs, best_epoch, seconds = fit(
-        model, resources, train, val, config, run_dir, progress, on_epoch_end
+        model, resources, train, val, config, run_dir, progress, on_epoch_end, data_key
     )
 
     metrics = {"val": evaluate(model, resources, val)} | {

@@ -91,3 +91,11 @@ def test_node_features_are_cached_per_kg_and_encoder(
     assert np.array_equal(node_features(graph, encoder, cache_dir=tmp_path), np.ones_like(first))
     flu = graph.entity_id("http://example.org/tiny/flu")
     assert np.allclose(first[flu], encoder.embed([graph.text(flu)])[0], atol=1e-5)
+
+
+def test_encoder_top_layers_adapts_only_the_upper_layers(tiny_bert: Path) -> None:
+    encoder = TextEncoder(EncoderConfig(path=str(tiny_bert), top_layers=1))
+    layers = {n.split(".layer.")[1].split(".")[0] for n in trainable(encoder)}
+    assert layers == {"1"}  # tiny BERT has layers 0 and 1
+    with pytest.raises(EncoderError, match="the encoder has 2 layers"):
+        TextEncoder(EncoderConfig(path=str(tiny_bert), top_layers=3))

@@ -75,7 +75,7 @@ def test_train_resumes_an_interrupted_run_exactly(tiny_bert: Path, tmp_path: Pat
 def test_train_refuses_to_resume_with_other_settings(tiny_bert: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     main(TINY, overrides(tiny_bert, out, "train.epochs=1"), progress=False)
-    with pytest.raises(ConfigError, match="holds a run with other settings"):
+    with pytest.raises(ConfigError, match="holds a run with other settings or data"):
         main(TINY, overrides(tiny_bert, out, "model.hidden=8"), progress=False)
 
 
@@ -126,3 +126,18 @@ def test_missing_encoder_path_says_nothing_is_fetched(tmp_path: Path) -> None:
             [f"encoder.path={tmp_path / 'no-model'}", f"output={tmp_path / 'o'}"],
             progress=False,
         )
+
+
+def test_compare_trains_every_variant_and_measures_fidelity(tiny_bert: Path, tmp_path: Path) -> None:
+    from fusion.compare import compare
+
+    config = load_config(TINY, overrides(tiny_bert, tmp_path / "cmp", "train.epochs=1"))
+    report = compare(config, seeds=2, fidelity_texts=5, progress=False)
+    assert [r["variant"] for r in report["runs"]] == [
+        "text", "text", "fused", "fused", "graph", "counter", "fused-shuffled", "fused-no-kg",
+    ]  # fmt: skip
+    assert report["summary"]["text"]["seeds"] == [0, 1]
+    assert set(report["summary"]["fused"]) >= {"val/accuracy", "test:unseen/macro_f1", "seconds_per_epoch"}
+    assert report["fidelity"]["test"] == "unseen" and report["fidelity"]["texts"] >= 0
+    again = compare(config, seeds=2, fidelity_texts=0, progress=False)  # finished runs are reused
+    assert again["runs"][0]["metrics"] == report["runs"][0]["metrics"]
