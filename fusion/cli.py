@@ -31,6 +31,13 @@ def split_command(
     types: list[str] = typer.Option(
         [], "--type", help="Hold out only entities of this rdf:type IRI (repeat)."
     ),
+    seen_fraction: float = typer.Option(
+        0.0,
+        "--seen-fraction",
+        min=0.0,
+        max=0.9,
+        help="Also set aside this share of the other texts as test_seen.csv.",
+    ),
     text_column: str = typer.Option("text", "--text-column"),
     label_column: str = typer.Option("label", "--label-column"),
 ) -> None:
@@ -53,7 +60,9 @@ def split_command(
         candidates = {
             graph.iri(e) for e in range(graph.num_entities) if wanted & set(graph.types_of(e))
         }
-    split = held_out_entity_split(examples, mentions, fraction, seed, val_fraction, candidates)
+    split = held_out_entity_split(
+        examples, mentions, fraction, seed, val_fraction, candidates, seen_fraction
+    )
     settings = {
         "data": str(data),
         "kg": str(kg_path),
@@ -64,8 +73,14 @@ def split_command(
     }
     write_split(split, graph, output, text_column, label_column, settings)
     table = Table("split", "texts", title=f"held out {len(split.held_out)} entities -> {output}")
-    for name, part in (("train", split.train), ("val", split.val), ("test", split.test)):
-        table.add_row(name, f"{len(part):,}")
+    for name, part in (
+        ("train", split.train),
+        ("val", split.val),
+        ("test", split.test),
+        ("test_seen", split.test_seen),
+    ):
+        if part or name != "test_seen":
+            table.add_row(name, f"{len(part):,}")
     console.print(table)
     missing = labels_only_in_test(split)
     if missing:

@@ -25,7 +25,8 @@ from nlp.texts import DataError
 class EntitySplit:
     train: list[Example]
     val: list[Example]
-    test: list[Example]
+    test: list[Example]  # texts that mention a held-out entity
+    test_seen: list[Example]  # a random share of the others: the in-distribution test
     held_out: list[str]  # IRIs of the held-out entities, sorted
     mentions: list[list[str]]  # IRIs linked in each input example (input order)
 
@@ -37,12 +38,14 @@ def held_out_entity_split(
     seed: int = 0,
     val_fraction: float = 0.1,
     candidates: set[str] | None = None,
+    seen_fraction: float = 0.0,
 ) -> EntitySplit:
     """Split ``examples`` given the entity IRIs each one mentions.
 
     Args:
         fraction: share of the candidate entities to hold out.
         candidates: entities that may be held out (default: every linked entity).
+        seen_fraction: share of the other texts set aside (stratified) as ``test_seen``.
     """
     if not 0.0 < fraction < 1.0:
         raise DataError(f"the held-out fraction must be between 0 and 1 (got {fraction})")
@@ -57,8 +60,11 @@ def held_out_entity_split(
     rest = [e for e, m in zip(examples, mentions, strict=True) if not held & set(m)]
     if not rest:
         raise DataError("every text mentions a held-out entity; lower --fraction")
+    seen: list[Example] = []
+    if seen_fraction > 0:
+        rest, seen = stratified_split(rest, seen_fraction, seed + 1)
     train, val = stratified_split(rest, val_fraction, seed)
-    return EntitySplit(train, val, test, sorted(held), [list(m) for m in mentions])
+    return EntitySplit(train, val, test, seen, sorted(held), [list(m) for m in mentions])
 
 
 def labels_only_in_test(split: EntitySplit) -> list[str]:
@@ -74,12 +80,16 @@ def write_split(
     label_column: str,
     settings: dict[str, object],
 ) -> None:
-    """train.csv, val.csv, test.csv, held_out.tsv and split.json, written atomically."""
+    """train.csv, val.csv, test.csv (held-out entities), test_seen.csv (when asked for),
+    held_out.tsv and split.json, written atomically."""
     extra = sorted(
         {k for part in (split.train, split.val, split.test) for e in part for k in e.fields}
     )
     with atomic_directory(out) as tmp:
-        for name, part in (("train", split.train), ("val", split.val), ("test", split.test)):
+        parts = [("train", split.train), ("val", split.val), ("test", split.test)]
+        if split.test_seen:
+            parts.append(("test_seen", split.test_seen))
+        for name, part in parts:
             with (tmp / f"{name}.csv").open("w", encoding="utf-8", newline="") as f:
                 writer = csv.writer(f)
                 writer.writerow([text_column, label_column, *extra])
@@ -91,7 +101,7 @@ def write_split(
                 f.write(f"{iri}\t{graph.label(graph.entity_id(iri))}\n")
         summary = {
             **settings,
-            "counts": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+            "counts": {name: len(part) for name, part in parts},
             "held_out": len(split.held_out),
             "texts_with_links": sum(bool(m) for m in split.mentions),
             "labels_only_in_test": labels_only_in_test(split),

@@ -254,8 +254,12 @@ def fit(
                 "start afresh, or choose another output"
             )
         best, state = load_checkpoint(checkpoint, model, optimizer)
-        scheduler.last_epoch = state["epoch"] * steps_per_epoch - 1
-        scheduler.step()  # re-derive the learning rates at the first step of the next epoch
+        # put the schedule where the interrupted run left it (no optimizer step has run yet)
+        scheduler.last_epoch = state["epoch"] * steps_per_epoch
+        for group, base, factor in zip(
+            optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
+        ):
+            group["lr"] = base * factor(scheduler.last_epoch)
     writer = _tensorboard(run_dir) if settings.tensorboard else None
     bar = Progress(steps_per_epoch * (settings.epochs - state["epoch"]), progress)
     try:
