@@ -74,10 +74,31 @@ def build_subgraph(
     linked_mask = torch.zeros(sub.num_nodes, dtype=torch.bool)
     linked_mask[: len(linked)] = True  # seeds come first, in the order given
     label_pos = torch.arange(len(linked), len(linked) + len(label_nodes), dtype=torch.long)
+    distance = torch.as_tensor(_distance_to_linked(edge_index.numpy(), sub.num_nodes, len(linked)))
     return LinkedSubgraph(
         n_id=nodes, edge_index=edge_index, edge_type=edge_type, linked=linked_mask,
-        label_pos=label_pos, num_nodes=sub.num_nodes,
+        label_pos=label_pos, distance=distance, num_nodes=sub.num_nodes,
     )  # fmt: skip
+
+
+MAX_DISTANCE = 3  # distances are capped; MAX_DISTANCE + 1 marks "not reachable"
+
+
+def _distance_to_linked(edge_index: np.ndarray, num_nodes: int, num_linked: int) -> np.ndarray:
+    """Hops from each node to the nearest linked entity (the first ``num_linked`` nodes),
+    capped: the "labeling trick" of inductive relational models (GraIL, SEAL), which tells the
+    graph encoder where the text's entities sit."""
+    distance = np.full(num_nodes, MAX_DISTANCE + 1, dtype=np.int64)
+    frontier = np.arange(num_linked)
+    distance[frontier] = 0
+    src, dst = edge_index
+    for hop in range(1, MAX_DISTANCE + 1):
+        if len(frontier) == 0:
+            break
+        reached = np.unique(dst[np.isin(src, frontier)])
+        frontier = reached[distance[reached] > hop]
+        distance[frontier] = hop
+    return distance
 
 
 def collate_graphs(graphs: Sequence[LinkedSubgraph]) -> Batch:

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch_geometric.nn import RGCNConv
 
+from fusion.examples import MAX_DISTANCE
+
 
 class GraphEncoder(nn.Module):
     """Stacked ``RGCNConv`` layers (basis decomposition) with residuals and layer norm.
@@ -27,7 +29,8 @@ class GraphEncoder(nn.Module):
     Shapes:
         x: [num_nodes, feature_dim]; text: [batch, text_dim]; edge_index: [2, num_edges];
         edge_type: [num_edges]; node_batch: [num_nodes] (graph of each node);
-        linked: [num_nodes] bool (nodes the context node joins).
+        linked: [num_nodes] bool (nodes the context node joins);
+        distance: [num_nodes] hops to the nearest linked entity (capped, see fusion/examples.py).
         Returns (node states [num_nodes, hidden], context states [batch, hidden]).
     """
 
@@ -44,6 +47,7 @@ class GraphEncoder(nn.Module):
         super().__init__()
         self.num_relations = num_relations
         self.node_in = nn.Linear(feature_dim, hidden)
+        self.distance = nn.Embedding(MAX_DISTANCE + 2, hidden)  # hops to the nearest linked entity
         self.context_in = nn.Linear(text_dim, hidden)
         total = num_relations + 2
         bases = min(num_bases, total)
@@ -62,9 +66,11 @@ class GraphEncoder(nn.Module):
         edge_type: torch.Tensor,
         node_batch: torch.Tensor,
         linked: torch.Tensor,
+        distance: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         n, batch = x.shape[0], text.shape[0]
-        h = torch.cat([self.node_in(x), self.context_in(text)])  # context node b sits at n + b
+        nodes = self.node_in(x) + self.distance(distance)
+        h = torch.cat([nodes, self.context_in(text)])  # context node b sits at n + b
         entities = linked.nonzero().flatten()
         context = n + node_batch[entities]
         to_entity = torch.stack([context, entities])

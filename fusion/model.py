@@ -145,7 +145,7 @@ class FusionClassifier(nn.Module):
         assert graph is not None, "graph and fused modes need the batch's subgraphs"
         x = self.node_features[graph.n_id]
         nodes, context = self.graph_encoder(
-            x, t, graph.edge_index, graph.edge_type, graph.batch, graph.linked
+            x, t, graph.edge_index, graph.edge_type, graph.batch, graph.linked, graph.distance
         )
         # attention pooling over nodes, queried by the text and the context state
         query = self.pool_query(torch.cat([t, context], dim=-1))  # [B, H]

@@ -103,3 +103,30 @@ def test_model_two_training_steps_lower_the_loss(
         optimizer.step()
         losses.append(loss.item())
     assert losses[2] < losses[0]
+
+
+def test_subgraph_nodes_know_their_distance_to_the_linked_entities(graph: kg.KnowledgeGraph) -> None:
+    flu, sneezing = graph.entity_id(EX + "flu"), graph.entity_id(EX + "sneezing")
+    sub = build_subgraph(graph, [flu], [sneezing], SubgraphSettings(2, 10))
+    distance = dict(zip(sub.n_id.tolist(), sub.distance.tolist(), strict=True))
+    assert distance[flu] == 0
+    assert distance[graph.entity_id(EX + "cough")] == 1
+    assert distance[graph.entity_id(EX + "cold")] == 2  # flu - cough - cold
+    assert distance[sneezing] == 3  # ... - cold - sneezing
+    alone = build_subgraph(graph, [], [sneezing], SubgraphSettings(2, 10))
+    assert set(alone.distance.tolist()) == {4}  # nothing linked: every node is "unreachable"
+
+
+def test_label_facts_of_the_linked_entities_are_masked(graph: kg.KnowledgeGraph) -> None:
+    flu, fever = graph.entity_id(EX + "flu"), graph.entity_id(EX + "fever")
+    shown = build_subgraph(graph, [flu], [fever], SubgraphSettings(2, 10))
+    masked = build_subgraph(graph, [flu], [fever], SubgraphSettings(2, 10), mask_label_facts=True)
+
+    def joins(sub, a: int, b: int) -> bool:  # type: ignore[no-untyped-def]
+        pos = {e: i for i, e in enumerate(sub.n_id.tolist())}
+        pairs = set(zip(sub.edge_index[0].tolist(), sub.edge_index[1].tolist(), strict=True))
+        return (pos[a], pos[b]) in pairs
+
+    assert joins(shown, flu, fever) and not joins(masked, flu, fever)
+    covid = graph.entity_id(EX + "covid")
+    assert joins(masked, covid, fever)  # other entities' label facts stay
