@@ -128,7 +128,9 @@ def test_missing_encoder_path_says_nothing_is_fetched(tmp_path: Path) -> None:
         )
 
 
-def test_compare_trains_every_variant_and_measures_fidelity(tiny_bert: Path, tmp_path: Path) -> None:
+def test_compare_trains_every_variant_and_measures_fidelity(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
     from fusion.compare import compare
 
     config = load_config(TINY, overrides(tiny_bert, tmp_path / "cmp", "train.epochs=1"))
@@ -137,7 +139,39 @@ def test_compare_trains_every_variant_and_measures_fidelity(tiny_bert: Path, tmp
         "text", "text", "fused", "fused", "graph", "counter", "fused-shuffled", "fused-no-kg",
     ]  # fmt: skip
     assert report["summary"]["text"]["seeds"] == [0, 1]
-    assert set(report["summary"]["fused"]) >= {"val/accuracy", "test:unseen/macro_f1", "seconds_per_epoch"}
+    assert set(report["summary"]["fused"]) >= {
+        "val/accuracy",
+        "test:unseen/macro_f1",
+        "seconds_per_epoch",
+    }
     assert report["fidelity"]["test"] == "unseen" and report["fidelity"]["texts"] >= 0
     again = compare(config, seeds=2, fidelity_texts=0, progress=False)  # finished runs are reused
     assert again["runs"][0]["metrics"] == report["runs"][0]["metrics"]
+
+
+def test_new_triples_change_predictions_without_retraining(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import kg
+    from fusion.predict import Predictor
+
+    predictor = Predictor.from_dir(trained.bundle)
+    text = "my aunt caught the avian strain"
+    (before,) = predictor.predict([text], explain_paths=True)
+    assert before["entities"] == [] and before["graph_weight"] == 0.0
+    facts = tmp_path / "new.ttl"
+    facts.write_text(
+        "@prefix ex: <http://example.org/tiny/> .\n@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n"
+        'ex:h5n1 rdfs:label "avian strain" ; ex:causedBy ex:influenza_virus ; ex:hasSymptom ex:fever .\n'
+    )
+    updated = predictor.with_graph(kg.extend(predictor.resources.graph, facts))
+    (after,) = updated.predict([text], explain_paths=True)
+    assert [e["iri"] for e in after["entities"]] == ["http://example.org/tiny/h5n1"]
+    assert after["graph_weight"] > 0.0
+    assert after["probabilities"] != before["probabilities"]
+    hops = [hop for path in after["paths"] for hop in path["hops"]]
+    assert all(kg_has(updated, h) for h in hops) and hops
+
+
+def kg_has(predictor, hop) -> bool:  # type: ignore[no-untyped-def]
+    graph = predictor.resources.graph
+    s, o = graph.entity_id(hop["subject"]["iri"]), graph.entity_id(hop["object"]["iri"])
+    return graph.has_triple(s, graph.relation_id(hop["predicate"]["iri"]), o)
