@@ -15,6 +15,7 @@ from fusion.cli import (
     compare_command,
     evaluate_command,
     explain_command,
+    export_command,
     predict_command,
     split_command,
     train_command,
@@ -38,6 +39,7 @@ app.command("evaluate")(evaluate_command)
 app.command("predict")(predict_command)
 app.command("explain")(explain_command)
 app.command("compare")(compare_command)
+app.command("export")(export_command)
 
 
 @app.command("demo")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fusion.config import RunConfig, _build
+from fusion.config import ConfigError, RunConfig, config_from_dict
 from fusion.encoder import TextEncoder, encoder_id
 from fusion.model import FusionClassifier
 from fusion.resources import Resources
@@ -50,17 +50,13 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _split_state(
-    model: FusionClassifier,
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """(head tensors, encoder tensors) among the trainable parameters."""
-    heads: dict[str, torch.Tensor] = {}
-    encoder: dict[str, torch.Tensor] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (encoder if name.startswith("text_encoder.") else heads)[name] = p.detach().contiguous()
-    return heads, encoder
+def _head_state(model: FusionClassifier) -> dict[str, torch.Tensor]:
+    """Every tensor outside the text encoder (which is saved with ``save_pretrained``)."""
+    return {
+        name: p.detach().contiguous()
+        for name, p in model.named_parameters()
+        if not name.startswith("text_encoder.")
+    }
 
 
 def save_bundle(
@@ -77,7 +73,7 @@ def save_bundle(
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    heads, _ = _split_state(model)
+    heads = _head_state(model)
     adapter = config.encoder.adapter
     meta = {
         "format": FORMAT,
@@ -142,12 +138,10 @@ def load_bundle(folder: str | Path) -> tuple[FusionClassifier, Resources, dict[s
 
     folder = Path(folder)
     meta = read_meta(folder)
-    problems: list[str] = []
-    config = _build(RunConfig, meta["config"], "", problems)
-    if problems:
-        raise BundleError(
-            f"{folder / 'bundle.json'} holds an invalid config: {'; '.join(problems)}"
-        )
+    try:
+        config = config_from_dict(meta["config"], str(folder / "bundle.json"))
+    except ConfigError as e:
+        raise BundleError(str(e)) from e
     graph = kglib.open(folder / "kg")
     try:
         features = load_numpy(str(folder / "node_features.safetensors"))["features"]
@@ -195,4 +189,6 @@ def load_bundle(folder: str | Path) -> tuple[FusionClassifier, Resources, dict[s
     for p in model.parameters():
         p.requires_grad_(False)
     model.eval()
+    if meta.get("quantize") == "int8":  # set by `kgfuse export --int8`
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     return model, resources, meta

@@ -251,3 +251,30 @@ def compare_command(
     print_report(report)
     if json_out is not None:
         write_json(report, json_out)
+
+
+def export_command(
+    bundle: Path = typer.Argument(..., help="A trained bundle."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for the exported bundle."),
+    int8: bool = typer.Option(False, "--int8", help="Quantize Linear layers to int8 at load time."),
+    data: Path | None = typer.Option(
+        None, "--data", help="Labelled file: report accuracy change and speed-up."
+    ),
+) -> None:
+    """Merge LoRA into the encoder (and optionally mark int8) for serving."""
+    from fusion.export import export_bundle, measure
+
+    export_bundle(bundle, output, int8=int8)
+    console.print(f"exported {bundle} -> {output}{' (int8)' if int8 else ''}")
+    if data is not None:
+        before, after = measure(bundle, data), measure(output, data)
+        table = Table("bundle", "accuracy", "macro-F1", "texts/s")
+        for name, m in (("source", before), ("exported", after)):
+            table.add_row(
+                name, f"{m['accuracy']:.3f}", f"{m['macro_f1']:.3f}", f"{m['texts_per_s']:.1f}"
+            )
+        console.print(table)
+        console.print(
+            f"accuracy change {after['accuracy'] - before['accuracy']:+.3f}, "
+            f"speed-up {after['texts_per_s'] / before['texts_per_s']:.2f}x"
+        )

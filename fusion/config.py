@@ -70,7 +70,9 @@ class TrainSettings:
     class_weights: weight the loss by inverse class frequency.
     patience: epochs without a better val macro-F1 before stopping.
     seed: of everything (data order, dropout, initialisation).
-    mask_label_facts: hide each training text's own entity-label facts (see fusion/examples.py).
+    mask_label_facts: share of training texts whose own entity-label facts are hidden (see
+        fusion/examples.py): 1.0 forces reasoning over neighbours; below 1.0 the model also
+        learns to use a known fact, as a text about a seen entity can at test time.
     tensorboard: also log to TensorBoard (needs the tensorboard package).
     threads: torch CPU threads (0 = torch's default).
     """
@@ -85,9 +87,25 @@ class TrainSettings:
     class_weights: bool = False
     patience: int = 2
     seed: int = 0
-    mask_label_facts: bool = True
+    mask_label_facts: float = 1.0
     tensorboard: bool = False
     threads: int = 0
+
+    def problems(self) -> list[str]:
+        out = []
+        for name in ("epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                out.append(f"'train.{name}' must be at least 1 (got {getattr(self, name)})")
+        for name in ("lr", "lora_lr"):
+            if getattr(self, name) <= 0:
+                out.append(f"'train.{name}' must be positive (got {getattr(self, name)})")
+        if not 0.0 <= self.mask_label_facts <= 1.0:
+            out.append(f"'train.mask_label_facts' must be in [0, 1] (got {self.mask_label_facts})")
+        if not 0.0 <= self.warmup < 1.0:
+            out.append(f"'train.warmup' must be in [0, 1) (got {self.warmup})")
+        if self.threads < 0:
+            out.append(f"'train.threads' must be 0 (torch's default) or more (got {self.threads})")
+        return out
 
 
 @dataclass(frozen=True)
@@ -244,4 +262,13 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     if problems:
         where = f" in {path}" if path is not None else ""
         raise ConfigError(f"{len(problems)} problem(s){where}:\n  - " + "\n  - ".join(problems))
+    return config
+
+
+def config_from_dict(data: dict[str, Any], where: str = "config") -> RunConfig:
+    """A `RunConfig` from a plain dict (e.g. the resolved config stored in a bundle)."""
+    problems: list[str] = []
+    config = _build(RunConfig, data, "", problems)
+    if problems:
+        raise ConfigError(f"{where} holds an invalid config: " + "; ".join(problems))
     return config

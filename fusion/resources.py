@@ -5,6 +5,7 @@ extract the subgraph once) that training, evaluation and serving share."""
 from __future__ import annotations
 
 import csv
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,28 +107,30 @@ class Resources:
         self,
         texts: Sequence[str],
         labels: Sequence[int] | None = None,
-        mask_label_facts: bool = False,
+        mask_label_facts: float = 0.0,
         use_kg: bool = True,
+        mask_seed: int = 0,
     ) -> list[Prepared]:
-        """Link every text and build its subgraph (label facts masked for training texts).
+        """Link every text and build its subgraph. ``mask_label_facts`` is the share of texts
+        (drawn with ``mask_seed``) whose own entity-label facts are hidden: training texts.
 
         ``use_kg=False`` is the no-KG control: nothing is linked and subgraphs hold only the
         label nodes, without edges."""
         out = []
+        draw = random.Random(mask_seed)
         for i, doc in enumerate(self.nlp.pipe(list(texts), batch_size=256)):
             spans = [
                 {"text": e.text, "start": e.start_char, "end": e.end_char, "iri": e.kb_id_, "score": e._.kg_candidates[0][1]}
                 for e in doc._.kg_entities
             ] if use_kg else []  # fmt: skip
             linked = list(dict.fromkeys(self.graph.entity_id(s["iri"]) for s in spans))
+            masked = draw.random() < mask_label_facts
             graph = build_subgraph(
-                self.graph, linked, self.label_nodes, self.subgraph, mask_label_facts, use_kg
+                self.graph, linked, self.label_nodes, self.subgraph, masked, use_kg
             )
             counts = None
             if self.counter is not None:
-                counts = self.counter.features(
-                    linked, masked=set(linked) if mask_label_facts else None
-                )
+                counts = self.counter.features(linked, masked=set(linked) if masked else None)
             label = -1 if labels is None else int(labels[i])
             out.append(Prepared(texts[i], label, linked, spans, graph, counts))
         return out

@@ -375,9 +375,9 @@ def run(
     index = {label: i for i, label in enumerate(splits.labels)}
     mask = config.train.mask_label_facts
 
-    def prepare(examples: list[Any], masked: bool = False) -> list[Prepared]:
+    def prepare(examples: list[Any], masked: float = 0.0) -> list[Prepared]:
         texts, labels = [e.text for e in examples], [index[e.label] for e in examples]
-        return resources.prepare(texts, labels, mask_label_facts=masked, use_kg=use_kg)
+        return resources.prepare(texts, labels, masked, use_kg, mask_seed=config.train.seed)
 
     train = prepare(splits.train, masked=mask)
     val = prepare(splits.val)

@@ -175,3 +175,25 @@ def kg_has(predictor, hop) -> bool:  # type: ignore[no-untyped-def]
     graph = predictor.resources.graph
     s, o = graph.entity_id(hop["subject"]["iri"]), graph.entity_id(hop["object"]["iri"])
     return graph.has_triple(s, graph.relation_id(hop["predicate"]["iri"]), o)
+
+
+def test_export_merges_lora_with_the_same_predictions_and_int8_runs(
+    trained, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from fusion.export import export_bundle
+
+    texts = ["a bad case of influenza", "covid-19 and a cough"]
+    source, res, _ = load_bundle(trained.bundle)
+    merged_dir = export_bundle(trained.bundle, tmp_path / "merged")
+    assert (merged_dir / "encoder" / "config.json").is_file() and not (
+        merged_dir / "adapter"
+    ).exists()
+    merged, res2, meta = load_bundle(merged_dir)
+    assert meta["encoder_storage"] == "encoder"
+    expected = predict_logits(source, res, res.prepare(texts))
+    assert np.allclose(predict_logits(merged, res2, res2.prepare(texts)), expected, atol=1e-4)
+    int8, res3, meta3 = load_bundle(export_bundle(trained.bundle, tmp_path / "int8", int8=True))
+    assert meta3["quantize"] == "int8"
+    assert predict_logits(int8, res3, res3.prepare(texts)).shape == expected.shape
+    with pytest.raises(BundleError, match="other than the source"):
+        export_bundle(trained.bundle, trained.bundle)
