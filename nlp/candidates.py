@@ -10,7 +10,10 @@ Paths, from most to least certain (``kind`` of a `MentionCandidate`):
 - ``head``: the head word alone names a two-or-more-word alias of exactly one entity
   ("rash" -> "skin rash"), for aliases without function words;
 - ``fuzzy``: character 3-gram TF-IDF neighbours, re-scored by edit ratio, for spans holding a
-  word the lemma tables do not know (typos such as "diarrhea" / "diarrhoea", "psoriasys").
+  word the lemma tables do not know (typos such as "diarrhea" / "diarrhoea", "psoriasys");
+- ``semantic`` (opt-in, when a `SemanticCandidates` is given): word n-grams that no path above
+  covers, whose embedding is close to an alias's ("exhausted" -> "fatigue", "throwing up" ->
+  "vomiting"); the similarity is that cosine (see nlp/semantic.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable
 from difflib import SequenceMatcher
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.tokens import Doc
@@ -29,6 +32,9 @@ from kg.search import normalize
 from nlp.abbreviations import find_definitions, fits, is_short_form
 from nlp.keys import JOINERS, Lemmatizer
 
+if TYPE_CHECKING:
+    from nlp.semantic import SemanticCandidates
+
 KIND_SIMILARITY = {"exact": 1.0, "lemma": 0.95, "abbreviation": 0.9, "window": 0.85, "head": 0.75}
 _WORD = re.compile(r"^[^\W\d_]+$")
 
@@ -36,8 +42,8 @@ _WORD = re.compile(r"^[^\W\d_]+$")
 class MentionCandidate(NamedTuple):
     entity: int
     alias: str  # the alias that matched
-    similarity: float  # string similarity of span and alias, in [0, 1]
-    kind: str  # exact | lemma | abbreviation | window | head | fuzzy
+    similarity: float  # string similarity of span and alias (semantic: cosine), in [0, 1]
+    kind: str  # exact | lemma | abbreviation | window | head | fuzzy | semantic
 
 
 class Mention(NamedTuple):
@@ -70,6 +76,8 @@ class CandidateGenerator:
         fuzzy_threshold: minimum ``(cosine + edit ratio) / 2`` of a fuzzy candidate.
         window_slack: extra words allowed inside a window match.
         head_match: enable the ``head`` path.
+        semantic: embedding candidates for the words no string path covers (the ``semantic``
+            path); None: off.
     """
 
     def __init__(
@@ -84,8 +92,10 @@ class CandidateGenerator:
         fuzzy_threshold: float = 0.8,
         window_slack: int = 3,
         head_match: bool = False,
+        semantic: SemanticCandidates | None = None,
     ):
         self.kg = kg
+        self.semantic = semantic
         self.lemma = lemmatizer
         self.eligible = eligible
         self.fuzzy_threshold = fuzzy_threshold
@@ -163,10 +173,26 @@ class CandidateGenerator:
                 if e is not None and _WORD.match(k):
                     add(a, a + 1, MentionCandidate(e, self.kg.label(e), sim, "head"))
         self._fuzzy(words, found, add)
+        if self.semantic is not None:
+            self._semantic(self.semantic, words, found, add)
         for span, cands in self._defined_abbreviations(doc, found).items():
             for c in cands:
                 found[span].setdefault(c.entity, c)
         return [Mention(s, e, list(c.values())) for (s, e), c in sorted(found.items()) if c]
+
+    def _semantic(
+        self,
+        semantic: SemanticCandidates,
+        words: _Words,
+        found: dict[tuple[int, int], dict[int, MentionCandidate]],
+        add: _Add,
+    ) -> None:
+        """Embedding candidates for the words that no mention found so far covers."""
+        covered = {i for (s, e), cands in found.items() if cands for i in range(s, e)}
+        flags = [p in covered for p in words.pos]
+        for a, b, e, cosine in semantic.generate(words.text, flags):
+            similarity = min(max(cosine, 0.0), 1.0)  # float16 vectors may round past 1
+            add(a, b, MentionCandidate(e, self.kg.label(e), similarity, "semantic"))
 
     def _aliases(self, words: _Words, add: _Add) -> None:
         keys, lows, n = words.keys, words.lower, len(words.keys)

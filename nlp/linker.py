@@ -9,20 +9,26 @@
 or, from a graph in memory, ``pipe = nlp.linker.from_kg(graph)``. Each linked span carries its
 IRI in ``Span.kb_id_`` and the ranked ``(iri, score)`` list in ``Span._.kg_candidates``; the spans
 go to ``doc.spans[spans_key]`` and, where they overlap no existing entity, to ``doc.ents``.
+
+Semantic candidates (opt-in, off by default): ``config={"kg": ..., "semantic": {"mode": "static",
+"threshold": 0.7, "cache_dir": "out/semantic"}}`` also links paraphrases that share no word with
+an alias ("exhausted" -> fatigue) by word embeddings from a small sentence encoder (see
+nlp/semantic.py: about 30 s of one-off work without a cache, then 0.35-0.45x the texts/s).
+Link many texts with ``pipe.pipe(texts)``: it embeds each batch's new words together.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import spacy
 from spacy.language import Language
 from spacy.tokens import Doc, Span
-from spacy.util import filter_spans
+from spacy.util import filter_spans, minibatch
 
 import kg as kglib
 from kg.graph import KnowledgeGraph
@@ -31,6 +37,9 @@ from nlp.disambiguation import Disambiguator, Weights
 from nlp.errors import LinkingError
 from nlp.keys import Lemmatizer
 
+if TYPE_CHECKING:
+    from nlp.semantic import SemanticCandidates
+
 # Common words that also name entities somewhere; never linked unless the user says otherwise.
 DEFAULT_STOP_ALIASES = (
     "a", "an", "the", "it", "is", "as", "at", "be", "can", "do", "go", "he", "in", "may", "me",
@@ -38,6 +47,7 @@ DEFAULT_STOP_ALIASES = (
     "new", "may", "march", "long", "back", "best", "feel", "home", "help", "well", "time",
 )  # fmt: skip
 KG_FOLDER = "kg"
+SEMANTIC_FOLDER = "semantic"  # the semantic vectors, beside the KG, when semantic is on
 
 if not Span.has_extension("kg_candidates"):
     Span.set_extension("kg_candidates", default=None)
@@ -59,6 +69,7 @@ if not Doc.has_extension("kg_entities"):
         "fuzzy_threshold": 0.8,
         "window_slack": 3,
         "head_match": False,
+        "semantic": None,
         "link_classes": False,
         "max_length": 100_000,
         "overwrite_ents": False,
@@ -78,6 +89,7 @@ def make_kg_linker(
     fuzzy_threshold: float,
     window_slack: int,
     head_match: bool,
+    semantic: dict[str, Any] | None,
     link_classes: bool,
     max_length: int,
     overwrite_ents: bool,
@@ -96,6 +108,7 @@ def make_kg_linker(
         fuzzy_threshold=fuzzy_threshold,
         window_slack=window_slack,
         head_match=head_match,
+        semantic=semantic,
         link_classes=link_classes,
         max_length=max_length,
         overwrite_ents=overwrite_ents,
@@ -116,6 +129,11 @@ class KGLinker:
         link_classes: also link entities that are the type of others (e.g. "Symptom" itself).
         min_alias_length, stop_aliases, fuzzy_threshold, window_slack, head_match: candidate
             generation settings (see nlp/candidates.py).
+        semantic: None (off), or keyword arguments of `nlp.semantic.SemanticCandidates` (keys
+            in `nlp.semantic.CONFIG_KEYS`, e.g. ``{"mode": "static", "threshold": 0.7,
+            "cache_dir": "out/semantic"}``; ``{}``: its defaults) to add embedding candidates
+            for the words no string path covers. In a spaCy config, ``encoder`` may name a
+            registered function: ``{"@misc": "my_encoder.v1"}``.
         max_length: texts longer than this many characters are refused.
         overwrite_ents: let linked spans replace overlapping entities already in ``doc.ents``.
         spans_key: the ``doc.spans`` key of the linked spans.
@@ -136,6 +154,10 @@ class KGLinker:
         self.fuzzy_threshold = float(config.get("fuzzy_threshold", 0.8))
         self.window_slack = int(config.get("window_slack", 3))
         self.head_match = bool(config.get("head_match", False))
+        semantic = config.get("semantic")
+        self.semantic: dict[str, Any] | None = (
+            dict(semantic) if isinstance(semantic, dict) else semantic
+        )
         self.link_classes = bool(config.get("link_classes", False))
         self.max_length = int(config.get("max_length", 100_000))
         self.overwrite_ents = bool(config.get("overwrite_ents", False))
@@ -155,6 +177,15 @@ class KGLinker:
             problems.append(f"'max_candidates' must be at least 1 (got {self.max_candidates})")
         if self.max_length < 1:
             problems.append(f"'max_length' must be at least 1 (got {self.max_length})")
+        if self.semantic is not None and not isinstance(self.semantic, dict):
+            problems.append(
+                "'semantic' must be None (off) or a dict of options such as "
+                f"{{'mode': 'static', 'threshold': 0.7}} (got {self.semantic!r})"
+            )
+        elif self.semantic is not None:
+            from nlp.semantic import config_problems
+
+            problems.extend(f"'semantic': {p}" for p in config_problems(self.semantic))
         if problems:
             raise LinkingError("invalid kg_linker config: " + "; ".join(problems))
 
@@ -202,6 +233,11 @@ class KGLinker:
                     f"none of the types {self.types} is an entity of the KG; check the IRIs"
                 )
             eligible = {e for e in eligible if wanted & set(graph.types_of(e))}
+        semantic = None
+        if self.semantic is not None:
+            from nlp.semantic import SemanticCandidates  # numpy only; the encoder loads on use
+
+            semantic = SemanticCandidates(graph, eligible, self.nlp.make_doc, **self.semantic)
         self._generator = CandidateGenerator(
             graph,
             self.nlp.make_doc,
@@ -212,10 +248,38 @@ class KGLinker:
             fuzzy_threshold=self.fuzzy_threshold,
             window_slack=self.window_slack,
             head_match=self.head_match,
+            semantic=semantic,
         )
         self._disambiguator = Disambiguator(graph, self.weights)
 
+    @property
+    def semantic_candidates(self) -> SemanticCandidates | None:
+        """The semantic candidate generator; None when ``semantic`` is off. Loads the KG."""
+        if self.semantic is None:
+            return None
+        return self._ready()[1].semantic
+
     # ----- linking -----
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 256) -> Iterator[Doc]:
+        """Link a stream of Docs (what ``nlp.pipe`` calls). With semantic candidates on, the
+        new words of each batch are embedded together first: much faster than one by one."""
+        handle = self.nlp.default_error_handler
+        for docs in minibatch(stream, size=batch_size):
+            try:
+                semantic = self.semantic_candidates
+                if semantic is not None:
+                    semantic.add_words(docs)
+            except Exception as e:
+                handle(self.name, self, docs, e)
+                continue
+            for doc in docs:
+                try:
+                    linked = self(doc)
+                except Exception as e:
+                    handle(self.name, self, [doc], e)
+                    continue
+                yield linked
+
     def __call__(self, doc: Doc) -> Doc:
         if len(doc.text) > self.max_length:
             raise LinkingError(
@@ -252,9 +316,11 @@ class KGLinker:
 
     # ----- serialization (the graph travels with the pipeline) -----
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        _, _, _ = self._ready()
-        assert self.kg is not None
-        self.kg.save(Path(path) / KG_FOLDER)
+        """Save the graph and, when semantic is on, its vectors (embedded now if need be)."""
+        graph, generator, _ = self._ready()
+        graph.save(Path(path) / KG_FOLDER)
+        if generator.semantic is not None and SEMANTIC_FOLDER not in exclude:
+            generator.semantic.save(Path(path) / SEMANTIC_FOLDER)
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> KGLinker:
         folder = Path(path) / KG_FOLDER
@@ -262,7 +328,12 @@ class KGLinker:
             raise LinkingError(
                 f"{path} holds no linker KG (missing {folder}); save the pipeline again"
             )
-        return self.set_kg(kglib.open(folder))
+        self.set_kg(kglib.open(folder))
+        semantic = self._ready()[1].semantic
+        vectors = Path(path) / SEMANTIC_FOLDER
+        if semantic is not None and (vectors / "meta.json").is_file():
+            semantic.prepare(vectors)  # the saved vectors, where they still match
+        return self
 
 
 def _overlap(a: Span, b: Span) -> bool:

@@ -126,8 +126,12 @@ def test_cli_split_symptom2disease_holds_out_symptoms(shared_data: Path, tmp_pat
 def test_held_out_entity_split_can_set_aside_a_seen_test() -> None:
     examples = [Example(f"t{i}", "ab"[i % 2]) for i in range(60)]
     mentions = [[f"e{i % 6}"] for i in range(60)]
-    split = held_out_entity_split(examples, mentions, fraction=0.2, seed=0, val_fraction=0.1, seen_fraction=0.2)
+    split = held_out_entity_split(
+        examples, mentions, fraction=0.2, seed=0, val_fraction=0.1, seen_fraction=0.2
+    )
     held = set(split.held_out)
-    assert split.test_seen and not any(held & set(mentions[examples.index(e)]) for e in split.test_seen)
+    assert split.test_seen and not any(
+        held & set(mentions[examples.index(e)]) for e in split.test_seen
+    )
     parts = [split.train, split.val, split.test, split.test_seen]
     assert sum(map(len, parts)) == 60 and len({e.text for p in parts for e in p}) == 60

