@@ -111,7 +111,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--json", type=Path, help="write every figure as JSON to this file")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="seeds for text and fused on symptom2disease"
+    )
+    parser.add_argument(
+        "--pokedex-seeds", type=int, default=3, help="seeds for text and fused on pokedex"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench")
     parser.add_argument(
         "--datasets",
@@ -141,7 +146,13 @@ def main() -> None:
             "symptom2disease", "configs/symptom2disease.yaml", args.out, seeds, extra + s2d_extra
         )
     if "pokedex" in args.datasets:
-        jobs["pokedex"] = start_compare("pokedex", "configs/pokedex.yaml", args.out, seeds, extra)
+        jobs["pokedex"] = start_compare(
+            "pokedex",
+            "configs/pokedex.yaml",
+            args.out,
+            1 if args.quick else args.pokedex_seeds,
+            extra,
+        )
     reports: dict[str, Any] = {}
     for name, (proc, report) in jobs.items():
         if proc.wait() != 0:
