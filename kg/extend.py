@@ -251,15 +251,8 @@ def _first_free_file_tag(entities: StringTable, start: int) -> int:
 
 def _has_prefix(table: StringTable, prefix: str) -> bool:
     """Whether a table sorted by code point holds a string starting with ``prefix``."""
-    key = prefix.encode("utf-8")
-    lo, hi = 0, len(table)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if table.raw(mid) < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < len(table) and table.raw(lo).startswith(key)
+    i = table.lower_bound(prefix)
+    return i < len(table) and table.raw(i).startswith(prefix.encode("utf-8"))
 
 
 # ------------------------------------------------------------------ extend from rows

@@ -70,8 +70,8 @@ class StringTable(Sequence[str]):
         for i in range(len(o) - 1):
             yield b[o[i] : o[i + 1]].decode("utf-8")
 
-    def find_sorted(self, s: str) -> int:
-        """Index of ``s`` in a table sorted by code point (UTF-8 byte order), or -1."""
+    def lower_bound(self, s: str) -> int:
+        """First index whose string is >= ``s``, in a table sorted by code point (UTF-8 order)."""
         key = s.encode("utf-8")
         lo, hi = 0, len(self)
         while lo < hi:
@@ -80,7 +80,12 @@ class StringTable(Sequence[str]):
                 lo = mid + 1
             else:
                 hi = mid
-        return lo if lo < len(self) and self.raw(lo) == key else -1
+        return lo
+
+    def find_sorted(self, s: str) -> int:
+        """Index of ``s`` in a table sorted by code point (UTF-8 byte order), or -1."""
+        i = self.lower_bound(s)
+        return i if i < len(self) and self.raw(i) == s.encode("utf-8") else -1
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StringTable):
