@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from torch import nn
 from kg.errors import KGFuseError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: never reach for the network
+# PEFT calls a transformers method that warns about its own rename on every wrap: not ours to fix
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
 
 POOLINGS = ("mean", "cls")
 ADAPTERS = ("lora", "adalora", "ia3", "full", "frozen")
