@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench lint format clean
+.PHONY: demo test test-slow bench bench-all lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/kg_load.py --json bench/results/kg_load.json
+
+bench-all: bench
+	$(BIN)/python bench/linking.py --json bench/results/linking.json
+	$(BIN)/python bench/generalization.py --pokedex-seeds 2 --json bench/results/generalization.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
