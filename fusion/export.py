@@ -52,13 +52,17 @@ def measure(
     """Accuracy, macro-F1 and prediction time (texts/s, one process) of a bundle on a file."""
     from fusion.data import read_examples
     from fusion.train import evaluate
+    from nlp.texts import DataError
 
     model, resources, _ = load_bundle(bundle)
     examples = read_examples(data, text_column, label_column)
     index = {label: i for i, label in enumerate(resources.labels)}
-    prepared = resources.prepare(
-        [e.text for e in examples], [index.get(e.label, -1) for e in examples]
-    )
+    unknown = sorted({e.label for e in examples} - set(index))
+    if unknown:
+        raise DataError(
+            f"{data} has label(s) {unknown} the model does not know; its labels are {resources.labels}"
+        )
+    prepared = resources.prepare([e.text for e in examples], [index[e.label] for e in examples])
     started = time.perf_counter()
     metrics = evaluate(model, resources, prepared)
     seconds = time.perf_counter() - started
