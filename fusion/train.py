@@ -5,7 +5,7 @@ Read it top to bottom: set-up (seeds, data, KG, linker, node features), the mode
 decay, gradient clipping, early stopping on val macro-F1, a checkpoint per epoch to resume
 from), then evaluation of the best weights and the bundle.
 
-Everything goes under ``config.output``: ``bundle/`` (what `kgfuse serve` and `predict` load),
+Everything goes under ``config.output``: ``bundle/`` (what `predict`, `explain` and `export` load),
 ``checkpoint/`` (resume state), ``metrics.jsonl`` (one line per epoch), ``cache/`` (node
 features), and ``tensorboard/`` when enabled.
 """

@@ -197,3 +197,31 @@ def test_export_merges_lora_with_the_same_predictions_and_int8_runs(
     assert predict_logits(int8, res3, res3.prepare(texts)).shape == expected.shape
     with pytest.raises(BundleError, match="other than the source"):
         export_bundle(trained.bundle, trained.bundle)
+
+
+def test_cli_model_commands_answer_and_refuse_bad_input(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from .conftest import run_cli
+
+    bundle = str(trained.bundle)
+    evaluated = run_cli("evaluate", bundle, "tests/fixtures/tiny_test.csv")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "accuracy" in evaluated.stdout and "confusion matrix" in evaluated.stdout
+    explained = run_cli("explain", bundle, "covid-19 and a cough")
+    assert explained.returncode == 0, explained.stderr
+    assert "linked: 'covid-19' -> COVID-19" in explained.stdout
+    out = tmp_path / "pred.jsonl"
+    predicted = run_cli("predict", bundle, "-i", "tests/fixtures/tiny_test.csv", "-o", str(out))
+    assert predicted.returncode == 0 and len(out.read_text().splitlines()) == 3
+    bad_config = tmp_path / "bad.yaml"
+    bad_config.write_text("kg: {files: [x.ttl]}\ndata: {train: y.csv}\nmodel: {mode: huge}\n")
+    for args, message in [
+        (
+            ("evaluate", str(tmp_path / "nowhere"), "tests/fixtures/tiny_test.csv"),
+            "no model bundle",
+        ),
+        (("predict", bundle, "-i", str(tmp_path / "none.csv")), "file not found"),
+        (("train", str(bad_config)), "'model.mode' must be one of"),
+    ]:
+        result = run_cli(*args)
+        assert result.returncode == 1, args
+        assert message in result.stderr and "Traceback" not in result.stderr
