@@ -28,7 +28,7 @@ bench: $(STAMP)
 
 bench-all: bench
 	$(BIN)/python bench/linking.py --json bench/results/linking.json
-	$(BIN)/python bench/generalization.py --pokedex-seeds 2 --json bench/results/generalization.json
+	$(BIN)/python bench/generalization.py --json bench/results/generalization.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

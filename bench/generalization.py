@@ -1,6 +1,6 @@
 """Generalization to unseen entities, with controls: the kgfuse promise, measured.
 
-    .venv/bin/python bench/generalization.py --pokedex-seeds 2 --json bench/results/generalization.json
+    .venv/bin/python bench/generalization.py --json bench/results/generalization.json
 
 Runs `kgfuse compare` on two shared data sets at once (one process each, one torch thread each,
 so the two cores are used without oversubscription):
