@@ -135,3 +135,22 @@ def test_held_out_entity_split_can_set_aside_a_seen_test() -> None:
     )
     parts = [split.train, split.val, split.test, split.test_seen]
     assert sum(map(len, parts)) == 60 and len({e.text for p in parts for e in p}) == 60
+
+
+def test_label_map_resolves_labels_and_names_what_is_wrong(tmp_path: Path, tiny_kg) -> None:  # type: ignore[no-untyped-def]
+    from fusion.resources import read_label_map
+
+    good = tmp_path / "map.tsv"
+    good.write_text("label\tentity\nflu\thttp://example.org/tiny/flu\nviral\tCOVID-19\n")
+    assert read_label_map(good, tiny_kg, ["viral", "flu"]) == [
+        tiny_kg.entity_id("http://example.org/tiny/covid"),
+        tiny_kg.entity_id("http://example.org/tiny/flu"),
+    ]
+    with pytest.raises(DataError, match=r"maps no entity for label\(s\) \['cold'\]"):
+        read_label_map(good, tiny_kg, ["flu", "cold"])
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("flu\thttp://example.org/tiny/flu\nviral\n")
+    with pytest.raises(DataError, match=r"bad\.tsv:2: expected 2 tab-separated columns"):
+        read_label_map(bad, tiny_kg, ["flu"])
+    with pytest.raises(DataError, match="not found"):
+        read_label_map(tmp_path / "none.tsv", tiny_kg, ["flu"])
