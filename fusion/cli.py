@@ -47,7 +47,7 @@ def split_command(
     from fusion.split import held_out_entity_split, labels_only_in_test, write_split
     from nlp.linker import from_kg
 
-    graph = kg.open(kg_path) if kg_path.is_dir() else kg.load(kg_path)
+    graph = kg.open_or_load(kg_path)
     examples = read_examples(data, text_column, label_column)
     nlp = from_kg(graph)
     mentions = [

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch
 
-import kg as kglib
 from fusion.counter import LabelCounter
 from fusion.encoder import EncoderConfig, TextEncoder
 from fusion.examples import LinkedSubgraph, SubgraphSettings, build_subgraph, collate_graphs
@@ -24,13 +23,6 @@ from kg.graph import KnowledgeGraph
 from nlp.texts import DataError
 
 COUNTER_MAX_DEGREE = 100  # hubs (colours, generations) would swamp the counts
-
-
-def open_graph(files: Sequence[str | Path]) -> KnowledgeGraph:
-    """A compiled KG folder, or triples files compiled now."""
-    if len(files) == 1 and Path(files[0]).is_dir():
-        return kglib.open(files[0])
-    return kglib.load(list(files))
 
 
 def read_label_map(path: str | Path, graph: KnowledgeGraph, labels: Sequence[str]) -> list[int]:

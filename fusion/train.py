@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import kg
 from fusion.checkpoint import (
     checkpoint_state,
     load_checkpoint,
@@ -39,7 +40,7 @@ from fusion.data import Splits, load_splits
 from fusion.encoder import TextEncoder
 from fusion.metrics import classification_metrics
 from fusion.model import FusionClassifier
-from fusion.resources import Prepared, Resources, open_graph, read_label_map
+from fusion.resources import Prepared, Resources, read_label_map
 
 
 @dataclass
@@ -70,7 +71,7 @@ def load_data(config: RunConfig) -> Splits:
 
 
 def build_resources(config: RunConfig, labels: list[str], run_dir: Path) -> Resources:
-    graph = open_graph(config.kg.files)
+    graph = kg.open_or_load(config.kg.files)
     label_nodes = read_label_map(config.kg.label_map, graph, labels) if config.kg.label_map else []
     linker = {
         "threshold": config.linker.threshold,

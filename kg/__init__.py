@@ -18,7 +18,7 @@ from kg.errors import (
 )
 from kg.extend import extend, extend_triples, id_map
 from kg.graph import KnowledgeGraph, Neighbor, Triple
-from kg.load import load
+from kg.load import load, open_or_load
 from kg.paths import Path
 from kg.storage import load_graph as open
 from kg.subgraph import Subgraph
@@ -40,4 +40,5 @@ __all__ = [
     "id_map",
     "load",
     "open",
+    "open_or_load",
 ]

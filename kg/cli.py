@@ -18,9 +18,8 @@ from rich.table import Table
 
 from kg.config import KGConfig
 from kg.graph import KnowledgeGraph
-from kg.load import load
+from kg.load import load, open_or_load
 from kg.parse import PARSERS
-from kg.storage import load_graph
 
 app = typer.Typer(
     help="Compile triples files and query the compiled knowledge graph.", no_args_is_help=True
@@ -38,7 +37,7 @@ PROGRESS_MIN_BYTES = 8 << 20  # below this a load is too quick for a bar to help
 
 def open_kg(path: Path) -> KnowledgeGraph:
     """A compiled folder, or a triples file compiled in memory (handy for small KGs)."""
-    return load_graph(path) if path.is_dir() else load([path])
+    return open_or_load(path)
 
 
 def _load_with_progress(files: list[Path], **kwargs: object) -> KnowledgeGraph:

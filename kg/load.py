@@ -39,6 +39,17 @@ def load(
     return builder.build(sources=[p.name for p in files])
 
 
+def open_or_load(paths: str | Path | Sequence[str | Path]) -> KnowledgeGraph:
+    """One compiled KG folder (reloaded), or triples files (compiled in memory now)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        from kg.storage import load_graph
+
+        return load_graph(paths[0])
+    return load(paths)
+
+
 def check_files(paths: str | Path | Sequence[str | Path], format: str | None = None) -> list[Path]:
     """The files as paths, refused before any parsing when one is plainly unusable."""
     if isinstance(paths, (str, Path)):

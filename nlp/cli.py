@@ -76,7 +76,7 @@ def link_command(
     import kg
     from nlp.linker import from_kg
 
-    graph = kg.open(kg_path) if kg_path.is_dir() else kg.load(kg_path)
+    graph = kg.open_or_load(kg_path)
     base = None
     if pipeline is not None:
         import spacy

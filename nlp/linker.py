@@ -208,7 +208,7 @@ class KGLinker:
                 raise LinkingError(
                     f"the kg_linker's KG {path} does not exist; compile it with `kgfuse kg load FILES -o {path}`"
                 )
-            self.set_kg(kglib.open(path) if path.is_dir() else kglib.load(path))
+            self.set_kg(kglib.open_or_load(path))
         assert (
             self.kg is not None and self._generator is not None and self._disambiguator is not None
         )
