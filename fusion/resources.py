@@ -20,6 +20,7 @@ from fusion.encoder import EncoderConfig, TextEncoder
 from fusion.examples import LinkedSubgraph, SubgraphSettings, build_subgraph, collate_graphs
 from fusion.features import node_features
 from kg.graph import KnowledgeGraph
+from nlp.linker import from_kg, linked_entities
 from nlp.texts import DataError
 
 COUNTER_MAX_DEGREE = 100  # hubs (colours, generations) would swamp the counts
@@ -75,8 +76,6 @@ class Resources:
         features: np.ndarray | None = None,
         feature_cache: str | Path | None = None,
     ):
-        from nlp.linker import from_kg
-
         self.graph = graph
         self.labels = labels
         self.label_nodes = label_nodes
@@ -111,10 +110,7 @@ class Resources:
         out = []
         draw = random.Random(mask_seed)
         for i, doc in enumerate(self.nlp.pipe(list(texts), batch_size=256)):
-            spans = [
-                {"text": e.text, "start": e.start_char, "end": e.end_char, "iri": e.kb_id_, "score": e._.kg_candidates[0][1]}
-                for e in doc._.kg_entities
-            ] if use_kg else []  # fmt: skip
+            spans = linked_entities(doc) if use_kg else []
             linked = list(dict.fromkeys(self.graph.entity_id(s["iri"]) for s in spans))
             masked = draw.random() < mask_label_facts
             graph = build_subgraph(

@@ -27,22 +27,6 @@ if TYPE_CHECKING:  # spaCy pulls in torch: import it only when a command links
 console = Console()
 
 
-def entities_json(doc: Doc) -> list[dict[str, object]]:
-    """The linked spans of ``doc`` as JSON-ready records."""
-    return [
-        {
-            "text": e.text,
-            "start": e.start_char,
-            "end": e.end_char,
-            "iri": e.kb_id_,
-            "type": e.label_,
-            "score": e._.kg_candidates[0][1],
-            "candidates": [{"iri": iri, "score": s} for iri, s in e._.kg_candidates],
-        }
-        for e in doc._.kg_entities
-    ]
-
-
 def link_command(
     text: str | None = typer.Argument(None, help="A text to link (or use --input)."),
     kg_path: Path = typer.Option(
@@ -74,7 +58,7 @@ def link_command(
     if input is not None and output is None:
         raise LinkingError("--input needs --output FILE.jsonl for the linked records")
     import kg
-    from nlp.linker import from_kg
+    from nlp.linker import from_kg, linked_entities
 
     graph = kg.open_or_load(kg_path)
     base = None
@@ -129,7 +113,7 @@ def link_command(
     try:
         with tmp.open("w", encoding="utf-8") as f:
             for row, doc in zip(rows, docs, strict=True):
-                entities = entities_json(doc)
+                entities = linked_entities(doc)
                 linked += bool(entities)
                 f.write(json.dumps({**row, "entities": entities}, ensure_ascii=False) + "\n")
         os.replace(tmp, output)

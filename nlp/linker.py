@@ -336,6 +336,23 @@ class KGLinker:
         return self
 
 
+def linked_entities(doc: Doc) -> list[dict[str, Any]]:
+    """The linked spans of ``doc`` as JSON-ready records: text, character offsets, IRI, type,
+    score and the ranked candidates."""
+    return [
+        {
+            "text": e.text,
+            "start": e.start_char,
+            "end": e.end_char,
+            "iri": e.kb_id_,
+            "type": e.label_,
+            "score": e._.kg_candidates[0][1],
+            "candidates": [{"iri": iri, "score": s} for iri, s in e._.kg_candidates],
+        }
+        for e in doc._.kg_entities
+    ]
+
+
 def _overlap(a: Span, b: Span) -> bool:
     return a.start < b.end and b.start < a.end
 
