@@ -127,23 +127,10 @@ def evaluate_command(
     import json
 
     from fusion.bundle import load_bundle
-    from fusion.data import read_examples
     from fusion.train import evaluate
-    from nlp.texts import DataError
 
     model, resources, _ = load_bundle(bundle)
-    examples = read_examples(data, text_column, label_column)
-    unknown = sorted({e.label for e in examples} - set(resources.labels))
-    if unknown:
-        raise DataError(
-            f"{data} has label(s) {unknown} the model does not know; its labels are {resources.labels}"
-        )
-    index = {label: i for i, label in enumerate(resources.labels)}
-    metrics = evaluate(
-        model,
-        resources,
-        resources.prepare([e.text for e in examples], [index[e.label] for e in examples]),
-    )
+    metrics = evaluate(model, resources, resources.prepare_file(data, text_column, label_column))
     console.print(
         f"accuracy {metrics['accuracy']:.3f}   macro-F1 {metrics['macro_f1']:.3f}   n={metrics['n']}"
     )

@@ -50,24 +50,15 @@ def measure(
     bundle: str | Path, data: str | Path, text_column: str = "text", label_column: str = "label"
 ) -> dict[str, Any]:
     """Accuracy, macro-F1 and prediction time (texts/s, one process) of a bundle on a file."""
-    from fusion.data import read_examples
     from fusion.train import evaluate
-    from nlp.texts import DataError
 
     model, resources, _ = load_bundle(bundle)
-    examples = read_examples(data, text_column, label_column)
-    index = {label: i for i, label in enumerate(resources.labels)}
-    unknown = sorted({e.label for e in examples} - set(index))
-    if unknown:
-        raise DataError(
-            f"{data} has label(s) {unknown} the model does not know; its labels are {resources.labels}"
-        )
-    prepared = resources.prepare([e.text for e in examples], [index[e.label] for e in examples])
+    prepared = resources.prepare_file(data, text_column, label_column)
     started = time.perf_counter()
     metrics = evaluate(model, resources, prepared)
     seconds = time.perf_counter() - started
     return {
         "accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
-        "texts_per_s": len(examples) / seconds,
+        "texts_per_s": len(prepared) / seconds,
     }

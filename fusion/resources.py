@@ -123,6 +123,21 @@ class Resources:
             out.append(Prepared(texts[i], label, linked, spans, graph, counts))
         return out
 
+    def prepare_file(
+        self, path: str | Path, text_column: str = "text", label_column: str = "label"
+    ) -> list[Prepared]:
+        """A labelled file, linked and prepared; labels the model does not know are refused."""
+        from fusion.data import read_examples
+
+        examples = read_examples(path, text_column, label_column)
+        unknown = sorted({e.label for e in examples} - set(self.labels))
+        if unknown:
+            raise DataError(
+                f"{path} has label(s) {unknown} the model does not know; its labels are {self.labels}"
+            )
+        index = {label: i for i, label in enumerate(self.labels)}
+        return self.prepare([e.text for e in examples], [index[e.label] for e in examples])
+
     def inputs(
         self, mode: str, batch: Sequence[Prepared], with_text: bool = True
     ) -> tuple[dict[str, torch.Tensor] | None, Batch | None, torch.Tensor | None]:

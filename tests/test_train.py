@@ -212,6 +212,8 @@ def test_cli_model_commands_answer_and_refuse_bad_input(trained, tmp_path: Path)
     out = tmp_path / "pred.jsonl"
     predicted = run_cli("predict", bundle, "-i", "tests/fixtures/tiny_test.csv", "-o", str(out))
     assert predicted.returncode == 0 and len(out.read_text().splitlines()) == 3
+    zebra = tmp_path / "zebra.csv"
+    zebra.write_text("text,label\na striped horse,zebra\n")
     bad_config = tmp_path / "bad.yaml"
     bad_config.write_text("kg: {files: [x.ttl]}\ndata: {train: y.csv}\nmodel: {mode: huge}\n")
     for args, message in [
@@ -221,6 +223,7 @@ def test_cli_model_commands_answer_and_refuse_bad_input(trained, tmp_path: Path)
         ),
         (("predict", bundle, "-i", str(tmp_path / "none.csv")), "file not found"),
         (("train", str(bad_config)), "'model.mode' must be one of"),
+        (("evaluate", bundle, str(zebra)), "has label(s) ['zebra'] the model does not know"),
     ]:
         result = run_cli(*args)
         assert result.returncode == 1, args
