@@ -11,6 +11,7 @@ import sys
 import typer
 from rich.console import Console
 
+from api.serve import serve_command
 from fusion.cli import (
     compare_command,
     evaluate_command,
@@ -40,6 +41,7 @@ app.command("predict")(predict_command)
 app.command("explain")(explain_command)
 app.command("compare")(compare_command)
 app.command("export")(export_command)
+app.command("serve")(serve_command)
 
 
 @app.command("demo")

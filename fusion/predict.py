@@ -31,10 +31,9 @@ class Predictor:
         return self.resources.labels
 
     def with_graph(self, graph: Any) -> Predictor:
-        """The same model over another KG (hot triples): the graph encoder is inductive."""
-        resources = self.resources.with_graph(graph)
-        self.model.node_features = resources.features
-        return Predictor(self.model, resources, self.meta)
+        """The same model over another KG (hot triples): the graph encoder is inductive.
+        This predictor is left as it was; the two share the model, so call one at a time."""
+        return Predictor(self.model, self.resources.with_graph(graph), self.meta)
 
     @torch.no_grad()
     def predict(
@@ -44,6 +43,7 @@ class Predictor:
         prepared = self.resources.prepare(texts)
         linked_at = time.perf_counter()
         model = self.model
+        model.node_features = self.resources.features  # this predictor's graph, not a sibling's
         tokens, graph, counts = self.resources.inputs(
             model.config.mode, prepared, model.text_encoder is not None
         )

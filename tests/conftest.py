@@ -77,3 +77,13 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fused bundle trained on the tiny config (two epochs, seconds). Copy it before changing it."""
+    from fusion.train import main
+
+    out = tmp_path_factory.mktemp("tiny-run") / "tiny"
+    overrides = [f"encoder.path={tiny_bert}", f"output={out}", "train.threads=1"]
+    return Path(main(REPO / "configs" / "tiny.yaml", overrides, progress=False).bundle)

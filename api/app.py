@@ -1,0 +1,104 @@
+"""The FastAPI app factory: ``create_app(settings)``.
+
+The lifespan loads the bundle once (off the event loop), starts the micro-batcher, and on
+shutdown lets queued requests finish before stopping. Routes reach the engine through one
+dependency (`api.deps.get_engine`). Docs (Swagger UI) and the web page are served from local
+files: nothing is fetched from a CDN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from api.engine import Engine
+from api.errors import install_error_handlers
+from api.limits import BodyLimitMiddleware
+from api.metrics import Metrics, MetricsMiddleware
+from api.routes import kg, model, ops, predict
+from api.settings import ServeSettings
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("kgfuse.api")
+
+
+def _swagger_assets() -> Path:
+    from swagger_ui_bundle import swagger_ui_path
+
+    return Path(swagger_ui_path)
+
+
+def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI:
+    """A service for ``settings.bundle``. Pass ``engine`` to serve one already loaded."""
+    metrics = engine.metrics if engine is not None else Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loaded = (
+            engine
+            if engine is not None
+            else await asyncio.to_thread(Engine.load, settings, metrics)
+        )
+        loaded.batcher.start()
+        metrics.track_queue(lambda: loaded.batcher.depth)
+        app.state.engine = loaded
+        if settings.keys.reading_open:
+            log.warning("no API keys configured: reading is open to anyone who can connect")
+        log.info("serving %s (version %s)", settings.bundle, loaded.version)
+        try:
+            yield
+        finally:
+            await loaded.batcher.close(settings.shutdown_timeout_s)
+
+    from api import __version__
+
+    app = FastAPI(
+        title="kgfuse",
+        version=__version__,
+        summary="Knowledge-graph-augmented text classification, explained by graph paths.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    for router in (predict.router, model.router, kg.router, ops.router):
+        app.include_router(router)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=_swagger_assets()), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="kgfuse API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,97 @@
+"""Every error the service returns has one JSON shape, and domain errors map to 4xx in one place.
+
+``{"error": {"status": 422, "code": "too_many_texts", "message": "..."}}``. Bad input never
+reaches a 500: validation errors, unknown IRIs, malformed triples and oversized bodies each have
+their own status. An unexpected failure is a 500 with a generic message and a logged traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fusion.bundle import BundleError
+from kg.errors import AmbiguousEntityError, EntityNotFoundError, KGFuseError, KGLoadError
+
+log = logging.getLogger("kgfuse.api")
+
+
+class APIError(Exception):
+    """An error with an HTTP status, a stable machine-readable code and a readable message."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def error_body(status: int, code: str, message: str) -> dict[str, Any]:
+    return {"error": {"status": status, "code": code, "message": message}}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(status, code, message), status_code=status, headers=headers)
+
+
+# Domain errors, most specific first: (class, status, code).
+DOMAIN_ERRORS: tuple[tuple[type[KGFuseError], int, str], ...] = (
+    (EntityNotFoundError, 404, "not_found"),
+    (AmbiguousEntityError, 409, "ambiguous"),
+    (KGLoadError, 422, "bad_triples"),
+    (BundleError, 503, "bundle_unavailable"),
+    (KGFuseError, 422, "bad_input"),
+)
+
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type",
+}  # fmt: skip
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc if p != "body") or "body"
+
+
+def validation_message(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for e in errors[:5]:
+        if e.get("type") == "json_invalid":
+            parts.append("the body is not valid JSON: " + str(e.get("ctx", {}).get("error", "")))
+        else:
+            parts.append(f"{_location(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "invalid_request", validation_message(list(exc.errors())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        headers = getattr(exc, "headers", None)
+        return error_response(exc.status_code, code, str(exc.detail), headers)
+
+    @app.exception_handler(KGFuseError)
+    async def _domain(request: Request, exc: KGFuseError) -> JSONResponse:
+        for cls, status, code in DOMAIN_ERRORS:
+            if isinstance(exc, cls):
+                return error_response(status, code, str(exc))
+        raise AssertionError("KGFuseError is the last row of DOMAIN_ERRORS")  # pragma: no cover
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal", "internal error; the server log has the details")

@@ -1,0 +1,82 @@
+"""`kgfuse serve BUNDLE`: the HTTP service on uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import typer
+
+from api.settings import ApiKeys, ServeSettings
+
+DEFAULTS = ServeSettings(bundle=Path("."))
+
+
+def serve_command(
+    bundle: Path = typer.Argument(..., help="A bundle folder (kgfuse train / export)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+    keys_file: Path | None = typer.Option(
+        None,
+        "--keys-file",
+        envvar="KGFUSE_KEYS_FILE",
+        help="API keys, one per line: 'read KEY' or 'admin KEY'. Also KGFUSE_READ_KEYS / "
+        "KGFUSE_ADMIN_KEYS (comma-separated). No key at all: reading is open.",
+    ),
+    max_texts: int = typer.Option(DEFAULTS.max_texts, help="Texts per request (422 above)."),
+    max_chars: int = typer.Option(DEFAULTS.max_chars, help="Characters per text (422 above)."),
+    max_body_bytes: int = typer.Option(DEFAULTS.max_body_bytes, help="Body size (413 above)."),
+    request_timeout: float = typer.Option(
+        DEFAULTS.request_timeout_s, help="Seconds a request may wait for the model (504 after)."
+    ),
+    max_batch: int = typer.Option(DEFAULTS.max_batch, help="Texts per model call."),
+    max_wait_ms: float = typer.Option(
+        DEFAULTS.max_wait_ms, help="How long a batch waits to fill up."
+    ),
+    queue_size: int = typer.Option(
+        DEFAULTS.queue_size, help="Requests that may wait (503 + Retry-After beyond)."
+    ),
+    threads: int = typer.Option(0, help="Torch threads (0: torch's default)."),
+    cors_origin: list[str] = typer.Option(
+        [], "--cors-origin", help="Allow browser calls from this origin (repeat). Off by default."
+    ),
+    log_texts: bool = typer.Option(False, "--log-texts", help="Log request texts (off: private)."),
+    hot_triples_dir: Path | None = typer.Option(
+        None, "--hot-triples-dir", help="Where added triples persist (default BUNDLE/hot-triples)."
+    ),
+) -> None:
+    """Serve a bundle over HTTP: predictions with paths, KG look-ups, a web page at /."""
+    import uvicorn
+
+    from api.app import create_app
+    from fusion.bundle import read_meta
+
+    read_meta(bundle)  # a missing or broken bundle is one clear line, before the server starts
+    # the key file comes through --keys-file (typer reads KGFUSE_KEYS_FILE into it)
+    keys = ApiKeys.from_env({k: v for k, v in os.environ.items() if k != "KGFUSE_KEYS_FILE"})
+    if keys_file is not None:
+        keys = keys.merged(ApiKeys.from_file(keys_file))
+    settings = ServeSettings(
+        bundle=bundle,
+        keys=keys,
+        max_texts=max_texts,
+        max_chars=max_chars,
+        max_body_bytes=max_body_bytes,
+        request_timeout_s=request_timeout,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        queue_size=queue_size,
+        threads=threads,
+        cors_origins=tuple(cors_origin),
+        log_texts=log_texts,
+        hot_triples_dir=hot_triples_dir,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
+        log_level="info",
+    )
