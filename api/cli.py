@@ -7,6 +7,7 @@ code 1; usage errors exit 2 (typer's convention). No traceback reaches the user 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -46,14 +47,21 @@ app.command("serve")(serve_command)
 
 @app.command("demo")
 def demo_command(
-    workdir: str = typer.Option(
-        ".kgfuse-cache/demo", help="Where the demo writes its compiled KG."
+    overrides: list[str] = typer.Argument(
+        None, help="Config overrides for configs/demo.yaml, e.g. train.epochs=2."
     ),
+    output: Path = typer.Option(
+        Path("runs/demo"), "--output", "-o", help="Where the demo's runs and bundles go."
+    ),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the fused model after."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+    threads: int = typer.Option(0, "--threads", help="Torch threads (0: torch's default)."),
 ) -> None:
-    """Run the embedded demo on data/demo."""
+    """The embedded demo: train fused and text-only models on data/demo, compare, serve."""
     from api.demo import run_demo
 
-    run_demo(workdir)
+    run_demo(output, serve, host, port, threads, overrides or [])
 
 
 def main() -> None:

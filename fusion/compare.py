@@ -26,8 +26,15 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from fusion.config import ConfigError, RunConfig
-from fusion.train import TrainResult, build_resources, load_data, run, with_overrides
+from fusion.config import RunConfig
+from fusion.train import (
+    StaleRunError,
+    TrainResult,
+    build_resources,
+    load_data,
+    run,
+    with_overrides,
+)
 from kg.rewire import rewire
 
 console = Console()
@@ -70,6 +77,16 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def train_or_reuse(config: RunConfig, progress: bool = True, **kwargs: Any) -> TrainResult:
+    """`run`, reusing a finished run of the same settings and data in ``config.output`` (only
+    evaluation runs again); a run of other settings or data there is deleted and trained afresh."""
+    try:
+        return run(config, progress=progress, **kwargs)
+    except StaleRunError:
+        shutil.rmtree(config.output)
+        return run(config, progress=progress, **kwargs)
+
+
 def compare(
     config: RunConfig,
     seeds: int = 3,
@@ -98,11 +115,7 @@ def compare(
                 res = shuffled
             console.print(f"[bold]{variant.name}[/] seed {seed} ...")
             use_kg = variant.graph != "none"
-            try:
-                result = run(cfg, progress=progress, resources=res, splits=splits, use_kg=use_kg)
-            except ConfigError:  # a finished run of other settings or data: train afresh
-                shutil.rmtree(cfg.output)
-                result = run(cfg, progress=progress, resources=res, splits=splits, use_kg=use_kg)
+            result = train_or_reuse(cfg, progress, resources=res, splits=splits, use_kg=use_kg)
             if variant.name == "fused" and first_fused is None:
                 first_fused = result
             runs.append({
