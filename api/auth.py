@@ -3,8 +3,8 @@
 A key comes as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``. No key gets 401, a key of
 the wrong scope 403. Every configured key is compared (`hmac.compare_digest`) whatever matches
 first, so the time taken does not tell how much of a key was right or which key it was.
-When no key is configured at all, reading is open and admin routes are refused: adding triples
-always needs an admin key.
+With no read key configured, reading is open; with no admin key configured, admin routes are
+refused: adding triples always needs an admin key.
 """
 
 from __future__ import annotations

@@ -19,14 +19,15 @@ class SettingsError(KGFuseError):
 
 @dataclass(frozen=True)
 class ApiKeys:
-    """Keys by scope. ``admin`` keys may also read. No read key at all leaves reading open."""
+    """Keys by scope. ``admin`` keys may also read. Without read keys, reading is open (and the
+    server warns); without admin keys, the KG cannot be changed over HTTP."""
 
     read: tuple[str, ...] = ()
     admin: tuple[str, ...] = ()
 
     @property
     def reading_open(self) -> bool:
-        return not self.read and not self.admin
+        return not self.read
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ApiKeys:
