@@ -68,7 +68,7 @@ class TrainSettings:
     lr: learning rate of the graph encoder and heads; lora_lr: of the encoder's trainable part.
     weight_decay, warmup (fraction of steps), clip (max gradient norm, 0 = off).
     class_weights: weight the loss by inverse class frequency.
-    patience: epochs without a better val macro-F1 before stopping.
+    patience: epochs without a better val macro-F1 (a tie goes to the lower val loss) before stopping.
     seed: of everything (data order, dropout, initialisation).
     mask_label_facts: share of training texts whose own entity-label facts are hidden (see
         fusion/examples.py): 1.0 forces reasoning over neighbours; below 1.0 the model also

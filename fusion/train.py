@@ -53,6 +53,10 @@ class TrainResult:
     best_epoch: int
 
 
+class StaleRunError(ConfigError):
+    """The output folder holds a checkpoint of a run with other settings or data."""
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -137,9 +141,13 @@ def evaluate(
     model: FusionClassifier, resources: Resources, examples: Sequence[Prepared]
 ) -> dict[str, Any]:
     logits = predict_logits(model, resources, examples)
-    return classification_metrics(
-        [p.label for p in examples], logits.argmax(1).tolist(), resources.labels
-    )
+    gold = [p.label for p in examples]
+    scores = classification_metrics(gold, logits.argmax(1).tolist(), resources.labels)
+    if examples and min(gold) >= 0:
+        scores["loss"] = float(
+            nn.functional.cross_entropy(torch.as_tensor(logits), torch.tensor(gold))
+        )
+    return scores
 
 
 # ----- optimisation -----
@@ -250,7 +258,7 @@ def fit(
     previous = checkpoint_state(checkpoint)
     if previous is not None:
         if previous.get("settings") != fingerprint:
-            raise ConfigError(
+            raise StaleRunError(
                 f"{checkpoint} holds a run with other settings or data; delete that folder to "
                 "start afresh, or choose another output"
             )
@@ -289,17 +297,22 @@ def fit(
                 )
             seconds = time.perf_counter() - started
             scores = evaluate(model, resources, val)
-            improved = scores["macro_f1"] > state["best_f1"]
+            # a tie on val macro-F1 (common on small val sets) goes to the lower val loss
+            loss = scores.get("loss", 0.0)
+            improved = scores["macro_f1"] > state["best_f1"] or (
+                scores["macro_f1"] == state["best_f1"]
+                and loss < state.get("best_loss", float("inf"))
+            )
             if improved:
                 best = trainable_state(model)
-                state.update(best_f1=scores["macro_f1"], best_epoch=epoch, stale=0)
+                state.update(best_f1=scores["macro_f1"], best_loss=loss, best_epoch=epoch, stale=0)
             else:
                 state["stale"] += 1
             state["epoch"] = epoch
             state["epoch_seconds"].append(seconds)
             record = {
                 "epoch": epoch, "train_loss": float(np.mean(losses)), "val_accuracy": scores["accuracy"],
-                "val_macro_f1": scores["macro_f1"], "best": improved, "seconds": round(seconds, 3),
+                "val_macro_f1": scores["macro_f1"], "val_loss": scores.get("loss"), "best": improved, "seconds": round(seconds, 3),
                 "lr": [g["lr"] for g in optimizer.param_groups],
             }  # fmt: skip
             with metrics_file.open("a", encoding="utf-8") as f:
