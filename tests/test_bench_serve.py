@@ -1,0 +1,84 @@
+"""The statistics and target helpers of bench/serve.py (no server is started)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PATH = Path(__file__).resolve().parents[1] / "bench" / "serve.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_serve", PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_serve"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["bench_serve"]
+
+
+@pytest.mark.parametrize("values", [[5.0], [3.0, 1.0], [4.0, 1.0, 9.0, 2.0, 7.0, 7.0]])
+@pytest.mark.parametrize("q", [0, 50, 95, 99, 100])
+def test_percentile_matches_numpy(bench, values, q):
+    assert bench.percentile(values, q) == pytest.approx(np.percentile(values, q))
+
+
+def test_percentile_and_ratio_of_nothing(bench):
+    assert bench.percentile([], 50) is None
+    assert bench.ratio(None, 2.0) is None
+    assert bench.ratio(1.0, 0.0) is None
+    assert bench.ratio(3.0, 2.0) == 1.5
+
+
+def test_summary_counts_errors_apart(bench):
+    m = bench.Measurement("text", clients=2, explain=False, seconds=2.0)
+    for latency in (10.0, 20.0, 30.0):
+        m.record(latency, None, {"model_ms": latency / 2})
+    for error in ("503", "503", "ReadTimeout"):
+        m.record(1.0, error, {})
+    s = m.summary()
+    assert s["requests_ok"] == 3 and s["requests_per_s"] == 1.5 and s["p50_ms"] == 20.0
+    assert s["errors"] == 3 and s["error_kinds"] == {"503": 2, "ReadTimeout": 1}
+    assert s["server_p50_ms"] == {"model_ms": 10.0}
+
+
+def row(model, clients, rps, p50, explain=False, errors=0):
+    return {
+        "model": model,
+        "clients": clients,
+        "explain": explain,
+        "requests_per_s": rps,
+        "p50_ms": p50,
+        "errors": errors,
+    }
+
+
+def test_ratios_and_targets(bench):
+    rows = [
+        row("text", 1, 100.0, 10.0),
+        row("text", 32, 250.0, 120.0),
+        row("fused", 1, 80.0, 12.0),
+        row("fused", 32, 320.0, 100.0, errors=1),
+        row("fused", 1, 50.0, 20.0, explain=True),
+    ]
+    bench.add_ratios(rows)
+    assert rows[3]["throughput_vs_c1"] == 4.0 and rows[2]["p50_vs_baseline"] == 1.2
+    assert rows[4]["p50_baseline"] == "no explain"
+    assert rows[4]["p50_vs_baseline"] == pytest.approx(20 / 12)
+    shutdowns = {"text": {"graceful": True}, "fused": {"graceful": False}}
+    values = bench.target_values(rows, shutdowns, {"server_errors": 0})
+    checked = {t["measure"]: t["ok"] for t in bench.targets(values)}
+    assert checked == {
+        "total_errors": False,
+        "fused_vs_text_p50_c1": True,
+        "fused_throughput_c32_vs_c1": True,
+        "explain_p50_overhead": False,
+        "schemathesis_server_errors": True,
+        "graceful_shutdowns_failed": False,
+    }
+    assert bench.targets(bench.target_values(rows, shutdowns, None))[4]["ok"] is None
