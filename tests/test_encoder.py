@@ -37,6 +37,21 @@ def test_encoder_mean_pooling_ignores_padding(tiny_bert: Path) -> None:
     assert torch.allclose(padded, single, atol=1e-5)
 
 
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_encoder_length_chunks_give_the_vectors_of_one_padded_batch(
+    tiny_bert: Path, pooling: str
+) -> None:
+    encoder = TextEncoder(EncoderConfig(path=str(tiny_bert), pooling=pooling), adapt=False)
+    texts = [("a fever and " * (i % 7)) + f"cough {i}" for i in range(21)]  # mixed lengths
+    batch = encoder.tokenize(texts)
+    with torch.no_grad():
+        chunked = encoder(batch["input_ids"], batch["attention_mask"])
+    with torch.enable_grad():  # with gradients the whole padded batch runs at once
+        whole = encoder(batch["input_ids"], batch["attention_mask"]).detach()
+    assert chunked.shape == whole.shape == (21, 32)
+    assert torch.allclose(chunked, whole, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("adapter", "expected"),
     [
