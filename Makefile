@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench bench-all lint format clean
+.PHONY: demo test test-slow bench bench-serve bench-all lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,9 +26,13 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/kg_load.py --json bench/results/kg_load.json
 
+bench-serve: $(STAMP)
+	$(BIN)/python bench/serve.py --threads 1 --json bench/results/serve.json
+
 bench-all: bench
 	$(BIN)/python bench/linking.py --json bench/results/linking.json
 	$(BIN)/python bench/generalization.py --json bench/results/generalization.json
+	$(BIN)/python bench/serve.py --threads 1 --json bench/results/serve.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
