@@ -11,7 +11,7 @@ import torch
 from fusion.bundle import load_bundle
 from fusion.explain import explain
 from fusion.model import FusionClassifier
-from fusion.resources import Resources
+from fusion.resources import Prepared, Resources
 
 
 class Predictor:
@@ -35,19 +35,36 @@ class Predictor:
         This predictor is left as it was; the two share the model, so call one at a time."""
         return Predictor(self.model, self.resources.with_graph(graph), self.meta)
 
+    def prepare(self, texts: list[str]) -> list[Prepared]:
+        """Link every text and build its subgraph (the Python half of a prediction)."""
+        return self.resources.prepare(texts)
+
     @torch.no_grad()
     def predict(
         self, texts: list[str], explain_paths: bool = False, top_k_paths: int = 3
     ) -> list[dict[str, Any]]:
+        """Label, probabilities, linked entities and (``explain_paths``) supporting paths."""
         started = time.perf_counter()
-        prepared = self.resources.prepare(texts)
-        linked_at = time.perf_counter()
+        prepared = self.prepare(texts)
+        link_ms = (time.perf_counter() - started) * 1e3
+        return self.infer(prepared, explain_paths, top_k_paths, link_ms)
+
+    @torch.no_grad()
+    def infer(
+        self,
+        prepared: list[Prepared],
+        explain_paths: bool = False,
+        top_k_paths: int = 3,
+        link_ms: float = 0.0,
+    ) -> list[dict[str, Any]]:
+        """`predict` for texts this predictor has prepared (the model half)."""
+        started = time.perf_counter()
         model = self.model
         model.node_features = self.resources.features  # this predictor's graph, not a sibling's
         tokens, graph, counts = self.resources.inputs(
             model.config.mode, prepared, model.text_encoder is not None
         )
-        text = model.text_vector(tokens, len(texts))
+        text = model.text_vector(tokens, len(prepared))
         parts = model.forward_parts(tokens, graph, text_vector=text, counts=counts)
         probs = torch.softmax(parts["logits"], dim=-1)
         model_at = time.perf_counter()
@@ -71,8 +88,8 @@ class Predictor:
             out.append(record)
         done = time.perf_counter()
         timings = {
-            "link_ms": (linked_at - started) * 1e3,
-            "model_ms": (model_at - linked_at) * 1e3,
+            "link_ms": link_ms,
+            "model_ms": (model_at - started) * 1e3,
             "explain_ms": (done - model_at) * 1e3,
         }
         for record in out:

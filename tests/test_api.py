@@ -187,14 +187,14 @@ def test_body_size_limit_gives_413_declared_or_chunked(tiny_bundle: Path) -> Non
 
 def slow_down(engine: Engine, started: threading.Event, release: threading.Event) -> None:
     """Make the engine's model calls block until ``release`` is set."""
-    real = engine.predictor.predict
+    real = engine.predictor.infer
 
-    def gated(texts: list[str], **kwargs: Any) -> list[dict[str, Any]]:
+    def gated(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         started.set()
         release.wait(30)
-        return real(texts, **kwargs)
+        return real(*args, **kwargs)
 
-    engine.predictor.predict = gated  # type: ignore[method-assign]
+    engine.predictor.infer = gated  # type: ignore[method-assign]
 
 
 def test_a_request_waiting_past_the_timeout_gets_504(tiny_bundle: Path) -> None:
@@ -286,7 +286,8 @@ def test_concurrent_requests_are_batched_and_answer_like_sequential_ones(
 
 
 def test_a_full_queue_answers_503_with_retry_after(tiny_bundle: Path) -> None:
-    settings = ServeSettings(bundle=tiny_bundle, queue_size=1, max_wait_ms=0)
+    # one text a batch: one request on the model, one linked and ready, one queued, then full
+    settings = ServeSettings(bundle=tiny_bundle, queue_size=1, max_wait_ms=0, max_batch=1)
     engine = Engine.load(settings, Metrics())
     started, release = threading.Event(), threading.Event()
     slow_down(engine, started, release)
@@ -299,15 +300,19 @@ def test_a_full_queue_answers_503_with_retry_after(tiny_bundle: Path) -> None:
                 body = {"texts": [TEXTS[0]]}
                 running = asyncio.create_task(c.post("/v1/predict", json=body))
                 await asyncio.to_thread(started.wait, 10)  # the first is on the model thread
+                ready = asyncio.create_task(c.post("/v1/predict", json=body))
+                while engine.batcher.depth < 1:  # linked, waiting for the model
+                    await asyncio.sleep(0.005)
                 queued = asyncio.create_task(c.post("/v1/predict", json=body))
-                while engine.batcher.depth < 1:  # the second waits in the queue
+                while engine.batcher.depth < 2:  # waiting in the queue
                     await asyncio.sleep(0.005)
                 refused = await c.post("/v1/predict", json=body)
                 release.set()
-                return [(await running).status_code, (await queued).status_code, refused]
+                done = [(await t).status_code for t in (running, ready, queued)]
+                return [*done, refused]
 
-    first, second, refused = asyncio.run(scenario())
-    assert (first, second) == (200, 200)
+    *served, refused = asyncio.run(scenario())
+    assert served == [200, 200, 200]
     assert isinstance(refused, httpx.Response) and refused.status_code == 503
     assert refused.headers["retry-after"] == "1"
     assert refused.json()["error"]["code"] == "overloaded"
