@@ -89,10 +89,16 @@ def comparison_table(results: dict[str, TrainResult]) -> Table:
 def pick_examples(
     fused: list[dict[str, Any]], text: list[dict[str, Any]], gold: list[str], n: int = 3
 ) -> list[int]:
-    """Indices of texts the fused model gets right, those the text model gets wrong first."""
+    """Texts the fused model gets right (with paths), one per class while it can: those the
+    text model gets wrong first."""
     right = [i for i, p in enumerate(fused) if p["label"] == gold[i] and p.get("paths")]
-    first = [i for i in right if text[i]["label"] != gold[i]]
-    return (first + [i for i in right if i not in first])[:n]
+    ranked = [i for i in right if text[i]["label"] != gold[i]]
+    ranked += [i for i in right if i not in ranked]
+    picked: list[int] = []
+    for i in ranked:  # first pass: distinct classes
+        if len(picked) < n and gold[i] not in {gold[j] for j in picked}:
+            picked.append(i)
+    return picked + [i for i in ranked if i not in picked][: n - len(picked)]
 
 
 def show_examples(results: dict[str, TrainResult], test_file: Path) -> None:

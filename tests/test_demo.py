@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import csv
-import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pyoxigraph
 import pytest
-from fastapi.testclient import TestClient
 
 import kg
-from api.demo import REPO, run_demo
+from api.demo import REPO
+from tests.conftest import run_cli
 
 DEMO = REPO / "data" / "demo"
 SHOP = "http://example.org/shopkg/"
@@ -72,32 +77,60 @@ def test_demo_unseen_models_never_appear_in_training(graph: kg.KnowledgeGraph) -
         assert not [n for n in names if f" {n} " in f" {words} "], r["text"]
 
 
+def wait_ready(url: str, process: subprocess.Popen[str], seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} not ready after {seconds} s")
+
+
 @pytest.mark.integration
-def test_demo_trains_both_models_compares_explains_and_reuses_runs(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    quick = ["train.epochs=1", "train.threads=1"]
-    results = run_demo(tmp_path / "demo", serve=False, overrides=quick)
-    out = capsys.readouterr().out
-    assert set(results) == {"text", "fused"}
+def test_make_demo_trains_compares_explains_reuses_and_serves(tmp_path: Path) -> None:
+    """What `make demo` runs (`kgfuse demo`), one epoch a model to keep it short."""
+    demo = ["demo", "--output", str(tmp_path / "demo"), "train.epochs=1", "train.threads=1"]
+    first = run_cli(*demo, "--no-serve")
+    assert first.returncode == 0, first.stderr
+    assert "fused - text" in first.stdout and "unseen acc" in first.stdout
+    assert first.stdout.count("   path: ") >= 3 and first.stdout.count("   fused: ") == 3
+    runs = tmp_path / "demo"
     for name in ("text", "fused"):
-        assert (results[name].bundle / "bundle.json").is_file()
-        assert set(results[name].metrics) == {"val", "test:seen", "test:unseen"}
-    assert "fused - text" in out and "unseen acc" in out
-    assert out.count("   path: ") >= 3 and out.count("   fused: ") == 3
-    epochs_file = results["fused"].run_dir / "metrics.jsonl"
-    trained = epochs_file.read_text()
-    again = run_demo(tmp_path / "demo", serve=False, overrides=quick)  # reused, not retrained
-    assert epochs_file.read_text() == trained
-    assert again["fused"].metrics == results["fused"].metrics
+        assert (runs / name / "bundle" / "bundle.json").is_file()
+    trained = (runs / "fused" / "metrics.jsonl").read_text()
 
-    bundle = Path(shutil.copytree(results["fused"].bundle, tmp_path / "served"))
-    from api.app import create_app
-    from api.settings import ServeSettings
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-c", "from api.cli import main; main()", *demo, "--port", str(port)]
+    server = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, server)
+        text = rows("test_unseen.csv")[0]["text"]
+        r = httpx.post(url + "/v1/predict", json={"texts": [text], "explain": True}, timeout=60)
+        assert r.status_code == 200 and r.json()["predictions"][0]["entities"]
+        assert "<textarea" in httpx.get(url + "/").text
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, _ = server.communicate(timeout=60)
+    assert (runs / "fused" / "metrics.jsonl").read_text() == trained  # reused, not retrained
+    assert f"curl -s {url}/v1/predict" in out and "authorization: Bearer" in out
 
-    text = rows("test_unseen.csv")[0]["text"]
-    with TestClient(create_app(ServeSettings(bundle=bundle))) as client:
-        r = client.post("/v1/predict", json={"texts": [text], "explain": True})
-    assert r.status_code == 200
-    (p,) = r.json()["predictions"]
-    assert p["entities"] and p["label"] in {row["label"] for row in rows("train.csv")}
+    bundle = runs / "fused" / "bundle"
+    example = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "predict_with_paths.py"), str(bundle)],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )  # fmt: skip
+    assert example.returncode == 0, example.stderr
+    after = example.stdout.split("after adding")[1]
+    assert (
+        "linked 'Lantis L9' to Lantis L9" in after
+        and "path: Lantis L9 --in product line-->" in after
+    )
