@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,8 @@ def train_command(
     from fusion.train import main
 
     result = main(config, overrides or [])
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
+        return
     table = Table(
         "split", "accuracy", "macro-F1", "texts", "linked", title=f"bundle -> {result.bundle}"
     )

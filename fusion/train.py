@@ -8,6 +8,11 @@ from), then evaluation of the best weights and the bundle.
 Everything goes under ``config.output``: ``bundle/`` (what `predict`, `explain` and `export` load),
 ``checkpoint/`` (resume state), ``metrics.jsonl`` (one line per epoch), ``cache/`` (node
 features), and ``tensorboard/`` when enabled.
+
+Under ``torchrun --nproc_per_node=N`` the same script trains with DDP (fusion/distributed.py):
+each rank steps through its shard of every epoch's order, ``train.batch_size`` texts per rank
+and step (N times that per optimizer step in all); validation scores are summed over the ranks
+so every rank stops at the same epoch; rank 0 alone writes under ``config.output``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import hashlib
 import json
 import math
 import random
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -28,6 +32,7 @@ import torch
 from torch import nn
 
 import kg
+from fusion import distributed
 from fusion.checkpoint import (
     checkpoint_state,
     load_checkpoint,
@@ -40,6 +45,7 @@ from fusion.data import Splits, load_splits
 from fusion.encoder import TextEncoder
 from fusion.metrics import classification_metrics
 from fusion.model import FusionClassifier
+from fusion.optimization import Progress, class_weights, make_optimizer, make_scheduler
 from fusion.resources import Prepared, Resources, read_label_map
 
 
@@ -114,12 +120,17 @@ def batches(
 
 
 def forward(
-    model: FusionClassifier, resources: Resources, batch: list[Prepared]
+    model: FusionClassifier,
+    resources: Resources,
+    batch: list[Prepared],
+    parallel: nn.Module | None = None,
 ) -> dict[str, torch.Tensor]:
+    """``model.forward_parts`` on ``batch``; through ``parallel`` (the DDP wrapper of that
+    method, `distributed.data_parallel`) when given, so that gradients are averaged."""
     tokens, graph, counts = resources.inputs(
         model.config.mode, batch, model.text_encoder is not None
     )
-    return model.forward_parts(tokens, graph, counts=counts)
+    return (parallel if parallel is not None else model.forward_parts)(tokens, graph, counts=counts)
 
 
 @torch.no_grad()
@@ -150,75 +161,27 @@ def evaluate(
     return scores
 
 
-# ----- optimisation -----
-def make_optimizer(model: FusionClassifier, config: RunConfig) -> torch.optim.Optimizer:
-    encoder_ids = (
-        {id(p) for p in model.text_encoder.parameters()}
-        if model.text_encoder is not None
-        else set()
+def evaluate_shared(
+    model: FusionClassifier, resources: Resources, examples: Sequence[Prepared]
+) -> dict[str, Any]:
+    """`evaluate`, with ``examples`` split between the ranks: each scores its share, and the
+    confusion counts and summed losses are added up, so every rank gets the same metrics and
+    takes the same early-stopping decision. In a single process, `evaluate` itself."""
+    if not distributed.is_distributed():
+        return evaluate(model, resources, examples)
+    share = [examples[i] for i in distributed.shard(range(len(examples)), pad=False)]
+    logits = torch.as_tensor(predict_logits(model, resources, share))
+    gold = torch.tensor([p.label for p in share], dtype=torch.long)
+    assert bool((gold >= 0).all()), "training texts are always labelled"
+    loss = float(nn.functional.cross_entropy(logits, gold, reduction="sum")) if share else 0.0
+    gold_all, predicted_all = distributed.all_reduce_confusion(
+        gold.tolist(), logits.argmax(1).tolist(), len(resources.labels)
     )
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if id(p) in encoder_ids], "lr": config.train.lora_lr},
-        {"params": [p for p in params if id(p) not in encoder_ids], "lr": config.train.lr},
-    ]
-    return torch.optim.AdamW(
-        [g for g in groups if g["params"]], weight_decay=config.train.weight_decay
-    )
-
-
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, total_steps: int, warmup: float
-) -> torch.optim.lr_scheduler.LambdaLR:
-    warm = max(1, int(total_steps * warmup))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def class_weights(examples: Sequence[Prepared], num_labels: int) -> torch.Tensor:
-    counts = np.bincount([p.label for p in examples], minlength=num_labels).astype(np.float64)
-    weights = counts.sum() / np.maximum(counts, 1) / num_labels
-    return torch.as_tensor(weights, dtype=torch.float32)
-
-
-class Progress:
-    """A rich progress bar on terminals; silent otherwise (CI logs, tests)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-            from rich.progress import (
-                Progress as RichProgress,
-            )
-
-            self.bar = RichProgress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                transient=True,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("training", total=total)
-
-    def update(self, description: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, advance=1, description=description)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+    scores = classification_metrics(gold_all, predicted_all, resources.labels)
+    total = float(distributed.all_reduce_sum(np.array([loss]))[0])
+    if gold_all:
+        scores["loss"] = total / len(gold_all)
+    return scores
 
 
 def fit(
@@ -237,10 +200,15 @@ def fit(
 
     A checkpoint from an earlier, interrupted run with the same settings is resumed; one
     written by other settings is refused (``train.epochs`` and ``train.patience`` may differ).
-    ``on_epoch_end(epoch)`` runs after each epoch's checkpoint is written."""
+    ``on_epoch_end(epoch)`` runs after each epoch's checkpoint is written.
+
+    Under torchrun every rank calls this with the same data: each steps through its shard of
+    the epoch's order (``train.batch_size`` texts per rank and step), rank 0 writes the
+    checkpoint and metrics, and every rank resumes from the same checkpoint."""
     settings = config.train
     optimizer = make_optimizer(model, config)
-    steps_per_epoch = math.ceil(len(train) / settings.batch_size)
+    # the same number of steps on every rank: shards are padded to the same length
+    steps_per_epoch = math.ceil(len(distributed.shard(range(len(train)))) / settings.batch_size)
     scheduler = make_scheduler(optimizer, steps_per_epoch * settings.epochs, settings.warmup)
     weights = class_weights(train, len(resources.labels)) if settings.class_weights else None
     checkpoint = run_dir / "checkpoint"
@@ -256,6 +224,11 @@ def fit(
     }
     best = trainable_state(model)
     previous = checkpoint_state(checkpoint)
+    if not distributed.agree(previous["epoch"] if previous is not None else -1):
+        raise distributed.DistributedError(
+            f"the ranks see different checkpoints in {checkpoint}: put `output` on a "
+            "filesystem that every node shares"
+        )
     if previous is not None:
         if previous.get("settings") != fingerprint:
             raise StaleRunError(
@@ -269,8 +242,10 @@ def fit(
             optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
         ):
             group["lr"] = base * factor(scheduler.last_epoch)
-    writer = _tensorboard(run_dir) if settings.tensorboard else None
-    bar = Progress(steps_per_epoch * (settings.epochs - state["epoch"]), progress)
+    parallel = distributed.data_parallel(model, "forward_parts", _has_unused_parameters(model))
+    main = distributed.is_main()
+    writer = _tensorboard(run_dir) if settings.tensorboard and main else None
+    bar = Progress(steps_per_epoch * (settings.epochs - state["epoch"]), progress and main)
     try:
         while state["epoch"] < settings.epochs and state["stale"] < settings.patience:
             epoch = state["epoch"] + 1
@@ -279,8 +254,8 @@ def fit(
             )
             model.train()
             started, losses = time.perf_counter(), []
-            for batch in batches(train, settings.batch_size, order.tolist()):
-                logits = forward(model, resources, batch)["logits"]
+            for batch in batches(train, settings.batch_size, distributed.shard(order.tolist())):
+                logits = forward(model, resources, batch, parallel)["logits"]
                 target = torch.tensor([p.label for p in batch])
                 loss = nn.functional.cross_entropy(logits, target, weight=weights)
                 optimizer.zero_grad()
@@ -295,8 +270,8 @@ def fit(
                 bar.update(
                     f"epoch {epoch}/{settings.epochs} loss {np.mean(losses[-20:]):.3f} best val F1 {max(state['best_f1'], 0):.3f}"
                 )
-            seconds = time.perf_counter() - started
-            scores = evaluate(model, resources, val)
+            seconds = distributed.all_reduce_mean(time.perf_counter() - started)
+            scores = evaluate_shared(model, resources, val)
             # a tie on val macro-F1 (common on small val sets) goes to the lower val loss
             loss = scores.get("loss", 0.0)
             improved = scores["macro_f1"] > state["best_f1"] or (
@@ -311,16 +286,18 @@ def fit(
             state["epoch"] = epoch
             state["epoch_seconds"].append(seconds)
             record = {
-                "epoch": epoch, "train_loss": float(np.mean(losses)), "val_accuracy": scores["accuracy"],
-                "val_macro_f1": scores["macro_f1"], "val_loss": scores.get("loss"), "best": improved, "seconds": round(seconds, 3),
-                "lr": [g["lr"] for g in optimizer.param_groups],
+                "epoch": epoch, "train_loss": distributed.all_reduce_mean(float(np.mean(losses))),
+                "val_accuracy": scores["accuracy"], "val_macro_f1": scores["macro_f1"], "val_loss": scores.get("loss"),
+                "best": improved, "seconds": round(seconds, 3), "lr": [g["lr"] for g in optimizer.param_groups],
             }  # fmt: skip
-            with metrics_file.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-            if writer is not None:
-                for key in ("train_loss", "val_accuracy", "val_macro_f1"):
-                    writer.add_scalar(key, record[key], epoch)
-            save_checkpoint(checkpoint, model, best, optimizer, state)
+            if main:
+                with metrics_file.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+                if writer is not None:
+                    for key in ("train_loss", "val_accuracy", "val_macro_f1"):
+                        writer.add_scalar(key, record[key], epoch)
+                save_checkpoint(checkpoint, model, best, optimizer, state)
+            distributed.barrier()  # no rank goes on (or stops) before the checkpoint is whole
             if on_epoch_end is not None:
                 on_epoch_end(epoch)
     finally:
@@ -335,14 +312,26 @@ def fit(
     )
 
 
+def _has_unused_parameters(model: FusionClassifier) -> bool:
+    """Whether some trainable parameters never reach the loss, which DDP must then be told
+    (``find_unused_parameters``, a search of the autograd graph every step): graph mode
+    computes but drops the text head and has no use for the gate; fused mode without label
+    nodes never queries them. Other layouts use every parameter in every step."""
+    mode = model.config.mode
+    return mode == "graph" or (mode == "fused" and not model.uses_label_nodes)
+
+
 def settings_fingerprint(config: RunConfig, data_key: str = "") -> str:
     """What a resumed run must share with the interrupted one: the config (but epochs and
-    patience, which may grow), and the data and KG (``data_key``)."""
+    patience, which may grow), the data and KG (``data_key``), and the number of processes
+    (``train.batch_size`` is per process, so it sets the texts per optimizer step)."""
     settings = config.to_dict()
     settings["train"] = {
         k: v for k, v in settings["train"].items() if k not in ("epochs", "patience")
     }
     settings["data_key"] = data_key
+    if distributed.world_size() > 1:  # absent in one process: older checkpoints stay valid
+        settings["world_size"] = distributed.world_size()
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -376,16 +365,22 @@ def run(
 ) -> TrainResult:
     """Train, evaluate and write the bundle for ``config``. ``resources`` and ``splits`` may be
     passed in to share linking and node features between runs (`kgfuse compare`);
-    ``use_kg=False`` is the no-KG control (nothing linked, no edges)."""
+    ``use_kg=False`` is the no-KG control (nothing linked, no edges).
+
+    Under torchrun (``WORLD_SIZE`` > 1) every rank runs this and returns the same metrics;
+    rank 0 alone writes the node-feature cache (the others then read it), the checkpoints,
+    ``metrics.jsonl`` and the bundle, which exists once this returns on any rank."""
     from fusion.bundle import save_bundle
 
+    distributed.init_from_env()  # the model trains on the CPU: gloo
     run_dir = Path(config.output)
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
     seed_everything(config.train.seed)
     splits = splits or load_data(config)
-    resources = resources or build_resources(config, splits.labels, run_dir)
+    with distributed.main_first():
+        resources = resources or build_resources(config, splits.labels, run_dir)
     index = {label: i for i, label in enumerate(splits.labels)}
     mask = config.train.mask_label_facts
 
@@ -404,29 +399,37 @@ def run(
         model, resources, train, val, config, run_dir, progress, on_epoch_end, data_key
     )
 
-    metrics = {"val": evaluate(model, resources, val)} | {
-        f"test:{n}": evaluate(model, resources, ex) for n, ex in tests.items()
+    metrics = {"val": evaluate_shared(model, resources, val)} | {
+        f"test:{n}": evaluate_shared(model, resources, ex) for n, ex in tests.items()
     }
     for name, m in metrics.items():
         m["linked_share"] = float(
             np.mean([bool(p.linked) for p in (val if name == "val" else tests[name[5:]])])
         )
-    bundle = save_bundle(
-        run_dir / "bundle",
-        model,
-        resources,
-        config,
-        metrics,
-        {"epochs_run": epochs, "best_epoch": best_epoch, "seconds_per_epoch": seconds},
-    )
+    bundle = run_dir / "bundle"
+    if distributed.is_main():
+        bundle = save_bundle(
+            bundle,
+            model,
+            resources,
+            config,
+            metrics,
+            {"epochs_run": epochs, "best_epoch": best_epoch, "seconds_per_epoch": seconds},
+        )
+    distributed.barrier()
     return TrainResult(run_dir, bundle, metrics, epochs, seconds, best_epoch)
 
 
 def main(
     config_path: str | Path | None, overrides: list[str], progress: bool = True
 ) -> TrainResult:
+    """`run` the config at ``config_path`` with ``key=value`` overrides; under torchrun the
+    process group is left once training is done."""
     config = load_config(config_path, overrides)
-    return run(config, progress=progress)
+    try:
+        return run(config, progress=progress)
+    finally:
+        distributed.destroy()
 
 
 def with_overrides(config: RunConfig, **sections: dict[str, Any]) -> RunConfig:
