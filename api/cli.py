@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from api.serve import serve_command
 from fusion.cli import (
@@ -69,7 +70,7 @@ def main() -> None:
         app()
     except KGFuseError as e:
         Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"[bold red]error:[/] {e}", markup=True
+            f"[bold red]error:[/] {escape(str(e))}", markup=True
         )
         sys.exit(1)
 

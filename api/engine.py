@@ -162,16 +162,27 @@ class Engine:
         }
 
     def _persist(self, body: bytes, ext: str) -> Path:
+        """Write ``body`` as the next ``NNNNNN.ext`` under the hot-triples folder: fsync'd, then
+        claimed with a hard link, which fails if the name is taken, so replicas sharing the
+        folder never overwrite each other's files."""
         folder = self.settings.hot_triples
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{len(_hot_files(folder)) + 1:06d}.{ext}"
-        partial = folder / f".{target.name}.partial"
+        partial = folder / f".{os.getpid()}-{time.time_ns()}.partial"
         with partial.open("wb") as f:
             f.write(body)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(partial, target)
-        return target
+        try:
+            number = len(_hot_files(folder)) + 1
+            while True:
+                target = folder / f"{number:06d}.{ext}"
+                try:
+                    os.link(partial, target)
+                    return target
+                except FileExistsError:
+                    number += 1
+        finally:
+            partial.unlink()
 
     # ----- descriptions -----
     def kg_stats(self) -> dict[str, Any]:

@@ -8,9 +8,16 @@ from pathlib import Path
 
 import typer
 
-from api.settings import ApiKeys, ServeSettings
+from api.settings import ApiKeys, ServeSettings, SettingsError
 
 DEFAULTS = ServeSettings(bundle=Path("."))
+
+
+def _refuse_ray_options(**given: bool) -> None:
+    """Ray options without ``--ray`` would be silently ignored: say so instead."""
+    names = ["--" + name.replace("_", "-") for name, set_ in given.items() if set_]
+    if names:
+        raise SettingsError(f"{', '.join(names)} need --ray (serving with Ray Serve)")
 
 
 def serve_command(
@@ -45,9 +52,63 @@ def serve_command(
     hot_triples_dir: Path | None = typer.Option(
         None, "--hot-triples-dir", help="Where added triples persist (default BUNDLE/hot-triples)."
     ),
+    ray: bool = typer.Option(
+        False,
+        "--ray",
+        help="Serve with Ray Serve: replicas, autoscaling, clusters. Needs the 'ray' extra.",
+        rich_help_panel="Ray Serve",
+    ),
+    replicas: int = typer.Option(
+        1, "--replicas", help="Replicas, each with its own model.", rich_help_panel="Ray Serve"
+    ),
+    autoscale_min: int | None = typer.Option(
+        None,
+        "--autoscale-min",
+        help="Autoscale between this and --autoscale-max replicas (replaces --replicas).",
+        rich_help_panel="Ray Serve",
+    ),
+    autoscale_max: int | None = typer.Option(
+        None, "--autoscale-max", help="Most replicas when autoscaling.", rich_help_panel="Ray Serve"
+    ),
+    target_ongoing_requests: float | None = typer.Option(
+        None,
+        "--target-ongoing-requests",
+        help="Requests in flight per replica the autoscaler aims at (Ray's default: 2).",
+        rich_help_panel="Ray Serve",
+    ),
+    replica_cpus: float = typer.Option(
+        1.0,
+        "--replica-cpus",
+        help="CPUs Ray reserves per replica (also its OpenMP threads).",
+        rich_help_panel="Ray Serve",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="Join a running cluster: 'auto' (this node's) or 'ray://HEAD:10001'. "
+        "Default: start a local Ray instance.",
+        rich_help_panel="Ray Serve",
+    ),
+    ray_num_cpus: int | None = typer.Option(
+        None,
+        "--ray-num-cpus",
+        help="CPUs of the local Ray instance (default: every core).",
+        rich_help_panel="Ray Serve",
+    ),
 ) -> None:
     """Serve a bundle over HTTP: predictions with paths, KG look-ups, a web page at /."""
     import uvicorn
+
+    if not ray:
+        _refuse_ray_options(
+            replicas=replicas != 1,
+            autoscale_min=autoscale_min is not None,
+            autoscale_max=autoscale_max is not None,
+            target_ongoing_requests=target_ongoing_requests is not None,
+            replica_cpus=replica_cpus != 1.0,
+            ray_address=ray_address is not None,
+            ray_num_cpus=ray_num_cpus is not None,
+        )
 
     from api.app import create_app
     from fusion.bundle import read_meta
@@ -73,6 +134,20 @@ def serve_command(
         hot_triples_dir=hot_triples_dir,
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if ray:
+        from api.ray_serve import RayOptions, serve_with_ray
+
+        options = RayOptions(
+            address=ray_address,
+            num_cpus=ray_num_cpus,
+            replicas=replicas,
+            autoscale_min=autoscale_min,
+            autoscale_max=autoscale_max,
+            target_ongoing_requests=target_ongoing_requests,
+            replica_cpus=replica_cpus,
+        )
+        serve_with_ray(settings, options, host, port)
+        return
     uvicorn.run(
         create_app(settings),
         host=host,

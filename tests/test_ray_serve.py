@@ -1,0 +1,168 @@
+"""`kgfuse serve --ray`: Ray Serve replicas answer like the plain app; bad options and clusters
+are one clear line. Needs Ray (``pip install -e '.[ray]'``): without it these tests fail."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.ray_serve import APP_NAME, RayOptions, connect, deploy, deployment_options, require_ray
+from api.settings import ServeSettings, SettingsError
+from tests.conftest import REPO, run_cli
+
+pytestmark = [
+    pytest.mark.integration,
+    # Ray Serve's own pydantic models, not ours
+    pytest.mark.filterwarnings(
+        "ignore:Using extra keyword arguments on `Field`:DeprecationWarning"
+    ),
+]
+
+TEXTS = ["a bad case of influenza", "covid-19 and a cough", "my aunt has a fever"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    """A fresh local Ray instance of 2 CPUs for the module; Serve and Ray stop at the end."""
+    try:
+        require_ray()
+    except Exception as e:
+        pytest.fail(f"{e}. Install it into the venv: .venv/bin/pip install -e '.[ray]'")
+    import ray
+    from ray import serve
+
+    connect(RayOptions(num_cpus=2))
+    try:
+        yield
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def plain_answers(tiny_bundle: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """What the plain app (no Ray) answers: one prediction per text, and /v1/model."""
+    with TestClient(create_app(ServeSettings(bundle=tiny_bundle))) as client:
+        predictions = [predict(client, text) for text in TEXTS]
+        return predictions, client.get("/v1/model").json()
+
+
+def predict(client: httpx.Client | TestClient, text: str) -> dict[str, Any]:
+    r = client.post("/v1/predict", json={"texts": [text], "explain": False})
+    assert r.status_code == 200, r.text
+    prediction: dict[str, Any] = r.json()["predictions"][0]
+    return prediction
+
+
+def running_replicas() -> int:
+    from ray import serve
+
+    deployment = serve.status().applications[APP_NAME].deployments[APP_NAME]
+    states = {getattr(k, "value", k): n for k, n in deployment.replica_states.items()}
+    return int(states.get("RUNNING", 0))
+
+
+# ----------------------------------------------------------------- serving
+
+
+def test_ray_serve_replicas_answer_like_the_plain_app(
+    ray_cluster: None,
+    tiny_bundle: Path,
+    plain_answers: tuple[list[dict[str, Any]], dict[str, Any]],
+) -> None:
+    expected, model = plain_answers
+    port = free_port()
+    settings = ServeSettings(bundle=tiny_bundle, threads=1)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        for replicas in (1, 2):  # the second deploy scales the same application up
+            deploy(settings, RayOptions(replicas=replicas, replica_cpus=0.5), "127.0.0.1", port)
+            assert running_replicas() == replicas
+            assert client.get("/ready").status_code == 200
+            for _ in range(2):  # enough requests for both replicas to answer some
+                for text, want in zip(TEXTS, expected, strict=True):
+                    got = predict(client, text)
+                    assert got["label"] == want["label"], text
+                    assert got["probabilities"].keys() == want["probabilities"].keys()
+                    for label, p in want["probabilities"].items():
+                        assert got["probabilities"][label] == pytest.approx(p, abs=1e-4)
+            assert client.get("/v1/model").json() == model
+
+
+def test_ray_serve_autoscaling_bounds_replace_the_replica_count() -> None:
+    settings = ServeSettings(bundle=Path("."))
+    fixed = deployment_options(settings, RayOptions(replicas=3))
+    scaled = deployment_options(
+        settings,
+        RayOptions(replicas=3, autoscale_min=1, autoscale_max=4, target_ongoing_requests=8),
+    )
+    assert fixed["num_replicas"] == 3 and "autoscaling_config" not in fixed
+    assert "num_replicas" not in scaled
+    assert scaled["autoscaling_config"] == {
+        "min_replicas": 1,
+        "max_replicas": 4,
+        "target_ongoing_requests": 8,
+    }
+
+
+def test_ray_serve_options_report_every_problem_at_once() -> None:
+    with pytest.raises(SettingsError) as e:
+        RayOptions(autoscale_min=3, target_ongoing_requests=0, address="auto", num_cpus=2)
+    message = str(e.value)
+    for fragment in ("--autoscale-max", "--target-ongoing-requests must be above 0", "ray start"):
+        assert fragment in message
+
+
+# ----------------------------------------------------------------- the command line
+
+
+def test_ray_serve_cli_names_an_unreachable_cluster_and_how_to_start_one(
+    tiny_bundle: Path,
+) -> None:
+    address = f"ray://127.0.0.1:{free_port()}"  # closed: nothing listens there
+    r = run_cli("serve", str(tiny_bundle), "--ray", "--ray-address", address)
+    assert r.returncode == 1, r.stderr
+    assert "error:" in r.stderr and address in r.stderr and "ray start --head" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_ray_serve_cli_refuses_ray_options_without_ray(tiny_bundle: Path) -> None:
+    r = run_cli("serve", str(tiny_bundle), "--replicas", "2")
+    assert r.returncode == 1 and "--replicas need --ray" in r.stderr, r.stderr
+
+
+def test_ray_serve_without_ray_installed_says_how_to_install_it(tiny_bundle: Path) -> None:
+    """Ray hidden from the import system: one line with the install command, no traceback;
+    plain `kgfuse serve` never imports Ray."""
+    code = (
+        "import sys\n"
+        "import api.cli\n"
+        "assert 'ray' not in sys.modules, 'importing the CLI imported Ray'\n"
+        "sys.modules['ray'] = None  # import ray now raises ImportError\n"
+        "from api.ray_serve import require_ray\n"
+        "try:\n    require_ray()\nexcept Exception as e:\n    print(e)\n"
+        f"sys.argv = ['kgfuse', 'serve', {str(tiny_bundle)!r}, '--ray']\n"
+        "api.cli.main()\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
+    assert r.returncode == 1, r.stderr
+    assert "Ray is not installed" in r.stdout and "pip install 'kgfuse[ray]'" in r.stdout
+    assert r.stderr.startswith("error: Ray is not installed")
+    assert "pip install 'kgfuse[ray]'" in r.stderr  # rich markup must not eat "[ray]"
+    assert "Traceback" not in r.stderr
