@@ -1,20 +1,14 @@
-"""Micro-batching in two stages: concurrent requests share one model call, behind a bounded queue.
+"""Micro-batching: concurrent requests share one model call, behind a bounded queue.
 
 Requests wait in an `asyncio.Queue` of at most ``queue_size``; a full queue refuses at once
 (`QueueFull`, which the service answers with 503 + Retry-After) instead of letting latency grow
-without bound.
-
-Stage 1 (the collector) takes the first waiting request, keeps taking more for up to
-``max_wait_ms`` or until ``max_batch`` inputs are in hand, and runs ``prepare`` on them on its
-own thread (entity linking and subgraphs: Python work). Stage 2 runs ``run`` on everything
-prepared (up to ``max_batch`` inputs) on the single model thread (the model is not thread-safe
-and torch already uses its cores). The two overlap: while the model computes one batch, the
-next is linked. Stage 1 prepares at most one batch ahead, so under overload requests back up in
-the bounded queue, not in memory. Batch size grows with the load by itself.
+without bound. One collector task takes the first waiting request, then keeps taking more for up
+to ``max_wait_ms`` or until ``max_batch`` items are in hand, and hands the batch to ``run`` on a
+single worker thread (the model is not thread-safe and torch already uses every core). While that
+batch runs, new requests queue up, so the batch size grows with the load by itself.
 
 A request whose caller gave up (timeout, disconnect) before its batch started is skipped.
-`close` refuses new requests, lets the queued ones finish (up to a deadline) and stops both
-threads.
+`close` refuses new requests, lets the queued ones finish (up to a deadline) and stops the thread.
 """
 
 from __future__ import annotations
@@ -43,64 +37,53 @@ class _Pending(Generic[Item]):
     item: Item
     size: int  # how many model inputs (texts) the item holds
     future: asyncio.Future[Any] = field(repr=False)
-    prepared: Any = None  # what stage 1 made of the item
-
-
-def _identity(items: list[Any]) -> list[Any]:
-    return items
+    queued_at: float = field(default_factory=time.perf_counter)
 
 
 class MicroBatcher(Generic[Item]):
-    """Runs ``run(prepare(items)) -> results`` (one result per item) on batched requests.
+    """Runs ``run(items) -> results`` (one result per item, same order) on batched requests.
 
     Args:
-        run: called on the model thread with a list of prepared items; returns one result per
-            item, in order, or raises (every item of that batch then gets the exception).
-        max_batch: the most inputs (sum of item sizes) per call; a bigger item runs alone.
+        run: called on the worker thread with a list of items; returns one result per item, or
+            raises (every item of that batch then gets the exception).
+        max_batch: the most inputs (sum of item sizes) per call; an item bigger than this runs
+            alone.
         max_wait_ms: how long the first item of a batch waits for others.
-        queue_size: the most items waiting to be taken; more raise `QueueFull`.
-        on_batch: called with (number of inputs, seconds ``run`` took) after each batch.
-        prepare: called on the preparing thread with a list of items; returns one prepared
-            item per item (default: the items themselves).
+        queue_size: the most items waiting; more raise `QueueFull`.
+        on_batch: called with (number of inputs, seconds the call took) after each batch.
     """
 
     def __init__(
         self,
-        run: Callable[[list[Any]], Sequence[Any]],
+        run: Callable[[list[Item]], Sequence[Any]],
         max_batch: int = 32,
         max_wait_ms: float = 5.0,
         queue_size: int = 256,
         on_batch: Callable[[int, float], None] | None = None,
-        prepare: Callable[[list[Item]], Sequence[Any]] = _identity,
     ):
-        self.run, self.prepare = run, prepare
+        self.run = run
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1e3
         self.queue: asyncio.Queue[_Pending[Item]] = asyncio.Queue(maxsize=queue_size)
         self.on_batch = on_batch
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kgfuse-model")
-        self.prepare_executor = ThreadPoolExecutor(1, thread_name_prefix="kgfuse-prepare")
-        self._tasks: list[asyncio.Task[None]] = []
+        self._collector: asyncio.Task[None] | None = None
         self._closing = False
         self._held: _Pending[Item] | None = None  # taken from the queue, did not fit the batch
-        self._ready: list[_Pending[Item]] = []  # prepared, waiting for the model
-        self._ready_changed = asyncio.Event()
-        self._preparing = 0  # items on the preparing thread now
         self._busy = False  # a batch is running on the model thread
 
     @property
     def depth(self) -> int:
         """Requests waiting for the model (not counting the batch that is running)."""
-        return self.queue.qsize() + (self._held is not None) + len(self._ready) + self._preparing
+        return self.queue.qsize() + (self._held is not None)
 
     @property
     def closing(self) -> bool:
         return self._closing
 
     def start(self) -> None:
-        if not self._tasks:
-            loop = asyncio.get_running_loop()
-            self._tasks = [loop.create_task(self._collect()), loop.create_task(self._infer())]
+        if self._collector is None:
+            self._collector = asyncio.get_running_loop().create_task(self._collect())
 
     async def submit(self, item: Item, size: int = 1) -> Any:
         """Queue ``item`` and wait for its result. Raises `QueueFull` or `ShuttingDown` at once."""
@@ -117,7 +100,6 @@ class MicroBatcher(Generic[Item]):
         """Run ``fn`` on the model thread, between batches (e.g. swapping the model's graph)."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
 
-    # ----- stage 1: gather and prepare -----
     async def _next(self) -> _Pending[Item]:
         if self._held is not None:
             held, self._held = self._held, None
@@ -146,62 +128,22 @@ class MicroBatcher(Generic[Item]):
             size += nxt.size
         return batch
 
-    def _ready_size(self) -> int:
-        return sum(p.size for p in self._ready)
-
     async def _collect(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            while self._ready_size() >= self.max_batch:  # one batch ahead is enough
-                self._ready_changed.clear()
-                await self._ready_changed.wait()
             batch = [p for p in await self._gather() if not p.future.done()]
-            if not batch:
-                continue
-            self._preparing = len(batch)
-            try:
-                prepared = await loop.run_in_executor(
-                    self.prepare_executor, self.prepare, [p.item for p in batch]
-                )
-            except Exception as e:
-                _fail(batch, e)
-                continue
-            finally:
-                self._preparing = 0
-            for p, made in zip(batch, prepared, strict=True):
-                p.prepared = made
-            self._ready.extend(batch)
-            self._ready_changed.set()
-
-    # ----- stage 2: the model -----
-    def _take_ready(self) -> list[_Pending[Item]]:
-        batch: list[_Pending[Item]] = []
-        size = 0
-        while self._ready and (not batch or size + self._ready[0].size <= self.max_batch):
-            p = self._ready.pop(0)
-            if not p.future.done():
-                batch.append(p)
-                size += p.size
-        return batch
-
-    async def _infer(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            while not self._ready:
-                self._ready_changed.clear()
-                await self._ready_changed.wait()
-            batch = self._take_ready()
-            self._ready_changed.set()  # room for stage 1 to prepare the next batch
             if not batch:
                 continue
             started = time.perf_counter()
             self._busy = True
             try:
                 results = await loop.run_in_executor(
-                    self.executor, self.run, [p.prepared for p in batch]
+                    self.executor, self.run, [p.item for p in batch]
                 )
             except Exception as e:  # every waiter of the batch learns of it
-                _fail(batch, e)
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(e)
                 continue
             finally:
                 self._busy = False
@@ -212,24 +154,19 @@ class MicroBatcher(Generic[Item]):
                     p.future.set_result(result)
 
     async def close(self, timeout: float = 30.0) -> None:
-        """Refuse new items, let queued ones finish for up to ``timeout`` s, stop the threads."""
+        """Refuse new items, let queued ones finish for up to ``timeout`` s, stop the thread."""
         self._closing = True
         deadline = time.perf_counter() + timeout
         while (self.depth or self._busy) and time.perf_counter() < deadline:
             await asyncio.sleep(0.01)
-        for task in self._tasks:
-            task.cancel()
+        if self._collector is not None:
+            self._collector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        leftover = [*([self._held] if self._held else []), *self._ready]
+                await self._collector
+        leftover = [self._held] if self._held else []
         while not self.queue.empty():
             leftover.append(self.queue.get_nowait())
-        _fail(leftover, ShuttingDown("the service stopped before this request ran"))
-        for executor in (self.prepare_executor, self.executor):
-            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
-
-
-def _fail(batch: list[_Pending[Any]], error: Exception) -> None:
-    for p in batch:
-        if not p.future.done():
-            p.future.set_exception(error)
+        for p in leftover:
+            if not p.future.done():
+                p.future.set_exception(ShuttingDown("the service stopped before this request ran"))
+        await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown, True)

@@ -24,7 +24,6 @@ from api.batching import MicroBatcher
 from api.metrics import Metrics
 from api.settings import ServeSettings
 from fusion.predict import Predictor
-from fusion.resources import Prepared
 from kg.formats import FORMATS, detect_format
 from kg.graph import KnowledgeGraph
 
@@ -34,16 +33,6 @@ class PredictRequest:
     texts: list[str]
     explain: bool
     top_k_paths: int
-
-
-@dataclass(frozen=True)
-class PreparedRequest:
-    """A request after linking, tied to the predictor (graph) that linked it."""
-
-    request: PredictRequest
-    predictor: Predictor
-    prepared: list[Prepared]
-    link_ms: float
 
 
 def _hot_files(folder: Path) -> list[Path]:
@@ -69,9 +58,8 @@ class Engine:
         self.metrics = metrics
         self.version = _bundle_version(Path(settings.bundle))
         self.hot_files = _hot_files(settings.hot_triples)
-        self.batcher: MicroBatcher[PredictRequest] = MicroBatcher(
+        self.batcher = MicroBatcher(
             self._run,
-            prepare=self._prepare,
             max_batch=settings.max_batch,
             max_wait_ms=settings.max_wait_ms,
             queue_size=settings.queue_size,
@@ -96,34 +84,21 @@ class Engine:
         return self.predictor.resources.graph
 
     # ----- predictions -----
-    def _prepare(self, requests: list[PredictRequest]) -> list[PreparedRequest]:
-        """Preparing thread: link every text of the batch in one pass."""
+    def _run(self, requests: list[PredictRequest]) -> list[list[dict[str, Any]]]:
+        """Model thread: one `Predictor.predict` call per (explain, top_k) group of the batch."""
         predictor = self.predictor  # a KG swap between batches never splits one
-        started = time.perf_counter()
-        prepared = predictor.prepare([t for r in requests for t in r.texts])
-        link_ms = (time.perf_counter() - started) * 1e3
-        out, at = [], 0
-        for r in requests:
-            out.append(PreparedRequest(r, predictor, prepared[at : at + len(r.texts)], link_ms))
-            at += len(r.texts)
-        return out
-
-    def _run(self, batch: list[PreparedRequest]) -> list[list[dict[str, Any]]]:
-        """Model thread: one `Predictor.infer` call per (graph, explain, top_k) group."""
-        groups: dict[tuple[int, bool, int], list[int]] = {}
-        for i, b in enumerate(batch):
-            key = (id(b.predictor), b.request.explain, b.request.top_k_paths)
-            groups.setdefault(key, []).append(i)
-        out: list[list[dict[str, Any]]] = [[] for _ in batch]
-        for (_, explain, top_k), members in groups.items():
-            prepared = [p for i in members for p in batch[i].prepared]
-            link_ms = max(batch[i].link_ms for i in members)
+        groups: dict[tuple[bool, int], list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((r.explain, r.top_k_paths), []).append(i)
+        out: list[list[dict[str, Any]]] = [[] for _ in requests]
+        for (explain, top_k), members in groups.items():
+            texts = [t for i in members for t in requests[i].texts]
             started = time.perf_counter()
-            records = batch[members[0]].predictor.infer(prepared, explain, top_k, link_ms)
+            records = predictor.predict(texts, explain_paths=explain, top_k_paths=top_k)
             self.metrics.model_seconds.observe(time.perf_counter() - started)
             at = 0
             for i in members:
-                n = len(batch[i].prepared)
+                n = len(requests[i].texts)
                 out[i] = records[at : at + n]
                 at += n
         return out

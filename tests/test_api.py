@@ -187,14 +187,14 @@ def test_body_size_limit_gives_413_declared_or_chunked(tiny_bundle: Path) -> Non
 
 def slow_down(engine: Engine, started: threading.Event, release: threading.Event) -> None:
     """Make the engine's model calls block until ``release`` is set."""
-    real = engine.predictor.infer
+    real = engine.predictor.predict
 
-    def gated(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    def gated(texts: list[str], **kwargs: Any) -> list[dict[str, Any]]:
         started.set()
         release.wait(30)
-        return real(*args, **kwargs)
+        return real(texts, **kwargs)
 
-    engine.predictor.infer = gated  # type: ignore[method-assign]
+    engine.predictor.predict = gated  # type: ignore[method-assign]
 
 
 def test_a_request_waiting_past_the_timeout_gets_504(tiny_bundle: Path) -> None:
@@ -286,8 +286,7 @@ def test_concurrent_requests_are_batched_and_answer_like_sequential_ones(
 
 
 def test_a_full_queue_answers_503_with_retry_after(tiny_bundle: Path) -> None:
-    # one text a batch: one request on the model, one linked and ready, one queued, then full
-    settings = ServeSettings(bundle=tiny_bundle, queue_size=1, max_wait_ms=0, max_batch=1)
+    settings = ServeSettings(bundle=tiny_bundle, queue_size=1, max_wait_ms=0)
     engine = Engine.load(settings, Metrics())
     started, release = threading.Event(), threading.Event()
     slow_down(engine, started, release)
@@ -300,19 +299,15 @@ def test_a_full_queue_answers_503_with_retry_after(tiny_bundle: Path) -> None:
                 body = {"texts": [TEXTS[0]]}
                 running = asyncio.create_task(c.post("/v1/predict", json=body))
                 await asyncio.to_thread(started.wait, 10)  # the first is on the model thread
-                ready = asyncio.create_task(c.post("/v1/predict", json=body))
-                while engine.batcher.depth < 1:  # linked, waiting for the model
-                    await asyncio.sleep(0.005)
                 queued = asyncio.create_task(c.post("/v1/predict", json=body))
-                while engine.batcher.depth < 2:  # waiting in the queue
+                while engine.batcher.depth < 1:  # the second waits in the queue
                     await asyncio.sleep(0.005)
                 refused = await c.post("/v1/predict", json=body)
                 release.set()
-                done = [(await t).status_code for t in (running, ready, queued)]
-                return [*done, refused]
+                return [(await running).status_code, (await queued).status_code, refused]
 
-    *served, refused = asyncio.run(scenario())
-    assert served == [200, 200, 200]
+    first, second, refused = asyncio.run(scenario())
+    assert (first, second) == (200, 200)
     assert isinstance(refused, httpx.Response) and refused.status_code == 503
     assert refused.headers["retry-after"] == "1"
     assert refused.json()["error"]["code"] == "overloaded"
@@ -330,8 +325,12 @@ def test_shutdown_lets_queued_requests_finish(tiny_bundle: Path) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://kgfuse") as c:
             lifespan = app.router.lifespan_context(app)
             await lifespan.__aenter__()
-            tasks = [asyncio.create_task(c.post("/v1/predict", json={"texts": [t]})) for t in TEXTS]
-            await asyncio.to_thread(started.wait, 10)
+            post = [c.post("/v1/predict", json={"texts": [t]}) for t in TEXTS]
+            tasks = [asyncio.create_task(post[0])]
+            await asyncio.to_thread(started.wait, 10)  # the first is on the model thread
+            tasks += [asyncio.create_task(p) for p in post[1:]]
+            while engine.batcher.depth < len(post) - 1:  # the others wait in the queue
+                await asyncio.sleep(0.005)
             closing = asyncio.create_task(lifespan.__aexit__(None, None, None))
             await asyncio.sleep(0.05)
             late = await c.post("/v1/predict", json={"texts": [TEXTS[0]]})
