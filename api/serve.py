@@ -20,6 +20,14 @@ def _refuse_ray_options(**given: bool) -> None:
         raise SettingsError(f"{', '.join(names)} need --ray (serving with Ray Serve)")
 
 
+def drop_query_strings(record: logging.LogRecord) -> bool:
+    """uvicorn's access log without query strings: ``/v1/kg/search?q=...`` carries user text."""
+    args = record.args
+    if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+        record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+    return True
+
+
 def serve_command(
     bundle: Path = typer.Argument(..., help="A bundle folder (kgfuse train / export)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
@@ -134,6 +142,8 @@ def serve_command(
         hot_triples_dir=hot_triples_dir,
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not log_texts:
+        logging.getLogger("uvicorn.access").addFilter(drop_query_strings)
     if ray:
         from api.ray_serve import RayOptions, serve_with_ray
 

@@ -457,10 +457,12 @@ def test_serve_cli_starts_answers_and_stops_gracefully(tiny_bundle: Path, tmp_pa
         r = httpx.post(url + "/v1/predict", json={"texts": [TEXTS[0]]}, timeout=30)
         assert r.status_code == 200 and r.json()["predictions"][0]["label"] in {"flu", "viral"}
         assert "<textarea" in httpx.get(url + "/").text
+        assert httpx.get(url + "/v1/kg/search", params={"q": "privatejane"}).status_code == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     # uvicorn finishes the shutdown, then re-raises the signal it caught (exit -15 = SIGTERM)
     assert proc.returncode in (0, -signal.SIGTERM), out
     assert "Application shutdown complete" in out and "Traceback" not in out
+    assert '"GET /v1/kg/search HTTP/1.1" 200' in out and "privatejane" not in out  # no user text
     assert os.path.isdir(tiny_bundle)
