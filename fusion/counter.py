@@ -26,6 +26,17 @@ degree, both directions) is skipped. A hub such as a class node or a generation 
 everything in two hops, costs time proportional to its degree and mostly adds the class prior.
 ``None`` disables the cap.
 
+Paths by relation (``by_relation=True``): also ``paths[r, j]``, the number of PATHS
+``e -r- n - k`` from a linked entity e through a shared neighbour n (first hop of relation r,
+either direction) to an entity k with a triple to L_j; k != e, n and k not label nodes; a
+relative n itself having a triple with L_j counts as a path too. Unlike ``two_hop`` this counts
+every path (an entity reached through three shared nodes counts three times: it is a closer
+relative) and keeps the relation that leads there (an evolution says more than a colour).
+Shared neighbours above ``path_max_degree`` are skipped. These come after the layout above:
+``log1p(paths)`` flattened relation-major, ``R * C`` more columns (R: relations, not inverses).
+On pokedex, logistic regression on these counts alone reaches 0.86 accuracy on unseen species,
+against 0.65 for the two blocks above (see the README).
+
 Cost: a few numpy ops on CSR slices, proportional to the edges within two hops of the linked
 entities (capped by ``max_degree``): well under a millisecond per text on a 10k-entity graph.
 """
@@ -40,6 +51,7 @@ from kg.errors import EntityNotFoundError
 from kg.graph import KnowledgeGraph
 
 DEFAULT_MAX_DEGREE = 1000
+DEFAULT_PATH_MAX_DEGREE = 10_000  # paths through bigger hubs are skipped (cost grows with degree)
 
 
 class LabelCounter:
@@ -60,6 +72,8 @@ class LabelCounter:
         graph: KnowledgeGraph,
         label_nodes: Sequence[int],
         max_degree: int | None = DEFAULT_MAX_DEGREE,
+        by_relation: bool = False,
+        path_max_degree: int | None = DEFAULT_PATH_MAX_DEGREE,
     ):
         self.graph = graph
         self.label_nodes = _check_ids(graph, label_nodes, "label node")
@@ -73,11 +87,37 @@ class LabelCounter:
         self._is_label[self.label_nodes] = True
         self._degree = np.diff(graph.indptr)
         self._label_indptr, self._label_ids = _entity_label_csr(graph, self.label_nodes)
+        self.by_relation = by_relation
+        self.path_max_degree = path_max_degree
 
     @property
     def dims(self) -> int:
-        """Feature columns: ``2 * num_labels``."""
-        return 2 * self.num_labels
+        """Feature columns: ``2 * num_labels`` (``+ relations * num_labels`` by relation)."""
+        extra = self.graph.num_relations * self.num_labels if self.by_relation else 0
+        return 2 * self.num_labels + extra
+
+    def paths_by_relation(self, linked: Sequence[int], hidden: np.ndarray) -> np.ndarray:
+        """int64 [num_relations, num_labels]: label-node paths by first-hop relation."""
+        g, R, C = self.graph, self.graph.num_relations, self.num_labels
+        out = np.zeros(R * C, dtype=np.int64)
+        for e in np.unique(np.asarray(linked, dtype=np.int64)).tolist():
+            lo, hi = int(g.indptr[e]), int(g.indptr[e + 1])
+            shared, rel = g.neighbors[lo:hi].astype(np.int64), g.edge_relations[lo:hi] % R
+            keep = ~self._is_label[shared] & (shared != e)
+            if self.path_max_degree is not None:
+                keep &= self._degree[shared] <= self.path_max_degree
+            shared, rel = shared[keep], rel[keep].astype(np.int64)
+            # the relative n itself, then every k beyond it
+            ends = [shared, _gather(g.indptr, g.neighbors, shared)]
+            via = [rel, np.repeat(rel, self._degree[shared])]
+            for k, r in zip(ends, via, strict=True):
+                ok = ~self._is_label[k] & (k != e) & ~np.isin(k, hidden)
+                k, r = k[ok], r[ok]
+                starts = self._label_indptr[k]
+                counts = self._label_indptr[k + 1] - starts
+                labels = _gather(self._label_indptr, self._label_ids, k)
+                np.add.at(out, np.repeat(r, counts) * C + labels, 1)
+        return out.reshape(R, C)
 
     def counts(self, linked: Sequence[int], masked: Iterable[int] | None = None) -> np.ndarray:
         """Raw counts of one text.
@@ -95,8 +135,12 @@ class LabelCounter:
         return out
 
     def features(self, linked: Sequence[int], masked: Iterable[int] | None = None) -> np.ndarray:
-        """float32 [2 * num_labels]: ``log1p`` of `counts`, direct then two-hop."""
-        return np.log1p(self.counts(linked, masked).reshape(-1)).astype(np.float32)
+        """float32 [dims]: ``log1p`` of `counts`, direct then two-hop (then paths by relation)."""
+        parts = [self.counts(linked, masked).reshape(-1)]
+        if self.by_relation:
+            hidden = np.unique(_check_ids(self.graph, list(masked or ()), "masked entity"))
+            parts.append(self.paths_by_relation(linked, hidden).reshape(-1))
+        return np.log1p(np.concatenate(parts)).astype(np.float32)
 
     def matrix(
         self,

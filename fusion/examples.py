@@ -37,6 +37,7 @@ class LinkedSubgraph(Data):
 class SubgraphSettings:
     hops: int = 2
     max_nodes: int = 64  # besides the seeds (linked entities and label nodes)
+    relation_counts: bool = False  # label counts also by path and relation (fusion/counter.py)
 
 
 def build_subgraph(

@@ -79,12 +79,29 @@ def _without(graph: LinkedSubgraph, triples: list[Triple], num_relations: int) -
     return out
 
 
+def _counts(model: FusionClassifier, example: Prepared) -> torch.Tensor | None:
+    """The example's label counts [1, dims] when the model reads them (they do not change when
+    paths are removed from the subgraph: they are counted on the whole KG)."""
+    if not model.config.reads_counts or example.counts is None:
+        return None
+    return torch.as_tensor(example.counts).unsqueeze(0)
+
+
 @torch.no_grad()
 def _probabilities(
-    model: FusionClassifier, text: torch.Tensor, graphs: list[LinkedSubgraph]
+    model: FusionClassifier,
+    text: torch.Tensor,
+    graphs: list[LinkedSubgraph],
+    counts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     batch = collate_graphs(graphs)
-    logits = model.forward_parts(None, batch, text_vector=text.expand(len(graphs), -1))["logits"]
+    n = len(graphs)
+    logits = model.forward_parts(
+        None,
+        batch,
+        text_vector=text.expand(n, -1),
+        counts=None if counts is None else counts.expand(n, -1),
+    )["logits"]
     return torch.softmax(logits, dim=-1)
 
 
@@ -133,7 +150,7 @@ def explain(
     if not candidates:
         return []
     variants = [example.graph] + [_without(example.graph, hops, R) for _, hops in candidates]
-    probs = _probabilities(model, text_vector, variants)[:, predicted]
+    probs = _probabilities(model, text_vector, variants, _counts(model, example))[:, predicted]
     drops = (probs[0] - probs[1:]).tolist()
     scored = [
         ScoredPath(nodes, hops, d) for (nodes, hops), d in zip(candidates, drops, strict=True)
@@ -147,7 +164,12 @@ def _attended(
 ) -> list[int]:
     """Without label nodes: the most attended non-linked nodes are the targets."""
     with torch.no_grad():
-        parts = model.forward_parts(None, collate_graphs([example.graph]), text_vector=text_vector)  # type: ignore[list-item]
+        parts = model.forward_parts(
+            None,
+            collate_graphs([example.graph]),  # type: ignore[list-item]
+            text_vector=text_vector,
+            counts=_counts(model, example),
+        )
     attention = parts["attention"].numpy()
     order = [int(i) for i in np.argsort(-attention) if not bool(example.graph.linked[i])]  # type: ignore[union-attr]
     return [int(example.graph.n_id[i]) for i in order[:n]]  # type: ignore[union-attr]
@@ -185,6 +207,7 @@ def random_path_drop(
         model,
         text_vector,
         [example.graph, _without(example.graph, walk, resources.graph.num_relations)],
+        _counts(model, example),
     )
     return float(probs[0, predicted] - probs[1, predicted])
 
@@ -207,7 +230,7 @@ def fidelity(
         if not example.linked:
             continue
         tokens, graph, counts = resources.inputs(
-            model.config.mode, [example], model.text_encoder is not None
+            model.config.mode, [example], model.text_encoder is not None, model.config.counts
         )
         with torch.no_grad():
             text = model.text_vector(tokens, 1)

@@ -35,6 +35,9 @@ class ModelConfig:
     gnn_layers: message-passing rounds (>= 2).
     num_bases: RGCN basis matrices.
     dropout: in the graph encoder and heads.
+    counts: fused mode only: the text head also reads the parameter-free label counts of
+        fusion/counter.py (with subgraph.relation_counts, by path and relation). They see the
+        whole KG around the linked entities, where the GNN sees a capped subgraph.
     """
 
     mode: str = "fused"
@@ -42,6 +45,7 @@ class ModelConfig:
     gnn_layers: int = 2
     num_bases: int = 8
     dropout: float = 0.1
+    counts: bool = False
 
     def problems(self) -> list[str]:
         out = []
@@ -53,7 +57,13 @@ class ModelConfig:
             out.append(f"'model.hidden' must be at least 4 (got {self.hidden})")
         if not 0.0 <= self.dropout < 1.0:
             out.append(f"'model.dropout' must be in [0, 1) (got {self.dropout})")
+        if self.counts and self.mode != "fused":
+            out.append(f"'model.counts' is for fused mode (got mode {self.mode!r})")
         return out
+
+    @property
+    def reads_counts(self) -> bool:
+        return self.mode == "counter" or self.counts
 
 
 class FusionClassifier(nn.Module):
@@ -86,7 +96,7 @@ class FusionClassifier(nn.Module):
         self.node_features: torch.Tensor
         self.register_buffer("node_features", node_features, persistent=False)
         h = config.hidden
-        head_in = text_dim + (counter_dim if config.mode == "counter" else 0)
+        head_in = text_dim + (counter_dim if config.reads_counts else 0)
         self.text_head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(head_in, num_labels))
         if config.mode not in ("text", "counter"):
             self.graph_encoder = GraphEncoder(
@@ -135,8 +145,8 @@ class FusionClassifier(nn.Module):
                 size = int(graph.num_graphs)
             t = self.text_vector(tokens, size)
         batch_size = t.shape[0]
-        if self.config.mode == "counter":
-            assert counts is not None, "counter mode needs the label counts"
+        if self.config.reads_counts:
+            assert counts is not None, "counter mode (and model.counts) needs the label counts"
             text_logits = self.text_head(torch.cat([t, counts], dim=-1))
         else:
             text_logits = self.text_head(t)

@@ -62,7 +62,7 @@ class Predictor:
         model = self.model
         model.node_features = self.resources.features  # this predictor's graph, not a sibling's
         tokens, graph, counts = self.resources.inputs(
-            model.config.mode, prepared, model.text_encoder is not None
+            model.config.mode, prepared, model.text_encoder is not None, model.config.counts
         )
         text = model.text_vector(tokens, len(prepared))
         parts = model.forward_parts(tokens, graph, text_vector=text, counts=counts)

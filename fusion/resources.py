@@ -88,7 +88,14 @@ class Resources:
             features = node_features(graph, self.tokenizer, cache_dir=feature_cache)
         self.features = torch.as_tensor(features, dtype=torch.float32)
         self.counter = (
-            LabelCounter(graph, label_nodes, max_degree=COUNTER_MAX_DEGREE) if label_nodes else None
+            LabelCounter(
+                graph,
+                label_nodes,
+                max_degree=COUNTER_MAX_DEGREE,
+                by_relation=subgraph.relation_counts,
+            )
+            if label_nodes
+            else None
         )
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
@@ -139,14 +146,19 @@ class Resources:
         return self.prepare([e.text for e in examples], [index[e.label] for e in examples])
 
     def inputs(
-        self, mode: str, batch: Sequence[Prepared], with_text: bool = True
+        self,
+        mode: str,
+        batch: Sequence[Prepared],
+        with_text: bool = True,
+        with_counts: bool = False,
     ) -> tuple[dict[str, torch.Tensor] | None, Batch | None, torch.Tensor | None]:
-        """(tokens, graph batch, counter features) for a model of ``mode``: only what it reads."""
+        """(tokens, graph batch, counter features) for a model of ``mode``: only what it reads
+        (``with_counts``: a fused model that also reads the counts)."""
         tokens = self.tokenize([p.text for p in batch]) if with_text else None
         graphs = [p.graph for p in batch if p.graph is not None]
         graph = collate_graphs(graphs) if mode in ("graph", "fused") else None
         counts = None
-        if mode == "counter":
+        if mode == "counter" or with_counts:
             counts = torch.as_tensor(np.stack([p.counts for p in batch if p.counts is not None]))
         return tokens, graph, counts
 

@@ -128,7 +128,7 @@ def forward(
     """``model.forward_parts`` on ``batch``; through ``parallel`` (the DDP wrapper of that
     method, `distributed.data_parallel`) when given, so that gradients are averaged."""
     tokens, graph, counts = resources.inputs(
-        model.config.mode, batch, model.text_encoder is not None
+        model.config.mode, batch, model.text_encoder is not None, model.config.counts
     )
     return (parallel if parallel is not None else model.forward_parts)(tokens, graph, counts=counts)
 

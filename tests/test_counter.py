@@ -157,3 +157,19 @@ def test_pokedex_unseen_species_counts_beat_majority_and_shuffled_kg(shared_data
 
     assert accuracy(graph) > 0.4  # majority class: 0.19
     assert accuracy(rewire(graph, seed=0)) < 0.25  # the shuffled KG loses it
+
+
+def test_paths_by_relation_count_every_path_by_its_first_hop(poke: kg.KnowledgeGraph) -> None:
+    counter = LabelCounter(poke, _ids(poke, "water", "fire"), by_relation=True)
+    relations = [poke.relation_iri(r)[len(EXC) :] for r in range(poke.num_relations)]
+    paths = counter.paths_by_relation(_ids(poke, "a"), np.array([], dtype=np.int64))
+    by_name = {name: paths[r].tolist() for r, name in enumerate(relations) if paths[r].any()}
+    # a -evolves_from- b (water itself); a -in_chain- ch1 - {b, d: water; c: fire};
+    # a -has_color- blue - d (water): d counts twice in all, once per path
+    assert by_name == {"evolves_from": [1, 0], "in_chain": [2, 1], "has_color": [1, 0]}
+    hidden = np.array(_ids(poke, "d"))
+    masked = counter.paths_by_relation(_ids(poke, "a"), hidden)
+    assert masked.sum() == paths.sum() - 2  # d reached through ch1 and blue
+    features = counter.features(_ids(poke, "a"))
+    assert features.shape == (counter.dims,) == (2 * 2 + poke.num_relations * 2,)
+    assert np.allclose(features[4:], np.log1p(paths.reshape(-1)))

@@ -91,6 +91,21 @@ def test_train_every_mode(tiny_bert: Path, tmp_path: Path, mode: str) -> None:
     assert (model.text_encoder is None) == (mode == "graph")
 
 
+def test_fused_model_reads_relation_counts_and_explains(tiny_bert: Path, tmp_path: Path) -> None:
+    from fusion.predict import Predictor
+
+    more = ("model.counts=true", "subgraph.relation_counts=true", "train.epochs=1")
+    result = main(TINY, overrides(tiny_bert, tmp_path / "counts", *more), progress=False)
+    predictor = Predictor.from_dir(result.bundle)
+    graph = predictor.resources.graph
+    counter = predictor.resources.counter
+    assert counter is not None and counter.dims == 2 * 2 + graph.num_relations * 2
+    head = predictor.model.text_head[1]
+    assert head.in_features == predictor.model.text_dim + counter.dims  # the head reads counts
+    (p,) = predictor.predict(["a bad case of influenza"], explain_paths=True)
+    assert p["entities"] and p["paths"]
+
+
 def test_bundle_errors_name_the_missing_file(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     copy = tmp_path / "bundle"
     shutil.copytree(trained.bundle, copy)
