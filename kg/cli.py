@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +22,9 @@ from kg.graph import KnowledgeGraph
 from kg.load import load, open_or_load
 from kg.parse import PARSERS
 
+if TYPE_CHECKING:
+    from kg.triplestore import TripleStoreGraph
+
 app = typer.Typer(
     help="Compile triples files and query the compiled knowledge graph.", no_args_is_help=True
 )
@@ -32,6 +36,15 @@ KG_OPTION = typer.Option(
     envvar="KGFUSE_KG",
     help="Compiled KG folder (or a triples file, compiled on the fly).",
 )
+STORE_KG_OPTION = typer.Option(
+    None,
+    "--kg",
+    envvar="KGFUSE_KG",
+    help="Compiled KG folder or triples file (or --endpoint/--store).",
+)
+ENDPOINT_OPTION = typer.Option(None, "--endpoint", help="Query this SPARQL endpoint instead.")
+STORE_OPTION = typer.Option(None, "--store", help="Query this on-disk Oxigraph store instead.")
+T = TypeVar("T")
 PROGRESS_MIN_BYTES = 8 << 20  # below this a load is too quick for a bar to help
 
 
@@ -66,9 +79,22 @@ def _stats_table(kg: KnowledgeGraph, title: str) -> Table:
 @app.command("load")
 def load_command(
     files: list[Path] = typer.Argument(
-        ..., help="Triples files: .ttl .nt .nq .trig .n3 .jsonld .rdf/.xml .tsv .csv (.gz too)."
+        None, help="Triples files: .ttl .nt .nq .trig .n3 .jsonld .rdf/.xml .tsv .csv (.gz too)."
     ),
-    output: Path = typer.Option(..., "-o", "--output", help="Folder to write the compiled KG to."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Folder to write the compiled KG to."
+    ),
+    backend: str = typer.Option(
+        "memory",
+        "--backend",
+        help="memory: compile FILES to -o; oxigraph: bulk-load FILES into the on-disk --store; "
+        "sparql: page every triple out of --endpoint and compile it to -o.",
+    ),
+    store: Path | None = typer.Option(None, "--store", help="On-disk Oxigraph store folder."),
+    endpoint: str | None = typer.Option(None, "--endpoint", help="SPARQL endpoint URL."),
+    page_size: int = typer.Option(
+        100_000, "--page-size", min=1, help="Triples per query (sparql)."
+    ),
     format: str | None = typer.Option(
         None, "--format", help="Force one format for every file (e.g. turtle, tsv)."
     ),
@@ -90,16 +116,53 @@ def load_command(
         False, "--type-edges", help="Also keep rdf:type facts as graph edges."
     ),
 ) -> None:
-    """Parse triples files and compile them into a KG folder."""
+    """Parse triples files and compile them into a KG folder (--backend memory), bulk-load them
+    into an on-disk Oxigraph store (oxigraph), or compile every triple of an endpoint (sparql)."""
     config = KGConfig(
         label_predicates=tuple(label_predicate),
         description_predicates=tuple(description_predicate),
         base_iri=base_iri,
         type_edges=type_edges,
     )
+    if backend == "oxigraph":
+        from kg.triplestore_load import bulk_load
+
+        count = bulk_load(_need(files, "FILES"), _need(store, "--store"), format=format)
+        console.print(f"bulk-loaded {len(files)} file(s) into {store}: {count:,} quads")
+        return
+    if backend == "sparql":
+        from kg.triplestore_load import load_endpoint
+
+        kg = load_endpoint(_need(endpoint, "--endpoint"), config=config, page_size=page_size)
+        output = _need(output, "-o")
+        kg.save(output)
+        console.print(_stats_table(kg, f"compiled {endpoint} -> {output}"))
+        return
+    if backend != "memory":
+        raise typer.BadParameter(f"expected memory, oxigraph or sparql (got {backend!r})")
+    files, output = _need(files, "FILES"), _need(output, "-o")
     kg = _load_with_progress(files, format=format, config=config, parser=parser)
     kg.save(output)
     console.print(_stats_table(kg, f"compiled {len(files)} file(s) -> {output}"))
+
+
+def _triple_store(
+    kg_path: Path | None, endpoint: str | None, store: Path | None
+) -> TripleStoreGraph | None:
+    """The triple store to query, or None for a compiled KG (--kg)."""
+    if endpoint or store:
+        from kg.triplestore import TripleStoreGraph
+
+        return TripleStoreGraph(endpoint or str(store))
+    if kg_path is None:
+        raise typer.BadParameter("pass --kg, --endpoint or --store")
+    return None
+
+
+def _need(value: T | None, name: str) -> T:
+    if not value:
+        raise typer.BadParameter(f"this backend needs {name}")
+    return value
 
 
 @app.command("stats")
@@ -132,14 +195,22 @@ def search_command(
 def path_command(
     source: str = typer.Argument(..., help="Start entity: IRI or label."),
     target: str = typer.Argument(..., help="End entity: IRI or label."),
-    kg_path: Path = KG_OPTION,
+    kg_path: Path | None = STORE_KG_OPTION,
     k: int = typer.Option(5, "-k", "--top", min=1, max=100, help="How many paths."),
     max_hops: int = typer.Option(3, "--max-hops", min=1, max=6),
+    endpoint: str | None = ENDPOINT_OPTION,
+    store: Path | None = STORE_OPTION,
 ) -> None:
     """The top-k simple paths between two entities, each hop a triple of the KG."""
-    kg = open_kg(kg_path)
-    a, b = kg.resolve(source), kg.resolve(target)
-    paths = kg.paths(a, b, k=k, max_hops=max_hops)
+    remote = _triple_store(kg_path, endpoint, store)
+    if remote is None:
+        kg = open_kg(_need(kg_path, "--kg"))
+        a, b = kg.resolve(source), kg.resolve(target)
+        paths = kg.paths(a, b, k=k, max_hops=max_hops)
+    else:
+        iri_a, iri_b = remote.resolve(source), remote.resolve(target)
+        kg, paths = remote.paths(iri_a, iri_b, k=k, max_hops=max_hops)
+        a, b = kg.entity_id(iri_a), kg.entity_id(iri_b)
     if not paths:
         console.print(
             f"no path of at most {max_hops} hops joins {kg.label(a)!r} and {kg.label(b)!r}"
@@ -154,12 +225,21 @@ def path_command(
 @app.command("neighbors")
 def neighbors_command(
     entity: str = typer.Argument(..., help="IRI or label."),
-    kg_path: Path = KG_OPTION,
+    kg_path: Path | None = STORE_KG_OPTION,
     limit: int = typer.Option(50, "--limit", "-n", min=1),
+    endpoint: str | None = ENDPOINT_OPTION,
+    store: Path | None = STORE_OPTION,
 ) -> None:
-    """The triples that touch one entity, in both directions."""
-    kg = open_kg(kg_path)
-    e = kg.resolve(entity)
+    """The triples that touch one entity, in both directions (from a store: the triples to its
+    ``limit`` most relevant neighbours)."""
+    remote = _triple_store(kg_path, endpoint, store)
+    if remote is None:
+        kg = open_kg(_need(kg_path, "--kg"))
+        e = kg.resolve(entity)
+    else:
+        iri = remote.resolve(entity)
+        kg = remote.neighborhood([iri], hops=1, max_nodes=limit + 1).kg
+        e = kg.entity_id(iri)
     table = Table("subject", "relation", "object", title=f"{kg.label(e)} <{kg.iri(e)}>")
     for nb in kg.neighbors_of(e)[:limit]:
         s, o = (e, nb.node) if nb.outgoing else (nb.node, e)

@@ -42,7 +42,9 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run the real `kgfuse` entry point in a subprocess (exit codes, stderr, no traceback)."""
     env = dict(os.environ, COLUMNS="200", NO_COLOR="1")
     return subprocess.run(
@@ -51,7 +53,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
         text=True,
         cwd=cwd or REPO,
         env=env,
-        timeout=300,
+        timeout=timeout,
     )
 
 

@@ -1,0 +1,280 @@
+"""The triple-store backend against a real Oxigraph server and an embedded on-disk store: the
+same subgraphs, paths and names as the graph loaded in memory, and clean failures."""
+
+from __future__ import annotations
+
+import http.server
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import kg
+from kg.cli import app
+from kg.errors import EntityNotFoundError, KGStoreError
+from kg.triplestore import TripleStoreGraph
+
+pytestmark = pytest.mark.integration
+
+EX = "http://example.org/tiny/"
+GEN = "http://example.org/gen/"
+INSTALL = "the `oxigraph` CLI is missing: install it with `.venv/bin/pip install oxigraph`"
+
+
+def _oxigraph_cli() -> str:
+    found = Path(sys.executable).with_name("oxigraph")
+    cli = str(found) if found.exists() else shutil.which("oxigraph")
+    if cli is None:
+        pytest.fail(INSTALL)
+    return cli
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def triples(tiny_ttl: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """tiny.ttl plus a random 60-node graph with ties, hubs, self-loops, types and labels."""
+    rng = random.Random(7)
+    lines = set()
+    for _ in range(220):
+        s, o = rng.randrange(60), int(rng.paretovariate(1.2)) % 60
+        if rng.random() < 0.5:
+            s, o = o, s
+        lines.add(f"<{GEN}e{s:02d}> <{GEN}r{rng.randrange(3)}> <{GEN}e{o:02d}> .")
+    for e in range(0, 60, 3):
+        lines.add(f'<{GEN}e{e:02d}> <http://www.w3.org/2000/01/rdf-schema#label> "node {e}" .')
+        lines.add(f"<{GEN}e{e:02d}> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <{GEN}T> .")
+    path = tmp_path_factory.mktemp("gen") / "gen.nt"
+    path.write_text("\n".join(sorted(lines)) + "\n")
+    return [tiny_ttl, path]
+
+
+@pytest.fixture(scope="module")
+def memory(triples: list[Path]) -> kg.KnowledgeGraph:
+    return kg.load(triples)
+
+
+@pytest.fixture(scope="module")
+def endpoint(triples: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Oxigraph server on a free loopback port, serving ``triples``."""
+    cli = _oxigraph_cli()
+    location = tmp_path_factory.mktemp("oxigraph-server")
+    for f in triples:
+        subprocess.run(
+            [cli, "load", "--location", str(location), "--file", str(f)],
+            check=True,
+            capture_output=True,
+        )
+    port = _free_port()
+    server = subprocess.Popen(
+        [cli, "serve-read-only", "--location", str(location), "--bind", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/query"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{url}?query=ASK%7B%7D", timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(f"oxigraph serve exited: {server.stderr.read().decode()}")
+                time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def embedded(triples: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An on-disk store made by `kgfuse kg load --backend oxigraph`."""
+    store = tmp_path_factory.mktemp("oxigraph-embedded") / "store"
+    args = ["load", *map(str, triples), "--backend", "oxigraph", "--store", str(store)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return store
+
+
+@pytest.fixture(scope="module", params=["endpoint", "embedded"])
+def store(request: pytest.FixtureRequest) -> TripleStoreGraph:
+    return TripleStoreGraph(request.getfixturevalue(request.param), batch=7)
+
+
+def _named(graph: kg.KnowledgeGraph, sub: kg.Subgraph) -> tuple[list, set]:
+    nodes = [graph.iri(n) for n in sub.nodes]
+    edges = {
+        (graph.iri(t.subject), graph.relation_iri(t.relation), graph.iri(t.object))
+        for t in sub.triples()
+    }
+    return nodes, edges
+
+
+CASES = [
+    ([EX + "flu"], 2, 128),
+    ([EX + "flu"], 2, 3),
+    ([EX + "cough"], 1, 2),
+    ([EX + "covid", EX + "hay_fever"], 2, 4),
+    ([GEN + "e00"], 2, 10),
+    ([GEN + "e03", GEN + "e17"], 3, 25),
+    ([GEN + "e42"], 2, 200),
+    ([GEN + "e09", GEN + "e09", GEN + "e30"], 1, 1),
+]
+
+
+@pytest.mark.parametrize(("seeds", "hops", "max_nodes"), CASES)
+def test_triplestore_neighborhood_equals_in_memory_subgraph(
+    store: TripleStoreGraph, memory: kg.KnowledgeGraph, seeds, hops, max_nodes
+) -> None:
+    got = store.neighborhood(seeds, hops=hops, max_nodes=max_nodes)
+    want = memory.subgraph([memory.entity_id(s) for s in seeds], hops=hops, max_nodes=max_nodes)
+    assert _named(got.kg, got) == _named(memory, want)
+    assert got.hop.tolist() == want.hop.tolist()
+    assert got.num_seeds == want.num_seeds
+    flu = got.kg.entity_id(seeds[0])
+    assert got.kg.label(flu) == memory.label(memory.entity_id(seeds[0]))
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [(EX + "flu", EX + "covid"), (EX + "cold", EX + "sars_cov_2"), (GEN + "e03", GEN + "e17")],
+)
+def test_triplestore_paths_equal_in_memory_paths(
+    store: TripleStoreGraph, memory: kg.KnowledgeGraph, source: str, target: str
+) -> None:
+    local, got = store.paths(source, target, k=5, max_hops=3)
+    want = memory.paths(memory.entity_id(source), memory.entity_id(target), k=5, max_hops=3)
+    assert want, "the case should have paths"
+    assert [p.text(local) for p in got] == [p.text(memory) for p in want]
+    assert [[local.iri(e) for e in p.entities] for p in got] == [
+        [memory.iri(e) for e in p.entities] for p in want
+    ]
+    assert [p.score for p in got] == pytest.approx([p.score for p in want])
+
+
+def test_triplestore_degrees_are_whole_store_degrees(
+    store: TripleStoreGraph, memory: kg.KnowledgeGraph
+) -> None:
+    iris = [memory.iri(e) for e in range(memory.num_entities)]
+    got = store.degrees(iris)
+    assert [got[i] for i in iris] == memory.degrees().tolist()
+
+
+def test_triplestore_labels_pages_and_names(
+    store: TripleStoreGraph, memory: kg.KnowledgeGraph
+) -> None:
+    want = [
+        (memory.iri(e), memory.labels[e], memory.aliases_of(e))
+        for e in range(memory.num_entities)
+        if memory.aliases_of(e)
+    ]
+    assert list(store.labels(page_size=3)) == want
+    assert list(store.labels(page_size=10_000)) == want
+    assert store.resolve("influenza") == EX + "flu"
+    assert store.resolve(EX + "cough") == EX + "cough"
+    assert store.label(EX + "flu") == "Influenza"
+    with pytest.raises(EntityNotFoundError):
+        store.resolve("no such disease")
+    with pytest.raises(EntityNotFoundError, match="nowhere"):
+        store.neighborhood([EX + "nowhere"])
+
+
+def test_triplestore_load_from_endpoint_equals_in_memory(
+    endpoint: str, memory: kg.KnowledgeGraph, tmp_path: Path
+) -> None:
+    out = tmp_path / "compiled"
+    args = ["load", "--backend", "sparql", "--endpoint", endpoint, "-o", str(out)]
+    result = CliRunner().invoke(app, [*args, "--page-size", "50"])
+    assert result.exit_code == 0, result.output
+    got = kg.open(out)
+    assert list(got.entities) == list(memory.entities)
+    assert list(got.relations) == list(memory.relations)
+    assert sorted(got.triples()) == sorted(memory.triples())
+    assert list(got.labels) == list(memory.labels)
+    assert [got.types_of(e) for e in range(got.num_entities)] == [
+        memory.types_of(e) for e in range(memory.num_entities)
+    ]
+
+
+def test_triplestore_unreachable_endpoint_retries_then_names_url() -> None:
+    url = f"http://127.0.0.1:{_free_port()}/query"  # nothing listens there
+    store = TripleStoreGraph(url, retries=2, backoff_s=0.01)
+    with pytest.raises(KGStoreError, match=re.escape(url)) as info:
+        store.neighborhood([EX + "flu"])
+    assert store.attempts == 3
+    assert "3 tries" in str(info.value)
+
+
+class _StallAfter(http.server.BaseHTTPRequestHandler):
+    """Forwards the first ``answers`` queries to the real endpoint, then never answers."""
+
+    upstream = ""
+    answers = 0
+    seen = 0
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).seen += 1
+        if type(self).seen > self.answers:
+            time.sleep(3)
+            return
+        request = urllib.request.Request(self.upstream, data=body, headers=dict(self.headers))
+        with urllib.request.urlopen(request, timeout=5) as response:
+            payload = response.read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/sparql-results+json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_triplestore_query_timeout_fails_whole_and_caches_nothing(endpoint: str) -> None:
+    handler = type("Stall", (_StallAfter,), {"upstream": endpoint, "answers": 4})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/query"
+    try:
+        store = TripleStoreGraph(url, batch=1, timeout_s=0.3, retries=1, backoff_s=0.01)
+        seeds = [EX + "flu", EX + "cold", EX + "covid"]
+        # queries 1-3: the seeds' degrees; 4: the first batch of edges; 5: stalls
+        with pytest.raises(KGStoreError, match=r"timeout_s=0\.3"):
+            store.neighborhood(seeds, hops=1)
+        assert store._edges == {}  # the answered batch was not cached alone
+        assert store.attempts == 3 + 1 + 2
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("command", [["path", "Influenza", "COVID-19"], ["neighbors", "flu"]])
+def test_triplestore_cli_queries_match_compiled_kg(
+    command: list[str], endpoint: str, embedded: Path, triples: list[Path], tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    compiled = tmp_path / "kg"
+    assert runner.invoke(app, ["load", *map(str, triples), "-o", str(compiled)]).exit_code == 0
+    want = runner.invoke(app, [*command, "--kg", str(compiled)])
+    assert want.exit_code == 0, want.output
+    for source in (["--endpoint", endpoint], ["--store", str(embedded)]):
+        got = runner.invoke(app, [*command, *source])
+        assert got.exit_code == 0, got.output
+        assert got.output == want.output
