@@ -159,7 +159,9 @@ class TripleStoreGraph:
     # ----- edges and degrees, cached -----
     def edges(self, iris: Sequence[str]) -> dict[str, list[Edge]]:
         """Every edge of each entity, both directions, sorted by (predicate, node)."""
-        missing = [i for i in dict.fromkeys(iris) if i not in self._edges]
+        # read what is cached before caching more: a big request may evict its own entries
+        result = {i: _get(self._edges, i) for i in dict.fromkeys(iris) if i in self._edges}
+        missing = [i for i in dict.fromkeys(iris) if i not in result]
         if missing:
             query = (
                 "SELECT ?v ?p ?o ?out WHERE { VALUES ?v { {values} } "
@@ -172,12 +174,14 @@ class TripleStoreGraph:
                 out = r["out"]["value"] == "true"
                 got[r["v"]["value"]].append(Edge(r["p"]["value"], r["o"]["value"], out))
             for iri, found in got.items():  # cached only once every batch has succeeded
-                _put(self._edges, iri, sorted(set(found)), self.cache_size)
-        return {i: _get(self._edges, i) for i in iris}
+                result[iri] = sorted(set(found))
+                _put(self._edges, iri, result[iri], self.cache_size)
+        return {i: result[i] for i in iris}
 
     def degrees(self, iris: Sequence[str]) -> dict[str, int]:
         """Degree of each entity in the whole store (a self-loop counts twice, as in CSR)."""
-        missing = [i for i in dict.fromkeys(iris) if i not in self._degrees]
+        result = {i: _get(self._degrees, i) for i in dict.fromkeys(iris) if i in self._degrees}
+        missing = [i for i in dict.fromkeys(iris) if i not in result]
         if missing:
             query = (
                 "SELECT ?v (COUNT(*) AS ?n) WHERE { VALUES ?v { {values} } "
@@ -189,8 +193,9 @@ class TripleStoreGraph:
             for r in self._batched(_braces(query), missing):
                 got[r["v"]["value"]] = int(r["n"]["value"])
             for iri, n in got.items():
+                result[iri] = n
                 _put(self._degrees, iri, n, self.cache_size)
-        return {i: _get(self._degrees, i) for i in iris}
+        return {i: result[i] for i in iris}
 
     def clear_cache(self) -> None:
         self._edges.clear()

@@ -167,6 +167,17 @@ def test_triplestore_paths_equal_in_memory_paths(
     assert [p.score for p in got] == pytest.approx([p.score for p in want])
 
 
+def test_triplestore_cache_smaller_than_one_request_still_answers(
+    embedded: Path, memory: kg.KnowledgeGraph
+) -> None:
+    """A request for more entities than the cache holds must not lose its own entries."""
+    store = TripleStoreGraph(embedded, cache_size=2, batch=3)
+    seeds = [GEN + "e03", GEN + "e17"]
+    got = store.neighborhood(seeds, hops=3, max_nodes=25)
+    want = memory.subgraph([memory.entity_id(s) for s in seeds], hops=3, max_nodes=25)
+    assert _named(got.kg, got) == _named(memory, want)
+
+
 def test_triplestore_degrees_are_whole_store_degrees(
     store: TripleStoreGraph, memory: kg.KnowledgeGraph
 ) -> None:
