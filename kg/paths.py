@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from kg.graph import Triple
 
 if TYPE_CHECKING:
     from kg.graph import KnowledgeGraph
+    from kg.subgraph import Subgraph
 
 HUB_WEIGHT = 0.1
 
@@ -60,13 +64,32 @@ def top_k_paths(
     max_nodes: int = 2000,
 ) -> list[Path]:
     """Up to ``k`` best simple paths from ``source`` to ``target``, of at most ``max_hops`` hops."""
-    import networkx as nx
-
-    if k < 1 or max_hops < 1:
-        raise ValueError(f"need k >= 1 and max_hops >= 1 (got k={k}, max_hops={max_hops})")
+    check_path_query(k, max_hops)
     if source == target:
         return []
     sub = kg.subgraph([source, target], hops=math.ceil(max_hops / 2), max_nodes=max_nodes)
+    degrees = kg.degrees()
+    return rank_paths(sub, source, target, k, max_hops, lambda nodes: degrees)
+
+
+def check_path_query(k: int, max_hops: int) -> None:
+    if k < 1 or max_hops < 1:
+        raise ValueError(f"need k >= 1 and max_hops >= 1 (got k={k}, max_hops={max_hops})")
+
+
+def rank_paths(
+    sub: Subgraph,
+    source: int,
+    target: int,
+    k: int,
+    max_hops: int,
+    degrees_of: Callable[[list[int]], Mapping[int, int] | np.ndarray],
+) -> list[Path]:
+    """The ``k`` best simple paths between two distinct nodes of ``sub`` (ids as in its
+    triples). ``degrees_of(nodes)`` gives the whole graph's degree of each node, indexable by
+    node id; it is asked once, for the nodes the paths may cross."""
+    import networkx as nx
+
     g = nx.Graph()
     for t in sub.triples():
         if t.subject == t.object:
@@ -78,7 +101,7 @@ def top_k_paths(
             edge["triples"].append(t)
     if source not in g or target not in g:
         return []
-    degrees = kg.degrees()
+    degrees = degrees_of(list(g.nodes))
     found: list[Path] = []
     try:
         for node_path in nx.shortest_simple_paths(g, source, target):

@@ -35,8 +35,8 @@ from kg.compile import GraphBuilder
 from kg.config import KGConfig
 from kg.errors import AmbiguousEntityError, EntityNotFoundError, KGStoreError
 from kg.graph import KnowledgeGraph, local_name
-from kg.paths import HUB_WEIGHT
 from kg.paths import Path as KGPath
+from kg.paths import check_path_query, rank_paths
 from kg.search import normalize
 from kg.subgraph import Subgraph
 
@@ -333,41 +333,18 @@ class TripleStoreGraph:
     ) -> tuple[KnowledgeGraph, list[KGPath]]:
         """The paths `KnowledgeGraph.paths` finds, with ids of the small KG returned beside them
         (``path.text(kg)`` prints one)."""
-        import networkx as nx
-
-        if k < 1 or max_hops < 1:
-            raise ValueError(f"need k >= 1 and max_hops >= 1 (got k={k}, max_hops={max_hops})")
+        check_path_query(k, max_hops)
         sub = self.neighborhood([source, target], hops=math.ceil(max_hops / 2), max_nodes=max_nodes)
         graph = sub.kg
         if source == target:
             return graph, []
+
+        def whole_store_degrees(nodes: list[int]) -> dict[int, int]:
+            found = self.degrees([graph.iri(n) for n in nodes])
+            return {n: found[graph.iri(n)] for n in nodes}
+
         a, b = graph.entity_id(source), graph.entity_id(target)
-        g = nx.Graph()
-        for t in sub.triples():
-            if t.subject == t.object:
-                continue
-            edge = g.get_edge_data(t.subject, t.object)
-            if edge is None:
-                g.add_edge(t.subject, t.object, triples=[t])
-            else:
-                edge["triples"].append(t)
-        if a not in g or b not in g:
-            return graph, []
-        degree = self.degrees([graph.iri(n) for n in g.nodes])
-        found: list[KGPath] = []
-        try:
-            for node_path in nx.shortest_simple_paths(g, a, b):
-                if len(node_path) - 1 > max_hops or len(found) >= 4 * k:
-                    break
-                hub = sum(math.log1p(degree[graph.iri(n)]) for n in node_path[1:-1])
-                cost = len(node_path) - 1 + HUB_WEIGHT * hub
-                choices = [g.edges[u, v]["triples"] for u, v in itertools.pairwise(node_path)]
-                for combo in itertools.islice(itertools.product(*choices), k):
-                    found.append(KGPath(tuple(node_path), tuple(combo), math.exp(-cost)))
-        except nx.NetworkXNoPath:
-            return graph, []
-        found.sort(key=lambda p: (-p.score, p.entities, p.triples))
-        return graph, found[:k]
+        return graph, rank_paths(sub, a, b, k, max_hops, whole_store_degrees)
 
     # ----- names -----
     def labels(self, page_size: int = 10_000) -> Iterator[tuple[str, str, list[str]]]:
