@@ -29,7 +29,7 @@ Progress = Callable[[int], None]  # called with the number of bytes just read fr
 PARSERS = ("oxigraph", "rdflib")
 EDGE_BATCH = 65_536  # edges handed to the builder at once (bulk interning is ~4x faster)
 
-_OX_FORMATS = {
+OXIGRAPH_FORMATS = {  # kg.formats name -> pyoxigraph.RdfFormat attribute
     "turtle": "TURTLE",
     "ntriples": "N_TRIPLES",
     "nquads": "N_QUADS",
@@ -175,7 +175,9 @@ def _read_rdf_oxigraph(
     with _open_binary(path, progress) as stream:
         try:
             for q in ox.parse(
-                stream, getattr(ox.RdfFormat, _OX_FORMATS[fmt]), base_iri=path.resolve().as_uri()
+                stream,
+                getattr(ox.RdfFormat, OXIGRAPH_FORMATS[fmt]),
+                base_iri=path.resolve().as_uri(),
             ):
                 s, o = q.subject, q.object
                 sk = s.value if type(s) is named else key(s)

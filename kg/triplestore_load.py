@@ -13,17 +13,8 @@ from kg.compile import GraphBuilder
 from kg.config import KGConfig
 from kg.errors import KGStoreError
 from kg.graph import KnowledgeGraph
+from kg.parse import OXIGRAPH_FORMATS
 from kg.triplestore import TripleStoreGraph
-
-_OXIGRAPH_FORMATS = {  # kg.formats name -> pyoxigraph.RdfFormat attribute
-    "turtle": "TURTLE",
-    "ntriples": "N_TRIPLES",
-    "nquads": "N_QUADS",
-    "trig": "TRIG",
-    "n3": "N3",
-    "json-ld": "JSON_LD",
-    "xml": "RDF_XML",
-}
 
 
 def bulk_load(files: Sequence[str | Path], store: str | Path, format: str | None = None) -> int:
@@ -40,12 +31,12 @@ def bulk_load(files: Sequence[str | Path], store: str | Path, format: str | None
     target = pyoxigraph.Store(str(store))
     for path in paths:
         name = detect_format(path, format)
-        if name not in _OXIGRAPH_FORMATS:
+        if name not in OXIGRAPH_FORMATS:
             raise KGStoreError(
                 f"{path}: a triple store takes RDF only (got {name}); "
                 "compile delimited files with --backend memory"
             )
-        rdf_format = getattr(pyoxigraph.RdfFormat, _OXIGRAPH_FORMATS[name])
+        rdf_format = getattr(pyoxigraph.RdfFormat, OXIGRAPH_FORMATS[name])
         try:
             if path.suffix == ".gz":
                 with gzip.open(path, "rb") as stream:
