@@ -289,20 +289,24 @@ CHILD_OPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def run_child_main(spec_json: str) -> None:
-    """Child side: run one operation and print its figures (with peak RSS) as one JSON line."""
+def run_child_main(
+    spec_json: str, ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] | None = None
+) -> None:
+    """Child side: run one operation (of ``ops``, default this file's) and print its figures
+    (with peak RSS) as one JSON line."""
     spec = json.loads(spec_json)
-    result = CHILD_OPS[spec["op"]](spec)
+    result = (ops or CHILD_OPS)[spec["op"]](spec)
     result["peak_rss_mb"] = peak_rss_mb()
     result["vm_hwm_mb"] = high_water_mb()
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
-def run_child(op: str, **spec: Any) -> dict[str, Any]:
-    """Parent side: run ``op`` in a fresh interpreter and return the figures it printed."""
+def run_child(op: str, script: str | Path = __file__, **spec: Any) -> dict[str, Any]:
+    """Parent side: run ``op`` in a fresh interpreter of ``script`` (which hands ``--child
+    SPEC`` to `run_child_main`) and return the figures it printed."""
     command = [
         sys.executable,
-        str(Path(__file__).resolve()),
+        str(Path(script).resolve()),
         "--child",
         json.dumps(spec | {"op": op}),
     ]

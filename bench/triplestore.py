@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kg_load import IRI_BASE, high_water_mb, peak_rss_mb, write_ntriples
+import kg_load
+from kg_load import IRI_BASE, write_ntriples
 
 HOPS, MAX_NODES, QUERY_SEED = 2, 128, 1
-RESULT_PREFIX = "TSBENCH_RESULT "
 
 
 def _seeds(entities: int, count: int) -> list[int]:
@@ -116,17 +116,7 @@ CHILD_OPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 def run_child(op: str, **spec: Any) -> dict[str, Any]:
     """Run ``op`` in a fresh interpreter; return the figures it printed (with its peak RSS)."""
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        json.dumps(spec | {"op": op}),
-    ]
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
-    if done.returncode != 0 or not lines:
-        raise SystemExit(f"benchmark child {op!r} failed (exit {done.returncode}):\n{done.stdout}")
-    return json.loads(lines[-1][len(RESULT_PREFIX) :])
+    return kg_load.run_child(op, script=__file__, **spec)
 
 
 def serve(store: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -226,10 +216,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
-        spec = json.loads(args.child)
-        result = CHILD_OPS[spec["op"]](spec)
-        result |= {"peak_rss_mb": peak_rss_mb(), "vm_hwm_mb": high_water_mb()}
-        print(RESULT_PREFIX + json.dumps(result), flush=True)
+        kg_load.run_child_main(args.child, CHILD_OPS)
         return 0
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
