@@ -24,8 +24,10 @@ from api.batching import MicroBatcher
 from api.metrics import Metrics
 from api.settings import ServeSettings
 from fusion.predict import Predictor
+from kg.errors import KGReadOnlyError
 from kg.formats import FORMATS, detect_format
 from kg.graph import KnowledgeGraph
+from kg.store_graph import StoreGraph
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,15 @@ class PredictRequest:
     texts: list[str]
     explain: bool
     top_k_paths: int
+
+
+def _writable(graph: KnowledgeGraph | StoreGraph, hint: str) -> KnowledgeGraph:
+    """The graph, if kgfuse may add triples to it (a triple store it only reads)."""
+    if isinstance(graph, StoreGraph):
+        raise KGReadOnlyError(
+            f"this model reads its KG from the triple store {graph.source}; {hint}"
+        )
+    return graph
 
 
 def _hot_files(folder: Path) -> list[Path]:
@@ -73,14 +84,16 @@ class Engine:
         """Load the bundle and replay the hot triples persisted beside it."""
         if settings.threads:
             torch.set_num_threads(settings.threads)
-        predictor = Predictor.from_dir(settings.bundle)
+        predictor = Predictor.from_dir(settings.bundle, settings.kg_source)
         files = _hot_files(settings.hot_triples)
         if files:
-            predictor = predictor.with_graph(kg.extend(predictor.resources.graph, files))
+            hint = f"{settings.hot_triples} holds hot triples: load them into the store, remove it"
+            graph = _writable(predictor.resources.graph, hint)
+            predictor = predictor.with_graph(kg.extend(graph, files))
         return cls(predictor, settings, metrics)
 
     @property
-    def graph(self) -> KnowledgeGraph:
+    def graph(self) -> KnowledgeGraph | StoreGraph:
         return self.predictor.resources.graph
 
     # ----- predictions -----
@@ -119,16 +132,18 @@ class Engine:
         ext = FORMATS[name][0]
         async with self._kg_lock:
             old = self.predictor
+            before = _writable(
+                self.graph, "add triples to the store itself: the next prediction reads them"
+            )
             with tempfile.TemporaryDirectory(prefix="kgfuse-triples-") as tmp:
                 upload = Path(tmp) / f"upload.{ext}"
                 upload.write_bytes(body)
-                graph = await asyncio.to_thread(kg.extend, old.resources.graph, upload)
+                graph = await asyncio.to_thread(kg.extend, before, upload)
             # the tokenizer embeds new entities: run it on the model thread, between batches
             new = await self.batcher.call(lambda: old.with_graph(graph))
             saved = await asyncio.to_thread(self._persist, body, ext)
             self.predictor = new
             self.hot_files.append(saved)
-        before = old.resources.graph
         return {
             "added_triples": graph.num_triples - before.num_triples,
             "new_entities": graph.num_entities - before.num_entities,

@@ -16,7 +16,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fusion.bundle import BundleError
-from kg.errors import AmbiguousEntityError, EntityNotFoundError, KGFuseError, KGLoadError
+from kg.errors import (
+    AmbiguousEntityError,
+    EntityNotFoundError,
+    KGFuseError,
+    KGLoadError,
+    KGReadOnlyError,
+    KGStoreError,
+)
 
 log = logging.getLogger("kgfuse.api")
 
@@ -45,6 +52,8 @@ DOMAIN_ERRORS: tuple[tuple[type[KGFuseError], int, str], ...] = (
     (AmbiguousEntityError, 409, "ambiguous"),
     (KGLoadError, 422, "bad_triples"),
     (BundleError, 503, "bundle_unavailable"),
+    (KGReadOnlyError, 409, "read_only"),
+    (KGStoreError, 503, "kg_unavailable"),  # the triple store a model reads failed to answer
     (KGFuseError, 422, "bad_input"),
 )
 

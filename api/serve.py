@@ -60,6 +60,12 @@ def serve_command(
     hot_triples_dir: Path | None = typer.Option(
         None, "--hot-triples-dir", help="Where added triples persist (default BUNDLE/hot-triples)."
     ),
+    kg_endpoint: str | None = typer.Option(
+        None,
+        "--kg-endpoint",
+        help="For a bundle trained over a triple store: read it from this SPARQL endpoint URL "
+        "or store folder instead (same triples).",
+    ),
     ray: bool = typer.Option(
         False,
         "--ray",
@@ -140,6 +146,7 @@ def serve_command(
         cors_origins=tuple(cors_origin),
         log_texts=log_texts,
         hot_triples_dir=hot_triples_dir,
+        kg_source=kg_endpoint,
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not log_texts:

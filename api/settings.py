@@ -98,6 +98,7 @@ class ServeSettings:
     hot_triples_dir: Path | None = (
         None  # where POST /v1/kg/triples persists (None: BUNDLE/hot-triples)
     )
+    kg_source: str | None = None  # a triple-store bundle's endpoint URL or store folder, moved
 
     def __post_init__(self) -> None:
         problems = self.keys.check()
@@ -121,5 +122,7 @@ class ServeSettings:
 
     def public(self) -> dict[str, object]:
         """The limits a client may want to know (no keys, no paths)."""
-        hidden = {"bundle", "keys", "hot_triples_dir", "log_texts", "cors_origins", "threads"}
+        hidden = {
+            "bundle", "keys", "hot_triples_dir", "log_texts", "cors_origins", "threads", "kg_source"
+        }  # fmt: skip
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}

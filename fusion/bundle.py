@@ -5,7 +5,8 @@
     model.safetensors      graph encoder and heads (every trainable tensor outside the encoder)
     adapter/               the encoder's PEFT adapter (``save_pretrained``), if one is used
     encoder/               the whole encoder, for full fine-tuning or a merged export
-    kg/                    the compiled KG
+    kg/                    the compiled KG, or a reference to the triple store holding it
+                           (``store.json`` + the linker's names, kg/store_graph.py)
     node_features.safetensors   frozen entity-text embeddings
 
 No pickle anywhere; loading runs no code from the bundle. Written atomically. The linker is
@@ -30,6 +31,7 @@ from fusion.model import FusionClassifier
 from fusion.resources import Resources
 from kg.errors import KGFuseError
 from kg.storage import atomic_directory
+from kg.store_graph import StoreGraph, is_store_reference
 
 FORMAT = "kgfuse-bundle"
 FORMAT_VERSION = 1
@@ -128,8 +130,13 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_bundle(folder: str | Path) -> tuple[FusionClassifier, Resources, dict[str, Any]]:
-    """Rebuild the model and its resources from a bundle; the model is in eval mode."""
+def load_bundle(
+    folder: str | Path, kg_source: str | None = None
+) -> tuple[FusionClassifier, Resources, dict[str, Any]]:
+    """Rebuild the model and its resources from a bundle; the model is in eval mode.
+
+    ``kg_source``: for a bundle whose KG lives in a triple store, another endpoint URL or store
+    folder with the same triples (a replica, a moved store)."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file as load_numpy
     from safetensors.torch import load_file
@@ -142,7 +149,11 @@ def load_bundle(folder: str | Path) -> tuple[FusionClassifier, Resources, dict[s
         config = config_from_dict(meta["config"], str(folder / "bundle.json"))
     except ConfigError as e:
         raise BundleError(str(e)) from e
-    graph = kglib.open(folder / "kg")
+    graph = (
+        StoreGraph.open(folder / "kg", kg_source)
+        if is_store_reference(folder / "kg")
+        else kglib.open(folder / "kg")
+    )
     try:
         features = load_numpy(str(folder / "node_features.safetensors"))["features"]
         heads = load_file(str(folder / "model.safetensors"))

@@ -26,7 +26,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from fusion.config import RunConfig
+from fusion.config import ConfigError, RunConfig
 from fusion.train import (
     StaleRunError,
     TrainResult,
@@ -35,6 +35,7 @@ from fusion.train import (
     run,
     with_overrides,
 )
+from kg.graph import KnowledgeGraph
 from kg.rewire import rewire
 
 console = Console()
@@ -100,6 +101,12 @@ def compare(
     base = Path(config.output) / "compare"
     splits = load_data(config)
     resources = build_resources(config, splits.labels, base)
+    compiled = resources.graph if isinstance(resources.graph, KnowledgeGraph) else None
+    if compiled is None and any(v.graph == "shuffled" for v in variants):
+        raise ConfigError(
+            "the shuffled-KG control rewires the whole graph, which needs it compiled in memory; "
+            "compare with kg.files (a triple store is read, never rewired)"
+        )
     shuffled = None
     runs: list[dict[str, Any]] = []
     first_fused: TrainResult | None = None
@@ -109,8 +116,9 @@ def compare(
             cfg = replace(cfg, output=str(base / f"{variant.name}-s{seed}"))
             res = resources
             if variant.graph == "shuffled":
+                assert compiled is not None  # checked above
                 shuffled = shuffled or resources.with_graph(
-                    rewire(resources.graph, seed=config.train.seed)
+                    rewire(compiled, seed=config.train.seed)
                 )
                 res = shuffled
             console.print(f"[bold]{variant.name}[/] seed {seed} ...")

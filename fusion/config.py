@@ -29,13 +29,22 @@ class ConfigError(KGFuseError):
 
 @dataclass(frozen=True)
 class KGSource:
-    """Attributes:
+    """Attributes (one of ``files``, ``endpoint`` and ``store``):
     files: triples files to compile, or one compiled KG folder.
+    endpoint: a SPARQL 1.1 endpoint URL holding the KG (read on demand, never loaded whole).
+    store: an on-disk Oxigraph store folder (``kgfuse kg load --backend oxigraph``).
     label_map: optional TSV ``label<TAB>entity IRI``: each class becomes a scored graph node.
     """
 
     files: tuple[str, ...] = ()
+    endpoint: str = ""
+    store: str = ""
     label_map: str = ""
+
+    @property
+    def source(self) -> str:
+        """The triple store (endpoint URL or store folder), or "" for files."""
+        return self.endpoint or self.store
 
 
 @dataclass(frozen=True)
@@ -255,8 +264,15 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         _set_dotted(data, key, value)
     problems: list[str] = []
     config = _build(RunConfig, data, "", problems)
-    if not config.kg.files:
-        problems.append("'kg.files' is required: the triples files (or a compiled KG folder)")
+    given = [k for k in ("files", "endpoint", "store") if getattr(config.kg, k)]
+    if len(given) != 1:
+        problems.append(
+            "set exactly one of 'kg.files' (triples files or a compiled KG folder), "
+            "'kg.endpoint' (a SPARQL endpoint URL) and 'kg.store' (an Oxigraph store folder)"
+            + (f"; found {', '.join('kg.' + k for k in given)}" if given else "")
+        )
+    if config.kg.endpoint and not config.kg.endpoint.startswith(("http://", "https://")):
+        problems.append(f"'kg.endpoint' must be an http(s) URL (got {config.kg.endpoint!r})")
     if not (config.data.train or config.data.path):
         problems.append("'data.train' or 'data.path' is required: the labelled texts")
     if problems:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch, Data
 
-from kg.graph import KnowledgeGraph
+from kg.graph import GraphView
 
 
 class LinkedSubgraph(Data):
@@ -41,7 +41,7 @@ class SubgraphSettings:
 
 
 def build_subgraph(
-    kg: KnowledgeGraph,
+    kg: GraphView,
     linked: Sequence[int],
     label_nodes: Sequence[int],
     settings: SubgraphSettings,

@@ -229,6 +229,7 @@ def fidelity(
             break
         if not example.linked:
             continue
+        resources.attach(model)
         tokens, graph, counts = resources.inputs(
             model.config.mode, [example], model.text_encoder is not None, model.config.counts
         )

@@ -12,18 +12,18 @@ from pathlib import Path
 import numpy as np
 
 from fusion.encoder import TextEncoder, encoder_id
-from kg.graph import KnowledgeGraph
+from kg.graph import GraphView
 from kg.storage import atomic_directory
 
 
-def cache_name(kg: KnowledgeGraph, encoder: TextEncoder) -> str:
+def cache_name(kg: GraphView, encoder: TextEncoder) -> str:
     return (
         f"node-features-{kg.fingerprint[:16]}-{encoder_id(encoder.path)}-{encoder.config.pooling}"
     )
 
 
 def node_features(
-    kg: KnowledgeGraph,
+    kg: GraphView,
     encoder: TextEncoder,
     cache_dir: str | Path | None = None,
     batch_size: int = 64,

@@ -23,8 +23,9 @@ class Predictor:
         self.meta = meta
 
     @classmethod
-    def from_dir(cls, folder: str | Path) -> Predictor:
-        return cls(*load_bundle(folder))
+    def from_dir(cls, folder: str | Path, kg_source: str | None = None) -> Predictor:
+        """Load a bundle; ``kg_source`` re-points a triple-store bundle (see `load_bundle`)."""
+        return cls(*load_bundle(folder, kg_source))
 
     @property
     def labels(self) -> list[str]:
@@ -60,7 +61,7 @@ class Predictor:
         """`predict` for texts this predictor has prepared (the model half)."""
         started = time.perf_counter()
         model = self.model
-        model.node_features = self.resources.features  # this predictor's graph, not a sibling's
+        self.resources.attach(model)  # this predictor's graph, not a sibling's
         tokens, graph, counts = self.resources.inputs(
             model.config.mode, prepared, model.text_encoder is not None, model.config.counts
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import random
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +20,19 @@ from fusion.counter import LabelCounter
 from fusion.encoder import EncoderConfig, TextEncoder
 from fusion.examples import LinkedSubgraph, SubgraphSettings, build_subgraph, collate_graphs
 from fusion.features import node_features
+from fusion.store_counter import StoreLabelCounter
+from kg.errors import KGReadOnlyError
 from kg.graph import KnowledgeGraph
+from kg.store_graph import StoreGraph
 from nlp.linker import from_kg, linked_entities
 from nlp.texts import DataError
 
 COUNTER_MAX_DEGREE = 100  # hubs (colours, generations) would swamp the counts
 
 
-def read_label_map(path: str | Path, graph: KnowledgeGraph, labels: Sequence[str]) -> list[int]:
+def read_label_map(
+    path: str | Path, graph: KnowledgeGraph | StoreGraph, labels: Sequence[str]
+) -> list[int]:
     """Entity ids of the label nodes, in the order of ``labels``; every label must be mapped."""
     path = Path(path)
     if not path.is_file():
@@ -67,7 +73,7 @@ class Resources:
 
     def __init__(
         self,
-        graph: KnowledgeGraph,
+        graph: KnowledgeGraph | StoreGraph,
         labels: list[str],
         label_nodes: list[int],
         encoder_config: EncoderConfig,
@@ -82,14 +88,16 @@ class Resources:
         self.encoder_config = encoder_config
         self.subgraph = subgraph
         self.linker_config = dict(linker_config)
+        stored = isinstance(graph, StoreGraph)  # a triple store, read on demand
         self.nlp = from_kg(graph, **self.linker_config)
         self.tokenizer = TextEncoder(encoder_config, adapt=False)  # also embeds entity texts
         if features is None:
             features = node_features(graph, self.tokenizer, cache_dir=feature_cache)
         self.features = torch.as_tensor(features, dtype=torch.float32)
+        self._features_lock = threading.Lock()
         self.counter = (
-            LabelCounter(
-                graph,
+            (StoreLabelCounter if stored else LabelCounter)(
+                graph,  # type: ignore[arg-type]
                 label_nodes,
                 max_degree=COUNTER_MAX_DEGREE,
                 by_relation=subgraph.relation_counts,
@@ -128,7 +136,24 @@ class Resources:
                 counts = self.counter.features(linked, masked=set(linked) if masked else None)
             label = -1 if labels is None else int(labels[i])
             out.append(Prepared(texts[i], label, linked, spans, graph, counts))
+        self._cover_features()
         return out
+
+    def _cover_features(self) -> None:
+        """Embed the entities the graph has met since the last call: a triple-store graph
+        numbers entities as it fetches them, so their features are made on demand."""
+        if self.graph.num_entities <= self.features.shape[0]:
+            return
+        with self._features_lock:
+            have, n = self.features.shape[0], self.graph.num_entities
+            if n > have:
+                new = self.tokenizer.embed([self.graph.text(e) for e in range(have, n)])
+                extra = torch.as_tensor(new.astype(np.float32))
+                self.features = torch.cat([self.features, extra])
+
+    def attach(self, model: torch.nn.Module) -> None:
+        """Point ``model`` at these node features (they grow over a triple-store graph)."""
+        model.node_features = self.features
 
     def prepare_file(
         self, path: str | Path, text_column: str = "text", label_column: str = "label"
@@ -165,6 +190,11 @@ class Resources:
     def with_graph(self, graph: KnowledgeGraph) -> Resources:
         """The same settings over another graph (hot triples, or a shuffled-KG control). Node
         features are matched by IRI and text: only new or changed entities are embedded."""
+        if isinstance(self.graph, StoreGraph):
+            raise KGReadOnlyError(
+                f"this model reads its KG from the triple store {self.graph.source}; add triples "
+                "to the store itself (they are read on the next prediction)"
+            )
         old = {self.graph.iri(e): e for e in range(self.graph.num_entities)}
         features = np.empty((graph.num_entities, self.features.shape[1]), dtype=np.float32)
         todo = []

@@ -47,6 +47,7 @@ from fusion.metrics import classification_metrics
 from fusion.model import FusionClassifier
 from fusion.optimization import Progress, class_weights, make_optimizer, make_scheduler
 from fusion.resources import Prepared, Resources, read_label_map
+from kg.store_graph import StoreGraph
 
 
 @dataclass
@@ -80,8 +81,15 @@ def load_data(config: RunConfig) -> Splits:
     )  # fmt: skip
 
 
+def open_graph(config: RunConfig) -> kg.KnowledgeGraph | StoreGraph:
+    """The run's KG: compiled from files, or a view of a triple store read on demand."""
+    if config.kg.source:
+        return StoreGraph.connect(config.kg.source)
+    return kg.open_or_load(config.kg.files)
+
+
 def build_resources(config: RunConfig, labels: list[str], run_dir: Path) -> Resources:
-    graph = kg.open_or_load(config.kg.files)
+    graph = open_graph(config)
     label_nodes = read_label_map(config.kg.label_map, graph, labels) if config.kg.label_map else []
     linker = {
         "threshold": config.linker.threshold,
@@ -95,7 +103,7 @@ def build_resources(config: RunConfig, labels: list[str], run_dir: Path) -> Reso
         config.encoder,
         config.subgraph,
         linker,
-        feature_cache=run_dir / "cache",
+        feature_cache=None if isinstance(graph, StoreGraph) else run_dir / "cache",
     )
 
 
@@ -127,6 +135,7 @@ def forward(
 ) -> dict[str, torch.Tensor]:
     """``model.forward_parts`` on ``batch``; through ``parallel`` (the DDP wrapper of that
     method, `distributed.data_parallel`) when given, so that gradients are averaged."""
+    resources.attach(model)
     tokens, graph, counts = resources.inputs(
         model.config.mode, batch, model.text_encoder is not None, model.config.counts
     )

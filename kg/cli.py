@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -238,7 +238,7 @@ def neighbors_command(
         e = kg.resolve(entity)
     else:
         iri = remote.resolve(entity)
-        kg = remote.neighborhood([iri], hops=1, max_nodes=limit + 1).kg
+        kg = cast(KnowledgeGraph, remote.neighborhood([iri], hops=1, max_nodes=limit + 1).kg)
         e = kg.entity_id(iri)
     table = Table("subject", "relation", "object", title=f"{kg.label(e)} <{kg.iri(e)}>")
     for nb in kg.neighbors_of(e)[:limit]:

@@ -37,6 +37,10 @@ class KGStoreError(KGFuseError):
     """A compiled KG folder is missing, incomplete, corrupt or of another format version."""
 
 
+class KGReadOnlyError(KGFuseError):
+    """The KG cannot be changed here (it lives in a triple store that kgfuse only reads)."""
+
+
 class EntityNotFoundError(KGFuseError, KeyError):
     """No entity matches an IRI or a label."""
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 
@@ -273,14 +273,7 @@ class KnowledgeGraph:
 
     def describe_triple(self, t: Triple) -> dict[str, dict[str, str]]:
         """A triple as JSON-ready IRIs and labels."""
-        return {
-            "subject": {"iri": self.iri(t.subject), "label": self.label(t.subject)},
-            "predicate": {
-                "iri": self.relation_iri(t.relation),
-                "label": self.relation_label(t.relation),
-            },
-            "object": {"iri": self.iri(t.object), "label": self.label(t.object)},
-        }
+        return describe_triple(self, t)
 
     def has_triple(self, subject: int, relation: int, obj: int) -> bool:
         lo, hi = int(self.indptr[subject]), int(self.indptr[subject + 1])
@@ -337,6 +330,38 @@ class KnowledgeGraph:
             f"KnowledgeGraph(entities={self.num_entities}, relations={self.num_relations}, "
             f"triples={self.num_triples})"
         )
+
+
+class GraphView(Protocol):
+    """What the model code reads of a KG: a compiled `KnowledgeGraph`, or a
+    `kg.store_graph.StoreGraph` over a triple store."""
+
+    @property
+    def num_entities(self) -> int: ...
+    @property
+    def num_relations(self) -> int: ...
+    @property
+    def fingerprint(self) -> str: ...
+    def entity_id(self, iri: str) -> int: ...
+    def iri(self, entity: int) -> str: ...
+    def label(self, entity: int) -> str: ...
+    def text(self, entity: int) -> str: ...
+    def relation_iri(self, relation: int) -> str: ...
+    def relation_label(self, relation: int) -> str: ...
+    def describe_triple(self, t: Triple) -> dict[str, dict[str, str]]: ...
+    def subgraph(self, seeds: Iterable[int], hops: int = 2, max_nodes: int = 128) -> Subgraph: ...
+
+
+def describe_triple(graph: GraphView, t: Triple) -> dict[str, dict[str, str]]:
+    """A triple as JSON-ready IRIs and labels."""
+    return {
+        "subject": {"iri": graph.iri(t.subject), "label": graph.label(t.subject)},
+        "predicate": {
+            "iri": graph.relation_iri(t.relation),
+            "label": graph.relation_label(t.relation),
+        },
+        "object": {"iri": graph.iri(t.object), "label": graph.label(t.object)},
+    }
 
 
 def local_name(iri: str) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from kg.graph import Triple
 
 if TYPE_CHECKING:
-    from kg.graph import KnowledgeGraph
+    from kg.graph import GraphView, KnowledgeGraph
     from kg.subgraph import Subgraph
 
 HUB_WEIGHT = 0.1
@@ -39,13 +39,13 @@ class Path:
     def hops(self) -> int:
         return len(self.triples)
 
-    def describe(self, kg: KnowledgeGraph) -> dict[str, Any]:
+    def describe(self, kg: GraphView) -> dict[str, Any]:
         return {
             "score": round(self.score, 6),
             "hops": [kg.describe_triple(t) for t in self.triples],
         }
 
-    def text(self, kg: KnowledgeGraph) -> str:
+    def text(self, kg: GraphView) -> str:
         """'Psoriasis --has symptom--> joint pain' (arrows follow each triple's direction)."""
         parts = [kg.label(self.entities[0])]
         for here, t in zip(self.entities[1:], self.triples, strict=True):

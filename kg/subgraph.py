@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import networkx as nx
     from torch_geometric.data import Data
 
-    from kg.graph import KnowledgeGraph
+    from kg.graph import GraphView, KnowledgeGraph
 
 
 @dataclass(eq=False)
@@ -39,7 +39,7 @@ class Subgraph:
         edge_type: relation id of each triple [num_edges] (forward relations only).
     """
 
-    kg: KnowledgeGraph
+    kg: GraphView
     nodes: np.ndarray
     hop: np.ndarray
     num_seeds: int

@@ -26,7 +26,7 @@ import urllib.request
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -335,7 +335,7 @@ class TripleStoreGraph:
         (``path.text(kg)`` prints one)."""
         check_path_query(k, max_hops)
         sub = self.neighborhood([source, target], hops=math.ceil(max_hops / 2), max_nodes=max_nodes)
-        graph = sub.kg
+        graph = cast(KnowledgeGraph, sub.kg)  # `_compile` builds one
         if source == target:
             return graph, []
 
@@ -347,6 +347,14 @@ class TripleStoreGraph:
         return graph, rank_paths(sub, a, b, k, max_hops, whole_store_degrees)
 
     # ----- names -----
+    def _paged(self, query: str, page_size: int) -> Iterator[Row]:
+        """Rows of an ``ORDER BY`` query fetched ``page_size`` at a time (LIMIT/OFFSET)."""
+        for offset in itertools.count(0, page_size):
+            page = self.select(f"{query}LIMIT {page_size} OFFSET {offset}")
+            yield from page
+            if len(page) < page_size:
+                return
+
     def labels(self, page_size: int = 10_000) -> Iterator[tuple[str, str, list[str]]]:
         """``(iri, display label, aliases)`` of every named entity, in IRI order, fetched in
         pages (``ORDER BY ?s LIMIT/OFFSET``): a linker indexes names without the graph."""
@@ -355,25 +363,54 @@ class TripleStoreGraph:
             "SELECT ?s ?p ?o WHERE { VALUES ?p { " + values_p + " } ?s ?p ?o "
             "FILTER(isIRI(?s) && isLiteral(?o)) } ORDER BY ?s ?p ?o "
         )
-        current = ""
-        rows: list[Row] = []  # an entity's rows may straddle two pages
-        for offset in itertools.count(0, page_size):
-            page = self.select(f"{query}LIMIT {page_size} OFFSET {offset}")
-            for r in page:
-                s = r["s"]["value"]
-                if s != current and rows:
-                    named = self._names(rows)
-                    if named[1]:
-                        yield (current, *named)
-                    rows = []
-                current = s
-                rows.append(r)
-            if len(page) < page_size:
-                break
-        if rows:
-            named = self._names(rows)
-            if named[1]:
-                yield (current, *named)
+        for iri, rows in itertools.groupby(
+            self._paged(query, page_size), key=lambda r: r["s"]["value"]
+        ):
+            label, aliases = self._names(list(rows))
+            if label:
+                yield iri, label, aliases
+
+    def types(self, page_size: int = 10_000) -> Iterator[tuple[str, str]]:
+        """``(entity, type)`` IRI pairs of every type fact, in order, fetched in pages."""
+        if not self.config.type_predicates:
+            return
+        query = (
+            "SELECT DISTINCT ?s ?o WHERE { ?s ?p ?o FILTER(isIRI(?s) && isIRI(?o) && "
+            f"{_in('?p', self.config.type_predicates)}) }} ORDER BY ?s ?o "
+        )
+        for r in self._paged(query, page_size):
+            yield r["s"]["value"], r["o"]["value"]
+
+    def relations(self) -> list[str]:
+        """Predicates of entity-to-entity triples, sorted by IRI: the relation ids a compiled
+        KG of the same triples gives them."""
+        rows = self.select(
+            f"SELECT DISTINCT ?p WHERE {{ ?s ?p ?o FILTER(isIRI(?o){self._edge_p}) }}"
+        )
+        return sorted(r["p"]["value"] for r in rows)
+
+    def describe(self, iris: Sequence[str]) -> KnowledgeGraph:
+        """A small compiled KG of ``iris`` alone: their labels, aliases, descriptions and types,
+        no edges (the names and texts a model needs for entities it has not fetched yet)."""
+        builder = GraphBuilder(self.config)
+        nodes = list(dict.fromkeys(iris))
+        for iri in nodes:
+            builder.entity(iri)
+        self._add_literals(builder, nodes)
+        return builder.build(sources=[self.source])
+
+    def label_links(self, iris: Sequence[str], targets: Sequence[str]) -> dict[str, set[str]]:
+        """Which of ``targets`` each entity shares an edge with, in either direction."""
+        found: dict[str, set[str]] = {i: set() for i in iris}
+        if not found or not targets:
+            return found
+        query = (
+            "SELECT DISTINCT ?v ?t WHERE { VALUES ?v { {values} } "
+            f"{{ ?v ?p ?t }} UNION {{ ?t ?p ?v }} FILTER({_in('?t', targets)}{self._edge_p}) }}"
+        )
+        for r in self._batched(_braces(query), list(found)):
+            found[r["v"]["value"]].add(r["t"]["value"])
+        return found
 
     def _names(self, rows: list[Row]) -> tuple[str, list[str]]:
         """Display label and aliases, picked as `GraphBuilder` picks them."""

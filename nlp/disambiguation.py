@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from kg.graph import KnowledgeGraph
+from kg.store_graph import StoreGraph
 from nlp.candidates import Mention
 from nlp.errors import LinkingError
 
@@ -75,7 +76,7 @@ class Disambiguator:
                 for j, o in enumerate(mentions)
                 if j != m and (o.end <= mention.start or o.start >= mention.end)
             ]
-            degree = np.array([self.degrees[c.entity] + 1 for c in mention.candidates], dtype=float)
+            degree = np.array([self.degree(c.entity) + 1 for c in mention.candidates], dtype=float)
             prior = degree / degree.sum()
             scored = []
             for c, p in zip(mention.candidates, prior, strict=True):
@@ -96,6 +97,9 @@ class Disambiguator:
             out.append(scored)
         return out
 
+    def degree(self, e: int) -> int:
+        return int(self.degrees[e])
+
     # ----- context -----
     def _fit(self) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -103,7 +107,11 @@ class Disambiguator:
         self._vectorizer = TfidfVectorizer(
             stop_words="english", sublinear_tf=True, dtype=np.float32
         )
-        self._vectorizer.fit([self.entity_context(e) for e in range(self.kg.num_entities)])
+        self._vectorizer.fit(self._corpus())
+
+    def _corpus(self) -> list[str]:
+        """The documents the context vectorizer learns its vocabulary and IDF from."""
+        return [self.entity_context(e) for e in range(self.kg.num_entities)]
 
     def entity_context(self, e: int) -> str:
         names = [self.kg.label(n.node) for n in self.kg.neighbors_of(e)[:MAX_CONTEXT_NEIGHBOURS]]
@@ -143,3 +151,45 @@ class Disambiguator:
         hood = self.neighbourhood(e)
         connected = sum(any(c.entity in hood for c in o.candidates) for o in others)
         return (connected + 1) / (len(others) + 2)
+
+
+class StoreDisambiguator(Disambiguator):
+    """Disambiguation for a KG read from a triple store: ``kg`` is its names graph (no edges);
+    the prior and coherence come from the store's edges, so they equal those over the same
+    triples compiled, and so do the entity contexts the text is compared with (text and
+    neighbours' labels, fetched on demand). The context vectorizer's vocabulary and IDF are
+    learnt from every entity's names, not their whole contexts (that would read the whole
+    store), so where an alias is ambiguous its candidates can rank differently."""
+
+    def __init__(self, kg: KnowledgeGraph, weights: Weights, store: StoreGraph):
+        super().__init__(kg, weights)
+        self.store = store
+
+    def _store_id(self, e: int) -> int:
+        return self.store.entity_id(self.kg.iri(e))
+
+    def degree(self, e: int) -> int:
+        return self.store.degree(self._store_id(e))
+
+    def _corpus(self) -> list[str]:
+        """Names only: an entity's full context would mean reading the whole store."""
+        return [" ".join(self.kg.names(e)) for e in range(self.kg.num_entities)]
+
+    def entity_context(self, e: int) -> str:
+        """As over the compiled graph: text, then the first neighbours' labels, from the store."""
+        s = self._store_id(e)
+        neighbours = self.store.neighbors_of(s)[:MAX_CONTEXT_NEIGHBOURS]
+        return " ".join([self.store.text(s), *(self.store.label(n.node) for n in neighbours)])
+
+    def neighbourhood(self, e: int) -> frozenset[int]:
+        """As `Disambiguator.neighbourhood`, over the store, in names-graph ids."""
+        hood = self._neighbourhoods.get(e)
+        if hood is None:
+            s = self._store_id(e)
+            first = [n for _, n in self.store.edge_entries([s])[s]]
+            expand = first[:MAX_NEIGHBOURHOOD]
+            rows = self.store.edge_entries(list(dict.fromkeys(expand)))
+            reached = (first + [n for f in expand for _, n in rows[f]])[:MAX_NEIGHBOURHOOD]
+            ids = (self.kg.entities.find_sorted(self.store.iri(n)) for n in set(reached))
+            hood = self._neighbourhoods[e] = frozenset(i for i in ids if i >= 0)
+        return hood

@@ -32,8 +32,9 @@ from spacy.util import filter_spans, minibatch
 
 import kg as kglib
 from kg.graph import KnowledgeGraph
+from kg.store_graph import StoreGraph
 from nlp.candidates import CandidateGenerator, Mention
-from nlp.disambiguation import Disambiguator, Weights
+from nlp.disambiguation import Disambiguator, StoreDisambiguator, Weights
 from nlp.errors import LinkingError
 from nlp.keys import Lemmatizer
 
@@ -164,6 +165,7 @@ class KGLinker:
         self.spans_key = str(config.get("spans_key", "kg"))
         self._check()
         self.kg: KnowledgeGraph | None = None
+        self.store: StoreGraph | None = None  # set when the KG is read from a triple store
         self._generator: CandidateGenerator | None = None
         self._disambiguator: Disambiguator | None = None
 
@@ -190,8 +192,14 @@ class KGLinker:
             raise LinkingError("invalid kg_linker config: " + "; ".join(problems))
 
     # ----- the graph -----
-    def set_kg(self, graph: KnowledgeGraph) -> KGLinker:
-        """Use ``graph`` (builds the alias tables now)."""
+    def set_kg(self, graph: KnowledgeGraph | StoreGraph) -> KGLinker:
+        """Use ``graph`` (builds the alias tables now). A triple-store graph links to the names
+        it exports in pages, and disambiguates with the store's edges."""
+        if isinstance(graph, StoreGraph):
+            self.store = graph
+            graph = graph.names_graph
+        else:
+            self.store = None
         self.kg = graph
         self._build()
         return self
@@ -250,7 +258,11 @@ class KGLinker:
             head_match=self.head_match,
             semantic=semantic,
         )
-        self._disambiguator = Disambiguator(graph, self.weights)
+        self._disambiguator = (
+            StoreDisambiguator(graph, self.weights, self.store)
+            if self.store is not None
+            else Disambiguator(graph, self.weights)
+        )
 
     @property
     def semantic_candidates(self) -> SemanticCandidates | None:
@@ -367,11 +379,11 @@ def _longest_best(spans: list[tuple[Span, float]]) -> list[Span]:
 
 
 def from_kg(
-    graph: KnowledgeGraph | str | Path, nlp: Language | None = None, **config: Any
+    graph: KnowledgeGraph | StoreGraph | str | Path, nlp: Language | None = None, **config: Any
 ) -> Language:
     """A pipeline (``spacy.blank("en")`` unless given) with a `kg_linker` for ``graph``."""
     nlp = nlp if nlp is not None else spacy.blank("en")
-    if isinstance(graph, KnowledgeGraph):
+    if isinstance(graph, (KnowledgeGraph, StoreGraph)):
         linker: KGLinker = nlp.add_pipe("kg_linker", config=config)  # type: ignore[assignment]
         linker.set_kg(graph)
     else:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +61,50 @@ def run_cli(
         env=env,
         timeout=timeout,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def oxigraph_endpoint(files: Sequence[Path], location: Path) -> Iterator[str]:
+    """A real Oxigraph server (`oxigraph serve-read-only`) on a free loopback port, loaded with
+    ``files`` into ``location``; yields its SPARQL query URL and stops it on exit."""
+    found = Path(sys.executable).with_name("oxigraph")
+    cli = str(found) if found.exists() else shutil.which("oxigraph")
+    if cli is None:
+        pytest.fail(
+            "the `oxigraph` CLI is missing: install it with `.venv/bin/pip install oxigraph`"
+        )
+    for f in files:
+        subprocess.run(
+            [cli, "load", "--location", str(location), "--file", str(f)],
+            check=True,
+            capture_output=True,
+        )
+    port = free_port()
+    server = subprocess.Popen(
+        [cli, "serve-read-only", "--location", str(location), "--bind", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/query"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{url}?query=ASK%7B%7D", timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(f"oxigraph serve exited: {server.stderr.read().decode()}")  # type: ignore[union-attr]
+                time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz0123456789.,!?-'", *["the", "a", "an", "and", "of", "to", "in", "my", "i", "have", "has", "is", "it", "with", "fever", "cough", "cold", "flu", "pain", "joint", "skin", "rash", "influenza", "sneezing", "runny", "nose", "headache", "virus", "disease", "symptom"]]  # fmt: skip

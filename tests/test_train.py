@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -132,6 +133,31 @@ def test_config_errors_are_reported_together(tmp_path: Path) -> None:
         "'encoder.lora_dropout'",
     ):
         assert piece in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["kg.files=[]"], "set exactly one of 'kg.files'"),
+        (["kg.endpoint=http://localhost:7878/query"], "found kg.files, kg.endpoint"),
+        (["kg.files=[]", "kg.endpoint=localhost:7878"], "'kg.endpoint' must be an http(s) URL"),
+    ],
+)
+def test_config_needs_exactly_one_kg_source(overrides: list[str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_config(TINY, overrides)
+
+
+def test_training_over_an_unreachable_endpoint_names_it_and_writes_nothing(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    from kg.errors import KGStoreError
+
+    url = "http://127.0.0.1:9/query"  # the discard port: nothing answers there
+    overrides = [f"encoder.path={tiny_bert}", f"output={tmp_path / 'run'}", "kg.files=[]"]
+    with pytest.raises(KGStoreError, match=re.escape(url)):
+        main(TINY, [*overrides, f"kg.endpoint={url}"], progress=False)
+    assert not (tmp_path / "run" / "bundle").exists()
 
 
 def test_missing_encoder_path_says_nothing_is_fetched(tmp_path: Path) -> None:

@@ -6,10 +6,6 @@ from __future__ import annotations
 import http.server
 import random
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -20,29 +16,18 @@ import pytest
 from typer.testing import CliRunner
 
 import kg
+from fusion.counter import LabelCounter
+from fusion.store_counter import StoreLabelCounter
 from kg.cli import app
 from kg.errors import EntityNotFoundError, KGStoreError
+from kg.store_graph import StoreGraph
 from kg.triplestore import TripleStoreGraph
+from tests.conftest import free_port, oxigraph_endpoint
 
 pytestmark = pytest.mark.integration
 
 EX = "http://example.org/tiny/"
 GEN = "http://example.org/gen/"
-INSTALL = "the `oxigraph` CLI is missing: install it with `.venv/bin/pip install oxigraph`"
-
-
-def _oxigraph_cli() -> str:
-    found = Path(sys.executable).with_name("oxigraph")
-    cli = str(found) if found.exists() else shutil.which("oxigraph")
-    if cli is None:
-        pytest.fail(INSTALL)
-    return cli
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -71,34 +56,8 @@ def memory(triples: list[Path]) -> kg.KnowledgeGraph:
 @pytest.fixture(scope="module")
 def endpoint(triples: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Oxigraph server on a free loopback port, serving ``triples``."""
-    cli = _oxigraph_cli()
-    location = tmp_path_factory.mktemp("oxigraph-server")
-    for f in triples:
-        subprocess.run(
-            [cli, "load", "--location", str(location), "--file", str(f)],
-            check=True,
-            capture_output=True,
-        )
-    port = _free_port()
-    server = subprocess.Popen(
-        [cli, "serve-read-only", "--location", str(location), "--bind", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}/query"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{url}?query=ASK%7B%7D", timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None:
-                    pytest.fail(f"oxigraph serve exited: {server.stderr.read().decode()}")
-                time.sleep(0.05)
+    with oxigraph_endpoint(triples, tmp_path_factory.mktemp("oxigraph-server")) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +126,59 @@ def test_triplestore_paths_equal_in_memory_paths(
     assert [p.score for p in got] == pytest.approx([p.score for p in want])
 
 
+@pytest.mark.parametrize(("seeds", "hops", "max_nodes"), CASES)
+def test_store_graph_subgraph_has_the_compiled_ids_of_relations_and_triples(
+    store: TripleStoreGraph, memory: kg.KnowledgeGraph, seeds, hops, max_nodes
+) -> None:
+    """The model's view of a store: triples with the relation ids of the compiled graph."""
+    graph = StoreGraph(store)
+    assert [graph.relation_iri(r) for r in range(graph.num_relations)] == [
+        memory.relation_iri(r) for r in range(memory.num_relations)
+    ]
+    got = graph.subgraph([graph.entity_id(s) for s in seeds], hops=hops, max_nodes=max_nodes)
+    want = memory.subgraph([memory.entity_id(s) for s in seeds], hops=hops, max_nodes=max_nodes)
+
+    def named(g: object, sub: kg.Subgraph) -> list[tuple[str, int, str]]:
+        return [(g.iri(t.subject), t.relation, g.iri(t.object)) for t in sub.triples()]  # type: ignore[attr-defined]
+
+    assert named(graph, got) == named(memory, want)  # same triples, same order, same ids
+    assert [graph.iri(n) for n in got.nodes] == [memory.iri(n) for n in want.nodes]
+    assert [graph.text(n) for n in got.nodes] == [memory.text(n) for n in want.nodes]
+    first = got.nodes[0]
+    assert [(n.relation, graph.iri(n.node), n.outgoing) for n in graph.neighbors_of(first)] == [
+        (n.relation, memory.iri(n.node), n.outgoing)
+        for n in memory.neighbors_of(memory.entity_id(seeds[0]))
+    ]
+
+
+@pytest.mark.parametrize("by_relation", [False, True])
+def test_store_counter_features_equal_the_compiled_counter(
+    store: TripleStoreGraph, memory: kg.KnowledgeGraph, by_relation: bool
+) -> None:
+    graph = StoreGraph(store)
+    label_iris = [EX + "sars_cov_2", EX + "influenza_virus", GEN + "e00", GEN + "e07"]
+    compiled = LabelCounter(
+        memory, [memory.entity_id(i) for i in label_iris], max_degree=12, by_relation=by_relation
+    )
+    counter = StoreLabelCounter(
+        graph, [graph.entity_id(i) for i in label_iris], max_degree=12, by_relation=by_relation
+    )
+    assert counter.dims == compiled.dims
+    rng = random.Random(3)
+    cases = [[EX + "flu", EX + "fever"], [EX + "cough"], []]
+    cases += [[f"{GEN}e{rng.randrange(60):02d}" for _ in range(3)] for _ in range(6)]
+    for linked in cases:
+        masked = linked[:1]
+        want = compiled.features(
+            [memory.entity_id(i) for i in linked], [memory.entity_id(i) for i in masked]
+        )
+        got = counter.features(
+            [graph.entity_id(i) for i in linked], [graph.entity_id(i) for i in masked]
+        )
+        assert got.tolist() == want.tolist(), linked
+    assert any(compiled.features([memory.entity_id(i) for i in c]).any() for c in cases)
+
+
 def test_triplestore_cache_smaller_than_one_request_still_answers(
     embedded: Path, memory: kg.KnowledgeGraph
 ) -> None:
@@ -223,7 +235,7 @@ def test_triplestore_load_from_endpoint_equals_in_memory(
 
 
 def test_triplestore_unreachable_endpoint_retries_then_names_url() -> None:
-    url = f"http://127.0.0.1:{_free_port()}/query"  # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}/query"  # nothing listens there
     store = TripleStoreGraph(url, retries=2, backoff_s=0.01)
     with pytest.raises(KGStoreError, match=re.escape(url)) as info:
         store.neighborhood([EX + "flu"])

@@ -1,0 +1,116 @@
+"""The counter features of fusion/counter.py, counted over a triple store.
+
+`LabelCounter` counts on the CSR arrays of a compiled KG; `StoreLabelCounter` gives the same
+numbers for a `StoreGraph` by asking the store for the edges it needs: the linked entities',
+their neighbours' (within the degree caps) and which label nodes the entities reached touch.
+Layout, masking and caps are those of fusion/counter.py; its docstring is the definition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from fusion.counter import DEFAULT_MAX_DEGREE, DEFAULT_PATH_MAX_DEGREE
+from kg.store_graph import StoreGraph
+
+LABEL_CACHE = 200_000  # entities whose label-node links stay cached
+
+
+class StoreLabelCounter:
+    """`LabelCounter` for a graph read from a triple store (same arguments, same features)."""
+
+    def __init__(
+        self,
+        graph: StoreGraph,
+        label_nodes: Sequence[int],
+        max_degree: int | None = DEFAULT_MAX_DEGREE,
+        by_relation: bool = False,
+        path_max_degree: int | None = DEFAULT_PATH_MAX_DEGREE,
+    ):
+        if not label_nodes or len(set(label_nodes)) != len(label_nodes):
+            raise ValueError("label_nodes must be a non-empty list of distinct entity ids")
+        if max_degree is not None and max_degree < 1:
+            raise ValueError(f"max_degree must be >= 1 or None (got {max_degree})")
+        self.graph = graph
+        self.label_nodes = [int(e) for e in label_nodes]
+        self._is_label = set(self.label_nodes)
+        self.num_labels = len(self.label_nodes)
+        self.max_degree = max_degree
+        self.by_relation = by_relation
+        self.path_max_degree = path_max_degree
+        self._labels_of: dict[int, tuple[int, ...]] = {}
+
+    @property
+    def dims(self) -> int:
+        extra = self.graph.num_relations * self.num_labels if self.by_relation else 0
+        return 2 * self.num_labels + extra
+
+    def _label_positions(self, entities: Iterable[int]) -> dict[int, tuple[int, ...]]:
+        """Positions of the label nodes each entity shares a triple with."""
+        wanted = list(dict.fromkeys(entities))
+        missing = [e for e in wanted if e not in self._labels_of]
+        if missing:
+            if len(self._labels_of) + len(missing) > LABEL_CACHE:
+                self._labels_of.clear()
+            links = self.graph.links_to(missing, self.label_nodes)
+            position = {e: j for j, e in enumerate(self.label_nodes)}
+            for e in missing:
+                self._labels_of[e] = tuple(sorted(position[t] for t in links[e]))
+        return {e: self._labels_of[e] for e in wanted}
+
+    def _capped(self, nodes: Iterable[int], cap: int | None) -> list[int]:
+        nodes = list(nodes)
+        if cap is None or not nodes:
+            return nodes
+        degrees = self.graph.degrees_of(nodes)
+        return [n for n, d in zip(nodes, degrees.tolist(), strict=True) if d <= cap]
+
+    def counts(self, linked: Sequence[int], masked: Iterable[int] | None = None) -> np.ndarray:
+        """int64 [2, num_labels]: direct and two-hop counts (fusion/counter.py)."""
+        ids = sorted({int(e) for e in linked})
+        hidden = {int(e) for e in masked or ()}
+        out = np.zeros((2, self.num_labels), dtype=np.int64)
+        direct = [e for e in ids if e not in hidden]
+        for positions in self._label_positions(direct).values():
+            for j in positions:
+                out[0, j] += 1
+        rows = self.graph.edge_entries(ids)
+        shared = {n for e in ids for _, n in rows[e]} - self._is_label
+        shared_rows = self.graph.edge_entries(self._capped(sorted(shared), self.max_degree))
+        far = {k for entries in shared_rows.values() for _, k in entries}
+        far -= self._is_label | set(ids) | hidden
+        for positions in self._label_positions(sorted(far)).values():
+            for j in positions:
+                out[1, j] += 1
+        return out
+
+    def paths_by_relation(self, linked: Sequence[int], hidden: set[int]) -> np.ndarray:
+        """int64 [num_relations, num_labels]: label-node paths by first-hop relation."""
+        out = np.zeros((self.graph.num_relations, self.num_labels), dtype=np.int64)
+        ids = sorted({int(e) for e in linked})
+        rows = self.graph.edge_entries(ids)
+        R = self.graph.num_relations
+        for e in ids:
+            first = [(r % R, n) for r, n in rows[e] if n not in self._is_label and n != e]
+            keep = set(self._capped(sorted({n for _, n in first}), self.path_max_degree))
+            first = [(r, n) for r, n in first if n in keep]
+            beyond = self.graph.edge_entries(sorted(keep))
+            ends = [(r, n) for r, n in first] + [(r, k) for r, n in first for _, k in beyond[n]]
+            ends = [
+                (r, k) for r, k in ends if k not in self._is_label and k != e and k not in hidden
+            ]
+            positions = self._label_positions(k for _, k in ends)
+            for r, k in ends:
+                for j in positions[k]:
+                    out[r, j] += 1
+        return out
+
+    def features(self, linked: Sequence[int], masked: Iterable[int] | None = None) -> np.ndarray:
+        """float32 [dims]: ``log1p`` of the counts, laid out as `LabelCounter.features`."""
+        hidden = {int(e) for e in masked or ()}
+        parts = [self.counts(linked, hidden).reshape(-1)]
+        if self.by_relation:
+            parts.append(self.paths_by_relation(linked, hidden).reshape(-1))
+        return np.log1p(np.concatenate(parts)).astype(np.float32)

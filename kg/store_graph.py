@@ -1,0 +1,408 @@
+"""A triple store seen as a KnowledgeGraph, so that models train and serve over a KG they
+cannot load.
+
+`StoreGraph` wraps a `TripleStoreGraph` and numbers entities as it first meets them (interning),
+so the code written for a compiled `KnowledgeGraph` (integer ids, subgraphs, labels, paths)
+runs unchanged over a SPARQL endpoint or an on-disk Oxigraph store. Relation ids are fixed at
+creation: the store's predicates between entities sorted by IRI, as the compiler numbers them,
+so a model sees the same relation ids over the store as over the same triples compiled.
+
+    graph = StoreGraph.connect("http://localhost:7878/query")
+    e = graph.resolve("Influenza")
+    sub = graph.subgraph([e], hops=2, max_nodes=64)      # what KnowledgeGraph.subgraph keeps
+
+What it holds in memory: the interned IRIs with the names, descriptions and types fetched for
+them, the store's LRU caches of edges and degrees, and (`names`, built on first use) a compiled
+KG of every entity's labels, aliases and types, fetched in pages: the linker's index.
+
+Saved (`save`), a StoreGraph is a reference, not a copy: ``store.json`` (the source, the KG
+config, the relation ids and the entities interned so far, in order) and ``names/``. Blank
+nodes are not followed (see kg/triplestore.py), so a KG with blank nodes differs from its
+compiled form there. The store is read, never written: add triples to the store itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from kg.config import KGConfig
+from kg.errors import EntityNotFoundError, KGStoreError
+from kg.graph import KnowledgeGraph, Neighbor, Triple, describe_triple, humanize, local_name
+from kg.paths import Path as KGPath
+from kg.storage import atomic_directory
+from kg.subgraph import Subgraph
+from kg.triplestore import TripleStoreGraph
+
+REFERENCE_FILE = "store.json"
+NAMES_DIR = "names"
+FORMAT = "kgfuse-kg-store"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EntityInfo:
+    label: str  # "" when the store gives none
+    aliases: list[str]
+    description: str
+    types: list[str]  # type IRIs
+
+
+def is_store_reference(directory: str | Path) -> bool:
+    return (Path(directory) / REFERENCE_FILE).is_file()
+
+
+class StoreGraph:
+    """A `KnowledgeGraph`-shaped view of a triple store (see the module docstring).
+
+    Args:
+        store: the store to read.
+        relations: relation IRIs in id order; by default the store's, sorted.
+        entities: IRIs to intern first, in order (a saved graph's, so ids stay stable).
+        names: the names KG, when already built.
+    """
+
+    def __init__(
+        self,
+        store: TripleStoreGraph,
+        relations: Sequence[str] | None = None,
+        entities: Sequence[str] = (),
+        names: KnowledgeGraph | None = None,
+    ):
+        self.store = store
+        self.config = store.config
+        self._relations = list(relations) if relations is not None else store.relations()
+        self._relation_ids = {iri: r for r, iri in enumerate(self._relations)}
+        self._relation_labels: list[str] | None = None
+        self._iris: list[str] = []
+        self._ids: dict[str, int] = {}
+        self._info: dict[int, EntityInfo] = {}
+        self._names = names
+        self._lock = threading.RLock()  # the API reads the KG from several threads
+        for iri in entities:
+            self._intern(iri)
+
+    @classmethod
+    def connect(
+        cls, source: str | Path, config: KGConfig | None = None, **store: Any
+    ) -> StoreGraph:
+        """A view of the endpoint URL or store folder ``source`` (options: `TripleStoreGraph`)."""
+        return cls(TripleStoreGraph(source, config, **store))
+
+    def __repr__(self) -> str:
+        return (
+            f"StoreGraph({self.source!r}, relations={self.num_relations}, seen={self.num_entities})"
+        )
+
+    # ----- identity and sizes -----
+    @property
+    def source(self) -> str:
+        return self.store.source
+
+    @property
+    def backend(self) -> str:
+        return "sparql" if self.source.startswith(("http://", "https://")) else "oxigraph"
+
+    @property
+    def num_entities(self) -> int:
+        """Entities interned so far (the store may hold many more)."""
+        return len(self._iris)
+
+    @property
+    def num_relations(self) -> int:
+        return len(self._relations)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the source, the KG config and the relation ids. A store changes under
+        its URL, so this names the reference, not the triples behind it."""
+        h = hashlib.sha256(f"store:{self.source}\n".encode())
+        h.update(repr(sorted(self.config.to_dict().items())).encode())
+        h.update("\n".join(self._relations).encode())
+        return h.hexdigest()
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "backend": self.backend,
+            "source": self.source,
+            "relations": self.num_relations,
+            "entities seen": self.num_entities,
+            "cached entities": len(self.store._edges),
+            "fingerprint": self.fingerprint[:16],
+        }
+
+    # ----- entities -----
+    def _intern(self, iri: str) -> int:
+        e = self._ids.get(iri)
+        if e is None:
+            e = self._ids[iri] = len(self._iris)
+            self._iris.append(iri)
+        return e
+
+    def entity_id(self, iri: str) -> int:
+        """The id of ``iri``, given now if it is new. Ids come from the store's own answers or
+        the names index; `resolve` checks an IRI from elsewhere."""
+        with self._lock:
+            return self._intern(iri)
+
+    def has_entity(self, iri: str) -> bool:
+        with self._lock:
+            return (
+                iri in self._ids or bool(self.store.degrees([iri])[iri]) or self.store._exists(iri)
+            )
+
+    def resolve(self, ref: str) -> int:
+        """An entity id from an IRI or a label (case-insensitive); raises if none or several."""
+        with self._lock:
+            return self._intern(self.store.resolve(ref))
+
+    def iri(self, entity: int) -> str:
+        if not 0 <= entity < len(self._iris):
+            raise EntityNotFoundError(f"entity id {entity} was never seen in {self.source}")
+        return self._iris[entity]
+
+    def _info_of(self, entity: int) -> EntityInfo:
+        info = self._info.get(entity)
+        if info is None:
+            with self._lock:
+                self._remember(self.store.describe([self.iri(entity)]))
+                info = self._info[entity]
+        return info
+
+    def _remember(self, small: KnowledgeGraph) -> list[int]:
+        """Intern every entity of a small KG fetched from the store and keep its names; the
+        ids, in the small KG's order."""
+        ids = []
+        for n in range(small.num_entities):
+            e = self._intern(small.iri(n))
+            ids.append(e)
+            if e not in self._info:
+                self._info[e] = EntityInfo(
+                    small.labels[n],
+                    small.aliases_of(n),
+                    small.description(n),
+                    [small.iri(t) for t in small.types_of(n)],
+                )
+        return ids
+
+    def label(self, entity: int) -> str:
+        """Display label; the IRI's local name when the store gives none."""
+        return self._info_of(entity).label or local_name(self.iri(entity))
+
+    def aliases_of(self, entity: int) -> list[str]:
+        return list(self._info_of(entity).aliases)
+
+    def names(self, entity: int) -> list[str]:
+        return self.aliases_of(entity) or [self.label(entity)]
+
+    def description(self, entity: int) -> str:
+        return self._info_of(entity).description
+
+    def text(self, entity: int) -> str:
+        """The entity's text for encoders, as `KnowledgeGraph.text` writes it."""
+        desc = self.description(entity)
+        return f"{self.label(entity)}. {desc}" if desc else self.label(entity)
+
+    def types_of(self, entity: int) -> list[int]:
+        types = self._info_of(entity).types
+        with self._lock:
+            return [self._intern(t) for t in types]
+
+    # ----- relations -----
+    def relation_id(self, iri: str) -> int:
+        r = self._relation_ids.get(iri)
+        if r is None:
+            raise EntityNotFoundError(f"no relation with IRI {iri!r} among this graph's relations")
+        return r
+
+    def relation_iri(self, relation: int) -> str:
+        return self._relations[relation % max(1, self.num_relations)]
+
+    def relation_label(self, relation: int) -> str:
+        """As `KnowledgeGraph.relation_label`: the predicate's label, or its humanized local name."""
+        if self._relation_labels is None:
+            with self._lock:
+                small = self.store.describe(self._relations)
+                self._relation_labels = [
+                    small.labels[small.entity_id(iri)] or humanize(local_name(iri))
+                    for iri in self._relations
+                ]
+        name = self._relation_labels[relation % max(1, self.num_relations)]
+        return name if relation < self.num_relations else f"~{name}"
+
+    def describe_triple(self, t: Triple) -> dict[str, dict[str, str]]:
+        return describe_triple(self, t)
+
+    # ----- structure -----
+    def degree(self, entity: int) -> int:
+        iri = self.iri(entity)
+        with self._lock:
+            return self.store.degrees([iri])[iri]
+
+    def neighbors_of(self, entity: int) -> list[Neighbor]:
+        """Every edge touching ``entity``, in the compiled graph's order (outgoing first, then
+        by relation and node IRI)."""
+        R = self.num_relations
+        return [Neighbor(r % R, n, r < R) for r, n in self.edge_entries([entity])[entity]]
+
+    def edge_entries(self, entities: Sequence[int]) -> dict[int, list[tuple[int, int]]]:
+        """Each entity's row of the compiled CSR: ``(relation, neighbour)`` for every edge,
+        the relation ``r + num_relations`` for an incoming one, in the compiled order (by
+        relation, then neighbour IRI). Edges of relations the graph does not know are left out."""
+        iris = [self.iri(e) for e in entities]
+        R = self.num_relations
+        out: dict[int, list[tuple[int, int]]] = {}
+        with self._lock:
+            found = self.store.edges(iris)
+            for e, iri in zip(entities, iris, strict=True):
+                row = sorted(
+                    (self._relation_ids[x.predicate] + (0 if x.outgoing else R), x.node)
+                    for x in found[iri]
+                    if x.predicate in self._relation_ids
+                )
+                out[e] = [(r, self._intern(node)) for r, node in row]
+        return out
+
+    def degrees_of(self, entities: Sequence[int]) -> np.ndarray:
+        """int64 [len(entities)]: whole-store degrees."""
+        iris = [self.iri(e) for e in entities]
+        with self._lock:
+            found = self.store.degrees(iris)
+        return np.asarray([found[i] for i in iris], dtype=np.int64)
+
+    def links_to(self, entities: Sequence[int], targets: Sequence[int]) -> dict[int, set[int]]:
+        """Which of ``targets`` each entity shares a triple with (either direction)."""
+        iris = [self.iri(e) for e in entities]
+        target_iris = {self.iri(t): t for t in targets}
+        with self._lock:
+            found = self.store.label_links(iris, list(target_iris))
+        return {
+            e: {target_iris[t] for t in found[iri]} for e, iri in zip(entities, iris, strict=True)
+        }
+
+    def subgraph(self, seeds: Iterable[int], hops: int = 2, max_nodes: int = 128) -> Subgraph:
+        """What `KnowledgeGraph.subgraph` keeps on the same triples compiled, with this graph's
+        ids; triples of relations the graph does not know are dropped."""
+        seed_iris = [self.iri(int(s)) for s in seeds]
+        with self._lock:
+            sub = self.store.neighborhood(seed_iris, hops=hops, max_nodes=max_nodes)
+            small = cast(KnowledgeGraph, sub.kg)  # a small compiled KG of what was fetched
+            ids = np.asarray(self._remember(small), dtype=np.int64)
+        relation = np.asarray(
+            [self._relation_ids.get(small.relation_iri(r), -1) for r in range(small.num_relations)],
+            dtype=np.int64,
+        )
+        edge_type = relation[sub.edge_type] if sub.num_edges else sub.edge_type
+        known = edge_type >= 0
+        return Subgraph(
+            self, ids[sub.nodes], sub.hop, sub.num_seeds, sub.edge_index[:, known], edge_type[known]
+        )
+
+    def paths(self, source: int, target: int, k: int = 5, max_hops: int = 3) -> list[KGPath]:
+        """The paths `KnowledgeGraph.paths` finds on the same triples compiled."""
+        s, t = self.iri(source), self.iri(target)
+        with self._lock:
+            small, found = self.store.paths(s, t, k=k, max_hops=max_hops)
+            ids = self._remember(small)
+        out = []
+        for p in found:
+            triples = tuple(
+                Triple(
+                    ids[x.subject],
+                    self._relation_ids[small.relation_iri(x.relation)],
+                    ids[x.object],
+                )
+                for x in p.triples
+            )
+            out.append(KGPath(tuple(ids[n] for n in p.entities), triples, p.score))
+        return out
+
+    # ----- names -----
+    @property
+    def names_graph(self) -> KnowledgeGraph:
+        """Every named entity with its labels, aliases and types and no edges, fetched from the
+        store in pages on first use: what the linker and `search` index."""
+        if self._names is None:
+            with self._lock:
+                if self._names is None:
+                    self._names = names_graph(self.store)
+        return self._names
+
+    def search(self, query: str, limit: int = 10) -> list[Any]:
+        return self.names_graph.search(query, limit=limit)
+
+    # ----- a reference on disk -----
+    def save(self, directory: str | Path) -> Path:
+        """Write the reference (not the triples) atomically: ``store.json`` and ``names/``."""
+        names = self.names_graph
+        with self._lock:
+            reference = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "source": self.source,
+                "config": self.config.to_dict(),
+                "relations": self._relations,
+                "entities": list(self._iris),
+                "fingerprint": self.fingerprint,
+            }
+        with atomic_directory(directory) as tmp:
+            names.save(tmp / NAMES_DIR)
+            (tmp / REFERENCE_FILE).write_text(
+                json.dumps(reference, indent=1) + "\n", encoding="utf-8"
+            )
+        return Path(directory)
+
+    @classmethod
+    def open(cls, directory: str | Path, source: str | None = None) -> StoreGraph:
+        """Reopen a saved reference; ``source`` points it at another URL or folder holding the
+        same triples (a replica, a moved store)."""
+        from kg.storage import load_graph
+
+        directory = Path(directory)
+        path = directory / REFERENCE_FILE
+        try:
+            ref = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise KGStoreError(f"cannot read the triple-store reference {path}: {e}") from e
+        if not isinstance(ref, dict) or ref.get("format") != FORMAT:
+            raise KGStoreError(f"{path} does not describe a kgfuse triple-store reference")
+        if ref.get("format_version") != FORMAT_VERSION:
+            raise KGStoreError(
+                f"{path} has format version {ref.get('format_version')}; this kgfuse reads {FORMAT_VERSION}"
+            )
+        store = TripleStoreGraph(source or ref["source"], KGConfig.from_dict(ref["config"]))
+        names = load_graph(directory / NAMES_DIR)
+        return cls(store, ref["relations"], ref["entities"], names)
+
+
+def names_graph(store: TripleStoreGraph, page_size: int = 10_000) -> KnowledgeGraph:
+    """A compiled KG of the store's names: each entity's display label (as the label), its
+    other names (as aliases) and its types. Nothing else: no edges, no descriptions."""
+    from kg.compile import GraphBuilder
+    from kg.vocab import XSD_STRING
+
+    config = store.config
+    builder = GraphBuilder(config)
+    label_p = config.label_predicates[0]
+    alias_p = config.alias_predicates[0] if config.alias_predicates else label_p
+    for iri, label, aliases in store.labels(page_size):
+        builder.add_literal(iri, label_p, label, None, XSD_STRING)
+        for alias in aliases[1:]:
+            builder.add_literal(iri, alias_p, alias, None, XSD_STRING)
+    typed = list(store.types(page_size))
+    if typed and config.type_predicates:
+        p = config.type_predicates[0]
+        builder.add_edges([s for s, _ in typed], [p] * len(typed), [t for _, t in typed])
+    if builder.statements == 0:
+        raise KGStoreError(
+            f"the store {store.source} holds no labelled entity (predicates "
+            f"{', '.join(config.label_predicates)}); a linker needs names to link to"
+        )
+    return builder.build(sources=[store.source])
