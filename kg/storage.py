@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -88,6 +89,23 @@ def save_graph(kg: KnowledgeGraph, directory: str | Path) -> Path:
     return directory
 
 
+def read_versioned_json(path: Path, fmt: str, version: int, what: str, fix: str) -> dict[str, Any]:
+    """The JSON object in ``path`` if it declares ``format: fmt`` and ``format_version: version``;
+    otherwise `KGStoreError` naming the file, the problem and ``fix``."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise KGStoreError(f"{path} is not valid JSON ({e}); {fix}") from e
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise KGStoreError(f"{path} does not describe a kgfuse {what}; {fix}")
+    if meta.get("format_version") != version:
+        raise KGStoreError(
+            f"{path.parent} has {what} format version {meta.get('format_version')}, this kgfuse "
+            f"reads version {version}; {fix}"
+        )
+    return meta
+
+
 def load_graph(directory: str | Path, verify: bool = True) -> KnowledgeGraph:
     """Load a folder written by `save_graph`.
 
@@ -110,17 +128,7 @@ def load_graph(directory: str | Path, verify: bool = True) -> KnowledgeGraph:
             raise KGStoreError(
                 f"{directory} is not a complete compiled KG: {p.name} is missing; {rebuild}"
             )
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise KGStoreError(f"{meta_path} is not valid JSON ({e}); {rebuild}") from e
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise KGStoreError(f"{meta_path} does not describe a kgfuse KG; {rebuild}")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise KGStoreError(
-            f"{directory} has KG format version {meta.get('format_version')}, this kgfuse reads "
-            f"version {FORMAT_VERSION}; {rebuild}"
-        )
+    meta = read_versioned_json(meta_path, FORMAT, FORMAT_VERSION, "KG", rebuild)
     try:
         arrays = load_file(str(index_path))
     except (SafetensorError, OSError, ValueError) as e:

@@ -363,20 +363,13 @@ class StoreGraph:
     def open(cls, directory: str | Path, source: str | None = None) -> StoreGraph:
         """Reopen a saved reference; ``source`` points it at another URL or folder holding the
         same triples (a replica, a moved store)."""
-        from kg.storage import load_graph
+        from kg.storage import load_graph, read_versioned_json
 
         directory = Path(directory)
-        path = directory / REFERENCE_FILE
-        try:
-            ref = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise KGStoreError(f"cannot read the triple-store reference {path}: {e}") from e
-        if not isinstance(ref, dict) or ref.get("format") != FORMAT:
-            raise KGStoreError(f"{path} does not describe a kgfuse triple-store reference")
-        if ref.get("format_version") != FORMAT_VERSION:
-            raise KGStoreError(
-                f"{path} has format version {ref.get('format_version')}; this kgfuse reads {FORMAT_VERSION}"
-            )
+        fix = "train the model again, or restore the bundle's kg/ folder"
+        ref = read_versioned_json(
+            directory / REFERENCE_FILE, FORMAT, FORMAT_VERSION, "triple-store reference", fix
+        )
         store = TripleStoreGraph(source or ref["source"], KGConfig.from_dict(ref["config"]))
         names = load_graph(directory / NAMES_DIR)
         return cls(store, ref["relations"], ref["entities"], names)

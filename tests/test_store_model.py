@@ -192,3 +192,13 @@ def test_unreachable_store_gives_503_naming_the_url(store_bundle: Path, tmp_path
     assert r.status_code == 503, r.text
     assert r.json()["error"]["code"] == "kg_unavailable"
     assert down in r.json()["error"]["message"]
+
+
+def test_corrupt_store_reference_names_the_file(store_bundle: Path, tmp_path: Path) -> None:
+    from kg.errors import KGStoreError
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(store_bundle, bundle)
+    (bundle / "kg" / "store.json").write_text("{not json")
+    with pytest.raises(KGStoreError, match=r"kg/store.json is not valid JSON .*train the model"):
+        Predictor.from_dir(bundle)
