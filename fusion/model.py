@@ -6,6 +6,9 @@
     counter logits = text_head([t; n])   n: parameter-free label counts (fusion/counter.py), the
                                          "GNN is a Counter?" baseline the GNN has to beat
 
+With ``model.counts`` a fused model's text logits also read n: ``text_head([t; n])``
+(``counts_head: concat``) or ``text_head(t) + PerLabelCounts(n)`` (``per_label``).
+
 ``t`` is the pooled text vector, ``c`` the context node's final state, ``g`` an attention
 pooling of the node states queried by the text. With a label map, each class also scores its own
 label node: ``s_k = <W_q [t; c], h(label node k)>``. ``has_entity`` is 0 for a text with no
@@ -25,6 +28,7 @@ from fusion.encoder import TextEncoder
 from fusion.graph_encoder import GraphEncoder
 
 MODES = ("text", "graph", "fused", "counter")
+COUNTS_HEADS = ("concat", "per_label")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,13 @@ class ModelConfig:
     counts: fused mode only: the text head also reads the parameter-free label counts of
         fusion/counter.py (with subgraph.relation_counts, by path and relation). They see the
         whole KG around the linked entities, where the GNN sees a capped subgraph.
+    counts_head: how a fused model reads those counts. "concat": appended to the text vector
+        before the text head. "per_label": a small MLP, shared by all classes, scores each
+        class from its own count columns (one per count block: direct, two-hop, each relation)
+        and from its share of each block's total; a linear map of the layer-normed counts adds
+        the cross-class evidence. Sharing across classes lets a rare class use what the
+        relations taught on the frequent ones.
+    counts_hidden: the per-label MLP's hidden size.
     """
 
     mode: str = "fused"
@@ -46,6 +57,8 @@ class ModelConfig:
     num_bases: int = 8
     dropout: float = 0.1
     counts: bool = False
+    counts_head: str = "concat"
+    counts_hidden: int = 32
 
     def problems(self) -> list[str]:
         out = []
@@ -59,11 +72,24 @@ class ModelConfig:
             out.append(f"'model.dropout' must be in [0, 1) (got {self.dropout})")
         if self.counts and self.mode != "fused":
             out.append(f"'model.counts' is for fused mode (got mode {self.mode!r})")
+        if self.counts_head not in COUNTS_HEADS:
+            out.append(
+                f"'model.counts_head' must be one of {COUNTS_HEADS} (got {self.counts_head!r})"
+            )
+        if self.counts_hidden < 1:
+            out.append(f"'model.counts_hidden' must be at least 1 (got {self.counts_hidden})")
         return out
 
     @property
     def reads_counts(self) -> bool:
-        return self.mode == "counter" or self.counts
+        """Counter mode, or fused with ``counts``; other modes never read them, so that
+        `kgfuse compare` (which swaps only the mode) keeps its text control text-only."""
+        return self.mode == "counter" or (self.mode == "fused" and self.counts)
+
+    @property
+    def counts_per_label(self) -> bool:
+        """Whether the counts go to `PerLabelCounts` rather than into the text head."""
+        return self.mode == "fused" and self.counts and self.counts_head == "per_label"
 
 
 class FusionClassifier(nn.Module):
@@ -96,8 +122,13 @@ class FusionClassifier(nn.Module):
         self.node_features: torch.Tensor
         self.register_buffer("node_features", node_features, persistent=False)
         h = config.hidden
-        head_in = text_dim + (counter_dim if config.reads_counts else 0)
+        concat = config.reads_counts and not config.counts_per_label
+        head_in = text_dim + (counter_dim if concat else 0)
         self.text_head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(head_in, num_labels))
+        if config.counts_per_label:
+            self.counts_head = PerLabelCounts(
+                counter_dim, num_labels, config.counts_hidden, config.dropout
+            )
         if config.mode not in ("text", "counter"):
             self.graph_encoder = GraphEncoder(
                 node_features.shape[1],
@@ -147,7 +178,10 @@ class FusionClassifier(nn.Module):
         batch_size = t.shape[0]
         if self.config.reads_counts:
             assert counts is not None, "counter mode (and model.counts) needs the label counts"
-            text_logits = self.text_head(torch.cat([t, counts], dim=-1))
+            if self.config.counts_per_label:
+                text_logits = self.text_head(t) + self.counts_head(counts)
+            else:
+                text_logits = self.text_head(torch.cat([t, counts], dim=-1))
         else:
             text_logits = self.text_head(t)
         if self.config.mode in ("text", "counter"):
@@ -184,3 +218,38 @@ class FusionClassifier(nn.Module):
             "gate": gate.squeeze(-1),
             "attention": attention,
         }
+
+
+class PerLabelCounts(nn.Module):
+    """Logits from the counter's features (fusion/counter.py: ``log1p`` counts, ``blocks``
+    blocks of ``num_labels`` columns, column ``b * C + j`` belonging to class j).
+
+    Each class j is scored from its own columns ``[x_bj]_b`` and its share of each block,
+    ``expm1(x_bj) / sum_k expm1(x_bk)``, by one MLP shared across classes; a linear map of the
+    layer-normed features adds what one class's counts say about another.
+
+    Args:
+        counter_dim: feature columns (a multiple of ``num_labels``).
+        num_labels: classes C.
+        hidden: the shared MLP's hidden size.
+        dropout: on the cross-class linear map's input.
+    """
+
+    def __init__(self, counter_dim: int, num_labels: int, hidden: int, dropout: float):
+        super().__init__()
+        if counter_dim % num_labels:
+            raise ValueError(f"{counter_dim} count columns are not blocks of {num_labels} classes")
+        self.num_labels = num_labels
+        blocks = counter_dim // num_labels
+        self.shared = nn.Sequential(nn.Linear(2 * blocks, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        self.cross = nn.Sequential(
+            nn.LayerNorm(counter_dim), nn.Dropout(dropout), nn.Linear(counter_dim, num_labels)
+        )
+
+    def forward(self, counts: torch.Tensor) -> torch.Tensor:
+        """counts [B, blocks * C] -> logits [B, C]."""
+        per = counts.view(counts.shape[0], -1, self.num_labels)  # [B, blocks, C]
+        raw = torch.expm1(per)
+        share = raw / raw.sum(-1, keepdim=True).clamp(min=1.0)
+        own = torch.cat([per, share], dim=1).transpose(1, 2)  # [B, C, 2 * blocks]
+        return self.shared(own).squeeze(-1) + self.cross(counts)

@@ -190,6 +190,20 @@ def test_compare_trains_every_variant_and_measures_fidelity(
     assert again["runs"][0]["metrics"] == report["runs"][0]["metrics"]
 
 
+def test_compare_with_counts_writes_bundles_that_reload(tiny_bert: Path, tmp_path: Path) -> None:
+    """With ``model.counts`` only the fused variants read counts; every bundle reloads."""
+    from fusion.compare import compare
+
+    more = ("train.epochs=1", "model.counts=true", "subgraph.relation_counts=true")
+    config = load_config(TINY, overrides(tiny_bert, tmp_path / "cmp", *more))
+    report = compare(config, seeds=1, fidelity_texts=0, progress=False)
+    for entry in report["runs"]:
+        model, _, meta = load_bundle(entry["bundle"])
+        variant = entry["variant"]
+        assert meta["config"]["model"]["counts"] == variant.startswith("fused")
+        assert model.config.reads_counts == (variant == "counter" or variant.startswith("fused"))
+
+
 def test_new_triples_change_predictions_without_retraining(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import kg
     from fusion.predict import Predictor
@@ -269,3 +283,29 @@ def test_cli_model_commands_answer_and_refuse_bad_input(trained, tmp_path: Path)
         result = run_cli(*args)
         assert result.returncode == 1, args
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_per_label_counts_head_trains_reloads_and_explains(tiny_bert: Path, tmp_path: Path) -> None:
+    from fusion.model import PerLabelCounts
+    from fusion.predict import Predictor
+
+    more = (
+        "model.counts=true", "model.counts_head=per_label", "subgraph.relation_counts=true",
+        "train.epochs=1",
+    )  # fmt: skip
+    result = main(TINY, overrides(tiny_bert, tmp_path / "counts", *more), progress=False)
+    predictor = Predictor.from_dir(result.bundle)
+    assert isinstance(predictor.model.counts_head, PerLabelCounts)
+    assert predictor.model.text_head[1].in_features == predictor.model.text_dim  # text alone
+    (p,) = predictor.predict(["a bad case of influenza"], explain_paths=True)
+    assert p["entities"] and p["paths"]
+
+
+def test_only_counter_and_fused_with_counts_read_the_counts() -> None:
+    """`kgfuse compare` swaps the mode: its text and graph controls must not read counts."""
+    from fusion.model import ModelConfig
+
+    assert not ModelConfig(mode="text", counts=True).reads_counts
+    assert not ModelConfig(mode="graph", counts=True).reads_counts
+    assert ModelConfig(mode="counter").reads_counts
+    assert ModelConfig(mode="fused", counts=True).reads_counts
