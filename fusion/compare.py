@@ -112,11 +112,11 @@ def compare(
     first_fused: TrainResult | None = None
     for variant in variants:
         for seed in range(config.train.seed, config.train.seed + (seeds if variant.seeded else 1)):
-            model = {
+            settings = {
                 "mode": variant.mode,
                 "counts": config.model.counts and variant.mode == "fused",
             }
-            cfg = with_overrides(config, model=model, train={"seed": seed})
+            cfg = with_overrides(config, model=settings, train={"seed": seed})
             cfg = replace(cfg, output=str(base / f"{variant.name}-s{seed}"))
             res = resources
             if variant.graph == "shuffled":
