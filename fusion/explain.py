@@ -229,10 +229,7 @@ def fidelity(
             break
         if not example.linked:
             continue
-        resources.attach(model)
-        tokens, graph, counts = resources.inputs(
-            model.config.mode, [example], model.text_encoder is not None, model.config.counts
-        )
+        tokens, graph, counts = resources.inputs(model, [example])
         with torch.no_grad():
             text = model.text_vector(tokens, 1)
             predicted = int(

@@ -61,10 +61,7 @@ class Predictor:
         """`predict` for texts this predictor has prepared (the model half)."""
         started = time.perf_counter()
         model = self.model
-        self.resources.attach(model)  # this predictor's graph, not a sibling's
-        tokens, graph, counts = self.resources.inputs(
-            model.config.mode, prepared, model.text_encoder is not None, model.config.counts
-        )
+        tokens, graph, counts = self.resources.inputs(model, prepared)
         text = model.text_vector(tokens, len(prepared))
         parts = model.forward_parts(tokens, graph, text_vector=text, counts=counts)
         probs = torch.softmax(parts["logits"], dim=-1)

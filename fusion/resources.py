@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from kg.graph import KnowledgeGraph
 from kg.store_graph import StoreGraph
 from nlp.linker import from_kg, linked_entities
 from nlp.texts import DataError
+
+if TYPE_CHECKING:
+    from fusion.model import FusionClassifier
 
 COUNTER_MAX_DEGREE = 100  # hubs (colours, generations) would swamp the counts
 
@@ -151,10 +154,6 @@ class Resources:
                 extra = torch.as_tensor(new.astype(np.float32))
                 self.features = torch.cat([self.features, extra])
 
-    def attach(self, model: torch.nn.Module) -> None:
-        """Point ``model`` at these node features (they grow over a triple-store graph)."""
-        model.node_features = self.features
-
     def prepare_file(
         self, path: str | Path, text_column: str = "text", label_column: str = "label"
     ) -> list[Prepared]:
@@ -171,19 +170,17 @@ class Resources:
         return self.prepare([e.text for e in examples], [index[e.label] for e in examples])
 
     def inputs(
-        self,
-        mode: str,
-        batch: Sequence[Prepared],
-        with_text: bool = True,
-        with_counts: bool = False,
+        self, model: FusionClassifier, batch: Sequence[Prepared]
     ) -> tuple[dict[str, torch.Tensor] | None, Batch | None, torch.Tensor | None]:
-        """(tokens, graph batch, counter features) for a model of ``mode``: only what it reads
-        (``with_counts``: a fused model that also reads the counts)."""
-        tokens = self.tokenize([p.text for p in batch]) if with_text else None
+        """(tokens, graph batch, counter features) for ``model``: only what it reads. Points
+        the model at these node features first (this graph's, which grow over a triple store,
+        not a sibling's)."""
+        model.node_features = self.features
+        tokens = self.tokenize([p.text for p in batch]) if model.text_encoder is not None else None
         graphs = [p.graph for p in batch if p.graph is not None]
-        graph = collate_graphs(graphs) if mode in ("graph", "fused") else None
+        graph = collate_graphs(graphs) if model.config.mode in ("graph", "fused") else None
         counts = None
-        if mode == "counter" or with_counts:
+        if model.config.reads_counts:
             counts = torch.as_tensor(np.stack([p.counts for p in batch if p.counts is not None]))
         return tokens, graph, counts
 

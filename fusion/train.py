@@ -135,10 +135,7 @@ def forward(
 ) -> dict[str, torch.Tensor]:
     """``model.forward_parts`` on ``batch``; through ``parallel`` (the DDP wrapper of that
     method, `distributed.data_parallel`) when given, so that gradients are averaged."""
-    resources.attach(model)
-    tokens, graph, counts = resources.inputs(
-        model.config.mode, batch, model.text_encoder is not None, model.config.counts
-    )
+    tokens, graph, counts = resources.inputs(model, batch)
     return (parallel if parallel is not None else model.forward_parts)(tokens, graph, counts=counts)
 
 
