@@ -77,10 +77,7 @@ class LabelCounter:
     ):
         self.graph = graph
         self.label_nodes = _check_ids(graph, label_nodes, "label node")
-        if len(self.label_nodes) == 0 or len(np.unique(self.label_nodes)) != len(label_nodes):
-            raise ValueError("label_nodes must be a non-empty list of distinct entity ids")
-        if max_degree is not None and max_degree < 1:
-            raise ValueError(f"max_degree must be >= 1 or None (got {max_degree})")
+        check_settings(self.label_nodes.tolist(), max_degree)
         self.max_degree = max_degree
         self.num_labels = len(self.label_nodes)
         self._is_label = np.zeros(graph.num_entities, dtype=bool)
@@ -173,6 +170,14 @@ class LabelCounter:
         """int64 [num_labels]: how many of ``entities`` (distinct) touch each label node."""
         labels = _gather(self._label_indptr, self._label_ids, entities)
         return np.bincount(labels, minlength=self.num_labels)
+
+
+def check_settings(label_nodes: Sequence[int], max_degree: int | None) -> None:
+    """What every counter refuses: no label nodes, repeated ones, or ``max_degree < 1``."""
+    if len(label_nodes) == 0 or len(set(label_nodes)) != len(label_nodes):
+        raise ValueError("label_nodes must be a non-empty list of distinct entity ids")
+    if max_degree is not None and max_degree < 1:
+        raise ValueError(f"max_degree must be >= 1 or None (got {max_degree})")
 
 
 def counter_features(

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from fusion.counter import DEFAULT_MAX_DEGREE, DEFAULT_PATH_MAX_DEGREE
+from fusion.counter import DEFAULT_MAX_DEGREE, DEFAULT_PATH_MAX_DEGREE, check_settings
 from kg.store_graph import StoreGraph
 
 LABEL_CACHE = 200_000  # entities whose label-node links stay cached
@@ -29,12 +29,9 @@ class StoreLabelCounter:
         by_relation: bool = False,
         path_max_degree: int | None = DEFAULT_PATH_MAX_DEGREE,
     ):
-        if not label_nodes or len(set(label_nodes)) != len(label_nodes):
-            raise ValueError("label_nodes must be a non-empty list of distinct entity ids")
-        if max_degree is not None and max_degree < 1:
-            raise ValueError(f"max_degree must be >= 1 or None (got {max_degree})")
-        self.graph = graph
         self.label_nodes = [int(e) for e in label_nodes]
+        check_settings(self.label_nodes, max_degree)
+        self.graph = graph
         self._is_label = set(self.label_nodes)
         self.num_labels = len(self.label_nodes)
         self.max_degree = max_degree

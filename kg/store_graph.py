@@ -242,9 +242,7 @@ class StoreGraph:
 
     # ----- structure -----
     def degree(self, entity: int) -> int:
-        iri = self.iri(entity)
-        with self._lock:
-            return self.store.degrees([iri])[iri]
+        return int(self.degrees_of([entity])[0])
 
     def neighbors_of(self, entity: int) -> list[Neighbor]:
         """Every edge touching ``entity``, in the compiled graph's order (outgoing first, then
