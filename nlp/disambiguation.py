@@ -130,20 +130,35 @@ class Disambiguator:
 
     # ----- coherence -----
     def neighbourhood(self, e: int) -> frozenset[int]:
-        """Entities within two hops of ``e`` (capped for hubs)."""
+        """Entities within two hops of ``e``: its neighbours, then theirs, the first
+        ``MAX_NEIGHBOURHOOD`` of them (hubs are capped)."""
         hood = self._neighbourhoods.get(e)
         if hood is None:
-            kg = self.kg
-            first = kg.neighbors[kg.indptr[e] : kg.indptr[e + 1]]
-            second = [
-                kg.neighbors[kg.indptr[n] : kg.indptr[n + 1]]
-                for n in first[:MAX_NEIGHBOURHOOD].tolist()
-            ]
-            hood = frozenset(
-                np.concatenate([first, *second]).tolist()[:MAX_NEIGHBOURHOOD] if len(first) else []
-            )
-            self._neighbourhoods[e] = hood
+            start = self._node(e)
+            first = self._rows([start])[start]
+            reached = first[:MAX_NEIGHBOURHOOD]
+            if len(first) < MAX_NEIGHBOURHOOD:
+                rows = self._rows(list(dict.fromkeys(first)))
+                for n in first:
+                    reached += rows[n]
+                    if len(reached) >= MAX_NEIGHBOURHOOD:
+                        break
+            hood = self._neighbourhoods[e] = self._local(reached[:MAX_NEIGHBOURHOOD])
         return hood
+
+    # where `neighbourhood` reads edges: the graph itself here, a triple store in a subclass
+    def _node(self, e: int) -> int:
+        """The id whose edges `_rows` reads for entity ``e``."""
+        return e
+
+    def _rows(self, nodes: list[int]) -> dict[int, list[int]]:
+        """Each node's neighbours, one entry per edge, in CSR order."""
+        kg = self.kg
+        return {n: kg.neighbors[kg.indptr[n] : kg.indptr[n + 1]].tolist() for n in nodes}
+
+    def _local(self, nodes: list[int]) -> frozenset[int]:
+        """``nodes`` (from `_rows`) as entity ids of ``kg``."""
+        return frozenset(nodes)
 
     def _coherence(self, e: int, others: list[Mention]) -> float:
         if not others:
@@ -165,11 +180,12 @@ class StoreDisambiguator(Disambiguator):
         super().__init__(kg, weights)
         self.store = store
 
-    def _store_id(self, e: int) -> int:
+    def _node(self, e: int) -> int:
+        """The store's id of names-graph entity ``e``."""
         return self.store.entity_id(self.kg.iri(e))
 
     def degree(self, e: int) -> int:
-        return self.store.degree(self._store_id(e))
+        return self.store.degree(self._node(e))
 
     def _corpus(self) -> list[str]:
         """Names only: an entity's full context would mean reading the whole store."""
@@ -177,19 +193,14 @@ class StoreDisambiguator(Disambiguator):
 
     def entity_context(self, e: int) -> str:
         """As over the compiled graph: text, then the first neighbours' labels, from the store."""
-        s = self._store_id(e)
+        s = self._node(e)
         neighbours = self.store.neighbors_of(s)[:MAX_CONTEXT_NEIGHBOURS]
         return " ".join([self.store.text(s), *(self.store.label(n.node) for n in neighbours)])
 
-    def neighbourhood(self, e: int) -> frozenset[int]:
-        """As `Disambiguator.neighbourhood`, over the store, in names-graph ids."""
-        hood = self._neighbourhoods.get(e)
-        if hood is None:
-            s = self._store_id(e)
-            first = [n for _, n in self.store.edge_entries([s])[s]]
-            expand = first[:MAX_NEIGHBOURHOOD]
-            rows = self.store.edge_entries(list(dict.fromkeys(expand)))
-            reached = (first + [n for f in expand for _, n in rows[f]])[:MAX_NEIGHBOURHOOD]
-            ids = (self.kg.entities.find_sorted(self.store.iri(n)) for n in set(reached))
-            hood = self._neighbourhoods[e] = frozenset(i for i in ids if i >= 0)
-        return hood
+    def _rows(self, nodes: list[int]) -> dict[int, list[int]]:
+        return {n: [m for _, m in row] for n, row in self.store.edge_entries(nodes).items()}
+
+    def _local(self, nodes: list[int]) -> frozenset[int]:
+        """Store ids as names-graph ids; entities without a name cannot be candidates."""
+        ids = (self.kg.entities.find_sorted(self.store.iri(n)) for n in set(nodes))
+        return frozenset(i for i in ids if i >= 0)
