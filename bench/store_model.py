@@ -64,6 +64,10 @@ def _latency(millis: list[float]) -> dict[str, float]:
     }
 
 
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
 def _agreement(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> dict[str, float]:
     def links(r: dict[str, Any]) -> list[tuple[int, int, str]]:
         return [(e["start"], e["end"], e["iri"]) for e in r["entities"]]
@@ -128,12 +132,8 @@ def measure(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "agreement": _agreement(baseline, cold),
         "warm_agrees_with_cold": _agreement(cold, warm),
         "bundle_kg_bytes": {
-            "memory": sum(
-                f.stat().st_size for f in (memory_bundle / "kg").rglob("*") if f.is_file()
-            ),
-            "endpoint": sum(
-                f.stat().st_size for f in (store_bundle / "kg").rglob("*") if f.is_file()
-            ),
+            "memory": _folder_bytes(memory_bundle / "kg"),
+            "endpoint": _folder_bytes(store_bundle / "kg"),
         },
     }
 
