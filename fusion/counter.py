@@ -39,16 +39,21 @@ against 0.65 for the two blocks above (see the README).
 
 Cost: a few numpy ops on CSR slices, proportional to the edges within two hops of the linked
 entities (capped by ``max_degree``): well under a millisecond per text on a 10k-entity graph.
+
+Removing triples (`LabelCounter.without`): the counts are read from the KG just as the
+subgraph is, so an explanation that removes a path's triples to measure what they contribute
+recounts on the KG without them (fusion/explain.py).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from kg.errors import EntityNotFoundError
-from kg.graph import KnowledgeGraph
+from kg.graph import KnowledgeGraph, Triple
 
 DEFAULT_MAX_DEGREE = 1000
 DEFAULT_PATH_MAX_DEGREE = 10_000  # paths through bigger hubs are skipped (cost grows with degree)
@@ -82,8 +87,13 @@ class LabelCounter:
         self.num_labels = len(self.label_nodes)
         self._is_label = np.zeros(graph.num_entities, dtype=bool)
         self._is_label[self.label_nodes] = True
-        self._degree = np.diff(graph.indptr)
-        self._label_indptr, self._label_ids = _entity_label_csr(graph, self.label_nodes)
+        # the CSR the counts read: the graph's own, or a copy without some triples (`without`)
+        self._indptr, self._neighbors = graph.indptr, graph.neighbors
+        self._edge_relations = graph.edge_relations
+        self._degree = np.diff(self._indptr)
+        self._label_indptr, self._label_ids = _entity_label_csr(
+            self._indptr, self._neighbors, self.label_nodes
+        )
         self.by_relation = by_relation
         self.path_max_degree = path_max_degree
 
@@ -93,19 +103,50 @@ class LabelCounter:
         extra = self.graph.num_relations * self.num_labels if self.by_relation else 0
         return 2 * self.num_labels + extra
 
+    def without(self, triples: Iterable[Triple]) -> LabelCounter:
+        """This counter on the KG minus ``triples`` (both CSR entries of each; triples the KG
+        lacks are ignored). The arrays are copied (O(edges)); the graph is not changed."""
+        R = self.graph.num_relations
+        indptr, neighbors, relations = self._indptr, self._neighbors, self._edge_relations
+        drop: list[int] = []
+        touched: set[int] = set()
+        for t in triples:
+            for row, other, rel in ((t.subject, t.object, t.relation), (t.object, t.subject, t.relation + R)):  # fmt: skip
+                lo, hi = int(indptr[row]), int(indptr[row + 1])
+                hits = np.flatnonzero((neighbors[lo:hi] == other) & (relations[lo:hi] == rel))
+                drop.extend((lo + hits).tolist())
+                touched.add(row)
+        if not drop:
+            return self
+        gone = np.unique(np.asarray(drop, dtype=np.int64))
+        out = copy.copy(self)
+        out._neighbors = np.delete(neighbors, gone)
+        out._edge_relations = np.delete(relations, gone)
+        rows = np.searchsorted(indptr, gone, side="right") - 1
+        removed = np.bincount(rows, minlength=len(indptr) - 1)
+        out._indptr = indptr - np.concatenate([[0], np.cumsum(removed)])
+        out._degree = np.diff(out._indptr)
+        if self._is_label[sorted(touched)].any():  # a label fact is gone
+            out._label_indptr, out._label_ids = _entity_label_csr(
+                out._indptr, out._neighbors, self.label_nodes
+            )
+        return out
+
     def paths_by_relation(self, linked: Sequence[int], hidden: np.ndarray) -> np.ndarray:
         """int64 [num_relations, num_labels]: label-node paths by first-hop relation."""
-        g, R, C = self.graph, self.graph.num_relations, self.num_labels
+        R, C = self.graph.num_relations, self.num_labels
+        indptr, neighbors = self._indptr, self._neighbors
         out = np.zeros(R * C, dtype=np.int64)
         for e in np.unique(np.asarray(linked, dtype=np.int64)).tolist():
-            lo, hi = int(g.indptr[e]), int(g.indptr[e + 1])
-            shared, rel = g.neighbors[lo:hi].astype(np.int64), g.edge_relations[lo:hi] % R
+            lo, hi = int(indptr[e]), int(indptr[e + 1])
+            shared = neighbors[lo:hi].astype(np.int64)
+            rel = self._edge_relations[lo:hi] % R
             keep = ~self._is_label[shared] & (shared != e)
             if self.path_max_degree is not None:
                 keep &= self._degree[shared] <= self.path_max_degree
             shared, rel = shared[keep], rel[keep].astype(np.int64)
             # the relative n itself, then every k beyond it
-            ends = [shared, _gather(g.indptr, g.neighbors, shared)]
+            ends = [shared, _gather(indptr, neighbors, shared)]
             via = [rel, np.repeat(rel, self._degree[shared])]
             for k, r in zip(ends, via, strict=True):
                 ok = ~self._is_label[k] & (k != e) & ~np.isin(k, hidden)
@@ -157,12 +198,11 @@ class LabelCounter:
 
     def _two_hop_entities(self, linked: np.ndarray) -> np.ndarray:
         """Distinct k (not linked, not a label node) sharing a neighbour with ``linked``."""
-        g = self.graph
-        shared = np.unique(_gather(g.indptr, g.neighbors, linked))
+        shared = np.unique(_gather(self._indptr, self._neighbors, linked))
         shared = shared[~self._is_label[shared]]
         if self.max_degree is not None:
             shared = shared[self._degree[shared] <= self.max_degree]
-        far = np.unique(_gather(g.indptr, g.neighbors, shared))
+        far = np.unique(_gather(self._indptr, self._neighbors, shared))
         far = far[~self._is_label[far]]
         return np.setdiff1d(far, linked, assume_unique=True)
 
@@ -241,18 +281,20 @@ def _gather(indptr: np.ndarray, data: np.ndarray, rows: np.ndarray) -> np.ndarra
 
 
 def _entity_label_csr(
-    graph: KnowledgeGraph, label_nodes: np.ndarray
+    indptr: np.ndarray, neighbors: np.ndarray, label_nodes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which label nodes each entity has a triple with (either direction), as a CSR.
 
     Shapes:
-        label_nodes: [C]; return: indptr int64 [num_entities + 1], label positions int64 [nnz].
+        indptr, neighbors: a KG's CSR; label_nodes: [C];
+        return: indptr int64 [num_entities + 1], label positions int64 [nnz].
     """
-    lens = graph.indptr[label_nodes + 1] - graph.indptr[label_nodes]
+    num_entities = len(indptr) - 1
+    lens = indptr[label_nodes + 1] - indptr[label_nodes]
     owner = np.repeat(np.arange(len(label_nodes), dtype=np.int64), lens)
-    entity = _gather(graph.indptr, graph.neighbors, label_nodes)
+    entity = _gather(indptr, neighbors, label_nodes)
     pairs = np.unique(entity * len(label_nodes) + owner)  # sorted by entity, one per pair
     entity, position = np.divmod(pairs, len(label_nodes))
-    indptr = np.zeros(graph.num_entities + 1, dtype=np.int64)
-    np.cumsum(np.bincount(entity, minlength=graph.num_entities), out=indptr[1:])
-    return indptr, position
+    out = np.zeros(num_entities + 1, dtype=np.int64)
+    np.cumsum(np.bincount(entity, minlength=num_entities), out=out[1:])
+    return out, position

@@ -4,9 +4,12 @@ Candidates are the simple paths (at most ``max_hops`` hops) inside the subgraph 
 from a linked entity to the predicted class's label node (without a label map: to the nodes the
 model attended to most). Each hop is a triple of the KG. A path's score is its *occlusion
 attribution*: how much the predicted class's probability drops when the path's triples are
-removed from the subgraph (all candidates are scored in one batched forward pass, with the
-text encoded once). The same drop is the path's *fidelity*; `random_path_drop` gives the
-baseline: a random walk of the same length from a linked entity.
+removed from the KG (all candidates are scored in one batched forward pass, with the text
+encoded once). Removing a path's triples takes them out of the subgraph the GNN reads and, when
+the model reads the counter features (``model.counts``), out of the KG those are counted on
+(`LabelCounter.without`): both are what the model knows from the KG. The same drop is the
+path's *fidelity*; `random_path_drop` gives the baseline: a random walk of the same length from
+a linked entity, removed the same way.
 """
 
 from __future__ import annotations
@@ -79,12 +82,21 @@ def _without(graph: LinkedSubgraph, triples: list[Triple], num_relations: int) -
     return out
 
 
-def _counts(model: FusionClassifier, example: Prepared) -> torch.Tensor | None:
-    """The example's label counts [1, dims] when the model reads them (they do not change when
-    paths are removed from the subgraph: they are counted on the whole KG)."""
+def _counts(
+    model: FusionClassifier,
+    resources: Resources,
+    example: Prepared,
+    removals: list[list[Triple]] | None = None,
+) -> torch.Tensor | None:
+    """The label counts the model reads [1 + len(removals), dims]: the example's own, then
+    those counted on the KG without each list of triples; None when the model reads none."""
     if not model.config.reads_counts or example.counts is None:
         return None
-    return torch.as_tensor(example.counts).unsqueeze(0)
+    rows = [example.counts]
+    if removals and resources.counter is not None:
+        counter = resources.counter
+        rows += [counter.without(triples).features(example.linked) for triples in removals]
+    return torch.as_tensor(np.stack(rows))
 
 
 @torch.no_grad()
@@ -144,13 +156,14 @@ def explain(
     targets = (
         [resources.label_nodes[predicted]]
         if resources.label_nodes
-        else _attended(model, text_vector, example)
+        else _attended(model, resources, text_vector, example)
     )
     candidates = [c for t in targets for c in candidate_paths(resources, example, t, max_hops)]
     if not candidates:
         return []
     variants = [example.graph] + [_without(example.graph, hops, R) for _, hops in candidates]
-    probs = _probabilities(model, text_vector, variants, _counts(model, example))[:, predicted]
+    counts = _counts(model, resources, example, [hops for _, hops in candidates])
+    probs = _probabilities(model, text_vector, variants, counts)[:, predicted]
     drops = (probs[0] - probs[1:]).tolist()
     scored = [
         ScoredPath(nodes, hops, d) for (nodes, hops), d in zip(candidates, drops, strict=True)
@@ -160,7 +173,11 @@ def explain(
 
 
 def _attended(
-    model: FusionClassifier, text_vector: torch.Tensor, example: Prepared, n: int = 3
+    model: FusionClassifier,
+    resources: Resources,
+    text_vector: torch.Tensor,
+    example: Prepared,
+    n: int = 3,
 ) -> list[int]:
     """Without label nodes: the most attended non-linked nodes are the targets."""
     with torch.no_grad():
@@ -168,7 +185,7 @@ def _attended(
             None,
             collate_graphs([example.graph]),  # type: ignore[list-item]
             text_vector=text_vector,
-            counts=_counts(model, example),
+            counts=_counts(model, resources, example),
         )
     attention = parts["attention"].numpy()
     order = [int(i) for i in np.argsort(-attention) if not bool(example.graph.linked[i])]  # type: ignore[union-attr]
@@ -207,7 +224,7 @@ def random_path_drop(
         model,
         text_vector,
         [example.graph, _without(example.graph, walk, resources.graph.num_relations)],
-        _counts(model, example),
+        _counts(model, resources, example, [walk]),
     )
     return float(probs[0, predicted] - probs[1, predicted])
 

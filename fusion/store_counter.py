@@ -8,11 +8,13 @@ Layout, masking and caps are those of fusion/counter.py; its docstring is the de
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from fusion.counter import DEFAULT_MAX_DEGREE, DEFAULT_PATH_MAX_DEGREE, check_settings
+from kg.graph import Triple
 from kg.store_graph import StoreGraph
 
 LABEL_CACHE = 200_000  # entities whose label-node links stay cached
@@ -37,15 +39,46 @@ class StoreLabelCounter:
         self.max_degree = max_degree
         self.by_relation = by_relation
         self.path_max_degree = path_max_degree
-        self._labels_of: dict[int, tuple[int, ...]] = {}
+        self._labels_of: dict[int, tuple[int, ...]] = {}  # as the store has them
+        # `without`: the CSR entries ((relation, neighbour) per entity) counted as absent
+        self._removed: dict[int, set[tuple[int, int]]] = {}
 
     @property
     def dims(self) -> int:
         extra = self.graph.num_relations * self.num_labels if self.by_relation else 0
         return 2 * self.num_labels + extra
 
+    def without(self, triples: Iterable[Triple]) -> StoreLabelCounter:
+        """This counter as if the store lacked ``triples`` (`LabelCounter.without`); the store
+        is not changed."""
+        R = self.graph.num_relations
+        removed: dict[int, set[tuple[int, int]]] = {}
+        for t in triples:
+            removed.setdefault(t.subject, set()).add((t.relation, t.object))
+            removed.setdefault(t.object, set()).add((t.relation + R, t.subject))
+        if not removed:
+            return self
+        out = copy.copy(self)
+        out._removed = removed
+        return out
+
+    def _rows(self, entities: Sequence[int]) -> dict[int, list[tuple[int, int]]]:
+        rows = self.graph.edge_entries(entities)
+        for e in set(rows) & set(self._removed):
+            rows[e] = [x for x in rows[e] if x not in self._removed[e]]
+        return rows
+
     def _label_positions(self, entities: Iterable[int]) -> dict[int, tuple[int, ...]]:
         """Positions of the label nodes each entity shares a triple with."""
+        out = self._stored_label_positions(entities)
+        touched = sorted(set(out) & set(self._removed))
+        if touched:  # recount those from their remaining edges
+            position = {e: j for j, e in enumerate(self.label_nodes)}
+            for e, row in self._rows(touched).items():
+                out[e] = tuple(sorted({position[n] for _, n in row if n in position}))
+        return out
+
+    def _stored_label_positions(self, entities: Iterable[int]) -> dict[int, tuple[int, ...]]:
         wanted = list(dict.fromkeys(entities))
         missing = [e for e in wanted if e not in self._labels_of]
         if missing:
@@ -61,8 +94,9 @@ class StoreLabelCounter:
         nodes = list(nodes)
         if cap is None or not nodes:
             return nodes
-        degrees = self.graph.degrees_of(nodes)
-        return [n for n, d in zip(nodes, degrees.tolist(), strict=True) if d <= cap]
+        degrees = self.graph.degrees_of(nodes).tolist()
+        gone = [len(self._removed.get(n, ())) for n in nodes]
+        return [n for n, d, g in zip(nodes, degrees, gone, strict=True) if d - g <= cap]
 
     def counts(self, linked: Sequence[int], masked: Iterable[int] | None = None) -> np.ndarray:
         """int64 [2, num_labels]: direct and two-hop counts (fusion/counter.py)."""
@@ -73,9 +107,9 @@ class StoreLabelCounter:
         for positions in self._label_positions(direct).values():
             for j in positions:
                 out[0, j] += 1
-        rows = self.graph.edge_entries(ids)
+        rows = self._rows(ids)
         shared = {n for e in ids for _, n in rows[e]} - self._is_label
-        shared_rows = self.graph.edge_entries(self._capped(sorted(shared), self.max_degree))
+        shared_rows = self._rows(self._capped(sorted(shared), self.max_degree))
         far = {k for entries in shared_rows.values() for _, k in entries}
         far -= self._is_label | set(ids) | hidden
         for positions in self._label_positions(sorted(far)).values():
@@ -87,13 +121,13 @@ class StoreLabelCounter:
         """int64 [num_relations, num_labels]: label-node paths by first-hop relation."""
         out = np.zeros((self.graph.num_relations, self.num_labels), dtype=np.int64)
         ids = sorted({int(e) for e in linked})
-        rows = self.graph.edge_entries(ids)
+        rows = self._rows(ids)
         R = self.graph.num_relations
         for e in ids:
             first = [(r % R, n) for r, n in rows[e] if n not in self._is_label and n != e]
             keep = set(self._capped(sorted({n for _, n in first}), self.path_max_degree))
             first = [(r, n) for r, n in first if n in keep]
-            beyond = self.graph.edge_entries(sorted(keep))
+            beyond = self._rows(sorted(keep))
             ends = [(r, n) for r, n in first] + [(r, k) for r, n in first for _, k in beyond[n]]
             ends = [
                 (r, k) for r, k in ends if k not in self._is_label and k != e and k not in hidden

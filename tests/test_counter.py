@@ -173,3 +173,49 @@ def test_paths_by_relation_count_every_path_by_its_first_hop(poke: kg.KnowledgeG
     features = counter.features(_ids(poke, "a"))
     assert features.shape == (counter.dims,) == (2 * 2 + poke.num_relations * 2,)
     assert np.allclose(features[4:], np.log1p(paths.reshape(-1)))
+
+
+@pytest.mark.parametrize(
+    "removed",
+    [
+        ["b has_type water"],  # a label fact
+        ["a in_chain ch1", "d has_color blue"],  # the shared neighbours' edges
+        ["b in_chain ch1", "b has_type water", "a has_color blue"],  # relations all stay
+        ["a evolves_from z"],  # not in the KG: nothing changes
+    ],
+)
+def test_without_counts_as_if_the_kg_lacked_those_triples(
+    poke: kg.KnowledgeGraph, tmp_path: Path, removed: list[str]
+) -> None:
+    """What explanations rely on: removing a path recounts on the KG without its triples."""
+    lines = [line for line in POKE.strip().splitlines() if line.strip() not in removed]
+    path = tmp_path / "smaller.nt"
+    path.write_text(
+        "".join(f"<{EXC}{s}> <{EXC}{p}> <{EXC}{o}> .\n" for s, p, o in map(str.split, lines))
+    )
+    smaller = kg.load(path)
+    triples = []
+    for line in removed:
+        s, p, o = line.split()
+        if poke.has_entity(EXC + o):
+            triples.append(
+                kg.Triple(
+                    poke.entity_id(EXC + s), poke.relation_id(EXC + p), poke.entity_id(EXC + o)
+                )
+            )
+
+    def counter(graph: kg.KnowledgeGraph) -> LabelCounter:
+        return LabelCounter(graph, _ids(graph, "water", "fire"), max_degree=3, by_relation=True)
+
+    before = counter(poke)
+    after = before.without(triples)
+    for linked in (["a"], ["a", "d"], ["c"], ["b", "e"]):
+        want = counter(smaller).features(_ids(smaller, *linked))
+        assert after.features(_ids(poke, *linked)).tolist() == want.tolist(), linked
+    # the counter it came from is unchanged
+    assert (
+        before.features(_ids(poke, "a")).tolist()
+        == counter(poke).features(_ids(poke, "a")).tolist()
+    )
+    if removed[0] == "b has_type water":
+        assert not np.array_equal(after.features(_ids(poke, "a")), before.features(_ids(poke, "a")))

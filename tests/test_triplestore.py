@@ -177,6 +177,27 @@ def test_store_counter_features_equal_the_compiled_counter(
         )
         assert got.tolist() == want.tolist(), linked
     assert any(compiled.features([memory.entity_id(i) for i in c]).any() for c in cases)
+    # counted as if some triples were gone (explanations): the label facts and edges of the
+    # first linked entities and of their neighbours
+    changed = 0
+    for linked in cases[:5]:
+        ids = [memory.entity_id(i) for i in linked]
+        near = {n.node for e in ids for n in memory.neighbors_of(e)}
+        gone = [t for t in memory.triples() if t.subject in near or t.object in near][::3]
+        want = compiled.without(gone).features(ids)
+        got = counter.without(
+            [
+                kg.Triple(
+                    graph.entity_id(memory.iri(t.subject)),
+                    t.relation,
+                    graph.entity_id(memory.iri(t.object)),
+                )
+                for t in gone
+            ]
+        ).features([graph.entity_id(i) for i in linked])
+        assert got.tolist() == want.tolist(), linked
+        changed += want.tolist() != compiled.features(ids).tolist()
+    assert changed >= 2
 
 
 def test_triplestore_cache_smaller_than_one_request_still_answers(
