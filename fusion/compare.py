@@ -1,6 +1,7 @@
 """``kgfuse compare CONFIG``: the ablations and controls that show where a gain comes from.
 
-Trains, on the same data, linking and node features:
+Trains, on the same data, linking and node features (seed N of a variant draws its validation
+split with seed N, as ``kgfuse train CONFIG train.seed=N`` does; the controls run the first seed):
 - ``text``: the LoRA-tuned encoder alone (what a user would build instead), over several seeds;
 - ``fused``: text + graph, over the same seeds;
 - ``graph``: the graph encoder alone;
@@ -108,6 +109,9 @@ def compare(
             "compare with kg.files (a triple store is read, never rewired)"
         )
     shuffled = None
+    # seed N trains on the split `kgfuse train ... train.seed=N` makes (the validation split is
+    # drawn with the run's seed), so each row can be reproduced by one `kgfuse train`
+    seed_splits = {config.train.seed: splits}
     runs: list[dict[str, Any]] = []
     first_fused: TrainResult | None = None
     for variant in variants:
@@ -127,7 +131,11 @@ def compare(
                 res = shuffled
             console.print(f"[bold]{variant.name}[/] seed {seed} ...")
             use_kg = variant.graph != "none"
-            result = train_or_reuse(cfg, progress, resources=res, splits=splits, use_kg=use_kg)
+            if seed not in seed_splits:
+                seed_splits[seed] = load_data(cfg)
+            result = train_or_reuse(
+                cfg, progress, resources=res, splits=seed_splits[seed], use_kg=use_kg
+            )
             if variant.name == "fused" and first_fused is None:
                 first_fused = result
             runs.append({

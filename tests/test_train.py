@@ -107,6 +107,28 @@ def test_fused_model_reads_relation_counts_and_explains(tiny_bert: Path, tmp_pat
     assert p["entities"] and p["paths"]
 
 
+def test_without_a_label_map_paths_lead_to_the_nodes_the_model_attended(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    from fusion.predict import Predictor
+
+    more = ("kg.label_map=", "train.epochs=1")
+    result = main(TINY, overrides(tiny_bert, tmp_path / "no-map", *more), progress=False)
+    predictor = Predictor.from_dir(result.bundle)
+    assert not predictor.resources.label_nodes
+    (p,) = predictor.predict(["a bad case of influenza"], explain_paths=True)
+    graph = predictor.resources.graph
+    triples = {
+        (graph.iri(t.subject), graph.relation_iri(t.relation), graph.iri(t.object))
+        for t in graph.triples()
+    }
+    assert p["paths"]
+    for path in p["paths"]:
+        for hop in path["hops"]:
+            spo = (hop["subject"]["iri"], hop["predicate"]["iri"], hop["object"]["iri"])
+            assert spo in triples
+
+
 def test_bundle_errors_name_the_missing_file(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     copy = tmp_path / "bundle"
     shutil.copytree(trained.bundle, copy)
@@ -188,6 +210,25 @@ def test_compare_trains_every_variant_and_measures_fidelity(
     assert report["fidelity"]["test"] == "unseen" and report["fidelity"]["texts"] >= 0
     again = compare(config, seeds=2, fidelity_texts=0, progress=False)  # finished runs are reused
     assert again["runs"][0]["metrics"] == report["runs"][0]["metrics"]
+    # a row of seed N is what `kgfuse train CONFIG train.seed=N` gives (its own val split)
+    alone = main(
+        TINY,
+        overrides(
+            tiny_bert, tmp_path / "alone", "train.epochs=1", "train.seed=1", "model.mode=text"
+        ),
+        progress=False,
+    )
+    row = report["runs"][1]
+    assert row["seed"] == 1
+
+    def epochs(run_dir: Path) -> list[tuple[float, float]]:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        return [(r["train_loss"], r["val_loss"]) for r in map(json.loads, lines)]
+
+    assert epochs(Path(row["bundle"]).parent) == epochs(alone.run_dir)
+    assert row["metrics"]["test:unseen"] == {
+        k: alone.metrics["test:unseen"][k] for k in ("accuracy", "macro_f1")
+    }
 
 
 def test_compare_with_counts_writes_bundles_that_reload(tiny_bert: Path, tmp_path: Path) -> None:
