@@ -3,10 +3,14 @@
 Paths, from most to least certain (``kind`` of a `MentionCandidate`):
 - ``exact``: the span's lower-cased words equal an alias's;
 - ``lemma``: equal after lemmatization ("joints" -> "joint", "headaches" -> "headache");
+- ``root``: equal after derivational roots (nlp/keys.py `root`: "congested" -> "congestion",
+  "itchy" -> "itching");
+- ``respelled``: equal once a word is replaced by the alias word it is a spelling variant of
+  ("diarrhea" -> "diarrhoea": same first letter, edit ratio at least 0.85);
 - ``abbreviation``: a short form and a long form ("GERD" / "gastroesophageal reflux disease"),
   when either is an alias or the text defines one by the other;
-- ``window``: every content word of a multi-word alias within a short window, in any order
-  ("pain in my back" -> "back pain");
+- ``window``: the root of every content word of a multi-word alias within a short window, in
+  any order ("pain in my back" -> "back pain", "muscles feel painful" -> "muscle pain");
 - ``head``: the head word alone names a two-or-more-word alias of exactly one entity
   ("rash" -> "skin rash"), for aliases without function words;
 - ``fuzzy``: character 3-gram TF-IDF neighbours, re-scored by edit ratio, for spans holding a
@@ -30,20 +34,24 @@ from spacy.tokens import Doc
 from kg.graph import KnowledgeGraph
 from kg.search import normalize
 from nlp.abbreviations import find_definitions, fits, is_short_form
-from nlp.keys import JOINERS, Lemmatizer
+from nlp.keys import FUNCTION_WORDS, JOINERS, Lemmatizer, root
 
 if TYPE_CHECKING:
     from nlp.semantic import SemanticCandidates
 
-KIND_SIMILARITY = {"exact": 1.0, "lemma": 0.95, "abbreviation": 0.9, "window": 0.85, "head": 0.75}
+KIND_SIMILARITY = {
+    "exact": 1.0, "lemma": 0.95, "abbreviation": 0.9, "root": 0.9, "respelled": 0.88,
+    "window": 0.85, "head": 0.75,
+}  # fmt: skip
 _WORD = re.compile(r"^[^\W\d_]+$")
+RESPELL_RATIO = 0.85
 
 
 class MentionCandidate(NamedTuple):
     entity: int
     alias: str  # the alias that matched
     similarity: float  # string similarity of span and alias (semantic: cosine), in [0, 1]
-    kind: str  # exact | lemma | abbreviation | window | head | fuzzy | semantic
+    kind: str  # exact | lemma | root | respelled | abbreviation | window | head | fuzzy | semantic
 
 
 class Mention(NamedTuple):
@@ -104,6 +112,7 @@ class CandidateGenerator:
         self.stop_aliases = frozenset(normalize(a) for a in stop_aliases)
         self.min_alias_length = min_alias_length
         self.by_keys: dict[tuple[str, ...], list[_Alias]] = defaultdict(list)
+        self.by_roots: dict[tuple[str, ...], list[_Alias]] = defaultdict(list)
         self.windows: dict[str, list[tuple[frozenset[str], _Alias]]] = defaultdict(list)
         heads: dict[str, set[int]] = defaultdict(set)
         self.short_forms: dict[str, list[_Alias]] = defaultdict(list)  # first letter -> aliases
@@ -121,8 +130,9 @@ class CandidateGenerator:
                 keys = lemmatizer.keys(words)
                 alias = _Alias(e, text, tuple(w.lower() for w in words), _is_acronym(text))
                 self.by_keys[keys].append(alias)
+                self.by_roots[tuple(map(root, keys))].append(alias)
                 self.max_words = max(self.max_words, len(keys))
-                content = [k for k in keys if k not in STOP_WORDS and _WORD.match(k)]
+                content = [root(k) for k in keys if k not in FUNCTION_WORDS and _WORD.match(k)]
                 for k in set(content):
                     key_count[k] += 1
                 if len(set(content)) >= 2:
@@ -139,20 +149,31 @@ class CandidateGenerator:
         self.heads = {
             k: next(iter(es))
             for k, es in heads.items()
-            if len(es) == 1 and k not in STOP_WORDS and not self.by_keys.get((k,))
+            if len(es) == 1 and k not in STOP_WORDS and not self.by_roots.get((k,))
         }
         self.alias_words = {k for keys in self.by_keys for k in keys}
         self.known_words = set(lemmatizer.vocabulary()) | set(STOP_WORDS) | self.alias_words
+        self.alias_roots = {root(k) for k in self.alias_words}
+        self._spellings: dict[str, list[str]] = defaultdict(list)  # first letter -> alias words
+        for k in sorted(self.alias_words):
+            if len(k) >= 5 and _WORD.match(k) and k not in STOP_WORDS:
+                self._spellings[k[0]].append(k)
+        self._respelled: dict[str, str | None] = {}
 
     # ----- generation -----
     def generate(self, doc: Doc) -> list[Mention]:
         """Every (possibly overlapping) mention in ``doc`` with its candidates."""
         toks = [(t.i, t.text, t.lower_) for t in doc if not t.is_space and t.text not in JOINERS]
+        lemmas = [self.lemma(w) for _, w, _ in toks]
+        variants = [self._respell(k) for k in lemmas]
+        keys = [v or k for k, v in zip(lemmas, variants, strict=True)]
         words = _Words(
             pos=[i for i, _, _ in toks],
             text=[w for _, w, _ in toks],
             lower=[low for _, _, low in toks],
-            keys=[self.lemma(w) for _, w, _ in toks],
+            keys=keys,
+            roots=[root(k) for k in keys],
+            respelled=[v is not None for v in variants],
         )
         found: dict[tuple[int, int], dict[int, MentionCandidate]] = defaultdict(dict)
 
@@ -164,11 +185,11 @@ class CandidateGenerator:
                 found[span][cand.entity] = cand
 
         self._aliases(words, add)
-        self._windows(words.keys, add)
+        self._windows(words.roots, add)
         self._abbreviations(words, add)
         if self.head_match:
             sim = KIND_SIMILARITY["head"]
-            for a, k in enumerate(words.keys):
+            for a, k in enumerate(words.roots):
                 e = self.heads.get(k)
                 if e is not None and _WORD.match(k):
                     add(a, a + 1, MentionCandidate(e, self.kg.label(e), sim, "head"))
@@ -194,19 +215,56 @@ class CandidateGenerator:
             similarity = min(max(cosine, 0.0), 1.0)  # float16 vectors may round past 1
             add(a, b, MentionCandidate(e, self.kg.label(e), similarity, "semantic"))
 
+    def _respell(self, key: str) -> str | None:
+        """The alias word ``key`` is a spelling variant of, if any (memoized per word)."""
+        if key in self._respelled:
+            return self._respelled[key]
+        best: str | None = None
+        if (
+            len(key) >= 5
+            and key not in self.alias_words
+            and root(key) not in self.alias_roots
+            and key not in STOP_WORDS
+            and _WORD.match(key)
+        ):
+            score = RESPELL_RATIO
+            for word in self._spellings.get(key[0], ()):
+                if abs(len(word) - len(key)) <= 2:
+                    ratio = SequenceMatcher(None, key, word, autojunk=False).ratio()
+                    if ratio >= score:
+                        best, score = word, ratio
+        if len(self._respelled) > 1_000_000:
+            self._respelled.clear()
+        self._respelled[key] = best
+        return best
+
     def _aliases(self, words: _Words, add: _Add) -> None:
         keys, lows, n = words.keys, words.lower, len(words.keys)
         for a in range(n):
             for b in range(a + 1, min(a + self.max_words, n) + 1):
-                for alias in self.by_keys.get(tuple(keys[a:b]), ()):
+                respelled = any(words.respelled[a:b])
+                exact = self.by_keys.get(tuple(keys[a:b]), ())
+                for alias in exact:
                     if alias.case_sensitive and " ".join(words.text[a:b]) != alias.text:
                         continue
                     kind = "exact" if tuple(lows[a:b]) == alias.lower else "lemma"
+                    kind = "respelled" if respelled else kind
                     add(
                         a,
                         b,
                         MentionCandidate(alias.entity, alias.text, KIND_SIMILARITY[kind], kind),
                     )
+                if exact:
+                    continue
+                for alias in self.by_roots.get(tuple(words.roots[a:b]), ()):
+                    if not alias.case_sensitive:
+                        add(
+                            a,
+                            b,
+                            MentionCandidate(
+                                alias.entity, alias.text, KIND_SIMILARITY["root"], "root"
+                            ),
+                        )
 
     def _windows(self, keys: list[str], add: _Add) -> None:
         n, sim = len(keys), KIND_SIMILARITY["window"]
@@ -309,7 +367,9 @@ class _Words(NamedTuple):
     pos: list[int]  # token index in the Doc
     text: list[str]
     lower: list[str]
-    keys: list[str]  # lemma keys
+    keys: list[str]  # lemma keys (of the alias word, for a respelled word)
+    roots: list[str]  # derivational roots of the keys
+    respelled: list[bool]  # the word was replaced by an alias word it is a variant of
 
 
 _Add = Callable[[int, int, MentionCandidate], None]

@@ -2,6 +2,12 @@
 
 Lemmas come from spaCy's lookup tables (spacy-lookups-data), held by the linker itself, so the
 linker works on `spacy.blank("en")` and gives the same keys whatever pipeline it sits in.
+
+`root` goes one step further, across word classes: it strips derivational suffixes from a lemma
+("painful" -> "pain", "inflammation" and "inflammatory" -> "inflamm", "irritated" ->
+"irritate" -> "irrit", "itchy" -> "itch"), so a text that words a symptom with another part of
+speech than the alias still matches it ("muscles feel painful" -> "muscle pain"). Roots are
+coarser than lemmas; the candidate paths that use them score below the lemma paths.
 """
 
 from __future__ import annotations
@@ -9,10 +15,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 
+from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.lookups import Table, load_lookups
 
 # Tokens that may sit inside a name without changing it: "pus-filled" == "pus filled".
 JOINERS = frozenset({"-", "/", "'s", "\u2019s"})
+# spaCy's stop words that carry content in names and symptom talk ("back pain", "side pain")
+CONTENT_STOP_WORDS = frozenset(
+    {"back", "side", "front", "bottom", "top", "empty", "full", "move", "show"}
+)
+# Words that never make a name by themselves: the rest of spaCy's stop words, and "'s"
+FUNCTION_WORDS = frozenset(STOP_WORDS - CONTENT_STOP_WORDS) | {"'s", "\u2019s"}
 
 
 class Lemmatizer:
@@ -49,3 +62,37 @@ class Lemmatizer:
 
     def keys(self, words: Iterable[str]) -> tuple[str, ...]:
         return tuple(self(w) for w in words if w not in JOINERS)
+
+
+# Derivational suffixes, longest first; each keeps a root of at least MIN_ROOT letters.
+_SUFFIXES = (
+    "ational", "ation", "atory", "ition", "iness", "ness", "ment", "able", "ible",
+    "ful", "ous", "ive", "ion", "ity", "ate", "ish", "ly", "al", "y", "e",
+)  # fmt: skip
+_MIN_ROOT = {"ness": 3, "ful": 3}  # "redness" -> "red", "painful" -> "pain"
+MIN_ROOT = 4
+_ROOTS: dict[str, str] = {}
+
+
+def root(key: str) -> str:
+    """The derivational root of a lemma key (at most two suffixes stripped; see module doc).
+    Words that are not purely alphabetic are returned as they are."""
+    found = _ROOTS.get(key)
+    if found is not None:
+        return found
+    word = key
+    if word.isalpha():
+        for _ in range(2):
+            for suffix in _SUFFIXES:
+                cut = len(word) - len(suffix)
+                if word.endswith(suffix) and cut >= _MIN_ROOT.get(suffix, MIN_ROOT):
+                    word = word[:cut] + ("y" if suffix == "iness" else "")
+                    if suffix == "y" and word[-1] == word[-2] and word[-1] not in "flsz":
+                        word = word[:-1]  # "blurry" -> "blur", "runny" -> "run"
+                    break
+            else:
+                break
+    if len(_ROOTS) > 1_000_000:
+        _ROOTS.clear()
+    _ROOTS[key] = word
+    return word

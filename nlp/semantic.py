@@ -55,18 +55,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from spacy.lang.en.stop_words import STOP_WORDS
 
 from kg.graph import KnowledgeGraph
+from nlp.keys import FUNCTION_WORDS
 
 CACHE_VERSION = 1
 MODES = ("static", "hybrid", "full")
 # Thresholds picked on the 1,100 non-gold symptom2disease texts (see the module's report).
 DEFAULT_THRESHOLDS = {"static": 0.70, "hybrid": 0.75, "full": 0.75}
 DEFAULT_PARTIAL_THRESHOLD = 0.80
-# spaCy stop words that carry content in symptom talk ("back ache", "side pain").
-_CONTENT_STOP = {"back", "side", "front", "bottom", "top", "empty", "full", "move", "show"}
-FUNCTION_WORDS = frozenset(w for w in STOP_WORDS if w not in _CONTENT_STOP) | {"'s", "\u2019s"}
 NEGATIONS = frozenset({"no", "not", "never", "cannot", "without", "n't", "n\u2019t"})
 # Auxiliaries that may open a span when a negation follows ("ca n't smell", "do n't feel").
 _NEG_AUX = frozenset({"ca", "can", "do", "does", "did", "could", "wo", "would", "is", "am", "are"})

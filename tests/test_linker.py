@@ -39,6 +39,11 @@ def links(pipeline: spacy.Language, text: str) -> list[tuple[str, str]]:
         ("Coughs and runny noses", [("Coughs", "cough"), ("runny noses", "runny_nose")]),  # plural
         ("I think it is influensa", [("influensa", "flu")]),  # fuzzy typo
         ("my joints have pain", [("joints have pain", "joint_pain")]),  # window, any order
+        ("a pain in my back", [("pain in my back", "back_pain")]),  # "back" is a spaCy stop word
+        ("my joints are painful", [("joints are painful", "joint_pain")]),  # window of roots
+        ("my skin is so itchy", [("itchy", "itching")]),  # root: another part of speech
+        ("I feel congested", [("congested", "congestion")]),  # root
+        ("I have had diarrhea", [("diarrhea", "diarrhoea")]),  # respelled: a spelling variant
     ],
 )
 def test_linker_candidate_paths(

@@ -1,7 +1,7 @@
 """Semantic candidates (nlp/semantic.py) in the kg_linker, with a fake encoder: no model loads.
 
 The fake encoder gives each word a fixed unit vector: a known word leans on one "concept" axis by
-a set cosine ("feverish" is 0.9 fever), any other word points in its own random direction; a
+a set cosine ("febrile" is 0.9 fever), any other word points in its own random direction; a
 text is the normalized mean of its words. So the cosines below are known in advance.
 """
 
@@ -30,7 +30,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "linker.ttl"
 DIM, AXES = 64, 16
 # word -> (concept axis, cosine with the concept); the KG's own words sit on their axis (1.0).
 CONCEPTS = {
-    "fever": (0, 1.0), "feverish": (0, 0.9), "warm": (0, 0.75),
+    "fever": (0, 1.0), "febrile": (0, 0.9), "warm": (0, 0.75),
     "cough": (1, 1.0), "sneezing": (2, 1.0), "sneezy": (2, 0.9),
     "joint": (3, 1.0), "joints": (3, 1.0), "pain": (4, 1.0), "achy": (4, 0.9),
     "chills": (6, 1.0), "shivery": (6, 0.9),
@@ -103,12 +103,12 @@ def linker_of(pipeline: spacy.Language) -> KGLinker:
 
 
 def test_semantic_links_a_paraphrase_only_when_on(graph: kg.KnowledgeGraph) -> None:
-    text = "I feel feverish and have a cough"
+    text = "I feel febrile and have a cough"
     off = from_kg(graph)
     assert links(off, text) == [("cough", "cough")]
     assert linker_of(off).semantic is None and linker_of(off).semantic_candidates is None
     on = from_kg(graph, semantic=semantic_config())
-    assert links(on, text) == [("feverish", "fever"), ("cough", "cough")]
+    assert links(on, text) == [("febrile", "fever"), ("cough", "cough")]
     assert links(on, "achy joints") == [("achy joints", "joint_pain")]
     assert links(on, "my joints are achy") == [("joints are achy", "joint_pain")]
     assert links(off, "achy joints") == links(off, "my joints are achy") == []
@@ -123,7 +123,7 @@ def test_semantic_candidates_never_overlap_string_mentions(graph: kg.KnowledgeGr
     )
     generator = CandidateGenerator(graph, nlp.make_doc, Lemmatizer("en"), eligible, semantic=sem)
     texts = [
-        "achy joint pain and a feverish cough",
+        "achy joint pain and a febrile cough",
         "sneezy, runny nose and shivery chills",
         "warm fever with joint pain (JP), achy joints",
     ]
@@ -143,8 +143,8 @@ def test_semantic_candidates_never_overlap_string_mentions(graph: kg.KnowledgeGr
     assert sem.generate(["achy", "joints"], [False, False]) == [
         (0, 2, joint_pain, pytest.approx(0.95, abs=0.01))
     ]
-    assert [(a, b) for a, b, *_ in sem.generate(["achy", "joints"], [False, True])] == [(0, 1)]
-    assert sem.generate(["feverish"], [True]) == []
+    assert {(a, b) for a, b, *_ in sem.generate(["achy", "joints"], [False, True])} == {(0, 1)}
+    assert sem.generate(["febrile"], [True]) == []
 
 
 @pytest.mark.parametrize(("threshold", "expected"), [(0.7, ["fever", "fever"]), (0.8, ["fever"])])
@@ -152,11 +152,11 @@ def test_semantic_threshold_is_respected(
     graph: kg.KnowledgeGraph, threshold: float, expected: list[str]
 ) -> None:
     nlp = from_kg(graph, semantic=semantic_config(threshold=threshold))
-    found = links(nlp, "feverish today, warm tonight")  # cosines 0.9 and 0.75 with "fever"
+    found = links(nlp, "febrile today, warm tonight")  # cosines 0.9 and 0.75 with "fever"
     assert [iri for _, iri in found] == expected
     sem = linker_of(nlp).semantic_candidates
     assert sem is not None
-    assert all(cos >= threshold for *_, cos in sem.generate(["warm", "feverish"], [False] * 2))
+    assert all(cos >= threshold for *_, cos in sem.generate(["warm", "febrile"], [False] * 2))
 
 
 def test_semantic_config_errors_are_reported_together(graph: kg.KnowledgeGraph) -> None:
@@ -177,7 +177,7 @@ def test_semantic_config_errors_are_reported_together(graph: kg.KnowledgeGraph) 
 
 def test_semantic_pipe_and_call_give_the_same_entities(graph: kg.KnowledgeGraph) -> None:
     texts = [
-        "I feel feverish and have a cough",
+        "I feel febrile and have a cough",
         "achy joints, sneezy and shivery",
         "",
         "Influenza with a warm forehead and chills",
@@ -199,8 +199,8 @@ def test_semantic_pipe_and_call_give_the_same_entities(graph: kg.KnowledgeGraph)
     assert list(map(spans, in_batches)) == list(map(spans, one_by_one))
     strict = from_kg(graph, max_length=20, semantic=semantic_config())
     strict.set_error_handler(lambda name, proc, docs, e: None)  # errors skip the Doc, as before
-    assert [d.text for d in strict.pipe(["feverish", "a text over twenty characters", "achy"])] == [
-        "feverish",
+    assert [d.text for d in strict.pipe(["febrile", "a text over twenty characters", "achy"])] == [
+        "febrile",
         "achy",
     ]
     plain = from_kg(graph)  # semantic off: pipe() links exactly as before
@@ -211,8 +211,8 @@ def test_semantic_vectors_round_trip_through_to_disk_without_pickle(
     graph: kg.KnowledgeGraph, tmp_path: Path
 ) -> None:
     nlp = from_kg(graph, semantic=semantic_config())
-    text = "feverish, achy joints and a cough"
-    expected = [("feverish", "fever"), ("achy joints", "joint_pain"), ("cough", "cough")]
+    text = "febrile, achy joints and a cough"
+    expected = [("febrile", "fever"), ("achy joints", "joint_pain"), ("cough", "cough")]
     assert links(nlp, text) == expected
     nlp.to_disk(tmp_path / "pipeline")
     folder = tmp_path / "pipeline" / "kg_linker" / "semantic"
@@ -220,7 +220,7 @@ def test_semantic_vectors_round_trip_through_to_disk_without_pickle(
         "aliases.json", "aliases.npy", "meta.json", "words.json", "words.npy",
     ]  # fmt: skip
     words = json.loads((folder / "words.json").read_text())
-    assert {"feverish", "achy", "joints"} <= set(words)
+    assert {"febrile", "achy", "joints"} <= set(words)
     assert len(np.load(folder / "words.npy", allow_pickle=False)) == len(words)
     np.load(folder / "aliases.npy", allow_pickle=False)
     again = spacy.load(tmp_path / "pipeline")
@@ -241,19 +241,19 @@ def test_semantic_cache_dir_is_reused_and_refreshed(
     eligible = set(range(graph.num_entities)) - set(graph.type_ids.tolist())
     first = FakeEncoder()
     SemanticCandidates(
-        graph, eligible, nlp.make_doc, vocabulary=["feverish"], encoder=first, cache_dir=tmp_path
+        graph, eligible, nlp.make_doc, vocabulary=["febrile"], encoder=first, cache_dir=tmp_path
     ).prepare()
     assert first.calls == 3  # the vocabulary, the aliases' words, the aliases
     reused = FakeEncoder()
     sem = SemanticCandidates(
-        graph, eligible, nlp.make_doc, vocabulary=["feverish"], encoder=reused, cache_dir=tmp_path
+        graph, eligible, nlp.make_doc, vocabulary=["febrile"], encoder=reused, cache_dir=tmp_path
     )
-    assert sem.generate(["feverish"], [False])[0][2] == graph.entity_id(MED + "fever")
+    assert sem.generate(["febrile"], [False])[0][2] == graph.entity_id(MED + "fever")
     assert reused.calls == 0
     fewer = FakeEncoder()  # other aliases: the word vectors stay, the alias vectors are redone
     less = eligible - {graph.entity_id(MED + "fever")}
     SemanticCandidates(
-        graph, less, nlp.make_doc, vocabulary=["feverish"], encoder=fewer, cache_dir=tmp_path
+        graph, less, nlp.make_doc, vocabulary=["febrile"], encoder=fewer, cache_dir=tmp_path
     ).prepare()
     assert fewer.calls == 1 and fewer.texts == sum(len(graph.names(e)) for e in less)
 
