@@ -7,7 +7,10 @@ so the two cores are used without oversubscription):
 - pokedex (../shared/data/pokedex): the graph decides; test `unseen` holds species no training
   text mentions;
 - symptom2disease: the text decides; a held-out-symptom split from `kgfuse split` (25% of the
-  linked symptoms, seed 2), test `heldout` and a random in-distribution test `seen`.
+  linked symptoms, seed 12), test `heldout` and a random in-distribution test `seen`. (Seed
+  12 is the first, counting from 5, whose held-out symptoms leave every disease some training
+  texts with the linker of session 4, which links more symptoms than the one seed 2 was picked
+  for; `kgfuse split` warns when a seed does not.)
 Each compare trains text and fused over --seeds seeds, plus graph, counter, and fused on a
 shuffled KG and with no KG, then measures explanation fidelity. The table checks the targets.
 """
@@ -33,7 +36,7 @@ def make_s2d_split(out: Path) -> None:
         return
     subprocess.run(
         [*CLI, "split", str(SHARED / "symptom2disease" / "Symptom2Disease.csv"), "--kg", str(SHARED / "symptom2disease" / "kg.ttl"),
-         "--type", "http://example.org/symptomkb/Symptom", "--fraction", "0.25", "--seed", "2", "--seen-fraction", "0.15", "-o", str(out)],
+         "--type", "http://example.org/symptomkb/Symptom", "--fraction", "0.25", "--seed", "12", "--seen-fraction", "0.15", "-o", str(out)],
         check=True, cwd=REPO,
     )  # fmt: skip
 
