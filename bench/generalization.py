@@ -8,9 +8,8 @@ so the two cores are used without oversubscription):
   text mentions;
 - symptom2disease: the text decides; a held-out-symptom split from `kgfuse split` (25% of the
   linked symptoms, seed 12), test `heldout` and a random in-distribution test `seen`. (Seed
-  12 is the first, counting from 5, whose held-out symptoms leave every disease some training
-  texts with the linker of session 4, which links more symptoms than the one seed 2 was picked
-  for; `kgfuse split` warns when a seed does not.)
+  12 is the first seed whose held-out symptoms leave every disease some training texts now that
+  the linker links more symptoms; `kgfuse split` warns when a seed does not.)
 Each compare trains text and fused over --seeds seeds, plus graph, counter, and fused on a
 shuffled KG and with no KG, then measures explanation fidelity. The table checks the targets.
 """
