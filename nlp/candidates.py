@@ -22,6 +22,7 @@ Paths, from most to least certain (``kind`` of a `MentionCandidate`):
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -45,6 +46,7 @@ KIND_SIMILARITY = {
 }  # fmt: skip
 _WORD = re.compile(r"^[^\W\d_]+$")
 RESPELL_RATIO = 0.85
+SENTENCE_ENDS = frozenset({".", "!", "?", ";"})  # windows never cross them
 
 
 class MentionCandidate(NamedTuple):
@@ -185,7 +187,7 @@ class CandidateGenerator:
                 found[span][cand.entity] = cand
 
         self._aliases(words, add)
-        self._windows(words.roots, add)
+        self._windows(words, add)
         self._abbreviations(words, add)
         if self.head_match:
             sim = KIND_SIMILARITY["head"]
@@ -266,23 +268,37 @@ class CandidateGenerator:
                             ),
                         )
 
-    def _windows(self, keys: list[str], add: _Add) -> None:
-        n, sim = len(keys), KIND_SIMILARITY["window"]
+    def _windows(self, words: _Words, add: _Add) -> None:
+        """Each alias whose content roots all occur within ``len + window_slack`` words of its
+        rarest one, inside one sentence; of overlapping windows for one alias, only those that
+        hold no tighter one are kept ("filled with pus-filled pimples" -> "pus-filled pimples")."""
+        keys, n = words.roots, len(words.roots)
+        found: dict[_Alias, set[tuple[int, int]]] = defaultdict(set)
         for a, k in enumerate(keys):
             for content, alias in self.windows.get(k, ()):
                 reach = len(content) + self.window_slack
-                where: dict[str, int] = {}
-                for j in range(max(0, a - reach + 1), min(n, a + reach)):
-                    if keys[j] in content:
-                        where.setdefault(keys[j], j)
-                if len(where) == len(content):
-                    first, last = min(where.values()), max(where.values())
-                    if last - first + 1 <= reach:
-                        add(
-                            first,
-                            last + 1,
-                            MentionCandidate(alias.entity, alias.text, sim, "window"),
-                        )
+                lo, hi = a, a
+                while lo > max(0, a - reach + 1) and words.text[lo - 1] not in SENTENCE_ENDS:
+                    lo -= 1
+                while hi < min(n, a + reach) - 1 and words.text[hi + 1] not in SENTENCE_ENDS:
+                    hi += 1
+                where: dict[str, list[int]] = defaultdict(list)
+                for j in range(lo, hi + 1):
+                    if keys[j] in content and keys[j] != k:
+                        where[keys[j]].append(j)
+                if len(where) + 1 != len(content):
+                    continue
+                first, last = min(
+                    ((min(a, *c), max(a, *c)) for c in itertools.product(*where.values())),
+                    key=lambda span: (span[1] - span[0], span[0]),
+                )
+                if last - first + 1 <= reach:
+                    found[alias].add((first, last + 1))
+        sim = KIND_SIMILARITY["window"]
+        for alias, spans in found.items():
+            for a, b in spans:
+                if not any(c >= a and d <= b and (c, d) != (a, b) for c, d in spans):
+                    add(a, b, MentionCandidate(alias.entity, alias.text, sim, "window"))
 
     def _abbreviations(self, words: _Words, add: _Add) -> None:
         sim, text, n = KIND_SIMILARITY["abbreviation"], words.text, len(words.text)

@@ -44,6 +44,8 @@ def links(pipeline: spacy.Language, text: str) -> list[tuple[str, str]]:
         ("my skin is so itchy", [("itchy", "itching")]),  # root: another part of speech
         ("I feel congested", [("congested", "congestion")]),  # root
         ("I have had diarrhea", [("diarrhea", "diarrhoea")]),  # respelled: a spelling variant
+        ("I have a rash. My skin is dry", []),  # windows stay inside a sentence
+        ("my joints, joints pain", [("joints pain", "joint_pain")]),  # the tightest window
     ],
 )
 def test_linker_candidate_paths(
