@@ -87,6 +87,8 @@ class LabelCounter:
         self.num_labels = len(self.label_nodes)
         self._is_label = np.zeros(graph.num_entities, dtype=bool)
         self._is_label[self.label_nodes] = True
+        self._label_position = np.full(graph.num_entities, -1, dtype=np.int64)
+        self._label_position[self.label_nodes] = np.arange(self.num_labels)
         # the CSR the counts read: the graph's own, or a copy without some triples (`without`)
         self._indptr, self._neighbors = graph.indptr, graph.neighbors
         self._edge_relations = graph.edge_relations
@@ -120,17 +122,25 @@ class LabelCounter:
             return self
         gone = np.unique(np.asarray(drop, dtype=np.int64))
         out = copy.copy(self)
-        out._neighbors = np.delete(neighbors, gone)
-        out._edge_relations = np.delete(relations, gone)
+        keep = np.ones(len(neighbors), dtype=bool)
+        keep[gone] = False
+        out._neighbors, out._edge_relations = neighbors[keep], relations[keep]
         rows = np.searchsorted(indptr, gone, side="right") - 1
         removed = np.bincount(rows, minlength=len(indptr) - 1)
         out._indptr = indptr - np.concatenate([[0], np.cumsum(removed)])
         out._degree = np.diff(out._indptr)
-        if self._is_label[sorted(touched)].any():  # a label fact is gone
-            out._label_indptr, out._label_ids = _entity_label_csr(
-                out._indptr, out._neighbors, self.label_nodes
-            )
+        if self._is_label[sorted(touched)].any():  # a label fact is gone: redo those rows
+            for e in sorted(t for t in touched if not self._is_label[t]):
+                row = out._neighbors[out._indptr[e] : out._indptr[e + 1]]
+                out._set_label_row(e, np.unique(self._label_position[row[self._is_label[row]]]))
         return out
+
+    def _set_label_row(self, entity: int, positions: np.ndarray) -> None:
+        """Replace ``entity``'s row of the entity -> label-node CSR (copies, never in place)."""
+        lo, hi = int(self._label_indptr[entity]), int(self._label_indptr[entity + 1])
+        self._label_ids = np.concatenate([self._label_ids[:lo], positions, self._label_ids[hi:]])
+        self._label_indptr = self._label_indptr.copy()
+        self._label_indptr[entity + 1 :] += len(positions) - (hi - lo)
 
     def paths_by_relation(self, linked: Sequence[int], hidden: np.ndarray) -> np.ndarray:
         """int64 [num_relations, num_labels]: label-node paths by first-hop relation."""
