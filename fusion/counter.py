@@ -131,8 +131,8 @@ class LabelCounter:
         out._degree = np.diff(out._indptr)
         if self._is_label[sorted(touched)].any():  # a label fact is gone: redo those rows
             for e in sorted(t for t in touched if not self._is_label[t]):
-                row = out._neighbors[out._indptr[e] : out._indptr[e + 1]]
-                out._set_label_row(e, np.unique(self._label_position[row[self._is_label[row]]]))
+                ends = out._neighbors[out._indptr[e] : out._indptr[e + 1]]
+                out._set_label_row(e, np.unique(self._label_position[ends[self._is_label[ends]]]))
         return out
 
     def _set_label_row(self, entity: int, positions: np.ndarray) -> None:

@@ -7,10 +7,14 @@ Paths, from most to least certain (``kind`` of a `MentionCandidate`):
   "itchy" -> "itching");
 - ``respelled``: equal once a word is replaced by the alias word it is a spelling variant of
   ("diarrhea" -> "diarrhoea": same first letter, edit ratio at least 0.85);
+  roots and spelling variants reach only aliases written in lower case (common nouns such as
+  "skin rash"): a proper name is not derived from or misspelled as a common word ("stars" is no
+  "Starly", "electricity" no "Electric" type);
 - ``abbreviation``: a short form and a long form ("GERD" / "gastroesophageal reflux disease"),
   when either is an alias or the text defines one by the other;
-- ``window``: the root of every content word of a multi-word alias within a short window, in
-  any order ("pain in my back" -> "back pain", "muscles feel painful" -> "muscle pain");
+- ``window``: every content word of a multi-word alias (its root, for a lower-case alias)
+  within a short window of one sentence, in any order ("pain in my back" -> "back pain",
+  "muscles feel painful" -> "muscle pain");
 - ``head``: the head word alone names a two-or-more-word alias of exactly one entity
   ("rash" -> "skin rash"), for aliases without function words;
 - ``fuzzy``: character 3-gram TF-IDF neighbours, re-scored by edit ratio, for spans holding a
@@ -71,6 +75,7 @@ class _Alias(NamedTuple):
     text: str
     lower: tuple[str, ...]
     case_sensitive: bool  # short all-capital aliases ("AIDS") match only as written
+    common: bool  # written in lower case: roots and spelling variants may reach it
 
 
 class CandidateGenerator:
@@ -115,12 +120,14 @@ class CandidateGenerator:
         self.min_alias_length = min_alias_length
         self.by_keys: dict[tuple[str, ...], list[_Alias]] = defaultdict(list)
         self.by_roots: dict[tuple[str, ...], list[_Alias]] = defaultdict(list)
+        # windows anchored on a word: lemma keys for proper names, roots for lower-case aliases
         self.windows: dict[str, list[tuple[frozenset[str], _Alias]]] = defaultdict(list)
+        self.root_windows: dict[str, list[tuple[frozenset[str], _Alias]]] = defaultdict(list)
         heads: dict[str, set[int]] = defaultdict(set)
         self.short_forms: dict[str, list[_Alias]] = defaultdict(list)  # first letter -> aliases
         self.long_forms: dict[str, list[_Alias]] = defaultdict(list)
         self.max_words = 1
-        key_count: dict[str, int] = defaultdict(int)
+        key_count: dict[tuple[bool, str], int] = defaultdict(int)
         pending: list[tuple[frozenset[str], _Alias]] = []
         for e in sorted(eligible):
             for text in kg.names(e):
@@ -130,34 +137,46 @@ class CandidateGenerator:
                 if not words:
                     continue
                 keys = lemmatizer.keys(words)
-                alias = _Alias(e, text, tuple(w.lower() for w in words), _is_acronym(text))
+                common = text == text.lower()
+                lower = tuple(w.lower() for w in words)
+                alias = _Alias(e, text, lower, _is_acronym(text), common)
                 self.by_keys[keys].append(alias)
-                self.by_roots[tuple(map(root, keys))].append(alias)
+                if common:
+                    self.by_roots[tuple(map(root, keys))].append(alias)
                 self.max_words = max(self.max_words, len(keys))
-                content = [root(k) for k in keys if k not in FUNCTION_WORDS and _WORD.match(k)]
-                for k in set(content):
-                    key_count[k] += 1
+                content = [k for k in keys if k not in FUNCTION_WORDS and _WORD.match(k)]
                 if len(set(content)) >= 2:
-                    pending.append((frozenset(content), alias))
                     if len(content) == len(keys):  # no function words: the last word is its head
                         heads[content[-1]].add(e)
+                    needed = frozenset(map(root, content) if common else content)
+                    pending.append((needed, alias))
+                    for k in needed:
+                        key_count[common, k] += 1
                 if alias.case_sensitive:
                     self.short_forms[text[0].lower()].append(alias)
                 elif len(words) >= 2:
                     self.long_forms[words[0][0].lower()].append(alias)
         for words_needed, alias in pending:  # anchor each window on its rarest word
-            anchor = min(words_needed, key=lambda k: (key_count[k], k))
-            self.windows[anchor].append((words_needed, alias))
+            anchor = min(words_needed, key=lambda k: (key_count[alias.common, k], k))
+            (self.root_windows if alias.common else self.windows)[anchor].append(
+                (words_needed, alias)
+            )
         self.heads = {
             k: next(iter(es))
             for k, es in heads.items()
-            if len(es) == 1 and k not in STOP_WORDS and not self.by_roots.get((k,))
+            if len(es) == 1 and k not in STOP_WORDS and not self.by_keys.get((k,))
         }
         self.alias_words = {k for keys in self.by_keys for k in keys}
         self.known_words = set(lemmatizer.vocabulary()) | set(STOP_WORDS) | self.alias_words
         self.alias_roots = {root(k) for k in self.alias_words}
         self._spellings: dict[str, list[str]] = defaultdict(list)  # first letter -> alias words
-        for k in sorted(self.alias_words):
+        common_words = {
+            k
+            for keys, aliases in self.by_keys.items()
+            if any(a.common for a in aliases)
+            for k in keys
+        }
+        for k in sorted(common_words):
             if len(k) >= 5 and _WORD.match(k) and k not in STOP_WORDS:
                 self._spellings[k[0]].append(k)
         self._respelled: dict[str, str | None] = {}
@@ -191,7 +210,7 @@ class CandidateGenerator:
         self._abbreviations(words, add)
         if self.head_match:
             sim = KIND_SIMILARITY["head"]
-            for a, k in enumerate(words.roots):
+            for a, k in enumerate(words.keys):
                 e = self.heads.get(k)
                 if e is not None and _WORD.match(k):
                     add(a, a + 1, MentionCandidate(e, self.kg.label(e), sim, "head"))
@@ -259,7 +278,7 @@ class CandidateGenerator:
                 if exact:
                     continue
                 for alias in self.by_roots.get(tuple(words.roots[a:b]), ()):
-                    if not alias.case_sensitive:
+                    if not alias.case_sensitive:  # (lower-case aliases only are indexed)
                         add(
                             a,
                             b,
@@ -269,13 +288,16 @@ class CandidateGenerator:
                         )
 
     def _windows(self, words: _Words, add: _Add) -> None:
-        """Each alias whose content roots all occur within ``len + window_slack`` words of its
-        rarest one, inside one sentence; of overlapping windows for one alias, only those that
-        hold no tighter one are kept ("filled with pus-filled pimples" -> "pus-filled pimples")."""
-        keys, n = words.roots, len(words.roots)
+        """Each alias whose content words (roots, for a lower-case alias) all occur within
+        ``len + window_slack`` words of its rarest one, inside one sentence; of overlapping
+        windows for one alias, only those that hold no tighter one are kept ("filled with
+        pus-filled pimples" -> "pus-filled pimples")."""
+        n = len(words.keys)
         found: dict[_Alias, set[tuple[int, int]]] = defaultdict(set)
-        for a, k in enumerate(keys):
-            for content, alias in self.windows.get(k, ()):
+        spaces = ((words.keys, self.windows), (words.roots, self.root_windows))
+        for (keys, windows), a in itertools.product(spaces, range(n)):
+            k = keys[a]
+            for content, alias in windows.get(k, ()):
                 reach = len(content) + self.window_slack
                 lo, hi = a, a
                 while lo > max(0, a - reach + 1) and words.text[lo - 1] not in SENTENCE_ENDS:

@@ -46,6 +46,9 @@ def links(pipeline: spacy.Language, text: str) -> list[tuple[str, str]]:
         ("I have had diarrhea", [("diarrhea", "diarrhoea")]),  # respelled: a spelling variant
         ("I have a rash. My skin is dry", []),  # windows stay inside a sentence
         ("my joints, joints pain", [("joints pain", "joint_pain")]),  # the tightest window
+        # proper names are not reached by roots or spelling variants of common words
+        ("they dance in the darkness", []),
+        ("Dancer and Dark", [("Dancer", "dancer"), ("Dark", "dark")]),
     ],
 )
 def test_linker_candidate_paths(
