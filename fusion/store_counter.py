@@ -35,6 +35,7 @@ class StoreLabelCounter:
         check_settings(self.label_nodes, max_degree)
         self.graph = graph
         self._is_label = set(self.label_nodes)
+        self._position = {e: j for j, e in enumerate(self.label_nodes)}  # label node -> class
         self.num_labels = len(self.label_nodes)
         self.max_degree = max_degree
         self.by_relation = by_relation
@@ -73,9 +74,8 @@ class StoreLabelCounter:
         out = self._stored_label_positions(entities)
         touched = sorted(set(out) & set(self._removed))
         if touched:  # recount those from their remaining edges
-            position = {e: j for j, e in enumerate(self.label_nodes)}
             for e, row in self._rows(touched).items():
-                out[e] = tuple(sorted({position[n] for _, n in row if n in position}))
+                out[e] = tuple(sorted({self._position[n] for _, n in row if n in self._position}))
         return out
 
     def _stored_label_positions(self, entities: Iterable[int]) -> dict[int, tuple[int, ...]]:
@@ -85,9 +85,8 @@ class StoreLabelCounter:
             if len(self._labels_of) + len(missing) > LABEL_CACHE:
                 self._labels_of.clear()
             links = self.graph.links_to(missing, self.label_nodes)
-            position = {e: j for j, e in enumerate(self.label_nodes)}
             for e in missing:
-                self._labels_of[e] = tuple(sorted(position[t] for t in links[e]))
+                self._labels_of[e] = tuple(sorted(self._position[t] for t in links[e]))
         return {e: self._labels_of[e] for e in wanted}
 
     def _capped(self, nodes: Iterable[int], cap: int | None) -> list[int]:

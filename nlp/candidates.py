@@ -129,6 +129,7 @@ class CandidateGenerator:
         self.max_words = 1
         key_count: dict[tuple[bool, str], int] = defaultdict(int)
         pending: list[tuple[frozenset[str], _Alias]] = []
+        common_words: set[str] = set()  # words of lower-case aliases: spelling-variant targets
         for e in sorted(eligible):
             for text in kg.names(e):
                 if len(text) < min_alias_length or normalize(text) in self.stop_aliases:
@@ -143,6 +144,7 @@ class CandidateGenerator:
                 self.by_keys[keys].append(alias)
                 if common:
                     self.by_roots[tuple(map(root, keys))].append(alias)
+                    common_words.update(keys)
                 self.max_words = max(self.max_words, len(keys))
                 content = [k for k in keys if k not in FUNCTION_WORDS and _WORD.match(k)]
                 if len(set(content)) >= 2:
@@ -170,12 +172,6 @@ class CandidateGenerator:
         self.known_words = set(lemmatizer.vocabulary()) | set(STOP_WORDS) | self.alias_words
         self.alias_roots = {root(k) for k in self.alias_words}
         self._spellings: dict[str, list[str]] = defaultdict(list)  # first letter -> alias words
-        common_words = {
-            k
-            for keys, aliases in self.by_keys.items()
-            if any(a.common for a in aliases)
-            for k in keys
-        }
         for k in sorted(common_words):
             if len(k) >= 5 and _WORD.match(k) and k not in STOP_WORDS:
                 self._spellings[k[0]].append(k)
@@ -293,20 +289,17 @@ class CandidateGenerator:
         windows for one alias, only those that hold no tighter one are kept ("filled with
         pus-filled pimples" -> "pus-filled pimples")."""
         n = len(words.keys)
+        # sentence of each word: a window never reaches past a sentence end
+        sentence = list(itertools.accumulate(w in SENTENCE_ENDS for w in words.text))
         found: dict[_Alias, set[tuple[int, int]]] = defaultdict(set)
         spaces = ((words.keys, self.windows), (words.roots, self.root_windows))
         for (keys, windows), a in itertools.product(spaces, range(n)):
             k = keys[a]
             for content, alias in windows.get(k, ()):
                 reach = len(content) + self.window_slack
-                lo, hi = a, a
-                while lo > max(0, a - reach + 1) and words.text[lo - 1] not in SENTENCE_ENDS:
-                    lo -= 1
-                while hi < min(n, a + reach) - 1 and words.text[hi + 1] not in SENTENCE_ENDS:
-                    hi += 1
                 where: dict[str, list[int]] = defaultdict(list)
-                for j in range(lo, hi + 1):
-                    if keys[j] in content and keys[j] != k:
+                for j in range(max(0, a - reach + 1), min(n, a + reach)):
+                    if keys[j] in content and keys[j] != k and sentence[j] == sentence[a]:
                         where[keys[j]].append(j)
                 if len(where) + 1 != len(content):
                     continue
