@@ -25,7 +25,7 @@ from fusion.cli import (
 )
 from kg.cli import app as kg_app
 from kg.errors import KGFuseError
-from nlp.cli import link_command
+from nlp.cli import learn_aliases_command, link_command
 
 app = typer.Typer(
     name="kgfuse",
@@ -35,6 +35,11 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(kg_app, name="kg")
+aliases_app = typer.Typer(
+    help="Alias tables: names of KG entities the KG itself lacks.", no_args_is_help=True
+)
+aliases_app.command("learn")(learn_aliases_command)
+app.add_typer(aliases_app, name="aliases")
 app.command("link")(link_command)
 app.command("split")(split_command)
 app.command("train")(train_command)

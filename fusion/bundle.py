@@ -7,6 +7,7 @@
     encoder/               the whole encoder, for full fine-tuning or a merged export
     kg/                    the compiled KG, or a reference to the triple store holding it
                            (``store.json`` + the linker's names, kg/store_graph.py)
+    aliases.tsv            the linker's alias table, if it has one (nlp/alias_table.py)
     node_features.safetensors   frozen entity-text embeddings
 
 No pickle anywhere; loading runs no code from the bundle. Written atomically. The linker is
@@ -32,6 +33,7 @@ from fusion.resources import Resources
 from kg.errors import KGFuseError
 from kg.storage import atomic_directory
 from kg.store_graph import StoreGraph, is_store_reference
+from nlp.linker import ALIAS_FILE
 
 FORMAT = "kgfuse-bundle"
 FORMAT_VERSION = 1
@@ -77,13 +79,17 @@ def save_bundle(
     folder = Path(folder)
     heads = _head_state(model)
     adapter = config.encoder.adapter
+    table = resources.alias_table
+    linker = dict(resources.linker_config)
+    if table is not None:
+        linker["aliases"] = ALIAS_FILE  # the copy inside the bundle
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "labels": resources.labels,
         "label_nodes": [resources.graph.iri(e) for e in resources.label_nodes],
         "config": config.to_dict(),
-        "linker": resources.linker_config,
+        "linker": linker,
         "kg_fingerprint": resources.graph.fingerprint,
         "encoder_id": encoder_id(resources.tokenizer.path),
         "encoder_storage": "encoder"
@@ -97,6 +103,8 @@ def save_bundle(
         save_file(heads or {"_empty": torch.zeros(0)}, str(tmp / "model.safetensors"))
         save_numpy({"features": resources.features.numpy()}, str(tmp / "node_features.safetensors"))
         resources.graph.save(tmp / "kg")
+        if table is not None:
+            table.save(tmp / ALIAS_FILE)
         if model.text_encoder is not None:
             inner = model.text_encoder.model
             if meta["encoder_storage"] == "adapter":
@@ -165,9 +173,17 @@ def load_bundle(
         encoder_config = type(encoder_config)(
             **{**encoder_config.__dict__, "path": str(folder / "encoder"), "adapter": "frozen"}
         )
+    linker = dict(meta.get("linker", {}))
+    if linker.get("aliases"):
+        if linker["aliases"] != ALIAS_FILE or not (folder / ALIAS_FILE).is_file():
+            raise BundleError(
+                f"{folder}: bundle.json names the alias table {linker['aliases']!r}, but the "
+                f"bundle holds no {ALIAS_FILE}; train or export it again"
+            )
+        linker["aliases"] = str(folder / ALIAS_FILE)
     resources = Resources(
         graph, list(meta["labels"]), [graph.entity_id(i) for i in meta["label_nodes"]], encoder_config,
-        config.subgraph, meta.get("linker", {}), features=np.asarray(features),
+        config.subgraph, linker, features=np.asarray(features),
     )  # fmt: skip
     if storage not in ("encoder", "base") and encoder_id(resources.tokenizer.path) != meta.get(
         "encoder_id"

@@ -64,9 +64,16 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class LinkerSettings:
+    """Attributes:
+    threshold, head_match, types: the `kg_linker` settings of the same names.
+    aliases: an alias table (TSV alias<TAB>entity, nlp/alias_table.py) whose names are linked
+        too, e.g. learned with `kgfuse aliases learn`; copied into the bundle.
+    """
+
     threshold: float = 0.55
     head_match: bool = False
     types: tuple[str, ...] = ()
+    aliases: str = ""
 
 
 @dataclass(frozen=True)

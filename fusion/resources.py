@@ -4,7 +4,6 @@ extract the subgraph once) that training, evaluation and serving share."""
 
 from __future__ import annotations
 
-import csv
 import random
 import threading
 from collections.abc import Sequence
@@ -24,37 +23,14 @@ from fusion.store_counter import StoreLabelCounter
 from kg.errors import KGReadOnlyError
 from kg.graph import KnowledgeGraph
 from kg.store_graph import StoreGraph
-from nlp.linker import from_kg, linked_entities
+from nlp.alias_table import AliasTable
+from nlp.linker import KGLinker, from_kg, linked_entities
 from nlp.texts import DataError
 
 if TYPE_CHECKING:
     from fusion.model import FusionClassifier
 
 COUNTER_MAX_DEGREE = 100  # hubs (colours, generations) would swamp the counts
-
-
-def read_label_map(
-    path: str | Path, graph: KnowledgeGraph | StoreGraph, labels: Sequence[str]
-) -> list[int]:
-    """Entity ids of the label nodes, in the order of ``labels``; every label must be mapped."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"label map {path} not found")
-    with path.open(encoding="utf-8", newline="") as f:
-        rows = [r for r in csv.reader(f, delimiter="\t") if r and any(c.strip() for c in r)]
-    mapping: dict[str, str] = {}
-    for n, row in enumerate(rows, 1):
-        if len(row) != 2:
-            raise DataError(
-                f"{path}:{n}: expected 2 tab-separated columns (label, entity), found {len(row)}"
-            )
-        mapping[row[0].strip()] = row[1].strip()
-    missing = [label for label in labels if label not in mapping]
-    if missing:
-        raise DataError(
-            f"{path} maps no entity for label(s) {missing}; add a row `label<TAB>entity IRI` for each"
-        )
-    return [graph.resolve(mapping[label]) for label in labels]
 
 
 @dataclass
@@ -108,6 +84,14 @@ class Resources:
             if label_nodes
             else None
         )
+
+    @property
+    def alias_table(self) -> AliasTable | None:
+        """The linker's alias table, if it has one."""
+        linker = self.nlp.get_pipe("kg_linker")
+        assert isinstance(linker, KGLinker)
+        linker._ready()  # loads the table named in the config
+        return linker.alias_table
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return self.tokenizer.tokenize(texts)

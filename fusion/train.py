@@ -46,8 +46,9 @@ from fusion.encoder import TextEncoder
 from fusion.metrics import classification_metrics
 from fusion.model import FusionClassifier
 from fusion.optimization import Progress, class_weights, make_optimizer, make_scheduler
-from fusion.resources import Prepared, Resources, read_label_map
+from fusion.resources import Prepared, Resources
 from kg.store_graph import StoreGraph
+from nlp.texts import read_label_map
 
 
 @dataclass
@@ -96,6 +97,8 @@ def build_resources(config: RunConfig, labels: list[str], run_dir: Path) -> Reso
         "head_match": config.linker.head_match,
         "types": list(config.linker.types),
     }
+    if config.linker.aliases:
+        linker["aliases"] = config.linker.aliases
     return Resources(
         graph,
         labels,

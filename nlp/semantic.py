@@ -496,30 +496,7 @@ class SemanticCandidates:
     # ----- generation -----
     def spans(self, words: list[str], covered: list[bool]) -> list[tuple[int, int]]:
         """Candidate (start, end) word ranges; see rule 1 of the module docstring."""
-        n = len(words)
-        low = [w.lower() for w in words]
-        usable = [
-            not covered[i] and _ALNUM.search(words[i]) is not None and low[i] not in _BREAKS
-            for i in range(n)
-        ]
-        content = [_WORD.match(w) is not None and w not in FUNCTION_WORDS for w in low]
-        out = []
-        for a in range(n):
-            if not usable[a]:
-                continue
-            opens = (content[a] and low[a] not in EXPERIENCE_VERBS) or low[a] in NEGATIONS
-            if not opens and low[a] in _NEG_AUX and a + 1 < n and low[a + 1] in NEGATIONS:
-                opens = True
-            if not opens:
-                continue
-            has_content = False
-            for b in range(a + 1, min(a + self.max_words, n) + 1):
-                if not usable[b - 1]:
-                    break
-                has_content = has_content or content[b - 1]
-                if has_content and (content[b - 1] or (b - 1 > a and low[b - 1] in PARTICLES)):
-                    out.append((a, b))
-        return out
+        return candidate_spans(words, covered, self.max_words)
 
     def generate(self, words: list[str], covered: list[bool]) -> list[tuple[int, int, int, float]]:
         """(first word index, end word index, entity id, cosine) for n-grams of ``words`` (the
@@ -543,7 +520,7 @@ class SemanticCandidates:
                 if self.max_encoded is not None and len(multi) > self.max_encoded:
                     multi = sorted(multi, key=lambda i: -best[i])[: self.max_encoded]
             if multi:
-                texts = [_detokenize(words[spans[i][0] : spans[i][1]]) for i in multi]
+                texts = [detokenize(words[spans[i][0] : spans[i][1]]) for i in multi]
                 scores[multi] = self._encode_spans(texts) @ self.alias_vectors.T
         return self._select(low, spans, scores)
 
@@ -610,7 +587,38 @@ class SemanticCandidates:
         return bool(words) and words < self._alias_lemmas[alias]
 
 
-def _detokenize(words: list[str]) -> str:
+def candidate_spans(words: list[str], covered: list[bool], max_words: int) -> list[tuple[int, int]]:
+    """(start, end) word ranges of 1..``max_words`` words that may name a symptom-like entity
+    (rule 1 of the module docstring): no punctuation, coordination or ``covered`` word inside,
+    a content word inside, no function word at either end except a leading negation ("can't
+    smell") and a trailing particle ("throwing up"); verbs of having a symptom never open one."""
+    n = len(words)
+    low = [w.lower() for w in words]
+    usable = [
+        not covered[i] and _ALNUM.search(words[i]) is not None and low[i] not in _BREAKS
+        for i in range(n)
+    ]
+    content = [_WORD.match(w) is not None and w not in FUNCTION_WORDS for w in low]
+    out = []
+    for a in range(n):
+        if not usable[a]:
+            continue
+        opens = (content[a] and low[a] not in EXPERIENCE_VERBS) or low[a] in NEGATIONS
+        if not opens and low[a] in _NEG_AUX and a + 1 < n and low[a + 1] in NEGATIONS:
+            opens = True
+        if not opens:
+            continue
+        has_content = False
+        for b in range(a + 1, min(a + max_words, n) + 1):
+            if not usable[b - 1]:
+                break
+            has_content = has_content or content[b - 1]
+            if has_content and (content[b - 1] or (b - 1 > a and low[b - 1] in PARTICLES)):
+                out.append((a, b))
+    return out
+
+
+def detokenize(words: list[str]) -> str:
     """Words back into text for the encoder: "ca n't smell" -> "can't smell"."""
     return re.sub(" (n['\u2019]t)\\b", r"\1", " ".join(words))
 

@@ -1,12 +1,16 @@
-"""Read texts (and any other columns) from CSV, TSV, JSONL or plain-text files."""
+"""Read texts (and any other columns) from CSV, TSV, JSONL or plain-text files, and label maps
+(which KG entity each class label stands for)."""
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from kg.errors import KGFuseError
+from kg.graph import KnowledgeGraph
+from kg.store_graph import StoreGraph
 
 TEXT_FORMATS = {
     ".csv": "csv",
@@ -78,3 +82,27 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
             if row.get(c) is None or not str(row[c]).strip():
                 raise DataError(f"{path}: row {n} has an empty {c!r}")
     return rows
+
+
+def read_label_map(
+    path: str | Path, graph: KnowledgeGraph | StoreGraph, labels: Sequence[str]
+) -> list[int]:
+    """Entity ids of the label nodes, in the order of ``labels``; every label must be mapped."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"label map {path} not found")
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = [r for r in csv.reader(f, delimiter="\t") if r and any(c.strip() for c in r)]
+    mapping: dict[str, str] = {}
+    for n, row in enumerate(rows, 1):
+        if len(row) != 2:
+            raise DataError(
+                f"{path}:{n}: expected 2 tab-separated columns (label, entity), found {len(row)}"
+            )
+        mapping[row[0].strip()] = row[1].strip()
+    missing = [label for label in labels if label not in mapping]
+    if missing:
+        raise DataError(
+            f"{path} maps no entity for label(s) {missing}; add a row `label<TAB>entity IRI` for each"
+        )
+    return [graph.resolve(mapping[label]) for label in labels]

@@ -138,7 +138,7 @@ def test_held_out_entity_split_can_set_aside_a_seen_test() -> None:
 
 
 def test_label_map_resolves_labels_and_names_what_is_wrong(tmp_path: Path, tiny_kg) -> None:  # type: ignore[no-untyped-def]
-    from fusion.resources import read_label_map
+    from nlp.texts import read_label_map
 
     good = tmp_path / "map.tsv"
     good.write_text("label\tentity\nflu\thttp://example.org/tiny/flu\nviral\tCOVID-19\n")
