@@ -11,6 +11,7 @@ import pytest
 
 import kg
 from fusion.bundle import BundleError, load_bundle
+from fusion.export import export_bundle
 from fusion.train import main
 from nlp.alias_table import AliasTable
 from tests.conftest import FIXTURES, run_cli
@@ -113,6 +114,8 @@ def test_trained_bundle_carries_its_alias_table(tiny_bert: Path, tmp_path: Path)
     _, resources, _ = load_bundle(bundle)
     (prepared,) = resources.prepare(["Influenza and worn out"])
     assert resources.graph.entity_id(FATIGUE) in prepared.linked
+    exported = export_bundle(bundle, tmp_path / "exported")  # a merged copy keeps it too
+    assert (exported / "aliases.tsv").read_text() == (bundle / "aliases.tsv").read_text()
     broken = tmp_path / "broken"
     shutil.copytree(bundle, broken)
     (broken / "aliases.tsv").unlink()
