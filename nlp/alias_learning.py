@@ -116,6 +116,11 @@ def learn_aliases(
     if not isinstance(linker, KGLinker):
         raise LinkingError("the pipeline has no kg_linker; build it with nlp.linker.from_kg")
     graph, generator, _ = linker._ready()
+    if linker.store is not None:
+        raise LinkingError(
+            "learning aliases reads the neighbours of every label entity: give the linker a "
+            "compiled KG (kg.load / kg.open), not a triple store"
+        )
     eligible, lemma = generator.eligible, generator.lemma
     seen: set[tuple[str, tuple[int, ...]]] = set()
     unique = []

@@ -218,6 +218,12 @@ def learn_aliases_command(
             encoder=encoder,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
+    if not len(table):
+        raise DataError(
+            f"learned no alias from {len(rows):,} texts: no text's label entity has KG "
+            "neighbours that the texts mention in words the linker misses; check the label map "
+            "and --type, or lower --min-support / --min-similarity"
+        )
     table.save(output)
     per_entity: dict[str, list[str]] = {}
     for row in table.rows:

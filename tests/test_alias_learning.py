@@ -681,3 +681,18 @@ def test_learned_table_saved_and_loaded_links_held_out_texts(
     assert links(pipeline, "he was throwing up") == [("throwing up", "vomiting")]
     doc = pipeline("she is worn out")
     assert doc._.kg_entities[0]._.kg_candidates[0][0] == EX + "fatigue"
+
+
+def test_learn_aliases_refuses_a_triple_store_linker(tiny_ttl: Path, tmp_path: Path) -> None:
+    """Over a store the linker holds names only; learning needs every label's neighbours."""
+    from typer.testing import CliRunner
+
+    from kg.cli import app as kg_app
+    from kg.store_graph import StoreGraph
+
+    store = tmp_path / "store"
+    args = ["load", str(tiny_ttl), "--backend", "oxigraph", "--store", str(store)]
+    assert CliRunner().invoke(kg_app, args).exit_code == 0
+    pipeline = from_kg(StoreGraph.connect(store))
+    with pytest.raises(LinkingError, match="compiled KG"):
+        learn_aliases(pipeline, ["a fever"], [[0]], encoder=FakeEncoder())

@@ -64,6 +64,8 @@ def test_cli_aliases_learn_bad_input_exits_1_with_a_clear_line(
 ) -> None:
     unknown = tmp_path / "unknown.csv"
     unknown.write_text("text,label\na cough,viral\n")
+    lonely = tmp_path / "lonely.csv"  # Anosmia has no neighbour in the KG: nothing to learn
+    lonely.write_text("text,label\ncannot smell a thing,Anosmia\nno smell at all,Anosmia\n")
     no_label = tmp_path / "nolabel.csv"
     no_label.write_text("text\na cough\n")
     out = str(tmp_path / "a.tsv")
@@ -72,6 +74,7 @@ def test_cli_aliases_learn_bad_input_exits_1_with_a_clear_line(
         (["aliases", "learn", str(unknown), *common], "pass --label-map"),
         (["aliases", "learn", str(no_label), *common], "no column 'label'"),
         (["aliases", "learn", str(tmp_path / "none.csv"), *common], "not found"),
+        (["aliases", "learn", str(lonely), *common], "learned no alias from 2 texts"),
     ]
     not_a_model = ["aliases", "learn", str(labelled), "--kg", str(TINY_KG), "-o", out]
     not_a_model += ["--encoder-dir", str(tmp_path)]
