@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from kg.graph import KnowledgeGraph
+from nlp.errors import LinkingError
 from nlp.keys import FUNCTION_WORDS
 
 CACHE_VERSION = 1
@@ -151,13 +152,18 @@ class Encoder:
     def __init__(self, folder: str | Path, *, max_length: int = 32, batch_size: int = 64):
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         self.folder = Path(folder)
         self.max_length = max_length
         self.batch_size = batch_size
         self._torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
-        self.model = AutoModel.from_pretrained(self.folder).eval()
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
+        try:  # local files only: a wrong folder must never turn into a download
+            self.tokenizer = AutoTokenizer.from_pretrained(self.folder, local_files_only=True)
+            self.model = AutoModel.from_pretrained(self.folder, local_files_only=True).eval()
+        except (OSError, ValueError) as e:
+            raise LinkingError(f"cannot load the sentence encoder from {self.folder}: {e}") from e
         self.dim = int(self.model.config.hidden_size)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:

@@ -267,3 +267,12 @@ def test_semantic_real_encoder_links_lay_words(shared_data: Path) -> None:
         text: iri.rsplit("/", 1)[-1] for text, iri in links(nlp, "I am so exhausted and dizzy")
     }
     assert "exhausted" in found and "dizzy" in found
+
+
+def test_encoder_from_a_folder_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
+    """A wrong folder is reported, never taken for a hub name to download."""
+    from nlp.semantic import Encoder
+
+    for folder in (tmp_path, tmp_path / "missing"):
+        with pytest.raises(LinkingError, match=f"cannot load the sentence encoder from {folder}"):
+            Encoder(folder)
