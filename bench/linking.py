@@ -53,7 +53,7 @@ import kg
 from nlp.alias_learning import learn_aliases
 from nlp.alias_table import AliasTable
 from nlp.linker import KGLinker, from_kg
-from nlp.semantic import SemanticCandidates
+from nlp.semantic import Encoder, SemanticCandidates, default_encoder_dir
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "symptom2disease"
@@ -81,6 +81,7 @@ class PipelineLinker:
         self.nlp = from_kg(graph, **config)
         linker = self.nlp.get_pipe("kg_linker")
         assert isinstance(linker, KGLinker)
+        self.linker = linker
         self.semantic: SemanticCandidates | None = linker.semantic_candidates
         if self.semantic is not None:
             self.semantic.prepare()
@@ -114,44 +115,31 @@ class CrossFittedLinker:
         self.fold_of = {texts[i]: n % folds for n, i in enumerate(order)}
         diseases = disease_entities(graph, rows)
         learner = from_kg(graph)
+        encoder = Encoder(default_encoder_dir())
         self.tables: list[AliasTable] = []
-        self.pipelines = []
+        self.folds: list[PipelineLinker] = []
         for fold in range(folds):
             train = [(r["text"], d) for r, d in zip(rows, diseases, strict=True)
                      if self.fold_of[r["text"]] != fold]  # fmt: skip
             table = learn_aliases(
-                learner, [t for t, _ in train], [[d] for _, d in train], encoder=self._encoder()
+                learner, [t for t, _ in train], [[d] for _, d in train], encoder=encoder
             )
             self.tables.append(table)
-            nlp = from_kg(graph)
-            linker = nlp.get_pipe("kg_linker")
-            assert isinstance(linker, KGLinker)
-            linker.set_aliases(table)
-            self.pipelines.append(nlp)
-
-    _encode: Any = None
-
-    def _encoder(self) -> Any:
-        if self._encode is None:
-            from nlp.semantic import Encoder, default_encoder_dir
-
-            self._encode = Encoder(default_encoder_dir())
-        return self._encode
+            linker = PipelineLinker(graph)
+            linker.linker.set_aliases(table)
+            self.folds.append(linker)
 
     def deployed(self, texts: list[str]) -> list[list[Link]]:
         """Link with the first fold's table only: the speed a user sees with one table (the
         cross-fitted call runs five pipelines, each with its own cold caches)."""
-        return [
-            [(e.start_char, e.end_char, e.kb_id_) for e in doc._.kg_entities]
-            for doc in self.pipelines[0].pipe(texts)
-        ]
+        return self.folds[0](texts)
 
     def __call__(self, texts: list[str]) -> list[list[Link]]:
         out: list[list[Link]] = [[] for _ in texts]
-        for fold, nlp in enumerate(self.pipelines):
+        for fold, linker in enumerate(self.folds):
             mine = [i for i, t in enumerate(texts) if self.fold_of[t] == fold]
-            for i, doc in zip(mine, nlp.pipe(texts[i] for i in mine), strict=True):
-                out[i] = [(e.start_char, e.end_char, e.kb_id_) for e in doc._.kg_entities]
+            for i, links in zip(mine, linker([texts[i] for i in mine]), strict=True):
+                out[i] = links
         return out
 
 
@@ -179,12 +167,9 @@ def exact_baseline(graph: kg.KnowledgeGraph) -> Linker:
 def support_precision(
     graph: kg.KnowledgeGraph, rows: list[dict[str, str]], links: list[list[Link]]
 ) -> float:
-    with (DATA / "label_map.tsv").open(encoding="utf-8") as f:
-        disease_of = dict(line.rstrip("\n").split("\t") for line in list(f)[1:])
     symptom_type = graph.entity_id(SKB + "Symptom")
     good = total = 0
-    for row, found in zip(rows, links, strict=True):
-        disease = graph.resolve(disease_of[row["label"]])
+    for disease, found in zip(disease_entities(graph, rows), links, strict=True):
         neighbours = {n.node for n in graph.neighbors_of(disease)}
         for _, _, iri in found:
             e = graph.entity_id(iri)
