@@ -89,8 +89,7 @@ class Resources:
     def alias_table(self) -> AliasTable | None:
         """The linker's alias table, if it has one."""
         linker = self.nlp.get_pipe("kg_linker")
-        assert isinstance(linker, KGLinker)
-        linker._ready()  # loads the table named in the config
+        assert isinstance(linker, KGLinker)  # built by from_kg(graph): its table is loaded
         return linker.alias_table
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:

@@ -18,8 +18,8 @@ Link many texts with ``pipe.pipe(texts)``: it embeds each batch's new words toge
 
 Alias tables (``config={"kg": ..., "aliases": "aliases.tsv"}``, or `KGLinker.set_aliases`) add
 names the KG lacks: a user's synonyms, or aliases learned from labelled texts with
-``kgfuse aliases learn`` (nlp/alias_learning.py). They are matched like lower-case KG labels and
-saved with the pipeline.
+``kgfuse aliases learn`` (nlp/alias_learning.py). Their names are matched as written or by lemma,
+in their word order (candidate kind ``table``, nlp/candidates.py), and saved with the pipeline.
 """
 
 from __future__ import annotations
