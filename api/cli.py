@@ -22,6 +22,7 @@ from fusion.cli import (
     predict_command,
     split_command,
     train_command,
+    tune_command,
 )
 from kg.cli import app as kg_app
 from kg.errors import KGFuseError
@@ -47,6 +48,7 @@ app.command("evaluate")(evaluate_command)
 app.command("predict")(predict_command)
 app.command("explain")(explain_command)
 app.command("compare")(compare_command)
+app.command("tune")(tune_command)
 app.command("export")(export_command)
 app.command("serve")(serve_command)
 

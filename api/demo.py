@@ -19,7 +19,8 @@ from rich.table import Table
 
 from fusion.compare import train_or_reuse
 from fusion.config import RunConfig, load_config
-from fusion.train import TrainResult, build_resources, load_data, with_overrides
+from fusion.setup import Workspace, plan_run
+from fusion.train import TrainResult, with_overrides
 from kg.errors import KGFuseError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,15 +55,15 @@ def demo_config(output: Path, threads: int, overrides: Sequence[str] = ()) -> Ru
 
 def train_both(config: RunConfig) -> dict[str, TrainResult]:
     """The text baseline and the fused model on the same splits, linking and node features."""
-    splits = load_data(config)
-    resources = build_resources(config, splits.labels, Path(config.output))
+    workspace = Workspace.open(config, Path(config.output))
+    plan = plan_run(config, workspace)
     results = {}
     for mode in ("text", "fused"):
         console.rule(f"[bold]2. train the {mode} model")
         cfg = replace(
             with_overrides(config, model={"mode": mode}), output=str(Path(config.output) / mode)
         )
-        results[mode] = train_or_reuse(cfg, True, resources=resources, splits=splits)
+        results[mode] = train_or_reuse(cfg, True, workspace=workspace, plan=plan)
     return results
 
 

@@ -36,7 +36,7 @@ from kg.store_graph import StoreGraph, is_store_reference
 from nlp.linker import ALIAS_FILE
 
 FORMAT = "kgfuse-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: temperature and the label-path sequences
 REQUIRED = ("bundle.json", "model.safetensors", "node_features.safetensors", "kg")
 
 
@@ -97,6 +97,8 @@ def save_bundle(
         else ("adapter" if adapter in ("lora", "adalora", "ia3") else "base"),
         "metrics": metrics,
         "training": training,
+        "temperature": float(training.get("temperature", 1.0)),
+        "path_sequences": [list(seq) for seq in resources.path_sequences],
         "versions": _versions(),
     }
     with atomic_directory(folder) as tmp:
@@ -133,7 +135,8 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
         raise BundleError(f"{folder / 'bundle.json'} does not describe a kgfuse bundle")
     if meta.get("format_version") != FORMAT_VERSION:
         raise BundleError(
-            f"{folder} has bundle format {meta.get('format_version')}; this kgfuse reads {FORMAT_VERSION}"
+            f"{folder} has bundle format {meta.get('format_version')}; this kgfuse reads "
+            f"{FORMAT_VERSION}: train it again with `kgfuse train CONFIG`"
         )
     return meta
 
@@ -184,6 +187,7 @@ def load_bundle(
     resources = Resources(
         graph, list(meta["labels"]), [graph.entity_id(i) for i in meta["label_nodes"]], encoder_config,
         config.subgraph, linker, features=np.asarray(features),
+        path_sequences=[tuple(seq) for seq in meta.get("path_sequences", [])],
     )  # fmt: skip
     if storage not in ("encoder", "base") and encoder_id(resources.tokenizer.path) != meta.get(
         "encoder_id"

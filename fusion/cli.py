@@ -28,7 +28,20 @@ def split_command(
         0.25, "--fraction", min=0.0, max=1.0, help="Share of the linked entities to hold out."
     ),
     seed: int = typer.Option(0, "--seed"),
-    val_fraction: float = typer.Option(0.1, "--val-fraction", min=0.0, max=1.0),
+    val_fraction: float = typer.Option(
+        0.15,
+        "--val-fraction",
+        min=0.0,
+        max=0.9,
+        help="Share of the other texts held out by entity for validation (val:unseen).",
+    ),
+    val_seen_fraction: float = typer.Option(
+        0.05,
+        "--val-seen-fraction",
+        min=0.0,
+        max=0.9,
+        help="Share of the other texts set aside at random for validation (val:seen).",
+    ),
     types: list[str] = typer.Option(
         [], "--type", help="Hold out only entities of this rdf:type IRI (repeat)."
     ),
@@ -62,26 +75,29 @@ def split_command(
             graph.iri(e) for e in range(graph.num_entities) if wanted & set(graph.types_of(e))
         }
     split = held_out_entity_split(
-        examples, mentions, fraction, seed, val_fraction, candidates, seen_fraction
-    )
+        examples, mentions, fraction, seed, val_fraction, candidates, seen_fraction,
+        val_seen_fraction,
+    )  # fmt: skip
     settings = {
         "data": str(data),
         "kg": str(kg_path),
         "fraction": fraction,
         "seed": seed,
         "val_fraction": val_fraction,
+        "val_seen_fraction": val_seen_fraction,
         "types": types,
     }
     write_split(split, graph, output, text_column, label_column, settings)
     table = Table("split", "texts", title=f"held out {len(split.held_out)} entities -> {output}")
-    for name, part in (
-        ("train", split.train),
-        ("val", split.val),
-        ("test", split.test),
-        ("test_seen", split.test_seen),
-    ):
-        if part or name != "test_seen":
-            table.add_row(name, f"{len(part):,}")
+    rows: list[tuple[str, int | str]] = [
+        ("train", len(split.train)),
+        ("val (unseen + seen)", f"{len(split.val):,} ({split.val_unseen:,} + {len(split.val) - split.val_unseen:,})"),
+        ("test", len(split.test)),
+        ("test_seen", len(split.test_seen)),
+    ]  # fmt: skip
+    for name, n in rows:
+        if n or name != "test_seen":
+            table.add_row(name, f"{n:,}" if isinstance(n, int) else n)
     console.print(table)
     missing = labels_only_in_test(split)
     if missing:
@@ -102,20 +118,30 @@ def train_command(
     result = main(config, overrides or [])
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return
+    for setting, choice in result.choices.items():
+        console.print(f"[bold]{setting}[/]: {choice['value']}  ({choice['reason']})")
     table = Table(
-        "split", "accuracy", "macro-F1", "texts", "linked", title=f"bundle -> {result.bundle}"
+        "split",
+        "accuracy",
+        "macro-F1",
+        "ECE",
+        "texts",
+        "linked",
+        title=f"bundle -> {result.bundle}",
     )
     for name, m in result.metrics.items():
         table.add_row(
             name,
             f"{m['accuracy']:.3f}",
             f"{m['macro_f1']:.3f}",
+            f"{m['ece']:.3f}",
             str(m["n"]),
             f"{m['linked_share']:.0%}",
         )
     console.print(table)
     console.print(
-        f"{result.epochs_run} epoch(s), best {result.best_epoch}, {result.seconds_per_epoch:.1f} s/epoch"
+        f"{result.epochs_run} epoch(s), best {result.best_epoch} (on validation), "
+        f"{result.seconds_per_epoch:.1f} s/epoch, temperature {result.temperature:.2f}"
     )
 
 
@@ -226,17 +252,26 @@ def compare_command(
     config: Path = typer.Argument(..., help="YAML config (see configs/)."),
     overrides: list[str] = typer.Argument(None, help="key=value overrides."),
     seeds: int = typer.Option(3, "--seeds", min=1, max=10, help="Seeds for text and fused."),
-    fidelity_texts: int = typer.Option(
-        200, "--fidelity-texts", min=0, help="Texts for the fidelity measure (0: skip)."
+    faithfulness_texts: int = typer.Option(
+        200,
+        "--faithfulness-texts",
+        min=0,
+        help="Texts for the explanation faithfulness measure (0: skip).",
+    ),
+    with_default: bool = typer.Option(
+        False, "--with-default", help="Also train kgfuse's defaults on the same KG and data."
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON."),
 ) -> None:
-    """Train text, fused, graph, counter and the two controls; print one table."""
+    """Train text, fused, graph, counter and the two controls, fit the reference; one table."""
     from fusion.compare import compare, print_report, write_json
     from fusion.config import load_config
 
     report = compare(
-        load_config(config, overrides or []), seeds=seeds, fidelity_texts=fidelity_texts
+        load_config(config, overrides or []),
+        seeds=seeds,
+        faithfulness_texts=faithfulness_texts,
+        with_default=with_default,
     )
     print_report(report)
     if json_out is not None:
@@ -268,3 +303,27 @@ def export_command(
             f"accuracy change {after['accuracy'] - before['accuracy']:+.3f}, "
             f"speed-up {after['texts_per_s'] / before['texts_per_s']:.2f}x"
         )
+
+
+def tune_command(
+    config: Path = typer.Argument(..., help="YAML config (see configs/)."),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides."),
+    trials: int = typer.Option(20, "--trials", min=1, max=1000, help="Finished trials in all."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0.1, help="Stop starting trials after this many minutes."
+    ),
+) -> None:
+    """Choose settings on validation with Optuna (TPE, pruning, resumable); writes best.yaml."""
+    from fusion.config import load_config
+    from fusion.tune import tune
+
+    summary = tune(load_config(config, overrides or []), trials, timeout)
+    table = Table("setting", "value", title=f"best of {summary['trials']} trials")
+    for key, value in sorted(summary["params"].items()):
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(
+        f"trial {summary['best_trial']}: {summary['score']:.3f} on validation "
+        f"({summary['complete']} finished, {summary['pruned']} pruned)"
+    )
+    console.print(f"train it: [bold]kgfuse train {summary['config']}[/]")

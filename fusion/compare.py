@@ -1,16 +1,21 @@
-"""``kgfuse compare CONFIG``: the ablations and controls that show where a gain comes from.
+"""``kgfuse compare CONFIG``: the ablations, controls and reference that show where a gain comes from.
 
-Trains, on the same data, linking and node features (seed N of a variant draws its validation
-split with seed N, as ``kgfuse train CONFIG train.seed=N`` does; the controls run the first seed):
-- ``text``: the LoRA-tuned encoder alone (what a user would build instead), over several seeds;
-- ``fused``: text + graph, over the same seeds;
-- ``graph``: the graph encoder alone;
-- ``counter``: the text vector plus parameter-free counts of known entities reaching each label
-  node through one shared neighbour ("GNN is a Counter?", ICLR 2022): the bar the GNN must clear;
+Trains, on the same data, links and node features (seed N plans its own run, validation split
+and automatic settings included, as ``kgfuse train CONFIG train.seed=N`` does, so every row can
+be reproduced by one command):
+- ``text``: the LoRA-tuned encoder alone (what a user would build instead), over every seed;
+- ``fused``: text + graph as the config says, over every seed;
+- ``reference``: frozen encoder embeddings + label-path counts by relation sequence, read by a
+  logistic regression whose C is chosen on val:unseen (fusion/reference.py): the strong simple
+  baseline fused has to beat, over every seed (seconds each);
+- ``default`` (``--with-default``): fused with the config's KG, data and label map only, every
+  other setting kgfuse's own, over every seed;
+- ``graph``: the graph encoder alone; ``counter``: the text vector plus the label counts, no GNN;
 - ``fused-shuffled``: fused on a degree-preserving rewiring of the KG (a gain that survives it
-  does not come from the KG's facts);
-- ``fused-no-kg``: fused with nothing linked and no edges.
-Prints one table (mean ± std over seeds), writes JSON, and measures explanation fidelity.
+  does not come from the KG's facts); ``fused-no-kg``: fused with nothing linked and no edges.
+Prints one table (mean ± std over seeds): val:unseen accuracy, every test set's accuracy and
+macro-F1, the ECE of the last test set after temperature scaling, and training time; then the
+explanation faithfulness of the first fused run (fusion/explain.py). Writes JSON.
 Finished runs are reused when compare runs again with the same settings and data.
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,15 +33,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from fusion.config import ConfigError, RunConfig
-from fusion.train import (
-    StaleRunError,
-    TrainResult,
-    build_resources,
-    load_data,
-    run,
-    with_overrides,
-)
+from fusion.calibration import calibration_report, fit_temperature
+from fusion.config import ConfigError, RunConfig, config_from_dict
+from fusion.metrics import classification_metrics
+from fusion.path_counts import PathCounter, fit_sequences
+from fusion.reference import count_features, fit_reference, full_logits
+from fusion.setup import RunPlan, Workspace, plan_run
+from fusion.train import StaleRunError, TrainResult, run, with_overrides
 from kg.graph import KnowledgeGraph
 from kg.rewire import rewire
 
@@ -58,25 +62,7 @@ VARIANTS = (
     Variant("fused-shuffled", "fused", False, "shuffled"),
     Variant("fused-no-kg", "fused", False, "none"),
 )
-
-
-def _summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys(r["variant"] for r in runs):
-        mine = [r for r in runs if r["variant"] == name]
-        entry: dict[str, Any] = {
-            "seeds": [r["seed"] for r in mine],
-            "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in mine])),
-        }
-        for split in mine[0]["metrics"]:
-            for metric in ("accuracy", "macro_f1"):
-                values = [r["metrics"][split][metric] for r in mine]
-                entry[f"{split}/{metric}"] = {
-                    "mean": float(np.mean(values)),
-                    "std": float(np.std(values)),
-                }
-        out[name] = entry
-    return out
+METRICS = ("accuracy", "macro_f1", "ece", "nll")
 
 
 def train_or_reuse(config: RunConfig, progress: bool = True, **kwargs: Any) -> TrainResult:
@@ -89,97 +75,225 @@ def train_or_reuse(config: RunConfig, progress: bool = True, **kwargs: Any) -> T
         return run(config, progress=progress, **kwargs)
 
 
+def default_config(config: RunConfig) -> RunConfig:
+    """``config`` with only its KG, data, label map, encoder folder and output kept: what a new
+    user's first config says."""
+    kept = {
+        "kg": {"files": list(config.kg.files), "endpoint": config.kg.endpoint,
+               "store": config.kg.store, "label_map": config.kg.label_map},
+        "data": config.to_dict()["data"],
+        "encoder": {"path": config.encoder.path},
+        "train": {"seed": config.train.seed, "threads": config.train.threads},
+        "output": config.output,
+    }  # fmt: skip
+    return config_from_dict(kept, "the default config")
+
+
+def evaluate_reference(plan: RunPlan, workspace: Workspace) -> dict[str, dict[str, Any]]:
+    """The reference (fusion/reference.py) trained on ``plan``'s training texts, C and
+    temperature chosen on what validation selects on, scored on val:unseen and every test set."""
+    graph, resources, splits = workspace.graph, plan.resources, plan.splits
+    if not resources.label_nodes or not isinstance(graph, KnowledgeGraph):
+        raise ConfigError(
+            "the reference counts label paths in a compiled KG: set kg.label_map and kg.files"
+        )
+    hops = plan.config.subgraph.hops or 2
+    counter = PathCounter(graph, resources.label_nodes, hops=hops)
+    index = {label: i for i, label in enumerate(splits.labels)}
+
+    def features(
+        part: str, examples: list[Any], masked: list[bool]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        ids = [workspace.entity_ids(s) for s in plan.spans[part]]
+        walks = [counter.walk_counts(i, i if m else None) for i, m in zip(ids, masked, strict=True)]
+        if part == "train":
+            counter.sequences = fit_sequences(walks, plan.config.subgraph.max_sequences)
+        x = np.hstack(
+            [workspace.embed([e.text for e in examples]), count_features(counter, walks, hops)]
+        )
+        return x, np.array([index[e.label] for e in examples])
+
+    tx, ty = features("train", splits.train, plan.train_masked)
+    vx, vy = features("val", splits.val, plan.val_masked)
+    chosen = np.array(plan.selection.flags(splits.val_unseen), dtype=bool)
+    fit = fit_reference(tx, ty, vx[chosen], vy[chosen], len(splits.labels))
+    temperature = fit_temperature(full_logits(fit, vx[chosen], len(splits.labels)), vy[chosen])
+    unseen = np.array(splits.val_unseen, dtype=bool)
+    parts = {"val:unseen": (vx[unseen], vy[unseen]), "val": (vx, vy)}
+    for name, examples in splits.tests.items():
+        parts[f"test:{name}"] = features(f"test:{name}", examples, [False] * len(examples))
+    out: dict[str, dict[str, Any]] = {}
+    for name, (x, y) in parts.items():
+        if not len(y):
+            continue
+        logits = full_logits(fit, x, len(splits.labels))
+        m = classification_metrics(y.tolist(), logits.argmax(1).tolist(), splits.labels)
+        m.update(calibration_report(np.where(np.isinf(logits), -1e9, logits), y, temperature))
+        m["C"] = fit.C
+        out[name] = m
+    return out
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(r["variant"] for r in runs):
+        mine = [r for r in runs if r["variant"] == name]
+        entry: dict[str, Any] = {
+            "seeds": [r["seed"] for r in mine],
+            "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in mine])),
+            "seconds": float(np.mean([r["seconds"] for r in mine])),
+        }
+        for split in mine[0]["metrics"]:
+            for metric in METRICS:
+                values = [r["metrics"][split].get(metric) for r in mine if split in r["metrics"]]
+                values = [v for v in values if v is not None]
+                if values:
+                    entry[f"{split}/{metric}"] = {
+                        "mean": float(np.mean(values)),
+                        "std": float(np.std(values)),
+                    }
+        out[name] = entry
+    return out
+
+
+def _record(
+    variant: str,
+    seed: int,
+    result: TrainResult | None,
+    metrics: dict[str, dict[str, Any]],
+    seconds: float,
+) -> dict[str, Any]:
+    return {
+        "variant": variant, "seed": seed,
+        "bundle": str(result.bundle) if result is not None else None,
+        "metrics": {k: {m: v[m] for m in METRICS if m in v} for k, v in metrics.items()},
+        "seconds_per_epoch": result.seconds_per_epoch if result is not None else 0.0,
+        "epochs": result.epochs_run if result is not None else 0,
+        "best_epoch": result.best_epoch if result is not None else 0,
+        "temperature": result.temperature if result is not None else None,
+        "choices": result.choices if result is not None else {},
+        "seconds": seconds,
+    }  # fmt: skip
+
+
 def compare(
     config: RunConfig,
     seeds: int = 3,
     variants: tuple[Variant, ...] = VARIANTS,
-    fidelity_texts: int = 200,
+    faithfulness_texts: int = 200,
     progress: bool = True,
+    with_default: bool = False,
+    with_reference: bool = True,
 ) -> dict[str, Any]:
     from fusion.bundle import load_bundle
-    from fusion.explain import fidelity
+    from fusion.explain import faithfulness
 
     base = Path(config.output) / "compare"
-    splits = load_data(config)
-    resources = build_resources(config, splits.labels, base)
-    compiled = resources.graph if isinstance(resources.graph, KnowledgeGraph) else None
+    workspace = Workspace.open(config, base)
+    compiled = workspace.graph if isinstance(workspace.graph, KnowledgeGraph) else None
     if compiled is None and any(v.graph == "shuffled" for v in variants):
         raise ConfigError(
             "the shuffled-KG control rewires the whole graph, which needs it compiled in memory; "
             "compare with kg.files (a triple store is read, never rewired)"
         )
-    shuffled = None
-    # seed N trains on the split `kgfuse train ... train.seed=N` makes (the validation split is
-    # drawn with the run's seed), so each row can be reproduced by one `kgfuse train`
-    seed_splits = {config.train.seed: splits}
+    first = config.train.seed
+    plans: dict[int, RunPlan] = {}
+
+    def plan_for(seed: int) -> RunPlan:
+        if seed not in plans:
+            plans[seed] = plan_run(with_overrides(config, train={"seed": seed}), workspace)
+        return plans[seed]
+
     runs: list[dict[str, Any]] = []
     first_fused: TrainResult | None = None
+    for seed in range(first, first + seeds) if with_reference else ():
+        started = time.perf_counter()
+        metrics = evaluate_reference(plan_for(seed), workspace)
+        runs.append(_record("reference", seed, None, metrics, time.perf_counter() - started))
+    shuffled: RunPlan | None = None
     for variant in variants:
-        for seed in range(config.train.seed, config.train.seed + (seeds if variant.seeded else 1)):
-            settings = {
-                "mode": variant.mode,
-                "counts": config.model.counts and variant.mode == "fused",
-            }
-            cfg = with_overrides(config, model=settings, train={"seed": seed})
+        for seed in range(first, first + (seeds if variant.seeded else 1)):
+            plan = plan_for(seed)
+            cfg = with_overrides(config, model={"mode": variant.mode}, train={"seed": seed})
             cfg = replace(cfg, output=str(base / f"{variant.name}-s{seed}"))
-            res = resources
             if variant.graph == "shuffled":
                 assert compiled is not None  # checked above
-                shuffled = shuffled or resources.with_graph(
-                    rewire(compiled, seed=config.train.seed)
+                shuffled = shuffled or replace(
+                    plan, resources=plan.resources.with_graph(rewire(compiled, seed=first))
                 )
-                res = shuffled
+                plan = shuffled
             console.print(f"[bold]{variant.name}[/] seed {seed} ...")
-            use_kg = variant.graph != "none"
-            if seed not in seed_splits:
-                seed_splits[seed] = load_data(cfg)
+            started = time.perf_counter()
             result = train_or_reuse(
-                cfg, progress, resources=res, splits=seed_splits[seed], use_kg=use_kg
+                cfg, progress, workspace=workspace, plan=plan, use_kg=variant.graph != "none"
             )
             if variant.name == "fused" and first_fused is None:
                 first_fused = result
-            runs.append({
-                "variant": variant.name, "seed": seed, "bundle": str(result.bundle),
-                "metrics": {k: {"accuracy": v["accuracy"], "macro_f1": v["macro_f1"]} for k, v in result.metrics.items()},
-                "seconds_per_epoch": result.seconds_per_epoch, "epochs": result.epochs_run,
-            })  # fmt: skip
+            runs.append(
+                _record(variant.name, seed, result, result.metrics, time.perf_counter() - started)
+            )
+    if with_default:
+        default = default_config(config)
+        default_space = Workspace.open(default, base)
+        for seed in range(first, first + seeds):
+            cfg = replace(
+                with_overrides(default, train={"seed": seed}), output=str(base / f"default-s{seed}")
+            )
+            console.print(f"[bold]default[/] seed {seed} ...")
+            started = time.perf_counter()
+            result = train_or_reuse(cfg, progress, workspace=default_space)
+            runs.append(
+                _record("default", seed, result, result.metrics, time.perf_counter() - started)
+            )
     report: dict[str, Any] = {"runs": runs, "summary": _summary(runs)}
-    if first_fused is not None and fidelity_texts > 0 and splits.tests:
-        model, res, _ = load_bundle(first_fused.bundle)
-        name, examples = next(reversed(splits.tests.items()))  # the last test set (e.g. unseen)
+    tests = plan_for(first).splits.tests
+    if first_fused is not None and faithfulness_texts > 0 and tests:
+        model, res, meta = load_bundle(first_fused.bundle)
+        name, examples = next(reversed(tests.items()))  # the last test set (e.g. unseen)
         index = {label: i for i, label in enumerate(res.labels)}
         prepared = res.prepare([e.text for e in examples], [index[e.label] for e in examples])
-        report["fidelity"] = {
+        report["faithfulness"] = {
             "test": name,
-            **fidelity(model, res, prepared, limit=fidelity_texts, seed=config.train.seed),
-        }
+            **faithfulness(
+                model, res, prepared, limit=faithfulness_texts, seed=first,
+                temperature=float(meta.get("temperature", 1.0)),
+            ),
+        }  # fmt: skip
     return report
 
 
 def _cell(entry: dict[str, Any], key: str) -> str:
+    if key not in entry:
+        return "-"
     m = entry[key]
     return f"{m['mean']:.3f} ± {m['std']:.3f}" if len(entry["seeds"]) > 1 else f"{m['mean']:.3f}"
 
 
 def print_report(report: dict[str, Any]) -> None:
     summary = report["summary"]
-    splits = [k.rsplit("/", 1)[0] for k in next(iter(summary.values())) if k.endswith("/accuracy")]
+    keys = {k.rsplit("/", 1)[0] for e in summary.values() for k in e if k.endswith("/accuracy")}
+    tests = sorted(k for k in keys if k.startswith("test:"))
+    last = tests[-1] if tests else None
     table = Table(
-        "model", *(f"{s} acc" for s in splits), *(f"{s} F1" for s in splits), "s/epoch", "x text"
-    )
+        "model", "val:unseen acc", *(f"{s} acc" for s in tests), *(f"{s} F1" for s in tests),
+        *([f"{last} ECE"] if last else []), "s/epoch", "x text",
+    )  # fmt: skip
     text_time = summary.get("text", {}).get("seconds_per_epoch") or float("nan")
     for name, entry in summary.items():
         table.add_row(
-            name, *(_cell(entry, f"{s}/accuracy") for s in splits), *(_cell(entry, f"{s}/macro_f1") for s in splits),
-            f"{entry['seconds_per_epoch']:.1f}", f"{entry['seconds_per_epoch'] / text_time:.2f}",
+            name, _cell(entry, "val:unseen/accuracy"),
+            *(_cell(entry, f"{s}/accuracy") for s in tests), *(_cell(entry, f"{s}/macro_f1") for s in tests),
+            *([_cell(entry, f"{last}/ece")] if last else []),
+            f"{entry['seconds_per_epoch']:.1f}" if entry["seconds_per_epoch"] else "-",
+            f"{entry['seconds_per_epoch'] / text_time:.2f}" if entry["seconds_per_epoch"] else "-",
         )  # fmt: skip
     console.print(table)
-    if "fidelity" in report:
-        f = report["fidelity"]
+    if "faithfulness" in report:
+        f = report["faithfulness"]
         console.print(
-            f"explanation fidelity on {f['test']} ({f['texts']} texts): removing the top path drops the "
-            f"predicted class by {f['top_path_drop']:.3f}, a random path of equal length by "
-            f"{f['random_path_drop']:.3f} ({f['ratio']:.1f}x)"
+            f"explanations on {f['test']} ({f['texts']} texts, top {f['top_k']} paths, log-odds): "
+            f"comprehensiveness {f['comp']:.3f} against {f['comp_random']:.3f} for random walks "
+            f"({f['ratio']:.1f}x); sufficiency {f['suff']:.3f} against {f['suff_random']:.3f}"
         )
 
 

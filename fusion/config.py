@@ -22,6 +22,8 @@ from fusion.examples import SubgraphSettings
 from fusion.model import ModelConfig
 from kg.errors import KGFuseError
 
+AUTO = "auto"  # a setting kgfuse chooses itself, from the KG and the validation split
+
 
 class ConfigError(KGFuseError):
     """A training config has unknown keys, wrong types or bad values (all listed)."""
@@ -47,9 +49,24 @@ class KGSource:
         return self.endpoint or self.store
 
 
+VAL_SPLITS = ("entity", "random")
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    """Attributes: see `fusion.data.load_splits` (files, split column or automatic split)."""
+    """Attributes (files, split column or automatic split: see `fusion.data.load_splits`):
+    train, val, tests: the labelled files; ``tests`` names each test set. Test files are read
+        only to report: no choice (epoch, checkpoint, temperature, automatic setting) reads them.
+    path, split_column, test_fraction: one file, split by a column or at random.
+    text_column, label_column: the columns holding the text and its label.
+    val_split: how validation is carved out of the training texts when no val file is given.
+        "entity": about ``val_fraction`` of the texts, by held-out entity (no training text
+        mentions a held-out entity: fusion/split.py), plus ``val_seen_fraction`` of the rest at
+        random; "random": ``val_fraction`` at random, stratified.
+    val_fraction, val_seen_fraction: the shares above.
+    holdout_types: rdf:type IRIs of the entities validation may hold out (default: the type
+        the most training texts mention).
+    """
 
     train: str = ""
     val: str = ""
@@ -58,8 +75,26 @@ class DataConfig:
     split_column: str = ""
     text_column: str = "text"
     label_column: str = "label"
-    val_fraction: float = 0.1
+    val_split: str = "entity"
+    val_fraction: float = 0.15
+    val_seen_fraction: float = 0.05
+    holdout_types: tuple[str, ...] = ()
     test_fraction: float = 0.0
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.val_split not in VAL_SPLITS:
+            out.append(f"'data.val_split' must be one of {VAL_SPLITS} (got {self.val_split!r})")
+        for name in ("val_fraction", "val_seen_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                out.append(f"'data.{name}' must be in [0, 1) (got {value})")
+        if self.val_fraction + self.val_seen_fraction + self.test_fraction >= 0.9:
+            out.append(
+                "'data.val_fraction' + 'data.val_seen_fraction' + 'data.test_fraction' leave "
+                "less than 10% of the texts for training"
+            )
+        return out
 
 
 @dataclass(frozen=True)
@@ -84,11 +119,17 @@ class TrainSettings:
     lr: learning rate of the graph encoder and heads; lora_lr: of the encoder's trainable part.
     weight_decay, warmup (fraction of steps), clip (max gradient norm, 0 = off).
     class_weights: weight the loss by inverse class frequency.
-    patience: epochs without a better val macro-F1 (a tie goes to the lower val loss) before stopping.
-    seed: of everything (data order, dropout, initialisation).
+    patience: epochs without a better validation accuracy (on val:unseen, see `fusion.selection`;
+        a tie goes to the lower validation loss) before stopping.
+    seed: of everything (the validation split, data order, dropout, initialisation).
     mask_label_facts: share of training texts whose own entity-label facts are hidden (see
         fusion/examples.py): 1.0 forces reasoning over neighbours; below 1.0 the model also
-        learns to use a known fact, as a text about a seen entity can at test time.
+        learns to use a known fact, as a text about a seen entity can at test time. When it is
+        above 0, val:unseen texts are masked too, as stand-ins for new entities. ``auto``:
+        1.0 when the KG's label facts restate the training labels, else 0 (fusion/auto.py).
+    mask_mentions: share of linked mentions in training texts replaced by the tokenizer's
+        mask token, drawn anew every epoch: the text branch cannot memorise a name and has to
+        use the graph, as for a name it has never seen.
     tensorboard: also log to TensorBoard (needs the tensorboard package).
     threads: torch CPU threads (0 = torch's default).
     """
@@ -103,7 +144,8 @@ class TrainSettings:
     class_weights: bool = False
     patience: int = 2
     seed: int = 0
-    mask_label_facts: float = 1.0
+    mask_label_facts: float | None = None
+    mask_mentions: float = 0.0
     tensorboard: bool = False
     threads: int = 0
 
@@ -115,8 +157,10 @@ class TrainSettings:
         for name in ("lr", "lora_lr"):
             if getattr(self, name) <= 0:
                 out.append(f"'train.{name}' must be positive (got {getattr(self, name)})")
-        if not 0.0 <= self.mask_label_facts <= 1.0:
-            out.append(f"'train.mask_label_facts' must be in [0, 1] (got {self.mask_label_facts})")
+        for name in ("mask_label_facts", "mask_mentions"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                out.append(f"'train.{name}' must be in [0, 1] (got {value})")
         if not 0.0 <= self.warmup < 1.0:
             out.append(f"'train.warmup' must be in [0, 1) (got {self.warmup})")
         if self.threads < 0:
@@ -234,11 +278,20 @@ def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
         )
         return ok, dict(value) if ok else value
     if isinstance(hint, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if type(None) in typing.get_args(hint) and len(options) == 1:
+            # ``X | None``: None (written "auto" in YAML) lets kgfuse choose the value itself
+            if value is None or (isinstance(value, str) and value.strip().lower() == AUTO):
+                return True, None
+            return _coerce(options[0], value)
         return True, value
     return True, value
 
 
 def _describe(hint: Any) -> str:
+    if isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint):
+        (option,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return f"{_describe(option)} or {AUTO!r}"
     origin = typing.get_origin(hint)
     if origin is tuple:
         return "a list of strings"

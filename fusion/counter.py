@@ -135,6 +135,28 @@ class LabelCounter:
                 out._set_label_row(e, np.unique(self._label_position[ends[self._is_label[ends]]]))
         return out
 
+    def only(self, triples: Iterable[Triple]) -> LabelCounter:
+        """This counter on a KG holding nothing but ``triples`` (those the KG has): what an
+        explanation's paths alone say (sufficiency, fusion/explain.py)."""
+        R = self.graph.num_relations
+        indptr, neighbors, relations = self._indptr, self._neighbors, self._edge_relations
+        keep = np.zeros(len(neighbors), dtype=bool)
+        for t in triples:
+            for row, other, rel in ((t.subject, t.object, t.relation), (t.object, t.subject, t.relation + R)):  # fmt: skip
+                lo, hi = int(indptr[row]), int(indptr[row + 1])
+                hits = np.flatnonzero((neighbors[lo:hi] == other) & (relations[lo:hi] == rel))
+                keep[lo + hits] = True
+        out = copy.copy(self)
+        rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))[keep]
+        out._indptr = np.zeros_like(indptr)
+        np.cumsum(np.bincount(rows, minlength=len(indptr) - 1), out=out._indptr[1:])
+        out._neighbors, out._edge_relations = neighbors[keep], relations[keep]
+        out._degree = np.diff(out._indptr)
+        out._label_indptr, out._label_ids = _entity_label_csr(
+            out._indptr, out._neighbors, self.label_nodes
+        )
+        return out
+
     def _set_label_row(self, entity: int, positions: np.ndarray) -> None:
         """Replace ``entity``'s row of the entity -> label-node CSR (copies, never in place)."""
         lo, hi = int(self._label_indptr[entity]), int(self._label_indptr[entity + 1])

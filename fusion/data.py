@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,17 +26,26 @@ class Example:
 
 @dataclass
 class Splits:
-    """Train, validation and any number of named test sets, with the label list (sorted)."""
+    """Train, validation and any number of named test sets, with the label list (sorted).
+    ``val_unseen`` flags the validation texts that mention an entity no training text mentions
+    (fusion/split.py); empty until training has linked the texts."""
 
     train: list[Example]
     val: list[Example]
     tests: dict[str, list[Example]]
     labels: list[str]
+    val_unseen: list[bool] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
+        unseen = sum(self.val_unseen)
+        val = (
+            {"val:unseen": unseen, "val:seen": len(self.val) - unseen}
+            if self.val_unseen
+            else {"val": len(self.val)}
+        )
         return {
             "train": len(self.train),
-            "val": len(self.val),
+            **val,
             **{f"test:{k}": len(v) for k, v in self.tests.items()},
         }
 
@@ -54,16 +64,16 @@ def read_examples(
     ]
 
 
-def stratified_split(
-    examples: list[Example], fraction: float, seed: int
-) -> tuple[list[Example], list[Example]]:
-    """``(rest, held)`` with about ``fraction`` of each label in ``held`` (at least one per label
-    with two or more examples), deterministic for a seed."""
+def stratified_indices(
+    labels: Sequence[str], fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """``(rest, held)`` positions with about ``fraction`` of each label in ``held`` (at least one
+    per label with two or more texts), in input order, deterministic for a seed."""
     if not 0.0 < fraction < 1.0:
         raise DataError(f"a split fraction must be between 0 and 1 (got {fraction})")
     by_label: dict[str, list[int]] = defaultdict(list)
-    for i, ex in enumerate(examples):
-        by_label[ex.label].append(i)
+    for i, label in enumerate(labels):
+        by_label[label].append(i)
     rng = random.Random(seed)
     held: set[int] = set()
     for label in sorted(by_label):
@@ -71,9 +81,16 @@ def stratified_split(
         rng.shuffle(idx)
         take = round(len(idx) * fraction) if len(idx) > 1 else 0
         held.update(idx[: max(take, 1 if len(idx) > 1 else 0)])
-    return [e for i, e in enumerate(examples) if i not in held], [
-        e for i, e in enumerate(examples) if i in held
-    ]
+    return [i for i in range(len(labels)) if i not in held], sorted(held)
+
+
+def stratified_split(
+    examples: list[Example], fraction: float, seed: int
+) -> tuple[list[Example], list[Example]]:
+    """``(rest, held)`` with about ``fraction`` of each label in ``held`` (at least one per label
+    with two or more examples), deterministic for a seed."""
+    rest, held = stratified_indices([e.label for e in examples], fraction, seed)
+    return [examples[i] for i in rest], [examples[i] for i in held]
 
 
 def check_labels(splits: Splits, where: dict[str, str]) -> None:
@@ -105,10 +122,12 @@ def load_splits(
     val_fraction: float = 0.1,
     test_fraction: float = 0.0,
     seed: int = 0,
+    carve_val: bool = True,
 ) -> Splits:
     """Build the splits from separate files (``train`` [+ ``val``] [+ ``tests``]) or one ``path``
     (with ``split_column`` values train/val/test, or split here, stratified and seeded).
-    Without a val file, ``val_fraction`` of train is carved out."""
+    Without a val file, ``val_fraction`` of train is carved out at random; with
+    ``carve_val=False`` val stays empty (training then holds out entities: fusion/split.py)."""
     tests = dict(tests or {})
     where: dict[str, str] = {}
     if (train is None) == (path is None):
@@ -121,8 +140,10 @@ def load_splits(
         if val is not None:
             val_ex = read_examples(val, text_column, label_column)
             where["val"] = str(val)
-        else:
+        elif carve_val:
             train_ex, val_ex = stratified_split(train_ex, val_fraction, seed)
+        else:
+            val_ex = []
         test_sets = {name: read_examples(p, text_column, label_column) for name, p in tests.items()}
         where.update({f"test:{n}": str(p) for n, p in tests.items()})
     else:
@@ -143,7 +164,7 @@ def load_splits(
                 )
             train_ex = parts["train"]
             val_ex = parts["val"] + parts["validation"] + parts["dev"]
-            if not val_ex:
+            if not val_ex and carve_val:
                 train_ex, val_ex = stratified_split(train_ex, val_fraction, seed)
             test_sets = {"test": parts["test"]} if parts["test"] else {}
         else:
@@ -152,7 +173,12 @@ def load_splits(
             if test_fraction > 0:
                 rest, held = stratified_split(rest, test_fraction, seed)
                 test_sets = {"test": held}
-            train_ex, val_ex = stratified_split(rest, val_fraction / (1 - test_fraction), seed + 1)
+            if carve_val:
+                train_ex, val_ex = stratified_split(
+                    rest, val_fraction / (1 - test_fraction), seed + 1
+                )
+            else:
+                train_ex, val_ex = rest, []
         where = {k: str(path) for k in ["train", "val", *(f"test:{n}" for n in test_sets)]}
     if not train_ex:
         raise DataError(f"{where.get('train', 'the training data')}: no training examples")

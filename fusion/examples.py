@@ -33,11 +33,39 @@ class LinkedSubgraph(Data):
         return super().__cat_dim__(key, value, *args, **kwargs)
 
 
+COUNTS = ("sequences", "relations", "entities")
+
+
 @dataclass(frozen=True)
 class SubgraphSettings:
-    hops: int = 2
-    max_nodes: int = 64  # besides the seeds (linked entities and label nodes)
-    relation_counts: bool = False  # label counts also by path and relation (fusion/counter.py)
+    """Attributes:
+    hops: the subgraph's radius around the linked entities and label nodes, and the longest
+        label path counted; ``auto`` (None): chosen on val:unseen (fusion/reference.py).
+    max_nodes: nodes kept besides the seeds (linked entities and label nodes).
+    counts: the label counts a model may read (with a label map). "sequences": walks to each
+        label node by relation sequence, up to ``hops`` (fusion/path_counts.py; a triple store
+        counts "relations" instead); "relations": the counter's direct and two-hop counts plus
+        paths by first-hop relation (fusion/counter.py); "entities": direct and two-hop only.
+    max_sequences: how many relation sequences ("sequences"): those reaching a label node in
+        the most training texts.
+    """
+
+    hops: int | None = None
+    max_nodes: int = 64
+    counts: str = "sequences"
+    max_sequences: int = 64
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.hops is not None and not 1 <= self.hops <= 4:
+            out.append(f"'subgraph.hops' must be 1 to 4 or 'auto' (got {self.hops})")
+        if self.max_nodes < 1:
+            out.append(f"'subgraph.max_nodes' must be at least 1 (got {self.max_nodes})")
+        if self.counts not in COUNTS:
+            out.append(f"'subgraph.counts' must be one of {COUNTS} (got {self.counts!r})")
+        if self.max_sequences < 1:
+            out.append(f"'subgraph.max_sequences' must be at least 1 (got {self.max_sequences})")
+        return out
 
 
 def build_subgraph(
@@ -52,6 +80,7 @@ def build_subgraph(
     and no edge (the no-KG control)."""
     linked = list(dict.fromkeys(int(e) for e in linked))
     seeds = linked + [e for e in label_nodes if e not in linked]
+    assert settings.hops is not None, "hops are resolved before subgraphs are built"
     sub = kg.subgraph(
         seeds, hops=settings.hops if use_kg else 0, max_nodes=settings.max_nodes + len(seeds)
     )

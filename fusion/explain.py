@@ -2,14 +2,21 @@
 
 Candidates are the simple paths (at most ``max_hops`` hops) inside the subgraph the model saw,
 from a linked entity to the predicted class's label node (without a label map: to the nodes the
-model attended to most). Each hop is a triple of the KG. A path's score is its *occlusion
-attribution*: how much the predicted class's probability drops when the path's triples are
-removed from the KG (all candidates are scored in one batched forward pass, with the text
-encoded once). Removing a path's triples takes them out of the subgraph the GNN reads and, when
-the model reads the counter features (``model.counts``), out of the KG those are counted on
-(`LabelCounter.without`): both are what the model knows from the KG. The same drop is the
-path's *fidelity*; `random_path_drop` gives the baseline: a random walk of the same length from
-a linked entity, removed the same way.
+model attended to most). Each hop is a triple of the KG.
+
+A path's score is its *occlusion attribution in log-odds*: how much the predicted class's
+log-odds, ``z_pred - logsumexp(z_other)`` of the calibrated logits, drop when the path's triples
+are removed from the KG. Log-odds keep the ranking where users look: a prediction at 99.99%
+moves its probability by 1e-5 when a path goes, but its log-odds by as much as anywhere else.
+All candidates are scored in one batched forward pass, with the text encoded once. Removing a
+path's triples takes them out of the subgraph the GNN reads and, when the model reads label
+counts (``model.counts``), out of the KG those are counted on (`without`); keeping only some
+paths (`only`) keeps those triples alone in both.
+
+Faithfulness (`faithfulness`, ERASER-style, DeYoung et al. 2020): *comprehensiveness* is the
+log-odds drop when the top-k paths are removed (higher: the model needed them), *sufficiency*
+the drop when only they are kept (lower: they are enough). Each is set against k random walks
+of the same lengths from the linked entities, removed or kept the same way.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ MAX_CANDIDATES = 48
 class ScoredPath:
     nodes: list[int]  # global entity ids, linked entity first
     triples: list[Triple]  # hop i joins nodes[i] and nodes[i + 1]
-    drop: float  # probability drop of the predicted class when the path is removed
+    score: float  # log-odds drop of the predicted class when the path is removed
 
     def describe(self, resources: Resources) -> dict[str, Any]:
         kg = resources.graph
@@ -46,7 +53,7 @@ class ScoredPath:
                 (f" --{name}--> " if t.object == here else f" <--{name}-- ") + kg.label(here)
             )
         return {
-            "score": round(self.drop, 6),
+            "score": round(self.score, 4),
             "text": "".join(parts),
             "hops": [kg.describe_triple(t) for t in self.triples],
         }
@@ -82,39 +89,66 @@ def _without(graph: LinkedSubgraph, triples: list[Triple], num_relations: int) -
     return out
 
 
+def _only(graph: LinkedSubgraph, triples: list[Triple], num_relations: int) -> LinkedSubgraph:
+    """A copy of ``graph`` whose only edges are ``triples`` (and their inverses)."""
+    pos = {int(e): i for i, e in enumerate(graph.n_id.tolist())}
+    ei, et = graph.edge_index, graph.edge_type
+    keep = torch.zeros(et.shape[0], dtype=torch.bool)
+    for t in triples:
+        s, o = pos[t.subject], pos[t.object]
+        keep |= (ei[0] == s) & (ei[1] == o) & (et == t.relation)
+        keep |= (ei[0] == o) & (ei[1] == s) & (et == t.relation + num_relations)
+    out = graph.clone()
+    out.edge_index, out.edge_type = ei[:, keep], et[keep]
+    return out
+
+
 def _counts(
     model: FusionClassifier,
     resources: Resources,
     example: Prepared,
     removals: list[list[Triple]] | None = None,
+    keep_only: bool = False,
 ) -> torch.Tensor | None:
     """The label counts the model reads [1 + len(removals), dims]: the example's own, then
-    those counted on the KG without each list of triples; None when the model reads none."""
-    if not model.config.reads_counts or example.counts is None:
+    those counted on the KG without each list of triples (``keep_only``: with only them);
+    None when the model reads none."""
+    if not model.reads_counts or example.counts is None:
         return None
     rows = [example.counts]
     if removals and resources.counter is not None:
         counter = resources.counter
-        rows += [counter.without(triples).features(example.linked) for triples in removals]
+        for triples in removals:
+            changed = counter.only(triples) if keep_only else counter.without(triples)  # type: ignore[union-attr]
+            rows.append(changed.features(example.linked))
     return torch.as_tensor(np.stack(rows))
 
 
+def log_odds(logits: torch.Tensor, target: int) -> torch.Tensor:
+    """``z_target - logsumexp(z_other)`` per row: the log-odds of ``target``'s probability."""
+    others = torch.cat([logits[:, :target], logits[:, target + 1 :]], dim=1)
+    return logits[:, target] - torch.logsumexp(others, dim=1)
+
+
 @torch.no_grad()
-def _probabilities(
+def _log_odds(
     model: FusionClassifier,
     text: torch.Tensor,
     graphs: list[LinkedSubgraph],
+    target: int,
     counts: torch.Tensor | None = None,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
+    """Log-odds of ``target`` for each graph variant [len(graphs)], text encoded once."""
     batch = collate_graphs(graphs)
     n = len(graphs)
     logits = model.forward_parts(
         None,
         batch,
         text_vector=text.expand(n, -1),
-        counts=None if counts is None else counts.expand(n, -1),
+        counts=None if counts is None else counts,
     )["logits"]
-    return torch.softmax(logits, dim=-1)
+    return log_odds(logits / temperature, target)
 
 
 def candidate_paths(
@@ -148,8 +182,10 @@ def explain(
     predicted: int,
     top_k: int = 3,
     max_hops: int = 3,
+    temperature: float = 1.0,
 ) -> list[ScoredPath]:
-    """The ``top_k`` supporting paths of ``predicted`` for one prepared text (see module doc)."""
+    """The ``top_k`` supporting paths of ``predicted`` for one prepared text (see module doc);
+    ``temperature`` is the bundle's (log-odds of the calibrated probabilities)."""
     if model.config.mode == "text" or example.graph is None or not example.linked:
         return []
     R = resources.graph.num_relations
@@ -163,12 +199,12 @@ def explain(
         return []
     variants = [example.graph] + [_without(example.graph, hops, R) for _, hops in candidates]
     counts = _counts(model, resources, example, [hops for _, hops in candidates])
-    probs = _probabilities(model, text_vector, variants, counts)[:, predicted]
-    drops = (probs[0] - probs[1:]).tolist()
+    odds = _log_odds(model, text_vector, variants, predicted, counts, temperature)
+    drops = (odds[0] - odds[1:]).tolist()
     scored = [
         ScoredPath(nodes, hops, d) for (nodes, hops), d in zip(candidates, drops, strict=True)
     ]
-    scored.sort(key=lambda p: (-p.drop, len(p.triples)))
+    scored.sort(key=lambda p: (-p.score, len(p.triples)))
     return scored[:top_k]
 
 
@@ -192,87 +228,98 @@ def _attended(
     return [int(example.graph.n_id[i]) for i in order[:n]]  # type: ignore[union-attr]
 
 
-def random_path_drop(
-    model: FusionClassifier,
-    resources: Resources,
-    example: Prepared,
-    text_vector: torch.Tensor,
-    predicted: int,
-    hops: int,
-    rng: random.Random,
-) -> float | None:
-    """Probability drop when a random walk of ``hops`` triples from a linked entity is removed."""
+def random_walks(
+    resources: Resources, example: Prepared, lengths: list[int], rng: random.Random
+) -> list[list[Triple]]:
+    """One random walk per length (as many triples, or fewer where the walk is stuck) from a
+    random linked entity inside the example's subgraph; [] when no linked entity has an edge."""
     assert example.graph is not None
     g = _hop_graph(example.graph, resources.graph.num_relations)
     local = {int(e): i for i, e in enumerate(example.graph.n_id.tolist())}
     starts = [local[e] for e in example.linked if local.get(e) in g]
     if not starts:
-        return None
-    here, seen, walk = rng.choice(starts), set(), []
-    seen.add(here)
-    for _ in range(hops):
-        options = [b for b in g.neighbors(here) if b not in seen]
-        if not options:
-            break
-        nxt = rng.choice(sorted(options))
-        walk.append(rng.choice(g.edges[here, nxt]["triples"]))
-        seen.add(nxt)
-        here = nxt
-    if not walk:
-        return None
-    probs = _probabilities(
-        model,
-        text_vector,
-        [example.graph, _without(example.graph, walk, resources.graph.num_relations)],
-        _counts(model, resources, example, [walk]),
-    )
-    return float(probs[0, predicted] - probs[1, predicted])
+        return []
+    walks = []
+    for hops in lengths:
+        here = rng.choice(starts)
+        seen, walk = {here}, []
+        for _ in range(hops):
+            options = [b for b in g.neighbors(here) if b not in seen]
+            if not options:
+                break
+            nxt = rng.choice(sorted(options))
+            walk.append(rng.choice(g.edges[here, nxt]["triples"]))
+            seen.add(nxt)
+            here = nxt
+        if walk:
+            walks.append(walk)
+    return walks
 
 
-def fidelity(
+def _drop(
+    model: FusionClassifier,
+    resources: Resources,
+    example: Prepared,
+    text: torch.Tensor,
+    predicted: int,
+    triples: list[Triple],
+    keep_only: bool,
+    temperature: float,
+) -> float:
+    """Log-odds drop of ``predicted`` when ``triples`` are removed (or kept alone)."""
+    assert example.graph is not None
+    R = resources.graph.num_relations
+    changed = (_only if keep_only else _without)(example.graph, triples, R)
+    counts = _counts(model, resources, example, [triples], keep_only)
+    odds = _log_odds(model, text, [example.graph, changed], predicted, counts, temperature)
+    return float(odds[0] - odds[1])
+
+
+def faithfulness(
     model: FusionClassifier,
     resources: Resources,
     examples: list[Prepared],
+    top_k: int = 3,
     limit: int = 200,
     seed: int = 0,
+    temperature: float = 1.0,
 ) -> dict[str, float]:
-    """Mean probability drop of the predicted class when the top path is removed, next to the
-    same for a random walk of equal length from a linked entity, over texts that have a path."""
+    """Comprehensiveness and sufficiency of the top-``top_k`` paths, each next to the same for
+    random walks of the same lengths (module doc), averaged over the first ``limit`` texts
+    that have a supporting path. ``ratio`` is comprehensiveness over its random baseline."""
     rng = random.Random(seed)
-    top: list[float] = []
-    rand: list[float] = []
+    rows: dict[str, list[float]] = {k: [] for k in ("comp", "comp_random", "suff", "suff_random")}
+    keeps = hasattr(resources.counter, "only") or not model.reads_counts
     for example in examples:
-        if len(top) >= limit:
+        if len(rows["comp"]) >= limit:
             break
         if not example.linked:
             continue
         tokens, graph, counts = resources.inputs(model, [example])
         with torch.no_grad():
             text = model.text_vector(tokens, 1)
-            predicted = int(
-                model.forward_parts(tokens, graph, text_vector=text, counts=counts)[
-                    "logits"
-                ].argmax()
-            )
-        paths = explain(model, resources, example, text, predicted, top_k=1)
+            logits = model.forward_parts(tokens, graph, text_vector=text, counts=counts)["logits"]
+        predicted = int(logits.argmax())
+        paths = explain(model, resources, example, text, predicted, top_k, temperature=temperature)
         if not paths:
             continue
-        baseline = random_path_drop(
-            model, resources, example, text, predicted, len(paths[0].triples), rng
-        )
-        if baseline is None:
+        walks = random_walks(resources, example, [len(p.triples) for p in paths], rng)
+        if not walks:
             continue
-        top.append(paths[0].drop)
-        rand.append(baseline)
-    mean_top = float(np.mean(top)) if top else 0.0
-    mean_random = float(np.mean(rand)) if rand else 0.0
-    return {
-        "texts": len(top),
-        "top_path_drop": mean_top,
-        "random_path_drop": mean_random,
-        "ratio": mean_top / mean_random
-        if mean_random > 0
-        else float("inf")
-        if mean_top > 0
-        else 0.0,
-    }
+        top = [t for p in paths for t in p.triples]
+        rand = [t for w in walks for t in w]
+        args = (model, resources, example, text, predicted)
+        rows["comp"].append(_drop(*args, top, False, temperature))
+        rows["comp_random"].append(_drop(*args, rand, False, temperature))
+        if keeps:
+            rows["suff"].append(_drop(*args, top, True, temperature))
+            rows["suff_random"].append(_drop(*args, rand, True, temperature))
+    out: dict[str, float] = {"texts": len(rows["comp"]), "top_k": top_k}
+    for key, values in rows.items():
+        out[key] = float(np.mean(values)) if values else float("nan")
+    out["ratio"] = (
+        out["comp"] / out["comp_random"]
+        if out["comp_random"] > 0
+        else (float("inf") if out["comp"] > 0 else 0.0)
+    )
+    return out

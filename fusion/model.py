@@ -39,12 +39,13 @@ class ModelConfig:
     gnn_layers: message-passing rounds (>= 2).
     num_bases: RGCN basis matrices.
     dropout: in the graph encoder and heads.
-    counts: fused mode only: the text head also reads the parameter-free label counts of
-        fusion/counter.py (with subgraph.relation_counts, by path and relation). They see the
-        whole KG around the linked entities, where the GNN sees a capped subgraph.
+    counts: fused mode only (other modes ignore it): the fused logits also read the
+        parameter-free label counts that ``subgraph.counts`` names (by default walks to each
+        label node by relation sequence, fusion/path_counts.py). They see the whole KG around
+        the linked entities, where the GNN sees a capped subgraph.
     counts_head: how a fused model reads those counts. "concat": appended to the text vector
         before the text head. "per_label": a small MLP, shared by all classes, scores each
-        class from its own count columns (one per count block: direct, two-hop, each relation)
+        class from its own count columns (one per count block: each relation sequence)
         and from its share of each block's total; a linear map of the layer-normed counts adds
         the cross-class evidence. Sharing across classes lets a rare class use what the
         relations taught on the frequent ones.
@@ -56,8 +57,8 @@ class ModelConfig:
     gnn_layers: int = 2
     num_bases: int = 8
     dropout: float = 0.1
-    counts: bool = False
-    counts_head: str = "concat"
+    counts: bool = True
+    counts_head: str = "per_label"
     counts_hidden: int = 32
 
     def problems(self) -> list[str]:
@@ -70,8 +71,6 @@ class ModelConfig:
             out.append(f"'model.hidden' must be at least 4 (got {self.hidden})")
         if not 0.0 <= self.dropout < 1.0:
             out.append(f"'model.dropout' must be in [0, 1) (got {self.dropout})")
-        if self.counts and self.mode != "fused":
-            out.append(f"'model.counts' is for fused mode (got mode {self.mode!r})")
         if self.counts_head not in COUNTS_HEADS:
             out.append(
                 f"'model.counts_head' must be one of {COUNTS_HEADS} (got {self.counts_head!r})"
@@ -122,10 +121,14 @@ class FusionClassifier(nn.Module):
         self.node_features: torch.Tensor
         self.register_buffer("node_features", node_features, persistent=False)
         h = config.hidden
-        concat = config.reads_counts and not config.counts_per_label
+        # fused mode reads the counts only where there are some (a label map); counter mode
+        # always does (build_model refuses it without one)
+        self.reads_counts = config.reads_counts and (counter_dim > 0 or config.mode == "counter")
+        self.counts_per_label = config.counts_per_label and self.reads_counts
+        concat = self.reads_counts and not self.counts_per_label
         head_in = text_dim + (counter_dim if concat else 0)
         self.text_head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(head_in, num_labels))
-        if config.counts_per_label:
+        if self.counts_per_label:
             self.counts_head = PerLabelCounts(
                 counter_dim, num_labels, config.counts_hidden, config.dropout
             )
@@ -176,9 +179,9 @@ class FusionClassifier(nn.Module):
                 size = int(graph.num_graphs)
             t = self.text_vector(tokens, size)
         batch_size = t.shape[0]
-        if self.config.reads_counts:
+        if self.reads_counts:
             assert counts is not None, "counter mode (and model.counts) needs the label counts"
-            if self.config.counts_per_label:
+            if self.counts_per_label:
                 text_logits = self.text_head(t) + self.counts_head(counts)
             else:
                 text_logits = self.text_head(torch.cat([t, counts], dim=-1))

@@ -31,6 +31,11 @@ class Predictor:
     def labels(self) -> list[str]:
         return self.resources.labels
 
+    @property
+    def temperature(self) -> float:
+        """The bundle's temperature (fusion/calibration.py): probabilities are calibrated."""
+        return float(self.meta.get("temperature", 1.0))
+
     def with_graph(self, graph: Any) -> Predictor:
         """The same model over another KG (hot triples): the graph encoder is inductive.
         This predictor is left as it was; the two share the model, so call one at a time."""
@@ -64,7 +69,7 @@ class Predictor:
         tokens, graph, counts = self.resources.inputs(model, prepared)
         text = model.text_vector(tokens, len(prepared))
         parts = model.forward_parts(tokens, graph, text_vector=text, counts=counts)
-        probs = torch.softmax(parts["logits"], dim=-1)
+        probs = torch.softmax(parts["logits"] / self.temperature, dim=-1)  # calibrated
         model_at = time.perf_counter()
         kg = self.resources.graph
         out = []
@@ -81,7 +86,10 @@ class Predictor:
             if "gate" in parts:
                 record["graph_weight"] = round(float(parts["gate"][i]), 4)
             if explain_paths:
-                paths = explain(model, self.resources, p, text[i : i + 1], best, top_k=top_k_paths)
+                paths = explain(
+                    model, self.resources, p, text[i : i + 1], best, top_k_paths,
+                    temperature=self.temperature,
+                )  # fmt: skip
                 record["paths"] = [path.describe(self.resources) for path in paths]
             out.append(record)
         done = time.perf_counter()

@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from spacy.language import Language
 from torch_geometric.data import Batch
 
 from fusion.counter import LabelCounter
 from fusion.encoder import EncoderConfig, TextEncoder
 from fusion.examples import LinkedSubgraph, SubgraphSettings, build_subgraph, collate_graphs
 from fusion.features import node_features
+from fusion.path_counts import PathCounter, RelationSequence, fit_sequences
 from fusion.store_counter import StoreLabelCounter
 from kg.errors import KGReadOnlyError
 from kg.graph import KnowledgeGraph
@@ -47,8 +49,41 @@ class Prepared:
     counts: np.ndarray | None = None  # counter-baseline features, when there are label nodes
 
 
+def make_counter(
+    graph: KnowledgeGraph | StoreGraph,
+    label_nodes: list[int],
+    subgraph: SubgraphSettings,
+    path_sequences: Sequence[RelationSequence] = (),
+) -> PathCounter | LabelCounter | StoreLabelCounter | None:
+    """The label counter ``subgraph.counts`` names; None without label nodes. A triple store
+    counts "relations" where "sequences" are asked for (walks by sequence need the whole CSR)."""
+    if not label_nodes:
+        return None
+    if isinstance(graph, StoreGraph):
+        return StoreLabelCounter(
+            graph,
+            label_nodes,
+            max_degree=COUNTER_MAX_DEGREE,
+            by_relation=subgraph.counts != "entities",
+        )
+    if subgraph.counts == "sequences":
+        assert subgraph.hops is not None, "hops are resolved before the counter is built"
+        return PathCounter(graph, label_nodes, hops=subgraph.hops, sequences=path_sequences)
+    return LabelCounter(
+        graph,
+        label_nodes,
+        max_degree=COUNTER_MAX_DEGREE,
+        by_relation=subgraph.counts == "relations",
+    )
+
+
 class Resources:
-    """The KG-side context of a model. Built from settings, or restored from a bundle."""
+    """The KG-side context of a model. Built from settings, or restored from a bundle.
+
+    ``nlp`` and ``tokenizer`` may be passed in when already built (training links the texts
+    before it has chosen every setting); ``path_sequences`` is the vocabulary of the
+    "sequences" counts, fitted on the training texts (`fit_sequences`) or read from a bundle.
+    """
 
     def __init__(
         self,
@@ -60,6 +95,9 @@ class Resources:
         linker_config: dict[str, Any],
         features: np.ndarray | None = None,
         feature_cache: str | Path | None = None,
+        nlp: Language | None = None,
+        tokenizer: TextEncoder | None = None,
+        path_sequences: Sequence[RelationSequence] = (),
     ):
         self.graph = graph
         self.labels = labels
@@ -67,23 +105,34 @@ class Resources:
         self.encoder_config = encoder_config
         self.subgraph = subgraph
         self.linker_config = dict(linker_config)
-        stored = isinstance(graph, StoreGraph)  # a triple store, read on demand
-        self.nlp = from_kg(graph, **self.linker_config)
-        self.tokenizer = TextEncoder(encoder_config, adapt=False)  # also embeds entity texts
+        self.nlp = nlp if nlp is not None else from_kg(graph, **self.linker_config)
+        # the frozen base encoder: tokenizes, and embeds entity texts
+        self.tokenizer = (
+            tokenizer if tokenizer is not None else TextEncoder(encoder_config, adapt=False)
+        )
         if features is None:
             features = node_features(graph, self.tokenizer, cache_dir=feature_cache)
         self.features = torch.as_tensor(features, dtype=torch.float32)
         self._features_lock = threading.Lock()
-        self.counter = (
-            (StoreLabelCounter if stored else LabelCounter)(
-                graph,  # type: ignore[arg-type]
-                label_nodes,
-                max_degree=COUNTER_MAX_DEGREE,
-                by_relation=subgraph.relation_counts,
-            )
-            if label_nodes
-            else None
-        )
+        self.counter = make_counter(graph, label_nodes, subgraph, path_sequences)
+
+    @property
+    def path_sequences(self) -> list[RelationSequence]:
+        """The relation sequences the "sequences" counts read ([] for other counts)."""
+        return list(self.counter.sequences) if isinstance(self.counter, PathCounter) else []
+
+    def fit_sequences(
+        self, linked: Sequence[Sequence[int]], masked: Sequence[bool]
+    ) -> list[RelationSequence]:
+        """Fit the "sequences" vocabulary on training texts (their linked entity ids, and
+        whether each one's label facts are hidden); a no-op for other counts."""
+        if isinstance(self.counter, PathCounter):
+            walks = [
+                self.counter.walk_counts(ids, masked=ids if hide else None)
+                for ids, hide in zip(linked, masked, strict=True)
+            ]
+            self.counter.sequences = fit_sequences(walks, self.subgraph.max_sequences)
+        return self.path_sequences
 
     @property
     def alias_table(self) -> AliasTable | None:
@@ -95,33 +144,48 @@ class Resources:
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return self.tokenizer.tokenize(texts)
 
+    def link(self, texts: Sequence[str]) -> list[list[dict[str, Any]]]:
+        """The linked spans of every text (`nlp.linker.linked_entities` records)."""
+        return [linked_entities(doc) for doc in self.nlp.pipe(list(texts), batch_size=256)]
+
+    def entity_ids(self, spans: Sequence[dict[str, Any]]) -> list[int]:
+        """The distinct entity ids of a text's linked spans, in text order."""
+        return list(dict.fromkeys(self.graph.entity_id(s["iri"]) for s in spans))
+
     def prepare(
         self,
         texts: Sequence[str],
         labels: Sequence[int] | None = None,
-        mask_label_facts: float = 0.0,
+        mask_label_facts: float | Sequence[bool] = 0.0,
         use_kg: bool = True,
         mask_seed: int = 0,
+        spans: Sequence[list[dict[str, Any]]] | None = None,
     ) -> list[Prepared]:
-        """Link every text and build its subgraph. ``mask_label_facts`` is the share of texts
-        (drawn with ``mask_seed``) whose own entity-label facts are hidden: training texts.
+        """Link every text (unless its ``spans`` are given) and build its subgraph.
 
-        ``use_kg=False`` is the no-KG control: nothing is linked and subgraphs hold only the
-        label nodes, without edges."""
+        ``mask_label_facts``: which texts have their own entity-label facts hidden (training
+        texts, and validation texts standing in for new entities): a share of the texts, drawn
+        with ``mask_seed``, or one flag per text. ``use_kg=False`` is the no-KG control:
+        nothing is linked and subgraphs hold only the label nodes, without edges."""
+        if spans is None:
+            spans = self.link(texts) if use_kg else [[] for _ in texts]
+        if isinstance(mask_label_facts, (int, float)):
+            draw = random.Random(mask_seed)
+            flags = [draw.random() < mask_label_facts for _ in texts]
+        else:
+            flags = list(mask_label_facts)
         out = []
-        draw = random.Random(mask_seed)
-        for i, doc in enumerate(self.nlp.pipe(list(texts), batch_size=256)):
-            spans = linked_entities(doc) if use_kg else []
-            linked = list(dict.fromkeys(self.graph.entity_id(s["iri"]) for s in spans))
-            masked = draw.random() < mask_label_facts
+        for i, text in enumerate(texts):
+            mine = spans[i] if use_kg else []
+            linked = self.entity_ids(mine)
             graph = build_subgraph(
-                self.graph, linked, self.label_nodes, self.subgraph, masked, use_kg
+                self.graph, linked, self.label_nodes, self.subgraph, flags[i], use_kg
             )
             counts = None
             if self.counter is not None:
-                counts = self.counter.features(linked, masked=set(linked) if masked else None)
+                counts = self.counter.features(linked, masked=set(linked) if flags[i] else None)
             label = -1 if labels is None else int(labels[i])
-            out.append(Prepared(texts[i], label, linked, spans, graph, counts))
+            out.append(Prepared(text, label, linked, mine, graph, counts))
         self._cover_features()
         return out
 
@@ -153,17 +217,21 @@ class Resources:
         return self.prepare([e.text for e in examples], [index[e.label] for e in examples])
 
     def inputs(
-        self, model: FusionClassifier, batch: Sequence[Prepared]
+        self,
+        model: FusionClassifier,
+        batch: Sequence[Prepared],
+        texts: Sequence[str] | None = None,
     ) -> tuple[dict[str, torch.Tensor] | None, Batch | None, torch.Tensor | None]:
         """(tokens, graph batch, counter features) for ``model``: only what it reads. Points
         the model at these node features first (this graph's, which grow over a triple store,
-        not a sibling's)."""
+        not a sibling's). ``texts`` replaces the batch's texts (training's mention masking)."""
         model.node_features = self.features
-        tokens = self.tokenize([p.text for p in batch]) if model.text_encoder is not None else None
+        texts = list(texts) if texts is not None else [p.text for p in batch]
+        tokens = self.tokenize(texts) if model.text_encoder is not None else None
         graphs = [p.graph for p in batch if p.graph is not None]
         graph = collate_graphs(graphs) if model.config.mode in ("graph", "fused") else None
         counts = None
-        if model.config.reads_counts:
+        if model.reads_counts:
             counts = torch.as_tensor(np.stack([p.counts for p in batch if p.counts is not None]))
         return tokens, graph, counts
 
@@ -189,5 +257,6 @@ class Resources:
         label_iris = [self.graph.iri(e) for e in self.label_nodes]
         return Resources(
             graph, self.labels, [graph.entity_id(i) for i in label_iris], self.encoder_config,
-            self.subgraph, self.linker_config, features=features,
+            self.subgraph, self.linker_config, features=features, tokenizer=self.tokenizer,
+            path_sequences=self.path_sequences,
         )  # fmt: skip

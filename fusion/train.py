@@ -23,7 +23,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-import kg
 from fusion import distributed
+from fusion.calibration import calibration_report, fit_temperature
 from fusion.checkpoint import (
     checkpoint_state,
     load_checkpoint,
@@ -41,14 +41,12 @@ from fusion.checkpoint import (
     trainable_state,
 )
 from fusion.config import ConfigError, RunConfig, load_config
-from fusion.data import Splits, load_splits
 from fusion.encoder import TextEncoder
 from fusion.metrics import classification_metrics
 from fusion.model import FusionClassifier
 from fusion.optimization import Progress, class_weights, make_optimizer, make_scheduler
 from fusion.resources import Prepared, Resources
-from kg.store_graph import StoreGraph
-from nlp.texts import read_label_map
+from fusion.setup import RunPlan, Selection, Workspace, plan_run
 
 
 @dataclass
@@ -59,6 +57,8 @@ class TrainResult:
     epochs_run: int
     seconds_per_epoch: float
     best_epoch: int
+    temperature: float = 1.0
+    choices: dict[str, dict[str, object]] = field(default_factory=dict)  # the auto settings
 
 
 class StaleRunError(ConfigError):
@@ -72,44 +72,6 @@ def seed_everything(seed: int) -> None:
 
 
 # ----- set-up -----
-def load_data(config: RunConfig) -> Splits:
-    d = config.data
-    tests: dict[str, str | Path] = dict(d.tests)
-    return load_splits(
-        train=d.train or None, val=d.val or None, tests=tests, path=d.path or None,
-        split_column=d.split_column or None, text_column=d.text_column, label_column=d.label_column,
-        val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=config.train.seed,
-    )  # fmt: skip
-
-
-def open_graph(config: RunConfig) -> kg.KnowledgeGraph | StoreGraph:
-    """The run's KG: compiled from files, or a view of a triple store read on demand."""
-    if config.kg.source:
-        return StoreGraph.connect(config.kg.source)
-    return kg.open_or_load(config.kg.files)
-
-
-def build_resources(config: RunConfig, labels: list[str], run_dir: Path) -> Resources:
-    graph = open_graph(config)
-    label_nodes = read_label_map(config.kg.label_map, graph, labels) if config.kg.label_map else []
-    linker = {
-        "threshold": config.linker.threshold,
-        "head_match": config.linker.head_match,
-        "types": list(config.linker.types),
-    }
-    if config.linker.aliases:
-        linker["aliases"] = config.linker.aliases
-    return Resources(
-        graph,
-        labels,
-        label_nodes,
-        config.encoder,
-        config.subgraph,
-        linker,
-        feature_cache=None if isinstance(graph, StoreGraph) else run_dir / "cache",
-    )
-
-
 def build_model(config: RunConfig, resources: Resources) -> FusionClassifier:
     if config.model.mode == "counter" and resources.counter is None:
         raise ConfigError("model.mode=counter counts paths to label nodes: set kg.label_map")
@@ -135,10 +97,12 @@ def forward(
     resources: Resources,
     batch: list[Prepared],
     parallel: nn.Module | None = None,
+    texts: list[str] | None = None,
 ) -> dict[str, torch.Tensor]:
     """``model.forward_parts`` on ``batch``; through ``parallel`` (the DDP wrapper of that
-    method, `distributed.data_parallel`) when given, so that gradients are averaged."""
-    tokens, graph, counts = resources.inputs(model, batch)
+    method, `distributed.data_parallel`) when given, so that gradients are averaged.
+    ``texts`` replaces the batch's texts (mention masking)."""
+    tokens, graph, counts = resources.inputs(model, batch, texts)
     return (parallel if parallel is not None else model.forward_parts)(tokens, graph, counts=counts)
 
 
@@ -193,6 +157,29 @@ def evaluate_shared(
     return scores
 
 
+def evaluate_validation(
+    model: FusionClassifier, resources: Resources, val: Sequence[Prepared], unseen: Sequence[bool]
+) -> dict[str, dict[str, Any]]:
+    """Metrics of "val:unseen" and "val:seen" (either may be empty), shared by the ranks."""
+    parts = {
+        "val:unseen": [p for p, u in zip(val, unseen, strict=True) if u],
+        "val:seen": [p for p, u in zip(val, unseen, strict=True) if not u],
+    }
+    out = {name: evaluate_shared(model, resources, part) for name, part in parts.items() if part}
+    out["val"] = evaluate_shared(model, resources, val)
+    return out
+
+
+def mask_mentions(example: Prepared, rate: float, token: str, rng: random.Random) -> str:
+    """``example.text`` with each linked mention replaced by ``token`` with probability
+    ``rate`` (overlapping spans are never linked, so offsets stay valid right to left)."""
+    text = example.text
+    for span in sorted(example.spans, key=lambda s: -int(s["start"])):
+        if rng.random() < rate:
+            text = text[: span["start"]] + token + text[span["end"] :]
+    return text
+
+
 def fit(
     model: FusionClassifier,
     resources: Resources,
@@ -201,20 +188,29 @@ def fit(
     config: RunConfig,
     run_dir: Path,
     progress: bool = True,
-    on_epoch_end: Callable[[int], None] | None = None,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     data_key: str = "",
+    val_unseen: Sequence[bool] | None = None,
+    selection: Selection | None = None,
 ) -> tuple[int, int, float]:
     """Train with early stopping; leaves the best weights in ``model``.
     Returns (epochs run, best epoch, mean seconds per epoch).
 
+    After every epoch the model is scored on validation: ``selection`` says on what (val:unseen
+    by default, `fusion.setup.Selection`); the best epoch's weights are kept and ``patience``
+    epochs without a better score stop the run. ``val_unseen`` flags the val:unseen texts.
+
     A checkpoint from an earlier, interrupted run with the same settings is resumed; one
     written by other settings is refused (``train.epochs`` and ``train.patience`` may differ).
-    ``on_epoch_end(epoch)`` runs after each epoch's checkpoint is written.
+    ``on_epoch_end(epoch, record)`` runs after each epoch's checkpoint is written, with the
+    epoch's metrics record (``record["score"]`` is what selection reads).
 
     Under torchrun every rank calls this with the same data: each steps through its shard of
     the epoch's order (``train.batch_size`` texts per rank and step), rank 0 writes the
     checkpoint and metrics, and every rank resumes from the same checkpoint."""
     settings = config.train
+    unseen = list(val_unseen) if val_unseen is not None else [False] * len(val)
+    selection = selection or Selection("all", "every validation text")
     optimizer = make_optimizer(model, config)
     # the same number of steps on every rank: shards are padded to the same length
     steps_per_epoch = math.ceil(len(distributed.shard(range(len(train)))) / settings.batch_size)
@@ -225,7 +221,8 @@ def fit(
     fingerprint = settings_fingerprint(config, data_key)
     state: dict[str, Any] = {
         "epoch": 0,
-        "best_f1": -1.0,
+        "best_score": -1.0,
+        "best_loss": float("inf"),
         "best_epoch": 0,
         "stale": 0,
         "epoch_seconds": [],
@@ -255,16 +252,23 @@ def fit(
     main = distributed.is_main()
     writer = _tensorboard(run_dir) if settings.tensorboard and main else None
     bar = Progress(steps_per_epoch * (settings.epochs - state["epoch"]), progress and main)
+    mask_token = resources.tokenizer.tokenizer.mask_token or "[MASK]"
     try:
         while state["epoch"] < settings.epochs and state["stale"] < settings.patience:
             epoch = state["epoch"] + 1
             order = torch.randperm(
                 len(train), generator=torch.Generator().manual_seed(settings.seed * 1000 + epoch)
             )
+            masking = random.Random(settings.seed * 1000 + epoch)
             model.train()
             started, losses = time.perf_counter(), []
             for batch in batches(train, settings.batch_size, distributed.shard(order.tolist())):
-                logits = forward(model, resources, batch, parallel)["logits"]
+                texts = None
+                if settings.mask_mentions > 0:
+                    texts = [
+                        mask_mentions(p, settings.mask_mentions, mask_token, masking) for p in batch
+                    ]
+                logits = forward(model, resources, batch, parallel, texts)["logits"]
                 target = torch.tensor([p.label for p in batch])
                 loss = nn.functional.cross_entropy(logits, target, weight=weights)
                 optimizer.zero_grad()
@@ -277,38 +281,39 @@ def fit(
                 scheduler.step()
                 losses.append(loss.item())
                 bar.update(
-                    f"epoch {epoch}/{settings.epochs} loss {np.mean(losses[-20:]):.3f} best val F1 {max(state['best_f1'], 0):.3f}"
+                    f"epoch {epoch}/{settings.epochs} loss {np.mean(losses[-20:]):.3f} best val:{selection.on} {max(state['best_score'], 0):.3f}"
                 )
             seconds = distributed.all_reduce_mean(time.perf_counter() - started)
-            scores = evaluate_shared(model, resources, val)
-            # a tie on val macro-F1 (common on small val sets) goes to the lower val loss
-            loss = scores.get("loss", 0.0)
-            improved = scores["macro_f1"] > state["best_f1"] or (
-                scores["macro_f1"] == state["best_f1"]
-                and loss < state.get("best_loss", float("inf"))
+            scores = evaluate_validation(model, resources, val, unseen)
+            score, val_loss = selection.score(scores)
+            # a tie (common on small validation sets) goes to the lower validation loss
+            improved = score > state["best_score"] or (
+                score == state["best_score"] and val_loss < state["best_loss"]
             )
             if improved:
                 best = trainable_state(model)
-                state.update(best_f1=scores["macro_f1"], best_loss=loss, best_epoch=epoch, stale=0)
+                state.update(best_score=score, best_loss=val_loss, best_epoch=epoch, stale=0)
             else:
                 state["stale"] += 1
             state["epoch"] = epoch
             state["epoch_seconds"].append(seconds)
             record = {
                 "epoch": epoch, "train_loss": distributed.all_reduce_mean(float(np.mean(losses))),
-                "val_accuracy": scores["accuracy"], "val_macro_f1": scores["macro_f1"], "val_loss": scores.get("loss"),
+                "score": score, "selection": selection.on,
+                **{f"{k}_{m}": v.get(m) for k, v in scores.items() for m in ("accuracy", "macro_f1", "loss")},
                 "best": improved, "seconds": round(seconds, 3), "lr": [g["lr"] for g in optimizer.param_groups],
             }  # fmt: skip
             if main:
                 with metrics_file.open("a", encoding="utf-8") as f:
                     f.write(json.dumps(record) + "\n")
                 if writer is not None:
-                    for key in ("train_loss", "val_accuracy", "val_macro_f1"):
-                        writer.add_scalar(key, record[key], epoch)
+                    for key in ("train_loss", "score", "val:unseen_accuracy", "val:seen_accuracy"):
+                        if record.get(key) is not None:
+                            writer.add_scalar(key, record[key], epoch)
                 save_checkpoint(checkpoint, model, best, optimizer, state)
             distributed.barrier()  # no rank goes on (or stops) before the checkpoint is whole
             if on_epoch_end is not None:
-                on_epoch_end(epoch)
+                on_epoch_end(epoch, record)
     finally:
         bar.close()
         if writer is not None:
@@ -367,14 +372,20 @@ def _tensorboard(run_dir: Path) -> Any:
 def run(
     config: RunConfig,
     progress: bool = True,
-    resources: Resources | None = None,
-    splits: Splits | None = None,
-    on_epoch_end: Callable[[int], None] | None = None,
+    workspace: Workspace | None = None,
+    plan: RunPlan | None = None,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     use_kg: bool = True,
 ) -> TrainResult:
-    """Train, evaluate and write the bundle for ``config``. ``resources`` and ``splits`` may be
-    passed in to share linking and node features between runs (`kgfuse compare`);
-    ``use_kg=False`` is the no-KG control (nothing linked, no edges).
+    """Train, calibrate, evaluate and write the bundle for ``config``.
+
+    ``workspace`` (the KG, linker and encoder) and ``plan`` (splits, links, automatic settings
+    and resources, `fusion.setup.plan_run`) may be passed in to share them between runs
+    (`kgfuse compare`, `kgfuse tune`); a plan's resolved config then replaces ``config``'s
+    ``auto`` settings. ``use_kg=False`` is the no-KG control (nothing linked, no edges).
+
+    Every input (config, data, KG, label map) is read and checked before anything is written:
+    a run that fails on its inputs leaves no output folder behind.
 
     Under torchrun (``WORLD_SIZE`` > 1) every rank runs this and returns the same metrics;
     rank 0 alone writes the node-feature cache (the others then read it), the checkpoints,
@@ -383,50 +394,69 @@ def run(
 
     distributed.init_from_env()  # the model trains on the CPU: gloo
     run_dir = Path(config.output)
-    run_dir.mkdir(parents=True, exist_ok=True)
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
     seed_everything(config.train.seed)
-    splits = splits or load_data(config)
     with distributed.main_first():
-        resources = resources or build_resources(config, splits.labels, run_dir)
+        workspace = workspace or Workspace.open(config, run_dir)
+        plan = plan or plan_run(config, workspace)
+    config = replace(
+        config,
+        subgraph=plan.config.subgraph,
+        train=replace(config.train, mask_label_facts=plan.config.train.mask_label_facts),
+    )
+    resources, splits = plan.resources, plan.splits
     index = {label: i for i, label in enumerate(splits.labels)}
-    mask = config.train.mask_label_facts
 
-    def prepare(examples: list[Any], masked: float = 0.0) -> list[Prepared]:
-        texts, labels = [e.text for e in examples], [index[e.label] for e in examples]
-        return resources.prepare(texts, labels, masked, use_kg, mask_seed=config.train.seed)
+    def prepare(examples: list[Any], part: str, masked: float | list[bool] = 0.0) -> list[Prepared]:
+        labels = [index[e.label] for e in examples]
+        spans = plan.spans[part] if use_kg else None
+        return resources.prepare(
+            [e.text for e in examples], labels, masked, use_kg, config.train.seed, spans=spans
+        )
 
-    train = prepare(splits.train, masked=mask)
-    val = prepare(splits.val)
-    tests = {name: prepare(examples) for name, examples in splits.tests.items()}
+    train = prepare(splits.train, "train", plan.train_masked)
+    val = prepare(splits.val, "val", plan.val_masked)
+    tests = {name: prepare(ex, f"test:{name}") for name, ex in splits.tests.items()}
 
+    if distributed.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)  # the inputs are all read and checked
+    distributed.barrier()
     seed_everything(config.train.seed)  # the model's initialisation does not depend on linking
     model = build_model(config, resources)
     data_key = data_fingerprint(resources, train, val)
     epochs, best_epoch, seconds = fit(
-        model, resources, train, val, config, run_dir, progress, on_epoch_end, data_key
-    )
+        model, resources, train, val, config, run_dir, progress, on_epoch_end, data_key,
+        splits.val_unseen, plan.selection,
+    )  # fmt: skip
 
-    metrics = {"val": evaluate_shared(model, resources, val)} | {
-        f"test:{n}": evaluate_shared(model, resources, ex) for n, ex in tests.items()
-    }
+    # temperature scaling on what validation selects on: never on a test text
+    chosen = [p for p, f in zip(val, plan.selection.flags(splits.val_unseen), strict=True) if f]
+    temperature = fit_temperature(
+        predict_logits(model, resources, chosen), np.array([p.label for p in chosen])
+    )
+    metrics = evaluate_validation(model, resources, val, splits.val_unseen)
+    metrics |= {f"test:{n}": evaluate_shared(model, resources, ex) for n, ex in tests.items()}
+    parts = {"val": val, "val:unseen": [p for p, u in zip(val, splits.val_unseen, strict=True) if u],
+             "val:seen": [p for p, u in zip(val, splits.val_unseen, strict=True) if not u],
+             **{f"test:{n}": ex for n, ex in tests.items()}}  # fmt: skip
     for name, m in metrics.items():
-        m["linked_share"] = float(
-            np.mean([bool(p.linked) for p in (val if name == "val" else tests[name[5:]])])
-        )
+        examples = parts[name]
+        m["linked_share"] = float(np.mean([bool(p.linked) for p in examples])) if examples else 0.0
+        gold = np.array([p.label for p in examples])
+        m.update(calibration_report(predict_logits(model, resources, examples), gold, temperature))
+    training = {
+        "epochs_run": epochs, "best_epoch": best_epoch, "seconds_per_epoch": seconds,
+        "temperature": temperature, "selection": plan.selection.on, "choices": plan.choices,
+        "counts": splits.counts(),
+    }  # fmt: skip
     bundle = run_dir / "bundle"
     if distributed.is_main():
-        bundle = save_bundle(
-            bundle,
-            model,
-            resources,
-            config,
-            metrics,
-            {"epochs_run": epochs, "best_epoch": best_epoch, "seconds_per_epoch": seconds},
-        )
+        bundle = save_bundle(bundle, model, resources, config, metrics, training)
     distributed.barrier()
-    return TrainResult(run_dir, bundle, metrics, epochs, seconds, best_epoch)
+    return TrainResult(
+        run_dir, bundle, metrics, epochs, seconds, best_epoch, temperature, plan.choices
+    )
 
 
 def main(

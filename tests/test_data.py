@@ -101,7 +101,7 @@ def test_held_out_entity_split_respects_candidates_and_refuses_nothing_linked() 
         examples, [["s1", "d1"], ["s2", "d1"], ["d1"]], 0.5, candidates={"s1", "s2"}
     )
     assert set(split.held_out) <= {"s1", "s2"}
-    with pytest.raises(DataError, match="no text mentions a candidate entity"):
+    with pytest.raises(DataError, match="no text mentions an entity that may be held out"):
         held_out_entity_split(examples, [[], [], []], 0.5)
 
 

@@ -1,0 +1,340 @@
+"""The set-up of a training run, before the first step: data, links, validation, choices.
+
+    workspace = Workspace.open(config, run_dir)     # KG, linker, frozen encoder, node features
+    plan = plan_run(config, workspace)                # splits, links, auto settings, resources
+
+`plan_run` reads the training (and val) files, links every text once, carves validation out of
+the training texts by held-out entity when no val file is given (fusion/split.py), decides what
+validation selects on (`Selection`), resolves every ``auto`` setting (fusion/auto.py, and the
+reference for hops: fusion/reference.py) and builds the model's `Resources`. Test files are
+read and linked here too, but only `fusion.train.run` uses them, after training, to report:
+nothing on this page looks at a test text.
+
+A `Workspace` holds what does not depend on the seed or the settings, so that `kgfuse compare`
+and `kgfuse tune` build it once for many runs.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import kg
+from fusion.auto import Choice, holdout_candidates, label_facts_restate_labels
+from fusion.config import ConfigError, RunConfig
+from fusion.data import Example, Splits, load_splits
+from fusion.encoder import TextEncoder
+from fusion.features import node_features
+from fusion.path_counts import PathCounter
+from fusion.reference import HOP_CHOICES, MAX_TEXTS, choose_hops
+from fusion.resources import Resources
+from fusion.split import partition_validation, validation_split
+from kg.store_graph import StoreGraph
+from nlp.linker import from_kg
+from nlp.texts import read_label_map
+
+MIN_UNSEEN_TEXTS = 30  # fewer val:unseen texts than this cannot rank models alone
+MIN_UNSEEN_ENTITIES = 5  # nor can fewer held-out entities
+DEFAULT_HOPS = 2  # where no reference can choose (no label map, or a triple store)
+
+
+class SelectionWarning(UserWarning):
+    """Validation cannot select on val:unseen alone; the warning names the figures."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What early stopping, checkpoint choice, calibration and tuning read from validation.
+
+    ``on``: "unseen" (val:unseen accuracy), "mix" (the mean of val:unseen and val:seen
+    accuracy, when val:unseen is too small to rank models alone) or "all" (no val:unseen)."""
+
+    on: str
+    reason: str
+
+    def score(self, metrics: dict[str, dict[str, Any]]) -> tuple[float, float]:
+        """(accuracy, loss) to select on, from the metrics of "val:unseen" and "val:seen"."""
+        parts = {"unseen": ["val:unseen"], "mix": ["val:unseen", "val:seen"], "all": ["val"]}
+        chosen = [metrics[k] for k in parts[self.on] if metrics.get(k, {}).get("n")]
+        if not chosen:
+            return 0.0, float("inf")
+        accuracy = float(np.mean([m["accuracy"] for m in chosen]))
+        loss = float(np.mean([m.get("loss", float("inf")) for m in chosen]))
+        return accuracy, loss
+
+    def flags(self, val_unseen: list[bool]) -> list[bool]:
+        """Which validation texts calibration and the reference fit on."""
+        if self.on == "unseen":
+            return list(val_unseen)
+        return [True] * len(val_unseen)
+
+
+def choose_selection(unseen_texts: int, held_entities: int, total: int) -> Selection:
+    """val:unseen when it is big enough to rank models; else a stated mix, with a warning."""
+    if unseen_texts >= MIN_UNSEEN_TEXTS and held_entities >= MIN_UNSEEN_ENTITIES:
+        return Selection(
+            "unseen",
+            f"{unseen_texts} val:unseen texts about {held_entities} entities no training text "
+            "mentions",
+        )
+    if unseen_texts == 0:
+        reason = (
+            f"no validation text mentions an entity that training lacks ({total} val texts); "
+            "selecting on all validation texts, which rewards memorised names"
+        )
+        warnings.warn(reason, SelectionWarning, stacklevel=2)
+        return Selection("all", reason)
+    reason = (
+        f"only {unseen_texts} val:unseen texts about {held_entities} held-out entities (at least "
+        f"{MIN_UNSEEN_TEXTS} texts and {MIN_UNSEEN_ENTITIES} entities rank models alone); "
+        "selecting on the mean of val:unseen and val:seen accuracy"
+    )
+    warnings.warn(reason, SelectionWarning, stacklevel=2)
+    return Selection("mix", reason)
+
+
+@dataclass
+class Workspace:
+    """The KG, its label nodes, the linker, the frozen encoder and the node features; plus
+    every text's links and frozen embedding, memoised (they depend on nothing else)."""
+
+    config: RunConfig
+    graph: kg.KnowledgeGraph | StoreGraph
+    nlp: Any
+    tokenizer: TextEncoder
+    linker_config: dict[str, Any]
+    feature_cache: Path | None = None
+    links: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    _features: np.ndarray | None = None
+
+    @property
+    def features(self) -> np.ndarray:
+        """The node features, embedded (or read from the cache) when first needed: after the
+        run's inputs are checked, so that a failing run writes no cache."""
+        if self._features is None:
+            self._features = node_features(self.graph, self.tokenizer, cache_dir=self.feature_cache)
+        return self._features
+
+    @classmethod
+    def open(cls, config: RunConfig, run_dir: Path | None) -> Workspace:
+        graph = open_graph(config)
+        linker: dict[str, Any] = {
+            "threshold": config.linker.threshold,
+            "head_match": config.linker.head_match,
+            "types": list(config.linker.types),
+        }
+        if config.linker.aliases:
+            linker["aliases"] = config.linker.aliases
+        nlp = from_kg(graph, **linker)
+        tokenizer = TextEncoder(config.encoder, adapt=False)
+        cache = None if isinstance(graph, StoreGraph) or run_dir is None else run_dir / "cache"
+        return cls(config, graph, nlp, tokenizer, linker, cache)
+
+    def link(self, texts: list[str]) -> list[list[dict[str, Any]]]:
+        todo = list(dict.fromkeys(t for t in texts if t not in self.links))
+        for text, doc in zip(todo, self.nlp.pipe(todo, batch_size=256), strict=True):
+            from nlp.linker import linked_entities
+
+            self.links[text] = linked_entities(doc)
+        return [self.links[t] for t in texts]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Frozen base-encoder vectors of ``texts`` (the reference's text features)."""
+        todo = list(dict.fromkeys(t for t in texts if t not in self.embeddings))
+        if todo:
+            for text, vector in zip(todo, self.tokenizer.embed(todo), strict=True):
+                self.embeddings[text] = vector
+        return np.stack([self.embeddings[t] for t in texts]) if texts else np.zeros((0, 1))
+
+    def entity_ids(self, spans: list[dict[str, Any]]) -> list[int]:
+        return list(dict.fromkeys(self.graph.entity_id(s["iri"]) for s in spans))
+
+
+def open_graph(config: RunConfig) -> kg.KnowledgeGraph | StoreGraph:
+    """The run's KG: compiled from files, or a view of a triple store read on demand."""
+    if config.kg.source:
+        return StoreGraph.connect(config.kg.source)
+    return kg.open_or_load(config.kg.files)
+
+
+def load_data(config: RunConfig, carve_val: bool | None = None) -> Splits:
+    """The labelled files of ``config``. Validation is carved at random here only for
+    ``data.val_split: random``; "entity" carving needs the links (`plan_run`)."""
+    d = config.data
+    return load_splits(
+        train=d.train or None, val=d.val or None, tests=dict(d.tests), path=d.path or None,
+        split_column=d.split_column or None, text_column=d.text_column, label_column=d.label_column,
+        val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=config.train.seed,
+        carve_val=d.val_split == "random" if carve_val is None else carve_val,
+    )  # fmt: skip
+
+
+@dataclass
+class RunPlan:
+    """Everything a training run needs before its first step."""
+
+    config: RunConfig  # every ``auto`` setting resolved
+    splits: Splits  # val_unseen flags set
+    spans: dict[str, list[list[dict[str, Any]]]]  # "train", "val", "test:NAME" -> per text
+    train_masked: list[bool]  # whose own label facts are hidden, per training text
+    resources: Resources
+    selection: Selection
+    choices: dict[str, dict[str, object]]  # automatic setting -> value and reason
+    hide_val_facts: bool = False  # whether val:unseen texts come without their label facts
+
+    @property
+    def val_masked(self) -> list[bool]:
+        """val:unseen texts stand in for new entities: when the KG's label facts restate the
+        labels (fusion/auto.py), a new entity has none, so theirs are hidden. This follows the
+        KG, not ``train.mask_label_facts``, so runs that differ in it are judged alike."""
+        return [u and self.hide_val_facts for u in self.splits.val_unseen]
+
+
+def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = None) -> RunPlan:
+    """Read, link and split the data, choose the automatic settings, build the resources."""
+    graph = workspace.graph
+    splits = splits or load_data(config)
+    label_nodes = (
+        read_label_map(config.kg.label_map, graph, splits.labels) if config.kg.label_map else []
+    )
+    train_spans = workspace.link([e.text for e in splits.train])
+    train_ids = [workspace.entity_ids(s) for s in train_spans]
+    candidates, kind = holdout_candidates(graph, label_nodes, train_ids, config.data.holdout_types)
+    choices: dict[str, dict[str, object]] = {}
+    if not splits.val:  # carve val:unseen and val:seen out of the training texts
+        iris = {graph.iri(e) for e in candidates}
+        mentions = [[s["iri"] for s in spans] for spans in train_spans]
+        carved = validation_split(
+            splits.train, mentions, config.data.val_fraction, config.data.val_seen_fraction,
+            config.train.seed, iris,
+        )  # fmt: skip
+        splits = replace(
+            splits,
+            train=carved.train,
+            val=carved.unseen + carved.seen,
+            val_unseen=[True] * len(carved.unseen) + [False] * len(carved.seen),
+        )
+        held = len(carved.held_out)
+        choices["validation"] = Choice(
+            f"{len(carved.unseen)} val:unseen + {len(carved.seen)} val:seen texts",
+            f"{held} held-out {kind}; no training text mentions them",
+        ).to_dict()
+        train_spans = workspace.link([e.text for e in splits.train])
+        train_ids = [workspace.entity_ids(s) for s in train_spans]
+    val_spans = workspace.link([e.text for e in splits.val])
+    if not splits.val_unseen:
+        flags = partition_validation(
+            [[workspace.graph.entity_id(s["iri"]) for s in spans] for spans in val_spans],
+            train_ids,
+            candidates,
+        )
+        splits = replace(splits, val_unseen=flags)
+    if not splits.val:
+        raise ConfigError(
+            "no validation texts: give data.val, or a training file large enough to carve "
+            "data.val_fraction from"
+        )
+    unseen_entities = {
+        e
+        for spans, u in zip(val_spans, splits.val_unseen, strict=True)
+        if u
+        for e in workspace.entity_ids(spans)
+        if e in candidates
+    } - {e for ids in train_ids for e in ids}
+    selection = choose_selection(sum(splits.val_unseen), len(unseen_entities), len(splits.val))
+    choices["selection"] = Choice(selection.on, selection.reason).to_dict()
+    index = {label: i for i, label in enumerate(splits.labels)}
+    gold = [index[e.label] for e in splits.train]
+
+    if label_nodes and isinstance(graph, kg.KnowledgeGraph):
+        facts = label_facts_restate_labels(graph, label_nodes, train_ids, gold)
+    else:
+        facts = Choice(0.0, "no label map, or a triple store: no label facts to hide")
+    hide_val_facts = float(facts.value) > 0  # type: ignore[arg-type]
+    mask = config.train.mask_label_facts
+    if mask is None:
+        mask = float(facts.value)  # type: ignore[arg-type]
+        choices["train.mask_label_facts"] = facts.to_dict()
+    elif hide_val_facts:
+        choices["validation.label_facts"] = Choice("hidden for val:unseen", facts.reason).to_dict()
+    draw = random.Random(config.train.seed)
+    train_masked = [draw.random() < mask for _ in splits.train]
+
+    hops = config.subgraph.hops
+    if hops is None:
+        choice = _choose_hops(
+            config,
+            workspace,
+            splits,
+            label_nodes,
+            train_ids,
+            train_masked,
+            hide_val_facts,
+            selection,
+        )
+        hops = int(choice.value)  # type: ignore[call-overload]
+        choices["subgraph.hops"] = choice.to_dict()
+    resolved = replace(
+        config,
+        subgraph=replace(config.subgraph, hops=hops),
+        train=replace(config.train, mask_label_facts=mask),
+    )
+    resources = Resources(
+        graph, splits.labels, label_nodes, resolved.encoder, resolved.subgraph,
+        workspace.linker_config, features=workspace.features, nlp=workspace.nlp,
+        tokenizer=workspace.tokenizer,
+    )  # fmt: skip
+    resources.fit_sequences(train_ids, train_masked)
+    spans = {"train": train_spans, "val": val_spans}
+    for name, examples in splits.tests.items():
+        spans[f"test:{name}"] = workspace.link([e.text for e in examples])
+    return RunPlan(
+        resolved, splits, spans, train_masked, resources, selection, choices, hide_val_facts
+    )
+
+
+def _choose_hops(
+    config: RunConfig,
+    workspace: Workspace,
+    splits: Splits,
+    label_nodes: list[int],
+    train_ids: list[list[int]],
+    train_masked: list[bool],
+    hide_val_facts: bool,
+    selection: Selection,
+) -> Choice:
+    """``subgraph.hops: auto`` by the reference on validation (see fusion/reference.py)."""
+    graph = workspace.graph
+    if not label_nodes or not isinstance(graph, kg.KnowledgeGraph):
+        return Choice(DEFAULT_HOPS, "no label map, or a triple store: no reference to choose by")
+    rng = np.random.default_rng(config.train.seed)
+    sample = np.arange(len(splits.train))
+    if len(sample) > MAX_TEXTS:
+        sample = np.sort(rng.choice(sample, MAX_TEXTS, replace=False))
+    chosen = [i for i, f in enumerate(selection.flags(splits.val_unseen)) if f]
+    val_spans = workspace.link([splits.val[i].text for i in chosen])
+    val_ids = [workspace.entity_ids(s) for s in val_spans]
+    val_masked = [splits.val_unseen[i] and hide_val_facts for i in chosen]
+    counter = PathCounter(graph, label_nodes, hops=max(HOP_CHOICES))
+    walks = [
+        counter.walk_counts(train_ids[i], train_ids[i] if train_masked[i] else None) for i in sample
+    ] + [
+        counter.walk_counts(ids, ids if m else None)
+        for ids, m in zip(val_ids, val_masked, strict=True)
+    ]
+    texts: list[Example] = [splits.train[i] for i in sample] + [splits.val[i] for i in chosen]
+    embeddings = workspace.embed([e.text for e in texts])
+    index = {label: i for i, label in enumerate(splits.labels)}
+    gold = np.array([index[e.label] for e in texts])
+    n = len(sample)
+    choice, _ = choose_hops(
+        counter, embeddings, walks, gold, np.arange(n), np.arange(n, len(texts)),
+        config.subgraph.max_sequences,
+    )  # fmt: skip
+    return choice

@@ -1,0 +1,220 @@
+"""``kgfuse tune CONFIG --trials N [--timeout MIN]``: choose the settings on validation, with Optuna.
+
+    kgfuse tune configs/pokedex.yaml --trials 20          # -> OUTPUT/tune/best.yaml
+    kgfuse train OUTPUT/tune/best.yaml                    # the command it prints
+
+Each trial trains the config with settings drawn from `SPACE` by a TPE sampler (seeded by
+``train.seed``, so a study is repeatable), reports its validation score after every epoch, and is
+pruned when that score falls below the median of earlier trials at the same epoch. The score is
+what training selects on: val:unseen accuracy (fusion/setup.py). The objective never opens a test
+file: trials train on a copy of the config without ``data.tests``.
+
+The study lives in ``OUTPUT/tune/study.db`` (SQLite): run the same command again after an
+interruption and it goes on where it stopped, until N trials are finished in all; the trial that
+was running resumes from its own checkpoint (each trial's run folder is named by its settings).
+The best trial's config is written as YAML with its validation figures in comments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from fusion.config import RunConfig, config_from_dict
+from fusion.setup import Workspace, plan_run
+from fusion.train import StaleRunError, run
+
+console = Console()
+
+# what matters, from the issue's list: learning rates, hops, counts and their head, label-fact
+# masking, mention masking, hidden size, dropout, epochs
+SPACE: dict[str, tuple[Any, ...]] = {
+    "train.lr": ("log", 1e-3, 3e-2),
+    "train.lora_lr": ("log", 2e-4, 5e-3),
+    "subgraph.hops": ("choice", 1, 2, 3),
+    "model.counts": ("choice", True, False),
+    "model.counts_head": ("choice", "per_label", "concat"),
+    "train.mask_label_facts": ("choice", 0.0, 0.5, 1.0),
+    "train.mask_mentions": ("choice", 0.0, 0.25, 0.5),
+    "model.hidden": ("choice", 64, 128, 256),
+    "model.dropout": ("float", 0.0, 0.3),
+    "train.epochs": ("int", 2, 8),
+}
+STUDY_FILE = "study.db"
+BEST_FILE = "best.yaml"
+
+
+def suggest(trial: Any) -> dict[str, Any]:
+    """One value per `SPACE` key from an Optuna trial."""
+    params: dict[str, Any] = {}
+    for key, (kind, *args) in SPACE.items():
+        if kind == "log":
+            params[key] = trial.suggest_float(key, args[0], args[1], log=True)
+        elif kind == "float":
+            params[key] = trial.suggest_float(key, args[0], args[1])
+        elif kind == "int":
+            params[key] = trial.suggest_int(key, args[0], args[1])
+        else:
+            params[key] = trial.suggest_categorical(key, list(args))
+    return params
+
+
+def with_params(config: RunConfig, params: dict[str, Any]) -> RunConfig:
+    """``config`` with dotted ``params`` set."""
+    data = config.to_dict()
+    for key, value in params.items():
+        section, name = key.split(".")
+        data[section][name] = value
+    return config_from_dict(data, "a tuning trial")
+
+
+def trial_folder(root: Path, params: dict[str, Any]) -> Path:
+    """A trial's run folder, named by its settings: a resumed trial finds its checkpoint."""
+    key = json.dumps(params, sort_keys=True).encode()
+    return root / "trials" / hashlib.sha256(key).hexdigest()[:12]
+
+
+def without_tests(config: RunConfig) -> RunConfig:
+    """The config a trial trains: no test file is named, so none can be read."""
+    return replace(config, data=replace(config.data, tests={}))
+
+
+def tune(
+    config: RunConfig,
+    trials: int,
+    timeout_minutes: float | None = None,
+    progress: bool = True,
+    on_trial: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the study of ``config`` until ``trials`` trials are finished; write the
+    best config to ``OUTPUT/tune/best.yaml`` and return a summary."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    root = Path(config.output) / "tune"
+    root.mkdir(parents=True, exist_ok=True)
+    base = without_tests(config)
+    study = optuna.create_study(
+        storage=f"sqlite:///{root / STUDY_FILE}",
+        study_name="kgfuse",
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=config.train.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+        load_if_exists=True,
+    )
+    _requeue_interrupted(study)
+    workspace = Workspace.open(base, root)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial)
+        folder = trial_folder(root, params)
+        cfg = replace(with_params(base, params), output=str(folder))
+        plan = plan_run(cfg, workspace)
+
+        def report(epoch: int, record: dict[str, Any]) -> None:
+            trial.report(record["score"], epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        try:
+            try:
+                result = run(cfg, False, workspace=workspace, plan=plan, on_epoch_end=report)
+            except StaleRunError:
+                shutil.rmtree(folder)
+                result = run(cfg, False, workspace=workspace, plan=plan, on_epoch_end=report)
+        finally:
+            shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+        metrics = result.metrics
+        score, _ = plan.selection.score(metrics)
+        trial.set_user_attr("selection", plan.selection.on)
+        trial.set_user_attr("best_epoch", result.best_epoch)
+        trial.set_user_attr("folder", str(folder))
+        for name in ("val:unseen", "val:seen"):
+            if name in metrics:
+                trial.set_user_attr(f"{name}/accuracy", metrics[name]["accuracy"])
+                trial.set_user_attr(f"{name}/macro_f1", metrics[name]["macro_f1"])
+        if on_trial is not None:
+            on_trial({"number": trial.number, "params": params, "score": score})
+        return score
+
+    done = [t for t in study.trials if t.state.is_finished()]
+    remaining = max(0, trials - len(done))
+    if remaining:
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            timeout=timeout_minutes * 60 if timeout_minutes else None,
+            show_progress_bar=progress,
+        )
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not finished:
+        raise StaleRunError(f"no tuning trial finished in {root}; run again with more time")
+    best = study.best_trial
+    out = root / BEST_FILE
+    write_best(config, best, len(study.trials), out)
+    return {
+        "best_trial": best.number,
+        "score": best.value,
+        "params": best.params,
+        "attrs": best.user_attrs,
+        "trials": len(study.trials),
+        "complete": len(finished),
+        "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
+        "config": str(out),
+    }
+
+
+def _requeue_interrupted(study: Any) -> None:
+    """A trial left running by an interrupted tuning is closed as failed and queued again with
+    the same settings (its run folder, named by them, resumes from its checkpoint)."""
+    import optuna
+
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.RUNNING:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            study.enqueue_trial(t.params)
+
+
+def write_best(config: RunConfig, best: Any, total: int, path: Path) -> None:
+    """The config of the best trial, as YAML with its validation figures in comments."""
+    data = with_params(config, best.params).to_dict()
+    for section in data.values():  # None means "auto" in a config file
+        if isinstance(section, dict):
+            for key, value in section.items():
+                if value is None:
+                    section[key] = "auto"
+    data["output"] = str(Path(config.output) / "tuned")
+    attrs = best.user_attrs
+    figures = ", ".join(
+        f"{name} {attrs[name + '/accuracy']:.3f} accuracy / {attrs[name + '/macro_f1']:.3f} macro-F1"
+        for name in ("val:unseen", "val:seen")
+        if name + "/accuracy" in attrs
+    )
+    lines = [
+        f"# kgfuse train {path}",
+        f"# Chosen by kgfuse tune on validation only: trial {best.number} of {total} scored "
+        f"{best.value:.3f} on val:{attrs.get('selection', 'unseen')} (best epoch {attrs.get('best_epoch')}).",
+        f"# Validation: {figures}." if figures else "# Validation figures: none recorded.",
+        "# Tuned settings: "
+        + ", ".join(f"{k}={_short(v)}" for k, v in sorted(best.params.items())),
+        "",
+    ]
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("\n".join(lines) + body, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float) and value and not math.isclose(value, round(value, 3)):
+        return f"{value:.3g}"
+    return str(value)

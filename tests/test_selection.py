@@ -1,0 +1,122 @@
+"""Every choice rests on validation: training and tuning never read a test file to choose,
+selection reads val:unseen, and the automatic settings say what they chose and why."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from safetensors.numpy import load_file
+
+import fusion.data
+from fusion.config import load_config
+from fusion.train import run
+from fusion.tune import tune
+
+from .conftest import species_overrides
+
+pytestmark = pytest.mark.integration
+
+
+def config_for(data: dict[str, Path], tiny_bert: Path, out: Path, *more: str):  # type: ignore[no-untyped-def]
+    return load_config(
+        None, species_overrides(data, tiny_bert, out, "data.val_fraction=0.25", *more)
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(
+    species_data: dict[str, Path], tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory
+):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("selection") / "run"
+    return run(config_for(species_data, tiny_bert, out), progress=False)
+
+
+def test_defaults_hold_out_entities_and_say_what_they_chose(trained) -> None:  # type: ignore[no-untyped-def]
+    assert {"val:unseen", "val:seen", "val", "test:seen", "test:unseen"} <= set(trained.metrics)
+    assert trained.metrics["val:unseen"]["n"] >= 30
+    choices = trained.choices
+    assert choices["selection"]["value"] == "unseen"
+    assert choices["train.mask_label_facts"]["value"] == 1.0  # the type facts restate labels
+    assert choices["subgraph.hops"]["value"] in (1, 2, 3)
+    assert "reference" in choices["subgraph.hops"]["reason"]
+    meta = json.loads((trained.bundle / "bundle.json").read_text())
+    assert meta["config"]["subgraph"]["hops"] == choices["subgraph.hops"]["value"]
+    assert meta["training"]["choices"] == choices
+    assert 0.25 <= meta["temperature"] <= 10.0 and meta["path_sequences"]
+    lines = [json.loads(x) for x in (trained.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["selection"] == "unseen" and r["score"] == r["val:unseen_accuracy"] for r in lines)
+
+
+def test_selection_never_reads_a_test_file(
+    species_data: dict[str, Path], tiny_bert: Path, tmp_path: Path, trained: Any
+) -> None:
+    # other test files (labels rotated): epochs, checkpoint, temperature and weights are the same
+    swapped = tmp_path / "swapped.csv"
+    text = species_data["unseen"].read_text(encoding="utf-8")
+    swapped.write_text(
+        text.replace(",water", ",tmp").replace(",fire", ",water").replace(",tmp", ",fire")
+    )
+    other = config_for(
+        {**species_data, "seen": swapped, "unseen": swapped}, tiny_bert, tmp_path / "other"
+    )
+    again = run(other, progress=False)
+    assert again.best_epoch == trained.best_epoch and again.temperature == trained.temperature
+    assert again.choices == trained.choices
+    first = load_file(str(trained.bundle / "model.safetensors"))
+    second = load_file(str(again.bundle / "model.safetensors"))
+    assert first.keys() == second.keys()
+    assert all((first[k] == second[k]).all() for k in first)
+    assert again.metrics["val:unseen"] == trained.metrics["val:unseen"]
+    assert again.metrics["test:unseen"] != trained.metrics["test:unseen"]  # the tests did differ
+
+
+def test_tune_never_opens_a_test_file_and_resumes(
+    species_data: dict[str, Path], tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    real = fusion.data.read_examples
+
+    def spy(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(fusion.data, "read_examples", spy)
+    config = config_for(species_data, tiny_bert, tmp_path / "tuned", "train.epochs=1")
+    ran: list[dict[str, Any]] = []
+    summary = tune(config, trials=2, progress=False, on_trial=ran.append)
+    tests = {str(species_data["seen"]), str(species_data["unseen"])}
+    assert opened and not tests & set(opened)
+    assert summary["trials"] == 2 and len(ran) == 2
+    best = Path(summary["config"]).read_text(encoding="utf-8")
+    assert best.startswith(f"# kgfuse train {summary['config']}")
+    header = [line for line in best.splitlines() if line.startswith("#")]
+    assert "on validation only" in header[1] and "val:unseen" in header[2]
+    assert not any("test:" in line for line in header)  # no test figure justifies a setting
+    tuned = load_config(summary["config"])  # the written config loads as it is
+    assert tuned.train.lr == pytest.approx(summary["params"]["train.lr"])
+    # interrupted: the study lives in SQLite; asking for 3 runs one more trial only
+    more = tune(config, trials=3, progress=False, on_trial=ran.append)
+    assert more["trials"] == 3 and len(ran) == 3
+    assert not tests & set(opened)
+
+
+def test_a_failed_train_leaves_no_output_folder(
+    species_data: dict[str, Path], tiny_bert: Path, tmp_path: Path
+) -> None:
+    from nlp.texts import DataError
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,category\nx,y\n", encoding="utf-8")
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="no column 'label'"):
+        run(config_for({**species_data, "train": bad}, tiny_bert, out), progress=False)
+    assert not out.exists()
+    missing_map = {**species_data, "label_map": tmp_path / "nope.tsv"}
+    with pytest.raises(DataError, match=r"label map .*nope.tsv not found"):
+        run(config_for(missing_map, tiny_bert, out), progress=False)
+    assert not out.exists()
+    shutil.rmtree(tmp_path / "out", ignore_errors=True)
