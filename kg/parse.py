@@ -24,6 +24,7 @@ from kg import vocab
 from kg.compile import GraphBuilder
 from kg.errors import KGLoadError
 from kg.formats import DELIMITED
+from kg.guards import ReadLimits, refuse_xml_entities
 
 Progress = Callable[[int], None]  # called with the number of bytes just read from disk
 PARSERS = ("oxigraph", "rdflib")
@@ -63,24 +64,36 @@ def read_file(
     tag: str,
     parser: str = "oxigraph",
     progress: Progress | None = None,
+    limits: ReadLimits | None = None,
 ) -> None:
     """Add every triple of ``path`` (in format ``fmt``) to ``builder``.
 
     Args:
         tag: short prefix that keeps this file's blank nodes apart from other files'.
         parser: "oxigraph" (fast) or "rdflib" (reference) for RDF formats.
+        limits: the longest literal and label accepted (default `ReadLimits()`).
 
     Raises:
-        KGLoadError: naming the file, the line when known, and what was expected.
+        KGLoadError: naming the file, the line when known, and what was expected; also for
+            RDF/XML that declares entities, and for a literal or label over ``limits``.
     """
     if parser not in PARSERS:
         raise KGLoadError(f"unknown parser {parser!r}; choose one of {', '.join(PARSERS)}")
+    limits = limits or ReadLimits()
+    if fmt == "xml":
+        with _open_binary(path, None) as stream:
+            refuse_xml_entities(stream, path)
     if fmt in DELIMITED:
-        _read_delimited(path, fmt, builder, progress)
+        _read_delimited(path, fmt, builder, progress, limits)
     elif parser == "oxigraph":
-        _read_rdf_oxigraph(path, fmt, builder, tag, progress)
+        _read_rdf_oxigraph(path, fmt, builder, tag, progress, limits)
     else:
-        _read_rdf_rdflib(path, fmt, builder, tag, progress)
+        _read_rdf_rdflib(path, fmt, builder, tag, progress, limits)
+
+
+def _name_predicates(builder: GraphBuilder) -> frozenset[str]:
+    """Predicates whose literals become labels or aliases (``max_label_chars`` applies)."""
+    return frozenset(builder.config.label_predicates) | frozenset(builder.config.alias_predicates)
 
 
 class _CountingReader(io.RawIOBase):
@@ -152,7 +165,12 @@ def _oxigraph_error(e: SyntaxError, path: Path) -> KGLoadError:
 
 
 def _read_rdf_oxigraph(
-    path: Path, fmt: str, builder: GraphBuilder, tag: str, progress: Progress | None
+    path: Path,
+    fmt: str,
+    builder: GraphBuilder,
+    tag: str,
+    progress: Progress | None,
+    limits: ReadLimits,
 ) -> None:
     import pyoxigraph as ox
 
@@ -169,6 +187,7 @@ def _read_rdf_oxigraph(
         raise KGLoadError("RDF-star quoted triples are not supported; flatten them first", path)
 
     add_literal = builder.add_literal
+    short, names = limits.smallest, _name_predicates(builder)
     subjects: list[str] = []
     predicates: list[str] = []
     objects: list[str] = []
@@ -182,7 +201,10 @@ def _read_rdf_oxigraph(
                 s, o = q.subject, q.object
                 sk = s.value if type(s) is named else key(s)
                 if type(o) is literal:
-                    add_literal(sk, q.predicate.value, o.value, o.language, o.datatype.value)
+                    value = o.value
+                    if len(value) > short:
+                        limits.check_literal(value, q.predicate.value, names, path)
+                    add_literal(sk, q.predicate.value, value, o.language, o.datatype.value)
                     continue
                 subjects.append(sk)
                 predicates.append(q.predicate.value)
@@ -201,7 +223,12 @@ def _read_rdf_oxigraph(
 
 
 def _read_rdf_rdflib(
-    path: Path, fmt: str, builder: GraphBuilder, tag: str, progress: Progress | None
+    path: Path,
+    fmt: str,
+    builder: GraphBuilder,
+    tag: str,
+    progress: Progress | None,
+    limits: ReadLimits | None = None,
 ) -> None:
     import rdflib
 
@@ -224,8 +251,11 @@ def _read_rdf_rdflib(
             return k
         return str(term)
 
+    limits = limits or ReadLimits()
+    names = _name_predicates(builder)
     for s, p, o, _graph in dataset.quads((None, None, None, None)):
         if isinstance(o, rdflib.Literal):
+            limits.check_literal(str(o), str(p), names, path)
             datatype = (
                 str(o.datatype)
                 if o.datatype
@@ -277,7 +307,9 @@ def name_to_iri(name: str, base: str, kind: str) -> str:
     return f"{base}{kind}/{quote('_'.join(name.split()), safe='')}"
 
 
-def _read_delimited(path: Path, fmt: str, builder: GraphBuilder, progress: Progress | None) -> None:
+def _read_delimited(
+    path: Path, fmt: str, builder: GraphBuilder, progress: Progress | None, limits: ReadLimits
+) -> None:
     with _open_binary(path, progress) as stream:
         text = _decode_utf8(stream.read(), path)
     base = builder.config.base_iri
@@ -298,6 +330,8 @@ def _read_delimited(path: Path, fmt: str, builder: GraphBuilder, progress: Progr
                 line,
             )
         head, relation, tail = (c.strip() for c in row)
+        for cell in (head, relation, tail):
+            limits.check_label(cell, path, line)
         if not head or not relation or not tail:
             raise KGLoadError(
                 f"empty cell in row {row!r}; every row needs head, relation and tail", path, line
