@@ -22,6 +22,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+from relpaths import relative_paths  # noqa: E402
 
 
 def _fastest(work: Callable[[], object], repeat: int) -> float:
@@ -68,7 +70,7 @@ def main() -> None:
         print(f"{key:>22}: {value}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps(relative_paths(result), indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
