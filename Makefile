@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The web page tests drive Debian's Chromium (tests/test_web_page.py looks for this path).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test test-slow browser bench bench-serve bench-all lint format clean
+.PHONY: demo test test-slow fuzz browser bench bench-serve bench-all lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ test: $(CHROMIUM) $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
+
+# The property-based tests with fresh random inputs, 20x as many as `make test` draws.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz_*.py -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/kg_load.py --json bench/results/kg_load.json

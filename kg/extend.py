@@ -326,6 +326,14 @@ def _parse_row(index: int, row: object) -> _Row:
             f"row {index} {row!r}: expected three strings (subject, predicate, object)"
         )
     subject, predicate, obj = row
+    for cell in row:
+        try:
+            cell.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise KGLoadError(
+                f"row {index}: {cell[max(0, e.start - 40) : e.start + 1]!r} ends in the lone surrogate "
+                f"U+{ord(cell[e.start]):04X}, which is not a character; send text as UTF-8"
+            ) from None
     s = _checked_iri(index, row, "subject", subject)
     p = _checked_iri(index, row, "predicate", predicate)
     if _IRI_OBJECT.match(obj) or (obj.startswith("<") and obj.endswith(">")):

@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import re
+import reprlib
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from kg import vocab
 from kg.compile import GraphBuilder
 from kg.errors import KGLoadError
 from kg.formats import DELIMITED
-from kg.guards import ReadLimits, refuse_xml_entities
+from kg.guards import ReadLimits, refuse_deep_json, refuse_xml_entities
 
 Progress = Callable[[int], None]  # called with the number of bytes just read from disk
 PARSERS = ("oxigraph", "rdflib")
@@ -75,14 +76,18 @@ def read_file(
 
     Raises:
         KGLoadError: naming the file, the line when known, and what was expected; also for
-            RDF/XML that declares entities, and for a literal or label over ``limits``.
+            RDF/XML that declares entities, JSON-LD nested deeper than ``limits`` allow, and a
+            literal or label over ``limits``.
     """
     if parser not in PARSERS:
         raise KGLoadError(f"unknown parser {parser!r}; choose one of {', '.join(PARSERS)}")
     limits = limits or ReadLimits()
-    if fmt == "xml":
+    if fmt in ("xml", "json-ld"):
         with _open_binary(path, None) as stream:
-            refuse_xml_entities(stream, path)
+            if fmt == "xml":
+                refuse_xml_entities(stream, path)
+            else:
+                refuse_deep_json(stream, path, limits.max_json_depth)
     if fmt in DELIMITED:
         _read_delimited(path, fmt, builder, progress, limits)
     elif parser == "oxigraph":
@@ -254,6 +259,7 @@ def _read_rdf_rdflib(
     limits = limits or ReadLimits()
     names = _name_predicates(builder)
     for s, p, o, _graph in dataset.quads((None, None, None, None)):
+        _refuse_surrogates(path, s, p, o, getattr(o, "datatype", ""), getattr(o, "language", ""))
         if isinstance(o, rdflib.Literal):
             limits.check_literal(str(o), str(p), names, path)
             datatype = (
@@ -264,6 +270,22 @@ def _read_rdf_rdflib(
             builder.add_literal(key(s), str(p), str(o), o.language, datatype)
         else:
             builder.add_edge(key(s), str(p), key(o))
+
+
+def _refuse_surrogates(path: Path, *terms: object) -> None:
+    """rdflib decodes a ``\\uD800`` escape (or JSON's) into a lone surrogate, which no UTF-8
+    file, and so no compiled KG, can hold; oxigraph refuses such escapes itself."""
+    text = "".join(str(t or "") for t in terms)
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise KGLoadError(
+            f"an escape gives the lone surrogate U+{ord(text[e.start]):04X}, which is not a "
+            "character; write the character itself, or its \\U escape (e.g. \\U0001F600)",
+            path,
+        ) from None
 
 
 def _locate_with_rdflib(path: Path, fmt: str) -> int | None:
@@ -307,6 +329,18 @@ def name_to_iri(name: str, base: str, kind: str) -> str:
     return f"{base}{kind}/{quote('_'.join(name.split()), safe='')}"
 
 
+_ROW = reprlib.Repr()  # a row as error messages quote it: long cells and rows cut short
+_ROW.maxlist, _ROW.maxstring = 6, 80
+
+
+def _csv_rows(reader: Any, path: Path, fmt: str) -> Iterator[list[str]]:
+    """The reader's rows; its own errors (a cell over csv's field limit, ...) as KGLoadError."""
+    try:
+        yield from reader
+    except csv.Error as e:
+        raise KGLoadError(f"cannot read this {fmt.upper()} row: {e}", path, reader.line_num) from e
+
+
 def _read_delimited(
     path: Path, fmt: str, builder: GraphBuilder, progress: Progress | None, limits: ReadLimits
 ) -> None:
@@ -315,7 +349,7 @@ def _read_delimited(
     base = builder.config.base_iri
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
     first = True
-    for row in reader:
+    for row in _csv_rows(reader, path, fmt):
         line = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line
@@ -325,7 +359,7 @@ def _read_delimited(
                 continue
         if len(row) != 3:
             raise KGLoadError(
-                f"expected 3 columns (head, relation, tail) but found {len(row)}: {row!r}",
+                f"expected 3 columns (head, relation, tail) but found {len(row)}: {_ROW.repr(row)}",
                 path,
                 line,
             )
@@ -334,7 +368,9 @@ def _read_delimited(
             limits.check_label(cell, path, line)
         if not head or not relation or not tail:
             raise KGLoadError(
-                f"empty cell in row {row!r}; every row needs head, relation and tail", path, line
+                f"empty cell in row {_ROW.repr(row)}; every row needs head, relation and tail",
+                path,
+                line,
             )
         h = name_to_iri(head, base, "entity")
         r = name_to_iri(relation, base, "relation")

@@ -87,6 +87,25 @@ def test_cli_refuses_the_bomb_in_one_line_for_both_backends(bomb: Path, tmp_path
         assert "Traceback" not in result.stderr
 
 
+def deep_json_ld(depth: int) -> str:
+    return f'{{"@id": "{EX}s", "{EX}p": ' * depth + f'{{"@id": "{EX}o"}}' + "}" * depth
+
+
+@pytest.mark.parametrize("parser", ["oxigraph", "rdflib"])
+def test_deeply_nested_json_ld_is_refused_before_the_parser_overflows(
+    tmp_path: Path, parser: str
+) -> None:
+    """pyoxigraph's JSON-LD parser crashes the process (SIGSEGV) near 4,000 levels."""
+    path = tmp_path / "deep.jsonld"
+    path.write_text(deep_json_ld(5_000), encoding="utf-8")
+    with pytest.raises(kg.KGLoadError, match=r"more than 256 deep \(max_json_depth\)"):
+        kg.load(path, parser=parser)
+    path.write_text(deep_json_ld(100), encoding="utf-8")
+    assert kg.load(path, parser=parser).num_entities == 2  # s (nested in itself) and o
+    result = run_cli("kg", "load", str(path.with_name("deep.jsonld")), "-o", str(tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+
+
 def ttl(label: str, description: str) -> str:
     return (
         f"<{EX}x> <{RDFS}label> {label!r} ;\n"
@@ -149,4 +168,7 @@ def test_admin_triples_route_refuses_the_bomb_with_a_422(tiny_bundle: Path, tmp_
         headers["Content-Type"] = "text/turtle"
         r = client.post("/v1/kg/triples", content=long_label.encode(), headers=headers)
         assert r.status_code == 422 and "max_label_chars" in r.json()["error"]["message"]
+        headers["Content-Type"] = "application/ld+json"
+        r = client.post("/v1/kg/triples", content=deep_json_ld(5_000).encode(), headers=headers)
+        assert r.status_code == 422 and "max_json_depth" in r.json()["error"]["message"]
         assert not (bundle / "hot-triples").exists()  # nothing half-written
