@@ -130,9 +130,9 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
             )
     try:
         meta = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # ValueError: not UTF-8 or JSON, a 5,000-digit int
         raise BundleError(f"{folder / 'bundle.json'} is not valid JSON ({e})") from e
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BundleError(f"{folder / 'bundle.json'} does not describe a kgfuse bundle")
     if meta.get("format_version") != FORMAT_VERSION:
         raise BundleError(
