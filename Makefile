@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The web page tests drive Debian's Chromium (tests/test_web_page.py looks for this path).
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test test-slow bench bench-serve bench-all lint format clean
+.PHONY: demo test test-slow fuzz browser bench bench-serve bench-all lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,11 +19,32 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/kgfuse demo
 
-test: $(STAMP)
+# Root on Debian: installed with apt-get. Otherwise make stops before building anything and
+# prints the command to run.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the web page tests: apt-get install chromium"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	elif command -v apt-get >/dev/null; then \
+		echo "the web page tests need Debian's Chromium at $(CHROMIUM); run:" >&2; \
+		echo "    sudo apt-get install -y chromium" >&2; exit 1; \
+	else \
+		echo "the web page tests need Chromium at $(CHROMIUM); install your system's" \
+			"chromium package (Debian: sudo apt-get install -y chromium)" >&2; exit 1; \
+	fi
+	@test -x $(CHROMIUM) || { echo "apt-get installed no $(CHROMIUM)" >&2; exit 1; }
+
+browser: $(CHROMIUM)
+
+test: $(CHROMIUM) $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
+
+# The property-based tests with fresh random inputs, 20x as many as `make test` draws.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz_*.py -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/kg_load.py --json bench/results/kg_load.json

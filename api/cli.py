@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from api.serve import serve_command
 from fusion.cli import (
+    bundle_verify_command,
     compare_command,
     evaluate_command,
     explain_command,
@@ -41,6 +42,9 @@ aliases_app = typer.Typer(
 )
 aliases_app.command("learn")(learn_aliases_command)
 app.add_typer(aliases_app, name="aliases")
+bundle_app = typer.Typer(help="Model bundles: check them without loading.", no_args_is_help=True)
+bundle_app.command("verify")(bundle_verify_command)
+app.add_typer(bundle_app, name="bundle")
 app.command("link")(link_command)
 app.command("split")(split_command)
 app.command("train")(train_command)

@@ -44,6 +44,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from relpaths import relative_paths
+
 SEED = 0
 IRI_BASE = "http://bench.kgfuse.local/"
 RDFS_LABEL = "<http://www.w3.org/2000/01/rdf-schema#label>"
@@ -648,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     print_verdict(rows)
     if args.json is not None:
-        write_json(args.json, build_report(args, dataset, measurements, rows))
+        write_json(args.json, relative_paths(build_report(args, dataset, measurements, rows)))
         print(f"\nwrote {args.json}")
     return 0
 

@@ -37,6 +37,7 @@ import json
 import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -56,6 +57,9 @@ from nlp.linker import KGLinker, from_kg
 from nlp.semantic import Encoder, SemanticCandidates, default_encoder_dir
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from relpaths import relative_paths  # noqa: E402
+
 DATA = REPO.parent / "shared" / "data" / "symptom2disease"
 GOLD = REPO / "bench" / "gold" / "symptom2disease_linking.jsonl"
 SKB = "http://example.org/symptomkb/"
@@ -337,13 +341,15 @@ def main() -> None:
         tmp = args.json.with_suffix(args.json.suffix + ".tmp")
         tmp.write_text(
             json.dumps(
-                {
-                    "results": results,
-                    "semantic": {"config": SEMANTIC, "one_off_seconds": one_off},
-                    "learned": {"folds": FOLDS, "aliases_per_fold": table_sizes},
-                    "targets": TARGETS,
-                    "checks": checks,
-                },
+                relative_paths(
+                    {
+                        "results": results,
+                        "semantic": {"config": SEMANTIC, "one_off_seconds": one_off},
+                        "learned": {"folds": FOLDS, "aliases_per_fold": table_sizes},
+                        "targets": TARGETS,
+                        "checks": checks,
+                    }
+                ),
                 indent=2,
             )
             + "\n"

@@ -39,6 +39,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve as bench_serve  # bench/serve.py: statistics, clients, server helpers
+from relpaths import relative_paths
 
 REPO = bench_serve.REPO
 KGFUSE = bench_serve.KGFUSE
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
             "throughput_2_vs_1_replicas": ratio,
             "commands": commands,
         }
-        bench_serve.write_json(args.json, report)
+        bench_serve.write_json(args.json, relative_paths(report))
         print(f"wrote {args.json}")
 
 

@@ -30,6 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
+from relpaths import relative_paths  # noqa: E402
 from triplestore import serve  # noqa: E402
 
 
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     report(figures)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        args.json.write_text(json.dumps(relative_paths(figures), indent=2) + "\n")
     return 0
 
 

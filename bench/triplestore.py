@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kg_load
 from kg_load import IRI_BASE, write_ntriples
+from relpaths import relative_paths
 
 HOPS, MAX_NODES, QUERY_SEED = 2, 128, 1
 
@@ -229,11 +230,13 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps(
-                {
-                    "args": vars(args) | {"workdir": None, "json": None},
-                    "figures": figures,
-                    "summary": rows,
-                },
+                relative_paths(
+                    {
+                        "args": vars(args) | {"workdir": None, "json": None},
+                        "figures": figures,
+                        "summary": rows,
+                    }
+                ),
                 indent=2,
             )
             + "\n"

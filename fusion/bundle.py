@@ -10,7 +10,8 @@
     aliases.tsv            the linker's alias table, if it has one (nlp/alias_table.py)
     node_features.safetensors   frozen entity-text embeddings
 
-No pickle anywhere; loading runs no code from the bundle. Written atomically. The linker is
+``bundle.json`` lists the SHA-256 of every other file (``files``, fusion/manifest.py); loading
+checks them first, so a corrupted or half-copied bundle is refused, naming the file. No pickle anywhere; loading runs no code from the bundle. Written atomically. The linker is
 rebuilt from ``kg/`` and the stored linker settings (a second copy of the KG in a spaCy folder
 would only double the bundle).
 """
@@ -28,6 +29,7 @@ import torch
 
 from fusion.config import ConfigError, RunConfig, config_from_dict
 from fusion.encoder import TextEncoder, encoder_id
+from fusion.manifest import build_manifest, first_mismatch, is_manifest
 from fusion.model import FusionClassifier
 from fusion.resources import Resources
 from kg.errors import KGFuseError
@@ -114,6 +116,7 @@ def save_bundle(
             elif meta["encoder_storage"] == "encoder":
                 inner.save_pretrained(tmp / "encoder")
                 resources.tokenizer.tokenizer.save_pretrained(tmp / "encoder")
+        meta["files"] = build_manifest(tmp)
         (tmp / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return folder
 
@@ -129,9 +132,9 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
             )
     try:
         meta = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # ValueError: not UTF-8 or JSON, a 5,000-digit int
         raise BundleError(f"{folder / 'bundle.json'} is not valid JSON ({e})") from e
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BundleError(f"{folder / 'bundle.json'} does not describe a kgfuse bundle")
     if meta.get("format_version") != FORMAT_VERSION:
         raise BundleError(
@@ -141,13 +144,65 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
     return meta
 
 
+def verify_bundle(
+    folder: str | Path, meta: dict[str, Any], allow_unchecked: bool = False
+) -> dict[str, str]:
+    """Check every file of a bundle against the SHA-256 manifest in its ``bundle.json``.
+
+    Args:
+        folder: the bundle.
+        meta: its ``bundle.json`` (`read_meta`).
+        allow_unchecked: accept a bundle whose ``bundle.json`` has no manifest (written before
+            bundles carried one); `kgfuse export` reads such a bundle to write a checked one.
+
+    Returns:
+        The manifest that was checked (empty for an unchecked bundle).
+
+    Raises:
+        BundleError: naming the first missing or changed file and the fix, or a missing or
+            malformed manifest.
+    """
+    folder = Path(folder)
+    manifest = meta.get("files")
+    if manifest is None and allow_unchecked:
+        return {}
+    if manifest is None:
+        raise BundleError(
+            f"{folder / 'bundle.json'} lists no file checksums (the bundle predates them), so "
+            f"its files cannot be checked; write a checked copy with `kgfuse export {folder} "
+            "-o NEW`, or train it again"
+        )
+    if not is_manifest(manifest):
+        raise BundleError(
+            f"{folder / 'bundle.json'}: 'files' is not a map of relative paths to SHA-256 "
+            "digests (corrupt?); train or export the bundle again"
+        )
+    bad = first_mismatch(folder, manifest)
+    if bad is None:
+        return dict(manifest)
+    what = {
+        "missing": f"{folder} holds no {bad.path}, which bundle.json lists",
+        "changed": f"{folder / bad.path} does not match its SHA-256 in bundle.json (corrupt or "
+        "modified)",
+    }.get(bad.problem, f"{folder / bad.path} is {bad.problem}")
+    raise BundleError(f"{what}; copy the bundle again from its source, or train or export it again")
+
+
 def load_bundle(
-    folder: str | Path, kg_source: str | None = None
+    folder: str | Path, kg_source: str | None = None, allow_unchecked: bool = False
 ) -> tuple[FusionClassifier, Resources, dict[str, Any]]:
     """Rebuild the model and its resources from a bundle; the model is in eval mode.
 
-    ``kg_source``: for a bundle whose KG lives in a triple store, another endpoint URL or store
-    folder with the same triples (a replica, a moved store)."""
+    Every file is first checked against the bundle's SHA-256 manifest (`verify_bundle`).
+
+    Args:
+        folder: the bundle.
+        kg_source: for a bundle whose KG lives in a triple store, another endpoint URL or store
+            folder with the same triples (a replica, a moved store).
+        allow_unchecked: also load a bundle without a manifest (see `verify_bundle`).
+
+    Raises:
+        BundleError: a missing, incomplete, corrupt or modified bundle, naming the file."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file as load_numpy
     from safetensors.torch import load_file
@@ -156,6 +211,7 @@ def load_bundle(
 
     folder = Path(folder)
     meta = read_meta(folder)
+    verify_bundle(folder, meta, allow_unchecked)
     try:
         config = config_from_dict(meta["config"], str(folder / "bundle.json"))
     except ConfigError as e:

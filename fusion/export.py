@@ -20,12 +20,17 @@ from fusion.config import config_from_dict
 
 
 def export_bundle(source: str | Path, target: str | Path, int8: bool = False) -> Path:
+    """Write ``target``: ``source`` with LoRA merged into the encoder, and its file checksums.
+
+    ``source`` is checked against its manifest when it has one; a bundle written before bundles
+    carried checksums is read as it is, so exporting it is how it gets them.
+    """
     source, target = Path(source), Path(target)
     if source.resolve() == target.resolve():
         raise BundleError(
             "export writes a new bundle: choose an output folder other than the source"
         )
-    model, resources, meta = load_bundle(source)
+    model, resources, meta = load_bundle(source, allow_unchecked=True)
     if model.text_encoder is not None and meta.get("encoder_storage") == "adapter":
         model.text_encoder.model = model.text_encoder.model.merge_and_unload()
     config = config_from_dict(meta["config"], str(source / "bundle.json"))
@@ -47,12 +52,18 @@ def export_bundle(source: str | Path, target: str | Path, int8: bool = False) ->
 
 
 def measure(
-    bundle: str | Path, data: str | Path, text_column: str = "text", label_column: str = "label"
+    bundle: str | Path,
+    data: str | Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    allow_unchecked: bool = False,
 ) -> dict[str, Any]:
-    """Accuracy, macro-F1 and prediction time (texts/s, one process) of a bundle on a file."""
+    """Accuracy, macro-F1 and prediction time (texts/s, one process) of a bundle on a file.
+
+    ``allow_unchecked``: also measure a bundle without checksums (an export's source)."""
     from fusion.train import evaluate
 
-    model, resources, _ = load_bundle(bundle)
+    model, resources, _ = load_bundle(bundle, allow_unchecked=allow_unchecked)
     prepared = resources.prepare_file(data, text_column, label_column)
     started = time.perf_counter()
     metrics = evaluate(model, resources, prepared)

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from kg.config import KGConfig
 from kg.graph import KnowledgeGraph
+from kg.guards import ReadLimits
 from kg.load import load, open_or_load
 from kg.parse import PARSERS
 
@@ -115,6 +116,18 @@ def load_command(
     type_edges: bool = typer.Option(
         False, "--type-edges", help="Also keep rdf:type facts as graph edges."
     ),
+    max_literal_chars: int = typer.Option(
+        ReadLimits.max_literal_chars,
+        "--max-literal-chars",
+        min=1,
+        help="Refuse a file holding a longer literal.",
+    ),
+    max_label_chars: int = typer.Option(
+        ReadLimits.max_label_chars,
+        "--max-label-chars",
+        min=1,
+        help="Refuse a file holding a longer label, alias or TSV/CSV name.",
+    ),
 ) -> None:
     """Parse triples files and compile them into a KG folder (--backend memory), bulk-load them
     into an on-disk Oxigraph store (oxigraph), or compile every triple of an endpoint (sparql)."""
@@ -141,7 +154,8 @@ def load_command(
     if backend != "memory":
         raise typer.BadParameter(f"expected memory, oxigraph or sparql (got {backend!r})")
     files, output = _need(files, "FILES"), _need(output, "-o")
-    kg = _load_with_progress(files, format=format, config=config, parser=parser)
+    limits = ReadLimits(max_literal_chars, max_label_chars)
+    kg = _load_with_progress(files, format=format, config=config, parser=parser, limits=limits)
     kg.save(output)
     console.print(_stats_table(kg, f"compiled {len(files)} file(s) -> {output}"))
 

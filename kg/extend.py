@@ -33,6 +33,7 @@ from kg.compile import GraphBuilder
 from kg.config import KGConfig
 from kg.errors import KGLoadError
 from kg.graph import KnowledgeGraph
+from kg.guards import ReadLimits
 from kg.load import check_files, read_files
 from kg.parse import EDGE_BATCH, PARSERS
 from kg.strings import StringTable
@@ -209,6 +210,7 @@ def extend(
     *,
     format: str | None = None,
     parser: str = "oxigraph",
+    limits: ReadLimits | None = None,
 ) -> KnowledgeGraph:
     """A new graph: ``graph`` plus the triples of ``paths``, compiled with ``graph.config``.
 
@@ -220,20 +222,21 @@ def extend(
         paths: one triples file or several (any format `kg.load` reads, ``.gz`` included).
         format: force one format for every file (else each file's extension decides).
         parser: "oxigraph" (fast) or "rdflib" (reference) for RDF syntaxes.
+        limits: the longest literal and label the new files may hold (default `ReadLimits()`).
 
     Returns:
         The extended graph; its ``sources`` are the old sources followed by the new file names.
 
     Raises:
-        KGLoadError: a missing, empty, unreadable or malformed file (naming file and line), or
-            a file without triples.
+        KGLoadError: a missing, empty, unreadable or malformed file (naming file and line), a
+            file without triples, RDF/XML that declares entities, or a literal over ``limits``.
     """
     if parser not in PARSERS:
         raise KGLoadError(f"unknown parser {parser!r}; choose one of {', '.join(PARSERS)}")
     files = check_files(paths, format)
     builder = builder_from_graph(graph)
     first = _first_free_file_tag(graph.entities, len(graph.sources))
-    read_files(builder, files, format=format, parser=parser, first_tag=first)
+    read_files(builder, files, format=format, parser=parser, first_tag=first, limits=limits)
     return builder.build(sources=[*graph.sources, *(p.name for p in files)])
 
 
@@ -266,7 +269,9 @@ class _Row(NamedTuple):
 
 
 def extend_triples(
-    graph: KnowledgeGraph, triples: Sequence[tuple[str, str, str]]
+    graph: KnowledgeGraph,
+    triples: Sequence[tuple[str, str, str]],
+    limits: ReadLimits | None = None,
 ) -> KnowledgeGraph:
     """A new graph: ``graph`` plus ``(subject IRI, predicate IRI, object)`` rows.
 
@@ -279,17 +284,24 @@ def extend_triples(
     Args:
         graph: the compiled graph to extend (left untouched).
         triples: the new facts.
+        limits: the longest literal and label accepted (default `ReadLimits()`).
 
     Returns:
         The extended graph; map old entity ids with `id_map`.
 
     Raises:
-        KGLoadError: no rows, or a row that is not three strings or has an IRI that is empty or
-            holds whitespace (the message names the row's index and content).
+        KGLoadError: no rows, a row that is not three strings or has an IRI that is empty or
+            holds whitespace (the message names the row's index and content), or a literal
+            longer than ``limits`` allow.
     """
     rows = [_parse_row(i, row) for i, row in enumerate(triples)]
     if not rows:
         raise KGLoadError("no triples given; pass at least one (subject, predicate, object) row")
+    limits = limits or ReadLimits()
+    names = frozenset(graph.config.label_predicates) | frozenset(graph.config.alias_predicates)
+    for r in rows:
+        if not r.is_iri:
+            limits.check_literal(r.object, r.predicate, names, None)
     builder = builder_from_graph(graph)
     edges = [r for r in rows if r.is_iri]
     if edges:
@@ -314,6 +326,14 @@ def _parse_row(index: int, row: object) -> _Row:
             f"row {index} {row!r}: expected three strings (subject, predicate, object)"
         )
     subject, predicate, obj = row
+    for cell in row:
+        try:
+            cell.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise KGLoadError(
+                f"row {index}: {cell[max(0, e.start - 40) : e.start + 1]!r} ends in the lone surrogate "
+                f"U+{ord(cell[e.start]):04X}, which is not a character; send text as UTF-8"
+            ) from None
     s = _checked_iri(index, row, "subject", subject)
     p = _checked_iri(index, row, "predicate", predicate)
     if _IRI_OBJECT.match(obj) or (obj.startswith("<") and obj.endswith(">")):

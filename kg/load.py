@@ -10,6 +10,7 @@ from kg.config import KGConfig
 from kg.errors import KGLoadError
 from kg.formats import detect_format
 from kg.graph import KnowledgeGraph
+from kg.guards import ReadLimits
 from kg.parse import read_file
 
 
@@ -20,6 +21,7 @@ def load(
     config: KGConfig | None = None,
     parser: str = "oxigraph",
     progress: Callable[[int], None] | None = None,
+    limits: ReadLimits | None = None,
 ) -> KnowledgeGraph:
     """Parse triples files (any mix of RDF syntaxes and TSV/CSV) into one compiled graph.
 
@@ -29,13 +31,15 @@ def load(
         config: which predicates carry labels, descriptions and types; the delimited base IRI.
         parser: "oxigraph" (fast Rust parser) or "rdflib" (the reference) for RDF syntaxes.
         progress: called with the number of bytes read, for progress bars.
+        limits: the longest literal and label accepted (default `ReadLimits()`).
 
     Raises:
-        KGLoadError: a missing, empty, unreadable or malformed file, naming file and line.
+        KGLoadError: a missing, empty, unreadable or malformed file, naming file and line;
+            RDF/XML that declares entities; a literal or label longer than ``limits`` allow.
     """
     files = check_files(paths, format)
     builder = GraphBuilder(config)
-    read_files(builder, files, format=format, parser=parser, progress=progress)
+    read_files(builder, files, format=format, parser=parser, progress=progress, limits=limits)
     return builder.build(sources=[p.name for p in files])
 
 
@@ -76,11 +80,13 @@ def read_files(
     parser: str = "oxigraph",
     progress: Callable[[int], None] | None = None,
     first_tag: int = 0,
+    limits: ReadLimits | None = None,
 ) -> None:
     """Parse ``files`` into ``builder``; file ``n`` tags its blank nodes ``f<first_tag + n>``."""
     for n, path in enumerate(files):
         before = builder.statements
         fmt = detect_format(path, format)
-        read_file(path, fmt, builder, tag=f"f{first_tag + n}", parser=parser, progress=progress)
+        tag = f"f{first_tag + n}"
+        read_file(path, fmt, builder, tag=tag, parser=parser, progress=progress, limits=limits)
         if builder.statements == before:
             raise KGLoadError("no triples found in this file", path)

@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import re
+import reprlib
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from kg import vocab
 from kg.compile import GraphBuilder
 from kg.errors import KGLoadError
 from kg.formats import DELIMITED
+from kg.guards import ReadLimits, refuse_deep_json, refuse_xml_entities
 
 Progress = Callable[[int], None]  # called with the number of bytes just read from disk
 PARSERS = ("oxigraph", "rdflib")
@@ -63,24 +65,40 @@ def read_file(
     tag: str,
     parser: str = "oxigraph",
     progress: Progress | None = None,
+    limits: ReadLimits | None = None,
 ) -> None:
     """Add every triple of ``path`` (in format ``fmt``) to ``builder``.
 
     Args:
         tag: short prefix that keeps this file's blank nodes apart from other files'.
         parser: "oxigraph" (fast) or "rdflib" (reference) for RDF formats.
+        limits: the longest literal and label accepted (default `ReadLimits()`).
 
     Raises:
-        KGLoadError: naming the file, the line when known, and what was expected.
+        KGLoadError: naming the file, the line when known, and what was expected; also for
+            RDF/XML that declares entities, JSON-LD nested deeper than ``limits`` allow, and a
+            literal or label over ``limits``.
     """
     if parser not in PARSERS:
         raise KGLoadError(f"unknown parser {parser!r}; choose one of {', '.join(PARSERS)}")
+    limits = limits or ReadLimits()
+    if fmt in ("xml", "json-ld"):
+        with _open_binary(path, None) as stream:
+            if fmt == "xml":
+                refuse_xml_entities(stream, path)
+            else:
+                refuse_deep_json(stream, path, limits.max_json_depth)
     if fmt in DELIMITED:
-        _read_delimited(path, fmt, builder, progress)
+        _read_delimited(path, fmt, builder, progress, limits)
     elif parser == "oxigraph":
-        _read_rdf_oxigraph(path, fmt, builder, tag, progress)
+        _read_rdf_oxigraph(path, fmt, builder, tag, progress, limits)
     else:
-        _read_rdf_rdflib(path, fmt, builder, tag, progress)
+        _read_rdf_rdflib(path, fmt, builder, tag, progress, limits)
+
+
+def _name_predicates(builder: GraphBuilder) -> frozenset[str]:
+    """Predicates whose literals become labels or aliases (``max_label_chars`` applies)."""
+    return frozenset(builder.config.label_predicates) | frozenset(builder.config.alias_predicates)
 
 
 class _CountingReader(io.RawIOBase):
@@ -152,7 +170,12 @@ def _oxigraph_error(e: SyntaxError, path: Path) -> KGLoadError:
 
 
 def _read_rdf_oxigraph(
-    path: Path, fmt: str, builder: GraphBuilder, tag: str, progress: Progress | None
+    path: Path,
+    fmt: str,
+    builder: GraphBuilder,
+    tag: str,
+    progress: Progress | None,
+    limits: ReadLimits,
 ) -> None:
     import pyoxigraph as ox
 
@@ -169,6 +192,7 @@ def _read_rdf_oxigraph(
         raise KGLoadError("RDF-star quoted triples are not supported; flatten them first", path)
 
     add_literal = builder.add_literal
+    short, names = limits.smallest, _name_predicates(builder)
     subjects: list[str] = []
     predicates: list[str] = []
     objects: list[str] = []
@@ -182,7 +206,10 @@ def _read_rdf_oxigraph(
                 s, o = q.subject, q.object
                 sk = s.value if type(s) is named else key(s)
                 if type(o) is literal:
-                    add_literal(sk, q.predicate.value, o.value, o.language, o.datatype.value)
+                    value = o.value
+                    if len(value) > short:
+                        limits.check_literal(value, q.predicate.value, names, path)
+                    add_literal(sk, q.predicate.value, value, o.language, o.datatype.value)
                     continue
                 subjects.append(sk)
                 predicates.append(q.predicate.value)
@@ -201,7 +228,12 @@ def _read_rdf_oxigraph(
 
 
 def _read_rdf_rdflib(
-    path: Path, fmt: str, builder: GraphBuilder, tag: str, progress: Progress | None
+    path: Path,
+    fmt: str,
+    builder: GraphBuilder,
+    tag: str,
+    progress: Progress | None,
+    limits: ReadLimits | None = None,
 ) -> None:
     import rdflib
 
@@ -224,8 +256,12 @@ def _read_rdf_rdflib(
             return k
         return str(term)
 
+    limits = limits or ReadLimits()
+    names = _name_predicates(builder)
     for s, p, o, _graph in dataset.quads((None, None, None, None)):
+        _refuse_surrogates(path, s, p, o, getattr(o, "datatype", ""), getattr(o, "language", ""))
         if isinstance(o, rdflib.Literal):
+            limits.check_literal(str(o), str(p), names, path)
             datatype = (
                 str(o.datatype)
                 if o.datatype
@@ -234,6 +270,22 @@ def _read_rdf_rdflib(
             builder.add_literal(key(s), str(p), str(o), o.language, datatype)
         else:
             builder.add_edge(key(s), str(p), key(o))
+
+
+def _refuse_surrogates(path: Path, *terms: object) -> None:
+    """rdflib decodes a ``\\uD800`` escape (or JSON's) into a lone surrogate, which no UTF-8
+    file, and so no compiled KG, can hold; oxigraph refuses such escapes itself."""
+    text = "".join(str(t or "") for t in terms)
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise KGLoadError(
+            f"an escape gives the lone surrogate U+{ord(text[e.start]):04X}, which is not a "
+            "character; write the character itself, or its \\U escape (e.g. \\U0001F600)",
+            path,
+        ) from None
 
 
 def _locate_with_rdflib(path: Path, fmt: str) -> int | None:
@@ -277,13 +329,27 @@ def name_to_iri(name: str, base: str, kind: str) -> str:
     return f"{base}{kind}/{quote('_'.join(name.split()), safe='')}"
 
 
-def _read_delimited(path: Path, fmt: str, builder: GraphBuilder, progress: Progress | None) -> None:
+_ROW = reprlib.Repr()  # a row as error messages quote it: long cells and rows cut short
+_ROW.maxlist, _ROW.maxstring = 6, 80
+
+
+def _csv_rows(reader: Any, path: Path, fmt: str) -> Iterator[list[str]]:
+    """The reader's rows; its own errors (a cell over csv's field limit, ...) as KGLoadError."""
+    try:
+        yield from reader
+    except csv.Error as e:
+        raise KGLoadError(f"cannot read this {fmt.upper()} row: {e}", path, reader.line_num) from e
+
+
+def _read_delimited(
+    path: Path, fmt: str, builder: GraphBuilder, progress: Progress | None, limits: ReadLimits
+) -> None:
     with _open_binary(path, progress) as stream:
         text = _decode_utf8(stream.read(), path)
     base = builder.config.base_iri
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
     first = True
-    for row in reader:
+    for row in _csv_rows(reader, path, fmt):
         line = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line
@@ -293,14 +359,18 @@ def _read_delimited(path: Path, fmt: str, builder: GraphBuilder, progress: Progr
                 continue
         if len(row) != 3:
             raise KGLoadError(
-                f"expected 3 columns (head, relation, tail) but found {len(row)}: {row!r}",
+                f"expected 3 columns (head, relation, tail) but found {len(row)}: {_ROW.repr(row)}",
                 path,
                 line,
             )
         head, relation, tail = (c.strip() for c in row)
+        for cell in (head, relation, tail):
+            limits.check_label(cell, path, line)
         if not head or not relation or not tail:
             raise KGLoadError(
-                f"empty cell in row {row!r}; every row needs head, relation and tail", path, line
+                f"empty cell in row {_ROW.repr(row)}; every row needs head, relation and tail",
+                path,
+                line,
             )
         h = name_to_iri(head, base, "entity")
         r = name_to_iri(relation, base, "relation")

@@ -94,7 +94,7 @@ def read_versioned_json(path: Path, fmt: str, version: int, what: str, fix: str)
     otherwise `KGStoreError` naming the file, the problem and ``fix``."""
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: JSON, or a 5,000-digit int
         raise KGStoreError(f"{path} is not valid JSON ({e}); {fix}") from e
     if not isinstance(meta, dict) or meta.get("format") != fmt:
         raise KGStoreError(f"{path} does not describe a kgfuse {what}; {fix}")

@@ -19,12 +19,14 @@ from kg.triplestore import TripleStoreGraph
 
 def bulk_load(files: Sequence[str | Path], store: str | Path, format: str | None = None) -> int:
     """Load RDF files into the on-disk Oxigraph store ``store`` with pyoxigraph's bulk loader
-    (bounded memory: it writes sorted runs to disk); returns the quads the store then holds."""
+    (bounded memory: it writes sorted runs to disk); returns the quads the store then holds.
+    RDF/XML that declares entities and deeply nested JSON-LD are refused (kg/guards.py)."""
     import gzip
 
     import pyoxigraph
 
     from kg.formats import detect_format
+    from kg.guards import ReadLimits, refuse_deep_json, refuse_xml_entities
     from kg.load import check_files
 
     paths = check_files(files, format)
@@ -37,6 +39,12 @@ def bulk_load(files: Sequence[str | Path], store: str | Path, format: str | None
                 "compile delimited files with --backend memory"
             )
         rdf_format = getattr(pyoxigraph.RdfFormat, OXIGRAPH_FORMATS[name])
+        if name in ("xml", "json-ld"):
+            with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as head:
+                if name == "xml":
+                    refuse_xml_entities(head, path)  # type: ignore[arg-type]  # GzipFile is IO[bytes]
+                else:
+                    refuse_deep_json(head, path, ReadLimits().max_json_depth)  # type: ignore[arg-type]
         try:
             if path.suffix == ".gz":
                 with gzip.open(path, "rb") as stream:

@@ -90,7 +90,10 @@ class AliasTable:
             )
         rows = []
         for n, line in lines[1:]:
-            cells = next(csv.reader(io.StringIO(line), delimiter="\t", quoting=csv.QUOTE_NONE))
+            try:
+                cells = next(csv.reader(io.StringIO(line), delimiter="\t", quoting=csv.QUOTE_NONE))
+            except csv.Error as e:  # a cell over csv's field limit (131,072 characters)
+                raise LinkingError(f"{source}:{n}: cannot read this row ({e})") from e
             if len(cells) != len(header):
                 raise LinkingError(
                     f"{source}:{n}: expected {len(header)} tab-separated columns "

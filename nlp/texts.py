@@ -55,8 +55,10 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
                 continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{n}: invalid JSON ({e.msg})") from e
+            except RecursionError:
+                raise DataError(f"{path}:{n}: the JSON nests too deep to read") from None
+            except ValueError as e:  # JSONDecodeError, or a number over 4,300 digits
+                raise DataError(f"{path}:{n}: invalid JSON ({getattr(e, 'msg', e)})") from e
             if not isinstance(record, dict):
                 raise DataError(
                     f"{path}:{n}: each line must be a JSON object, got {type(record).__name__}"
@@ -64,7 +66,10 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
             rows.append({k: v if isinstance(v, str) else json.dumps(v) for k, v in record.items()})
     else:
         reader = csv.DictReader(content.splitlines(), delimiter="\t" if kind == "tsv" else ",")
-        rows = [dict(r) for r in reader]
+        try:
+            rows = [dict(r) for r in reader]
+        except csv.Error as e:  # e.g. a cell over csv's field limit (131,072 characters)
+            raise DataError(f"{path}:{reader.line_num}: cannot read this row ({e})") from e
         if reader.fieldnames is None:
             raise DataError(
                 f"{path}: the file is empty; it needs a header row with {', '.join(required)}"
@@ -91,8 +96,14 @@ def read_label_map(
     path = Path(path)
     if not path.is_file():
         raise DataError(f"label map {path} not found")
-    with path.open(encoding="utf-8", newline="") as f:
-        rows = [r for r in csv.reader(f, delimiter="\t") if r and any(c.strip() for c in r)]
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            reader = csv.reader(f, delimiter="\t")
+            rows = [r for r in reader if r and any(c.strip() for c in r)]
+    except UnicodeDecodeError as e:
+        raise DataError(f"label map {path}: not UTF-8 ({e.reason} at byte {e.start})") from e
+    except csv.Error as e:
+        raise DataError(f"label map {path}:{reader.line_num}: cannot read this row ({e})") from e
     mapping: dict[str, str] = {}
     for n, row in enumerate(rows, 1):
         if len(row) != 2:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 import kg
 
@@ -24,6 +25,27 @@ FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 EX = "http://example.org/tiny/"
+
+# Property-based tests (tests/fuzzing.py): repeatable and quick in `make test`; `make fuzz`
+# (HYPOTHESIS_PROFILE=fuzz) draws fresh random inputs, many more of them.
+settings.register_profile(
+    "kgfuse",
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
+settings.register_profile(
+    "fuzz", settings.get_profile("kgfuse"), max_examples=500, derandomize=False
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "kgfuse"))
 
 
 @pytest.fixture(autouse=True)

@@ -195,10 +195,14 @@ def test_unreachable_store_gives_503_naming_the_url(store_bundle: Path, tmp_path
 
 
 def test_corrupt_store_reference_names_the_file(store_bundle: Path, tmp_path: Path) -> None:
+    from fusion.bundle import BundleError
     from kg.errors import KGStoreError
+    from kg.store_graph import StoreGraph
 
     bundle = tmp_path / "bundle"
     shutil.copytree(store_bundle, bundle)
     (bundle / "kg" / "store.json").write_text("{not json")
-    with pytest.raises(KGStoreError, match=r"kg/store.json is not valid JSON .*train the model"):
+    with pytest.raises(BundleError, match=r"kg/store.json does not match its SHA-256"):
         Predictor.from_dir(bundle)
+    with pytest.raises(KGStoreError, match=r"kg/store.json is not valid JSON .*train the model"):
+        StoreGraph.open(bundle / "kg")
