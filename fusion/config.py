@@ -210,7 +210,15 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
             raise ConfigError(
                 f"override {item!r} is not of the form key=value (e.g. train.epochs=3)"
             )
-        out.append((key.strip(), yaml.safe_load(raw) if raw.strip() else ""))
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except (yaml.YAMLError, ValueError, RecursionError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ConfigError(
+                f"override {key.strip()}=... is not a YAML value ({reason}); quote a string, "
+                "e.g. output='runs/x'"
+            ) from None
+        out.append((key.strip(), value))
     return out
 
 
@@ -315,8 +323,13 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise ConfigError(f"config file {path} not found")
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path} is not UTF-8 ({e.reason} at byte {e.start})") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"{path} is not valid YAML: {e}") from e
+        except (ValueError, RecursionError) as e:
+            reason = str(e).splitlines()[0] if str(e) else "nested too deep"
+            raise ConfigError(f"{path} holds a value YAML cannot read: {reason}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path} must hold a mapping of sections (kg, data, model, ...)")
         data = loaded or {}

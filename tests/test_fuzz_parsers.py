@@ -140,13 +140,6 @@ def test_overrides_with_any_yaml_value_apply_or_are_refused(overrides: list[str]
     parses_or_refuses(lambda: load_config(None, overrides))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fusion/config.py parse_overrides catches no error of yaml.safe_load: "
-    "`kgfuse train CFG 'train.epochs=['` ends in a yaml ParserError traceback; so do a "
-    "5,000-digit number or 'x=2001-02-30' (ValueError), '!!float x' (ValueError) and "
-    "'x=' + '[' * 5000 (RecursionError); each should be a ConfigError naming the override",
-)
 @given(overrides=st.lists(st.one_of(TEXT, mutated("train.epochs=3")), min_size=1, max_size=3))
 @example(overrides=["train.epochs=["])
 @example(overrides=["train.epochs=" + "9" * 5000])
@@ -157,13 +150,6 @@ def test_any_override_text_parses_or_is_refused(overrides: list[str]) -> None:
     parses_or_refuses(lambda: load_config(None, overrides))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fusion/config.py load_config catches yaml.YAMLError only: a config file that is "
-    "not UTF-8 (UnicodeDecodeError), holds a 5,000-digit number or 'epochs: 2001-02-30' "
-    "(ValueError), or nests deeper than Python's recursion limit (RecursionError) ends in a "
-    "traceback; each should be a ConfigError naming the file",
-)
 @given(data=st.one_of(mutated(CONFIG).map(encode), st.binary(max_size=300)))
 @example(data=b"kg: \xff\n")
 @example(data=b"train: {epochs: " + b"9" * 5000 + b"}\n")
