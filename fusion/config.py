@@ -127,9 +127,14 @@ class TrainSettings:
         learns to use a known fact, as a text about a seen entity can at test time. When it is
         above 0, val:unseen texts are masked too, as stand-ins for new entities. ``auto``:
         1.0 when the KG's label facts restate the training labels, else 0 (fusion/auto.py).
-    mask_mentions: share of linked mentions in training texts replaced by the tokenizer's
-        mask token, drawn anew every epoch: the text branch cannot memorise a name and has to
-        use the graph, as for a name it has never seen.
+    mask_mentions: share of training texts whose linked mentions are all replaced by the
+        tokenizer's mask token, drawn anew every epoch: the text branch cannot memorise a name
+        and has to use the graph, as for a name it has never seen.
+    branch_loss: weight of a fused model's per-branch losses: the label counts' logits and the
+        graph encoder's logits are each also scored against the label on their own. Without
+        them the text branch, which can memorise a training text's names, fits the training
+        set first and the KG branches stop learning (modality competition, as in Wang et al.,
+        CVPR 2020, "What makes training multi-modal classification networks hard?").
     tensorboard: also log to TensorBoard (needs the tensorboard package).
     threads: torch CPU threads (0 = torch's default).
     """
@@ -146,6 +151,7 @@ class TrainSettings:
     seed: int = 0
     mask_label_facts: float | None = None
     mask_mentions: float = 0.0
+    branch_loss: float = 1.0
     tensorboard: bool = False
     threads: int = 0
 
@@ -154,6 +160,8 @@ class TrainSettings:
         for name in ("epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 out.append(f"'train.{name}' must be at least 1 (got {getattr(self, name)})")
+        if self.branch_loss < 0:
+            out.append(f"'train.branch_loss' must be 0 (off) or more (got {self.branch_loss})")
         for name in ("lr", "lora_lr"):
             if getattr(self, name) <= 0:
                 out.append(f"'train.{name}' must be positive (got {getattr(self, name)})")

@@ -179,16 +179,18 @@ class FusionClassifier(nn.Module):
                 size = int(graph.num_graphs)
             t = self.text_vector(tokens, size)
         batch_size = t.shape[0]
+        branches: dict[str, torch.Tensor] = {}
         if self.reads_counts:
             assert counts is not None, "counter mode (and model.counts) needs the label counts"
             if self.counts_per_label:
-                text_logits = self.text_head(t) + self.counts_head(counts)
+                branches["counts_logits"] = self.counts_head(counts)
+                text_logits = self.text_head(t) + branches["counts_logits"]
             else:
                 text_logits = self.text_head(torch.cat([t, counts], dim=-1))
         else:
             text_logits = self.text_head(t)
         if self.config.mode in ("text", "counter"):
-            return {"logits": text_logits, "text_logits": text_logits}
+            return {"logits": text_logits, "text_logits": text_logits, **branches}
         assert graph is not None, "graph and fused modes need the batch's subgraphs"
         x = self.node_features[graph.n_id]
         nodes, context = self.graph_encoder(
@@ -218,6 +220,7 @@ class FusionClassifier(nn.Module):
             "logits": logits,
             "text_logits": text_logits,
             "graph_logits": graph_logits,
+            **branches,
             "gate": gate.squeeze(-1),
             "attention": attention,
         }

@@ -61,6 +61,10 @@ class TrainResult:
     choices: dict[str, dict[str, object]] = field(default_factory=dict)  # the auto settings
 
 
+# a fused model's KG branches, each also trained to classify on its own (`fit`)
+BRANCHES = ("counts_logits", "graph_logits")
+
+
 class StaleRunError(ConfigError):
     """The output folder holds a checkpoint of a run with other settings or data."""
 
@@ -171,13 +175,67 @@ def evaluate_validation(
 
 
 def mask_mentions(example: Prepared, rate: float, token: str, rng: random.Random) -> str:
-    """``example.text`` with each linked mention replaced by ``token`` with probability
-    ``rate`` (overlapping spans are never linked, so offsets stay valid right to left)."""
+    """``example.text``, with probability ``rate`` with every linked mention replaced by
+    ``token``: all of them, or the name would still show where it is repeated ("Bulbasaur:
+    BULBASAUR can be seen..."). Linked spans never overlap, so offsets stay valid right to left."""
     text = example.text
+    if not example.spans or rng.random() >= rate:
+        return text
     for span in sorted(example.spans, key=lambda s: -int(s["start"])):
-        if rng.random() < rate:
-            text = text[: span["start"]] + token + text[span["end"] :]
+        text = text[: span["start"]] + token + text[span["end"] :]
     return text
+
+
+PREFIT_EPOCHS = 100  # at most; early stopping on validation ends it sooner
+PREFIT_PATIENCE = 10
+PREFIT_LR = 3e-3
+
+
+def prefit_counts(
+    model: FusionClassifier,
+    train: Sequence[Prepared],
+    val: Sequence[Prepared],
+    selection: Selection,
+    val_unseen: Sequence[bool],
+    seed: int,
+) -> int:
+    """Fit a fused model's per-label counts head alone, before the joint training: the
+    counts are fixed features, so a hundred epochs over them take seconds, and the head starts
+    the joint training knowing what the KG says (jointly, a text branch that memorises names
+    fits the training set within an epoch or two, and the head would stop learning early).
+    Early stopping on what validation selects on. Returns the best epoch (0: nothing to fit)."""
+    if not (model.counts_per_label and train and val):
+        return 0
+    head = model.counts_head
+    x = torch.as_tensor(np.stack([p.counts for p in train]))  # type: ignore[misc]
+    y = torch.tensor([p.label for p in train])
+    flags = selection.flags(list(val_unseen))
+    chosen = [p for p, f in zip(val, flags, strict=True) if f] or list(val)
+    vx = torch.as_tensor(np.stack([p.counts for p in chosen]))  # type: ignore[misc]
+    vy = torch.tensor([p.label for p in chosen])
+    optimizer = torch.optim.AdamW(head.parameters(), lr=PREFIT_LR, weight_decay=0.01)
+    generator = torch.Generator().manual_seed(seed)
+    best, best_score, best_epoch = trainable_state(head), (-1.0, 0.0), 0
+    for epoch in range(1, PREFIT_EPOCHS + 1):
+        head.train()
+        for idx in torch.randperm(len(y), generator=generator).split(32):
+            loss = nn.functional.cross_entropy(head(x[idx]), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        head.eval()
+        with torch.no_grad():
+            logits = head(vx)
+            score = (
+                float((logits.argmax(1) == vy).float().mean()),
+                -float(nn.functional.cross_entropy(logits, vy)),
+            )
+        if score > best_score:
+            best, best_score, best_epoch = trainable_state(head), score, epoch
+        elif epoch - best_epoch >= PREFIT_PATIENCE:
+            break
+    load_trainable_state(head, best)
+    return best_epoch
 
 
 def fit(
@@ -228,8 +286,10 @@ def fit(
         "epoch_seconds": [],
         "settings": fingerprint,
     }
-    best = trainable_state(model)
     previous = checkpoint_state(checkpoint)
+    if previous is None:  # a resumed run has its head in the checkpoint
+        prefit_counts(model, train, val, selection, unseen, settings.seed)
+    best = trainable_state(model)
     if not distributed.agree(previous["epoch"] if previous is not None else -1):
         raise distributed.DistributedError(
             f"the ranks see different checkpoints in {checkpoint}: put `output` on a "
@@ -268,9 +328,14 @@ def fit(
                     texts = [
                         mask_mentions(p, settings.mask_mentions, mask_token, masking) for p in batch
                     ]
-                logits = forward(model, resources, batch, parallel, texts)["logits"]
+                parts = forward(model, resources, batch, parallel, texts)
                 target = torch.tensor([p.label for p in batch])
-                loss = nn.functional.cross_entropy(logits, target, weight=weights)
+                loss = nn.functional.cross_entropy(parts["logits"], target, weight=weights)
+                if settings.branch_loss > 0 and model.config.mode == "fused":
+                    for key in BRANCHES:
+                        if key in parts:
+                            branch = nn.functional.cross_entropy(parts[key], target, weight=weights)
+                            loss = loss + settings.branch_loss * branch
                 optimizer.zero_grad()
                 loss.backward()
                 if settings.clip > 0:

@@ -55,7 +55,7 @@ def _train(tiny_bert: Path, out: Path, *kg: str) -> Path:
 @pytest.fixture(scope="module")
 def memory_bundle(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("memory-run") / "run"
-    return _train(tiny_bert, out, "subgraph.relation_counts=true", "model.counts=true")
+    return _train(tiny_bert, out, "subgraph.counts=relations", "train.mask_label_facts=1.0")
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def store_bundle(tiny_bert: Path, endpoint: str, tmp_path_factory: pytest.TempPa
     out = tmp_path_factory.mktemp("store-run") / "run"
     return _train(
         tiny_bert, out, "kg.files=[]", f"kg.endpoint={endpoint}",
-        "subgraph.relation_counts=true", "model.counts=true",
+        "subgraph.counts=relations", "train.mask_label_facts=1.0",
     )  # fmt: skip
 
 
@@ -125,7 +125,7 @@ def test_training_over_an_embedded_store_matches_in_memory(
 ) -> None:
     bundle = _train(
         tiny_bert, tmp_path / "run", "kg.files=[]", f"kg.store={embedded}",
-        "subgraph.relation_counts=true", "model.counts=true",
+        "subgraph.counts=relations", "train.mask_label_facts=1.0",
     )  # fmt: skip
     _assert_same_predictions(Predictor.from_dir(memory_bundle), Predictor.from_dir(bundle))
 

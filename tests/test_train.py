@@ -95,7 +95,7 @@ def test_train_every_mode(tiny_bert: Path, tmp_path: Path, mode: str) -> None:
 def test_fused_model_reads_relation_counts_and_explains(tiny_bert: Path, tmp_path: Path) -> None:
     from fusion.predict import Predictor
 
-    more = ("model.counts=true", "subgraph.relation_counts=true", "train.epochs=1")
+    more = ("model.counts_head=concat", "subgraph.counts=relations", "train.epochs=1")
     result = main(TINY, overrides(tiny_bert, tmp_path / "counts", *more), progress=False)
     predictor = Predictor.from_dir(result.bundle)
     graph = predictor.resources.graph
@@ -191,24 +191,29 @@ def test_missing_encoder_path_says_nothing_is_fetched(tmp_path: Path) -> None:
         )
 
 
-def test_compare_trains_every_variant_and_measures_fidelity(
+def test_compare_trains_every_variant_and_measures_faithfulness(
     tiny_bert: Path, tmp_path: Path
 ) -> None:
     from fusion.compare import compare
 
     config = load_config(TINY, overrides(tiny_bert, tmp_path / "cmp", "train.epochs=1"))
-    report = compare(config, seeds=2, fidelity_texts=5, progress=False)
+    report = compare(config, seeds=2, faithfulness_texts=5, progress=False)
     assert [r["variant"] for r in report["runs"]] == [
-        "text", "text", "fused", "fused", "graph", "counter", "fused-shuffled", "fused-no-kg",
+        "reference", "reference", "text", "text", "fused", "fused", "graph", "counter",
+        "fused-shuffled", "fused-no-kg",
     ]  # fmt: skip
     assert report["summary"]["text"]["seeds"] == [0, 1]
     assert set(report["summary"]["fused"]) >= {
         "val/accuracy",
         "test:unseen/macro_f1",
+        "test:unseen/ece",
         "seconds_per_epoch",
     }
-    assert report["fidelity"]["test"] == "unseen" and report["fidelity"]["texts"] >= 0
-    again = compare(config, seeds=2, fidelity_texts=0, progress=False)  # finished runs are reused
+    assert set(report["summary"]["reference"]) >= {"test:unseen/accuracy", "test:unseen/ece"}
+    faithful = report["faithfulness"]
+    assert faithful["test"] == "unseen" and faithful["texts"] >= 1
+    assert {"comp", "comp_random", "suff", "suff_random", "ratio"} <= set(faithful)
+    again = compare(config, seeds=2, faithfulness_texts=0, progress=False)  # runs are reused
     assert again["runs"][0]["metrics"] == report["runs"][0]["metrics"]
     # a row of seed N is what `kgfuse train CONFIG train.seed=N` gives (its own val split)
     alone = main(
@@ -218,8 +223,8 @@ def test_compare_trains_every_variant_and_measures_fidelity(
         ),
         progress=False,
     )
-    row = report["runs"][1]
-    assert row["seed"] == 1
+    row = report["runs"][3]
+    assert row["variant"] == "text" and row["seed"] == 1
 
     def epochs(run_dir: Path) -> list[tuple[float, float]]:
         lines = (run_dir / "metrics.jsonl").read_text().splitlines()
@@ -227,22 +232,23 @@ def test_compare_trains_every_variant_and_measures_fidelity(
 
     assert epochs(Path(row["bundle"]).parent) == epochs(alone.run_dir)
     assert row["metrics"]["test:unseen"] == {
-        k: alone.metrics["test:unseen"][k] for k in ("accuracy", "macro_f1")
+        k: alone.metrics["test:unseen"][k] for k in ("accuracy", "macro_f1", "ece", "nll")
     }
 
 
 def test_compare_with_counts_writes_bundles_that_reload(tiny_bert: Path, tmp_path: Path) -> None:
-    """With ``model.counts`` only the fused variants read counts; every bundle reloads."""
+    """With ``model.counts`` only the fused and counter variants read counts; bundles reload."""
     from fusion.compare import compare
 
-    more = ("train.epochs=1", "model.counts=true", "subgraph.relation_counts=true")
+    more = ("train.epochs=1", "model.counts=true", "subgraph.counts=relations")
     config = load_config(TINY, overrides(tiny_bert, tmp_path / "cmp", *more))
-    report = compare(config, seeds=1, fidelity_texts=0, progress=False)
+    report = compare(config, seeds=1, faithfulness_texts=0, progress=False)
     for entry in report["runs"]:
-        model, _, meta = load_bundle(entry["bundle"])
+        if entry["variant"] == "reference":
+            continue
+        model, _, _ = load_bundle(entry["bundle"])
         variant = entry["variant"]
-        assert meta["config"]["model"]["counts"] == variant.startswith("fused")
-        assert model.config.reads_counts == (variant == "counter" or variant.startswith("fused"))
+        assert model.reads_counts == (variant == "counter" or variant.startswith("fused"))
 
 
 def test_new_triples_change_predictions_without_retraining(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -330,10 +336,7 @@ def test_per_label_counts_head_trains_reloads_and_explains(tiny_bert: Path, tmp_
     from fusion.model import PerLabelCounts
     from fusion.predict import Predictor
 
-    more = (
-        "model.counts=true", "model.counts_head=per_label", "subgraph.relation_counts=true",
-        "train.epochs=1",
-    )  # fmt: skip
+    more = ("model.counts_head=per_label", "train.epochs=1")
     result = main(TINY, overrides(tiny_bert, tmp_path / "counts", *more), progress=False)
     predictor = Predictor.from_dir(result.bundle)
     assert isinstance(predictor.model.counts_head, PerLabelCounts)
@@ -350,3 +353,37 @@ def test_only_counter_and_fused_with_counts_read_the_counts() -> None:
     assert not ModelConfig(mode="graph", counts=True).reads_counts
     assert ModelConfig(mode="counter").reads_counts
     assert ModelConfig(mode="fused", counts=True).reads_counts
+
+
+def test_mention_masking_hides_every_linked_name_of_a_drawn_text() -> None:
+    import random
+
+    from fusion.resources import Prepared
+    from fusion.train import mask_mentions
+
+    text = "Bulbasaur: BULBASAUR naps in the sun."
+    spans = [{"start": 0, "end": 9}, {"start": 11, "end": 20}]
+    example = Prepared(text, 0, [1], spans)
+    assert mask_mentions(example, 1.0, "[MASK]", random.Random(0)) == "[MASK]: [MASK] naps in the sun."
+    assert mask_mentions(example, 0.0, "[MASK]", random.Random(0)) == text
+    drawn = [mask_mentions(example, 0.5, "[MASK]", random.Random(i)) != text for i in range(200)]
+    assert 70 < sum(drawn) < 130  # about half the draws, every name at once or none
+    assert mask_mentions(Prepared("no names", 0, []), 1.0, "[MASK]", random.Random(0)) == "no names"
+
+
+def test_explanations_rank_paths_in_log_odds_even_when_the_model_is_sure(trained) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from fusion.explain import log_odds
+    from fusion.predict import Predictor
+
+    logits = torch.tensor([[20.0, 0.0, 0.0], [21.0, 0.0, 0.0]])
+    probs = torch.softmax(logits, dim=-1)[:, 0]
+    assert float(probs[1] - probs[0]) < 1e-8  # a probability drop would call this nothing
+    odds = log_odds(logits, 0)
+    assert float(odds[1] - odds[0]) == pytest.approx(1.0, abs=1e-4)  # log-odds see the step
+    predictor = Predictor.from_dir(trained.bundle)
+    (p,) = predictor.predict(["covid-19 and a cough"], explain_paths=True)
+    assert p["paths"] and all(isinstance(path["score"], float) for path in p["paths"])
+    scores = [path["score"] for path in p["paths"]]
+    assert scores == sorted(scores, reverse=True)
