@@ -18,16 +18,26 @@ import hashlib
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import kg
 from api.batching import MicroBatcher
 from api.errors import APIError
-from api.hot_triples import FEATURES, FeatureCache, encoder_key, hot_files, persist, update_executor
+from api.hot_triples import (
+    FEATURES,
+    FeatureCache,
+    embed_between_batches,
+    encoder_key,
+    hot_files,
+    persist,
+    update_executor,
+)
 from api.metrics import Metrics
 from api.settings import ServeSettings
 from fusion.predict import Predictor
@@ -204,10 +214,10 @@ class Engine:
     async def add_triples(self, body: bytes, fmt: str) -> dict[str, Any]:
         """Add the triples in ``body`` (any loader format) to the live KG, all or nothing.
 
-        Parsing, compiling and embedding run on a low-priority background thread while the
-        model thread keeps predicting over the old graph; the new graph is persisted before it
-        is swapped in, so the file on disk and the graph served never disagree. One insert runs
-        at a time.
+        Parsing and compiling run on a background thread, the embedding of new entity texts on
+        the model thread in short slices between prediction batches, so predictions keep being
+        answered over the old graph; the new graph is persisted before it is swapped in, so the
+        file on disk and the graph served never disagree. One insert runs at a time.
 
         Raises:
             KGLoadError: the body is not valid triples (named "request body").
@@ -222,8 +232,13 @@ class Engine:
                 self.graph, "add triples to the store itself: the next prediction reads them"
             )
             loop = asyncio.get_running_loop()
+
+            def on_model_thread(fn: Callable[[], Any]) -> Any:  # called from the update thread
+                return asyncio.run_coroutine_threadsafe(self.batcher.call(fn), loop).result()
+
+            embed = embed_between_batches(on_model_thread, old.resources.tokenizer.embed)
             new, saved = await loop.run_in_executor(
-                self._updates, self._extend, old, before, body, ext
+                self._updates, self._extend, old, before, body, ext, embed
             )
             self.predictor = new
             self.hot_files.append(saved)
@@ -237,10 +252,15 @@ class Engine:
         }
 
     def _extend(
-        self, old: Predictor, before: KnowledgeGraph, body: bytes, ext: str
+        self,
+        old: Predictor,
+        before: KnowledgeGraph,
+        body: bytes,
+        ext: str,
+        embed: Callable[[list[str]], np.ndarray],
     ) -> tuple[Predictor, Path]:
-        """Update thread: the predictor over ``before`` plus ``body``, and the file that now
-        holds ``body``."""
+        """Update thread: the predictor over ``before`` plus ``body`` (new entity texts embedded
+        by ``embed``), and the file that now holds ``body``."""
         graph = _parse_body(before, body, ext)
         added = graph.num_entities - before.num_entities
         limit = self.settings.max_new_entities
@@ -251,7 +271,7 @@ class Engine:
                 f"the triples add {added} new entities; at most {limit} may be added in one "
                 "request (--max-new-entities); split them over several requests",
             )
-        resources = old.resources.with_graph(graph, self.features)
+        resources = old.resources.with_graph(graph, self.features, embed)
         folder = self.settings.hot_triples
         saved = persist(folder, body, ext)
         self.features.save(folder / FEATURES, saved.stem)

@@ -9,21 +9,27 @@ The hot-triples folder (default ``BUNDLE/hot-triples``) holds:
   every text up here first, so it embeds nothing again; a vector of another encoder is never
   used. A file here is only a cache: one that cannot be read is skipped with a warning.
 
-Inserts run on one background thread at the lowest CPU priority (`update_executor`), so the
-model thread keeps answering predictions from the old graph until the new one is swapped in.
+Inserts parse, compile and build the new graph's resources on one background thread
+(`update_executor`); the embedding of new entity texts runs on the model thread in slices of
+about `EMBED_SLICE_S` between prediction batches (`embed_between_batches`), so the model thread
+keeps answering predictions from the old graph until the new one is swapped in. (A second
+thread embedding at once would share the GIL, the cores and the tokenizer with predictions; a
+lower-priority one stalls everyone when it is descheduled holding the GIL.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
-import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
@@ -138,16 +144,35 @@ class FeatureCache:
         return path
 
 
-def _lowest_priority() -> None:
-    """Give the calling thread the lowest CPU priority (Linux: niceness is per thread), so the
-    model thread and the event loop win whenever both want a core."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-
-
 def update_executor() -> ThreadPoolExecutor:
-    """The one background thread that parses, compiles and embeds hot triples."""
-    return ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix="kgfuse-kg-update", initializer=_lowest_priority
-    )
+    """The one background thread that parses hot triples and builds the new graph's resources."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="kgfuse-kg-update")
+
+
+EMBED_SLICE_S = 0.02  # model-thread time per slice of entity texts: the most a prediction waits
+MAX_SLICE = 256
+
+
+def embed_between_batches(
+    run_on_model_thread: Callable[[Callable[[], Any]], Any],
+    embed: Callable[[list[str]], np.ndarray],
+) -> Callable[[list[str]], np.ndarray]:
+    """An ``embed`` for a background thread: each slice of texts runs through
+    ``run_on_model_thread`` (which blocks until done), sized to take about ``EMBED_SLICE_S``,
+    so prediction batches queued meanwhile run between slices."""
+
+    def timed(texts: list[str]) -> tuple[np.ndarray, float]:
+        started = time.perf_counter()
+        return embed(texts), time.perf_counter() - started
+
+    def sliced(texts: list[str]) -> np.ndarray:
+        parts, size, at = [], 1, 0
+        while at < len(texts):
+            part = texts[at : at + size]
+            vectors, seconds = run_on_model_thread(functools.partial(timed, part))
+            parts.append(vectors)
+            at += len(part)
+            size = min(MAX_SLICE, max(1, int(len(part) * EMBED_SLICE_S / max(seconds, 1e-4))))
+        return np.concatenate(parts) if parts else embed([])
+
+    return sliced

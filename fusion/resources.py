@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -70,7 +70,7 @@ class Resources:
         self.linker_config = dict(linker_config)
         stored = isinstance(graph, StoreGraph)  # a triple store, read on demand
         self.nlp = from_kg(graph, **self.linker_config)
-        # also embeds entity texts; `with_graph` hands over the one it embedded new entities with
+        # also embeds entity texts; `with_graph` shares its own
         self.tokenizer = tokenizer or TextEncoder(encoder_config, adapt=False)
         if features is None:
             features = node_features(graph, self.tokenizer, cache_dir=feature_cache)
@@ -169,18 +169,25 @@ class Resources:
             counts = torch.as_tensor(np.stack([p.counts for p in batch if p.counts is not None]))
         return tokens, graph, counts
 
-    def with_graph(self, graph: KnowledgeGraph, cache: VectorCache | None = None) -> Resources:
+    def with_graph(
+        self,
+        graph: KnowledgeGraph,
+        cache: VectorCache | None = None,
+        embed: Callable[[list[str]], np.ndarray] | None = None,
+    ) -> Resources:
         """The same settings over another graph (hot triples, or a shuffled-KG control).
 
-        Node features are matched by IRI and text: only new or changed entities are embedded,
-        by an encoder of their own, so this may run on one thread while another predicts with
-        this `Resources`. This one is only read.
+        Node features are matched by IRI and text: only new or changed entities are embedded.
+        The result shares this one's encoder, so use the two from one thread at a time (the
+        service swaps them between batches of its model thread). This one is only read.
 
         Args:
             graph: the new graph; it must have exactly this graph's relations (a model's
                 relation ids and count feature widths are fixed when it is trained).
             cache: entity text -> feature vector, looked up before embedding a text; texts
                 embedded here are added to it (a caller may persist them).
+            embed: texts -> float32 [len(texts), hidden] (default: this encoder's `embed`),
+                e.g. to run the embedding elsewhere.
 
         Raises:
             UnknownRelationError: ``graph`` has relations this graph lacks, or lacks some.
@@ -201,13 +208,13 @@ class Resources:
                 features[e] = self.features[o].numpy()
             else:
                 todo.append(e)
-        encoder = TextEncoder(self.encoder_config, adapt=False)
         if todo:
-            features[todo] = _embed_cached(encoder, [graph.text(e) for e in todo], cache)
+            texts = [graph.text(e) for e in todo]
+            features[todo] = _embed_cached(embed or self.tokenizer.embed, texts, cache)
         label_iris = [self.graph.iri(e) for e in self.label_nodes]
         return Resources(
             graph, self.labels, [graph.entity_id(i) for i in label_iris], self.encoder_config,
-            self.subgraph, self.linker_config, features=features, tokenizer=encoder,
+            self.subgraph, self.linker_config, features=features, tokenizer=self.tokenizer,
         )  # fmt: skip
 
 
@@ -254,13 +261,15 @@ def _relation_iris(graph: GraphView) -> list[str]:
     return [graph.relation_iri(r) for r in range(graph.num_relations)]
 
 
-def _embed_cached(encoder: TextEncoder, texts: list[str], cache: VectorCache | None) -> np.ndarray:
+def _embed_cached(
+    embed: Callable[[list[str]], np.ndarray], texts: list[str], cache: VectorCache | None
+) -> np.ndarray:
     """float32 [len(texts), hidden]: cached vectors where ``cache`` has them, the rest embedded
     (each distinct text once) and added to ``cache``."""
     if cache is None:
-        return encoder.embed(texts)
+        return embed(texts)
     missing = list(dict.fromkeys(t for t in texts if t not in cache))
     if missing:
-        for text, vector in zip(missing, encoder.embed(missing), strict=True):
+        for text, vector in zip(missing, embed(missing), strict=True):
             cache[text] = vector
     return np.stack([cache[t] for t in texts])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import Any
 
@@ -186,50 +186,52 @@ def test_hot_triples_adding_more_entities_than_the_limit_get_413_naming_the_sett
 
 
 @pytest.fixture
-def gated_embedding(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, ...]]:
-    """Entity embedding blocks until released: an insert that takes as long as we like."""
-    started, release = threading.Event(), threading.Event()
+def slow_embedding(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Entity embedding takes 0.1 s a text (the returned event is set on its first call)."""
+    started = threading.Event()
     real = TextEncoder.embed
 
-    def gated(self: TextEncoder, texts: list[str], *args: Any, **kwargs: Any) -> Any:
+    def slow(self: TextEncoder, texts: list[str], *args: Any, **kwargs: Any) -> Any:
         started.set()
-        assert release.wait(30), "the test never released the embedding"
+        time.sleep(0.1 * len(texts))
         return real(self, texts, *args, **kwargs)
 
-    monkeypatch.setattr(TextEncoder, "embed", gated)
-    yield started, release
-    release.set()
+    monkeypatch.setattr(TextEncoder, "embed", slow)
+    return started
 
 
 def test_predictions_are_answered_while_hot_triples_are_being_added(
-    bundle: Path, gated_embedding: tuple[threading.Event, threading.Event]
+    bundle: Path, slow_embedding: threading.Event
 ) -> None:
-    started, release = gated_embedding
-    settings = ServeSettings(bundle=bundle, keys=ApiKeys(admin=(ADMIN,)), request_timeout_s=5)
+    """40 new entities take 4 s to embed; predictions with a 1 s timeout are answered
+    meanwhile (they waited for the whole embedding, and timed out, when it ran in one go)."""
+    facts = PREFIXES + "".join(
+        f'ex:new{i} rdfs:label "new {i}" ; ex:hasSymptom ex:fever .\n' for i in range(40)
+    )
+    settings = ServeSettings(bundle=bundle, keys=ApiKeys(admin=(ADMIN,)), request_timeout_s=1)
     app = create_app(settings)
 
-    async def scenario() -> tuple[int, list[int], int, str]:
+    async def scenario() -> tuple[list[int], bool, int, int]:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://kgfuse") as c:
+                old = (await c.get("/v1/model")).json()["kg"]["entities"]
                 insert = asyncio.create_task(
-                    c.post("/v1/kg/triples", content=FAR_FACTS, headers=TURTLE)
+                    c.post("/v1/kg/triples", content=facts, headers=TURTLE)
                 )
-                assert await asyncio.to_thread(started.wait, 30)  # the insert is embedding
+                assert await asyncio.to_thread(slow_embedding.wait, 30)  # it is embedding
                 during = [
                     (await c.post("/v1/predict", json={"texts": [t]})).status_code
                     for t in UNTOUCHED
                 ]
-                old = (await c.get("/v1/model")).json()["kg"]["entities"]
-                release.set()
+                overlapped = not insert.done()
                 added = await insert
                 new = (await c.get("/v1/model")).json()["kg"]["entities"]
-                return added.status_code, during, new - old, added.text
+                return during, overlapped, added.status_code, new - old
 
-    status, during, grown, text = asyncio.run(scenario())
-    assert during == [200, 200, 200]  # served from the old graph meanwhile
-    assert status == 200, text
-    assert grown == 2  # then swapped in
+    during, overlapped, status, grown = asyncio.run(scenario())
+    assert overlapped and during == [200, 200, 200]  # served from the old graph meanwhile
+    assert status == 200 and grown == 40  # then swapped in
 
 
 def test_features_of_added_entities_are_cached_by_content_across_restarts(
