@@ -597,8 +597,7 @@ def print_reliability(rel: dict[str, Any] | None, console: Console) -> None:
         ("p99 during a large insert / normal p99", fmt(f["insert_p99_ratio"], ".2f", "x")),
         ("start to ready: no hot triples / cached / cache removed", " / ".join(
             fmt(restart.get(k), ".1f", " s") for k in (
-                "ready_s_without_hot_triples", "ready_s_with_feature_cache",
-                "ready_s_without_feature_cache",
+                "ready_s_without_hot_triples", "ready_s_cached", "ready_s_cache_removed",
             )
         )),
         ("corrupted bundle loads refused / tried", f"{f['corrupt_refused']} / {f['corrupt_tried']}"),
@@ -719,7 +718,7 @@ def merged(results: dict[str, Any], path: Path | None) -> dict[str, Any]:
 
 def relative(value: Any) -> Any:
     """``value`` with every path inside the repository made relative to it, the interpreter
-    named ``python`` and temporary folders named ``$TMPDIR``."""
+    and the tools beside it (schemathesis) named alone, temporary folders named ``$TMPDIR``."""
     if isinstance(value, dict):
         return {k: relative(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -727,7 +726,8 @@ def relative(value: Any) -> Any:
     if isinstance(value, Path):
         value = str(value)
     if isinstance(value, str):
-        value = value.replace(sys.executable, "python").replace(f"{REPO}/", "")
+        value = value.replace(sys.executable, "python")
+        value = value.replace(f"{Path(sys.executable).parent}/", "").replace(f"{REPO}/", "")
         return value.replace(str(REPO), ".").replace(tempfile.gettempdir(), "$TMPDIR")
     return value
 

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.engine import Engine
+from api.hot_triples import FeatureCache
 from api.metrics import Metrics
 from api.settings import ApiKeys, ServeSettings
 from fusion.encoder import TextEncoder
@@ -288,3 +290,19 @@ def test_cli_predict_refuses_an_invalid_or_empty_text_in_one_line(
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     (line,) = r.stderr.strip().splitlines()
     assert "text 2" in line and problem in line
+
+
+def test_feature_cache_files_are_keyed_by_text_and_encoder_and_skipped_when_broken(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = FeatureCache("encoder-a")
+    cache["fever"] = np.ones(4, dtype=np.float32)
+    saved = cache.save(tmp_path, "000001")
+    assert saved == tmp_path / "000001.safetensors" and cache.save(tmp_path, "000002") is None
+    again = FeatureCache.load(tmp_path, "encoder-a")
+    assert "fever" in again and "cough" not in again
+    assert np.array_equal(again["fever"], np.ones(4, dtype=np.float32))
+    assert "fever" not in FeatureCache.load(tmp_path, "encoder-b")  # another encoder's vectors
+    (tmp_path / "000002.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken")
+    assert "fever" in FeatureCache.load(tmp_path, "encoder-a")
+    assert "skipping the feature cache file" in caplog.text and "000002" in caplog.text

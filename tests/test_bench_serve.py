@@ -109,12 +109,15 @@ def test_reliability_figures_meet_or_miss_their_targets(bench):
 def test_report_paths_are_relative_to_the_repository(bench, tmp_path):
     report = {
         "bundle": bench.REPO / "runs" / "demo" / "fused" / "bundle",
-        "commands": [[bench.sys.executable, str(bench.REPO / "bench" / "serve.py")]],
+        "commands": [
+            [bench.sys.executable, str(bench.REPO / "bench" / "serve.py")],
+            [str(bench.Path(bench.sys.executable).with_name("schemathesis")), "run"],
+        ],
         "report": f"{bench.tempfile.gettempdir()}/bench-serve-st-x/report.json",
     }
     assert bench.relative(report) == {
         "bundle": "runs/demo/fused/bundle",
-        "commands": [["python", "bench/serve.py"]],
+        "commands": [["python", "bench/serve.py"], ["schemathesis", "run"]],
         "report": "$TMPDIR/bench-serve-st-x/report.json",
     }
 
