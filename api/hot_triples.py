@@ -47,10 +47,10 @@ def hot_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name[:6].isdigit())
 
 
-def _write_new(folder: Path, data: bytes, names: list[str] | None = None) -> Path:
-    """Write ``data`` fsync'd under ``folder``, then claim a name with a hard link (which fails
-    if the name is taken, so replicas sharing the folder never overwrite each other's files):
-    the first free one of ``names``, else of ``000001``... Returns the file written."""
+def _write_new(folder: Path, data: bytes, names: list[str]) -> Path:
+    """Write ``data`` fsync'd under ``folder``, then claim the first free one of ``names`` with
+    a hard link (which fails if the name is taken, so replicas sharing the folder never
+    overwrite each other's files). Returns the file written."""
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f".{os.getpid()}-{threading.get_native_id()}-{time.time_ns()}.partial"
     with partial.open("wb") as f:
@@ -58,7 +58,7 @@ def _write_new(folder: Path, data: bytes, names: list[str] | None = None) -> Pat
         f.flush()
         os.fsync(f.fileno())
     try:
-        for name in names or []:
+        for name in names:
             with contextlib.suppress(FileExistsError):
                 os.link(partial, folder / name)
                 return folder / name
