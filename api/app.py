@@ -57,7 +57,7 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
         try:
             yield
         finally:
-            await loaded.batcher.close(settings.shutdown_timeout_s)
+            await loaded.close(settings.shutdown_timeout_s)
 
     from api import __version__
 

@@ -7,7 +7,8 @@ to ``max_wait_ms`` or until ``max_batch`` items are in hand, and hands the batch
 single worker thread (the model is not thread-safe and torch already uses every core). While that
 batch runs, new requests queue up, so the batch size grows with the load by itself.
 
-A request whose caller gave up (timeout, disconnect) before its batch started is skipped.
+A request whose caller gave up (timeout, disconnect) before its batch started is skipped. When
+``run`` raises on a batch, each of its requests is run alone: a request fails only by itself.
 `close` refuses new requests, lets the queued ones finish (up to a deadline) and stops the thread.
 """
 
@@ -40,12 +41,18 @@ class _Pending(Generic[Item]):
     queued_at: float = field(default_factory=time.perf_counter)
 
 
+@dataclass(frozen=True)
+class _Failed:
+    error: Exception  # what running the item raised
+
+
 class MicroBatcher(Generic[Item]):
     """Runs ``run(items) -> results`` (one result per item, same order) on batched requests.
 
     Args:
         run: called on the worker thread with a list of items; returns one result per item, or
-            raises (every item of that batch then gets the exception).
+            raises: then each item of that batch is run alone, and only the items that raise
+            alone get an exception.
         max_batch: the most inputs (sum of item sizes) per call; an item bigger than this runs
             alone.
         max_wait_ms: how long the first item of a batch waits for others.
@@ -128,8 +135,18 @@ class MicroBatcher(Generic[Item]):
             size += nxt.size
         return batch
 
-    async def _collect(self) -> None:
+    async def _outcomes(self, items: list[Item]) -> list[Any]:
+        """``run(items)``; if it raises, each item is run alone, so an item that fails fails
+        alone. A failed item's outcome is a `_Failed`."""
         loop = asyncio.get_running_loop()
+        try:
+            return list(await loop.run_in_executor(self.executor, self.run, items))
+        except Exception as e:
+            if len(items) == 1:
+                return [_Failed(e)]
+        return [outcome for item in items for outcome in await self._outcomes([item])]
+
+    async def _collect(self) -> None:
         while True:
             batch = [p for p in await self._gather() if not p.future.done()]
             if not batch:
@@ -137,21 +154,18 @@ class MicroBatcher(Generic[Item]):
             started = time.perf_counter()
             self._busy = True
             try:
-                results = await loop.run_in_executor(
-                    self.executor, self.run, [p.item for p in batch]
-                )
-            except Exception as e:  # every waiter of the batch learns of it
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(e)
-                continue
+                outcomes = await self._outcomes([p.item for p in batch])
             finally:
                 self._busy = False
             if self.on_batch is not None:
                 self.on_batch(sum(p.size for p in batch), time.perf_counter() - started)
-            for p, result in zip(batch, results, strict=True):
-                if not p.future.done():
-                    p.future.set_result(result)
+            for p, outcome in zip(batch, outcomes, strict=True):
+                if p.future.done():
+                    continue
+                if isinstance(outcome, _Failed):
+                    p.future.set_exception(outcome.error)
+                else:
+                    p.future.set_result(outcome)
 
     async def close(self, timeout: float = 30.0) -> None:
         """Refuse new items, let queued ones finish for up to ``timeout`` s, stop the thread."""

@@ -142,13 +142,11 @@ def print_curl_examples(url: str, admin_key: str) -> None:
 
 
 def serve_bundle(bundle: Path, host: str, port: int, admin_key: str) -> None:
-    import uvicorn
-
-    from api.app import create_app
+    from api.serve import run_server
     from api.settings import ApiKeys, ServeSettings
 
     settings = ServeSettings(bundle=bundle, keys=ApiKeys(admin=(admin_key,)))
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    run_server(settings, host, port, log_level="warning")
 
 
 def run_demo(

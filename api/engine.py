@@ -2,32 +2,53 @@
 
 Routes never touch the model directly: `predict` queues texts for the batcher, and
 `add_triples` grows the KG (the graph encoder is inductive, so new facts take effect without
-retraining). Triples added at run time are kept as files under ``hot-triples/`` beside the
-bundle and replayed on start, so a restart serves the same graph.
+retraining). Triples added at run time are kept under ``hot-triples/`` beside the bundle with
+the features of the entities they bring (api/hot_triples.py) and replayed on start, so a
+restart serves the same graph without embedding anything again.
+
+A text that fails inside a batch fails alone: the batch is split in halves until the failing
+texts stand alone, and only they get an error; the batch's other texts (other clients' too)
+are answered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
+import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import kg
 from api.batching import MicroBatcher
+from api.errors import APIError
+from api.hot_triples import (
+    FEATURES,
+    FeatureCache,
+    embed_between_batches,
+    encoder_key,
+    hot_files,
+    persist,
+    update_executor,
+)
 from api.metrics import Metrics
 from api.settings import ServeSettings
 from fusion.predict import Predictor
-from kg.errors import KGReadOnlyError
+from fusion.resources import UnknownRelationError
+from kg.errors import KGLoadError, KGReadOnlyError
 from kg.formats import FORMATS, detect_format
 from kg.graph import KnowledgeGraph
 from kg.store_graph import StoreGraph
+
+log = logging.getLogger("kgfuse.api")
+Answer = dict[str, Any] | Exception  # one text's prediction, or why it has none
 
 
 @dataclass(frozen=True)
@@ -46,13 +67,6 @@ def _writable(graph: KnowledgeGraph | StoreGraph, hint: str) -> KnowledgeGraph:
     return graph
 
 
-def _hot_files(folder: Path) -> list[Path]:
-    """Persisted hot-triple files in the order they were added (``000001.ttl``, ...)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name[:6].isdigit())
-
-
 def _bundle_version(bundle: Path) -> str:
     digest = hashlib.sha256()
     for name in ("bundle.json", "model.safetensors"):
@@ -60,15 +74,81 @@ def _bundle_version(bundle: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def answer_each(predictor: Predictor, texts: list[str], explain: bool, top_k: int) -> list[Answer]:
+    """`Predictor.predict` of ``texts``; when it raises, each half is tried again, so only the
+    texts that fail on their own get their exception (logged) and the others are answered."""
+    try:
+        return list(predictor.predict(texts, explain_paths=explain, top_k_paths=top_k))
+    except Exception as e:
+        if len(texts) <= 1:
+            log.error("prediction failed for one text", exc_info=e)
+            return [e] * len(texts)
+    half = len(texts) // 2
+    return answer_each(predictor, texts[:half], explain, top_k) + answer_each(
+        predictor, texts[half:], explain, top_k
+    )
+
+
+def _parse_body(graph: KnowledgeGraph, body: bytes, ext: str) -> KnowledgeGraph:
+    """``graph`` plus the triples of a request body; errors name the "request body", never the
+    server's temporary file."""
+    with tempfile.TemporaryDirectory(prefix="kgfuse-triples-") as tmp:
+        upload = Path(tmp) / f"body.{ext}"
+        upload.write_bytes(body)
+        try:
+            return kg.extend(graph, upload)
+        except KGLoadError as e:
+            reason = e.reason
+            for name in (upload.as_uri(), str(upload), tmp):
+                reason = reason.replace(name, "request body")
+            raise KGLoadError(reason, "request body", e.line) from None
+
+
+def _replay(predictor: Predictor, settings: ServeSettings) -> tuple[Predictor, FeatureCache]:
+    """The predictor over its graph plus the persisted hot triples, their entities' features
+    read from the cache (what it lacks is embedded and saved). Errors name the folder's file."""
+    folder = settings.hot_triples
+    files = hot_files(folder)
+    cache = FeatureCache.load(folder / FEATURES, encoder_key(predictor.resources))
+    if not files:
+        return predictor, cache
+    hint = f"{folder} holds hot triples: load them into the store, remove it"
+    graph = _writable(predictor.resources.graph, hint)
+    try:
+        extended = kg.extend(graph, files)
+        resources = predictor.resources.with_graph(extended, cache)
+    except KGLoadError as e:
+        raise KGLoadError(
+            f"{e.reason}; this file holds triples once added over POST /v1/kg/triples: "
+            "fix it or move it out of the folder",
+            e.path,
+            e.line,
+        ) from e
+    except UnknownRelationError as e:
+        raise UnknownRelationError(
+            f"the hot triples in {folder} cannot be served by this model: {e} (move the files "
+            "that use these predicates out of the folder)"
+        ) from e
+    cache.save(folder / FEATURES, f"start-{time.time_ns()}")
+    return Predictor(predictor.model, resources, predictor.meta), cache
+
+
 class Engine:
     """A bundle ready to serve. Build with `Engine.load`; `start` inside the event loop."""
 
-    def __init__(self, predictor: Predictor, settings: ServeSettings, metrics: Metrics):
+    def __init__(
+        self,
+        predictor: Predictor,
+        settings: ServeSettings,
+        metrics: Metrics,
+        features: FeatureCache | None = None,
+    ):
         self.predictor = predictor
         self.settings = settings
         self.metrics = metrics
         self.version = _bundle_version(Path(settings.bundle))
-        self.hot_files = _hot_files(settings.hot_triples)
+        self.hot_files = hot_files(settings.hot_triples)
+        self.features = features or FeatureCache(encoder_key(predictor.resources))
         self.batcher = MicroBatcher(
             self._run,
             max_batch=settings.max_batch,
@@ -76,38 +156,46 @@ class Engine:
             queue_size=settings.queue_size,
             on_batch=metrics.observe_batch,
         )
+        self._updates = update_executor()
         self._kg_lock = asyncio.Lock()
         self.started_at = time.time()
 
     @classmethod
     def load(cls, settings: ServeSettings, metrics: Metrics) -> Engine:
-        """Load the bundle and replay the hot triples persisted beside it."""
+        """Load the bundle and replay the hot triples persisted beside it.
+
+        Raises:
+            KGLoadError: a hot-triples file is broken (naming it and the line).
+            UnknownRelationError: the hot triples use predicates the model lacks.
+        """
         if settings.threads:
             torch.set_num_threads(settings.threads)
         predictor = Predictor.from_dir(settings.bundle, settings.kg_source)
-        files = _hot_files(settings.hot_triples)
-        if files:
-            hint = f"{settings.hot_triples} holds hot triples: load them into the store, remove it"
-            graph = _writable(predictor.resources.graph, hint)
-            predictor = predictor.with_graph(kg.extend(graph, files))
-        return cls(predictor, settings, metrics)
+        predictor, features = _replay(predictor, settings)
+        return cls(predictor, settings, metrics, features)
+
+    async def close(self, timeout: float) -> None:
+        """Let queued predictions finish (up to ``timeout`` s), then stop the threads."""
+        await self.batcher.close(timeout)
+        await asyncio.to_thread(self._updates.shutdown, True)
 
     @property
     def graph(self) -> KnowledgeGraph | StoreGraph:
         return self.predictor.resources.graph
 
     # ----- predictions -----
-    def _run(self, requests: list[PredictRequest]) -> list[list[dict[str, Any]]]:
-        """Model thread: one `Predictor.predict` call per (explain, top_k) group of the batch."""
+    def _run(self, requests: list[PredictRequest]) -> list[list[Answer]]:
+        """Model thread: one prediction per (explain, top_k) group of the batch; a text that
+        fails gets its exception in its place."""
         predictor = self.predictor  # a KG swap between batches never splits one
         groups: dict[tuple[bool, int], list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault((r.explain, r.top_k_paths), []).append(i)
-        out: list[list[dict[str, Any]]] = [[] for _ in requests]
+        out: list[list[Answer]] = [[] for _ in requests]
         for (explain, top_k), members in groups.items():
             texts = [t for i in members for t in requests[i].texts]
             started = time.perf_counter()
-            records = predictor.predict(texts, explain_paths=explain, top_k_paths=top_k)
+            records = answer_each(predictor, texts, explain, top_k)
             self.metrics.model_seconds.observe(time.perf_counter() - started)
             at = 0
             for i in members:
@@ -116,17 +204,25 @@ class Engine:
                 at += n
         return out
 
-    async def predict(self, request: PredictRequest) -> list[dict[str, Any]]:
-        """Queue the texts for the model; raises `QueueFull` / `ShuttingDown` at once."""
-        result: list[dict[str, Any]] = await self.batcher.submit(request, len(request.texts))
+    async def predict(self, request: PredictRequest) -> list[Answer]:
+        """Queue the texts for the model; raises `QueueFull` / `ShuttingDown` at once. Each
+        text's answer is its record, or the exception that it alone met."""
+        result: list[Answer] = await self.batcher.submit(request, len(request.texts))
         return result
 
     # ----- hot triples -----
     async def add_triples(self, body: bytes, fmt: str) -> dict[str, Any]:
         """Add the triples in ``body`` (any loader format) to the live KG, all or nothing.
 
-        Parsing and compiling happen off the event loop; the new graph is persisted before it
-        is swapped in, so the file on disk and the graph served never disagree.
+        Parsing and compiling run on a background thread, the embedding of new entity texts on
+        the model thread in short slices between prediction batches, so predictions keep being
+        answered over the old graph; the new graph is persisted before it is swapped in, so the
+        file on disk and the graph served never disagree. One insert runs at a time.
+
+        Raises:
+            KGLoadError: the body is not valid triples (named "request body").
+            APIError: 413, the triples add more than ``settings.max_new_entities`` entities.
+            UnknownRelationError: they use a predicate the model was not trained with.
         """
         name = detect_format("request body", fmt)
         ext = FORMATS[name][0]
@@ -135,15 +231,19 @@ class Engine:
             before = _writable(
                 self.graph, "add triples to the store itself: the next prediction reads them"
             )
-            with tempfile.TemporaryDirectory(prefix="kgfuse-triples-") as tmp:
-                upload = Path(tmp) / f"upload.{ext}"
-                upload.write_bytes(body)
-                graph = await asyncio.to_thread(kg.extend, before, upload)
-            # the tokenizer embeds new entities: run it on the model thread, between batches
-            new = await self.batcher.call(lambda: old.with_graph(graph))
-            saved = await asyncio.to_thread(self._persist, body, ext)
+            loop = asyncio.get_running_loop()
+
+            def on_model_thread(fn: Callable[[], Any]) -> Any:  # called from the update thread
+                return asyncio.run_coroutine_threadsafe(self.batcher.call(fn), loop).result()
+
+            embed = embed_between_batches(on_model_thread, old.resources.tokenizer.embed)
+            new, saved = await loop.run_in_executor(
+                self._updates, self._extend, old, before, body, ext, embed
+            )
             self.predictor = new
             self.hot_files.append(saved)
+        graph = new.resources.graph
+        assert isinstance(graph, KnowledgeGraph)  # extended from `before`, which is one
         return {
             "added_triples": graph.num_triples - before.num_triples,
             "new_entities": graph.num_entities - before.num_entities,
@@ -151,28 +251,31 @@ class Engine:
             "saved_as": saved.name,
         }
 
-    def _persist(self, body: bytes, ext: str) -> Path:
-        """Write ``body`` as the next ``NNNNNN.ext`` under the hot-triples folder: fsync'd, then
-        claimed with a hard link, which fails if the name is taken, so replicas sharing the
-        folder never overwrite each other's files."""
+    def _extend(
+        self,
+        old: Predictor,
+        before: KnowledgeGraph,
+        body: bytes,
+        ext: str,
+        embed: Callable[[list[str]], np.ndarray],
+    ) -> tuple[Predictor, Path]:
+        """Update thread: the predictor over ``before`` plus ``body`` (new entity texts embedded
+        by ``embed``), and the file that now holds ``body``."""
+        graph = _parse_body(before, body, ext)
+        added = graph.num_entities - before.num_entities
+        limit = self.settings.max_new_entities
+        if added > limit:
+            raise APIError(
+                413,
+                "too_many_entities",
+                f"the triples add {added} new entities; at most {limit} may be added in one "
+                "request (--max-new-entities); split them over several requests",
+            )
+        resources = old.resources.with_graph(graph, self.features, embed)
         folder = self.settings.hot_triples
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f".{os.getpid()}-{time.time_ns()}.partial"
-        with partial.open("wb") as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            number = len(_hot_files(folder)) + 1
-            while True:
-                target = folder / f"{number:06d}.{ext}"
-                try:
-                    os.link(partial, target)
-                    return target
-                except FileExistsError:
-                    number += 1
-        finally:
-            partial.unlink()
+        saved = persist(folder, body, ext)
+        self.features.save(folder / FEATURES, saved.stem)
+        return Predictor(old.model, resources, old.meta), saved
 
     # ----- descriptions -----
     def kg_stats(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fusion.bundle import BundleError
+from fusion.resources import UnknownRelationError
 from kg.errors import (
     AmbiguousEntityError,
     EntityNotFoundError,
@@ -53,6 +54,7 @@ DOMAIN_ERRORS: tuple[tuple[type[KGFuseError], int, str], ...] = (
     (KGLoadError, 422, "bad_triples"),
     (BundleError, 503, "bundle_unavailable"),
     (KGReadOnlyError, 409, "read_only"),
+    (UnknownRelationError, 409, "unknown_relation"),  # the model's relation ids are fixed
     (KGStoreError, 503, "kg_unavailable"),  # the triple store a model reads failed to answer
     (KGFuseError, 422, "bad_input"),
 )
@@ -78,6 +80,21 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
     return "; ".join(parts) + more
 
 
+INTERNAL = "internal error; the server log has the details"
+
+
+def describe_error(exc: BaseException) -> tuple[int, str, str]:
+    """(status, code, message) of any exception: its own for `APIError`, the `DOMAIN_ERRORS`
+    row for a domain error, 500 ``internal`` (message withheld) for anything else."""
+    if isinstance(exc, APIError):
+        return exc.status, exc.code, exc.message
+    if isinstance(exc, KGFuseError):
+        for cls, status, code in DOMAIN_ERRORS:
+            if isinstance(exc, cls):
+                return status, code, str(exc)
+    return 500, "internal", INTERNAL
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -95,12 +112,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(KGFuseError)
     async def _domain(request: Request, exc: KGFuseError) -> JSONResponse:
-        for cls, status, code in DOMAIN_ERRORS:
-            if isinstance(exc, cls):
-                return error_response(status, code, str(exc))
-        raise AssertionError("KGFuseError is the last row of DOMAIN_ERRORS")  # pragma: no cover
+        return error_response(*describe_error(exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal", "internal error; the server log has the details")
+        return error_response(500, "internal", INTERNAL)

@@ -46,14 +46,24 @@ class LinkedEntity(BaseModel):
     candidates: list[dict[str, Any]] = Field([], description="ranked (iri, score) candidates")
 
 
+class ErrorDetail(BaseModel):
+    status: int
+    code: str
+    message: str
+
+
 class Prediction(BaseModel):
+    """One text's answer. A text that failed on its own carries `error` instead (its other
+    fields are then empty); the request's other texts are still answered."""
+
     text: str
-    label: str
-    probabilities: dict[str, float]
-    entities: list[LinkedEntity]
+    label: str | None = Field(None, description="the predicted class; null with `error`")
+    probabilities: dict[str, float] = Field({}, description="per class; empty with `error`")
+    entities: list[LinkedEntity] = []
     graph_weight: float | None = Field(None, description="the fusion gate: 0 = text only")
     paths: list[SupportingPath] | None = Field(None, description="when explain is true")
-    timings_ms: dict[str, float]
+    timings_ms: dict[str, float] = {}
+    error: ErrorDetail | None = Field(None, description="why this text got no prediction")
 
 
 class PredictResponse(BaseModel):
@@ -61,12 +71,6 @@ class PredictResponse(BaseModel):
     kg_fingerprint: str
     predictions: list[Prediction]
     timings_ms: dict[str, float] = Field(description="queue wait and total time of the request")
-
-
-class ErrorDetail(BaseModel):
-    status: int
-    code: str
-    message: str
 
 
 class ErrorResponse(BaseModel):

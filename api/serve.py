@@ -57,6 +57,10 @@ def serve_command(
         [], "--cors-origin", help="Allow browser calls from this origin (repeat). Off by default."
     ),
     log_texts: bool = typer.Option(False, "--log-texts", help="Log request texts (off: private)."),
+    max_new_entities: int = typer.Option(
+        DEFAULTS.max_new_entities,
+        help="Entities one POST /v1/kg/triples may add (413 above): bounds its work.",
+    ),
     hot_triples_dir: Path | None = typer.Option(
         None, "--hot-triples-dir", help="Where added triples persist (default BUNDLE/hot-triples)."
     ),
@@ -111,8 +115,6 @@ def serve_command(
     ),
 ) -> None:
     """Serve a bundle over HTTP: predictions with paths, KG look-ups, a web page at /."""
-    import uvicorn
-
     if not ray:
         _refuse_ray_options(
             replicas=replicas != 1,
@@ -124,7 +126,6 @@ def serve_command(
             ray_num_cpus=ray_num_cpus is not None,
         )
 
-    from api.app import create_app
     from fusion.bundle import read_meta
 
     read_meta(bundle)  # a missing or broken bundle is one clear line, before the server starts
@@ -145,6 +146,7 @@ def serve_command(
         threads=threads,
         cors_origins=tuple(cors_origin),
         log_texts=log_texts,
+        max_new_entities=max_new_entities,
         hot_triples_dir=hot_triples_dir,
         kg_source=kg_endpoint,
     )
@@ -165,10 +167,25 @@ def serve_command(
         )
         serve_with_ray(settings, options, host, port)
         return
+    run_server(settings, host, port, log_level="info")
+
+
+def run_server(settings: ServeSettings, host: str, port: int, log_level: str) -> None:
+    """Load the bundle (a broken bundle or hot-triples file is one `KGFuseError`, before the
+    server starts), then serve it on uvicorn until stopped."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.engine import Engine
+    from api.http_protocol import http_protocol
+    from api.metrics import Metrics
+
+    engine = Engine.load(settings, Metrics())
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, engine),
         host=host,
         port=port,
+        http=http_protocol(),
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
-        log_level="info",
+        log_level=log_level,
     )

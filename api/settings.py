@@ -95,6 +95,7 @@ class ServeSettings:
     threads: int = 0  # torch threads for the model (0: torch's default)
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API (none: CORS off)
     log_texts: bool = False  # write request texts to the log (off: texts may be private)
+    max_new_entities: int = 10_000  # entities one POST /v1/kg/triples may add (413 above)
     hot_triples_dir: Path | None = (
         None  # where POST /v1/kg/triples persists (None: BUNDLE/hot-triples)
     )
@@ -102,7 +103,10 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         problems = self.keys.check()
-        positive = ("max_body_bytes", "max_texts", "max_chars", "max_top_k_paths", "max_batch")
+        positive = (
+            "max_body_bytes", "max_texts", "max_chars", "max_top_k_paths", "max_batch",
+            "max_new_entities",
+        )  # fmt: skip
         for name in (*positive, "queue_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1 (got {getattr(self, name)})")

@@ -33,7 +33,16 @@ from relpaths import relative_paths
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 CLI = [sys.executable, "-c", "from api.cli import main; main()"]
-ROWS = ("default", "fused", "text", "reference", "counter", "graph", "fused-shuffled", "fused-no-kg")
+ROWS = (
+    "default",
+    "fused",
+    "text",
+    "reference",
+    "counter",
+    "graph",
+    "fused-shuffled",
+    "fused-no-kg",
+)
 ROW_NAMES = {"fused": "tuned"}
 # data set -> (config, the test set about unseen entities, the in-distribution one)
 DATASETS = {
@@ -92,7 +101,9 @@ def run_pipelines(jobs: dict[str, list[list[str]]], out: Path) -> dict[str, dict
 
     def start(name: str, step: int) -> None:
         log = (out / f"{name}.log").open("ab")
-        proc = subprocess.Popen(jobs[name][step], cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            jobs[name][step], cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
         running[name] = (proc, step, time.perf_counter())
 
     while pending or running:
@@ -105,7 +116,9 @@ def run_pipelines(jobs: dict[str, list[list[str]]], out: Path) -> dict[str, dict
             seconds[name][("tune", "compare")[step]] = time.perf_counter() - began
             del running[name]
             if proc.returncode != 0:
-                print(f"{name}: step {step + 1} failed; see {out / (name + '.log')}", file=sys.stderr)
+                print(
+                    f"{name}: step {step + 1} failed; see {out / (name + '.log')}", file=sys.stderr
+                )
                 failed.add(name)
             elif step + 1 < len(jobs[name]):
                 start(name, step + 1)
@@ -184,14 +197,18 @@ def main() -> None:
     parser.add_argument("--trials", type=int, help="tuning trials per data set (default: per set)")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench")
     parser.add_argument(
-        "--quick", action="store_true", help="1 seed, 2 trials, 1 epoch: a smoke run, not a measurement"
+        "--quick",
+        action="store_true",
+        help="1 seed, 2 trials, 1 epoch: a smoke run, not a measurement",
     )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = 1 if args.quick else args.seeds
     started = time.perf_counter()
     jobs = {
-        name: pipeline(name, args.out, seeds, 2 if args.quick else args.trials or TRIALS[name], args.quick)
+        name: pipeline(
+            name, args.out, seeds, 2 if args.quick else args.trials or TRIALS[name], args.quick
+        )
         for name in args.datasets
     }
     seconds = run_pipelines(jobs, args.out)

@@ -20,8 +20,17 @@ Smoke run, a few seconds a measurement: ``.venv/bin/python bench/serve.py --quic
    (``--checks not_a_server_error``) on its OpenAPI spec: every operation, generated inputs
    valid and invalid; a 5xx answer is a failure. An admin key is set (and sent) so the
    admin route runs too; its added triples go to a temporary folder, not the bundle.
-5. Prints a table (model x concurrency) with ratios against the same run's baselines, then the
-   targets, met or MISSED; ``--json FILE`` writes the same figures.
+5. The ``reliability`` section (bench/serve_reliability.py): fuzz cases and 5xx answers,
+   innocent texts answered in batches holding a bad one, RSS growth under an XML bomb, p99
+   during a large hot-triples insert against normal p99 (and restart times with and without
+   the features cache), corrupted bundles refused.
+6. Prints a table (model x concurrency) with ratios against the same run's baselines, the
+   reliability figures, then the targets, met or MISSED; ``--json FILE`` writes the same
+   figures, with paths relative to the repository.
+
+``--only load schemathesis reliability`` runs some parts (reliability also runs schemathesis
+for its fuzz counts); with ``--json`` naming an existing file, the parts not run keep their
+figures from it, so one part can be re-run quickly.
 
 Each measurement also keeps the server's own p50 timings (``timings_ms`` of the answers: link,
 model, explain, queue, total) in the JSON, to tell where the time goes. The default bundles are
@@ -59,6 +68,7 @@ from rich.console import Console
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/serve_reliability.py
 DEMO_TEXTS = REPO / "data" / "demo" / "test_unseen.csv"
 DEMO_CONFIG = "configs/demo.yaml"
 KGFUSE = [sys.executable, "-c", "from api.cli import main; main()"]
@@ -79,6 +89,9 @@ TARGETS: dict[str, tuple[str, float]] = {
     "batching_gain_c32": (">=", 1.0),  # not an issue target: batching must at least not hurt
     "schemathesis_server_errors": ("<=", 0),
     "graceful_shutdowns_failed": ("<=", 0),
+    "innocent_answered_share": (">=", 1.0),
+    "insert_p99_ratio": ("<=", 2.0),
+    "corrupt_refused_share": (">=", 1.0),
 }
 TARGET_NAMES = {
     "total_errors": "errors, every measurement",
@@ -88,7 +101,11 @@ TARGET_NAMES = {
     "batching_gain_c32": "fused req/s at 32 clients, batching on / off",
     "schemathesis_server_errors": "schemathesis: operations with a 5xx",
     "graceful_shutdowns_failed": "servers not shut down gracefully",
+    "innocent_answered_share": "innocent texts answered in batches with a bad one",
+    "insert_p99_ratio": "p99 during a large hot-triples insert / normal p99",
+    "corrupt_refused_share": "corrupted bundles refused / loads tried",
 }
+PARTS = ("load", "schemathesis", "reliability")
 
 
 # ------------------------------------------------------------------ statistics
@@ -490,12 +507,18 @@ def find(rows: list[dict[str, Any]], model: str, clients: int, explain: bool = F
 
 
 def target_values(
-    rows: list[dict[str, Any]], shutdowns: dict[str, Any], st: dict[str, Any] | None
+    rows: list[dict[str, Any]],
+    shutdowns: dict[str, Any],
+    st: dict[str, Any] | None,
+    reliability: dict[str, Any] | None = None,
 ) -> dict[str, float | None]:
+    from serve_reliability import summary
+
+    rel = summary(reliability)
     fused1, explain1 = find(rows, "fused", 1), find(rows, "fused", 1, True)
     overhead = ratio(explain1.get("p50_ms"), fused1.get("p50_ms"))
     return {
-        "total_errors": sum(r["errors"] for r in rows),
+        "total_errors": sum(r["errors"] for r in rows) if rows else None,
         "fused_vs_text_p50_c1": ratio(fused1.get("p50_ms"), find(rows, "text", 1).get("p50_ms")),
         "fused_throughput_c32_vs_c1": find(rows, "fused", 32).get("throughput_vs_c1"),
         "batching_gain_c32": ratio(
@@ -504,7 +527,12 @@ def target_values(
         ),
         "explain_p50_overhead": None if overhead is None else overhead - 1.0,
         "schemathesis_server_errors": (st or {}).get("server_errors"),
-        "graceful_shutdowns_failed": sum(not s["graceful"] for s in shutdowns.values()),
+        "graceful_shutdowns_failed": (
+            sum(not s["graceful"] for s in shutdowns.values()) if shutdowns else None
+        ),
+        "innocent_answered_share": ratio(rel["innocent_answered"], rel["innocent_sent"]),
+        "insert_p99_ratio": rel["insert_p99_ratio"],
+        "corrupt_refused_share": ratio(rel["corrupt_refused"], rel["corrupt_tried"]),
     }
 
 
@@ -547,6 +575,35 @@ def print_table(rows: list[dict[str, Any]], console: Console) -> None:
             versus or "",
             str(r["errors"]),
         )
+    console.print(table)
+
+
+def print_reliability(rel: dict[str, Any] | None, console: Console) -> None:
+    from serve_reliability import summary
+
+    if not rel:
+        return
+    f = summary(rel)
+    restart = rel.get("large_insert", {}).get("restart", {})
+    table = Table(title="kgfuse serve: reliability")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("fuzz cases tried (schemathesis)", str(f["fuzz_cases"])),
+        ("5xx answers seen in fuzzing", str(f["fuzz_5xx"])),
+        ("innocent texts answered / sent, batches with one bad text",
+         f"{f['innocent_answered']} / {f['innocent_sent']}"),
+        ("max RSS growth under the XML bomb", fmt(f["bomb_rss_growth_mib"], ".0f", " MiB")),
+        ("p99 during a large insert / normal p99", fmt(f["insert_p99_ratio"], ".2f", "x")),
+        ("start to ready: no hot triples / cached / cache removed", " / ".join(
+            fmt(restart.get(k), ".1f", " s") for k in (
+                "ready_s_without_hot_triples", "ready_s_cached", "ready_s_cache_removed",
+            )
+        )),
+        ("corrupted bundle loads refused / tried", f"{f['corrupt_refused']} / {f['corrupt_tried']}"),
+    ]  # fmt: skip
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 
@@ -599,6 +656,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--schemathesis", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--schemathesis-examples", type=int, default=30, help="per operation")
     p.add_argument("--quick", action="store_true", help="3 s per measurement (smoke run)")
+    p.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS), help="parts to run")
+    p.add_argument("--insert-entities", type=int, default=5_000, help="reliability: insert size")
+    p.add_argument("--insert-baseline-s", type=float, default=20.0, help="reliability: normal p99")
     p.add_argument("--json", type=Path, help="write the figures to this file")
     args = p.parse_args(argv)
     if args.quick:
@@ -611,9 +671,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_all(args: argparse.Namespace, commands: list[list[str]]) -> dict[str, Any]:
-    """Train if needed, measure both servers, run schemathesis; the raw results."""
-    ensure_bundle(args.text, ["model.mode=text"], commands)
+    """Train if needed, then the parts asked for: both servers under load, schemathesis, the
+    reliability section; the raw results (None for a part not run)."""
     ensure_bundle(args.fused, [], commands)
+    results: dict[str, Any] = {"rows": None, "shutdowns": None}
+    if "load" in args.only:
+        ensure_bundle(args.text, ["model.mode=text"], commands)
+        results.update(run_load(args, commands))
+    st = None
+    if args.schemathesis and {"schemathesis", "reliability"} & set(args.only):
+        st = run_schemathesis(args.fused, args.port + 3, args)
+        commands.append(st["command"])
+    results["schemathesis"] = st
+    results["reliability"] = None
+    if "reliability" in args.only:
+        from serve_reliability import run_reliability
+
+        results["reliability"] = run_reliability(args.fused, args.port + 4, args, st)
+    return results
+
+
+def run_load(args: argparse.Namespace, commands: list[list[str]]) -> dict[str, Any]:
+    """Measure the text, fused and unbatched servers under load, and their shutdowns."""
     texts = read_texts()
     rows: list[dict[str, Any]] = []
     shutdowns: dict[str, Any] = {}
@@ -622,34 +701,63 @@ def run_all(args: argparse.Namespace, commands: list[list[str]]) -> dict[str, An
         runs, shutdowns[name], command = bench_bundle(name, bundle, args.port + n, texts, args)
         rows += [m.summary() for m in runs]
         commands.append(command)
-    st = run_schemathesis(args.fused, args.port + 3, args) if args.schemathesis else None
-    if st:
-        commands.append(st["command"])
     add_ratios(rows)
-    return {"rows": rows, "shutdowns": shutdowns, "schemathesis": st}
+    return {"rows": rows, "shutdowns": shutdowns}
+
+
+def merged(results: dict[str, Any], path: Path | None) -> dict[str, Any]:
+    """``results`` with the parts it lacks (None) taken from the report at ``path``, if any;
+    ``kept_from_previous_run`` names them."""
+    if path is None or not path.is_file():
+        return results
+    old = json.loads(path.read_text(encoding="utf-8"))
+    kept = [k for k, v in results.items() if v is None and old.get(k) is not None]
+    return {**{k: old.get(k) if v is None else v for k, v in results.items()},
+            "kept_from_previous_run": kept}  # fmt: skip
+
+
+def relative(value: Any) -> Any:
+    """``value`` with every path inside the repository made relative to it, the interpreter
+    and the tools beside it (schemathesis) named alone, temporary folders named ``$TMPDIR``."""
+    if isinstance(value, dict):
+        return {k: relative(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [relative(v) for v in value]
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, str):
+        value = value.replace(sys.executable, "python")
+        value = value.replace(f"{Path(sys.executable).parent}/", "").replace(f"{REPO}/", "")
+        return value.replace(str(REPO), ".").replace(tempfile.gettempdir(), "$TMPDIR")
+    return value
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     commands: list[list[str]] = [[sys.executable, *sys.argv]]
-    results = run_all(args, commands)
-    checked = targets(target_values(results["rows"], results["shutdowns"], results["schemathesis"]))
+    results = merged(run_all(args, commands), args.json)
+    rows, shutdowns = results["rows"] or [], results["shutdowns"] or {}
+    kept = results.pop("kept_from_previous_run", [])
+    values = target_values(rows, shutdowns, results["schemathesis"], results["reliability"])
+    checked = targets(values)
     console = Console(width=None if sys.stdout.isatty() else 132)  # a file gets whole rows
-    print_table(results["rows"], console)
+    print_table(rows, console)
+    print_reliability(results["reliability"], console)
     print_targets(checked, console)
     if args.json:
         report = {
             "benchmark": "serve",
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "machine": machine_info(args),
-            "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "parameters": vars(args),
             **results,
+            "kept_from_previous_run": kept,
             "targets": checked,
             "missed": [t["measure"] for t in checked if t["ok"] is False],
             "all_targets_met": all(t["ok"] is not False for t in checked),
             "commands": commands,
         }
-        write_json(args.json, report)
+        write_json(args.json, relative(report))
         print(f"wrote {args.json}")
 
 

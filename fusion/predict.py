@@ -12,6 +12,7 @@ from fusion.bundle import load_bundle
 from fusion.explain import explain
 from fusion.model import FusionClassifier
 from fusion.resources import Prepared, Resources
+from nlp.texts import check_texts
 
 
 class Predictor:
@@ -49,7 +50,12 @@ class Predictor:
     def predict(
         self, texts: list[str], explain_paths: bool = False, top_k_paths: int = 3
     ) -> list[dict[str, Any]]:
-        """Label, probabilities, linked entities and (``explain_paths``) supporting paths."""
+        """Label, probabilities, linked entities and (``explain_paths``) supporting paths.
+
+        Raises:
+            DataError: a text is empty or not valid Unicode (naming it: "text 2 ...").
+        """
+        check_texts(texts)
         started = time.perf_counter()
         prepared = self.prepare(texts)
         link_ms = (time.perf_counter() - started) * 1e3

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -22,8 +22,8 @@ from fusion.examples import LinkedSubgraph, SubgraphSettings, build_subgraph, co
 from fusion.features import node_features
 from fusion.path_counts import PathCounter, RelationSequence, fit_sequences
 from fusion.store_counter import StoreLabelCounter
-from kg.errors import KGReadOnlyError
-from kg.graph import KnowledgeGraph
+from kg.errors import KGFuseError, KGReadOnlyError
+from kg.graph import GraphView, KnowledgeGraph
 from kg.store_graph import StoreGraph
 from nlp.alias_table import AliasTable
 from nlp.linker import KGLinker, from_kg, linked_entities
@@ -235,14 +235,36 @@ class Resources:
             counts = torch.as_tensor(np.stack([p.counts for p in batch if p.counts is not None]))
         return tokens, graph, counts
 
-    def with_graph(self, graph: KnowledgeGraph) -> Resources:
-        """The same settings over another graph (hot triples, or a shuffled-KG control). Node
-        features are matched by IRI and text: only new or changed entities are embedded."""
+    def with_graph(
+        self,
+        graph: KnowledgeGraph,
+        cache: VectorCache | None = None,
+        embed: Callable[[list[str]], np.ndarray] | None = None,
+    ) -> Resources:
+        """The same settings over another graph (hot triples, or a shuffled-KG control).
+
+        Node features are matched by IRI and text: only new or changed entities are embedded.
+        The result shares this one's encoder, so use the two from one thread at a time (the
+        service swaps them between batches of its model thread). This one is only read.
+
+        Args:
+            graph: the new graph; it must have exactly this graph's relations (a model's
+                relation ids and count feature widths are fixed when it is trained).
+            cache: entity text -> feature vector, looked up before embedding a text; texts
+                embedded here are added to it (a caller may persist them).
+            embed: texts -> float32 [len(texts), hidden] (default: this encoder's `embed`),
+                e.g. to run the embedding elsewhere.
+
+        Raises:
+            UnknownRelationError: ``graph`` has relations this graph lacks, or lacks some.
+            KGReadOnlyError: this graph is a triple store (add triples to the store itself).
+        """
         if isinstance(self.graph, StoreGraph):
             raise KGReadOnlyError(
                 f"this model reads its KG from the triple store {self.graph.source}; add triples "
                 "to the store itself (they are read on the next prediction)"
             )
+        check_relations(self.graph, graph)
         old = {self.graph.iri(e): e for e in range(self.graph.num_entities)}
         features = np.empty((graph.num_entities, self.features.shape[1]), dtype=np.float32)
         todo = []
@@ -253,10 +275,68 @@ class Resources:
             else:
                 todo.append(e)
         if todo:
-            features[todo] = self.tokenizer.embed([graph.text(e) for e in todo])
+            texts = [graph.text(e) for e in todo]
+            features[todo] = _embed_cached(embed or self.tokenizer.embed, texts, cache)
         label_iris = [self.graph.iri(e) for e in self.label_nodes]
         return Resources(
             graph, self.labels, [graph.entity_id(i) for i in label_iris], self.encoder_config,
             self.subgraph, self.linker_config, features=features, tokenizer=self.tokenizer,
             path_sequences=self.path_sequences,
         )  # fmt: skip
+
+
+class VectorCache(Protocol):
+    """Feature vectors by entity text, e.g. kept across restarts by the service (a dict will do)."""
+
+    def __contains__(self, text: object, /) -> bool: ...
+    def __getitem__(self, text: str, /) -> np.ndarray: ...
+    def __setitem__(self, text: str, vector: np.ndarray, /) -> None: ...
+
+
+class UnknownRelationError(KGFuseError):
+    """A graph's relations differ from those a model was trained with."""
+
+
+def check_relations(old: GraphView, new: GraphView) -> None:
+    """Refuse ``new`` unless its relations (and so its relation ids) are exactly ``old``'s.
+
+    A trained model has one weight set per relation id and count features as wide as the
+    relation count: a new predicate would shift the ids after it and widen the counts.
+
+    Raises:
+        UnknownRelationError: naming the new (or missing) predicates and what to do instead.
+    """
+    before, after = _relation_iris(old), _relation_iris(new)
+    if before == after:
+        return
+    added = sorted(set(after) - set(before))
+    if not added:
+        gone = sorted(set(before) - set(after))
+        raise UnknownRelationError(
+            f"the graph lacks relation(s) {', '.join(gone[:10])} this model was trained with"
+        )
+    raise UnknownRelationError(
+        f"the triples use {len(added)} predicate(s) this model was not trained with: "
+        f"{', '.join(added[:10])}{' ...' if len(added) > 10 else ''}. A model's relations are "
+        "fixed when it is trained: retrain it with these triples in its KG (kgfuse train), or "
+        f"state the facts with the predicates it knows ({', '.join(before[:10])}"
+        f"{' ...' if len(before) > 10 else ''})"
+    )
+
+
+def _relation_iris(graph: GraphView) -> list[str]:
+    return [graph.relation_iri(r) for r in range(graph.num_relations)]
+
+
+def _embed_cached(
+    embed: Callable[[list[str]], np.ndarray], texts: list[str], cache: VectorCache | None
+) -> np.ndarray:
+    """float32 [len(texts), hidden]: cached vectors where ``cache`` has them, the rest embedded
+    (each distinct text once) and added to ``cache``."""
+    if cache is None:
+        return embed(texts)
+    missing = list(dict.fromkeys(t for t in texts if t not in cache))
+    if missing:
+        for text, vector in zip(missing, embed(missing), strict=True):
+            cache[text] = vector
+    return np.stack([cache[t] for t in texts])

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from kg.errors import KGFuseError
 from kg.graph import KnowledgeGraph
@@ -24,6 +27,47 @@ TEXT_FORMATS = {
 
 class DataError(KGFuseError):
     """A data file is missing, unreadable, or lacks what is asked of it."""
+
+
+# Anything but whitespace, control characters and the invisible format characters (soft
+# hyphen, zero-width spaces and joiners, direction marks, word joiner, byte order mark).
+_VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+
+
+class TextProblem(NamedTuple):
+    kind: str  # "invalid" (not valid Unicode) or "empty"
+    message: str  # completes "text N ...": what is wrong and what to send instead
+
+
+def text_problem(text: str) -> TextProblem | None:
+    """Why ``text`` cannot be classified, or None when it can.
+
+    A lone surrogate (what undecodable bytes become, e.g. in a command-line argument) is not
+    valid Unicode and breaks the tokenizers; a text of nothing but whitespace and invisible
+    characters has nothing to classify.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return TextProblem(
+            "invalid",
+            f"is not valid UTF-8 text: it holds a lone surrogate U+{ord(text[e.start]):04X} at "
+            f"character {e.start}; send the text encoded as UTF-8",
+        )
+    if _VISIBLE.search(text) is None:
+        return TextProblem(
+            "empty", "is empty (only whitespace or invisible characters); send text to classify"
+        )
+    return None
+
+
+def check_texts(texts: Sequence[str], first: int = 1) -> None:
+    """Raise `DataError` naming the first text (numbered from ``first``) that `text_problem`
+    refuses."""
+    for i, text in enumerate(texts, first):
+        problem = text_problem(text)
+        if problem:
+            raise DataError(f"text {i} {problem.message}")
 
 
 def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> list[dict[str, str]]:
@@ -47,33 +91,12 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
             f"{path}: not UTF-8 ({e.reason} at byte {e.start}); re-encode it as UTF-8"
         ) from e
     if kind == "txt":
-        rows = [{"text": line} for line in content.splitlines() if line.strip()]
+        numbered = [(n, line) for n, line in enumerate(_lines(content), 1) if line.strip()]
+        rows, lines = [{"text": line} for _, line in numbered], [n for n, _ in numbered]
     elif kind == "jsonl":
-        rows = []
-        for n, line in enumerate(content.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except RecursionError:
-                raise DataError(f"{path}:{n}: the JSON nests too deep to read") from None
-            except ValueError as e:  # JSONDecodeError, or a number over 4,300 digits
-                raise DataError(f"{path}:{n}: invalid JSON ({getattr(e, 'msg', e)})") from e
-            if not isinstance(record, dict):
-                raise DataError(
-                    f"{path}:{n}: each line must be a JSON object, got {type(record).__name__}"
-                )
-            rows.append({k: v if isinstance(v, str) else json.dumps(v) for k, v in record.items()})
+        rows, lines = _read_jsonl(path, content)
     else:
-        reader = csv.DictReader(content.splitlines(), delimiter="\t" if kind == "tsv" else ",")
-        try:
-            rows = [dict(r) for r in reader]
-        except csv.Error as e:  # e.g. a cell over csv's field limit (131,072 characters)
-            raise DataError(f"{path}:{reader.line_num}: cannot read this row ({e})") from e
-        if reader.fieldnames is None:
-            raise DataError(
-                f"{path}: the file is empty; it needs a header row with {', '.join(required)}"
-            )
+        rows, lines = _read_delimited(path, content, "\t" if kind == "tsv" else ",", required)
     if not rows:
         raise DataError(f"{path}: no rows")
     columns = list(rows[0])
@@ -82,11 +105,78 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
         raise DataError(
             f"{path}: no column {', '.join(map(repr, missing))}; the columns are {columns}"
         )
-    for n, row in enumerate(rows, 1):
+    for n, (row, line) in enumerate(zip(rows, lines, strict=True), 1):
         for c in required:
             if row.get(c) is None or not str(row[c]).strip():
-                raise DataError(f"{path}: row {n} has an empty {c!r}")
+                raise DataError(f"{path}:{line}: row {n} has an empty {c!r}")
     return rows
+
+
+def _lines(content: str) -> list[str]:
+    """The lines of ``content`` as an editor counts them: split at \\n, \\r\\n or \\r only (not at
+    the other breaks `str.splitlines` knows, such as U+2028, which may sit inside a text)."""
+    return [line.rstrip("\r\n") for line in io.StringIO(content, newline="")]
+
+
+def _read_jsonl(path: Path, content: str) -> tuple[list[dict[str, str]], list[int]]:
+    """JSON objects, one a line, and the line of each."""
+    rows, lines = [], []
+    for n, line in enumerate(_lines(content), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except RecursionError:
+            raise DataError(f"{path}:{n}: the JSON nests too deep to read") from None
+        except ValueError as e:  # JSONDecodeError, or a number over 4,300 digits
+            raise DataError(f"{path}:{n}: invalid JSON ({getattr(e, 'msg', e)})") from e
+        if not isinstance(record, dict):
+            raise DataError(
+                f"{path}:{n}: each line must be a JSON object, got {type(record).__name__}"
+            )
+        rows.append({k: v if isinstance(v, str) else json.dumps(v) for k, v in record.items()})
+        lines.append(n)
+    return rows, lines
+
+
+def _read_delimited(
+    path: Path, content: str, delimiter: str, required: Sequence[str]
+) -> tuple[list[dict[str, str]], list[int]]:
+    """Rows of a CSV or TSV text as dicts keyed by the header, and the line each row starts on
+    (a quoted field may span lines). A missing field reads as "". Strict quoting: a quote that
+    never closes is reported at the line where its row starts, not at the end of the file."""
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter, strict=True)
+    header: list[str] | None = None
+    rows, lines = [], []
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise DataError(f"{path}:{start}: {_quoting_problem(e)}") from e
+        if not row:
+            continue  # a blank line
+        if header is None:
+            header = row
+            continue
+        rows.append({h: row[i] if i < len(row) else "" for i, h in enumerate(header)})
+        lines.append(start)
+    if header is None:
+        raise DataError(
+            f"{path}: the file is empty; it needs a header row with {', '.join(required)}"
+        )
+    return rows, lines
+
+
+def _quoting_problem(error: csv.Error) -> str:
+    if "unexpected end of data" in str(error):
+        return 'a quote (") opened in this row never closes; close it (or double it: "")'
+    return (
+        f"malformed row ({error}); quote a field that holds the delimiter, a quote or a line "
+        'break, and double each quote inside it ("")'
+    )
 
 
 def read_label_map(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import logging
 import shutil
 import threading
@@ -362,7 +364,11 @@ def test_hot_triples_change_a_prediction_persist_and_survive_a_restart(bundle: P
         assert [e["iri"] for e in after["entities"]] == [EX + "h5n1"]
         assert after["probabilities"] != before["probabilities"] and after["paths"]
         assert any(h["subject"]["iri"] == EX + "h5n1" for p in after["paths"] for h in p["hops"])
-    assert [p.name for p in (bundle / "hot-triples").iterdir()] == ["000001.ttl"]
+    # the triples as sent, and the features of the entity they brought (a restart reuses them)
+    assert sorted(p.name for p in (bundle / "hot-triples").iterdir()) == ["000001.ttl", "features"]
+    assert [p.name for p in (bundle / "hot-triples" / "features").iterdir()] == [
+        "000001.safetensors"
+    ]
     with serve(bundle, keys=keys) as c:  # a restart replays the added triples
         (again,) = c.post("/v1/predict", json=text, headers=bearer(ADMIN)).json()["predictions"]
         assert again["probabilities"] == after["probabilities"]
@@ -458,6 +464,13 @@ def test_serve_cli_starts_answers_and_stops_gracefully(tiny_bundle: Path, tmp_pa
         assert r.status_code == 200 and r.json()["predictions"][0]["label"] in {"flu", "viral"}
         assert "<textarea" in httpx.get(url + "/").text
         assert httpx.get(url + "/v1/kg/search", params={"q": "privatejane"}).status_code == 200
+        # a URL too long for the HTTP parser is refused by the server itself: in JSON too
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/v1/kg/search?q=" + "a" * 70_000)
+        long = conn.getresponse()
+        assert long.status == 400 and long.getheader("content-type") == "application/json"
+        assert json.loads(long.read())["error"]["code"] == "bad_request"
+        conn.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)

@@ -83,6 +83,54 @@ def test_ratios_and_targets(bench):
         "batching_gain_c32": True,  # 320 / 160 req/s
         "schemathesis_server_errors": True,
         "graceful_shutdowns_failed": False,
+        "innocent_answered_share": None,  # no reliability section measured
+        "insert_p99_ratio": None,
+        "corrupt_refused_share": None,
     }
     unmeasured = bench.targets(bench.target_values(rows, shutdowns, None))
     assert [t["ok"] for t in unmeasured if t["measure"] == "schemathesis_server_errors"] == [None]
+
+
+def test_reliability_figures_meet_or_miss_their_targets(bench):
+    reliability = {
+        "fuzzing": {"test_cases": 448, "server_errors_seen": 0},
+        "mixed_batches": {"innocent_answered": 209, "innocent_sent": 210},
+        "xml_bomb": {"max_rss_growth_mib": 3.5},
+        "large_insert": {"p99_ratio": 1.6},
+        "corrupted_bundles": {"tried": 7, "refused": 7},
+    }
+    values = bench.target_values([], {}, None, reliability)
+    checked = {t["measure"]: t["ok"] for t in bench.targets(values)}
+    assert checked["innocent_answered_share"] is False  # one innocent text was not answered
+    assert checked["insert_p99_ratio"] is True and checked["corrupt_refused_share"] is True
+    assert checked["total_errors"] is None and checked["graceful_shutdowns_failed"] is None
+
+
+def test_report_paths_are_relative_to_the_repository(bench, tmp_path):
+    report = {
+        "bundle": bench.REPO / "runs" / "demo" / "fused" / "bundle",
+        "commands": [
+            [bench.sys.executable, str(bench.REPO / "bench" / "serve.py")],
+            [str(bench.Path(bench.sys.executable).with_name("schemathesis")), "run"],
+        ],
+        "report": f"{bench.tempfile.gettempdir()}/bench-serve-st-x/report.json",
+    }
+    assert bench.relative(report) == {
+        "bundle": "runs/demo/fused/bundle",
+        "commands": [["python", "bench/serve.py"], ["schemathesis", "run"]],
+        "report": "$TMPDIR/bench-serve-st-x/report.json",
+    }
+
+
+def test_a_partial_run_keeps_the_other_parts_of_the_report(bench, tmp_path):
+    path = tmp_path / "serve.json"
+    path.write_text('{"rows": [1], "shutdowns": {"text": 1}, "schemathesis": {"a": 1}}')
+    fresh = {"rows": None, "shutdowns": None, "schemathesis": {"a": 2}, "reliability": {"b": 1}}
+    assert bench.merged(fresh, path) == {
+        "rows": [1],
+        "shutdowns": {"text": 1},
+        "schemathesis": {"a": 2},
+        "reliability": {"b": 1},
+        "kept_from_previous_run": ["rows", "shutdowns"],
+    }
+    assert bench.merged(fresh, tmp_path / "none.json") == fresh

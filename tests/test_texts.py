@@ -40,6 +40,9 @@ def test_read_records_txt_is_one_text_per_line(tmp_path: Path) -> None:
         ("d.jsonl", '{"text": "a"}\n[1]\n', "d.jsonl:2: each line must be a JSON object"),
         ("d.jsonl", '{"text": \n', "d.jsonl:1: invalid JSON"),
         ("d.xlsx", "x", "cannot read .xlsx files"),
+        ("d.csv", 'text,label\nok,a\n"never closed,b\nmore,c\nrest,d\n', "d.csv:3: a quote"),
+        ("d.csv", 'text,label\n"two\nlines",a\n,b\n', "d.csv:4: row 2 has an empty 'text'"),
+        ("d.tsv", 'text\tlabel\nok\ta\nx\t"b\n', "d.tsv:3: a quote"),
     ],
 )
 def test_read_records_errors_name_the_problem(

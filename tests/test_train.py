@@ -364,7 +364,9 @@ def test_mention_masking_hides_every_linked_name_of_a_drawn_text() -> None:
     text = "Bulbasaur: BULBASAUR naps in the sun."
     spans = [{"start": 0, "end": 9}, {"start": 11, "end": 20}]
     example = Prepared(text, 0, [1], spans)
-    assert mask_mentions(example, 1.0, "[MASK]", random.Random(0)) == "[MASK]: [MASK] naps in the sun."
+    assert (
+        mask_mentions(example, 1.0, "[MASK]", random.Random(0)) == "[MASK]: [MASK] naps in the sun."
+    )
     assert mask_mentions(example, 0.0, "[MASK]", random.Random(0)) == text
     drawn = [mask_mentions(example, 0.5, "[MASK]", random.Random(i)) != text for i in range(200)]
     assert 70 < sum(drawn) < 130  # about half the draws, every name at once or none

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from fastapi import APIRouter
 
 from api.auth import ReadAccess
 from api.batching import QueueFull, ShuttingDown
 from api.deps import EngineDep
-from api.engine import PredictRequest
-from api.errors import APIError
+from api.engine import Answer, PredictRequest
+from api.errors import APIError, describe_error
 from api.schemas import ERROR_RESPONSES, PredictBody, PredictResponse
+from nlp.texts import text_problem
 
 router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[ReadAccess])
 log = logging.getLogger("kgfuse.api")
@@ -36,8 +38,9 @@ def _check_limits(body: PredictBody, engine: EngineDep) -> None:
                 f"texts[{i}] has {len(text)} characters; the limit is {limits.max_chars} "
                 "(shorten or split it)",
             )
-        if not text.strip():
-            raise APIError(422, "empty_text", f"texts[{i}] is empty; send text to classify")
+        problem = text_problem(text)
+        if problem:
+            raise APIError(422, f"{problem.kind}_text", f"texts[{i}] {problem.message}")
     if body.top_k_paths > limits.max_top_k_paths:
         raise APIError(
             422,
@@ -77,14 +80,34 @@ async def predict(body: PredictBody, engine: EngineDep) -> dict[str, object]:
             f"no answer within {engine.settings.request_timeout_s:g} s; "
             "retry with fewer texts or without explain",
         ) from None
+    predictions = _answered(request.texts, records)
     total = (time.perf_counter() - started) * 1e3
-    model = records[0]["timings_ms"] if records else {}
+    model: dict[str, float] = next(
+        (r["timings_ms"] for r in predictions if r.get("error") is None), {}
+    )
     return {
         "model_version": engine.version,
         "kg_fingerprint": engine.graph.fingerprint,
-        "predictions": records,
+        "predictions": predictions,
         "timings_ms": {
             "queue": round(max(0.0, total - sum(model.values())), 2),
             "total": round(total, 2),
         },
     }
+
+
+def _answered(texts: list[str], answers: list[Answer]) -> list[dict[str, Any]]:
+    """The records of the texts; a text that failed alone gets an ``error`` in its place. When
+    every text failed, the request fails with the first one's error."""
+    failed = [a for a in answers if isinstance(a, Exception)]
+    if failed and len(failed) == len(answers):
+        raise failed[0]
+    records = []
+    for text, answer in zip(texts, answers, strict=True):
+        if isinstance(answer, Exception):
+            status, code, message = describe_error(answer)
+            error = {"status": status, "code": code, "message": message}
+            records.append({"text": text, "label": None, "error": error})
+        else:
+            records.append(answer)
+    return records
