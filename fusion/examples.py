@@ -10,6 +10,7 @@ node is dropped), as link-prediction training does: otherwise the model learns t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,9 +76,11 @@ def build_subgraph(
     settings: SubgraphSettings,
     mask_label_facts: bool = False,
     use_kg: bool = True,
+    hidden: AbstractSet[int] = frozenset(),
 ) -> LinkedSubgraph:
     """The subgraph of one text (see the module docstring); ``use_kg=False`` keeps the seeds
-    and no edge (the no-KG control)."""
+    and no edge (the no-KG control). The label facts of the ``hidden`` entities are dropped
+    too, wherever they sit (validation's held-out entities, fusion/setup.py)."""
     linked = list(dict.fromkeys(int(e) for e in linked))
     seeds = linked + [e for e in label_nodes if e not in linked]
     assert settings.hops is not None, "hops are resolved before subgraphs are built"
@@ -87,13 +90,15 @@ def build_subgraph(
     if not use_kg:
         sub.edge_index, sub.edge_type = sub.edge_index[:, :0], sub.edge_type[:0]
     src, dst, rel = sub.edge_index[0], sub.edge_index[1], sub.edge_type
-    if mask_label_facts and linked and label_nodes:
+    masked = set(linked) if mask_label_facts else set()
+    masked |= {e for e in hidden if e not in label_nodes}
+    if masked and label_nodes:
         pos = {e: i for i, e in enumerate(sub.nodes.tolist())}
-        is_linked = np.zeros(sub.num_nodes, dtype=bool)
-        is_linked[[pos[e] for e in linked]] = True
+        is_masked = np.zeros(sub.num_nodes, dtype=bool)
+        is_masked[[pos[e] for e in masked if e in pos]] = True
         is_label = np.zeros(sub.num_nodes, dtype=bool)
         is_label[[pos[e] for e in label_nodes]] = True
-        fact = (is_linked[src] & is_label[dst]) | (is_label[src] & is_linked[dst])
+        fact = (is_masked[src] & is_label[dst]) | (is_label[src] & is_masked[dst])
         src, dst, rel = src[~fact], dst[~fact], rel[~fact]
     R = kg.num_relations
     edge_index = torch.as_tensor(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -122,13 +123,17 @@ class Resources:
         return list(self.counter.sequences) if isinstance(self.counter, PathCounter) else []
 
     def fit_sequences(
-        self, linked: Sequence[Sequence[int]], masked: Sequence[bool]
+        self,
+        linked: Sequence[Sequence[int]],
+        masked: Sequence[bool],
+        hidden: AbstractSet[int] = frozenset(),
     ) -> list[RelationSequence]:
         """Fit the "sequences" vocabulary on training texts (their linked entity ids, and
-        whether each one's label facts are hidden); a no-op for other counts."""
+        whether each one's label facts are hidden; ``hidden``: entities whose label facts
+        every text misses); a no-op for other counts."""
         if isinstance(self.counter, PathCounter):
             walks = [
-                self.counter.walk_counts(ids, masked=ids if hide else None)
+                self.counter.walk_counts(ids, masked=(set(ids) if hide else set()) | hidden)
                 for ids, hide in zip(linked, masked, strict=True)
             ]
             self.counter.sequences = fit_sequences(walks, self.subgraph.max_sequences)
@@ -160,13 +165,16 @@ class Resources:
         use_kg: bool = True,
         mask_seed: int = 0,
         spans: Sequence[list[dict[str, Any]]] | None = None,
+        hidden: AbstractSet[int] = frozenset(),
     ) -> list[Prepared]:
         """Link every text (unless its ``spans`` are given) and build its subgraph.
 
         ``mask_label_facts``: which texts have their own entity-label facts hidden (training
         texts, and validation texts standing in for new entities): a share of the texts, drawn
-        with ``mask_seed``, or one flag per text. ``use_kg=False`` is the no-KG control:
-        nothing is linked and subgraphs hold only the label nodes, without edges."""
+        with ``mask_seed``, or one flag per text. ``hidden``: entities whose label facts no
+        text sees (validation's held-out entities while a model trains: fusion/setup.py).
+        ``use_kg=False`` is the no-KG control: nothing is linked and subgraphs hold only the
+        label nodes, without edges."""
         if spans is None:
             spans = self.link(texts) if use_kg else [[] for _ in texts]
         if isinstance(mask_label_facts, (int, float)):
@@ -179,11 +187,12 @@ class Resources:
             mine = spans[i] if use_kg else []
             linked = self.entity_ids(mine)
             graph = build_subgraph(
-                self.graph, linked, self.label_nodes, self.subgraph, flags[i], use_kg
+                self.graph, linked, self.label_nodes, self.subgraph, flags[i], use_kg, hidden
             )
             counts = None
             if self.counter is not None:
-                counts = self.counter.features(linked, masked=set(linked) if flags[i] else None)
+                masked = (set(linked) if flags[i] else set()) | hidden
+                counts = self.counter.features(linked, masked=masked or None)
             label = -1 if labels is None else int(labels[i])
             out.append(Prepared(text, label, linked, mine, graph, counts))
         self._cover_features()

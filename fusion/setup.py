@@ -187,12 +187,16 @@ class RunPlan:
     selection: Selection
     choices: dict[str, dict[str, object]]  # automatic setting -> value and reason
     hide_val_facts: bool = False  # whether val:unseen texts come without their label facts
+    hidden: frozenset[int] = frozenset()  # entities whose label facts training and val miss
 
     @property
     def val_masked(self) -> list[bool]:
         """val:unseen texts stand in for new entities: when the KG's label facts restate the
         labels (fusion/auto.py), a new entity has none, so theirs are hidden. This follows the
-        KG, not ``train.mask_label_facts``, so runs that differ in it are judged alike."""
+        KG, not ``train.mask_label_facts``, so runs that differ in it are judged alike. The
+        facts of every held-out entity are hidden from every training and validation text too
+        (`hidden`), as a new entity's are: a val:unseen text must not read a held-out
+        relative's fact that no test entity's relative would have."""
         return [u and self.hide_val_facts for u in self.splits.val_unseen]
 
 
@@ -248,6 +252,7 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
         if e in candidates
     } - {e for ids in train_ids for e in ids}
     selection = choose_selection(sum(splits.val_unseen), len(unseen_entities), len(splits.val))
+    # set below, once it is known whether label facts restate the labels
     choices["selection"] = Choice(selection.on, selection.reason).to_dict()
     index = {label: i for i, label in enumerate(splits.labels)}
     gold = [index[e.label] for e in splits.train]
@@ -257,6 +262,7 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
     else:
         facts = Choice(0.0, "no label map, or a triple store: no label facts to hide")
     hide_val_facts = float(facts.value) > 0  # type: ignore[arg-type]
+    hidden = frozenset(unseen_entities) if hide_val_facts else frozenset()
     mask = config.train.mask_label_facts
     if mask is None:
         mask = float(facts.value)  # type: ignore[arg-type]
@@ -277,6 +283,7 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
             train_masked,
             hide_val_facts,
             selection,
+            hidden,
         )
         hops = int(choice.value)  # type: ignore[call-overload]
         choices["subgraph.hops"] = choice.to_dict()
@@ -290,12 +297,20 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
         workspace.linker_config, features=workspace.features, nlp=workspace.nlp,
         tokenizer=workspace.tokenizer,
     )  # fmt: skip
-    resources.fit_sequences(train_ids, train_masked)
+    resources.fit_sequences(train_ids, train_masked, hidden)
     spans = {"train": train_spans, "val": val_spans}
     for name, examples in splits.tests.items():
         spans[f"test:{name}"] = workspace.link([e.text for e in examples])
     return RunPlan(
-        resolved, splits, spans, train_masked, resources, selection, choices, hide_val_facts
+        resolved,
+        splits,
+        spans,
+        train_masked,
+        resources,
+        selection,
+        choices,
+        hide_val_facts,
+        hidden,
     )
 
 
@@ -308,6 +323,7 @@ def _choose_hops(
     train_masked: list[bool],
     hide_val_facts: bool,
     selection: Selection,
+    hidden: frozenset[int],
 ) -> Choice:
     """``subgraph.hops: auto`` by the reference on validation (see fusion/reference.py)."""
     graph = workspace.graph

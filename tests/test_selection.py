@@ -120,3 +120,35 @@ def test_a_failed_train_leaves_no_output_folder(
         run(config_for(missing_map, tiny_bert, out), progress=False)
     assert not out.exists()
     shutil.rmtree(tmp_path / "out", ignore_errors=True)
+
+
+def test_held_out_entities_lose_their_label_facts_for_training_and_validation(
+    species_data: dict[str, Path], tiny_bert: Path, tmp_path: Path
+) -> None:
+    from fusion.setup import Workspace, plan_run
+
+    config = config_for(species_data, tiny_bert, tmp_path / "plan", "subgraph.hops=2")
+    workspace = Workspace.open(config, None)
+    plan = plan_run(config, workspace)
+    graph = workspace.graph
+    held = {
+        e
+        for spans, unseen in zip(plan.spans["val"], plan.splits.val_unseen, strict=True)
+        if unseen
+        for e in workspace.entity_ids(spans)
+    }
+    assert plan.hide_val_facts and plan.hidden == held
+    counter = plan.resources.counter
+    # a held-out species' relative is counted as if the held-out species had no type fact
+    for h in sorted(held):
+        relatives = [n.node for n in graph.neighbors_of(h) if "/species/species/" in graph.iri(n.node)]
+        if relatives:
+            break
+    seen = counter.features([relatives[0]])
+    hidden = counter.features([relatives[0]], masked=plan.hidden)
+    assert (hidden <= seen).all() and (hidden < seen).any()
+    texts = [e.text for e in plan.splits.val]
+    prepared = plan.resources.prepare(texts[:1], spans=plan.spans["val"][:1], hidden=plan.hidden)
+    own = set(prepared[0].linked) if plan.val_masked[0] else set()
+    expected = counter.features(prepared[0].linked, masked=own | plan.hidden)
+    assert (prepared[0].counts == expected).all()
