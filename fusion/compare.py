@@ -105,7 +105,12 @@ def evaluate_reference(plan: RunPlan, workspace: Workspace) -> dict[str, dict[st
         part: str, examples: list[Any], masked: list[bool]
     ) -> tuple[np.ndarray, np.ndarray]:
         ids = [workspace.entity_ids(s) for s in plan.spans[part]]
-        walks = [counter.walk_counts(i, i if m else None) for i, m in zip(ids, masked, strict=True)]
+        # as in training: the held-out entities' label facts are hidden, but not from tests
+        hidden = frozenset() if part.startswith("test:") else plan.hidden
+        walks = [
+            counter.walk_counts(i, (set(i) if m else set()) | hidden)
+            for i, m in zip(ids, masked, strict=True)
+        ]
         if part == "train":
             counter.sequences = fit_sequences(walks, plan.config.subgraph.max_sequences)
         x = np.hstack(

@@ -339,9 +339,12 @@ def _choose_hops(
     val_masked = [splits.val_unseen[i] and hide_val_facts for i in chosen]
     counter = PathCounter(graph, label_nodes, hops=max(HOP_CHOICES))
     walks = [
-        counter.walk_counts(train_ids[i], train_ids[i] if train_masked[i] else None) for i in sample
+        counter.walk_counts(
+            train_ids[i], (set(train_ids[i]) if train_masked[i] else set()) | hidden
+        )
+        for i in sample
     ] + [
-        counter.walk_counts(ids, ids if m else None)
+        counter.walk_counts(ids, (set(ids) if m else set()) | hidden)
         for ids, m in zip(val_ids, val_masked, strict=True)
     ]
     texts: list[Example] = [splits.train[i] for i in sample] + [splits.val[i] for i in chosen]
