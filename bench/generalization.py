@@ -91,8 +91,11 @@ def pipeline(name: str, out: Path, seeds: int, trials: int, quick: bool) -> list
     ]  # fmt: skip
 
 
-def run_pipelines(jobs: dict[str, list[list[str]]], out: Path) -> dict[str, dict[str, float]]:
-    """Each data set's commands in order, two data sets at a time; returns wall seconds."""
+def run_pipelines(
+    jobs: dict[str, list[list[str]]], out: Path, steps: tuple[str, ...]
+) -> dict[str, dict[str, float]]:
+    """Each data set's commands in order, two data sets at a time; returns wall seconds.
+    ``steps`` names the commands of each list ("tune", "compare")."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     pending = list(jobs)
     running: dict[str, tuple[subprocess.Popen[bytes], int, float]] = {}
@@ -113,7 +116,7 @@ def run_pipelines(jobs: dict[str, list[list[str]]], out: Path) -> dict[str, dict
         for name, (proc, step, began) in list(running.items()):
             if proc.poll() is None:
                 continue
-            seconds[name][("tune", "compare")[step]] = time.perf_counter() - began
+            seconds[name][steps[step]] = time.perf_counter() - began
             del running[name]
             if proc.returncode != 0:
                 print(

@@ -50,7 +50,7 @@ def test_bundle_reload_gives_identical_logits(trained) -> None:  # type: ignore[
 
 
 def test_train_resumes_an_interrupted_run_exactly(tiny_bert: Path, tmp_path: Path) -> None:
-    def interrupt(epoch: int) -> None:
+    def interrupt(epoch: int, record: dict) -> None:
         if epoch == 1:
             raise KeyboardInterrupt
 
