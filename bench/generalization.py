@@ -204,17 +204,37 @@ def main() -> None:
         action="store_true",
         help="1 seed, 2 trials, 1 epoch: a smoke run, not a measurement",
     )
+    parser.add_argument(
+        "--steps",
+        nargs="+",
+        default=["tune", "compare"],
+        choices=["tune", "compare"],
+        help="run only some steps (compare alone reuses OUT/NAME/tune/best.yaml and reads the "
+        "tuning time back from OUT/tune-seconds.json)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = 1 if args.quick else args.seeds
     started = time.perf_counter()
-    jobs = {
-        name: pipeline(
-            name, args.out, seeds, 2 if args.quick else args.trials or TRIALS[name], args.quick
-        )
-        for name in args.datasets
-    }
-    seconds = run_pipelines(jobs, args.out)
+    order = ("tune", "compare")
+    steps = tuple(s for s in order if s in args.steps)
+    jobs = {}
+    for name in args.datasets:
+        trials = 2 if args.quick else args.trials or TRIALS[name]
+        commands = pipeline(name, args.out, seeds, trials, args.quick)
+        jobs[name] = [cmd for step, cmd in zip(order, commands, strict=True) if step in steps]
+    seconds = run_pipelines(jobs, args.out, steps)
+    earlier = args.out / "tune-seconds.json"
+    if "compare" not in steps:
+        times = ", ".join(f"{k} {v.get('tune', 0) / 60:.1f} min" for k, v in seconds.items())
+        print(f"tuning done: {times}")
+        known = json.loads(earlier.read_text()) if earlier.is_file() else {}
+        earlier.write_text(json.dumps(known | seconds) + "\n")
+        return
+    if "tune" not in steps and earlier.is_file():
+        for name, value in json.loads(earlier.read_text()).items():
+            if name in seconds:
+                seconds[name].setdefault("tune", value.get("tune", 0.0))
     results: dict[str, Any] = {}
     all_checks: list[tuple[str, float, str, bool]] = []
     for name in seconds:

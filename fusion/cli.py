@@ -212,12 +212,13 @@ def predict_command(
     import json
 
     from fusion.predict import Predictor
-    from nlp.texts import DataError, read_records
+    from nlp.texts import DataError, check_texts, read_records
 
     if bool(texts) == (input is not None):
         raise DataError("give texts as arguments or --input FILE (not both)")
-    predictor = Predictor.from_dir(bundle)
     items = texts or [r[text_column] for r in read_records(input, required=(text_column,))]  # type: ignore[arg-type]
+    check_texts(items)  # numbered over all the texts, before the model loads
+    predictor = Predictor.from_dir(bundle)
     records = []
     for start in range(0, len(items), 64):
         records += predictor.predict(items[start : start + 64], explain_paths=paths)
