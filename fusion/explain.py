@@ -75,32 +75,32 @@ def _hop_graph(graph: LinkedSubgraph, num_relations: int) -> nx.Graph:
     return g
 
 
-def _without(graph: LinkedSubgraph, triples: list[Triple], num_relations: int) -> LinkedSubgraph:
-    """A copy of ``graph`` without ``triples`` (their inverse edges removed too)."""
+def _edges_of(graph: LinkedSubgraph, triples: list[Triple], num_relations: int) -> torch.Tensor:
+    """bool [edges]: which of ``graph``'s edges are ``triples`` or their inverses."""
     pos = {int(e): i for i, e in enumerate(graph.n_id.tolist())}
     ei, et = graph.edge_index, graph.edge_type
-    keep = torch.ones(et.shape[0], dtype=torch.bool)
+    hit = torch.zeros(et.shape[0], dtype=torch.bool)
     for t in triples:
         s, o = pos[t.subject], pos[t.object]
-        keep &= ~((ei[0] == s) & (ei[1] == o) & (et == t.relation))
-        keep &= ~((ei[0] == o) & (ei[1] == s) & (et == t.relation + num_relations))
+        hit |= (ei[0] == s) & (ei[1] == o) & (et == t.relation)
+        hit |= (ei[0] == o) & (ei[1] == s) & (et == t.relation + num_relations)
+    return hit
+
+
+def _keep_edges(graph: LinkedSubgraph, keep: torch.Tensor) -> LinkedSubgraph:
     out = graph.clone()
-    out.edge_index, out.edge_type = ei[:, keep], et[keep]
+    out.edge_index, out.edge_type = graph.edge_index[:, keep], graph.edge_type[keep]
     return out
+
+
+def _without(graph: LinkedSubgraph, triples: list[Triple], num_relations: int) -> LinkedSubgraph:
+    """A copy of ``graph`` without ``triples`` (their inverse edges removed too)."""
+    return _keep_edges(graph, ~_edges_of(graph, triples, num_relations))
 
 
 def _only(graph: LinkedSubgraph, triples: list[Triple], num_relations: int) -> LinkedSubgraph:
     """A copy of ``graph`` whose only edges are ``triples`` (and their inverses)."""
-    pos = {int(e): i for i, e in enumerate(graph.n_id.tolist())}
-    ei, et = graph.edge_index, graph.edge_type
-    keep = torch.zeros(et.shape[0], dtype=torch.bool)
-    for t in triples:
-        s, o = pos[t.subject], pos[t.object]
-        keep |= (ei[0] == s) & (ei[1] == o) & (et == t.relation)
-        keep |= (ei[0] == o) & (ei[1] == s) & (et == t.relation + num_relations)
-    out = graph.clone()
-    out.edge_index, out.edge_type = ei[:, keep], et[keep]
-    return out
+    return _keep_edges(graph, _edges_of(graph, triples, num_relations))
 
 
 def _counts(

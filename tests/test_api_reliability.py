@@ -292,6 +292,18 @@ def test_cli_predict_refuses_an_invalid_or_empty_text_in_one_line(
     assert "text 2" in line and problem in line
 
 
+def test_cli_predict_numbers_a_bad_text_over_the_whole_input_file(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    texts = tmp_path / "texts.txt"
+    lines = ["a bad case of influenza"] * 70
+    lines[65] = "\u200b"  # invisible only: line 66, in the second chunk of 64
+    texts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    r = run_cli("predict", str(tiny_bundle), "-i", str(texts))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "text 66" in r.stderr
+
+
 def test_feature_cache_files_are_keyed_by_text_and_encoder_and_skipped_when_broken(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
