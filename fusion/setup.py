@@ -111,6 +111,7 @@ class Workspace:
     feature_cache: Path | None = None
     links: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    hop_choices: dict[tuple[Any, ...], Choice] = field(default_factory=dict)  # `plan_run`'s memo
     _features: np.ndarray | None = None
 
     @property
@@ -273,7 +274,12 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
     train_masked = [draw.random() < mask for _ in splits.train]
 
     hops = config.subgraph.hops
-    if hops is None:
+    memo = (config.train.seed, mask, repr(config.data), config.subgraph.max_sequences)
+    if hops is None and memo in workspace.hop_choices:  # tuning trials share the seed's choice
+        choice = workspace.hop_choices[memo]
+        hops = int(choice.value)  # type: ignore[call-overload]
+        choices["subgraph.hops"] = choice.to_dict()
+    elif hops is None:
         choice = _choose_hops(
             config,
             workspace,
@@ -285,6 +291,7 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
             selection,
             hidden,
         )
+        workspace.hop_choices[memo] = choice
         hops = int(choice.value)  # type: ignore[call-overload]
         choices["subgraph.hops"] = choice.to_dict()
     resolved = replace(
