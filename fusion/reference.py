@@ -14,6 +14,7 @@ deciding paths are that long, and adds noise elsewhere.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -122,4 +123,18 @@ def choose_hops(
         f"the reference's validation accuracy: {figures} (text alone {scores[0]:.3f}); "
         f"{best} scores best"
     )
+    if scores[best] <= scores[0]:
+        warnings.warn(
+            f"the KG's label paths do not help on validation: the reference scores "
+            f"{scores[0]:.3f} on the text alone and {scores[best]:.3f} with {best}-hop paths. "
+            "Check how many texts are linked (kgfuse link), that the label map names the "
+            "classes' KG nodes, and whether the paths that decide are longer than "
+            f"{max(HOP_CHOICES)} hops",
+            KGHelpWarning,
+            stacklevel=2,
+        )
     return Choice(best, reason), scores
+
+
+class KGHelpWarning(UserWarning):
+    """On validation, the KG's label paths add nothing to the text: a sign to check the data."""

@@ -153,7 +153,12 @@ def tune(
             on_trial({"number": trial.number, "params": params, "score": score})
         return score
 
-    done = [t for t in study.trials if t.state.is_finished()]
+    # finished: complete or pruned; a failed trial (a kill left it running) does not count
+    done = [
+        t
+        for t in study.trials
+        if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    ]
     remaining = max(0, trials - len(done))
     if remaining:
         study.optimize(

@@ -141,7 +141,9 @@ def test_held_out_entities_lose_their_label_facts_for_training_and_validation(
     counter = plan.resources.counter
     # a held-out species' relative is counted as if the held-out species had no type fact
     for h in sorted(held):
-        relatives = [n.node for n in graph.neighbors_of(h) if "/species/species/" in graph.iri(n.node)]
+        relatives = [
+            n.node for n in graph.neighbors_of(h) if "/species/species/" in graph.iri(n.node)
+        ]
         if relatives:
             break
     seen = counter.features([relatives[0]])
@@ -152,3 +154,23 @@ def test_held_out_entities_lose_their_label_facts_for_training_and_validation(
     own = set(prepared[0].linked) if plan.val_masked[0] else set()
     expected = counter.features(prepared[0].linked, masked=own | plan.hidden)
     assert (prepared[0].counts == expected).all()
+
+
+def test_tune_closes_a_trial_a_kill_left_running_and_runs_its_settings_again(
+    species_data: dict[str, Path], tiny_bert: Path, tmp_path: Path
+) -> None:
+    import optuna
+
+    config = config_for(species_data, tiny_bert, tmp_path / "killed", "train.epochs=1")
+    root = Path(config.output) / "tune"
+    root.mkdir(parents=True)
+    study = optuna.create_study(
+        storage=f"sqlite:///{root / 'study.db'}", study_name="kgfuse", direction="maximize"
+    )
+    killed = study.ask()  # what a kill -9 in the middle of a trial leaves behind
+    lr = killed.suggest_float("train.lr", 1e-3, 3e-2, log=True)
+    summary = tune(config, trials=1, progress=False)
+    states = [t.state.name for t in optuna.load_study(
+        study_name="kgfuse", storage=f"sqlite:///{root / 'study.db'}").trials]  # fmt: skip
+    assert states == ["FAIL", "COMPLETE"] and summary["complete"] == 1
+    assert summary["params"]["train.lr"] == lr  # the interrupted settings ran again
