@@ -156,7 +156,7 @@ def evaluate_command(
     import json
 
     from fusion.bundle import load_bundle
-    from fusion.train import evaluate
+    from fusion.evaluate import evaluate
 
     model, resources, _ = load_bundle(bundle)
     metrics = evaluate(model, resources, resources.prepare_file(data, text_column, label_column))

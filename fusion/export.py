@@ -61,7 +61,7 @@ def measure(
     """Accuracy, macro-F1 and prediction time (texts/s, one process) of a bundle on a file.
 
     ``allow_unchecked``: also measure a bundle without checksums (an export's source)."""
-    from fusion.train import evaluate
+    from fusion.evaluate import evaluate
 
     model, resources, _ = load_bundle(bundle, allow_unchecked=allow_unchecked)
     prepared = resources.prepare_file(data, text_column, label_column)

@@ -1,16 +1,24 @@
-"""What the training loop steps with: the optimizer, its schedule, class weights, a progress bar."""
+"""What the training loop steps with: the optimizer, its schedule, class weights, a progress bar,
+the counts head fitted before the joint training, and mention masking."""
 
 from __future__ import annotations
 
+import random
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch import nn
 
+from fusion.checkpoint import load_trainable_state, trainable_state
 from fusion.config import RunConfig
 from fusion.model import FusionClassifier
 from fusion.resources import Prepared
+
+if TYPE_CHECKING:
+    from fusion.setup import Selection
 
 
 def make_optimizer(model: FusionClassifier, config: RunConfig) -> torch.optim.Optimizer:
@@ -81,3 +89,68 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def mask_mentions(example: Prepared, rate: float, token: str, rng: random.Random) -> str:
+    """``example.text``, with probability ``rate`` with every linked mention replaced by
+    ``token``: all of them, or the name would still show where it is repeated ("Bulbasaur:
+    BULBASAUR can be seen..."). Linked spans never overlap, so offsets stay valid right to left."""
+    text = example.text
+    if not example.spans or rng.random() >= rate:
+        return text
+    for span in sorted(example.spans, key=lambda s: -int(s["start"])):
+        text = text[: span["start"]] + token + text[span["end"] :]
+    return text
+
+
+PREFIT_EPOCHS = 100  # at most; early stopping on validation ends it sooner
+PREFIT_PATIENCE = 10
+PREFIT_LR = 3e-3
+
+
+def prefit_counts(
+    model: FusionClassifier,
+    train: Sequence[Prepared],
+    val: Sequence[Prepared],
+    selection: Selection,
+    val_unseen: Sequence[bool],
+    seed: int,
+) -> int:
+    """Fit a fused model's per-label counts head alone, before the joint training, which then
+    keeps it fixed (`fit`). The counts are fixed features, so a hundred epochs over them take
+    seconds. Jointly, a text branch that memorises names fits the training set within an epoch
+    or two, and the head stopped learning early or unlearned what generalises (pokedex, seed 0,
+    val:unseen: 0.79 jointly, 0.80 fitted first and trained on, 0.82 fitted first and kept).
+    Early stopping on what validation selects on. Returns the best epoch (0: nothing to fit)."""
+    if not (model.counts_per_label and train and val):
+        return 0
+    head = model.counts_head
+    x = torch.as_tensor(np.stack([p.counts for p in train]))  # type: ignore[misc]
+    y = torch.tensor([p.label for p in train])
+    flags = selection.flags(list(val_unseen))
+    chosen = [p for p, f in zip(val, flags, strict=True) if f] or list(val)
+    vx = torch.as_tensor(np.stack([p.counts for p in chosen]))  # type: ignore[misc]
+    vy = torch.tensor([p.label for p in chosen])
+    optimizer = torch.optim.AdamW(head.parameters(), lr=PREFIT_LR, weight_decay=0.01)
+    generator = torch.Generator().manual_seed(seed)
+    best, best_score, best_epoch = trainable_state(head), (-1.0, 0.0), 0
+    for epoch in range(1, PREFIT_EPOCHS + 1):
+        head.train()
+        for idx in torch.randperm(len(y), generator=generator).split(32):
+            loss = nn.functional.cross_entropy(head(x[idx]), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        head.eval()
+        with torch.no_grad():
+            logits = head(vx)
+            score = (
+                float((logits.argmax(1) == vy).float().mean()),
+                -float(nn.functional.cross_entropy(logits, vy)),
+            )
+        if score > best_score:
+            best, best_score, best_epoch = trainable_state(head), score, epoch
+        elif epoch - best_epoch >= PREFIT_PATIENCE:
+            break
+    load_trainable_state(head, best)
+    return best_epoch

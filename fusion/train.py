@@ -22,7 +22,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,9 +42,22 @@ from fusion.checkpoint import (
 )
 from fusion.config import ConfigError, RunConfig, load_config
 from fusion.encoder import TextEncoder
-from fusion.metrics import classification_metrics
+from fusion.evaluate import (
+    batches,
+    evaluate_shared,
+    evaluate_validation,
+    forward,
+    predict_logits,
+)
 from fusion.model import FusionClassifier
-from fusion.optimization import Progress, class_weights, make_optimizer, make_scheduler
+from fusion.optimization import (
+    Progress,
+    class_weights,
+    make_optimizer,
+    make_scheduler,
+    mask_mentions,
+    prefit_counts,
+)
 from fusion.resources import Prepared, Resources
 from fusion.setup import RunPlan, Selection, Workspace, plan_run
 
@@ -85,158 +98,6 @@ def build_model(config: RunConfig, resources: Resources) -> FusionClassifier:
         len(resources.labels), resources.tokenizer.hidden_size, uses_label_nodes=bool(resources.label_nodes),
         counter_dim=resources.counter.dims if resources.counter is not None else 0,
     )  # fmt: skip
-
-
-# ----- batches -----
-def batches(
-    examples: Sequence[Prepared], batch_size: int, order: Sequence[int] | None = None
-) -> Iterator[list[Prepared]]:
-    order = list(order) if order is not None else list(range(len(examples)))
-    for start in range(0, len(order), batch_size):
-        yield [examples[i] for i in order[start : start + batch_size]]
-
-
-def forward(
-    model: FusionClassifier,
-    resources: Resources,
-    batch: list[Prepared],
-    parallel: nn.Module | None = None,
-    texts: list[str] | None = None,
-) -> dict[str, torch.Tensor]:
-    """``model.forward_parts`` on ``batch``; through ``parallel`` (the DDP wrapper of that
-    method, `distributed.data_parallel`) when given, so that gradients are averaged.
-    ``texts`` replaces the batch's texts (mention masking)."""
-    tokens, graph, counts = resources.inputs(model, batch, texts)
-    return (parallel if parallel is not None else model.forward_parts)(tokens, graph, counts=counts)
-
-
-@torch.no_grad()
-def predict_logits(
-    model: FusionClassifier,
-    resources: Resources,
-    examples: Sequence[Prepared],
-    batch_size: int = 64,
-) -> np.ndarray:
-    model.eval()
-    out = [
-        forward(model, resources, batch)["logits"].numpy()
-        for batch in batches(examples, batch_size)
-    ]
-    return np.concatenate(out) if out else np.zeros((0, len(resources.labels)), dtype=np.float32)
-
-
-def evaluate(
-    model: FusionClassifier, resources: Resources, examples: Sequence[Prepared]
-) -> dict[str, Any]:
-    logits = predict_logits(model, resources, examples)
-    gold = [p.label for p in examples]
-    scores = classification_metrics(gold, logits.argmax(1).tolist(), resources.labels)
-    if examples and min(gold) >= 0:
-        scores["loss"] = float(
-            nn.functional.cross_entropy(torch.as_tensor(logits), torch.tensor(gold))
-        )
-    return scores
-
-
-def evaluate_shared(
-    model: FusionClassifier, resources: Resources, examples: Sequence[Prepared]
-) -> dict[str, Any]:
-    """`evaluate`, with ``examples`` split between the ranks: each scores its share, and the
-    confusion counts and summed losses are added up, so every rank gets the same metrics and
-    takes the same early-stopping decision. In a single process, `evaluate` itself."""
-    if not distributed.is_distributed():
-        return evaluate(model, resources, examples)
-    share = [examples[i] for i in distributed.shard(range(len(examples)), pad=False)]
-    logits = torch.as_tensor(predict_logits(model, resources, share))
-    gold = torch.tensor([p.label for p in share], dtype=torch.long)
-    assert bool((gold >= 0).all()), "training texts are always labelled"
-    loss = float(nn.functional.cross_entropy(logits, gold, reduction="sum")) if share else 0.0
-    gold_all, predicted_all = distributed.all_reduce_confusion(
-        gold.tolist(), logits.argmax(1).tolist(), len(resources.labels)
-    )
-    scores = classification_metrics(gold_all, predicted_all, resources.labels)
-    total = float(distributed.all_reduce_sum(np.array([loss]))[0])
-    if gold_all:
-        scores["loss"] = total / len(gold_all)
-    return scores
-
-
-def evaluate_validation(
-    model: FusionClassifier, resources: Resources, val: Sequence[Prepared], unseen: Sequence[bool]
-) -> dict[str, dict[str, Any]]:
-    """Metrics of "val:unseen" and "val:seen" (either may be empty), shared by the ranks."""
-    parts = {
-        "val:unseen": [p for p, u in zip(val, unseen, strict=True) if u],
-        "val:seen": [p for p, u in zip(val, unseen, strict=True) if not u],
-    }
-    out = {name: evaluate_shared(model, resources, part) for name, part in parts.items() if part}
-    out["val"] = evaluate_shared(model, resources, val)
-    return out
-
-
-def mask_mentions(example: Prepared, rate: float, token: str, rng: random.Random) -> str:
-    """``example.text``, with probability ``rate`` with every linked mention replaced by
-    ``token``: all of them, or the name would still show where it is repeated ("Bulbasaur:
-    BULBASAUR can be seen..."). Linked spans never overlap, so offsets stay valid right to left."""
-    text = example.text
-    if not example.spans or rng.random() >= rate:
-        return text
-    for span in sorted(example.spans, key=lambda s: -int(s["start"])):
-        text = text[: span["start"]] + token + text[span["end"] :]
-    return text
-
-
-PREFIT_EPOCHS = 100  # at most; early stopping on validation ends it sooner
-PREFIT_PATIENCE = 10
-PREFIT_LR = 3e-3
-
-
-def prefit_counts(
-    model: FusionClassifier,
-    train: Sequence[Prepared],
-    val: Sequence[Prepared],
-    selection: Selection,
-    val_unseen: Sequence[bool],
-    seed: int,
-) -> int:
-    """Fit a fused model's per-label counts head alone, before the joint training, which then
-    keeps it fixed (`fit`). The counts are fixed features, so a hundred epochs over them take
-    seconds. Jointly, a text branch that memorises names fits the training set within an epoch
-    or two, and the head stopped learning early or unlearned what generalises (pokedex, seed 0,
-    val:unseen: 0.79 jointly, 0.80 fitted first and trained on, 0.82 fitted first and kept).
-    Early stopping on what validation selects on. Returns the best epoch (0: nothing to fit)."""
-    if not (model.counts_per_label and train and val):
-        return 0
-    head = model.counts_head
-    x = torch.as_tensor(np.stack([p.counts for p in train]))  # type: ignore[misc]
-    y = torch.tensor([p.label for p in train])
-    flags = selection.flags(list(val_unseen))
-    chosen = [p for p, f in zip(val, flags, strict=True) if f] or list(val)
-    vx = torch.as_tensor(np.stack([p.counts for p in chosen]))  # type: ignore[misc]
-    vy = torch.tensor([p.label for p in chosen])
-    optimizer = torch.optim.AdamW(head.parameters(), lr=PREFIT_LR, weight_decay=0.01)
-    generator = torch.Generator().manual_seed(seed)
-    best, best_score, best_epoch = trainable_state(head), (-1.0, 0.0), 0
-    for epoch in range(1, PREFIT_EPOCHS + 1):
-        head.train()
-        for idx in torch.randperm(len(y), generator=generator).split(32):
-            loss = nn.functional.cross_entropy(head(x[idx]), y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        head.eval()
-        with torch.no_grad():
-            logits = head(vx)
-            score = (
-                float((logits.argmax(1) == vy).float().mean()),
-                -float(nn.functional.cross_entropy(logits, vy)),
-            )
-        if score > best_score:
-            best, best_score, best_epoch = trainable_state(head), score, epoch
-        elif epoch - best_epoch >= PREFIT_PATIENCE:
-            break
-    load_trainable_state(head, best)
-    return best_epoch
 
 
 def fit(

@@ -13,7 +13,8 @@ import pytest
 
 from fusion import distributed
 from fusion.bundle import load_bundle
-from fusion.train import evaluate, main
+from fusion.evaluate import evaluate
+from fusion.train import main
 
 from .test_train import TINY, overrides
 

@@ -12,7 +12,8 @@ import pytest
 
 from fusion.bundle import BundleError, load_bundle
 from fusion.config import ConfigError, load_config
-from fusion.train import main, predict_logits, run
+from fusion.evaluate import predict_logits
+from fusion.train import main, run
 
 pytestmark = pytest.mark.integration
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
@@ -358,8 +359,8 @@ def test_only_counter_and_fused_with_counts_read_the_counts() -> None:
 def test_mention_masking_hides_every_linked_name_of_a_drawn_text() -> None:
     import random
 
+    from fusion.optimization import mask_mentions
     from fusion.resources import Prepared
-    from fusion.train import mask_mentions
 
     text = "Bulbasaur: BULBASAUR naps in the sun."
     spans = [{"start": 0, "end": 9}, {"start": 11, "end": 20}]
