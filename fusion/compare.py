@@ -12,7 +12,9 @@ be reproduced by one command):
   other setting kgfuse's own, over every seed;
 - ``graph``: the graph encoder alone; ``counter``: the text vector plus the label counts, no GNN;
 - ``fused-shuffled``: fused on a degree-preserving rewiring of the KG (a gain that survives it
-  does not come from the KG's facts); ``fused-no-kg``: fused with nothing linked and no edges.
+  does not come from the KG's facts); ``fused-no-kg``: fused with nothing linked and no edges;
+- the mention-masking ablation: fused with ``train.mask_mentions`` off when the config masks
+  mentions (``fused-no-mention-mask``), else at 0.5 (``fused-mention-mask-0.5``).
 Prints one table (mean ± std over seeds): val:unseen accuracy, every test set's accuracy and
 macro-F1, the ECE of the last test set after temperature scaling, and training time; then the
 explanation faithfulness of the first fused run (fusion/explain.py). Writes JSON.
@@ -52,6 +54,7 @@ class Variant:
     mode: str
     seeded: bool  # repeated over every seed (else the first seed only)
     graph: str = "kg"  # "kg", "shuffled" or "none"
+    toggle_mentions: bool = False  # the mention-masking ablation (`mention_ablation`)
 
 
 VARIANTS = (
@@ -61,7 +64,19 @@ VARIANTS = (
     Variant("counter", "counter", False),
     Variant("fused-shuffled", "fused", False, "shuffled"),
     Variant("fused-no-kg", "fused", False, "none"),
+    Variant("fused-mentions", "fused", False, toggle_mentions=True),
 )
+MENTION_RATE = 0.5  # the ablation's rate when the config masks no mention
+
+
+def mention_ablation(config: RunConfig) -> tuple[str, float]:
+    """The mention-masking ablation of ``config``: off when it masks, else on at
+    `MENTION_RATE`; its row name says which."""
+    if config.train.mask_mentions > 0:
+        return "fused-no-mention-mask", 0.0
+    return f"fused-mention-mask-{MENTION_RATE:g}", MENTION_RATE
+
+
 METRICS = ("accuracy", "macro_f1", "ece", "nll")
 
 
@@ -219,24 +234,26 @@ def compare(
     for variant in variants:
         for seed in range(first, first + (seeds if variant.seeded else 1)):
             plan = plan_for(seed)
-            cfg = with_overrides(config, model={"mode": variant.mode}, train={"seed": seed})
-            cfg = replace(cfg, output=str(base / f"{variant.name}-s{seed}"))
+            name, train = variant.name, dict[str, Any](seed=seed)
+            if variant.toggle_mentions:
+                name, rate = mention_ablation(config)
+                train["mask_mentions"] = rate
+            cfg = with_overrides(config, model={"mode": variant.mode}, train=train)
+            cfg = replace(cfg, output=str(base / f"{name}-s{seed}"))
             if variant.graph == "shuffled":
                 assert compiled is not None  # checked above
                 shuffled = shuffled or replace(
                     plan, resources=plan.resources.with_graph(rewire(compiled, seed=first))
                 )
                 plan = shuffled
-            console.print(f"[bold]{variant.name}[/] seed {seed} ...")
+            console.print(f"[bold]{name}[/] seed {seed} ...")
             started = time.perf_counter()
             result = train_or_reuse(
                 cfg, progress, workspace=workspace, plan=plan, use_kg=variant.graph != "none"
             )
-            if variant.name == "fused" and first_fused is None:
+            if name == "fused" and first_fused is None:
                 first_fused = result
-            runs.append(
-                _record(variant.name, seed, result, result.metrics, time.perf_counter() - started)
-            )
+            runs.append(_record(name, seed, result, result.metrics, time.perf_counter() - started))
     if with_default:
         default = default_config(config)
         default_space = Workspace.open(default, base)

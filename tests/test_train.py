@@ -201,7 +201,7 @@ def test_compare_trains_every_variant_and_measures_faithfulness(
     report = compare(config, seeds=2, faithfulness_texts=5, progress=False)
     assert [r["variant"] for r in report["runs"]] == [
         "reference", "reference", "text", "text", "fused", "fused", "graph", "counter",
-        "fused-shuffled", "fused-no-kg",
+        "fused-shuffled", "fused-no-kg", "fused-mention-mask-0.5",
     ]  # fmt: skip
     assert report["summary"]["text"]["seeds"] == [0, 1]
     assert set(report["summary"]["fused"]) >= {
