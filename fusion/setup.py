@@ -233,12 +233,13 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
         train_spans = workspace.link([e.text for e in splits.train])
         train_ids = [workspace.entity_ids(s) for s in train_spans]
     val_spans = workspace.link([e.text for e in splits.val])
-    if not splits.val_unseen:
-        flags = partition_validation(
-            [[workspace.graph.entity_id(s["iri"]) for s in spans] for spans in val_spans],
-            train_ids,
-            candidates,
+    if not splits.val_unseen:  # a given val file: its texts about entities training lacks
+        val_ids = [workspace.entity_ids(s) for s in val_spans]
+        # the kind's entities among val's mentions too: those training lacks are the point
+        candidates, kind = holdout_candidates(
+            graph, label_nodes, train_ids + val_ids, config.data.holdout_types
         )
+        flags = partition_validation(val_ids, train_ids, candidates)
         splits = replace(splits, val_unseen=flags)
     if not splits.val:
         raise ConfigError(

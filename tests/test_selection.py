@@ -13,6 +13,7 @@ from safetensors.numpy import load_file
 
 import fusion.data
 from fusion.config import load_config
+from fusion.setup import SelectionWarning, Workspace, plan_run
 from fusion.train import run
 from fusion.tune import tune
 
@@ -174,3 +175,18 @@ def test_tune_closes_a_trial_a_kill_left_running_and_runs_its_settings_again(
         study_name="kgfuse", storage=f"sqlite:///{root / 'study.db'}").trials]  # fmt: skip
     assert states == ["FAIL", "COMPLETE"] and summary["complete"] == 1
     assert summary["params"]["train.lr"] == lr  # the interrupted settings ran again
+
+
+def test_a_given_val_file_is_judged_on_its_texts_about_entities_training_lacks(
+    species_data: dict[str, Path], tiny_bert: Path, tmp_path: Path
+) -> None:
+    # a val file of kgfuse split's kind: texts about species no training text names, then others
+    unseen = species_data["unseen"].read_text(encoding="utf-8").splitlines()
+    seen = species_data["seen"].read_text(encoding="utf-8").splitlines()
+    val = tmp_path / "val.csv"
+    val.write_text("\n".join(unseen + seen[1:]) + "\n", encoding="utf-8")
+    config = config_for(species_data, tiny_bert, tmp_path / "run", f"data.val={val}")
+    with pytest.warns(SelectionWarning, match="only 24 val:unseen texts about 8"):
+        plan = plan_run(config, Workspace.open(config, None))
+    assert plan.splits.val_unseen == [True] * (len(unseen) - 1) + [False] * (len(seen) - 1)
+    assert plan.selection.on == "mix"  # 24 texts are too few to rank alone, but they count
