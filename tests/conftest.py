@@ -86,6 +86,14 @@ def run_cli(
     )
 
 
+def graph_from_rows(rows: str, base: str, folder: Path) -> kg.KnowledgeGraph:
+    """A KG from lines of ``subject predicate object`` local names, each prefixed by ``base``."""
+    triples = [line.split() for line in rows.strip().splitlines()]
+    path = folder / "rows.nt"
+    path.write_text("".join(f"<{base}{s}> <{base}{p}> <{base}{o}> .\n" for s, p, o in triples))
+    return kg.load(path)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

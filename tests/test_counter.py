@@ -14,6 +14,8 @@ from fusion.counter import LabelCounter, counter_features, counter_matrix
 from kg.compile import GraphBuilder
 from kg.rewire import rewire
 
+from .conftest import graph_from_rows
+
 EXC = "http://example.org/counter/"
 
 # Degrees: a 3 (b, ch1, blue), b 3, ch1 4 (a, b, c, d), blue 2 (a, d), water 4, fire 2.
@@ -36,10 +38,7 @@ water super_effective fire
 
 @pytest.fixture(scope="module")
 def poke(tmp_path_factory: pytest.TempPathFactory) -> kg.KnowledgeGraph:
-    lines = [line.split() for line in POKE.strip().splitlines()]
-    path = tmp_path_factory.mktemp("counter") / "poke.nt"
-    path.write_text("".join(f"<{EXC}{s}> <{EXC}{p}> <{EXC}{o}> .\n" for s, p, o in lines))
-    return kg.load(path)
+    return graph_from_rows(POKE, EXC, tmp_path_factory.mktemp("counter"))
 
 
 def _ids(graph: kg.KnowledgeGraph, *names: str) -> list[int]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import kg
 from fusion.path_counts import PathCounter, fit_sequences
 from kg.graph import Triple
+
+from .conftest import graph_from_rows
 
 EX = "http://example.org/paths/"
 
@@ -29,10 +29,7 @@ water super_effective fire
 
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory: pytest.TempPathFactory) -> kg.KnowledgeGraph:
-    rows = [line.split() for line in TRIPLES.strip().splitlines()]
-    path: Path = tmp_path_factory.mktemp("paths") / "g.nt"
-    path.write_text("".join(f"<{EX}{s}> <{EX}{p}> <{EX}{o}> .\n" for s, p, o in rows))
-    return kg.load(path)
+    return graph_from_rows(TRIPLES, EX, tmp_path_factory.mktemp("paths"))
 
 
 def ids(graph: kg.KnowledgeGraph, *names: str) -> list[int]:
