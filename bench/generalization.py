@@ -14,7 +14,8 @@ Data sets: pokedex (test `unseen`: species no training text mentions), symptom2d
 `kgfuse split` of the texts holding out 25% of the linked symptoms, seed 0: test `heldout`, and a
 random in-distribution `seen`), and the embedded demo (test `unseen`: product models). The table
 lists every row with val:unseen, test seen and unseen accuracy, unseen macro-F1 and ECE, then
-checks the targets. Test figures are read only here, to report.
+checks the targets. Test figures are read only here, to report. ``--readme`` rewrites the
+README's results block with the same tables; ``--render JSON`` does only that, from a saved run.
 """
 
 from __future__ import annotations
@@ -44,13 +45,16 @@ ROWS = (
     "fused-no-kg",
 )
 ROW_NAMES = {"fused": "tuned"}
+MENTION_ROWS = ("fused-no-mention-mask", "fused-mention-mask-")  # compare's ablation, by prefix
+README = REPO / "README.md"
+BEGIN, END = "<!-- generalization:begin -->", "<!-- generalization:end -->"
 # data set -> (config, the test set about unseen entities, the in-distribution one)
 DATASETS = {
     "pokedex": ("configs/pokedex.yaml", "unseen", "seen"),
     "symptom2disease": ("configs/symptom2disease.yaml", "heldout", "seen"),
     "demo": ("configs/demo.yaml", "unseen", "seen"),
 }
-TRIALS = {"pokedex": 8, "symptom2disease": 12, "demo": 16}
+TRIALS = {"pokedex": 3, "symptom2disease": 12, "demo": 16}  # pokedex: ~8 min a trial here
 
 
 def make_s2d_split(out: Path) -> None:
@@ -137,7 +141,8 @@ def table(name: str, report: dict[str, Any]) -> list[dict[str, Any]]:
     _, unseen, seen = DATASETS[name]
     s = report["summary"]
     out = []
-    for row in ROWS:
+    mention = [r for r in s if r.startswith(MENTION_ROWS)]
+    for row in (*ROWS, *mention):
         if row not in s:
             continue
         entry = s[row]
@@ -190,6 +195,69 @@ def fmt(value: dict[str, float] | None) -> str:
     return f"{value['mean']:.3f}±{value['std']:.3f}"
 
 
+def cell_md(value: dict[str, float] | None, seeds: int) -> str:
+    if value is None:
+        return "-"
+    return f"{value['mean']:.3f} ± {value['std']:.3f}" if seeds > 1 else f"{value['mean']:.3f}"
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    """The README's results: one table per data set, explanations, then the targets."""
+    out = [
+        f"Measured {payload.get('created', '')[:10]} on {payload.get('cores', 2)} cores; "
+        f"{payload['seeds']} seeds for "
+        f"the seeded rows (mean ± std), the first seed for the others; the whole benchmark took "
+        f"{payload['minutes']:.0f} min.",
+        "",
+    ]
+    for name, result in payload["results"].items():
+        _, unseen, seen = DATASETS[name]
+        sec = result["seconds"]
+        trials = result.get("trials", TRIALS[name])
+        out += [
+            f"**{name}** (tune: {trials} trials, {sec.get('tune', 0) / 60:.0f} min; compare: "
+            f"{sec.get('compare', 0) / 60:.0f} min)",
+            "",
+            f"| row | seeds | val:unseen | test {seen} | test {unseen} | {unseen} macro-F1 "
+            f"| {unseen} ECE | s/epoch |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in table(name, result["report"]):
+            n = r["seeds"]
+            out.append(
+                f"| {r['row']} | {n} | {cell_md(r['val_unseen'], n)} | "
+                f"{cell_md(r['test_seen'], n)} | {cell_md(r['test_unseen'], n)} | "
+                f"{cell_md(r['macro_f1_unseen'], n)} | {cell_md(r['ece_unseen'], n)} | "
+                f"{r['seconds_per_epoch']:.0f} |"
+            )
+        f = result.get("faithfulness")
+        if f:
+            out.append("")
+            out.append(
+                f"Explanations ({f['texts']} `{unseen}` texts, top {f['top_k']} paths, log-odds "
+                f"margin of the predicted class): comprehensiveness {f['comp']:.3f} against "
+                f"{f['comp_random']:.3f} for random paths of the same length "
+                f"({f['ratio']:.1f}x); sufficiency {f['suff']:.3f} against "
+                f"{f['suff_random']:.3f}."
+            )
+        out.append("")
+    out += ["| target | measured | goal | |", "| --- | --- | --- | --- |"]
+    for c in payload["checks"]:
+        verdict = "met" if c["ok"] else "**missed**"
+        out.append(f"| {c['name']} | {c['value']:.3f} | {c['goal']} | {verdict} |")
+    return "\n".join(out) + "\n"
+
+
+def write_readme(payload: dict[str, Any]) -> None:
+    """Replace the README's block between the generalization markers with ``payload``'s tables."""
+    text = README.read_text(encoding="utf-8")
+    head, found, rest = text.partition(BEGIN)
+    _, found_end, tail = rest.partition(END)
+    if not (found and found_end):
+        sys.exit(f"README.md lacks the {BEGIN} ... {END} markers")
+    README.write_text(f"{head}{BEGIN}\n{markdown(payload)}{END}{tail}", encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -212,15 +280,29 @@ def main() -> None:
         help="run only some steps (compare alone reuses OUT/NAME/tune/best.yaml and reads the "
         "tuning time back from OUT/tune-seconds.json)",
     )
+    parser.add_argument(
+        "--readme", action="store_true",
+        help="also rewrite README.md's results block (between its generalization markers)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON",
+        help="run nothing: rewrite README.md's results block from this benchmark JSON",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.render:
+        payload = json.loads(args.render.read_text(encoding="utf-8"))
+        made = time.localtime(args.render.stat().st_mtime)
+        payload.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z", made))
+        write_readme(payload)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = 1 if args.quick else args.seeds
     started = time.perf_counter()
     order = ("tune", "compare")
     steps = tuple(s for s in order if s in args.steps)
-    jobs = {}
+    jobs, trials_of = {}, {}
     for name in args.datasets:
-        trials = 2 if args.quick else args.trials or TRIALS[name]
+        trials = trials_of[name] = 2 if args.quick else args.trials or TRIALS[name]
         commands = pipeline(name, args.out, seeds, trials, args.quick)
         jobs[name] = [cmd for step, cmd in zip(order, commands, strict=True) if step in steps]
     seconds = run_pipelines(jobs, args.out, steps)
@@ -243,7 +325,8 @@ def main() -> None:
         found = checks(name, report)
         all_checks += found
         results[name] = {"rows": rows, "faithfulness": report.get("faithfulness"),
-                         "seconds": seconds[name], "report": report}  # fmt: skip
+                         "seconds": seconds[name], "trials": trials_of[name],
+                         "report": report}  # fmt: skip
         print(f"\n== {name}: tune {seconds[name].get('tune', 0) / 60:.1f} min, "
               f"compare {seconds[name].get('compare', 0) / 60:.1f} min")  # fmt: skip
         print(f"{'row':15} {'val:unseen':>13} {'test seen':>13} {'test unseen':>13} "
@@ -262,13 +345,16 @@ def main() -> None:
         print(f"{name:60} {value:8.3f} {goal:>9}  {'met' if ok else 'MISSED'}")
     minutes = (time.perf_counter() - started) / 60
     print(f"\nwhole benchmark: {minutes:.1f} min")
+    payload = relative_paths({
+        "results": results,
+        "checks": [{"name": n, "value": v, "goal": g, "ok": ok} for n, v, g, ok in all_checks],
+        "minutes": minutes, "seeds": seeds, "quick": args.quick,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cores": os.cpu_count(),
+    })  # fmt: skip
+    if args.readme:
+        write_readme(payload)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = relative_paths({
-            "results": results,
-            "checks": [{"name": n, "value": v, "goal": g, "ok": ok} for n, v, g, ok in all_checks],
-            "minutes": minutes, "seeds": seeds, "quick": args.quick,
-        })  # fmt: skip
         tmp = args.json.with_name(f".{args.json.name}.tmp")
         tmp.write_text(json.dumps(payload, indent=2) + "\n")
         os.replace(tmp, args.json)
