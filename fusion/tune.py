@@ -153,13 +153,7 @@ def tune(
             on_trial({"number": trial.number, "params": params, "score": score})
         return score
 
-    # finished: complete or pruned; a failed trial (a kill left it running) does not count
-    done = [
-        t
-        for t in study.trials
-        if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    ]
-    remaining = max(0, trials - len(done))
+    remaining = max(0, trials - len(_ran(study)))
     if remaining:
         study.optimize(
             objective,
@@ -172,7 +166,7 @@ def tune(
         raise StaleRunError(f"no tuning trial finished in {root}; run again with more time")
     best = study.best_trial
     out = root / BEST_FILE
-    write_best(config, best, len(study.trials), out)
+    write_best(config, best, len(_ran(study)), out)
     return {
         "best_trial": best.number,
         "score": best.value,
@@ -196,6 +190,13 @@ def _requeue_interrupted(study: Any) -> None:
             study.enqueue_trial(t.params)
 
 
+def _ran(study: Any) -> list[Any]:
+    """Trials that ran: complete or pruned; a failed one (a kill left it running) does not."""
+    from optuna.trial import TrialState
+
+    return [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
 def write_best(config: RunConfig, best: Any, total: int, path: Path) -> None:
     """The config of the best trial, as YAML with its validation figures in comments."""
     data = with_params(config, best.params).to_dict()
@@ -213,8 +214,9 @@ def write_best(config: RunConfig, best: Any, total: int, path: Path) -> None:
     )
     lines = [
         f"# kgfuse train {path}",
-        f"# Chosen by kgfuse tune on validation only: trial {best.number} of {total} scored "
-        f"{best.value:.3f} on val:{attrs.get('selection', 'unseen')} (best epoch {attrs.get('best_epoch')}).",
+        f"# Chosen by kgfuse tune on validation only: trial {best.number}, the best of {total} "
+        f"trials (pruned ones included), scored {best.value:.3f} on "
+        f"val:{attrs.get('selection', 'unseen')} (best epoch {attrs.get('best_epoch')}).",
         f"# Validation: {figures}." if figures else "# Validation figures: none recorded.",
         "# Tuned settings: "
         + ", ".join(f"{k}={_short(v)}" for k, v in sorted(best.params.items())),
