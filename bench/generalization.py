@@ -219,16 +219,19 @@ def markdown(payload: dict[str, Any]) -> str:
             f"{sec.get('compare', 0) / 60:.0f} min)",
             "",
             f"| row | seeds | val:unseen | test {seen} | test {unseen} | {unseen} macro-F1 "
-            f"| {unseen} ECE | s/epoch |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            f"| {unseen} ECE | s/epoch | x text |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
-        for r in table(name, result["report"]):
-            n = r["seeds"]
+        rows = table(name, result["report"])
+        text = next((r["seconds_per_epoch"] for r in rows if r["row"] == "text"), 0.0)
+        for r in rows:
+            n, epoch = r["seeds"], r["seconds_per_epoch"]
+            ratio = f"{epoch / text:.2f}" if text and epoch else "-"
             out.append(
                 f"| {r['row']} | {n} | {cell_md(r['val_unseen'], n)} | "
                 f"{cell_md(r['test_seen'], n)} | {cell_md(r['test_unseen'], n)} | "
                 f"{cell_md(r['macro_f1_unseen'], n)} | {cell_md(r['ece_unseen'], n)} | "
-                f"{r['seconds_per_epoch']:.0f} |"
+                f"{epoch:.0f} | {ratio} |"
             )
         f = result.get("faithfulness")
         if f:
