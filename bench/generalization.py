@@ -225,13 +225,13 @@ def markdown(payload: dict[str, Any]) -> str:
         rows = table(name, result["report"])
         text = next((r["seconds_per_epoch"] for r in rows if r["row"] == "text"), 0.0)
         for r in rows:
-            n, epoch = r["seeds"], r["seconds_per_epoch"]
+            n, epoch = len(r["seeds"]), r["seconds_per_epoch"]
             ratio = f"{epoch / text:.2f}" if text and epoch else "-"
             out.append(
                 f"| {r['row']} | {n} | {cell_md(r['val_unseen'], n)} | "
                 f"{cell_md(r['test_seen'], n)} | {cell_md(r['test_unseen'], n)} | "
                 f"{cell_md(r['macro_f1_unseen'], n)} | {cell_md(r['ece_unseen'], n)} | "
-                f"{epoch:.0f} | {ratio} |"
+                f"{f'{epoch:.0f}' if epoch else '-'} | {ratio} |"
             )
         f = result.get("faithfulness")
         if f:

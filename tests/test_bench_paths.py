@@ -13,9 +13,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = sorted((REPO / "bench" / "results").glob("*.json"))
-NOT_YET = {  # written by scripts this change leaves alone: bench/serve.py, bench/generalization.py
-    "generalization.json": "bench/generalization.py writes absolute bundle paths (issue item 10)",
-}
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +59,7 @@ def _absolute_strings(value: Any) -> Iterator[str]:
         yield value
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=NOT_YET[p.name]))
-        if p.name in NOT_YET
-        else p
-        for p in RESULTS
-    ],
-    ids=[p.name for p in RESULTS],
-)
+@pytest.mark.parametrize("path", RESULTS, ids=lambda p: p.name)
 def test_result_files_hold_no_absolute_paths(path: Path) -> None:
     found = list(_absolute_strings(json.loads(path.read_text(encoding="utf-8"))))
     assert not found, f"{path.name} names absolute paths: {found[:3]}"
