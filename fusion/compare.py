@@ -37,6 +37,7 @@ from rich.table import Table
 
 from fusion.calibration import calibration_report, fit_temperature
 from fusion.config import ConfigError, RunConfig, config_from_dict
+from fusion.examples import hidden_facts
 from fusion.metrics import classification_metrics
 from fusion.path_counts import PathCounter, fit_sequences
 from fusion.reference import count_features, fit_reference, full_logits
@@ -123,7 +124,7 @@ def evaluate_reference(plan: RunPlan, workspace: Workspace) -> dict[str, dict[st
         # as in training: the held-out entities' label facts are hidden, but not from tests
         hidden = frozenset() if part.startswith("test:") else plan.hidden
         walks = [
-            counter.walk_counts(i, (set(i) if m else set()) | hidden)
+            counter.walk_counts(i, hidden_facts(i, m, hidden))
             for i, m in zip(ids, masked, strict=True)
         ]
         if part == "train":

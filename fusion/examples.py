@@ -9,7 +9,7 @@ node is dropped), as link-prediction training does: otherwise the model learns t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
@@ -69,6 +69,15 @@ class SubgraphSettings:
         return out
 
 
+def hidden_facts(
+    linked: Iterable[int], own: bool, hidden: AbstractSet[int] = frozenset()
+) -> set[int]:
+    """The entities whose label facts a text does not see: its own linked ones when ``own``
+    (label-fact masking), and every ``hidden`` one (validation's held-out entities while a model
+    trains, fusion/setup.py)."""
+    return (set(linked) if own else set()) | hidden
+
+
 def build_subgraph(
     kg: GraphView,
     linked: Sequence[int],
@@ -90,8 +99,7 @@ def build_subgraph(
     if not use_kg:
         sub.edge_index, sub.edge_type = sub.edge_index[:, :0], sub.edge_type[:0]
     src, dst, rel = sub.edge_index[0], sub.edge_index[1], sub.edge_type
-    masked = set(linked) if mask_label_facts else set()
-    masked |= {e for e in hidden if e not in label_nodes}
+    masked = hidden_facts(linked, mask_label_facts, {e for e in hidden if e not in label_nodes})
     if masked and label_nodes:
         pos = {e: i for i, e in enumerate(sub.nodes.tolist())}
         is_masked = np.zeros(sub.num_nodes, dtype=bool)

@@ -19,7 +19,13 @@ from torch_geometric.data import Batch
 
 from fusion.counter import LabelCounter
 from fusion.encoder import EncoderConfig, TextEncoder
-from fusion.examples import LinkedSubgraph, SubgraphSettings, build_subgraph, collate_graphs
+from fusion.examples import (
+    LinkedSubgraph,
+    SubgraphSettings,
+    build_subgraph,
+    collate_graphs,
+    hidden_facts,
+)
 from fusion.features import node_features
 from fusion.path_counts import PathCounter, RelationSequence, fit_sequences
 from fusion.store_counter import StoreLabelCounter
@@ -133,7 +139,7 @@ class Resources:
         every text misses); a no-op for other counts."""
         if isinstance(self.counter, PathCounter):
             walks = [
-                self.counter.walk_counts(ids, masked=(set(ids) if hide else set()) | hidden)
+                self.counter.walk_counts(ids, masked=hidden_facts(ids, hide, hidden))
                 for ids, hide in zip(linked, masked, strict=True)
             ]
             self.counter.sequences = fit_sequences(walks, self.subgraph.max_sequences)
@@ -191,7 +197,7 @@ class Resources:
             )
             counts = None
             if self.counter is not None:
-                masked = (set(linked) if flags[i] else set()) | hidden
+                masked = hidden_facts(linked, flags[i], hidden)
                 counts = self.counter.features(linked, masked=masked or None)
             label = -1 if labels is None else int(labels[i])
             out.append(Prepared(text, label, linked, mine, graph, counts))

@@ -29,6 +29,7 @@ from fusion.auto import Choice, holdout_candidates, label_facts_restate_labels
 from fusion.config import ConfigError, RunConfig
 from fusion.data import Example, Splits, load_splits
 from fusion.encoder import TextEncoder
+from fusion.examples import hidden_facts
 from fusion.features import node_features
 from fusion.path_counts import PathCounter
 from fusion.reference import HOP_CHOICES, MAX_TEXTS, choose_hops
@@ -210,37 +211,38 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
     )
     train_spans = workspace.link([e.text for e in splits.train])
     train_ids = [workspace.entity_ids(s) for s in train_spans]
-    candidates, kind = holdout_candidates(graph, label_nodes, train_ids, config.data.holdout_types)
+    types = config.data.holdout_types
     choices: dict[str, dict[str, object]] = {}
-    if not splits.val:  # carve val:unseen and val:seen out of the training texts
+    carved = not splits.val
+    if carved:  # carve val:unseen and val:seen out of the training texts
+        candidates, kind = holdout_candidates(graph, label_nodes, train_ids, types)
         iris = {graph.iri(e) for e in candidates}
         mentions = [[s["iri"] for s in spans] for spans in train_spans]
-        carved = validation_split(
+        split = validation_split(
             splits.train, mentions, config.data.val_fraction, config.data.val_seen_fraction,
             config.train.seed, iris,
         )  # fmt: skip
         splits = replace(
             splits,
-            train=carved.train,
-            val=carved.unseen + carved.seen,
-            val_unseen=[True] * len(carved.unseen) + [False] * len(carved.seen),
+            train=split.train,
+            val=split.unseen + split.seen,
+            val_unseen=[True] * len(split.unseen) + [False] * len(split.seen),
         )
-        held = len(carved.held_out)
+        held = len(split.held_out)
         choices["validation"] = Choice(
-            f"{len(carved.unseen)} val:unseen + {len(carved.seen)} val:seen texts",
+            f"{len(split.unseen)} val:unseen + {len(split.seen)} val:seen texts",
             f"{held} held-out {kind}; no training text mentions them",
         ).to_dict()
         train_spans = workspace.link([e.text for e in splits.train])
         train_ids = [workspace.entity_ids(s) for s in train_spans]
     val_spans = workspace.link([e.text for e in splits.val])
-    if not splits.val_unseen:  # a given val file: its texts about entities training lacks
+    if not carved:  # a given val file: its texts about entities training lacks are val:unseen
         val_ids = [workspace.entity_ids(s) for s in val_spans]
         # the kind's entities among val's mentions too: those training lacks are the point
-        candidates, kind = holdout_candidates(
-            graph, label_nodes, train_ids + val_ids, config.data.holdout_types
-        )
-        flags = partition_validation(val_ids, train_ids, candidates)
-        splits = replace(splits, val_unseen=flags)
+        candidates, _ = holdout_candidates(graph, label_nodes, train_ids + val_ids, types)
+        if not splits.val_unseen:
+            flags = partition_validation(val_ids, train_ids, candidates)
+            splits = replace(splits, val_unseen=flags)
     if not splits.val:
         raise ConfigError(
             "no validation texts: give data.val, or a training file large enough to carve "
@@ -347,12 +349,10 @@ def _choose_hops(
     val_masked = [splits.val_unseen[i] and hide_val_facts for i in chosen]
     counter = PathCounter(graph, label_nodes, hops=max(HOP_CHOICES))
     walks = [
-        counter.walk_counts(
-            train_ids[i], (set(train_ids[i]) if train_masked[i] else set()) | hidden
-        )
+        counter.walk_counts(train_ids[i], hidden_facts(train_ids[i], train_masked[i], hidden))
         for i in sample
     ] + [
-        counter.walk_counts(ids, (set(ids) if m else set()) | hidden)
+        counter.walk_counts(ids, hidden_facts(ids, m, hidden))
         for ids, m in zip(val_ids, val_masked, strict=True)
     ]
     texts: list[Example] = [splits.train[i] for i in sample] + [splits.val[i] for i in chosen]
