@@ -31,6 +31,7 @@ from fusion.config import ConfigError, RunConfig, config_from_dict
 from fusion.encoder import TextEncoder, encoder_id
 from fusion.manifest import build_manifest, first_mismatch, is_manifest
 from fusion.model import FusionClassifier
+from fusion.path_graph import walk_length
 from fusion.resources import Resources
 from kg.errors import KGFuseError
 from kg.storage import atomic_directory
@@ -244,6 +245,7 @@ def load_bundle(
         graph, list(meta["labels"]), [graph.entity_id(i) for i in meta["label_nodes"]], encoder_config,
         config.subgraph, linker, features=np.asarray(features),
         path_sequences=[tuple(seq) for seq in meta.get("path_sequences", [])],
+        walks=config.model.reads_walks,
     )  # fmt: skip
     if storage not in ("encoder", "base") and encoder_id(resources.tokenizer.path) != meta.get(
         "encoder_id"
@@ -264,6 +266,7 @@ def load_bundle(
         config.model, encoder, resources.features, 2 * graph.num_relations, len(resources.labels),
         resources.tokenizer.hidden_size, uses_label_nodes=bool(resources.label_nodes),
         counter_dim=resources.counter.dims if resources.counter is not None else 0,
+        path_rounds=walk_length(config.subgraph.hops or 1),
     )  # fmt: skip
     heads.pop("_empty", None)
     expected = {n for n, _ in model.named_parameters() if not n.startswith("text_encoder.")}

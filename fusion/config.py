@@ -135,6 +135,12 @@ class TrainSettings:
         them the text branch, which can memorise a training text's names, fits the training
         set first and the KG branches stop learning (modality competition, as in Wang et al.,
         CVPR 2020, "What makes training multi-modal classification networks hard?").
+    swap_mentions: share of the training texts whose class is a function of one entity they
+        mention that get a copy naming another entity of the same type, labelled with that
+        entity's class (fusion/augment.py); 0 = off.
+    adversarial: FGM adversarial training (Miyato et al., ICLR 2017): each step also trains on
+        the batch with its word embeddings moved by this L2 norm per text along the loss
+        gradient; 0 = off. It costs one more forward and backward pass per step.
     tensorboard: also log to TensorBoard (needs the tensorboard package).
     threads: torch CPU threads (0 = torch's default).
     """
@@ -152,6 +158,8 @@ class TrainSettings:
     mask_label_facts: float | None = None
     mask_mentions: float = 0.0
     branch_loss: float = 1.0
+    swap_mentions: float = 0.0
+    adversarial: float = 0.0
     tensorboard: bool = False
     threads: int = 0
 
@@ -165,7 +173,9 @@ class TrainSettings:
         for name in ("lr", "lora_lr"):
             if getattr(self, name) <= 0:
                 out.append(f"'train.{name}' must be positive (got {getattr(self, name)})")
-        for name in ("mask_label_facts", "mask_mentions"):
+        if self.adversarial < 0:
+            out.append(f"'train.adversarial' must be 0 (off) or more (got {self.adversarial})")
+        for name in ("mask_label_facts", "mask_mentions", "swap_mentions"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 out.append(f"'train.{name}' must be in [0, 1] (got {value})")
@@ -356,6 +366,17 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         problems.append(f"'kg.endpoint' must be an http(s) URL (got {config.kg.endpoint!r})")
     if not (config.data.train or config.data.path):
         problems.append("'data.train' or 'data.path' is required: the labelled texts")
+    if config.model.reads_walks:
+        if not config.kg.label_map:
+            problems.append(
+                "'model.graph_encoder: paths' scores each class through its KG node: set "
+                "'kg.label_map', or use model.graph_encoder=rgcn"
+            )
+        if config.kg.source:
+            problems.append(
+                "'model.graph_encoder: paths' walks the whole compiled KG: give 'kg.files', "
+                "or use model.graph_encoder=rgcn with a triple store"
+            )
     if problems:
         where = f" in {path}" if path is not None else ""
         raise ConfigError(f"{len(problems)} problem(s){where}:\n  - " + "\n  - ".join(problems))

@@ -26,9 +26,11 @@ from torch_geometric.utils import softmax
 
 from fusion.encoder import TextEncoder
 from fusion.graph_encoder import GraphEncoder
+from fusion.path_encoder import PathEncoder
 
 MODES = ("text", "graph", "fused", "counter")
 COUNTS_HEADS = ("concat", "per_label")
+GRAPH_ENCODERS = ("rgcn", "paths", "none")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,12 @@ class ModelConfig:
         the cross-class evidence. Sharing across classes lets a rare class use what the
         relations taught on the frequent ones.
     counts_hidden: the per-label MLP's hidden size.
+    graph_encoder: "rgcn": a relational GNN over the capped neighbourhood of the linked
+        entities and label nodes (fusion/graph_encoder.py). "paths": label-conditioned path
+        reasoning over every walk from the linked entities to a class node
+        (fusion/path_encoder.py; needs a label map and an in-memory KG). "none": no graph
+        encoder (fused mode only: the text plus the label counts, the ablation that shows
+        what the encoder adds).
     """
 
     mode: str = "fused"
@@ -60,6 +68,7 @@ class ModelConfig:
     counts: bool = True
     counts_head: str = "per_label"
     counts_hidden: int = 32
+    graph_encoder: str = "rgcn"
 
     def problems(self) -> list[str]:
         out = []
@@ -75,6 +84,20 @@ class ModelConfig:
             out.append(
                 f"'model.counts_head' must be one of {COUNTS_HEADS} (got {self.counts_head!r})"
             )
+        if self.graph_encoder not in GRAPH_ENCODERS:
+            out.append(
+                f"'model.graph_encoder' must be one of {GRAPH_ENCODERS} (got {self.graph_encoder!r})"
+            )
+        elif self.graph_encoder == "none" and self.mode == "graph":
+            out.append(
+                "'model.graph_encoder: none' leaves graph mode nothing to read: "
+                "choose rgcn or paths"
+            )
+        elif self.graph_encoder == "none" and self.mode == "fused" and not self.counts:
+            out.append(
+                "'model.graph_encoder: none' with 'model.counts: false' is the text model: "
+                "set model.mode=text, or turn counts on"
+            )
         if self.counts_hidden < 1:
             out.append(f"'model.counts_hidden' must be at least 1 (got {self.counts_hidden})")
         return out
@@ -84,6 +107,16 @@ class ModelConfig:
         """Counter mode, or fused with ``counts``; other modes never read them, so that
         `kgfuse compare` (which swaps only the mode) keeps its text control text-only."""
         return self.mode == "counter" or (self.mode == "fused" and self.counts)
+
+    @property
+    def reads_graph(self) -> bool:
+        """Whether the model reads the batch's subgraphs (graph or fused, with an encoder)."""
+        return self.mode == "graph" or (self.mode == "fused" and self.graph_encoder != "none")
+
+    @property
+    def reads_walks(self) -> bool:
+        """Whether the model reads walk subgraphs (the paths encoder, fusion/path_graph.py)."""
+        return self.reads_graph and self.graph_encoder == "paths"
 
     @property
     def counts_per_label(self) -> bool:
@@ -99,6 +132,7 @@ class FusionClassifier(nn.Module):
     num_relations: KG relations including inverses (2 R).
     num_labels: classes.
     uses_label_nodes: whether graphs carry one label node per class (a label map).
+    path_rounds: the paths encoder's Bellman-Ford rounds (its walk length).
     """
 
     def __init__(
@@ -111,6 +145,7 @@ class FusionClassifier(nn.Module):
         text_dim: int,
         uses_label_nodes: bool,
         counter_dim: int = 0,
+        path_rounds: int = 3,
     ):
         super().__init__()
         self.config = config
@@ -132,7 +167,12 @@ class FusionClassifier(nn.Module):
             self.counts_head = PerLabelCounts(
                 counter_dim, num_labels, config.counts_hidden, config.dropout
             )
-        if config.mode not in ("text", "counter"):
+        if config.reads_walks:
+            if not uses_label_nodes:
+                raise ValueError("the paths encoder scores class nodes: it needs a label map")
+            self.path_encoder = PathEncoder(text_dim, h, num_relations, path_rounds, config.dropout)
+            self.gate = nn.Linear(text_dim + h, 1)
+        elif config.reads_graph:
             self.graph_encoder = GraphEncoder(
                 node_features.shape[1],
                 text_dim,
@@ -164,11 +204,13 @@ class FusionClassifier(nn.Module):
         graph: Batch | None = None,
         text_vector: torch.Tensor | None = None,
         counts: torch.Tensor | None = None,
+        edge_weight: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Logits plus the pieces explanations look at (gate, attention over nodes).
 
         ``text_vector`` [batch, text_dim] replaces the encoder's output when given (explanations
-        score many variants of one graph against one text, encoded once)."""
+        score many variants of one graph against one text, encoded once). ``edge_weight``
+        [edges] scales the paths encoder's messages (explanations take gradients through it)."""
         if text_vector is not None:
             t = text_vector
         else:
@@ -189,9 +231,11 @@ class FusionClassifier(nn.Module):
                 text_logits = self.text_head(torch.cat([t, counts], dim=-1))
         else:
             text_logits = self.text_head(t)
-        if self.config.mode in ("text", "counter"):
+        if not self.config.reads_graph:
             return {"logits": text_logits, "text_logits": text_logits, **branches}
         assert graph is not None, "graph and fused modes need the batch's subgraphs"
+        if self.config.graph_encoder == "paths":
+            return self._with_paths(t, text_logits, graph, branches, edge_weight)
         x = self.node_features[graph.n_id]
         nodes, context = self.graph_encoder(
             x, t, graph.edge_index, graph.edge_type, graph.batch, graph.linked, graph.distance
@@ -223,6 +267,33 @@ class FusionClassifier(nn.Module):
             **branches,
             "gate": gate.squeeze(-1),
             "attention": attention,
+        }
+
+    def _with_paths(
+        self,
+        t: torch.Tensor,
+        text_logits: torch.Tensor,
+        graph: Batch,
+        branches: dict[str, torch.Tensor],
+        edge_weight: torch.Tensor | None,
+    ) -> dict[str, torch.Tensor]:
+        """graph mode: the path scores; fused: text logits + gate * path scores, the gate read
+        from the text and the mean class-node state, 0 for a text with no linked entity."""
+        scores, states = self.path_encoder(
+            t, graph.edge_index, graph.edge_type, graph.batch, graph.linked, graph.label_pos,
+            edge_weight,
+        )  # fmt: skip
+        if self.config.mode == "graph":
+            return {"logits": scores, "graph_logits": scores}
+        linked_count = torch.zeros(t.shape[0]).index_add_(0, graph.batch, graph.linked.float())
+        has_entity = (linked_count > 0).float().unsqueeze(-1)
+        gate = torch.sigmoid(self.gate(torch.cat([t, states.mean(1)], dim=-1))) * has_entity
+        return {
+            "logits": text_logits + gate * scores,
+            "text_logits": text_logits,
+            "graph_logits": scores,
+            **branches,
+            "gate": gate.squeeze(-1),
         }
 
 

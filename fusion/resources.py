@@ -4,6 +4,7 @@ extract the subgraph once) that training, evaluation and serving share."""
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from fusion.examples import (
 )
 from fusion.features import node_features
 from fusion.path_counts import PathCounter, RelationSequence, fit_sequences
+from fusion.path_graph import build_path_subgraph, walk_length
 from fusion.store_counter import StoreLabelCounter
 from kg.errors import KGFuseError, KGReadOnlyError
 from kg.graph import GraphView, KnowledgeGraph
@@ -90,6 +92,8 @@ class Resources:
     ``nlp`` and ``tokenizer`` may be passed in when already built (training links the texts
     before it has chosen every setting); ``path_sequences`` is the vocabulary of the
     "sequences" counts, fitted on the training texts (`fit_sequences`) or read from a bundle.
+    ``walks``: texts get walk subgraphs (fusion/path_graph.py, for the paths encoder) instead
+    of capped neighbourhoods (for the RGCN).
     """
 
     def __init__(
@@ -105,8 +109,11 @@ class Resources:
         nlp: Language | None = None,
         tokenizer: TextEncoder | None = None,
         path_sequences: Sequence[RelationSequence] = (),
+        walks: bool = False,
     ):
+        _check_walks(walks, graph, label_nodes)
         self.graph = graph
+        self.walks = walks
         self.labels = labels
         self.label_nodes = label_nodes
         self.encoder_config = encoder_config
@@ -122,6 +129,16 @@ class Resources:
         self.features = torch.as_tensor(features, dtype=torch.float32)
         self._features_lock = threading.Lock()
         self.counter = make_counter(graph, label_nodes, subgraph, path_sequences)
+
+    def walking(self, walks: bool) -> Resources:
+        """These resources, building walk subgraphs (``walks``, for the paths encoder) or
+        capped neighbourhoods; everything else is shared (`kgfuse compare` trains both)."""
+        if walks == self.walks:
+            return self
+        _check_walks(walks, self.graph, self.label_nodes)
+        out = copy.copy(self)
+        out.walks = walks
+        return out
 
     @property
     def path_sequences(self) -> list[RelationSequence]:
@@ -192,17 +209,34 @@ class Resources:
         for i, text in enumerate(texts):
             mine = spans[i] if use_kg else []
             linked = self.entity_ids(mine)
-            graph = build_subgraph(
-                self.graph, linked, self.label_nodes, self.subgraph, flags[i], use_kg, hidden
+            masked = hidden_facts(
+                linked, flags[i], {e for e in hidden if e not in self.label_nodes}
             )
+            graph = self._subgraph(linked, masked, flags[i], use_kg, hidden)
             counts = None
             if self.counter is not None:
-                masked = hidden_facts(linked, flags[i], hidden)
                 counts = self.counter.features(linked, masked=masked or None)
             label = -1 if labels is None else int(labels[i])
             out.append(Prepared(text, label, linked, mine, graph, counts))
         self._cover_features()
         return out
+
+    def _subgraph(
+        self,
+        linked: list[int],
+        masked: set[int],
+        own_masked: bool,
+        use_kg: bool,
+        hidden: AbstractSet[int],
+    ) -> LinkedSubgraph:
+        """The text's walk subgraph (``walks``) or capped neighbourhood."""
+        if self.walks:
+            assert isinstance(self.graph, KnowledgeGraph) and self.subgraph.hops is not None
+            hops = walk_length(self.subgraph.hops)
+            return build_path_subgraph(self.graph, linked, self.label_nodes, hops, masked, use_kg)
+        return build_subgraph(
+            self.graph, linked, self.label_nodes, self.subgraph, own_masked, use_kg, hidden
+        )
 
     def _cover_features(self) -> None:
         """Embed the entities the graph has met since the last call: a triple-store graph
@@ -244,7 +278,7 @@ class Resources:
         texts = list(texts) if texts is not None else [p.text for p in batch]
         tokens = self.tokenize(texts) if model.text_encoder is not None else None
         graphs = [p.graph for p in batch if p.graph is not None]
-        graph = collate_graphs(graphs) if model.config.mode in ("graph", "fused") else None
+        graph = collate_graphs(graphs) if model.config.reads_graph else None
         counts = None
         if model.reads_counts:
             counts = torch.as_tensor(np.stack([p.counts for p in batch if p.counts is not None]))
@@ -296,8 +330,15 @@ class Resources:
         return Resources(
             graph, self.labels, [graph.entity_id(i) for i in label_iris], self.encoder_config,
             self.subgraph, self.linker_config, features=features, tokenizer=self.tokenizer,
-            path_sequences=self.path_sequences,
+            path_sequences=self.path_sequences, walks=self.walks,
         )  # fmt: skip
+
+
+def _check_walks(walks: bool, graph: GraphView, label_nodes: Sequence[int]) -> None:
+    if walks and (isinstance(graph, StoreGraph) or not label_nodes):
+        raise KGFuseError(
+            "the paths encoder needs a compiled KG (kg.files) and a label map (kg.label_map)"
+        )
 
 
 class VectorCache(Protocol):

@@ -306,6 +306,7 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
         graph, splits.labels, label_nodes, resolved.encoder, resolved.subgraph,
         workspace.linker_config, features=workspace.features, nlp=workspace.nlp,
         tokenizer=workspace.tokenizer,
+        walks=config.model.reads_walks,
     )  # fmt: skip
     resources.fit_sequences(train_ids, train_masked, hidden)
     spans = {"train": train_spans, "val": val_spans}

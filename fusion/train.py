@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from fusion import distributed
+from fusion.augment import swap_mentions
 from fusion.calibration import calibration_report, fit_temperature
 from fusion.checkpoint import (
     checkpoint_state,
@@ -51,6 +52,7 @@ from fusion.evaluate import (
 )
 from fusion.model import FusionClassifier
 from fusion.optimization import (
+    FGM,
     Progress,
     class_weights,
     make_optimizer,
@@ -58,6 +60,7 @@ from fusion.optimization import (
     mask_mentions,
     prefit_counts,
 )
+from fusion.path_graph import walk_length
 from fusion.resources import Prepared, Resources
 from fusion.setup import RunPlan, Selection, Workspace, plan_run
 
@@ -97,6 +100,7 @@ def build_model(config: RunConfig, resources: Resources) -> FusionClassifier:
         config.model, encoder, resources.features, 2 * resources.graph.num_relations,
         len(resources.labels), resources.tokenizer.hidden_size, uses_label_nodes=bool(resources.label_nodes),
         counter_dim=resources.counter.dims if resources.counter is not None else 0,
+        path_rounds=walk_length(resources.subgraph.hops or 1),
     )  # fmt: skip
 
 
@@ -178,6 +182,11 @@ def fit(
     writer = _tensorboard(run_dir) if settings.tensorboard and main else None
     bar = Progress(steps_per_epoch * (settings.epochs - state["epoch"]), progress and main)
     mask_token = resources.tokenizer.tokenizer.mask_token or "[MASK]"
+    adversary = (
+        FGM(model.text_encoder, settings.adversarial)
+        if settings.adversarial > 0 and model.text_encoder is not None
+        else None
+    )
     try:
         while state["epoch"] < settings.epochs and state["stale"] < settings.patience:
             epoch = state["epoch"] + 1
@@ -203,6 +212,11 @@ def fit(
                             loss = loss + settings.branch_loss * branch
                 optimizer.zero_grad()
                 loss.backward()
+                if adversary is not None and adversary.perturb():
+                    # FGM: the same batch again, its word embeddings pushed up the loss gradient
+                    attacked = forward(model, resources, batch, parallel, texts)["logits"]
+                    nn.functional.cross_entropy(attacked, target, weight=weights).backward()
+                    adversary.clear()
                 if settings.clip > 0:
                     nn.utils.clip_grad_norm_(
                         [p for p in model.parameters() if p.requires_grad], settings.clip
@@ -246,6 +260,8 @@ def fit(
                 on_epoch_end(epoch, record)
     finally:
         bar.close()
+        if adversary is not None:
+            adversary.close()
         if writer is not None:
             writer.close()
     load_trainable_state(model, best)
@@ -335,7 +351,7 @@ def run(
         subgraph=plan.config.subgraph,
         train=replace(config.train, mask_label_facts=plan.config.train.mask_label_facts),
     )
-    resources, splits = plan.resources, plan.splits
+    resources, splits = plan.resources.walking(config.model.reads_walks), plan.splits
     index = {label: i for i, label in enumerate(splits.labels)}
 
     def prepare(
@@ -353,6 +369,10 @@ def run(
     # training and validation miss the label facts of validation's held-out entities (as a
     # new entity's are missing); tests see the KG as the bundle will
     train = prepare(splits.train, "train", plan.train_masked, plan.hidden)
+    if use_kg and config.train.swap_mentions > 0:
+        train = train + swap_mentions(
+            resources, train, config.train.swap_mentions, config.train.seed, plan.hidden
+        )
     val = prepare(splits.val, "val", plan.val_masked, plan.hidden)
     tests = {name: prepare(ex, f"test:{name}") for name, ex in splits.tests.items()}
 
