@@ -30,7 +30,14 @@ class Hop(BaseModel):
 
 
 class SupportingPath(BaseModel):
-    score: float = Field(description="how much the prediction drops without this path")
+    score: float = Field(
+        description="how much the predicted class's log-odds drop without this path"
+    )
+    attribution: float | None = Field(
+        None,
+        description="the paths encoder's own score for the path: the summed gradients of the "
+        "predicted class's log-odds with respect to its steps (absent for other encoders)",
+    )
     text: str = Field(description="the path in words")
     hops: list[Hop] = Field(description="each hop is one triple of the KG")
 

@@ -13,6 +13,12 @@ path's triples takes them out of the subgraph the GNN reads and, when the model 
 counts (``model.counts``), out of the KG those are counted on (`without`); keeping only some
 paths (`only`) keeps those triples alone in both.
 
+With the paths encoder (``model.graph_encoder: paths``) the candidates come from the model
+itself, as in NBFNet: the predicted class's log-odds are differentiated with respect to a
+weight on every step of the walk subgraph, and a beam search keeps, per node and walk length,
+the walks from a linked entity with the largest summed step gradients (`gradient_paths`).
+Each is then checked by removal, as above, and ``attribution`` reports its gradient sum.
+
 Faithfulness (`faithfulness`, ERASER-style, DeYoung et al. 2020): *comprehensiveness* is the
 log-odds drop when the top-k paths are removed (higher: the model needed them), *sufficiency*
 the drop when only they are kept (lower: they are enough). Each is set against k random walks
@@ -32,10 +38,12 @@ import torch
 
 from fusion.examples import LinkedSubgraph, collate_graphs
 from fusion.model import FusionClassifier
+from fusion.path_graph import walk_length
 from fusion.resources import Prepared, Resources
 from kg.graph import Triple
 
 MAX_CANDIDATES = 48
+BEAM_WIDTH = 8  # walks kept per node and length by the gradient beam search
 
 
 @dataclass
@@ -43,6 +51,7 @@ class ScoredPath:
     nodes: list[int]  # global entity ids, linked entity first
     triples: list[Triple]  # hop i joins nodes[i] and nodes[i + 1]
     score: float  # log-odds drop of the predicted class when the path is removed
+    attribution: float | None = None  # summed step gradients (the paths encoder's own ranking)
 
     def describe(self, resources: Resources) -> dict[str, Any]:
         kg = resources.graph
@@ -52,26 +61,33 @@ class ScoredPath:
             parts.append(
                 (f" --{name}--> " if t.object == here else f" <--{name}-- ") + kg.label(here)
             )
+        out: dict[str, Any] = {"score": round(self.score, 4)}
+        if self.attribution is not None:
+            out["attribution"] = round(self.attribution, 4)
         return {
-            "score": round(self.score, 4),
+            **out,
             "text": "".join(parts),
             "hops": [kg.describe_triple(t) for t in self.triples],
         }
 
 
 def _hop_graph(graph: LinkedSubgraph, num_relations: int) -> nx.Graph:
-    """Undirected view of the subgraph's forward triples (local node ids) with their triples."""
+    """Undirected view of the subgraph's triples (local node ids) with their triples. An edge
+    of type ``r + R`` walks triple ``r`` backwards (walk subgraphs hold one direction only)."""
     g = nx.Graph()
     ei, et = graph.edge_index.numpy(), graph.edge_type.numpy()
     nodes = graph.n_id.numpy()
     for (a, b), r in zip(ei.T.tolist(), et.tolist(), strict=True):
-        if r >= num_relations or a == b:
+        if a == b:
             continue
-        triple = Triple(int(nodes[a]), int(r), int(nodes[b]))
-        if g.has_edge(a, b):
-            g.edges[a, b]["triples"].append(triple)
+        if r < num_relations:
+            triple = Triple(int(nodes[a]), int(r), int(nodes[b]))
         else:
+            triple = Triple(int(nodes[b]), int(r - num_relations), int(nodes[a]))
+        if not g.has_edge(a, b):
             g.add_edge(a, b, triples=[triple])
+        elif triple not in g.edges[a, b]["triples"]:
+            g.edges[a, b]["triples"].append(triple)
     return g
 
 
@@ -174,6 +190,68 @@ def candidate_paths(
     return found[:MAX_CANDIDATES]
 
 
+def gradient_paths(
+    model: FusionClassifier,
+    resources: Resources,
+    example: Prepared,
+    text_vector: torch.Tensor,
+    predicted: int,
+    temperature: float = 1.0,
+    limit: int = MAX_CANDIDATES,
+) -> list[tuple[list[int], list[Triple], float]]:
+    """The walks of the example's walk subgraph from a linked entity to the predicted class's
+    node with the largest summed gradients of that class's log-odds with respect to their
+    steps (module doc): (entity ids, triples, gradient sum), best first, at most ``limit``."""
+    graph = example.graph
+    assert graph is not None
+    batch = collate_graphs([graph])
+    weight = torch.ones(graph.edge_index.shape[1], requires_grad=True)
+    with torch.enable_grad():
+        logits = model.forward_parts(
+            None, batch, text_vector=text_vector, counts=_counts(model, resources, example),
+            edge_weight=weight,
+        )["logits"]  # fmt: skip
+        log_odds(logits / temperature, predicted).sum().backward()
+    assert weight.grad is not None
+    importance = weight.grad.tolist()
+    target = int(graph.label_pos[predicted])
+    R = resources.graph.num_relations
+    nodes = graph.n_id.tolist()
+    source, dest = graph.edge_index.tolist()
+    relation = graph.edge_type.tolist()
+    out_steps: dict[int, list[int]] = {}
+    for e, u in enumerate(source):
+        out_steps.setdefault(u, []).append(e)
+    # beam[node]: (score, local nodes walked, steps) of the best walks ending there
+    Walk = tuple[float, list[int], list[int]]
+    beam: dict[int, list[Walk]] = {
+        int(i): [(0.0, [int(i)], [])] for i in graph.linked.nonzero().flatten().tolist()
+    }
+    found: list[Walk] = []
+    for _ in range(walk_length(resources.subgraph.hops or 1)):
+        grown: dict[int, list[Walk]] = {}
+        for u, walks in beam.items():
+            for e in out_steps.get(u, []):
+                v = dest[e]
+                for score, walked, steps in walks:
+                    if v not in walked:
+                        grown.setdefault(v, []).append((score + importance[e], [*walked, v], [*steps, e]))  # fmt: skip
+        beam = {v: sorted(w, key=lambda x: -x[0])[:BEAM_WIDTH] for v, w in grown.items()}
+        found.extend(beam.get(target, []))
+        beam.pop(target, None)  # a walk ends at the class node
+    found.sort(key=lambda x: -x[0])
+    paths = []
+    for score, walked, steps in found[:limit]:
+        triples = [
+            Triple(nodes[source[e]], relation[e], nodes[dest[e]])
+            if relation[e] < R
+            else Triple(nodes[dest[e]], relation[e] - R, nodes[source[e]])
+            for e in steps
+        ]
+        paths.append(([nodes[i] for i in walked], triples, score))
+    return paths
+
+
 def explain(
     model: FusionClassifier,
     resources: Resources,
@@ -194,7 +272,14 @@ def explain(
         if resources.label_nodes
         else _attended(model, resources, text_vector, example)
     )
-    candidates = [c for t in targets for c in candidate_paths(resources, example, t, max_hops)]
+    attributions: list[float | None]
+    if model.config.reads_walks:
+        found = gradient_paths(model, resources, example, text_vector, predicted, temperature)
+        candidates = [(nodes, hops) for nodes, hops, _ in found]
+        attributions = [a for _, _, a in found]
+    else:
+        candidates = [c for t in targets for c in candidate_paths(resources, example, t, max_hops)]
+        attributions = [None] * len(candidates)
     if not candidates:
         return []
     variants = [example.graph] + [_without(example.graph, hops, R) for _, hops in candidates]
@@ -202,7 +287,8 @@ def explain(
     odds = _log_odds(model, text_vector, variants, predicted, counts, temperature)
     drops = (odds[0] - odds[1:]).tolist()
     scored = [
-        ScoredPath(nodes, hops, d) for (nodes, hops), d in zip(candidates, drops, strict=True)
+        ScoredPath(nodes, hops, d, a)
+        for (nodes, hops), d, a in zip(candidates, drops, attributions, strict=True)
     ]
     scored.sort(key=lambda p: (-p.score, len(p.triples)))
     return scored[:top_k]
@@ -286,9 +372,12 @@ def faithfulness(
 ) -> dict[str, float]:
     """Comprehensiveness and sufficiency of the top-``top_k`` paths, each next to the same for
     random walks of the same lengths (module doc), averaged over the first ``limit`` texts
-    that have a supporting path. ``ratio`` is comprehensiveness over its random baseline."""
+    that have a supporting path. ``ratio`` is comprehensiveness over its random baseline;
+    ``comp_top1`` and ``ratio_top1`` are the same for the top path alone (against the first
+    random walk, of its length)."""
     rng = random.Random(seed)
-    rows: dict[str, list[float]] = {k: [] for k in ("comp", "comp_random", "suff", "suff_random")}
+    keys = ("comp", "comp_random", "suff", "suff_random", "comp_top1", "comp_top1_random")
+    rows: dict[str, list[float]] = {k: [] for k in keys}
     keeps = hasattr(resources.counter, "only") or not model.reads_counts
     for example in examples:
         if len(rows["comp"]) >= limit:
@@ -311,15 +400,20 @@ def faithfulness(
         args = (model, resources, example, text, predicted)
         rows["comp"].append(_drop(*args, top, False, temperature))
         rows["comp_random"].append(_drop(*args, rand, False, temperature))
+        rows["comp_top1"].append(_drop(*args, paths[0].triples, False, temperature))
+        rows["comp_top1_random"].append(_drop(*args, walks[0], False, temperature))
         if keeps:
             rows["suff"].append(_drop(*args, top, True, temperature))
             rows["suff_random"].append(_drop(*args, rand, True, temperature))
     out: dict[str, float] = {"texts": len(rows["comp"]), "top_k": top_k}
     for key, values in rows.items():
         out[key] = float(np.mean(values)) if values else float("nan")
-    out["ratio"] = (
-        out["comp"] / out["comp_random"]
-        if out["comp_random"] > 0
-        else (float("inf") if out["comp"] > 0 else 0.0)
-    )
+    out["ratio"] = _ratio(out["comp"], out["comp_random"])
+    out["ratio_top1"] = _ratio(out["comp_top1"], out["comp_top1_random"])
     return out
+
+
+def _ratio(score: float, baseline: float) -> float:
+    if baseline > 0:
+        return score / baseline
+    return float("inf") if score > 0 else 0.0
