@@ -69,6 +69,13 @@ def holdout_candidates(
     return chosen, f"entities of type {name!r}, the kind the most training texts mention"
 
 
+def label_facts(graph: KnowledgeGraph, entity: int, position: dict[int, int]) -> set[int]:
+    """The classes whose label node ``entity`` shares a triple with (``position``: label node
+    id -> class index)."""
+    ends = graph.neighbors[graph.indptr[entity] : graph.indptr[entity + 1]].tolist()
+    return {position[n] for n in ends if n in position}
+
+
 def label_facts_restate_labels(
     graph: KnowledgeGraph,
     label_nodes: Sequence[int],
@@ -88,8 +95,7 @@ def label_facts_restate_labels(
         for e in dict.fromkeys(entities):
             if e in position:
                 continue
-            ends = graph.neighbors[graph.indptr[e] : graph.indptr[e + 1]].tolist()
-            facts = {position[n] for n in ends if n in position}
+            facts = label_facts(graph, e, position)
             if facts:
                 pairs += 1
                 restating += facts == {label}

@@ -1,5 +1,5 @@
 """What the training loop steps with: the optimizer, its schedule, class weights, a progress bar,
-the counts head fitted before the joint training, and mention masking."""
+the counts head fitted before the joint training, mention masking and FGM adversarial steps."""
 
 from __future__ import annotations
 
@@ -101,6 +101,54 @@ def mask_mentions(example: Prepared, rate: float, token: str, rng: random.Random
     for span in sorted(example.spans, key=lambda s: -int(s["start"])):
         text = text[: span["start"]] + token + text[span["end"] :]
     return text
+
+
+class FGM:
+    """The fast gradient method on a text encoder's word embeddings (Miyato et al., 2017).
+
+    A forward hook keeps the word embeddings of each training forward pass; after its backward
+    pass, `perturb` turns their gradient g into ``epsilon * g / ||g||`` per text, which the hook
+    adds on the next forward pass (the adversarial one) until `clear`. The embeddings are not
+    trained (LoRA leaves them frozen): the hook reads a detached copy that asks for a gradient.
+    """
+
+    def __init__(self, encoder: torch.nn.Module, epsilon: float):
+        self.epsilon = epsilon
+        self.captured: torch.Tensor | None = None
+        self.delta: torch.Tensor | None = None
+        embeddings = encoder.model.get_input_embeddings()  # type: ignore[union-attr,operator]
+        self.handle = embeddings.register_forward_hook(self._hook)
+
+    def _hook(
+        self, module: torch.nn.Module, inputs: object, output: torch.Tensor
+    ) -> torch.Tensor | None:
+        if self.delta is not None:
+            return output + self.delta
+        if not torch.is_grad_enabled() or not module.training:
+            return None
+        if output.requires_grad:  # trained embeddings: keep the graph, read the gradient too
+            output.retain_grad()
+            self.captured = output
+            return None
+        self.captured = output.detach().requires_grad_(True)
+        return self.captured
+
+    def perturb(self) -> bool:
+        """Set the perturbation from the last backward pass; False when there is no gradient."""
+        if self.captured is None or self.captured.grad is None:
+            return False
+        grad = self.captured.grad
+        norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, *([1] * (grad.dim() - 1)))
+        self.delta = (self.epsilon * grad / norm).detach()
+        self.captured = None
+        return True
+
+    def clear(self) -> None:
+        self.delta = None
+        self.captured = None
+
+    def close(self) -> None:
+        self.handle.remove()
 
 
 PREFIT_EPOCHS = 100  # at most; early stopping on validation ends it sooner
