@@ -262,17 +262,26 @@ def compare_command(
     with_default: bool = typer.Option(
         False, "--with-default", help="Also train kgfuse's defaults on the same KG and data."
     ),
+    rows: str = typer.Option(
+        "",
+        "--rows",
+        help="Comma-separated rows to train, e.g. reference,text,fused (default: all; an "
+        "unknown name is refused with the list).",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON."),
 ) -> None:
     """Train text, fused, graph, counter and the two controls, fit the reference; one table."""
-    from fusion.compare import compare, print_report, write_json
+    from fusion.compare import compare, pick_variants, print_report, write_json
     from fusion.config import load_config
 
+    variants, with_reference = pick_variants(rows)
     report = compare(
         load_config(config, overrides or []),
         seeds=seeds,
+        variants=variants,
         faithfulness_texts=faithfulness_texts,
         with_default=with_default,
+        with_reference=with_reference,
     )
     print_report(report)
     if json_out is not None:

@@ -11,10 +11,15 @@ be reproduced by one command):
 - ``default`` (``--with-default``): fused with the config's KG, data and label map only, every
   other setting kgfuse's own, over every seed;
 - ``graph``: the graph encoder alone; ``counter``: the text vector plus the label counts, no GNN;
+- the graph-encoder ablations (with a label map): fused and graph with the encoder the config
+  does not use (``fused-paths`` and ``graph-paths``, or ``fused-rgcn`` and ``graph-rgcn``), and
+  ``fused-no-gnn``: the text plus the label counts, read as fused reads them, no graph encoder;
 - ``fused-shuffled``: fused on a degree-preserving rewiring of the KG (a gain that survives it
   does not come from the KG's facts); ``fused-no-kg``: fused with nothing linked and no edges;
-- the mention-masking ablation: fused with ``train.mask_mentions`` off when the config masks
-  mentions (``fused-no-mention-mask``), else at 0.5 (``fused-mention-mask-0.5``).
+- the training-option ablations, each fused with one option off when the config uses it, else
+  on at a stated value: mention masking (``fused-no-mention-mask`` or
+  ``fused-mention-mask-0.5``), mention swap (``fused-no-swap`` or ``fused-swap-0.5``) and FGM
+  adversarial training (``fused-no-fgm`` or ``fused-fgm-1``).
 Prints one table (mean ± std over seeds): val:unseen accuracy, every test set's accuracy and
 macro-F1, the ECE of the last test set after temperature scaling, and training time; then the
 explanation faithfulness of the first fused run (fusion/explain.py). Writes JSON.
@@ -55,7 +60,8 @@ class Variant:
     mode: str
     seeded: bool  # repeated over every seed (else the first seed only)
     graph: str = "kg"  # "kg", "shuffled" or "none"
-    toggle_mentions: bool = False  # the mention-masking ablation (`mention_ablation`)
+    toggle: str = ""  # a train setting, off when the config uses it, else on (`ablation`)
+    encoder: str = ""  # model.graph_encoder: "" the config's, "other" (`encoder_ablation`)
 
 
 VARIANTS = (
@@ -65,20 +71,54 @@ VARIANTS = (
     Variant("counter", "counter", False),
     Variant("fused-shuffled", "fused", False, "shuffled"),
     Variant("fused-no-kg", "fused", False, "none"),
-    Variant("fused-mentions", "fused", False, toggle_mentions=True),
+    Variant("fused-mentions", "fused", False, toggle="mask_mentions"),
+    Variant("fused-swap", "fused", False, toggle="swap_mentions"),
+    Variant("fused-fgm", "fused", False, toggle="adversarial"),
+    Variant("fused-encoder", "fused", True, encoder="other"),
+    Variant("graph-encoder", "graph", False, encoder="other"),
+    Variant("fused-no-gnn", "fused", False, encoder="none"),
 )
-MENTION_RATE = 0.5  # the ablation's rate when the config masks no mention
-
-
-def mention_ablation(config: RunConfig) -> tuple[str, float]:
-    """The mention-masking ablation of ``config``: off when it masks, else on at
-    `MENTION_RATE`; its row name says which."""
-    if config.train.mask_mentions > 0:
-        return "fused-no-mention-mask", 0.0
-    return f"fused-mention-mask-{MENTION_RATE:g}", MENTION_RATE
+# train setting -> (the row's name for it, its value when the ablation turns it on)
+TOGGLES = {
+    "mask_mentions": ("mention-mask", 0.5),
+    "swap_mentions": ("swap", 0.5),
+    "adversarial": ("fgm", 1.0),
+}
 
 
 METRICS = ("accuracy", "macro_f1", "ece", "nll")
+
+
+def ablation(config: RunConfig, setting: str) -> tuple[str, float]:
+    """The ablation of a train ``setting`` (`TOGGLES`): off when ``config`` uses it, else on
+    at its stated value; the row name says which (``fused-no-swap``, ``fused-swap-0.5``)."""
+    name, on = TOGGLES[setting]
+    if getattr(config.train, setting) > 0:
+        return f"fused-no-{name}", 0.0
+    return f"fused-{name}-{on:g}", on
+
+
+def pick_variants(rows: str) -> tuple[tuple[Variant, ...], bool]:
+    """(variants, with_reference) from ``--rows`` (comma-separated names; "" for all).
+
+    Raises:
+        ConfigError: an unknown row, named with the known ones.
+    """
+    names = [r.strip() for r in rows.split(",") if r.strip()]
+    if not names:
+        return VARIANTS, True
+    known = {v.name: v for v in VARIANTS}
+    unknown = [n for n in names if n not in known and n != "reference"]
+    if unknown:
+        raise ConfigError(
+            f"unknown row(s) {unknown} for --rows; choose from reference, {', '.join(known)}"
+        )
+    return tuple(v for v in VARIANTS if v.name in names), "reference" in names
+
+
+def encoder_ablation(config: RunConfig) -> str:
+    """The graph encoder the encoder ablation trains: the one ``config`` does not use."""
+    return "rgcn" if config.model.graph_encoder == "paths" else "paths"
 
 
 def train_or_reuse(config: RunConfig, progress: bool = True, **kwargs: Any) -> TrainResult:
@@ -236,10 +276,21 @@ def compare(
         for seed in range(first, first + (seeds if variant.seeded else 1)):
             plan = plan_for(seed)
             name, train = variant.name, dict[str, Any](seed=seed)
-            if variant.toggle_mentions:
-                name, rate = mention_ablation(config)
-                train["mask_mentions"] = rate
-            cfg = with_overrides(config, model={"mode": variant.mode}, train=train)
+            settings: dict[str, Any] = {"mode": variant.mode}
+            if variant.toggle:
+                name, train[variant.toggle] = ablation(config, variant.toggle)
+            if variant.encoder:
+                if not plan.resources.label_nodes:
+                    continue  # the paths encoder and the counts need class nodes
+                encoder = encoder_ablation(config) if variant.encoder == "other" else "none"
+                if encoder == "paths" and compiled is None:
+                    continue  # the paths encoder walks a compiled KG
+                settings["graph_encoder"] = encoder
+                if variant.encoder == "other":
+                    name = f"{variant.mode}-{encoder}"
+                else:
+                    settings["counts"] = True
+            cfg = with_overrides(config, model=settings, train=train)
             cfg = replace(cfg, output=str(base / f"{name}-s{seed}"))
             if variant.graph == "shuffled":
                 assert compiled is not None  # checked above
@@ -268,7 +319,11 @@ def compare(
             runs.append(
                 _record("default", seed, result, result.metrics, time.perf_counter() - started)
             )
-    report: dict[str, Any] = {"runs": runs, "summary": _summary(runs)}
+    report: dict[str, Any] = {
+        "runs": runs,
+        "summary": _summary(runs),
+        "graph_encoder": config.model.graph_encoder,
+    }
     tests = plan_for(first).splits.tests
     if first_fused is not None and faithfulness_texts > 0 and tests:
         model, res, meta = load_bundle(first_fused.bundle)
@@ -316,7 +371,9 @@ def print_report(report: dict[str, Any]) -> None:
         console.print(
             f"explanations on {f['test']} ({f['texts']} texts, top {f['top_k']} paths, log-odds): "
             f"comprehensiveness {f['comp']:.3f} against {f['comp_random']:.3f} for random walks "
-            f"({f['ratio']:.1f}x); sufficiency {f['suff']:.3f} against {f['suff_random']:.3f}"
+            f"({f['ratio']:.1f}x); the top path alone {f['comp_top1']:.3f} against "
+            f"{f['comp_top1_random']:.3f} ({f['ratio_top1']:.1f}x); sufficiency {f['suff']:.3f} "
+            f"against {f['suff_random']:.3f}"
         )
 
 

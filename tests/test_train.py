@@ -201,7 +201,8 @@ def test_compare_trains_every_variant_and_measures_faithfulness(
     report = compare(config, seeds=2, faithfulness_texts=5, progress=False)
     assert [r["variant"] for r in report["runs"]] == [
         "reference", "reference", "text", "text", "fused", "fused", "graph", "counter",
-        "fused-shuffled", "fused-no-kg", "fused-mention-mask-0.5",
+        "fused-shuffled", "fused-no-kg", "fused-mention-mask-0.5", "fused-swap-0.5",
+        "fused-fgm-1", "fused-paths", "fused-paths", "graph-paths", "fused-no-gnn",
     ]  # fmt: skip
     assert report["summary"]["text"]["seeds"] == [0, 1]
     assert set(report["summary"]["fused"]) >= {
@@ -390,3 +391,40 @@ def test_explanations_rank_paths_in_log_odds_even_when_the_model_is_sure(trained
     assert p["paths"] and all(isinstance(path["score"], float) for path in p["paths"])
     scores = [path["score"] for path in p["paths"]]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_paths_encoder_trains_with_the_options_and_explains_from_its_gradients(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    from fusion.predict import Predictor
+
+    result = main(
+        TINY,
+        overrides(
+            tiny_bert, tmp_path / "paths", "model.graph_encoder=paths", "train.epochs=1",
+            "train.swap_mentions=1", "train.adversarial=0.5",
+        ),
+        progress=False,
+    )  # fmt: skip
+    predictor = Predictor.from_dir(result.bundle)
+    assert predictor.model.config.graph_encoder == "paths"
+    (record,) = predictor.predict(["suffering from Influenza and cough"], explain_paths=True)
+    assert record["paths"], "the linked virus reaches the class nodes"
+    kg = predictor.resources.graph
+    for path in record["paths"]:
+        assert isinstance(path["attribution"], float)
+        for hop in path["hops"]:  # every hop is a triple of the KG
+            s, p, o = (kg.entity_id(hop["subject"]["iri"]), kg.relation_id(hop["predicate"]["iri"]),
+                       kg.entity_id(hop["object"]["iri"]))  # fmt: skip
+            assert kg.has_triple(s, p, o)
+
+
+def test_compare_rows_are_picked_by_name_and_an_unknown_one_is_refused() -> None:
+    from fusion.compare import pick_variants
+
+    variants, with_reference = pick_variants("reference, text,fused-no-gnn")
+    assert [v.name for v in variants] == ["text", "fused-no-gnn"] and with_reference
+    variants, with_reference = pick_variants("")
+    assert len(variants) > 5 and with_reference
+    with pytest.raises(ConfigError, match=r"unknown row\(s\) \['fused-gat'\].*fused-no-gnn"):
+        pick_variants("fused,fused-gat")
