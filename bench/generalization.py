@@ -244,21 +244,60 @@ def markdown(payload: dict[str, Any]) -> str:
                 f"{f['suff_random']:.3f}."
             )
         out.append("")
-    out += ["| target | measured | goal | |", "| --- | --- | --- | --- |"]
-    for c in payload["checks"]:
+    return "\n".join(out + targets_markdown(payload["checks"])) + "\n"
+
+
+def targets_markdown(checks: list[dict[str, Any]]) -> list[str]:
+    """The targets table of a README block: measured, goal, met or missed."""
+    out = ["| target | measured | goal | |", "| --- | --- | --- | --- |"]
+    for c in checks:
         verdict = "met" if c["ok"] else "**missed**"
         out.append(f"| {c['name']} | {c['value']:.3f} | {c['goal']} | {verdict} |")
-    return "\n".join(out) + "\n"
+    return out
+
+
+def finish(
+    args: argparse.Namespace,
+    results: dict[str, Any],
+    checks: list[tuple[str, float, str, bool]],
+    minutes: float,
+    seeds: int,
+    write: Any,
+) -> None:
+    """Print the targets, then write the JSON (``--json``, paths relative to the repository)
+    and the README block (``--readme``, by ``write(payload)``)."""
+    print(f"\n{'target':60} {'value':>8} {'goal':>9}")
+    for name, value, goal, ok in checks:
+        print(f"{name:60} {value:8.3f} {goal:>9}  {'met' if ok else 'MISSED'}")
+    print(f"\nwhole benchmark: {minutes:.1f} min")
+    payload = relative_paths({
+        "results": results,
+        "checks": [{"name": n, "value": v, "goal": g, "ok": ok} for n, v, g, ok in checks],
+        "minutes": minutes, "seeds": seeds, "quick": args.quick,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cores": os.cpu_count(),
+    })  # fmt: skip
+    if args.readme:
+        write(payload)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.json.with_name(f".{args.json.name}.tmp")
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+        os.replace(tmp, args.json)
 
 
 def write_readme(payload: dict[str, Any]) -> None:
     """Replace the README's block between the generalization markers with ``payload``'s tables."""
+    replace_block(BEGIN, END, markdown(payload))
+
+
+def replace_block(begin: str, end: str, body: str) -> None:
+    """Replace what README.md holds between the markers ``begin`` and ``end`` with ``body``."""
     text = README.read_text(encoding="utf-8")
-    head, found, rest = text.partition(BEGIN)
-    _, found_end, tail = rest.partition(END)
+    head, found, rest = text.partition(begin)
+    _, found_end, tail = rest.partition(end)
     if not (found and found_end):
-        sys.exit(f"README.md lacks the {BEGIN} ... {END} markers")
-    README.write_text(f"{head}{BEGIN}\n{markdown(payload)}{END}{tail}", encoding="utf-8")
+        sys.exit(f"README.md lacks the {begin} ... {end} markers")
+    README.write_text(f"{head}{begin}\n{body}{end}{tail}", encoding="utf-8")
 
 
 def main() -> None:
@@ -343,24 +382,8 @@ def main() -> None:
             print(f"explanations ({f['texts']} texts, top {f['top_k']} paths, log-odds): "
                   f"comprehensiveness {f['comp']:.3f} vs random {f['comp_random']:.3f}; "
                   f"sufficiency {f['suff']:.3f} vs random {f['suff_random']:.3f}")  # fmt: skip
-    print(f"\n{'target':60} {'value':>8} {'goal':>9}")
-    for name, value, goal, ok in all_checks:
-        print(f"{name:60} {value:8.3f} {goal:>9}  {'met' if ok else 'MISSED'}")
     minutes = (time.perf_counter() - started) / 60
-    print(f"\nwhole benchmark: {minutes:.1f} min")
-    payload = relative_paths({
-        "results": results,
-        "checks": [{"name": n, "value": v, "goal": g, "ok": ok} for n, v, g, ok in all_checks],
-        "minutes": minutes, "seeds": seeds, "quick": args.quick,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cores": os.cpu_count(),
-    })  # fmt: skip
-    if args.readme:
-        write_readme(payload)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_name(f".{args.json.name}.tmp")
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
-        os.replace(tmp, args.json)
+    finish(args, results, all_checks, minutes, seeds, write_readme)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ be reproduced by one command):
 - the graph-encoder ablations (with a label map): fused and graph with the encoder the config
   does not use (``fused-paths`` and ``graph-paths``, or ``fused-rgcn`` and ``graph-rgcn``), and
   ``fused-no-gnn``: the text plus the label counts, read as fused reads them, no graph encoder;
+  and fused with ``model.counts`` flipped (``fused-no-counts``, or ``fused-counts``);
 - ``fused-shuffled``: fused on a degree-preserving rewiring of the KG (a gain that survives it
   does not come from the KG's facts); ``fused-no-kg``: fused with nothing linked and no edges;
 - the training-option ablations, each fused with one option off when the config uses it, else
@@ -62,6 +63,7 @@ class Variant:
     graph: str = "kg"  # "kg", "shuffled" or "none"
     toggle: str = ""  # a train setting, off when the config uses it, else on (`ablation`)
     encoder: str = ""  # model.graph_encoder: "" the config's, "other" (`encoder_ablation`)
+    toggle_counts: bool = False  # model.counts flipped: fused-no-counts, or fused-counts
 
 
 VARIANTS = (
@@ -77,6 +79,7 @@ VARIANTS = (
     Variant("fused-encoder", "fused", True, encoder="other"),
     Variant("graph-encoder", "graph", False, encoder="other"),
     Variant("fused-no-gnn", "fused", False, encoder="none"),
+    Variant("fused-counts", "fused", False, toggle_counts=True),
 )
 # train setting -> (the row's name for it, its value when the ablation turns it on)
 TOGGLES = {
@@ -290,6 +293,11 @@ def compare(
                     name = f"{variant.mode}-{encoder}"
                 else:
                     settings["counts"] = True
+            if variant.toggle_counts:
+                if not plan.resources.label_nodes:
+                    continue  # counts are walks to class nodes
+                settings["counts"] = not config.model.counts
+                name = "fused-no-counts" if config.model.counts else "fused-counts"
             cfg = with_overrides(config, model=settings, train=train)
             cfg = replace(cfg, output=str(base / f"{name}-s{seed}"))
             if variant.graph == "shuffled":

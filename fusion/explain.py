@@ -198,10 +198,11 @@ def gradient_paths(
     predicted: int,
     temperature: float = 1.0,
     limit: int = MAX_CANDIDATES,
-) -> list[tuple[list[int], list[Triple], float]]:
+) -> list[tuple[list[int], list[Triple], float]] | None:
     """The walks of the example's walk subgraph from a linked entity to the predicted class's
     node with the largest summed gradients of that class's log-odds with respect to their
-    steps (module doc): (entity ids, triples, gradient sum), best first, at most ``limit``."""
+    steps (module doc): (entity ids, triples, gradient sum), best first, at most ``limit``.
+    None when the model passes no gradient (int8 layers)."""
     graph = example.graph
     assert graph is not None
     batch = collate_graphs([graph])
@@ -211,8 +212,11 @@ def gradient_paths(
             None, batch, text_vector=text_vector, counts=_counts(model, resources, example),
             edge_weight=weight,
         )["logits"]  # fmt: skip
-        log_odds(logits / temperature, predicted).sum().backward()
-    assert weight.grad is not None
+        odds = log_odds(logits / temperature, predicted).sum()
+        if odds.requires_grad:
+            odds.backward()
+    if weight.grad is None:  # int8 layers (`kgfuse export --int8`) pass no gradient
+        return None
     importance = weight.grad.tolist()
     target = int(graph.label_pos[predicted])
     R = resources.graph.num_relations
@@ -273,8 +277,10 @@ def explain(
         else _attended(model, resources, text_vector, example)
     )
     attributions: list[float | None]
+    found = None
     if model.config.reads_walks:
         found = gradient_paths(model, resources, example, text_vector, predicted, temperature)
+    if found is not None:
         candidates = [(nodes, hops) for nodes, hops, _ in found]
         attributions = [a for _, _, a in found]
     else:

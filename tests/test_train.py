@@ -203,6 +203,7 @@ def test_compare_trains_every_variant_and_measures_faithfulness(
         "reference", "reference", "text", "text", "fused", "fused", "graph", "counter",
         "fused-shuffled", "fused-no-kg", "fused-mention-mask-0.5", "fused-swap-0.5",
         "fused-fgm-1", "fused-paths", "fused-paths", "graph-paths", "fused-no-gnn",
+        "fused-no-counts",
     ]  # fmt: skip
     assert report["summary"]["text"]["seeds"] == [0, 1]
     assert set(report["summary"]["fused"]) >= {
@@ -417,6 +418,15 @@ def test_paths_encoder_trains_with_the_options_and_explains_from_its_gradients(
             s, p, o = (kg.entity_id(hop["subject"]["iri"]), kg.relation_id(hop["predicate"]["iri"]),
                        kg.entity_id(hop["object"]["iri"]))  # fmt: skip
             assert kg.has_triple(s, p, o)
+    # int8 layers (`kgfuse export --int8`) pass no gradient: the candidates are then enumerated
+    import torch
+
+    encoder = predictor.model.path_encoder
+    predictor.model.path_encoder = torch.ao.quantization.quantize_dynamic(
+        encoder, {torch.nn.Linear}, dtype=torch.qint8
+    )
+    (record,) = predictor.predict(["suffering from Influenza and cough"], explain_paths=True)
+    assert record["paths"] and all("attribution" not in p for p in record["paths"])
 
 
 def test_compare_rows_are_picked_by_name_and_an_unknown_one_is_refused() -> None:

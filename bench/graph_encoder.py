@@ -1,0 +1,214 @@
+"""Does the graph encoder earn its place? The paths encoder against the RGCN, against no graph
+encoder, against the reference; and the training options, each on and off.
+
+    .venv/bin/python bench/graph_encoder.py --json bench/results/graph_encoder.json --readme
+
+For each shared data set (the data sets and splits of bench/generalization.py: pokedex species,
+symptom2disease held-out symptoms, demo), one ``kgfuse compare configs/NAME.yaml --seeds S``
+with the config's settings and the paths encoder (``model.graph_encoder=paths``), and the rows:
+reference, text, fused with paths and fused with the RGCN over S seeds; graph-only with each encoder, fused-no-gnn (text plus the label counts),
+and fused with each training option toggled (mention masking, mention swap, FGM) on the first
+seed; the explanation faithfulness of the first fused run (top 3 paths and the top path alone).
+Every choice in those configs was made on validation; test figures are read only here, to
+report. Two data sets run at a time, one torch thread each, so the s/epoch figures compare rows
+of one data set, not data sets.
+
+``--readme`` rewrites README.md's block between the graph-encoder markers; ``--render JSON``
+does only that, from a saved run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from generalization import (
+    CLI,
+    DATASETS,
+    REPO,
+    cell_md,
+    data_overrides,
+    finish,
+    replace_block,
+    run_pipelines,
+    targets_markdown,
+)
+
+README = REPO / "README.md"
+BEGIN, END = "<!-- graph-encoder:begin -->", "<!-- graph-encoder:end -->"
+COMPARE_ROWS = (
+    "reference,text,fused,fused-encoder,graph,graph-encoder,fused-no-gnn,"
+    "fused-counts,fused-mentions,fused-swap,fused-fgm"
+)
+OPTION_PREFIXES = ("fused-no-", "fused-counts", "fused-mention-mask-", "fused-swap-", "fused-fgm-")
+
+
+def command(name: str, out: Path, seeds: int, quick: bool) -> list[str]:
+    config, _, _ = DATASETS[name]
+    extra = ["train.epochs=1"] if quick else []
+    return [
+        *CLI, "compare", config, f"output={out / name}", "train.threads=1", "model.graph_encoder=paths",
+        *data_overrides(name, out.parent), *extra, "--seeds", str(seeds), "--rows", COMPARE_ROWS,
+        "--faithfulness-texts", "100", "--json", str(out / f"{name}.json"),
+    ]  # fmt: skip
+
+
+def encoders(report: dict[str, Any]) -> dict[str, str]:
+    """Row name -> the row's name in the tables, with its graph encoder spelled out."""
+    mine = report.get("graph_encoder", "rgcn")
+    other = "rgcn" if mine == "paths" else "paths"
+    return {
+        "fused": f"fused, {mine}",
+        f"fused-{other}": f"fused, {other}",
+        "graph": f"graph, {mine}",
+        f"graph-{other}": f"graph, {other}",
+    }
+
+
+def rows(name: str, report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per row: mean and spread of each column."""
+    _, unseen, seen = DATASETS[name]
+    s, names = report["summary"], encoders(report)
+    order = ["reference", "text", *names, "fused-no-gnn"]
+    order += [r for r in s if r.startswith(OPTION_PREFIXES) and r not in order]
+    out = []
+    for row in order:
+        if row not in s:
+            continue
+        entry = s[row]
+        out.append({
+            "row": names.get(row, row), "key": row, "seeds": entry["seeds"],
+            "val_unseen": entry.get("val:unseen/accuracy"),
+            "test_seen": entry.get(f"test:{seen}/accuracy"),
+            "test_unseen": entry.get(f"test:{unseen}/accuracy"),
+            "macro_f1_unseen": entry.get(f"test:{unseen}/macro_f1"),
+            "seconds_per_epoch": entry["seconds_per_epoch"],
+        })  # fmt: skip
+    return out
+
+
+def checks(name: str, report: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
+    """The issue's targets on this data set (test accuracy on unseen entities)."""
+    _, unseen, _ = DATASETS[name]
+    key = f"test:{unseen}/accuracy"
+    summary = report["summary"]
+
+    def acc(row: str) -> float:
+        value = summary.get(row, {}).get(key)
+        return float(value["mean"]) if value else float("nan")
+
+    mine = report.get("graph_encoder", "rgcn")
+    paths, rgcn = ("fused", "fused-rgcn") if mine == "paths" else ("fused-paths", "fused")
+    graph_paths = "graph" if mine == "paths" else "graph-paths"
+    out = [(f"{name}: graph (paths) - reference, unseen", acc(graph_paths) - acc("reference"),
+            ">= 0", acc(graph_paths) >= acc("reference"))]  # fmt: skip
+    gain = acc(paths) - acc("fused-no-gnn")
+    if name == "pokedex":
+        out.append((f"{name}: fused (paths) - fused (rgcn), unseen", acc(paths) - acc(rgcn),
+                    ">= +0.03", acc(paths) - acc(rgcn) >= 0.03))  # fmt: skip
+        out.append(
+            (f"{name}: fused (paths) - fused-no-gnn, unseen", gain, ">= +0.03", gain >= 0.03)
+        )
+    else:
+        out.append((f"{name}: fused (paths) - fused-no-gnn, unseen", gain, ">= 0", gain >= 0))
+    text_epoch = summary.get("text", {}).get("seconds_per_epoch") or float("nan")
+    ratio = summary.get(paths, {}).get("seconds_per_epoch", float("nan")) / text_epoch
+    out.append((f"{name}: fused (paths) epoch / text epoch", ratio, "<= 1.5", ratio <= 1.5))
+    f = report.get("faithfulness")
+    if f and mine == "paths":
+        top1 = f.get("ratio_top1", float("nan"))
+        out.append((f"{name}: top path's comprehensiveness / random", top1, ">= 2", top1 >= 2))
+    return out
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    out = [
+        f"Measured {payload.get('created', '')[:10]} on {payload.get('cores', 2)} cores; "
+        f"{payload['seeds']} seeds for reference, text and both fused rows (mean ± std), the "
+        f"first seed for the others; {payload['minutes']:.0f} min in all.",
+        "",
+    ]
+    for name, result in payload["results"].items():
+        _, unseen, seen = DATASETS[name]
+        out += [
+            f"**{name}**",
+            "",
+            f"| row | seeds | val:unseen | test {seen} | test {unseen} | {unseen} macro-F1 "
+            "| s/epoch | x text |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        text = next((r["seconds_per_epoch"] for r in result["rows"] if r["key"] == "text"), 0.0)
+        for r in result["rows"]:
+            n, epoch = len(r["seeds"]), r["seconds_per_epoch"]
+            ratio = f"{epoch / text:.2f}" if text and epoch else "-"
+            out.append(
+                f"| {r['row']} | {n} | {cell_md(r['val_unseen'], n)} | "
+                f"{cell_md(r['test_seen'], n)} | {cell_md(r['test_unseen'], n)} | "
+                f"{cell_md(r['macro_f1_unseen'], n)} | {f'{epoch:.0f}' if epoch else '-'} | "
+                f"{ratio} |"
+            )
+        f = result.get("faithfulness")
+        if f:
+            out += [
+                "",
+                f"Explanations of the first fused run ({f['texts']} `{unseen}` texts, "
+                f"log-odds): removing the top 3 paths drops {f['comp']:.3f} against "
+                f"{f['comp_random']:.3f} for random walks ({f['ratio']:.1f}x); the top path "
+                f"alone {f['comp_top1']:.3f} against {f['comp_top1_random']:.3f} "
+                f"({f['ratio_top1']:.1f}x).",
+            ]
+        out.append("")
+    return "\n".join(out + targets_markdown(payload["checks"])) + "\n"
+
+
+def write_readme(payload: dict[str, Any]) -> None:
+    replace_block(BEGIN, END, markdown(payload))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--json", type=Path, help="write every figure as JSON to this file")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the seeded rows")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench" / "encoder")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch: a smoke run")
+    parser.add_argument("--readme", action="store_true", help="also rewrite README.md's block")
+    parser.add_argument("--render", type=Path, metavar="JSON", help="only rewrite the README")
+    args = parser.parse_args()
+    if args.render:
+        write_readme(json.loads(args.render.read_text(encoding="utf-8")))
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    seeds = 1 if args.quick else args.seeds
+    started = time.perf_counter()
+    jobs = {name: [command(name, args.out, seeds, args.quick)] for name in args.datasets}
+    seconds = run_pipelines(jobs, args.out, ("compare",))
+    results: dict[str, Any] = {}
+    all_checks: list[tuple[str, float, str, bool]] = []
+    for name in seconds:
+        report = json.loads((args.out / f"{name}.json").read_text())
+        table = rows(name, report)
+        all_checks += checks(name, report)
+        results[name] = {"rows": table, "faithfulness": report.get("faithfulness"),
+                         "seconds": seconds[name], "report": report}  # fmt: skip
+        print(f"\n== {name}: {seconds[name]['compare'] / 60:.1f} min")
+        for r in table:
+            cells = [
+                cell_md(r[k], len(r["seeds"])) for k in ("val_unseen", "test_seen", "test_unseen")
+            ]
+            print(
+                f"{r['row']:24} "
+                + " ".join(f"{c:>15}" for c in cells)
+                + f" {r['seconds_per_epoch']:7.1f}"
+            )
+    minutes = (time.perf_counter() - started) / 60
+    finish(args, results, all_checks, minutes, seeds, write_readme)
+
+
+if __name__ == "__main__":
+    main()
