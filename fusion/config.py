@@ -66,6 +66,8 @@ class DataConfig:
     val_fraction, val_seen_fraction: the shares above.
     holdout_types: rdf:type IRIs of the entities validation may hold out (default: the type
         the most training texts mention).
+    unlabeled: a file of texts without labels (.txt one per line, or .csv/.tsv/.jsonl with
+        ``text_column``) for self-training (``train.self_training_rounds``).
     """
 
     train: str = ""
@@ -80,6 +82,7 @@ class DataConfig:
     val_seen_fraction: float = 0.05
     holdout_types: tuple[str, ...] = ()
     test_fraction: float = 0.0
+    unlabeled: str = ""
 
     def problems(self) -> list[str]:
         out = []
@@ -141,6 +144,11 @@ class TrainSettings:
     adversarial: FGM adversarial training (Miyato et al., ICLR 2017): each step also trains on
         the batch with its word embeddings moved by this L2 norm per text along the loss
         gradient; 0 = off. It costs one more forward and backward pass per step.
+    self_training_rounds: rounds of self-training on ``data.unlabeled`` (fusion/self_training.py):
+        each labels those texts with the model's calibrated predictions, keeps the ones at or
+        above ``self_training_threshold`` and trains on; a round that lowers the validation
+        score is undone and ends them. 0 = off.
+    self_training_threshold: the calibrated probability a pseudo-label needs.
     tensorboard: also log to TensorBoard (needs the tensorboard package).
     threads: torch CPU threads (0 = torch's default).
     """
@@ -160,6 +168,8 @@ class TrainSettings:
     branch_loss: float = 1.0
     swap_mentions: float = 0.0
     adversarial: float = 0.0
+    self_training_rounds: int = 0
+    self_training_threshold: float = 0.9
     tensorboard: bool = False
     threads: int = 0
 
@@ -173,6 +183,14 @@ class TrainSettings:
         for name in ("lr", "lora_lr"):
             if getattr(self, name) <= 0:
                 out.append(f"'train.{name}' must be positive (got {getattr(self, name)})")
+        if self.self_training_rounds < 0:
+            out.append(
+                f"'train.self_training_rounds' must be 0 (off) or more (got {self.self_training_rounds})"
+            )
+        if not 0.0 < self.self_training_threshold <= 1.0:
+            out.append(
+                f"'train.self_training_threshold' must be in (0, 1] (got {self.self_training_threshold})"
+            )
         if self.adversarial < 0:
             out.append(f"'train.adversarial' must be 0 (off) or more (got {self.adversarial})")
         for name in ("mask_label_facts", "mask_mentions", "swap_mentions"):
@@ -366,6 +384,10 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         problems.append(f"'kg.endpoint' must be an http(s) URL (got {config.kg.endpoint!r})")
     if not (config.data.train or config.data.path):
         problems.append("'data.train' or 'data.path' is required: the labelled texts")
+    if config.train.self_training_rounds > 0 and not config.data.unlabeled:
+        problems.append(
+            "'train.self_training_rounds' needs 'data.unlabeled': a file of texts without labels"
+        )
     if config.model.reads_walks:
         if not config.kg.label_map:
             problems.append(

@@ -62,7 +62,9 @@ from fusion.optimization import (
 )
 from fusion.path_graph import walk_length
 from fusion.resources import Prepared, Resources
+from fusion.self_training import self_train, usable
 from fusion.setup import RunPlan, Selection, Workspace, plan_run
+from nlp.texts import check_texts, read_records
 
 
 @dataclass
@@ -135,8 +137,10 @@ def fit(
     settings = config.train
     unseen = list(val_unseen) if val_unseen is not None else [False] * len(val)
     selection = selection or Selection("all", "every validation text")
-    # deterministic for a seed, so a resumed run fits the same head again
-    prefit_counts(model, train, val, selection, unseen, settings.seed)
+    # deterministic for a seed, so a resumed run fits the same head again; a head already
+    # fitted and frozen (self-training trains on from it) stays as it is
+    if not model.counts_per_label or any(p.requires_grad for p in model.counts_head.parameters()):
+        prefit_counts(model, train, val, selection, unseen, settings.seed)
     if model.counts_per_label:  # fitted: the joint training adds text and graph on top of it
         for p in model.counts_head.parameters():
             p.requires_grad_(False)
@@ -343,6 +347,7 @@ def run(
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
     seed_everything(config.train.seed)
+    unlabeled_texts = _unlabeled_texts(config)  # read and checked before anything is written
     with distributed.main_first():
         workspace = workspace or Workspace.open(config, run_dir)
         plan = plan or plan_run(config, workspace)
@@ -374,6 +379,16 @@ def run(
             resources, train, config.train.swap_mentions, config.train.seed, plan.hidden
         )
     val = prepare(splits.val, "val", plan.val_masked, plan.hidden)
+    unlabeled: list[Prepared] = []
+    if unlabeled_texts:
+        masked = config.train.mask_label_facts or 0.0
+        unlabeled = usable(
+            resources.prepare(
+                unlabeled_texts, None, masked, use_kg, config.train.seed, None, plan.hidden
+            ),
+            train,
+            val,
+        )
     tests = {name: prepare(ex, f"test:{name}") for name, ex in splits.tests.items()}
 
     if distributed.is_main():
@@ -392,6 +407,23 @@ def run(
     temperature = fit_temperature(
         predict_logits(model, resources, chosen), np.array([p.label for p in chosen])
     )
+    self_training: list[dict[str, Any]] = []
+    if unlabeled:
+
+        def train_more(pseudo: list[Prepared], round_: int) -> None:
+            more, folder = train + pseudo, run_dir / f"self-training-{round_}"
+            if distributed.is_main():
+                folder.mkdir(exist_ok=True)
+            fit(
+                model, resources, more, val, config, folder, progress,
+                None, data_fingerprint(resources, more, val), splits.val_unseen, plan.selection,
+            )  # fmt: skip
+
+        temperature, self_training = self_train(
+            model, resources, val, splits.val_unseen, plan.selection, unlabeled,
+            config.train.self_training_rounds, config.train.self_training_threshold, temperature,
+            train_more,
+        )  # fmt: skip
     metrics = evaluate_validation(model, resources, val, splits.val_unseen)
     metrics |= {f"test:{n}": evaluate_shared(model, resources, ex) for n, ex in tests.items()}
     parts = {"val": val, "val:unseen": [p for p, u in zip(val, splits.val_unseen, strict=True) if u],
@@ -405,7 +437,7 @@ def run(
     training = {
         "epochs_run": epochs, "best_epoch": best_epoch, "seconds_per_epoch": seconds,
         "temperature": temperature, "selection": plan.selection.on, "choices": plan.choices,
-        "counts": splits.counts(),
+        "counts": splits.counts(), "self_training": self_training,
     }  # fmt: skip
     bundle = run_dir / "bundle"
     if distributed.is_main():
@@ -414,6 +446,16 @@ def run(
     return TrainResult(
         run_dir, bundle, metrics, epochs, seconds, best_epoch, temperature, plan.choices
     )
+
+
+def _unlabeled_texts(config: RunConfig) -> list[str]:
+    """The texts of ``data.unlabeled`` when self-training is on (else none), checked."""
+    if config.train.self_training_rounds <= 0:
+        return []
+    column = config.data.text_column
+    texts = [r[column] for r in read_records(config.data.unlabeled, (column,))]
+    check_texts(texts)
+    return texts
 
 
 def main(

@@ -14,6 +14,7 @@ from fusion.bundle import BundleError, load_bundle
 from fusion.config import ConfigError, load_config
 from fusion.evaluate import predict_logits
 from fusion.train import main, run
+from nlp.texts import DataError
 
 pytestmark = pytest.mark.integration
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
@@ -438,3 +439,47 @@ def test_compare_rows_are_picked_by_name_and_an_unknown_one_is_refused() -> None
     assert len(variants) > 5 and with_reference
     with pytest.raises(ConfigError, match=r"unknown row\(s\) \['fused-gat'\].*fused-no-gnn"):
         pick_variants("fused,fused-gat")
+
+
+def test_self_training_labels_unlabelled_texts_and_keeps_a_round_only_if_validation_agrees(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    unlabeled = tmp_path / "unlabeled.txt"
+    unlabeled.write_text("a bad case of influenza\ncovid-19 and a cough\nsneezing all day\n")
+    result = main(
+        TINY,
+        overrides(
+            tiny_bert, tmp_path / "st", "train.epochs=1", f"data.unlabeled={unlabeled}",
+            "train.self_training_rounds=2", "train.self_training_threshold=0.01",
+        ),
+        progress=False,
+    )  # fmt: skip
+    meta = json.loads((result.bundle / "bundle.json").read_text())
+    rounds = meta["training"]["self_training"]
+    assert rounds and rounds[0]["labelled"] == 3  # every text clears a 1% threshold
+    for r in rounds:
+        assert r["kept"] == (r["score_after"] >= r["score_before"])
+    assert (result.run_dir / "self-training-1" / "metrics.jsonl").is_file()
+
+
+def test_self_training_needs_unlabelled_texts_and_refuses_a_bad_file(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=r"data\.unlabeled"):
+        load_config(TINY, ["train.self_training_rounds=1"])
+    bad = tmp_path / "unlabeled.csv"
+    bad.write_text('text\nfine\n""\n')
+    out = tmp_path / "st"
+    with pytest.raises(DataError, match=r"unlabeled\.csv:3: row 2 has an empty 'text'"):
+        main(TINY, overrides(tiny_bert, out, f"data.unlabeled={bad}", "train.self_training_rounds=1"), progress=False)  # fmt: skip
+    assert not out.exists()
+
+
+def test_unlabelled_texts_about_entities_validation_holds_out_are_left_out() -> None:
+    from fusion.resources import Prepared
+    from fusion.self_training import usable
+
+    train = [Prepared("a", 0, [1, 2])]
+    val = [Prepared("b", 0, [2]), Prepared("c", 1, [3])]  # 3: held out from training
+    unlabeled = [Prepared("x", -1, [1]), Prepared("y", -1, [3, 1]), Prepared("z", -1, [])]
+    assert [p.text for p in usable(unlabeled, train, val)] == ["x", "z"]
