@@ -45,6 +45,8 @@ ROWS = (
     "fused-no-kg",
 )
 ROW_NAMES = {"fused": "tuned"}
+# compare's rows this benchmark trains (bench/graph_encoder.py trains the encoder's and options')
+COMPARE_ROWS = "reference,text,fused,graph,counter,fused-shuffled,fused-no-kg,fused-mentions"
 MENTION_ROWS = ("fused-no-mention-mask", "fused-mention-mask-")  # compare's ablation, by prefix
 README = REPO / "README.md"
 BEGIN, END = "<!-- generalization:begin -->", "<!-- generalization:end -->"
@@ -91,7 +93,7 @@ def pipeline(name: str, out: Path, seeds: int, trials: int, quick: bool) -> list
     return [
         [*CLI, "tune", config, *base, "--trials", str(trials)],
         [*CLI, "compare", str(tuned), f"output={out / name}", "train.threads=1", "--seeds",
-         str(seeds), "--with-default", "--json", str(out / f"{name}.json")],
+         str(seeds), "--with-default", "--rows", COMPARE_ROWS, "--json", str(out / f"{name}.json")],
     ]  # fmt: skip
 
 
