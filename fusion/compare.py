@@ -282,9 +282,9 @@ def compare(
             settings: dict[str, Any] = {"mode": variant.mode}
             if variant.toggle:
                 name, train[variant.toggle] = ablation(config, variant.toggle)
+            if (variant.encoder or variant.toggle_counts) and not plan.resources.label_nodes:
+                continue  # the paths encoder and the counts need class nodes
             if variant.encoder:
-                if not plan.resources.label_nodes:
-                    continue  # the paths encoder and the counts need class nodes
                 encoder = encoder_ablation(config) if variant.encoder == "other" else "none"
                 if encoder == "paths" and compiled is None:
                     continue  # the paths encoder walks a compiled KG
@@ -294,8 +294,6 @@ def compare(
                 else:
                     settings["counts"] = True
             if variant.toggle_counts:
-                if not plan.resources.label_nodes:
-                    continue  # counts are walks to class nodes
                 settings["counts"] = not config.model.counts
                 name = "fused-no-counts" if config.model.counts else "fused-counts"
             cfg = with_overrides(config, model=settings, train=train)

@@ -53,7 +53,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from kg.errors import EntityNotFoundError
-from kg.graph import KnowledgeGraph, Triple
+from kg.graph import KnowledgeGraph, Triple, csr_entries
 
 DEFAULT_MAX_DEGREE = 1000
 DEFAULT_PATH_MAX_DEGREE = 10_000  # paths through bigger hubs are skipped (cost grows with degree)
@@ -303,13 +303,8 @@ def _gather(indptr: np.ndarray, data: np.ndarray, rows: np.ndarray) -> np.ndarra
     Shapes:
         indptr: [num_rows + 1]; data: [nnz]; rows: [k]; return: [sum of the rows' lengths].
     """
-    starts = indptr[rows]
-    lens = indptr[rows + 1] - starts
-    total = int(lens.sum())
-    if total == 0:
-        return np.empty(0, dtype=np.int64)
-    offsets = np.repeat(starts - (np.cumsum(lens) - lens), lens)
-    return data[np.arange(total) + offsets].astype(np.int64)
+    _, idx = csr_entries(indptr[rows], indptr[rows + 1])
+    return data[idx].astype(np.int64)
 
 
 def _entity_label_csr(

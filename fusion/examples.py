@@ -83,13 +83,13 @@ def build_subgraph(
     linked: Sequence[int],
     label_nodes: Sequence[int],
     settings: SubgraphSettings,
-    mask_label_facts: bool = False,
+    masked: AbstractSet[int] = frozenset(),
     use_kg: bool = True,
-    hidden: AbstractSet[int] = frozenset(),
 ) -> LinkedSubgraph:
     """The subgraph of one text (see the module docstring); ``use_kg=False`` keeps the seeds
-    and no edge (the no-KG control). The label facts of the ``hidden`` entities are dropped
-    too, wherever they sit (validation's held-out entities, fusion/setup.py)."""
+    and no edge (the no-KG control). The label facts of the ``masked`` entities are dropped,
+    wherever they sit (`hidden_facts`: the text's own when masked, and validation's held-out
+    entities while a model trains)."""
     linked = list(dict.fromkeys(int(e) for e in linked))
     seeds = linked + [e for e in label_nodes if e not in linked]
     assert settings.hops is not None, "hops are resolved before subgraphs are built"
@@ -99,7 +99,6 @@ def build_subgraph(
     if not use_kg:
         sub.edge_index, sub.edge_type = sub.edge_index[:, :0], sub.edge_type[:0]
     src, dst, rel = sub.edge_index[0], sub.edge_index[1], sub.edge_type
-    masked = hidden_facts(linked, mask_label_facts, {e for e in hidden if e not in label_nodes})
     if masked and label_nodes:
         pos = {e: i for i, e in enumerate(sub.nodes.tolist())}
         is_masked = np.zeros(sub.num_nodes, dtype=bool)

@@ -71,6 +71,13 @@ class ScoredPath:
         }
 
 
+def step_triple(u: int, r: int, v: int, num_relations: int) -> Triple:
+    """The KG triple of the step ``u -r-> v``: ``r`` follows a triple, ``r + R`` walks it back."""
+    if r < num_relations:
+        return Triple(u, r, v)
+    return Triple(v, r - num_relations, u)
+
+
 def _hop_graph(graph: LinkedSubgraph, num_relations: int) -> nx.Graph:
     """Undirected view of the subgraph's triples (local node ids) with their triples. An edge
     of type ``r + R`` walks triple ``r`` backwards (walk subgraphs hold one direction only)."""
@@ -80,10 +87,7 @@ def _hop_graph(graph: LinkedSubgraph, num_relations: int) -> nx.Graph:
     for (a, b), r in zip(ei.T.tolist(), et.tolist(), strict=True):
         if a == b:
             continue
-        if r < num_relations:
-            triple = Triple(int(nodes[a]), int(r), int(nodes[b]))
-        else:
-            triple = Triple(int(nodes[b]), int(r - num_relations), int(nodes[a]))
+        triple = step_triple(int(nodes[a]), int(r), int(nodes[b]), num_relations)
         if not g.has_edge(a, b):
             g.add_edge(a, b, triples=[triple])
         elif triple not in g.edges[a, b]["triples"]:
@@ -246,12 +250,7 @@ def gradient_paths(
     found.sort(key=lambda x: -x[0])
     paths = []
     for score, walked, steps in found[:limit]:
-        triples = [
-            Triple(nodes[source[e]], relation[e], nodes[dest[e]])
-            if relation[e] < R
-            else Triple(nodes[dest[e]], relation[e] - R, nodes[source[e]])
-            for e in steps
-        ]
+        triples = [step_triple(nodes[source[e]], relation[e], nodes[dest[e]], R) for e in steps]
         paths.append(([nodes[i] for i in walked], triples, score))
     return paths
 
@@ -271,11 +270,6 @@ def explain(
     if model.config.mode == "text" or example.graph is None or not example.linked:
         return []
     R = resources.graph.num_relations
-    targets = (
-        [resources.label_nodes[predicted]]
-        if resources.label_nodes
-        else _attended(model, resources, text_vector, example)
-    )
     attributions: list[float | None]
     found = None
     if model.config.reads_walks:
@@ -284,6 +278,11 @@ def explain(
         candidates = [(nodes, hops) for nodes, hops, _ in found]
         attributions = [a for _, _, a in found]
     else:
+        targets = (
+            [resources.label_nodes[predicted]]
+            if resources.label_nodes
+            else _attended(model, resources, text_vector, example)
+        )
         candidates = [c for t in targets for c in candidate_paths(resources, example, t, max_hops)]
         attributions = [None] * len(candidates)
     if not candidates:

@@ -256,9 +256,8 @@ class FusionClassifier(nn.Module):
             )
         if self.config.mode == "graph":
             return {"logits": graph_logits, "graph_logits": graph_logits, "attention": attention}
-        linked_count = torch.zeros(batch_size).index_add_(0, graph.batch, graph.linked.float())
-        has_entity = (linked_count > 0).float().unsqueeze(-1)
-        gate = torch.sigmoid(self.gate(torch.cat([t, pooled, context], dim=-1))) * has_entity
+        gate = torch.sigmoid(self.gate(torch.cat([t, pooled, context], dim=-1)))
+        gate = gate * _has_entity(graph, batch_size)
         logits = text_logits + gate * graph_logits
         return {
             "logits": logits,
@@ -285,9 +284,8 @@ class FusionClassifier(nn.Module):
         )  # fmt: skip
         if self.config.mode == "graph":
             return {"logits": scores, "graph_logits": scores}
-        linked_count = torch.zeros(t.shape[0]).index_add_(0, graph.batch, graph.linked.float())
-        has_entity = (linked_count > 0).float().unsqueeze(-1)
-        gate = torch.sigmoid(self.gate(torch.cat([t, states.mean(1)], dim=-1))) * has_entity
+        gate = torch.sigmoid(self.gate(torch.cat([t, states.mean(1)], dim=-1)))
+        gate = gate * _has_entity(graph, t.shape[0])
         return {
             "logits": text_logits + gate * scores,
             "text_logits": text_logits,
@@ -295,6 +293,12 @@ class FusionClassifier(nn.Module):
             **branches,
             "gate": gate.squeeze(-1),
         }
+
+
+def _has_entity(graph: Batch, batch_size: int) -> torch.Tensor:
+    """[batch, 1]: 1.0 for a text with a linked entity, 0.0 for one without (its gate is shut)."""
+    linked_count = torch.zeros(batch_size).index_add_(0, graph.batch, graph.linked.float())
+    return (linked_count > 0).float().unsqueeze(-1)
 
 
 class PerLabelCounts(nn.Module):

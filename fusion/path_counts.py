@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from kg.errors import EntityNotFoundError
-from kg.graph import KnowledgeGraph, Triple
+from kg.graph import KnowledgeGraph, Triple, csr_entries
 
 DEFAULT_MAX_DEGREE = (
     1000  # a colour or a generation (about 100 species each) still carries class evidence
@@ -156,18 +156,12 @@ class PathCounter:
         self, nodes: np.ndarray, counts: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every CSR entry of ``nodes``: (source, neighbour, relation, walk count)."""
-        lo, hi = self._indptr[nodes], self._indptr[nodes + 1]
-        lens = hi - lo
-        total = int(lens.sum())
-        if total == 0:
-            empty = np.empty(0, dtype=np.int64)
-            return empty, empty, empty, empty.astype(np.float64)
-        idx = np.arange(total) + np.repeat(lo - (np.cumsum(lens) - lens), lens)
+        owner, idx = csr_entries(self._indptr[nodes], self._indptr[nodes + 1])
         return (
-            np.repeat(nodes, lens),
+            nodes[owner],
             self._neighbors[idx],
             self._relations[idx],
-            np.repeat(counts, lens).astype(np.float64),
+            counts[owner].astype(np.float64),
         )
 
     def features(self, linked: Sequence[int], masked: Iterable[int] | None = None) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from fusion.examples import MAX_DISTANCE, LinkedSubgraph
-from kg.graph import KnowledgeGraph
+from kg.graph import KnowledgeGraph, csr_entries
 
 MIN_ROUNDS = 3  # the shortest walk the paths encoder reads, whatever subgraph.hops says
 DEFAULT_MAX_DEGREE = 1000  # as the label counts (fusion/path_counts.py)
@@ -69,7 +69,7 @@ def build_path_subgraph(
     src = dst = rel = np.empty(0, dtype=np.int64)
     if use_kg and linked and labels:
         from_source = _distances(graph, np.flatnonzero(is_start), hops, inner, is_masked, is_label)
-        to_label = _distances(graph, np.flatnonzero(is_label), hops, inner, is_label, is_masked)
+        to_label = _distances(graph, np.flatnonzero(is_label), hops, inner, is_masked, is_label)
         # a walk leaves a linked entity or an inner node, short of the last step
         leaving = (from_source >= 0) & (from_source < hops) & (to_label >= 1) & (inner | is_start)
         src, dst, rel = _entries(graph, np.flatnonzero(leaving))
@@ -99,12 +99,12 @@ def _distances(
     origins: np.ndarray,
     hops: int,
     inner: np.ndarray,
-    origin_side: np.ndarray,
-    far_side: np.ndarray,
+    is_masked: np.ndarray,
+    is_label: np.ndarray,
 ) -> np.ndarray:
     """Shortest step counts (up to ``hops``; -1 when farther) from ``origins``, passing only
-    through ``inner`` nodes. A step between an ``origin_side`` node and a ``far_side`` node is a
-    masked label fact: the flags say which end is which (linked side and label side)."""
+    through ``inner`` nodes and never over a masked label fact (a step between a masked
+    entity and a label node, either way)."""
     distance = np.full(graph.num_entities, -1, dtype=np.int64)
     distance[origins] = 0
     frontier = origins
@@ -112,7 +112,7 @@ def _distances(
         if len(frontier) == 0:
             break
         src, nbr, _ = _entries(graph, frontier)
-        fact = (origin_side[src] & far_side[nbr]) | (far_side[src] & origin_side[nbr])
+        fact = (is_masked[src] & is_label[nbr]) | (is_label[src] & is_masked[nbr])
         nbr = np.unique(nbr[~fact])
         nbr = nbr[distance[nbr] < 0]
         distance[nbr] = hop
@@ -122,16 +122,9 @@ def _distances(
 
 def _entries(graph: KnowledgeGraph, nodes: np.ndarray) -> tuple[np.ndarray, ...]:
     """Every CSR entry of ``nodes``: (from, to, directed relation)."""
-    indptr = graph.indptr
-    lo, hi = indptr[nodes].astype(np.int64), indptr[nodes + 1].astype(np.int64)
-    lens = hi - lo
-    total = int(lens.sum())
-    if total == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, empty
-    idx = np.arange(total) + np.repeat(lo - (np.cumsum(lens) - lens), lens)
+    owner, idx = csr_entries(graph.indptr[nodes], graph.indptr[nodes + 1])
     return (
-        np.repeat(nodes, lens),
+        nodes[owner].astype(np.int64),
         graph.neighbors[idx].astype(np.int64),
         graph.edge_relations[idx].astype(np.int64),
     )

@@ -206,13 +206,12 @@ class Resources:
         else:
             flags = list(mask_label_facts)
         out = []
+        hidden = {e for e in hidden if e not in set(self.label_nodes)}
         for i, text in enumerate(texts):
             mine = spans[i] if use_kg else []
             linked = self.entity_ids(mine)
-            masked = hidden_facts(
-                linked, flags[i], {e for e in hidden if e not in self.label_nodes}
-            )
-            graph = self._subgraph(linked, masked, flags[i], use_kg, hidden)
+            masked = hidden_facts(linked, flags[i], hidden)
+            graph = self._subgraph(linked, masked, use_kg)
             counts = None
             if self.counter is not None:
                 counts = self.counter.features(linked, masked=masked or None)
@@ -221,22 +220,14 @@ class Resources:
         self._cover_features()
         return out
 
-    def _subgraph(
-        self,
-        linked: list[int],
-        masked: set[int],
-        own_masked: bool,
-        use_kg: bool,
-        hidden: AbstractSet[int],
-    ) -> LinkedSubgraph:
-        """The text's walk subgraph (``walks``) or capped neighbourhood."""
+    def _subgraph(self, linked: list[int], masked: set[int], use_kg: bool) -> LinkedSubgraph:
+        """The text's walk subgraph (``walks``) or capped neighbourhood, without the label
+        facts of the ``masked`` entities."""
         if self.walks:
             assert isinstance(self.graph, KnowledgeGraph) and self.subgraph.hops is not None
             hops = walk_length(self.subgraph.hops)
             return build_path_subgraph(self.graph, linked, self.label_nodes, hops, masked, use_kg)
-        return build_subgraph(
-            self.graph, linked, self.label_nodes, self.subgraph, own_masked, use_kg, hidden
-        )
+        return build_subgraph(self.graph, linked, self.label_nodes, self.subgraph, masked, use_kg)
 
     def _cover_features(self) -> None:
         """Embed the entities the graph has met since the last call: a triple-store graph

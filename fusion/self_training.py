@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from fusion.calibration import fit_temperature
 from fusion.checkpoint import load_trainable_state, trainable_state
 from fusion.evaluate import evaluate_validation, predict_logits
 from fusion.model import FusionClassifier
@@ -48,11 +47,12 @@ def self_train(
     threshold: float,
     temperature: float,
     train_more: TrainMore,
+    calibrate: Callable[[], float],
 ) -> tuple[float, list[dict[str, Any]]]:
-    """Run the rounds (module doc). Returns the temperature refitted after the last kept round
-    and one record per round: texts labelled, the validation score before and after, kept."""
+    """Run the rounds (module doc), pseudo-labelling at ``temperature``, refitted by
+    ``calibrate`` after each kept round. Returns the last temperature and one record per
+    round: texts labelled, the validation score before and after, kept."""
     records: list[dict[str, Any]] = []
-    chosen = [p for p, f in zip(val, selection.flags(list(val_unseen)), strict=True) if f]
     before, _ = selection.score(evaluate_validation(model, resources, val, val_unseen))
     for round_ in range(1, rounds + 1):
         logits = predict_logits(model, resources, unlabeled)
@@ -76,7 +76,5 @@ def self_train(
             load_trainable_state(model, weights)
             break
         before = after
-        temperature = fit_temperature(
-            predict_logits(model, resources, chosen), np.array([p.label for p in chosen])
-        )
+        temperature = calibrate()
     return temperature, records

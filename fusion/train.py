@@ -404,9 +404,13 @@ def run(
 
     # temperature scaling on what validation selects on: never on a test text
     chosen = [p for p, f in zip(val, plan.selection.flags(splits.val_unseen), strict=True) if f]
-    temperature = fit_temperature(
-        predict_logits(model, resources, chosen), np.array([p.label for p in chosen])
-    )
+
+    def calibrate() -> float:
+        return fit_temperature(
+            predict_logits(model, resources, chosen), np.array([p.label for p in chosen])
+        )
+
+    temperature = calibrate()
     self_training: list[dict[str, Any]] = []
     if unlabeled:
 
@@ -422,7 +426,7 @@ def run(
         temperature, self_training = self_train(
             model, resources, val, splits.val_unseen, plan.selection, unlabeled,
             config.train.self_training_rounds, config.train.self_training_threshold, temperature,
-            train_more,
+            train_more, calibrate,
         )  # fmt: skip
     metrics = evaluate_validation(model, resources, val, splits.val_unseen)
     metrics |= {f"test:{n}": evaluate_shared(model, resources, ex) for n, ex in tests.items()}

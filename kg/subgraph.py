@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kg.errors import EntityNotFoundError
-from kg.graph import Triple
+from kg.graph import Triple, csr_entries
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -110,14 +110,7 @@ class Subgraph:
 
 def _gather_rows(kg: KnowledgeGraph, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR entries of ``rows``: (owner position in ``rows``, relation, neighbour)."""
-    starts = kg.indptr[rows]
-    lens = kg.indptr[rows + 1] - starts
-    total = int(lens.sum())
-    if total == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, empty
-    owner = np.repeat(np.arange(len(rows)), lens)
-    idx = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(starts, lens)
+    owner, idx = csr_entries(kg.indptr[rows], kg.indptr[rows + 1])
     return owner, kg.edge_relations[idx].astype(np.int64), kg.neighbors[idx].astype(np.int64)
 
 
@@ -176,13 +169,9 @@ def k_hop_subgraph(
 def _induced_triples(kg: KnowledgeGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Triples among ``nodes``: scan each node's outgoing entries (the front of its CSR row)
     and keep those whose object is chosen, found through a dense position table."""
-    starts = kg.indptr[nodes]
-    lens = kg.out_end[nodes] - starts
-    total = int(lens.sum())
-    if total == 0:
+    owner, idx = csr_entries(kg.indptr[nodes], kg.out_end[nodes])
+    if len(idx) == 0:
         return np.empty((2, 0), dtype=np.int64), np.empty(0, dtype=np.int64)
-    owner = np.repeat(np.arange(len(nodes)), lens)
-    idx = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(starts, lens)
     with kg.position_table() as position:
         position[nodes] = np.arange(len(nodes))
         local = position[kg.neighbors[idx]]

@@ -122,7 +122,7 @@ def test_subgraph_nodes_know_their_distance_to_the_linked_entities(
 def test_label_facts_of_the_linked_entities_are_masked(graph: kg.KnowledgeGraph) -> None:
     flu, fever = graph.entity_id(EX + "flu"), graph.entity_id(EX + "fever")
     shown = build_subgraph(graph, [flu], [fever], SubgraphSettings(2, 10))
-    masked = build_subgraph(graph, [flu], [fever], SubgraphSettings(2, 10), mask_label_facts=True)
+    masked = build_subgraph(graph, [flu], [fever], SubgraphSettings(2, 10), masked={flu})
 
     def joins(sub, a: int, b: int) -> bool:  # type: ignore[no-untyped-def]
         pos = {e: i for i, e in enumerate(sub.n_id.tolist())}
