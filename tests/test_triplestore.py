@@ -322,3 +322,22 @@ def test_triplestore_cli_queries_match_compiled_kg(
         got = runner.invoke(app, [*command, *source])
         assert got.exit_code == 0, got.output
         assert got.output == want.output
+
+
+def test_triplestore_fetches_a_whole_frontier_in_one_request(
+    endpoint: str, memory: kg.KnowledgeGraph
+) -> None:
+    """Each hop asks once for its whole frontier's edges and once for its candidates' degrees,
+    however many nodes it holds; asked again, the same neighbourhood comes from the cache."""
+    seeds, hops, max_nodes = [GEN + "e42"], 2, 200
+    store = TripleStoreGraph(endpoint)
+    got = store.neighborhood(seeds, hops=hops, max_nodes=max_nodes)
+    want = memory.subgraph([memory.entity_id(s) for s in seeds], hops=hops, max_nodes=max_nodes)
+    assert (want.hop == 1).sum() >= 4, "the case needs a multi-node frontier at hop 2"
+    assert _named(got.kg, got) == _named(memory, want)
+    # seed check + (edges, degrees) per hop + last hop's edges among the nodes + their names
+    assert store.attempts == 1 + 2 * hops + 2
+    again = store.neighborhood(seeds, hops=hops, max_nodes=max_nodes)
+    assert store.attempts == 1 + 2 * hops + 2
+    assert _named(again.kg, again) == _named(memory, want)
+    assert again.hop.tolist() == want.hop.tolist()
