@@ -157,6 +157,12 @@ def load_command(
     limits = ReadLimits(max_literal_chars, max_label_chars)
     kg = _load_with_progress(files, format=format, config=config, parser=parser, limits=limits)
     kg.save(output)
+    if kg.num_entities == 0:
+        console.print(
+            f"the KG is empty (0 triples): {', '.join(map(str, files))} hold(s) no triple; "
+            f"saved the empty KG to {output}"
+        )
+        return
     console.print(_stats_table(kg, f"compiled {len(files)} file(s) -> {output}"))
 
 

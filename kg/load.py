@@ -33,13 +33,26 @@ def load(
         progress: called with the number of bytes read, for progress bars.
         limits: the longest literal and label accepted (default `ReadLimits()`).
 
+    Returns:
+        the compiled graph. Files without a triple (empty, or only comments, prefixes or a
+        header row) are valid and add nothing: with no triple at all the graph is empty (0
+        entities, 0 triples), and it saves, reopens and answers queries as such.
+
     Raises:
-        KGLoadError: a missing, empty, unreadable or malformed file, naming file and line;
+        KGLoadError: a missing, unreadable or malformed file, naming file and line;
             RDF/XML that declares entities; a literal or label longer than ``limits`` allow.
     """
-    files = check_files(paths, format)
+    files = check_files(paths, format, allow_empty=True)
     builder = GraphBuilder(config)
-    read_files(builder, files, format=format, parser=parser, progress=progress, limits=limits)
+    read_files(
+        builder,
+        files,
+        format=format,
+        parser=parser,
+        progress=progress,
+        limits=limits,
+        allow_empty=True,
+    )
     return builder.build(sources=[p.name for p in files])
 
 
@@ -54,8 +67,11 @@ def open_or_load(paths: str | Path | Sequence[str | Path]) -> KnowledgeGraph:
     return load(paths)
 
 
-def check_files(paths: str | Path | Sequence[str | Path], format: str | None = None) -> list[Path]:
-    """The files as paths, refused before any parsing when one is plainly unusable."""
+def check_files(
+    paths: str | Path | Sequence[str | Path], format: str | None = None, allow_empty: bool = False
+) -> list[Path]:
+    """The files as paths, refused before any parsing when one is plainly unusable (or, unless
+    ``allow_empty``, empty: adding an empty file to a KG is most likely a mistake)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     if not paths:
@@ -66,7 +82,7 @@ def check_files(paths: str | Path | Sequence[str | Path], format: str | None = N
             raise KGLoadError("file not found", path)
         if not path.is_file():
             raise KGLoadError("not a regular file (pass the triples files themselves)", path)
-        if path.stat().st_size == 0:
+        if not allow_empty and path.stat().st_size == 0:
             raise KGLoadError("the file is empty; it must hold at least one triple", path)
         detect_format(path, format)
     return files
@@ -81,12 +97,14 @@ def read_files(
     progress: Callable[[int], None] | None = None,
     first_tag: int = 0,
     limits: ReadLimits | None = None,
+    allow_empty: bool = False,
 ) -> None:
-    """Parse ``files`` into ``builder``; file ``n`` tags its blank nodes ``f<first_tag + n>``."""
+    """Parse ``files`` into ``builder``; file ``n`` tags its blank nodes ``f<first_tag + n>``.
+    A file without a triple is refused unless ``allow_empty``."""
     for n, path in enumerate(files):
         before = builder.statements
         fmt = detect_format(path, format)
         tag = f"f{first_tag + n}"
         read_file(path, fmt, builder, tag=tag, parser=parser, progress=progress, limits=limits)
-        if builder.statements == before:
+        if not allow_empty and builder.statements == before:
             raise KGLoadError("no triples found in this file", path)

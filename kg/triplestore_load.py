@@ -29,7 +29,7 @@ def bulk_load(files: Sequence[str | Path], store: str | Path, format: str | None
     from kg.guards import ReadLimits, refuse_deep_json, refuse_xml_entities
     from kg.load import check_files
 
-    paths = check_files(files, format)
+    paths = check_files(files, format, allow_empty=True)  # an empty file adds no quad
     target = pyoxigraph.Store(str(store))
     for path in paths:
         name = detect_format(path, format)

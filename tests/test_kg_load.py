@@ -196,16 +196,47 @@ def test_load_unknown_extension_lists_the_formats(tmp_path: Path) -> None:
         assert ext in message
 
 
-def test_load_empty_file_and_file_without_triples(tmp_path: Path) -> None:
-    empty = tmp_path / "empty.ttl"
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("empty.nt", ""),
+        ("comments.nt", "# a comment\n\n   # another\n"),
+        ("empty.ttl", ""),
+        ("nothing.ttl", "@prefix ex: <http://e/> .\n# no triples\n"),
+        ("header.tsv", "head\trelation\ttail\n"),
+    ],
+)
+def test_load_file_without_triples_gives_an_empty_kg(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    graph = kg.load(path)
+    assert (graph.num_entities, graph.num_relations, graph.num_triples) == (0, 0, 0)
+    graph.save(tmp_path / "compiled")
+    again = kg.open(tmp_path / "compiled")
+    assert again.fingerprint == graph.fingerprint
+    assert again.num_entities == 0 and again.search("anything") == []
+    assert again.subgraph([]).num_nodes == 0
+    with pytest.raises(kg.EntityNotFoundError):
+        again.subgraph([0])
+
+
+def test_load_empty_file_beside_others_adds_nothing(tmp_path: Path, tiny_ttl: Path) -> None:
+    empty = tmp_path / "empty.nt"
     empty.write_text("")
-    assert "empty" in str(_error(empty))
-    prefixes_only = tmp_path / "nothing.ttl"
-    prefixes_only.write_text("@prefix ex: <http://e/> .\n# no triples\n")
-    assert "no triples" in str(_error(prefixes_only))
-    header_only = tmp_path / "header.tsv"
-    header_only.write_text("head\trelation\ttail\n")
-    assert "no triples" in str(_error(header_only))
+    assert kg.load([tiny_ttl, empty]).fingerprint == kg.load(tiny_ttl).fingerprint
+
+
+def test_cli_load_of_an_empty_file_says_the_kg_is_empty(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kg.cli import app
+
+    path = tmp_path / "empty.nt"
+    path.write_text("# nothing yet\n")
+    result = CliRunner().invoke(app, ["load", str(path), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "the KG is empty (0 triples)" in " ".join(result.output.split())
+    assert kg.open(tmp_path / "out").num_triples == 0
 
 
 def test_load_tsv_row_with_wrong_column_count_gives_file_and_line(tmp_path: Path) -> None:
