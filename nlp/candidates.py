@@ -6,7 +6,9 @@ Paths, from most to least certain (``kind`` of a `MentionCandidate`):
 - ``root``: equal after derivational roots (nlp/keys.py `root`: "congested" -> "congestion",
   "itchy" -> "itching");
 - ``respelled``: equal once a word is replaced by the alias word it is a spelling variant of
-  ("diarrhea" -> "diarrhoea": same first letter, edit ratio at least 0.85);
+  ("diarrhea" -> "diarrhoea": same first letter, edit ratio at least 0.85; the alias words are
+  looked up in a character 3-gram index, nlp/ngram_index.py, so the cost does not grow with
+  the KG);
   roots and spelling variants reach only aliases written in lower case (common nouns such as
   "skin rash"): a proper name is not derived from or misspelled as a common word ("stars" is no
   "Starly", "electricity" no "Electric" type);
@@ -22,8 +24,9 @@ Paths, from most to least certain (``kind`` of a `MentionCandidate`):
   "muscles feel painful" -> "muscle pain");
 - ``head``: the head word alone names a two-or-more-word alias of exactly one entity
   ("rash" -> "skin rash"), for aliases without function words;
-- ``fuzzy``: character 3-gram TF-IDF neighbours, re-scored by edit ratio, for spans holding a
-  word the lemma tables do not know (typos such as "diarrhea" / "diarrhoea", "psoriasys");
+- ``fuzzy``: aliases sharing the most character 3-grams with the span (nlp/ngram_index.py),
+  re-scored by edit ratio, for spans holding a word the lemma tables do not know (typos such
+  as "influensa", "psoriasys"); the similarity is that ratio;
 - ``semantic`` (opt-in, when a `SemanticCandidates` is given): word n-grams that no path above
   covers, whose embedding is close to an alias's ("exhausted" -> "fatigue", "throwing up" ->
   "vomiting"); the similarity is that cosine (see nlp/semantic.py).
@@ -34,8 +37,8 @@ from __future__ import annotations
 import itertools
 import re
 from collections import defaultdict
-from collections.abc import Callable
-from difflib import SequenceMatcher
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from spacy.lang.en.stop_words import STOP_WORDS
@@ -45,6 +48,7 @@ from kg.graph import KnowledgeGraph
 from kg.search import normalize
 from nlp.abbreviations import find_definitions, fits, is_short_form
 from nlp.keys import FUNCTION_WORDS, JOINERS, Lemmatizer, root
+from nlp.ngram_index import NgramIndex
 
 if TYPE_CHECKING:
     from nlp.semantic import SemanticCandidates
@@ -94,12 +98,15 @@ class CandidateGenerator:
         eligible: entity ids that may be linked (type filter applied by the caller).
         min_alias_length: aliases shorter than this many characters are not matched.
         stop_aliases: aliases never matched (common words that happen to name an entity).
-        fuzzy_threshold: minimum ``(cosine + edit ratio) / 2`` of a fuzzy candidate.
+        fuzzy_threshold: minimum edit ratio of a fuzzy candidate (and half of it, of its 3-gram
+            Dice coefficient).
         window_slack: extra words allowed inside a window match.
         head_match: enable the ``head`` path.
         semantic: embedding candidates for the words no string path covers (the ``semantic``
             path); None: off.
         table_names: extra names per entity id, from an alias table (`AliasTable.resolve`).
+        indexes: a folder where `save_indexes` wrote this generator's n-gram indexes (same KG,
+            same settings: the caller checks, see nlp/linker_index.py); None: build them.
     """
 
     def __init__(
@@ -116,6 +123,7 @@ class CandidateGenerator:
         head_match: bool = False,
         semantic: SemanticCandidates | None = None,
         table_names: dict[int, list[str]] | None = None,
+        indexes: Path | None = None,
     ):
         self.kg = kg
         self.semantic = semantic
@@ -138,15 +146,22 @@ class CandidateGenerator:
         key_count: dict[tuple[bool, str], int] = defaultdict(int)
         pending: list[tuple[frozenset[str], _Alias]] = []
         common_words: set[str] = set()  # words of lower-case aliases: spelling-variant targets
+        fuzzy_aliases: dict[str, list[int]] = {}  # normalized KG name -> its entities
         table_names = table_names or {}
+        split = _splitter(tokenize)
         for e in sorted(eligible):
             names = [(t, False) for t in kg.names(e)] + [(t, True) for t in table_names.get(e, ())]
             for text, from_table in names:
-                if len(text) < min_alias_length or normalize(text) in self.stop_aliases:
+                norm = normalize(text)
+                if len(text) < min_alias_length or norm in self.stop_aliases:
                     continue
-                words = [t.text for t in tokenize(text) if not t.is_space and t.text not in JOINERS]
+                words = split(text)
                 if not words:
                     continue
+                if not from_table:
+                    ids = fuzzy_aliases.setdefault(norm, [])
+                    if not ids or ids[-1] != e:
+                        ids.append(e)
                 keys = lemmatizer.keys(words)
                 # roots and spelling variants reach lower-case KG names; a table's names match
                 # by lemma only ("weariness" is no "worn": see the module docstring)
@@ -180,14 +195,41 @@ class CandidateGenerator:
             for k, es in heads.items()
             if len(es) == 1 and k not in STOP_WORDS and not self.by_keys.get((k,))
         }
+        # entities that share a name (key or root) with another: the disambiguator fits its
+        # context statistics over these
+        self.ambiguous = sorted(
+            {
+                a.entity
+                for table in (self.by_keys, self.by_roots)
+                for group in table.values()
+                if len(group) > 1 and any(g.entity != group[0].entity for g in group)
+                for a in group
+            }
+        )
         self.alias_words = {k for keys in self.by_keys for k in keys}
         self.known_words = set(lemmatizer.vocabulary()) | set(STOP_WORDS) | self.alias_words
         self.alias_roots = {root(k) for k in self.alias_words}
-        self._spellings: dict[str, list[str]] = defaultdict(list)  # first letter -> alias words
-        for k in sorted(common_words):
-            if len(k) >= 5 and _WORD.match(k) and k not in STOP_WORDS:
-                self._spellings[k[0]].append(k)
+        self.spelling_words = sorted(
+            k for k in common_words if len(k) >= 5 and _WORD.match(k) and k not in STOP_WORDS
+        )
+        self.fuzzy_aliases = list(fuzzy_aliases)
+        self.fuzzy_entities = list(fuzzy_aliases.values())
+        self.spelling_index, self.fuzzy_index = self._indexes(indexes)
         self._respelled: dict[str, str | None] = {}
+
+    # ----- the n-gram indexes (built once per KG and settings; see nlp/linker_index.py) -----
+    def _indexes(self, folder: Path | None) -> tuple[NgramIndex, NgramIndex]:
+        if folder is not None:
+            return (
+                NgramIndex.load(folder, "spelling", self.spelling_words),
+                NgramIndex.load(folder, "fuzzy", self.fuzzy_aliases),
+            )
+        return NgramIndex(self.spelling_words), NgramIndex(self.fuzzy_aliases)
+
+    def save_indexes(self, folder: Path) -> None:
+        """Write the n-gram indexes to ``folder`` (see ``indexes`` in the class docstring)."""
+        self.spelling_index.save(folder, "spelling")
+        self.fuzzy_index.save(folder, "fuzzy")
 
     # ----- generation -----
     def generate(self, doc: Doc) -> list[Mention]:
@@ -257,11 +299,10 @@ class CandidateGenerator:
             and _WORD.match(key)
         ):
             score = RESPELL_RATIO
-            for word in self._spellings.get(key[0], ()):
-                if abs(len(word) - len(key)) <= 2:
-                    ratio = SequenceMatcher(None, key, word, autojunk=False).ratio()
-                    if ratio >= score:
-                        best, score = word, ratio
+            for hit in self.spelling_index.search(key, limit=10, min_dice=0.2, candidates=50):
+                word = self.spelling_words[hit.id]
+                if word[0] == key[0] and abs(len(word) - len(key)) <= 2 and hit.ratio >= score:
+                    best, score = word, hit.ratio
         if len(self._respelled) > 1_000_000:
             self._respelled.clear()
         self._respelled[key] = best
@@ -390,19 +431,14 @@ class CandidateGenerator:
                     queries.append((a, b, " ".join(words.text[a:b])))
         if not queries:
             return
-        index = self.kg.label_index
-        results = index.fuzzy([q for _, _, q in queries], k=5, min_score=self.fuzzy_threshold / 2)
-        for (a, b, text), hits in zip(queries, results, strict=True):
-            query = normalize(text)
-            for alias_id, cosine in hits:
-                alias = index.alias_texts[alias_id]
-                ratio = SequenceMatcher(None, query, alias, autojunk=False).ratio()
-                score = (cosine + ratio) / 2
-                if score < self.fuzzy_threshold or alias in self.stop_aliases:
+        index, floor = self.fuzzy_index, self.fuzzy_threshold
+        for a, b, text in queries:
+            for hit in index.search(normalize(text), limit=5, min_dice=floor / 2, candidates=50):
+                if hit.ratio < floor:
                     continue
-                for e in index.alias_entities[alias_id]:
-                    if e in self.eligible:
-                        add(a, b, MentionCandidate(e, alias, round(score, 4), "fuzzy"))
+                alias = self.fuzzy_aliases[hit.id]
+                for e in self.fuzzy_entities[hit.id]:
+                    add(a, b, MentionCandidate(e, alias, round(hit.ratio, 4), "fuzzy"))
 
 
 class _Words(NamedTuple):
@@ -417,6 +453,27 @@ class _Words(NamedTuple):
 
 
 _Add = Callable[[int, int, MentionCandidate], None]
+
+
+def _splitter(tokenize: Callable[[str], Doc]) -> Callable[[str], Sequence[str]]:
+    """The words of an alias as the tokenizer splits them, minus spaces and joiners. Names of
+    plain words and single spaces ("abdominal pain") are split on spaces: the tokenizer gives
+    the same words, unless one is a special case ("cannot" -> "can", "not"), and building a
+    Doc per alias is most of the cost of building the linker over a large KG."""
+    owner = getattr(tokenize, "__self__", None)  # a Language's make_doc, or a Tokenizer's call
+    rules = getattr(getattr(owner, "tokenizer", owner), "rules", None)
+    special = frozenset(rules) if rules is not None else None
+
+    def split(text: str) -> Sequence[str]:
+        words = text.split(" ")
+        if special is not None and _PLAIN.match(text) and special.isdisjoint(words):
+            return words
+        return [t.text for t in tokenize(text) if not t.is_space and t.text not in JOINERS]
+
+    return split
+
+
+_PLAIN = re.compile(r"^[^\W\d_]+(?: [^\W\d_]+)*$")
 
 
 def _is_acronym(text: str) -> bool:

@@ -5,19 +5,28 @@
   ``degree + 1`` among the mention's candidates (1.0 for an unambiguous alias);
 - ``context``: cosine between word TF-IDF vectors of the text and of the entity's context
   (its label, description and neighbours' labels); 0.5 (neutral) for unambiguous mentions,
-  where it would only cost time;
+  where it would only cost time. The vocabulary and IDF are fitted once, when the linker is
+  built (or loaded with its index, nlp/linker_index.py), over the contexts of the entities
+  that share a name with another (the only ones an exact or lemma match leaves in doubt),
+  and their vectors are computed then too; another entity's vector is made on first use;
 - ``coherence``: share of the text's other mentions with a candidate within two hops of this
   one, smoothed to ``(connected + 1) / (others + 2)`` so a lone mention scores 0.5.
 
-The final score is the weighted mean; links below the threshold are dropped.
+The final score is the weighted mean; links below the threshold are dropped. A mention with
+more than ``MAX_RANKED`` candidates (a common word naming hundreds of entities of a large KG)
+keeps the ``MAX_RANKED`` best by string similarity and prior before context and coherence.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from kg.graph import KnowledgeGraph
 from kg.store_graph import StoreGraph
@@ -27,6 +36,9 @@ from nlp.errors import LinkingError
 NEUTRAL = 0.5
 MAX_CONTEXT_NEIGHBOURS = 30
 MAX_NEIGHBOURHOOD = 5000
+MAX_RANKED = 50  # candidates of one mention scored in full (see the module docstring)
+FIT_SAMPLE = 20_000  # entities whose contexts fit the vocabulary when no name is shared
+MEMO = 200_000  # entries per memo (entity vectors, neighbourhoods) before it is cleared
 
 
 @dataclass(frozen=True)
@@ -56,40 +68,73 @@ class Weights:
 
 
 class Disambiguator:
-    def __init__(self, kg: KnowledgeGraph, weights: Weights):
+    """Ranks each mention's candidates (see the module docstring).
+
+    Args:
+        kg: the graph.
+        weights: of the four signals.
+        ambiguous: entities sharing a name with another; the context statistics are fitted
+            over theirs. None: every entity (slow on a large KG).
+        stats: a folder where `save` wrote the statistics for this graph and entity set (the
+            caller checks that they match, see nlp/linker_index.py); None: fit them now.
+    """
+
+    PRECOMPUTE = True  # the ambiguous entities' vectors are made at fit time
+
+    def __init__(
+        self,
+        kg: KnowledgeGraph,
+        weights: Weights,
+        ambiguous: Iterable[int] | None = None,
+        stats: Path | None = None,
+    ):
         self.kg = kg
         self.weights = weights
         self.degrees = kg.degrees()
-        self._vectorizer: Any = None
-        self._entity_vectors: dict[int, Any] = {}
+        self.ambiguous = (
+            np.arange(kg.num_entities, dtype=np.int32)
+            if ambiguous is None
+            else np.array(sorted(set(ambiguous)), dtype=np.int32)
+        )
         self._neighbourhoods: dict[int, frozenset[int]] = {}
+        self._entity_vectors: dict[int, csr_matrix] = {}
+        self._vocabulary: dict[str, int] = {}
+        self._idf = np.zeros(0, np.float32)
+        self._matrix = csr_matrix((0, 0), dtype=np.float32)  # [ambiguous, vocabulary]
+        self._matrix_entities = np.zeros(0, np.int32)  # the matrix's rows
+        self._row = np.full(kg.num_entities, -1, dtype=np.int32)
+        self._analyze: Any = None
+        if weights.context:
+            self._load(stats) if stats is not None else self._fit()
 
     def rank(self, text: str, mentions: list[Mention]) -> list[list[tuple[int, float]]]:
         """For each mention, its candidates as ``(entity, score)``, best first."""
         w = self.weights
         total = w.string + w.prior + w.context + w.coherence
         text_vector = None
+        kept = [self._shortlist(m) for m in mentions]
+        entity_sets = [frozenset(c.entity for c in cands) for cands in kept]
         out = []
-        for m, mention in enumerate(mentions):
+        for m, (mention, cands) in enumerate(zip(mentions, kept, strict=True)):
             others = [
-                o
+                entity_sets[j]
                 for j, o in enumerate(mentions)
                 if j != m and (o.end <= mention.start or o.start >= mention.end)
             ]
-            degree = np.array([self.degree(c.entity) + 1 for c in mention.candidates], dtype=float)
+            degree = np.array([self.degree(c.entity) + 1 for c in cands], dtype=float)
             prior = degree / degree.sum()
+            context = np.full(len(cands), NEUTRAL)
+            if len(cands) > 1 and w.context:
+                if text_vector is None:
+                    text_vector = self._vectorize(text)
+                context = self._contexts(text_vector, [c.entity for c in cands])
             scored = []
-            for c, p in zip(mention.candidates, prior, strict=True):
-                context = NEUTRAL
-                if len(mention.candidates) > 1 and w.context:
-                    if text_vector is None:
-                        text_vector = self._vectorize_text(text)
-                    context = self._context(text_vector, c.entity)
+            for c, p, ctx in zip(cands, prior, context, strict=True):
                 coherence = self._coherence(c.entity, others) if w.coherence else NEUTRAL
                 score = (
                     w.string * c.similarity
                     + w.prior * p
-                    + w.context * context
+                    + w.context * float(ctx)
                     + w.coherence * coherence
                 ) / total
                 scored.append((c.entity, round(float(score), 4)))
@@ -97,36 +142,143 @@ class Disambiguator:
             out.append(scored)
         return out
 
+    def _shortlist(self, mention: Mention) -> list[Any]:
+        """The mention's ``MAX_RANKED`` best candidates by string similarity and prior."""
+        cands = mention.candidates
+        if len(cands) <= MAX_RANKED:
+            return cands
+        w = self.weights
+        degree = np.array([self.degree(c.entity) + 1 for c in cands], dtype=float)
+        first = w.string * np.array([c.similarity for c in cands]) + w.prior * degree / degree.sum()
+        order = np.lexsort(([c.entity for c in cands], -first))[:MAX_RANKED]
+        return [cands[i] for i in order]
+
     def degree(self, e: int) -> int:
         return int(self.degrees[e])
 
     # ----- context -----
     def _fit(self) -> None:
+        """Vocabulary and IDF over the ambiguous entities' contexts (a sample of all entities
+        when no name is shared), and those entities' vectors."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        self._vectorizer = TfidfVectorizer(
-            stop_words="english", sublinear_tf=True, dtype=np.float32
-        )
-        self._vectorizer.fit(self._corpus())
+        fit_on = self.ambiguous
+        if len(fit_on) < 2:
+            step = max(1, self.kg.num_entities // FIT_SAMPLE)
+            fit_on = np.arange(0, self.kg.num_entities, step, dtype=np.int32)
+        vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True, dtype=np.float32)
+        try:
+            vectorizer.fit(self._corpus(fit_on.tolist()))
+        except ValueError:  # no word at all (an empty KG, or names of stop words only)
+            self._analyze = vectorizer.build_analyzer()
+            return
+        self._vocabulary = {t: int(i) for t, i in vectorizer.vocabulary_.items()}
+        self._idf = vectorizer.idf_.astype(np.float32)
+        self._analyze = vectorizer.build_analyzer()
+        if self.PRECOMPUTE:
+            contexts = [self.entity_context(e) for e in self.ambiguous.tolist()]
+            self._set_matrix(self.ambiguous, self._vectorize_many(contexts))
 
-    def _corpus(self) -> list[str]:
-        """The documents the context vectorizer learns its vocabulary and IDF from."""
-        return [self.entity_context(e) for e in range(self.kg.num_entities)]
+    def _set_matrix(self, entities: np.ndarray, matrix: csr_matrix) -> None:
+        self._matrix, self._matrix_entities = matrix, entities
+        self._row[:] = -1
+        self._row[entities] = np.arange(len(entities), dtype=np.int32)
+
+    def _corpus(self, entities: list[int]) -> list[str]:
+        """The documents of ``entities`` the context vectorizer learns its vocabulary and IDF
+        from."""
+        return [self.entity_context(e) for e in entities]
 
     def entity_context(self, e: int) -> str:
         names = [self.kg.label(n.node) for n in self.kg.neighbors_of(e)[:MAX_CONTEXT_NEIGHBOURS]]
         return " ".join([self.kg.text(e), *names])
 
-    def _vectorize_text(self, text: str) -> Any:
-        if self._vectorizer is None:
-            self._fit()
-        return self._vectorizer.transform([text])
+    def _vectorize(self, text: str) -> csr_matrix:
+        return self._vectorize_many([text])
 
-    def _context(self, text_vector: Any, e: int) -> float:
-        vec = self._entity_vectors.get(e)
-        if vec is None:
-            vec = self._entity_vectors[e] = self._vectorizer.transform([self.entity_context(e)])
-        return float(text_vector.multiply(vec).sum())  # rows are L2-normalized: dot = cosine
+    def _vectorize_many(self, texts: list[str]) -> csr_matrix:
+        """L2-normalized sublinear TF-IDF rows over the fitted vocabulary, built directly
+        (sklearn's ``transform`` validates its input on every call: slower than the work)."""
+        indptr, indices, data = [0], [], []
+        vocabulary, idf = self._vocabulary, self._idf
+        for text in texts:
+            counts: dict[int, int] = {}
+            for term in self._analyze(text) if self._analyze is not None else ():
+                t = vocabulary.get(term)
+                if t is not None:
+                    counts[t] = counts.get(t, 0) + 1
+            ids = np.fromiter(counts, dtype=np.int32, count=len(counts))
+            weight = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+            weight = (1 + np.log(weight)) * idf[ids]
+            norm = float(np.sqrt((weight * weight).sum())) or 1.0
+            indices.append(ids)
+            data.append(weight / norm)
+            indptr.append(indptr[-1] + len(ids))
+        return csr_matrix(
+            (
+                np.concatenate(data) if data else np.zeros(0, np.float32),
+                np.concatenate(indices) if indices else np.zeros(0, np.int32),
+                np.array(indptr, dtype=np.int64),
+            ),
+            shape=(len(texts), len(idf)),
+            dtype=np.float32,
+        )
+
+    def _contexts(self, text_vector: csr_matrix, entities: list[int]) -> np.ndarray:
+        """Cosine of the text with each entity's context (rows are L2-normalized)."""
+        if not len(self._idf):
+            return np.full(len(entities), NEUTRAL)
+        out = np.zeros(len(entities))
+        rows = self._row[entities]
+        known = rows >= 0
+        if known.any():
+            out[known] = (self._matrix[rows[known]] @ text_vector.T).toarray().ravel()
+        for i in np.flatnonzero(~known):
+            vec = self._entity_vectors.get(entities[i])
+            if vec is None:
+                if len(self._entity_vectors) > MEMO:
+                    self._entity_vectors.clear()
+                vec = self._vectorize(self.entity_context(entities[i]))
+                self._entity_vectors[entities[i]] = vec
+            out[i] = float(vec.multiply(text_vector).sum())
+        return out
+
+    # ----- the fitted statistics on disk -----
+    def save(self, folder: Path) -> None:
+        """Write the context statistics (vocabulary, IDF, the ambiguous entities' vectors)."""
+        terms = [""] * len(self._vocabulary)
+        for term, i in self._vocabulary.items():
+            terms[i] = term
+        (folder / "context.vocabulary.json").write_text(json.dumps(terms), encoding="utf-8")
+        arrays = {
+            "idf": self._idf,
+            "ambiguous": self.ambiguous,
+            "entities": self._matrix_entities,
+            "data": self._matrix.data,
+            "indices": self._matrix.indices,
+            "indptr": self._matrix.indptr,
+        }
+        for name, array in arrays.items():
+            np.save(folder / f"context.{name}.npy", array, allow_pickle=False)
+
+    def _load(self, folder: Path) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        def array(name: str) -> np.ndarray:
+            return np.load(folder / f"context.{name}.npy", allow_pickle=False)
+
+        terms = json.loads((folder / "context.vocabulary.json").read_text(encoding="utf-8"))
+        self._vocabulary = {t: i for i, t in enumerate(terms)}
+        self._idf = array("idf")
+        self._analyze = TfidfVectorizer(stop_words="english").build_analyzer()
+        if not np.array_equal(array("ambiguous"), self.ambiguous):
+            raise ValueError("the saved context statistics are for other entities")
+        entities = array("entities")
+        matrix = csr_matrix(
+            (array("data"), array("indices"), array("indptr")),
+            shape=(len(entities), len(self._idf)),
+        )
+        self._set_matrix(entities, matrix)
 
     # ----- coherence -----
     def neighbourhood(self, e: int) -> frozenset[int]:
@@ -143,6 +295,8 @@ class Disambiguator:
                     reached += rows[n]
                     if len(reached) >= MAX_NEIGHBOURHOOD:
                         break
+            if len(self._neighbourhoods) > MEMO:
+                self._neighbourhoods.clear()
             hood = self._neighbourhoods[e] = self._local(reached[:MAX_NEIGHBOURHOOD])
         return hood
 
@@ -160,11 +314,12 @@ class Disambiguator:
         """``nodes`` (from `_rows`) as entity ids of ``kg``."""
         return frozenset(nodes)
 
-    def _coherence(self, e: int, others: list[Mention]) -> float:
+    def _coherence(self, e: int, others: list[frozenset[int]]) -> float:
+        """``others``: the candidate entities of each other mention of the text."""
         if not others:
             return NEUTRAL
         hood = self.neighbourhood(e)
-        connected = sum(any(c.entity in hood for c in o.candidates) for o in others)
+        connected = sum(not hood.isdisjoint(o) for o in others)
         return (connected + 1) / (len(others) + 2)
 
 
@@ -173,12 +328,22 @@ class StoreDisambiguator(Disambiguator):
     the prior and coherence come from the store's edges, so they equal those over the same
     triples compiled, and so do the entity contexts the text is compared with (text and
     neighbours' labels, fetched on demand). The context vectorizer's vocabulary and IDF are
-    learnt from every entity's names, not their whole contexts (that would read the whole
-    store), so where an alias is ambiguous its candidates can rank differently."""
+    learnt from the ambiguous entities' names, not their whole contexts (that would read the
+    store at build time), so where an alias is ambiguous its candidates can rank differently;
+    the contexts are fetched on first use."""
 
-    def __init__(self, kg: KnowledgeGraph, weights: Weights, store: StoreGraph):
-        super().__init__(kg, weights)
-        self.store = store
+    PRECOMPUTE = False
+
+    def __init__(
+        self,
+        kg: KnowledgeGraph,
+        weights: Weights,
+        store: StoreGraph,
+        ambiguous: Iterable[int] | None = None,
+        stats: Path | None = None,
+    ):
+        self.store = store  # before fitting: the corpus reads it
+        super().__init__(kg, weights, ambiguous, stats)
 
     def _node(self, e: int) -> int:
         """The store's id of names-graph entity ``e``."""
@@ -187,9 +352,9 @@ class StoreDisambiguator(Disambiguator):
     def degree(self, e: int) -> int:
         return self.store.degree(self._node(e))
 
-    def _corpus(self) -> list[str]:
+    def _corpus(self, entities: list[int]) -> list[str]:
         """Names only: an entity's full context would mean reading the whole store."""
-        return [" ".join(self.kg.names(e)) for e in range(self.kg.num_entities)]
+        return [" ".join(self.kg.names(e)) for e in entities]
 
     def entity_context(self, e: int) -> str:
         """As over the compiled graph: text, then the first neighbours' labels, from the store."""

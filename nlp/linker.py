@@ -38,6 +38,7 @@ from spacy.util import filter_spans, minibatch
 import kg as kglib
 from kg.graph import KnowledgeGraph
 from kg.store_graph import StoreGraph
+from nlp import linker_index
 from nlp.alias_table import AliasTable
 from nlp.candidates import CandidateGenerator, Mention
 from nlp.disambiguation import Disambiguator, StoreDisambiguator, Weights
@@ -56,6 +57,7 @@ DEFAULT_STOP_ALIASES = (
 KG_FOLDER = "kg"
 SEMANTIC_FOLDER = "semantic"  # the semantic vectors, beside the KG, when semantic is on
 ALIAS_FILE = "aliases.tsv"  # the alias table, beside the KG, when there is one
+INDEX_FOLDER = "index"  # the linker's index (nlp/linker_index.py), beside the KG
 
 if not Span.has_extension("kg_candidates"):
     Span.set_extension("kg_candidates", default=None)
@@ -79,6 +81,7 @@ if not Doc.has_extension("kg_entities"):
         "head_match": False,
         "semantic": None,
         "aliases": None,
+        "index": None,
         "link_classes": False,
         "max_length": 100_000,
         "overwrite_ents": False,
@@ -100,6 +103,7 @@ def make_kg_linker(
     head_match: bool,
     semantic: dict[str, Any] | None,
     aliases: str | None,
+    index: str | None,
     link_classes: bool,
     max_length: int,
     overwrite_ents: bool,
@@ -120,6 +124,7 @@ def make_kg_linker(
         head_match=head_match,
         semantic=semantic,
         aliases=aliases,
+        index=index,
         link_classes=link_classes,
         max_length=max_length,
         overwrite_ents=overwrite_ents,
@@ -147,6 +152,9 @@ class KGLinker:
             registered function: ``{"@misc": "my_encoder.v1"}``.
         aliases: path of an alias table (nlp/alias_table.py) whose names are matched too;
             None: none.
+        index: folder of the linker's index (n-gram indexes and disambiguation statistics,
+            nlp/linker_index.py): loaded when it was built for this KG and these settings,
+            else built and written there. None: built in memory each time.
         max_length: texts longer than this many characters are refused.
         overwrite_ents: let linked spans replace overlapping entities already in ``doc.ents``.
         spans_key: the ``doc.spans`` key of the linked spans.
@@ -174,6 +182,9 @@ class KGLinker:
         aliases = config.get("aliases")
         self.aliases_path = str(aliases) if aliases else None
         self.alias_table: AliasTable | None = None
+        index = config.get("index")
+        self.index_path = str(index) if index else None
+        self.index_loaded = False  # whether the last build read its index from disk
         self.link_classes = bool(config.get("link_classes", False))
         self.max_length = int(config.get("max_length", 100_000))
         self.overwrite_ents = bool(config.get("overwrite_ents", False))
@@ -278,6 +289,32 @@ class KGLinker:
             from nlp.semantic import SemanticCandidates  # numpy only; the encoder loads on use
 
             semantic = SemanticCandidates(graph, eligible, self.nlp.make_doc, **self.semantic)
+        folder = Path(self.index_path) if self.index_path else None
+        stale = linker_index.usable(folder, self, graph.fingerprint) if folder else "no index"
+        if folder is not None and stale is not None and folder.exists():
+            linker_index.warn_stale(stale)
+        try:
+            self._make(graph, eligible, table_names, semantic, folder if stale is None else None)
+            self.index_loaded = stale is None
+        except (OSError, ValueError) as e:  # a damaged index: build it anew
+            linker_index.warn_stale(f"the linker index in {folder} is unreadable ({e})")
+            self._make(graph, eligible, table_names, semantic, None)
+            self.index_loaded, stale = False, "unreadable"
+        if folder is not None and stale is not None:
+            try:
+                linker_index.save_index(self, folder)
+            except OSError as e:
+                warnings.warn(f"could not write the linker index to {folder} ({e})", stacklevel=3)
+
+    def _make(
+        self,
+        graph: KnowledgeGraph,
+        eligible: set[int],
+        table_names: dict[int, list[str]] | None,
+        semantic: SemanticCandidates | None,
+        index: Path | None,
+    ) -> None:
+        """The candidate generator and disambiguator; their indexes read from ``index``."""
         self._generator = CandidateGenerator(
             graph,
             self.nlp.make_doc,
@@ -290,11 +327,13 @@ class KGLinker:
             head_match=self.head_match,
             semantic=semantic,
             table_names=table_names,
+            indexes=index,
         )
+        ambiguous = self._generator.ambiguous
         self._disambiguator = (
-            StoreDisambiguator(graph, self.weights, self.store)
+            StoreDisambiguator(graph, self.weights, self.store, ambiguous, index)
             if self.store is not None
-            else Disambiguator(graph, self.weights)
+            else Disambiguator(graph, self.weights, ambiguous, index)
         )
 
     @property
@@ -361,14 +400,16 @@ class KGLinker:
 
     # ----- serialization (the graph travels with the pipeline) -----
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        """Save the graph, the alias table if any and, when semantic is on, its vectors
-        (embedded now if need be)."""
+        """Save the graph, the alias table if any, the linker's index and, when semantic is
+        on, its vectors (embedded now if need be)."""
         graph, generator, _ = self._ready()
         graph.save(Path(path) / KG_FOLDER)
         if self.alias_table is not None:
             self.alias_table.save(Path(path) / ALIAS_FILE)
         if generator.semantic is not None and SEMANTIC_FOLDER not in exclude:
             generator.semantic.save(Path(path) / SEMANTIC_FOLDER)
+        if INDEX_FOLDER not in exclude:
+            linker_index.save_index(self, Path(path) / INDEX_FOLDER)
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> KGLinker:
         folder = Path(path) / KG_FOLDER
@@ -379,6 +420,8 @@ class KGLinker:
         table = Path(path) / ALIAS_FILE  # the saved folder decides, not the config's path
         self.alias_table = AliasTable.load(table) if table.is_file() else None
         self.aliases_path = None
+        index = Path(path) / INDEX_FOLDER
+        self.index_path = str(index) if index.is_dir() else None
         self.set_kg(kglib.open(folder))
         semantic = self._ready()[1].semantic
         vectors = Path(path) / SEMANTIC_FOLDER

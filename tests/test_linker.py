@@ -203,3 +203,62 @@ def test_linker_factory_is_found_through_the_entry_point(
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"['{MED}cough']"
+
+
+def test_linker_index_misspelled_alias_is_found_through_the_ngram_index() -> None:
+    from nlp.ngram_index import NgramIndex
+
+    index = NgramIndex(["diarrhoea", "headache", "psoriasis", "joint pain"])
+    best = index.search("psoriasys", limit=1)[0]
+    assert index.texts[best.id] == "psoriasis" and best.ratio > 0.85
+    assert index.search("qqqq") == []  # no shared 3-gram: no candidate
+
+
+def test_linker_index_is_saved_once_and_loaded_for_the_same_kg(
+    graph: kg.KnowledgeGraph, nlp: spacy.Language, tmp_path: Path
+) -> None:
+    from nlp.linker_index import load_index, save_index
+
+    text = "My GERD and a cold with sneezing; influensa? I have had diarrhea"
+    folder = save_index(nlp, tmp_path / "kg.linker")
+    assert (folder / "meta.json").is_file()
+    loaded = from_kg(graph, index=str(folder))
+    assert loaded.get_pipe("kg_linker").index_loaded  # read, not built
+    assert [e._.kg_candidates for e in loaded(text)._.kg_entities] == [
+        e._.kg_candidates for e in nlp(text)._.kg_entities
+    ]
+    # a pipeline whose index folder is missing builds it and writes it there
+    fresh = from_kg(graph, index=str(tmp_path / "new.linker"))
+    assert not fresh.get_pipe("kg_linker").index_loaded
+    assert load_index(from_kg(graph), tmp_path / "new.linker")
+
+
+def test_linker_index_for_another_kg_or_settings_is_rebuilt(
+    graph: kg.KnowledgeGraph, nlp: spacy.Language, tmp_path: Path
+) -> None:
+    from nlp.linker_index import save_index
+
+    folder = save_index(nlp, tmp_path / "kg.linker")
+    with pytest.warns(UserWarning, match="other linker settings"):
+        other = from_kg(graph, index=str(folder), min_alias_length=4)
+    assert not other.get_pipe("kg_linker").index_loaded
+    tsv = tmp_path / "other.tsv"
+    tsv.write_text("joint pain\tof\tInfluenza\n")
+    with pytest.warns(UserWarning, match="another KG"):
+        small = from_kg(kg.load(tsv), index=str(folder))
+    assert [e.text for e in small("bad joint pain")._.kg_entities] == ["joint pain"]
+    (folder / "fuzzy.grams.npy").write_bytes(b"damaged")  # rewritten for the small KG above
+    save_index(nlp, folder)
+    (folder / "fuzzy.grams.npy").write_bytes(b"damaged")
+    with pytest.warns(UserWarning, match="unreadable"):
+        again = from_kg(graph, index=str(folder))
+    assert links(again, "influensa") == [("influensa", "flu")]
+
+
+def test_linker_index_refuses_what_is_not_a_pipeline(tmp_path: Path) -> None:
+    from nlp.linker_index import save_index
+
+    with pytest.raises(LinkingError, match="expected a spaCy pipeline or a KGLinker"):
+        save_index("out/kg", tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(LinkingError, match="no kg_linker component"):
+        save_index(spacy.blank("en"), tmp_path)
