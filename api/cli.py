@@ -6,8 +6,13 @@ code 1; usage errors exit 2 (typer's convention). No traceback reaches the user 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+# Before torch loads: OpenMP threads that spin while they wait made model calls 10-15x slower
+# on a 2-core machine that other processes also use (64 demo texts: 19.6 s against 1.5 s).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer
 from rich.console import Console

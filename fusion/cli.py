@@ -200,32 +200,76 @@ def predict_command(
     bundle: Path = typer.Argument(..., help="A bundle folder."),
     texts: list[str] = typer.Argument(None, help="Texts to classify (or --input)."),
     input: Path | None = typer.Option(
-        None, "--input", "-i", help="CSV, TSV, JSONL or TXT file of texts."
+        None, "--input", "-i", help="CSV, TSV, JSONL or TXT file of texts, read as a stream."
     ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="JSONL file for the predictions."
+        None,
+        "--output",
+        "-o",
+        help="JSONL file for the predictions. With --input, written as it goes (OUT.part, "
+        "renamed to OUT when complete); rerunning the same command resumes an interrupted run.",
     ),
     text_column: str = typer.Option("text", "--text-column"),
     paths: bool = typer.Option(False, "--paths", help="Also give supporting paths."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace OUT (and an interrupted run's OUT.part) from scratch."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Classify texts with a bundle."""
-    import json
+    """Classify texts with a bundle; a large --input file streams to -o and resumes."""
+    from itertools import islice
 
+    from fusion.bundle import read_meta
     from fusion.predict import Predictor
-    from nlp.texts import DataError, check_texts, read_records
+    from fusion.predict_file import (
+        BATCH,
+        iter_texts,
+        predict_file,
+        run_record,
+        scan,
+        start_or_resume,
+    )
+    from nlp.texts import DataError, check_texts
 
     if bool(texts) == (input is not None):
         raise DataError("give texts as arguments or --input FILE (not both)")
-    items = texts or [r[text_column] for r in read_records(input, required=(text_column,))]  # type: ignore[arg-type]
-    check_texts(items)  # numbered over all the texts, before the model loads
-    predictor = Predictor.from_dir(bundle)
-    records = []
-    for start in range(0, len(items), 64):
-        records += predictor.predict(items[start : start + 64], explain_paths=paths)
-    if output is None:
-        for r in records:
-            _print_prediction(r)
+    if input is None:
+        check_texts(texts)
+        records = Predictor.from_dir(bundle).predict(texts, explain_paths=paths)
+        if output is None:
+            for r in records:
+                _print_prediction(r)
+        else:
+            _write_records(records, output)
         return
+    read_meta(bundle)  # a missing bundle is named before the input is read
+    total, digest = scan(input, text_column)  # every text checked before the model loads
+    if output is None:
+        predictor = Predictor.from_dir(bundle)
+        stream = iter_texts(input, text_column)
+        while batch := list(islice(stream, BATCH)):
+            for r in predictor.predict(batch, explain_paths=paths):
+                _print_prediction(r)
+        return
+    run = run_record(bundle, input, text_column, paths, digest, total)
+    done = start_or_resume(output, run, overwrite)
+    if done is None:
+        console.print(f"{output} already holds the {total} predictions of this input and bundle")
+        return
+    if done:
+        console.print(f"resuming {output}: {done} of {total} predictions kept")
+    predictor = Predictor.from_dir(bundle)
+    try:
+        predicted = predict_file(predictor, input, output, run, done, progress)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: {output}.part keeps what was written; rerun to resume")
+        raise typer.Exit(130) from None
+    console.print(f"{predicted} prediction(s) -> {output} ({total} in all)")
+
+
+def _write_records(records: list[dict[str, Any]], output: Path) -> None:
+    import json
+
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
     tmp.write_text(

@@ -1,0 +1,261 @@
+"""``kgfuse predict BUNDLE -i INPUT -o OUT``: a large file, streamed, and resumed when interrupted.
+
+The input is read one row at a time and the predictions are appended to ``OUT.part`` as they
+are made, so memory holds one batch, whatever the file's size. ``OUT`` itself appears only when
+every text has its line (``OUT.part`` is renamed to it), so a file named ``OUT`` is always
+complete. Beside it, ``OUT.run.json`` records what the lines are predictions of: the input's
+and the bundle's SHA-256 and the options that change a line. Rerunning the same command after
+an interruption keeps the complete lines of ``OUT.part`` (a last line cut short is dropped and
+redone) and continues with the next text; the result is byte for byte that of an uninterrupted
+run. Another input, bundle or option is refused, naming what differs, unless ``overwrite``.
+
+Resuming restarts at the first text of the batch that was cut (at most ``BATCH - 1`` complete
+lines are made again): a text's probabilities depend, in their last bits, on the texts padded
+and bucketed with it, so only the same batches give the same bytes. Lines carry no timings for
+the same reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nlp.texts import TEXT_FORMATS, DataError, text_problem
+
+if TYPE_CHECKING:
+    from fusion.predict import Predictor
+
+BATCH = 64  # texts per model call
+RUN_SUFFIX = ".run.json"
+PART_SUFFIX = ".part"
+
+
+def iter_texts(path: Path, column: str = "text") -> Iterator[str]:
+    """The texts of a CSV, TSV, JSONL or TXT file, read lazily (one row in memory at a time).
+
+    Raises:
+        DataError: an unknown extension, a missing or non-UTF-8 file, a malformed row, no such
+            column, or an empty field, naming the file and the line.
+    """
+    kind = TEXT_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(
+            f"{path}: cannot read {path.suffix or 'extensionless'} files; use one of "
+            f"{', '.join(TEXT_FORMATS)}"
+        )
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    rows = {"txt": _txt_rows, "jsonl": _jsonl_rows}.get(kind, _delimited_rows)
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        try:
+            for line, row in rows(path, f, "\t" if kind == "tsv" else ",", column):
+                value = row.get(column)
+                if value is None or not str(value).strip():
+                    raise DataError(f"{path}:{line}: this row has an empty {column!r}")
+                yield value
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not UTF-8 ({e.reason}); re-encode it as UTF-8") from e
+
+
+Rows = Iterator[tuple[int, dict[str, str]]]
+
+
+def _txt_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
+    for n, line in enumerate(f, 1):
+        line = line.rstrip("\r\n")
+        if line.strip():
+            yield n, {"text": line}
+
+
+def _jsonl_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
+    for n, line in enumerate(f, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError) as e:
+            raise DataError(f"{path}:{n}: invalid JSON ({getattr(e, 'msg', e)})") from e
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{n}: each line must be a JSON object")
+        if column not in record:
+            raise DataError(f"{path}:{n}: no key {column!r}; the keys are {list(record)}")
+        value = record[column]
+        yield n, {column: value if isinstance(value, str) else json.dumps(value)}
+
+
+def _delimited_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
+    reader = csv.reader(f, delimiter=delimiter, strict=True)
+    index = None
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise DataError(f"{path}:{start}: malformed row ({e}); quote it properly") from e
+        if not row:
+            continue
+        if index is None:
+            if column not in row:
+                raise DataError(f"{path}: no column {column!r}; the columns are {row}")
+            index = row.index(column)
+            continue
+        yield start, {column: row[index] if index < len(row) else ""}
+    if index is None:
+        raise DataError(f"{path}: the file is empty; it needs a header row with {column!r}")
+
+
+def scan(path: Path, column: str) -> tuple[int, str]:
+    """Check every text (numbered over the whole file) before a model loads; return how many
+    there are and the file's SHA-256. Raises `DataError` naming the first bad text."""
+    total = 0
+    for total, text in enumerate(iter_texts(path, column), 1):
+        problem = text_problem(text)
+        if problem:
+            raise DataError(f"text {total} {problem.message}")
+    if not total:
+        raise DataError(f"{path}: no rows")
+    return total, _sha256(path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_record(
+    bundle: Path, data: Path, column: str, paths: bool, input_sha256: str, texts: int
+) -> dict[str, Any]:
+    """What an output's lines are predictions of (``OUT.run.json``)."""
+    return {
+        "input": str(data),
+        "input_sha256": input_sha256,
+        "texts": texts,
+        "bundle": str(bundle),
+        "bundle_sha256": _sha256(bundle / "bundle.json"),  # it lists every file's SHA-256
+        "text_column": column,
+        "paths": paths,
+        "batch": BATCH,
+    }
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    what = {
+        "input_sha256": f"the input ({old.get('input')}, other content)",
+        "bundle_sha256": f"the bundle ({old.get('bundle')}, other files)",
+        "text_column": f"--text-column {old.get('text_column')!r}",
+        "paths": f"--paths {'on' if old.get('paths') else 'off'}",
+        "batch": f"batches of {old.get('batch')} texts (another kgfuse version)",
+    }
+    return [text for key, text in what.items() if old.get(key) != new[key]]
+
+
+def _complete_batches(part: Path) -> int:
+    """Keep the lines of ``part``'s complete batches (a last line without its newline was cut
+    short by an interruption; the lines of a batch cut short are made again); return how many
+    lines are kept."""
+    keep = offset = kept_at = 0
+    with part.open("rb+") as f:
+        for line in f:  # one line at a time: the file may be large
+            if not line.endswith(b"\n"):
+                break
+            keep, offset = keep + 1, offset + len(line)
+            if keep % BATCH == 0:
+                kept_at = offset
+        keep -= keep % BATCH
+        f.truncate(kept_at)
+    return keep
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def start_or_resume(output: Path, run: dict[str, Any], overwrite: bool) -> int | None:
+    """How many texts of ``run`` are already in ``OUT.part`` (0: a fresh start), or None when
+    ``output`` already holds them all.
+
+    Raises:
+        DataError: ``output`` (or its run record) belongs to another input, bundle or options,
+            or has no run record; naming the difference and the fix (``--overwrite``).
+    """
+    part = output.with_name(output.name + PART_SUFFIX)
+    record = output.with_name(output.name + RUN_SUFFIX)
+    existing = [p for p in (output, part, record) if p.exists()]
+    if existing and not overwrite:
+        fix = f"choose another -o, or pass --overwrite to replace {output}"
+        if not record.is_file():
+            raise DataError(f"{existing[0]} exists and was not written by `kgfuse predict`; {fix}")
+        try:
+            old = json.loads(record.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise DataError(f"{record} is not valid JSON ({e}); {fix}") from e
+        differs = _differences(old if isinstance(old, dict) else {}, run)
+        if differs:
+            raise DataError(
+                f"{output} holds predictions made with {' and '.join(differs)}, not this "
+                f"command's; {fix}"
+            )
+        if output.is_file() and not part.exists():
+            return None
+    elif existing:
+        for p in existing:
+            p.unlink()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(record, run)
+    if not part.exists():
+        part.touch()
+        return 0
+    done = _complete_batches(part)
+    if done > run["texts"]:
+        raise DataError(
+            f"{part} holds {done} lines but the input has {run['texts']} texts; pass --overwrite"
+        )
+    return done
+
+
+def predict_file(
+    predictor: Predictor,
+    data: Path,
+    output: Path,
+    run: dict[str, Any],
+    done: int,
+    progress: bool = True,
+) -> int:
+    """Append the predictions of the texts after the first ``done`` (`start_or_resume`) to
+    ``OUT.part``, a batch at a time, then rename it to ``output``. Returns how many texts this
+    call predicted."""
+    from tqdm import tqdm
+
+    part = output.with_name(output.name + PART_SUFFIX)
+    texts = islice(iter_texts(data, run["text_column"]), done, None)
+    bar = tqdm(total=run["texts"], initial=done, unit="text", disable=not progress, smoothing=0.1)
+    with part.open("a", encoding="utf-8") as out, bar:
+        while batch := list(islice(texts, BATCH)):
+            records = predictor.predict(batch, explain_paths=run["paths"])
+            out.write("".join(_line(r) for r in records))
+            out.flush()  # a kill loses at most the batch being written
+            bar.update(len(batch))
+        os.fsync(out.fileno())
+    part.replace(output)
+    return run["texts"] - done
+
+
+def _line(record: dict[str, Any]) -> str:
+    """One JSONL line: the record without its timings (they differ between runs)."""
+    return (
+        json.dumps({k: v for k, v in record.items() if k != "timings_ms"}, ensure_ascii=False)
+        + "\n"
+    )

@@ -1,0 +1,125 @@
+"""`kgfuse predict -i FILE -o OUT`: streamed, resumed after an interruption, never mixed up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fusion.predict import Predictor
+from fusion.predict_file import (
+    BATCH,
+    iter_texts,
+    predict_file,
+    run_record,
+    scan,
+    start_or_resume,
+)
+from nlp.texts import DataError
+
+from .conftest import run_cli
+
+WORDS = ["fever", "cough", "cold", "flu", "joint pain", "skin rash", "influenza", "sneezing"]
+
+
+def write_texts(path: Path, n: int, offset: int = 0) -> Path:
+    lines = [f"text {i}: my {WORDS[(i + offset) % len(WORDS)]} and a runny nose" for i in range(n)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class Interrupted:
+    """A predictor that is stopped (as by Ctrl-C) when its ``batches``-th batch starts."""
+
+    def __init__(self, predictor: Predictor, batches: int):
+        self.predictor, self.left = predictor, batches
+
+    def predict(self, texts: list[str], explain_paths: bool = False) -> list[dict[str, Any]]:
+        if self.left == 0:
+            raise KeyboardInterrupt
+        self.left -= 1
+        return self.predictor.predict(texts, explain_paths=explain_paths)
+
+
+def test_predict_file_resumed_after_an_interruption_equals_an_uninterrupted_run(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    texts = write_texts(tmp_path / "texts.txt", 2 * BATCH + 20)
+    whole = tmp_path / "whole.jsonl"
+    first = run_cli("predict", str(tiny_bundle), "-i", str(texts), "-o", str(whole))
+    assert first.returncode == 0, first.stderr
+
+    out = tmp_path / "resumed.jsonl"
+    run = run_record(tiny_bundle, texts, "text", False, *reversed(scan(texts, "text")))
+    assert start_or_resume(out, run, overwrite=False) == 0
+    with pytest.raises(KeyboardInterrupt):
+        predict_file(Interrupted(Predictor.from_dir(tiny_bundle), 2), texts, out, run, 0, False)  # type: ignore[arg-type]
+    part = out.with_name(out.name + ".part")
+    assert not out.exists() and len(part.read_text().splitlines()) == 2 * BATCH
+    with part.open("a") as f:  # the kill came while a line was being written
+        f.write('{"text": "text 128: my fever')
+
+    resumed = run_cli("predict", str(tiny_bundle), "-i", str(texts), "-o", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{2 * BATCH} of {2 * BATCH + 20} predictions kept" in resumed.stdout
+    assert out.read_bytes() == whole.read_bytes()
+    assert not part.exists()
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in records] == list(iter_texts(texts))
+    again = run_cli("predict", str(tiny_bundle), "-i", str(texts), "-o", str(out))
+    assert again.returncode == 0 and "already holds the 148 predictions" in again.stdout
+
+
+def test_predict_file_refuses_an_output_of_another_input_until_overwrite(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "pred.jsonl"
+    first = write_texts(tmp_path / "first.txt", 5)
+    assert run_cli("predict", str(tiny_bundle), "-i", str(first), "-o", str(out)).returncode == 0
+    other = write_texts(tmp_path / "other.txt", 5, offset=3)
+
+    refused = run_cli("predict", str(tiny_bundle), "-i", str(other), "-o", str(out))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "the input" in refused.stderr and "--overwrite" in refused.stderr
+    assert [json.loads(x)["text"] for x in out.read_text().splitlines()] == list(iter_texts(first))
+
+    with_paths = run_cli("predict", str(tiny_bundle), "-i", str(first), "-o", str(out), "--paths")
+    assert with_paths.returncode == 1 and "--paths off" in with_paths.stderr
+
+    replaced = run_cli(
+        "predict", str(tiny_bundle), "-i", str(other), "-o", str(out), "--overwrite"
+    )
+    assert replaced.returncode == 0, replaced.stderr
+    assert [json.loads(x)["text"] for x in out.read_text().splitlines()] == list(iter_texts(other))
+
+
+def test_predict_file_refuses_an_output_it_did_not_write(tmp_path: Path) -> None:
+    out = tmp_path / "notes.jsonl"
+    out.write_text("my own notes\n")
+    texts = write_texts(tmp_path / "texts.txt", 3)
+    run = {"input_sha256": "x", "bundle_sha256": "y", "text_column": "text", "paths": False}
+    with pytest.raises(DataError, match="not written by `kgfuse predict`.*--overwrite"):
+        start_or_resume(out, {**run, "batch": BATCH, "texts": 3}, overwrite=False)
+    assert out.read_text() == "my own notes\n"
+    assert len(list(iter_texts(texts))) == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("a.csv", "body,label\nhello,x\n", "no column 'text'; the columns are ['body', 'label']"),
+        ("a.csv", "text,label\nhello,x\n,y\n", "a.csv:3: this row has an empty 'text'"),
+        ("a.jsonl", '{"text": "hi"}\n[1]\n', "a.jsonl:2: each line must be a JSON object"),
+        ("a.txt", "hi\n\u200b\n", "text 2 is empty"),
+        ("a.pdf", "", "cannot read .pdf files"),
+    ],
+)
+def test_predict_file_scan_names_the_bad_row(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        scan(path, "text")
