@@ -31,15 +31,14 @@ from api.batching import MicroBatcher
 from api.errors import APIError
 from api.hot_triples import (
     FEATURES,
-    FeatureCache,
     embed_between_batches,
-    encoder_key,
     hot_files,
     persist,
     update_executor,
 )
 from api.metrics import Metrics
 from api.settings import ServeSettings
+from fusion.features import FeatureCache, encoder_key
 from fusion.predict import Predictor
 from fusion.resources import UnknownRelationError
 from kg.errors import KGLoadError, KGReadOnlyError
@@ -109,7 +108,7 @@ def _replay(predictor: Predictor, settings: ServeSettings) -> tuple[Predictor, F
     read from the cache (what it lacks is embedded and saved). Errors name the folder's file."""
     folder = settings.hot_triples
     files = hot_files(folder)
-    cache = FeatureCache.load(folder / FEATURES, encoder_key(predictor.resources))
+    cache = FeatureCache.load(folder / FEATURES, encoder_key(predictor.resources.tokenizer))
     if not files:
         return predictor, cache
     hint = f"{folder} holds hot triples: load them into the store, remove it"
@@ -148,7 +147,7 @@ class Engine:
         self.metrics = metrics
         self.version = _bundle_version(Path(settings.bundle))
         self.hot_files = hot_files(settings.hot_triples)
-        self.features = features or FeatureCache(encoder_key(predictor.resources))
+        self.features = features or FeatureCache(encoder_key(predictor.resources.tokenizer))
         self.batcher = MicroBatcher(
             self._run,
             max_batch=settings.max_batch,

@@ -19,12 +19,8 @@ lower-priority one stalls everyone when it is descheduled holding the GIL.)
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError
 
-from fusion.resources import Resources
+from fusion.features import write_new
 
 FEATURES = "features"
 log = logging.getLogger("kgfuse.api")
@@ -47,101 +42,10 @@ def hot_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name[:6].isdigit())
 
 
-def _write_new(folder: Path, data: bytes, names: list[str]) -> Path:
-    """Write ``data`` fsync'd under ``folder``, then claim the first free one of ``names`` with
-    a hard link (which fails if the name is taken, so replicas sharing the folder never
-    overwrite each other's files). Returns the file written."""
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".{os.getpid()}-{threading.get_native_id()}-{time.time_ns()}.partial"
-    with partial.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    try:
-        for name in names:
-            with contextlib.suppress(FileExistsError):
-                os.link(partial, folder / name)
-                return folder / name
-        raise AssertionError("every candidate name is taken")  # pragma: no cover
-    finally:
-        partial.unlink()
-
-
 def persist(folder: Path, body: bytes, ext: str) -> Path:
     """Save a request body as the next ``NNNNNN.ext`` of ``folder``."""
     first = len(hot_files(folder)) + 1
-    return _write_new(folder, body, [f"{n:06d}.{ext}" for n in range(first, first + 10_000)])
-
-
-def encoder_key(resources: Resources) -> str:
-    """Which encoder made a feature vector: its folder's fingerprint and its pooling."""
-    from fusion.encoder import encoder_id
-
-    tokenizer = resources.tokenizer
-    return f"{encoder_id(tokenizer.path)}-{tokenizer.config.pooling}"
-
-
-class FeatureCache:
-    """Feature vectors by entity text (keyed by SHA-256), for one encoder; remembers the vectors
-    added since the last `save`. Passed to `Resources.with_graph` as its ``cache``."""
-
-    def __init__(self, encoder: str):
-        self.encoder = encoder
-        self._vectors: dict[bytes, np.ndarray] = {}
-        self._fresh: dict[bytes, np.ndarray] = {}
-
-    @staticmethod
-    def _key(text: str) -> bytes:
-        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-
-    def __contains__(self, text: object) -> bool:
-        return isinstance(text, str) and self._key(text) in self._vectors
-
-    def __getitem__(self, text: str) -> np.ndarray:
-        return self._vectors[self._key(text)]
-
-    def __setitem__(self, text: str, vector: np.ndarray) -> None:
-        key = self._key(text)
-        self._vectors[key] = self._fresh[key] = np.asarray(vector, dtype=np.float32)
-
-    def __len__(self) -> int:
-        return len(self._vectors)
-
-    @classmethod
-    def load(cls, folder: Path, encoder: str) -> FeatureCache:
-        """Every readable cache file of ``folder`` made by ``encoder``."""
-        from safetensors import safe_open
-
-        cache = cls(encoder)
-        for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
-            try:
-                with safe_open(str(path), "np") as f:
-                    if (f.metadata() or {}).get("encoder") != encoder:
-                        continue
-                    digests, vectors = f.get_tensor("digests"), f.get_tensor("features")
-            except (SafetensorError, OSError, KeyError, ValueError) as e:
-                log.warning("skipping the feature cache file %s (%s); its texts are re-embedded", path, e)  # fmt: skip
-                continue
-            for digest, vector in zip(digests, vectors, strict=True):
-                cache._vectors[digest.tobytes()] = vector
-        return cache
-
-    def save(self, folder: Path, stem: str) -> Path | None:
-        """Write the vectors added since the last save as ``folder/<stem>.safetensors`` (another
-        free name if that one is taken); None when there were none."""
-        from safetensors.numpy import save
-
-        if not self._fresh:
-            return None
-        digests = np.frombuffer(b"".join(self._fresh), dtype=np.uint8).reshape(-1, 32)
-        data = save(
-            {"digests": digests, "features": np.stack(list(self._fresh.values()))},
-            metadata={"encoder": self.encoder},
-        )
-        names = [f"{stem}.safetensors"] + [f"{stem}-{n}.safetensors" for n in range(1, 1000)]
-        path = _write_new(folder, data, names)
-        self._fresh.clear()
-        return path
+    return write_new(folder, body, [f"{n:06d}.{ext}" for n in range(first, first + 10_000)])
 
 
 def update_executor() -> ThreadPoolExecutor:

@@ -8,7 +8,9 @@
     kg/                    the compiled KG, or a reference to the triple store holding it
                            (``store.json`` + the linker's names, kg/store_graph.py)
     aliases.tsv            the linker's alias table, if it has one (nlp/alias_table.py)
-    node_features.safetensors   frozen entity-text embeddings
+    node_features.safetensors   the frozen entity-text vectors that training, validation and
+                           test touched, keyed by the SHA-256 of the text (fusion/features.py);
+                           an entity first met while serving is embedded then
 
 ``bundle.json`` lists the SHA-256 of every other file (``files``, fusion/manifest.py); loading
 checks them first, so a corrupted or half-copied bundle is refused, naming the file. No pickle anywhere; loading runs no code from the bundle. Written atomically. The linker is
@@ -24,11 +26,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from fusion.config import ConfigError, RunConfig, config_from_dict
 from fusion.encoder import TextEncoder, encoder_id
+from fusion.features import SERVE_EXTRA_VECTORS, FeatureTable, NodeFeatures, encoder_key
 from fusion.manifest import build_manifest, first_mismatch, is_manifest
 from fusion.model import FusionClassifier
 from fusion.path_graph import walk_length
@@ -39,7 +41,7 @@ from kg.store_graph import StoreGraph, is_store_reference
 from nlp.linker import ALIAS_FILE
 
 FORMAT = "kgfuse-bundle"
-FORMAT_VERSION = 2  # 2: temperature and the label-path sequences
+FORMAT_VERSION = 3  # 2: temperature and the label-path sequences; 3: touched node features only
 REQUIRED = ("bundle.json", "model.safetensors", "node_features.safetensors", "kg")
 
 
@@ -106,7 +108,12 @@ def save_bundle(
     }
     with atomic_directory(folder) as tmp:
         save_file(heads or {"_empty": torch.zeros(0)}, str(tmp / "model.safetensors"))
-        save_numpy({"features": resources.features.numpy()}, str(tmp / "node_features.safetensors"))
+        digests, vectors = resources.features.touched()
+        save_numpy(
+            {"digests": digests, "features": vectors},
+            str(tmp / "node_features.safetensors"),
+            metadata={"encoder": encoder_key(resources.tokenizer)},
+        )
         resources.graph.save(tmp / "kg")
         if table is not None:
             table.save(tmp / ALIAS_FILE)
@@ -223,7 +230,8 @@ def load_bundle(
         else kglib.open(folder / "kg")
     )
     try:
-        features = load_numpy(str(folder / "node_features.safetensors"))["features"]
+        stored = load_numpy(str(folder / "node_features.safetensors"))
+        digests, vectors = stored["digests"], stored["features"]
         heads = load_file(str(folder / "model.safetensors"))
     except (SafetensorError, OSError, KeyError) as e:
         raise BundleError(f"{folder}: corrupt weights ({e}); train or export it again") from e
@@ -241,9 +249,25 @@ def load_bundle(
                 f"bundle holds no {ALIAS_FILE}; train or export it again"
             )
         linker["aliases"] = str(folder / ALIAS_FILE)
+    tokenizer = TextEncoder(encoder_config, adapt=False)
+    if (
+        digests.ndim != 2
+        or digests.shape[1] != 32
+        or vectors.shape != (len(digests), tokenizer.hidden_size)
+    ):
+        raise BundleError(
+            f"{folder / 'node_features.safetensors'} holds vectors of shape {vectors.shape} for "
+            f"{digests.shape} keys; its encoder makes {tokenizer.hidden_size}: train it again"
+        )
+    table = FeatureTable(
+        tokenizer.hidden_size,
+        tokenizer.embed,
+        pinned=(digests, vectors),
+        extra_limit=SERVE_EXTRA_VECTORS,
+    )
     resources = Resources(
         graph, list(meta["labels"]), [graph.entity_id(i) for i in meta["label_nodes"]], encoder_config,
-        config.subgraph, linker, features=np.asarray(features),
+        config.subgraph, linker, features=NodeFeatures(graph, table), tokenizer=tokenizer,
         path_sequences=[tuple(seq) for seq in meta.get("path_sequences", [])],
         walks=config.model.reads_walks,
     )  # fmt: skip

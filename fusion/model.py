@@ -25,6 +25,7 @@ from torch_geometric.data import Batch
 from torch_geometric.utils import softmax
 
 from fusion.encoder import TextEncoder
+from fusion.features import NodeFeatures
 from fusion.graph_encoder import GraphEncoder
 from fusion.path_encoder import PathEncoder
 
@@ -128,7 +129,8 @@ class FusionClassifier(nn.Module):
     """Args:
     config: `ModelConfig`.
     text_encoder: the (adapted) text encoder; None only in "graph" mode.
-    node_features: frozen entity-text embeddings [num_entities, feature_dim].
+    node_features: the frozen entity-text embeddings, made on first touch (fusion/features.py);
+        `Resources.inputs` points the model at its graph's.
     num_relations: KG relations including inverses (2 R).
     num_labels: classes.
     uses_label_nodes: whether graphs carry one label node per class (a label map).
@@ -139,7 +141,7 @@ class FusionClassifier(nn.Module):
         self,
         config: ModelConfig,
         text_encoder: TextEncoder | None,
-        node_features: torch.Tensor,
+        node_features: NodeFeatures,
         num_relations: int,
         num_labels: int,
         text_dim: int,
@@ -153,8 +155,7 @@ class FusionClassifier(nn.Module):
         self.text_dim = text_dim
         self.num_labels = num_labels
         self.uses_label_nodes = uses_label_nodes
-        self.node_features: torch.Tensor
-        self.register_buffer("node_features", node_features, persistent=False)
+        self.node_features = node_features
         h = config.hidden
         # fused mode reads the counts only where there are some (a label map); counter mode
         # always does (build_model refuses it without one)
@@ -174,7 +175,7 @@ class FusionClassifier(nn.Module):
             self.gate = nn.Linear(text_dim + h, 1)
         elif config.reads_graph:
             self.graph_encoder = GraphEncoder(
-                node_features.shape[1],
+                node_features.dim,
                 text_dim,
                 h,
                 num_relations,
@@ -236,7 +237,7 @@ class FusionClassifier(nn.Module):
         assert graph is not None, "graph and fused modes need the batch's subgraphs"
         if self.config.graph_encoder == "paths":
             return self._with_paths(t, text_logits, graph, branches, edge_weight)
-        x = self.node_features[graph.n_id]
+        x = self.node_features.rows(graph.n_id)
         nodes, context = self.graph_encoder(
             x, t, graph.edge_index, graph.edge_type, graph.batch, graph.linked, graph.distance
         )

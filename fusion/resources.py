@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import copy
 import random
-import threading
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,7 +26,7 @@ from fusion.examples import (
     collate_graphs,
     hidden_facts,
 )
-from fusion.features import node_features
+from fusion.features import FeatureTable, NodeFeatures, VectorCache
 from fusion.path_counts import PathCounter, RelationSequence, fit_sequences
 from fusion.path_graph import build_path_subgraph, walk_length
 from fusion.store_counter import StoreLabelCounter
@@ -104,8 +103,7 @@ class Resources:
         encoder_config: EncoderConfig,
         subgraph: SubgraphSettings,
         linker_config: dict[str, Any],
-        features: np.ndarray | None = None,
-        feature_cache: str | Path | None = None,
+        features: NodeFeatures | None = None,
         nlp: Language | None = None,
         tokenizer: TextEncoder | None = None,
         path_sequences: Sequence[RelationSequence] = (),
@@ -125,9 +123,9 @@ class Resources:
             tokenizer if tokenizer is not None else TextEncoder(encoder_config, adapt=False)
         )
         if features is None:
-            features = node_features(graph, self.tokenizer, cache_dir=feature_cache)
-        self.features = torch.as_tensor(features, dtype=torch.float32)
-        self._features_lock = threading.Lock()
+            table = FeatureTable(self.tokenizer.hidden_size, self.tokenizer.embed)
+            features = NodeFeatures(graph, table)
+        self.features = features
         self.counter = make_counter(graph, label_nodes, subgraph, path_sequences)
 
     def walking(self, walks: bool) -> Resources:
@@ -217,7 +215,6 @@ class Resources:
                 counts = self.counter.features(linked, masked=masked or None)
             label = -1 if labels is None else int(labels[i])
             out.append(Prepared(text, label, linked, mine, graph, counts))
-        self._cover_features()
         return out
 
     def _subgraph(self, linked: list[int], masked: set[int], use_kg: bool) -> LinkedSubgraph:
@@ -228,18 +225,6 @@ class Resources:
             hops = walk_length(self.subgraph.hops)
             return build_path_subgraph(self.graph, linked, self.label_nodes, hops, masked, use_kg)
         return build_subgraph(self.graph, linked, self.label_nodes, self.subgraph, masked, use_kg)
-
-    def _cover_features(self) -> None:
-        """Embed the entities the graph has met since the last call: a triple-store graph
-        numbers entities as it fetches them, so their features are made on demand."""
-        if self.graph.num_entities <= self.features.shape[0]:
-            return
-        with self._features_lock:
-            have, n = self.features.shape[0], self.graph.num_entities
-            if n > have:
-                new = self.tokenizer.embed([self.graph.text(e) for e in range(have, n)])
-                extra = torch.as_tensor(new.astype(np.float32))
-                self.features = torch.cat([self.features, extra])
 
     def prepare_file(
         self, path: str | Path, text_column: str = "text", label_column: str = "label"
@@ -263,8 +248,7 @@ class Resources:
         texts: Sequence[str] | None = None,
     ) -> tuple[dict[str, torch.Tensor] | None, Batch | None, torch.Tensor | None]:
         """(tokens, graph batch, counter features) for ``model``: only what it reads. Points
-        the model at these node features first (this graph's, which grow over a triple store,
-        not a sibling's). ``texts`` replaces the batch's texts (training's mention masking)."""
+        the model at these node features first (this graph's, not a sibling's). ``texts`` replaces the batch's texts (training's mention masking)."""
         model.node_features = self.features
         texts = list(texts) if texts is not None else [p.text for p in batch]
         tokens = self.tokenize(texts) if model.text_encoder is not None else None
@@ -283,8 +267,9 @@ class Resources:
     ) -> Resources:
         """The same settings over another graph (hot triples, or a shuffled-KG control).
 
-        Node features are matched by IRI and text: only new or changed entities are embedded.
-        The result shares this one's encoder, so use the two from one thread at a time (the
+        Node features are matched by text: an entity whose text is unchanged keeps its vector.
+        With ``cache`` or ``embed``, the new or changed entities are embedded now (the others
+        when a prediction first touches them). The result shares this one's encoder, so use the two from one thread at a time (the
         service swaps them between batches of its model thread). This one is only read.
 
         Args:
@@ -305,18 +290,9 @@ class Resources:
                 "to the store itself (they are read on the next prediction)"
             )
         check_relations(self.graph, graph)
-        old = {self.graph.iri(e): e for e in range(self.graph.num_entities)}
-        features = np.empty((graph.num_entities, self.features.shape[1]), dtype=np.float32)
-        todo = []
-        for e in range(graph.num_entities):
-            o = old.get(graph.iri(e))
-            if o is not None and self.graph.text(o) == graph.text(e):
-                features[e] = self.features[o].numpy()
-            else:
-                todo.append(e)
-        if todo:
-            texts = [graph.text(e) for e in todo]
-            features[todo] = _embed_cached(embed or self.tokenizer.embed, texts, cache)
+        features = self.features.on_graph(graph)
+        if cache is not None or embed is not None:
+            features.cover(changed_entities(self.graph, graph), embed, cache)
         label_iris = [self.graph.iri(e) for e in self.label_nodes]
         return Resources(
             graph, self.labels, [graph.entity_id(i) for i in label_iris], self.encoder_config,
@@ -330,14 +306,6 @@ def _check_walks(walks: bool, graph: GraphView, label_nodes: Sequence[int]) -> N
         raise KGFuseError(
             "the paths encoder needs a compiled KG (kg.files) and a label map (kg.label_map)"
         )
-
-
-class VectorCache(Protocol):
-    """Feature vectors by entity text, e.g. kept across restarts by the service (a dict will do)."""
-
-    def __contains__(self, text: object, /) -> bool: ...
-    def __getitem__(self, text: str, /) -> np.ndarray: ...
-    def __setitem__(self, text: str, vector: np.ndarray, /) -> None: ...
 
 
 class UnknownRelationError(KGFuseError):
@@ -375,15 +343,13 @@ def _relation_iris(graph: GraphView) -> list[str]:
     return [graph.relation_iri(r) for r in range(graph.num_relations)]
 
 
-def _embed_cached(
-    embed: Callable[[list[str]], np.ndarray], texts: list[str], cache: VectorCache | None
-) -> np.ndarray:
-    """float32 [len(texts), hidden]: cached vectors where ``cache`` has them, the rest embedded
-    (each distinct text once) and added to ``cache``."""
-    if cache is None:
-        return embed(texts)
-    missing = list(dict.fromkeys(t for t in texts if t not in cache))
-    if missing:
-        for text, vector in zip(missing, embed(missing), strict=True):
-            cache[text] = vector
-    return np.stack([cache[t] for t in texts])
+def changed_entities(old: KnowledgeGraph | StoreGraph, new: KnowledgeGraph) -> list[int]:
+    """Entity ids of ``new`` that ``old`` lacks, or whose text differs there."""
+    from kg.extend import id_map
+
+    assert isinstance(old, KnowledgeGraph)  # with_graph refuses a triple store first
+    seen = np.zeros(new.num_entities, dtype=bool)
+    for o, n in enumerate(id_map(old, new).tolist()):
+        if n >= 0 and old.text(o) == new.text(n):
+            seen[n] = True
+    return np.flatnonzero(~seen).tolist()

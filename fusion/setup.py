@@ -17,6 +17,7 @@ and `kgfuse tune` build it once for many runs.
 from __future__ import annotations
 
 import random
+import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,7 +31,7 @@ from fusion.config import ConfigError, RunConfig
 from fusion.data import Example, Splits, load_splits
 from fusion.encoder import TextEncoder
 from fusion.examples import hidden_facts
-from fusion.features import node_features
+from fusion.features import FeatureCache, FeatureTable, NodeFeatures, encoder_key
 from fusion.path_counts import PathCounter
 from fusion.reference import HOP_CHOICES, MAX_TEXTS, choose_hops
 from fusion.resources import Resources
@@ -42,6 +43,9 @@ from nlp.texts import read_label_map
 MIN_UNSEEN_TEXTS = 30  # fewer val:unseen texts than this cannot rank models alone
 MIN_UNSEEN_ENTITIES = 5  # nor can fewer held-out entities
 DEFAULT_HOPS = 2  # where no reference can choose (no label map, or a triple store)
+FEATURE_FOLDER = (
+    "node-features"  # run/cache/node-features/: vectors by entity text (fusion/features.py)
+)
 
 
 class SelectionWarning(UserWarning):
@@ -109,19 +113,18 @@ class Workspace:
     nlp: Any
     tokenizer: TextEncoder
     linker_config: dict[str, Any]
-    feature_cache: Path | None = None
+    features: NodeFeatures
+    feature_cache: tuple[FeatureCache, Path] | None = None  # the vectors kept between runs
     links: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     hop_choices: dict[tuple[Any, ...], Choice] = field(default_factory=dict)  # `plan_run`'s memo
-    _features: np.ndarray | None = None
 
-    @property
-    def features(self) -> np.ndarray:
-        """The node features, embedded (or read from the cache) when first needed: after the
-        run's inputs are checked, so that a failing run writes no cache."""
-        if self._features is None:
-            self._features = node_features(self.graph, self.tokenizer, cache_dir=self.feature_cache)
-        return self._features
+    def save_feature_cache(self) -> None:
+        """Keep the node features embedded so far for the next run (``run/cache/``): only at the
+        end of a run, so that a failing run writes no cache."""
+        if self.feature_cache is not None:
+            cache, folder = self.feature_cache
+            cache.save(folder, f"run-{time.time_ns()}")
 
     @classmethod
     def open(cls, config: RunConfig, run_dir: Path | None) -> Workspace:
@@ -135,8 +138,13 @@ class Workspace:
             linker["aliases"] = config.linker.aliases
         nlp = from_kg(graph, **linker)
         tokenizer = TextEncoder(config.encoder, adapt=False)
-        cache = None if isinstance(graph, StoreGraph) or run_dir is None else run_dir / "cache"
-        return cls(config, graph, nlp, tokenizer, linker, cache)
+        kept = None
+        if run_dir is not None:
+            folder = run_dir / "cache" / FEATURE_FOLDER
+            kept = (FeatureCache.load(folder, encoder_key(tokenizer)), folder)
+        table = FeatureTable(tokenizer.hidden_size, tokenizer.embed, cache=kept and kept[0])
+        features = NodeFeatures(graph, table)
+        return cls(config, graph, nlp, tokenizer, linker, features, kept)
 
     def link(self, texts: list[str]) -> list[list[dict[str, Any]]]:
         todo = list(dict.fromkeys(t for t in texts if t not in self.links))

@@ -338,10 +338,11 @@ def run(
     a run that fails on its inputs leaves no output folder behind.
 
     Under torchrun (``WORLD_SIZE`` > 1) every rank runs this and returns the same metrics;
-    rank 0 alone writes the node-feature cache (the others then read it), the checkpoints,
+    rank 0 alone writes the node-feature cache (at the end), the checkpoints,
     ``metrics.jsonl`` and the bundle, which exists once this returns on any rank."""
     from fusion.bundle import save_bundle
 
+    started = time.perf_counter()
     distributed.init_from_env()  # the model trains on the CPU: gloo
     run_dir = Path(config.output)
     if config.train.threads > 0:
@@ -397,6 +398,7 @@ def run(
     seed_everything(config.train.seed)  # the model's initialisation does not depend on linking
     model = build_model(config, resources)
     data_key = data_fingerprint(resources, train, val)
+    setup_s = time.perf_counter() - started  # KG, linker, links, subgraphs, automatic choices
     epochs, best_epoch, seconds = fit(
         model, resources, train, val, config, run_dir, progress, on_epoch_end, data_key,
         splits.val_unseen, plan.selection,
@@ -439,13 +441,15 @@ def run(
         gold = np.array([p.label for p in examples])
         m.update(calibration_report(predict_logits(model, resources, examples), gold, temperature))
     training = {
-        "epochs_run": epochs, "best_epoch": best_epoch, "seconds_per_epoch": seconds,
+        "setup_s": round(setup_s, 2), "epochs_run": epochs, "best_epoch": best_epoch,
+        "seconds_per_epoch": seconds,
         "temperature": temperature, "selection": plan.selection.on, "choices": plan.choices,
         "counts": splits.counts(), "self_training": self_training,
     }  # fmt: skip
     bundle = run_dir / "bundle"
     if distributed.is_main():
         bundle = save_bundle(bundle, model, resources, config, metrics, training)
+        workspace.save_feature_cache()
     distributed.barrier()
     return TrainResult(
         run_dir, bundle, metrics, epochs, seconds, best_epoch, temperature, plan.choices

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import kg
+from fusion.features import FeatureTable, NodeFeatures, text_key
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
@@ -248,3 +249,24 @@ def species_overrides(data: dict[str, Path], tiny_bert: Path, out: Path, *more: 
         f"encoder.path={tiny_bert}", f"output={out}", "train.threads=1", "train.epochs=2",
         "encoder.max_length=32", "model.hidden=16", *more,
     ]  # fmt: skip
+
+
+def hashed_features(graph: kg.KnowledgeGraph, dim: int) -> NodeFeatures:
+    """Node features without an encoder: each entity text's vector is drawn from a generator
+    seeded by the text (fixed across runs and graphs)."""
+
+    def embed(texts: list[str]) -> np.ndarray:
+        seeds = [int.from_bytes(text_key(t)[:8], "little") for t in texts]
+        draws = [np.random.default_rng(s).standard_normal(dim) for s in seeds]
+        return np.asarray(draws, dtype=np.float32).reshape(len(texts), dim)
+
+    return NodeFeatures(graph, FeatureTable(dim, embed))
+
+
+def unread_features(graph: kg.KnowledgeGraph, dim: int) -> NodeFeatures:
+    """Node features that fail the test if any entity is embedded (models that read none)."""
+
+    def embed(texts: list[str]) -> np.ndarray:
+        raise AssertionError(f"this model should read no node features (asked for {texts[:3]})")
+
+    return NodeFeatures(graph, FeatureTable(dim, embed))

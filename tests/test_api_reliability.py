@@ -18,10 +18,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.engine import Engine
-from api.hot_triples import FeatureCache
 from api.metrics import Metrics
 from api.settings import ApiKeys, ServeSettings
 from fusion.encoder import TextEncoder
+from fusion.features import FeatureCache
 from fusion.predict import Predictor
 from tests.conftest import run_cli
 
@@ -246,14 +246,20 @@ def test_features_of_added_entities_are_cached_by_content_across_restarts(
         embedded.extend(texts)
         return real(self, texts, *args, **kwargs)
 
+    def added_vectors(c: TestClient) -> torch.Tensor:
+        resources = engine_of(c).predictor.resources
+        graph = resources.graph
+        added = [graph.entity_id(EX + "measles"), graph.entity_id(EX + "rash")]
+        return resources.features.rows(added)
+
     monkeypatch.setattr(TextEncoder, "embed", counting)
     with serve(bundle) as c:
         assert c.post("/v1/kg/triples", content=FAR_FACTS, headers=TURTLE).status_code == 200
-        features = engine_of(c).predictor.resources.features
-    assert sorted(embedded) == ["measles", "skin rash. Red spots on the skin."]
+        assert sorted(embedded) == ["measles", "skin rash. Red spots on the skin."]
+        vectors = added_vectors(c)
     embedded.clear()
     with serve(bundle) as c:
-        assert torch.equal(engine_of(c).predictor.resources.features, features)
+        assert torch.equal(added_vectors(c), vectors)
     assert embedded == []  # the restart re-embedded nothing
 
 

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import kg
 from fusion.encoder import EncoderConfig, EncoderError, TextEncoder, default_encoder_path
-from fusion.features import cache_name, node_features
 
 
 def trainable(encoder: TextEncoder) -> set[str]:
@@ -89,23 +87,6 @@ def test_encoder_errors_never_fetch_and_report_all_problems(tmp_path: Path) -> N
 def test_default_encoder_is_the_bundled_minilm() -> None:
     path = default_encoder_path()
     assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
-
-
-def test_node_features_are_cached_per_kg_and_encoder(
-    tiny_bert: Path, tiny_ttl: Path, tmp_path: Path
-) -> None:
-    graph = kg.load(tiny_ttl)
-    encoder = TextEncoder(EncoderConfig(path=str(tiny_bert)), adapt=False)
-    first = node_features(graph, encoder, cache_dir=tmp_path)
-    assert first.shape == (graph.num_entities, 32) and first.dtype == np.float32
-    cached = tmp_path / cache_name(graph, encoder) / "features.safetensors"
-    assert cached.is_file()
-    from safetensors.numpy import save_file
-
-    save_file({"features": np.ones_like(first)}, str(cached))  # a second call must read the cache
-    assert np.array_equal(node_features(graph, encoder, cache_dir=tmp_path), np.ones_like(first))
-    flu = graph.entity_id("http://example.org/tiny/flu")
-    assert np.allclose(first[flu], encoder.embed([graph.text(flu)])[0], atol=1e-5)
 
 
 def test_encoder_top_layers_adapts_only_the_upper_layers(tiny_bert: Path) -> None:

@@ -11,6 +11,7 @@ import kg
 from fusion.encoder import EncoderConfig, TextEncoder
 from fusion.examples import SubgraphSettings, build_subgraph, collate_graphs
 from fusion.model import FusionClassifier, ModelConfig
+from tests.conftest import hashed_features
 
 EX = "http://example.org/tiny/"
 LABELS = ["fever", "sneezing"]  # classes whose label nodes are these symptoms
@@ -24,7 +25,7 @@ def graph(tiny_ttl: Path) -> kg.KnowledgeGraph:
 def make_model(mode: str, graph: kg.KnowledgeGraph, tiny_bert: Path) -> FusionClassifier:
     torch.manual_seed(0)
     encoder = TextEncoder(EncoderConfig(path=str(tiny_bert), max_length=32))
-    features = torch.randn(graph.num_entities, 16)
+    features = hashed_features(graph, 16)
     model = FusionClassifier(
         ModelConfig(mode=mode, hidden=16, dropout=0.0), encoder, features,
         2 * graph.num_relations, len(LABELS), encoder.hidden_size, uses_label_nodes=True,

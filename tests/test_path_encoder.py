@@ -16,7 +16,7 @@ from fusion.model import FusionClassifier, ModelConfig
 from fusion.path_encoder import PathEncoder
 from fusion.path_graph import build_path_subgraph
 
-from .conftest import graph_from_rows
+from .conftest import graph_from_rows, unread_features
 
 EX = "http://example.org/walks/"
 
@@ -150,7 +150,7 @@ def test_graph_only_paths_model_learns_classes_from_paths(graph: kg.KnowledgeGra
     labels = ids(graph, "water", "fire")
     model = FusionClassifier(
         ModelConfig(mode="graph", hidden=16, dropout=0.0, graph_encoder="paths", counts=False),
-        None, torch.zeros(graph.num_entities, 4), 2 * graph.num_relations, 2, 8,
+        None, unread_features(graph, 4), 2 * graph.num_relations, 2, 8,
         uses_label_nodes=True, path_rounds=2,
     )  # fmt: skip
     train = [(["a"], 0), (["f"], 1)]
@@ -188,7 +188,7 @@ def test_fused_paths_model_falls_back_to_text_without_linked_entities(
     labels = ids(graph, "water", "fire")
     model = FusionClassifier(
         ModelConfig(mode="fused", hidden=16, graph_encoder="paths", counts=False),
-        None, torch.zeros(graph.num_entities, 4), 2 * graph.num_relations, 2, 8,
+        None, unread_features(graph, 4), 2 * graph.num_relations, 2, 8,
         uses_label_nodes=True,
     )  # fmt: skip
     model.eval()
