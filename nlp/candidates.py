@@ -24,6 +24,15 @@ Paths, from most to least certain (``kind`` of a `MentionCandidate`):
   "muscles feel painful" -> "muscle pain");
 - ``head``: the head word alone names a two-or-more-word alias of exactly one entity
   ("rash" -> "skin rash"), for aliases without function words;
+- ``partial``: some content words of a multi-word lower-case alias, within its window, that
+  carry at least ``partial_coverage`` of the alias's word weight, where a word weighs its IDF
+  over the KG's own lower-case aliases ("rash" -> "skin rash": "skin" names many entities,
+  "rash" one; "nails have little dents" -> "small dents in nails"); a match without the
+  alias's head word (the last content word before any function word: "rash", "loss" of "loss
+  of appetite") needs ``HEADLESS_MARGIN`` more, and a single word must be the alias's head and
+  the head of every KG name holding it ("rash" is; "skin", a modifier in "skin rash", is not
+  for "yellowish skin"). Its similarity is ``0.5 + 0.3 * coverage``. Only words no path above
+  covers are used;
 - ``fuzzy``: aliases sharing the most character 3-grams with the span (nlp/ngram_index.py),
   re-scored by edit ratio, for spans holding a word the lemma tables do not know (typos such
   as "influensa", "psoriasys"); the similarity is that ratio;
@@ -35,6 +44,7 @@ Paths, from most to least certain (``kind`` of a `MentionCandidate`):
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -48,11 +58,13 @@ from kg.graph import KnowledgeGraph
 from kg.search import normalize
 from nlp.abbreviations import find_definitions, fits, is_short_form
 from nlp.keys import FUNCTION_WORDS, JOINERS, Lemmatizer, root
-from nlp.ngram_index import NgramIndex
+from nlp.ngram_index import Hit, NgramIndex
 
 if TYPE_CHECKING:
     from nlp.semantic import SemanticCandidates
 
+PARTIAL_COVERAGE = 0.6  # default share of an alias's word weight a partial match must hold
+HEADLESS_MARGIN = 0.1  # a partial match without the alias's head word needs this much more
 KIND_SIMILARITY = {
     "exact": 1.0, "lemma": 0.95, "abbreviation": 0.9, "root": 0.9, "respelled": 0.88,
     "window": 0.85, "head": 0.75, "table": 0.9,
@@ -66,7 +78,7 @@ class MentionCandidate(NamedTuple):
     entity: int
     alias: str  # the alias that matched
     similarity: float  # string similarity of span and alias (semantic: cosine), in [0, 1]
-    kind: str  # exact | lemma | root | respelled | table | abbreviation | window | head | fuzzy | semantic
+    kind: str  # exact | lemma | root | respelled | table | abbreviation | window | head | partial | fuzzy | semantic
 
 
 class Mention(NamedTuple):
@@ -102,6 +114,8 @@ class CandidateGenerator:
             Dice coefficient).
         window_slack: extra words allowed inside a window match.
         head_match: enable the ``head`` path.
+        partial_coverage: the share of a multi-word alias's word weight that a ``partial`` match
+            must hold (1.0: off).
         semantic: embedding candidates for the words no string path covers (the ``semantic``
             path); None: off.
         table_names: extra names per entity id, from an alias table (`AliasTable.resolve`).
@@ -121,6 +135,7 @@ class CandidateGenerator:
         fuzzy_threshold: float = 0.8,
         window_slack: int = 3,
         head_match: bool = False,
+        partial_coverage: float = PARTIAL_COVERAGE,
         semantic: SemanticCandidates | None = None,
         table_names: dict[int, list[str]] | None = None,
         indexes: Path | None = None,
@@ -132,6 +147,7 @@ class CandidateGenerator:
         self.fuzzy_threshold = fuzzy_threshold
         self.window_slack = window_slack
         self.head_match = head_match
+        self.partial_coverage = partial_coverage
         self.stop_aliases = frozenset(normalize(a) for a in stop_aliases)
         self.min_alias_length = min_alias_length
         self.by_keys: dict[tuple[str, ...], list[_Alias]] = defaultdict(list)
@@ -147,10 +163,17 @@ class CandidateGenerator:
         pending: list[tuple[frozenset[str], _Alias]] = []
         common_words: set[str] = set()  # words of lower-case aliases: spelling-variant targets
         fuzzy_aliases: dict[str, list[int]] = {}  # normalized KG name -> its entities
+        root_df: dict[str, int] = defaultdict(int)  # lower-case KG names holding each root
+        self.modifiers: set[str] = set()  # roots that are not the head of some KG name
+        common_names = 0
+        partials: list[tuple[list[str], str, _Alias]] = []  # (content roots, head root, alias)
         table_names = table_names or {}
         split = _splitter(tokenize)
+        all_aliases = list(kg.aliases)  # read once: a look-up per alias costs more
+        bounds = kg.alias_indptr.tolist()
         for e in sorted(eligible):
-            names = [(t, False) for t in kg.names(e)] + [(t, True) for t in table_names.get(e, ())]
+            kg_names = all_aliases[bounds[e] : bounds[e + 1]] or kg.names(e)
+            names = [(t, False) for t in kg_names] + [(t, True) for t in table_names.get(e, ())]
             for text, from_table in names:
                 norm = normalize(text)
                 if len(text) < min_alias_length or norm in self.stop_aliases:
@@ -174,6 +197,15 @@ class CandidateGenerator:
                     common_words.update(keys)
                 self.max_words = max(self.max_words, len(keys))
                 content = [k for k in keys if k not in FUNCTION_WORDS and _WORD.match(k)]
+                if common:
+                    common_names += 1
+                    roots = list(dict.fromkeys(map(root, content)))
+                    for r in roots:
+                        root_df[r] += 1
+                    if len(roots) >= 2:
+                        head = root(_head(keys))
+                        partials.append((roots, head, alias))
+                        self.modifiers.update(r for r in roots if r != head)
                 if len(set(content)) >= 2 and not from_table:
                     if len(content) == len(keys):  # no function words: the last word is its head
                         heads[content[-1]].add(e)
@@ -190,6 +222,7 @@ class CandidateGenerator:
             (self.root_windows if alias.common else self.windows)[anchor].append(
                 (words_needed, alias)
             )
+        self.partials = self._partial_anchors(partials, root_df, common_names)
         self.heads = {
             k: next(iter(es))
             for k, es in heads.items()
@@ -216,6 +249,26 @@ class CandidateGenerator:
         self.fuzzy_entities = list(fuzzy_aliases.values())
         self.spelling_index, self.fuzzy_index = self._indexes(indexes)
         self._respelled: dict[str, str | None] = {}
+        self._fuzzy_memo: dict[str, list[Hit]] = {}
+
+    def _partial_anchors(
+        self, partials: list[tuple[list[str], str, _Alias]], root_df: dict[str, int], names: int
+    ) -> dict[str, list[_Partial]]:
+        """Each alias a partial match may reach, anchored on its rarest root, and on its head
+        root where the head alone may carry enough weight."""
+        self.idf = {r: math.log((1 + names) / df) for r, df in root_df.items()}
+        anchors: dict[str, list[_Partial]] = defaultdict(list)
+        for roots, head, alias in partials:
+            weights = {r: self.idf[r] for r in roots}
+            total = sum(weights.values())
+            if total <= 0:
+                continue
+            entry = _Partial(frozenset(roots), head, total, alias)
+            rarest = max(roots, key=lambda r: (weights[r], r))
+            anchors[rarest].append(entry)
+            if head != rarest and head not in self.modifiers:
+                anchors[head].append(entry)
+        return anchors
 
     # ----- the n-gram indexes (built once per KG and settings; see nlp/linker_index.py) -----
     def _indexes(self, folder: Path | None) -> tuple[NgramIndex, NgramIndex]:
@@ -258,6 +311,8 @@ class CandidateGenerator:
         self._aliases(words, add)
         self._windows(words, add)
         self._abbreviations(words, add)
+        if self.partial_coverage < 1.0:
+            self._partial(words, found, add)
         if self.head_match:
             sim = KIND_SIMILARITY["head"]
             for a, k in enumerate(words.keys):
@@ -369,6 +424,42 @@ class CandidateGenerator:
                 if not any(c >= a and d <= b and (c, d) != (a, b) for c, d in spans):
                     add(a, b, MentionCandidate(alias.entity, alias.text, sim, "window"))
 
+    def _partial(
+        self, words: _Words, found: dict[tuple[int, int], dict[int, MentionCandidate]], add: _Add
+    ) -> None:
+        """``partial`` candidates (see the module docstring) over the words no mention covers."""
+        covered = {i for (s, e), cands in found.items() if cands for i in range(s, e)}
+        roots, n = words.roots, len(words.roots)
+        free = [words.pos[j] not in covered for j in range(n)]
+        sentence = list(itertools.accumulate(w in SENTENCE_ENDS for w in words.text))
+        floor = self.partial_coverage
+        for a in range(n):
+            if not free[a] or roots[a] not in self.partials:
+                continue
+            for entry in self.partials[roots[a]]:
+                reach = len(entry.roots) + self.window_slack
+                near: dict[str, int] = {roots[a]: a}
+                for j in range(max(0, a - reach + 1), min(n, a + reach)):
+                    r = roots[j]
+                    usable = r in entry.roots and free[j] and sentence[j] == sentence[a]
+                    if usable and (r not in near or abs(j - a) < abs(near[r] - a)):
+                        near[r] = j
+                if len(near) == len(entry.roots):
+                    continue  # every word: the window path's match
+                if len(near) == 1 and (roots[a] != entry.head or roots[a] in self.modifiers):
+                    continue  # one word alone: only a head that never modifies ("rash")
+                coverage = sum(self.idf[r] for r in near) / entry.total
+                needed = floor if entry.head in near else floor + HEADLESS_MARGIN
+                first, last = min(near.values()), max(near.values())
+                if coverage < needed or last - first + 1 > reach:
+                    continue
+                sim = round(0.5 + 0.3 * coverage, 4)
+                add(
+                    first,
+                    last + 1,
+                    MentionCandidate(entry.alias.entity, entry.alias.text, sim, "partial"),
+                )
+
     def _abbreviations(self, words: _Words, add: _Add) -> None:
         sim, text, n = KIND_SIMILARITY["abbreviation"], words.text, len(words.text)
         for a, word in enumerate(text):
@@ -431,14 +522,45 @@ class CandidateGenerator:
                     queries.append((a, b, " ".join(words.text[a:b])))
         if not queries:
             return
-        index, floor = self.fuzzy_index, self.fuzzy_threshold
         for a, b, text in queries:
-            for hit in index.search(normalize(text), limit=5, min_dice=floor / 2, candidates=50):
-                if hit.ratio < floor:
-                    continue
+            for hit in self._fuzzy_hits(normalize(text)):
                 alias = self.fuzzy_aliases[hit.id]
                 for e in self.fuzzy_entities[hit.id]:
                     add(a, b, MentionCandidate(e, alias, round(hit.ratio, 4), "fuzzy"))
+
+    def _fuzzy_hits(self, query: str) -> list[Hit]:
+        """The fuzzy index's hits for ``query`` at or above the threshold (memoized)."""
+        hits = self._fuzzy_memo.get(query)
+        if hits is None:
+            floor = self.fuzzy_threshold
+            found = self.fuzzy_index.search(query, limit=5, min_dice=floor / 2, candidates=50)
+            hits = [h for h in found if h.ratio >= floor]
+            if len(self._fuzzy_memo) > 100_000:
+                self._fuzzy_memo.clear()
+            self._fuzzy_memo[query] = hits
+        return hits
+
+
+class _Partial(NamedTuple):
+    """A multi-word lower-case alias as partial matching sees it."""
+
+    roots: frozenset[str]  # its content words' roots
+    head: str  # the root of its head word
+    total: float  # the IDF sum of its roots
+    alias: _Alias
+
+
+def _head(keys: Sequence[str]) -> str:
+    """The head word of a name: the last content word before the first function word that
+    follows one ("skin rash" -> "rash", "loss of appetite" -> "loss")."""
+    head = ""
+    for k in keys:
+        if k in FUNCTION_WORDS or not _WORD.match(k):
+            if head:
+                break
+            continue
+        head = k
+    return head
 
 
 class _Words(NamedTuple):

@@ -79,6 +79,7 @@ if not Doc.has_extension("kg_entities"):
         "fuzzy_threshold": 0.8,
         "window_slack": 3,
         "head_match": False,
+        "partial_coverage": 0.6,
         "semantic": None,
         "aliases": None,
         "index": None,
@@ -101,6 +102,7 @@ def make_kg_linker(
     fuzzy_threshold: float,
     window_slack: int,
     head_match: bool,
+    partial_coverage: float,
     semantic: dict[str, Any] | None,
     aliases: str | None,
     index: str | None,
@@ -122,6 +124,7 @@ def make_kg_linker(
         fuzzy_threshold=fuzzy_threshold,
         window_slack=window_slack,
         head_match=head_match,
+        partial_coverage=partial_coverage,
         semantic=semantic,
         aliases=aliases,
         index=index,
@@ -143,8 +146,8 @@ class KGLinker:
         weights: of the disambiguation signals (see nlp/disambiguation.py).
         types: link only entities with one of these rdf:type IRIs (empty: any).
         link_classes: also link entities that are the type of others (e.g. "Symptom" itself).
-        min_alias_length, stop_aliases, fuzzy_threshold, window_slack, head_match: candidate
-            generation settings (see nlp/candidates.py).
+        min_alias_length, stop_aliases, fuzzy_threshold, window_slack, head_match,
+            partial_coverage: candidate generation settings (see nlp/candidates.py).
         semantic: None (off), or keyword arguments of `nlp.semantic.SemanticCandidates` (keys
             in `nlp.semantic.CONFIG_KEYS`, e.g. ``{"mode": "static", "threshold": 0.7,
             "cache_dir": "out/semantic"}``; ``{}``: its defaults) to add embedding candidates
@@ -175,6 +178,7 @@ class KGLinker:
         self.fuzzy_threshold = float(config.get("fuzzy_threshold", 0.8))
         self.window_slack = int(config.get("window_slack", 3))
         self.head_match = bool(config.get("head_match", False))
+        self.partial_coverage = float(config.get("partial_coverage", 0.6))
         semantic = config.get("semantic")
         self.semantic: dict[str, Any] | None = (
             dict(semantic) if isinstance(semantic, dict) else semantic
@@ -199,6 +203,11 @@ class KGLinker:
         problems = []
         if not 0.0 <= self.threshold <= 1.0:
             problems.append(f"'threshold' must be in [0, 1] (got {self.threshold})")
+        if not 0.0 < self.partial_coverage <= 1.0:
+            problems.append(
+                f"'partial_coverage' must be in (0, 1], 1.0 to turn partial matching off "
+                f"(got {self.partial_coverage})"
+            )
         if not 0.0 < self.fuzzy_threshold <= 1.0:
             problems.append(f"'fuzzy_threshold' must be in (0, 1] (got {self.fuzzy_threshold})")
         if self.max_candidates < 1:
@@ -325,6 +334,7 @@ class KGLinker:
             fuzzy_threshold=self.fuzzy_threshold,
             window_slack=self.window_slack,
             head_match=self.head_match,
+            partial_coverage=self.partial_coverage,
             semantic=semantic,
             table_names=table_names,
             indexes=index,

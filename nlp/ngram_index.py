@@ -76,7 +76,7 @@ class NgramIndex:
         self, query: str, *, limit: int = 200, min_dice: float = 0.0
     ) -> tuple[np.ndarray, np.ndarray]:
         """Ids of the ``limit`` strings of highest 3-gram Dice with ``query``, and those Dice."""
-        codes = _distinct(_codes([query])[0])
+        codes = np.unique(_codes([query])[0])  # (small arrays: see `_distinct`)
         if not len(self.grams) or not len(codes):
             return np.zeros(0, np.int32), np.zeros(0, np.float32)
         where = np.minimum(np.searchsorted(self.grams, codes), len(self.grams) - 1)
@@ -87,9 +87,7 @@ class NgramIndex:
         rare = where[lengths <= MAX_POSTINGS]
         chosen = rare if len(rare) else where[np.argsort(lengths, kind="stable")[:1]]
         found = np.concatenate([self.postings[self.indptr[g] : self.indptr[g + 1]] for g in chosen])
-        found.sort()
-        starts = np.flatnonzero(np.r_[True, found[1:] != found[:-1]])
-        ids, shared = found[starts], np.diff(np.r_[starts, len(found)])
+        ids, shared = np.unique(found, return_counts=True)
         dice = 2.0 * shared / (len(codes) + self.sizes[ids])
         keep = dice >= min_dice
         ids, dice = ids[keep], dice[keep]

@@ -262,3 +262,22 @@ def test_linker_index_refuses_what_is_not_a_pipeline(tmp_path: Path) -> None:
         save_index("out/kg", tmp_path)  # type: ignore[arg-type]
     with pytest.raises(LinkingError, match="no kg_linker component"):
         save_index(spacy.blank("en"), tmp_path)
+
+
+def test_linker_partial_mention_links_by_its_rare_words(tmp_path: Path) -> None:
+    tsv = tmp_path / "skin.tsv"
+    tsv.write_text(
+        "skin rash\tseen_with\tskin peeling\n"
+        "yellowish skin\tseen_with\tbrittle nails\n"
+        "small dents in nails\tseen_with\tjoint pain\n"
+        "back pain\tseen_with\tchest pain\n"
+    )
+    graph = kg.load(tsv)
+    doc = from_kg(graph)("I have a rash and my nails have little dents")
+    found = [(e.text, graph.label(graph.entity_id(e.kb_id_))) for e in doc._.kg_entities]
+    assert found == [("rash", "skin rash"), ("nails have little dents", "small dents in nails")]
+    # "skin" modifies other names ("skin rash"): alone it names none of them
+    assert [e.text for e in from_kg(graph)("my skin is dry")._.kg_entities] == []
+    assert [e.text for e in from_kg(graph, partial_coverage=1.0)("a rash")._.kg_entities] == []
+    with pytest.raises(LinkingError, match="partial_coverage"):
+        from_kg(graph, partial_coverage=0.0)
