@@ -74,6 +74,96 @@ class GraphBuilder:
         self._rel.extend([rintern(p, len(rels)) for p in predicates])
         self._dst.extend(o_ids)
 
+    def intern(self, keys: Sequence[str]) -> np.ndarray:
+        """The ids of entity ``keys`` (IRIs or ``_:`` keys), new ones numbered as they come."""
+        ents = self._entities
+        return np.fromiter(
+            (ents.setdefault(k, len(ents)) for k in keys), dtype=np.int64, count=len(keys)
+        )
+
+    def add_indexed_edges(
+        self,
+        entities: Sequence[str],
+        subjects: np.ndarray,
+        predicates: Sequence[str],
+        relations: np.ndarray,
+        objects: np.ndarray,
+    ) -> None:
+        """Entity-to-entity triples given as indexes: ``(entities[subjects[i]],
+        predicates[relations[i]], entities[objects[i]])``. Interns each distinct key once, so
+        its cost grows with the distinct keys, not the triples (kg/fastparse.py's output)."""
+        self.statements += len(subjects)
+        rels = self._relations
+        ent = self.intern(entities)
+        src, dst = ent[subjects], ent[objects]
+        typed = [r for r, p in enumerate(predicates) if p in self._type_predicates]
+        if typed:
+            is_type = np.isin(relations, typed)
+            self._types.extend(zip(src[is_type].tolist(), dst[is_type].tolist(), strict=True))
+            if not self.config.type_edges:
+                keep = ~is_type
+                src, dst, relations = src[keep], dst[keep], relations[keep]
+        rel = np.full(len(predicates), -1, dtype=np.int64)
+        for r in np.unique(relations).tolist():  # only predicates of kept edges are relations
+            rel[r] = rels.setdefault(predicates[r], len(rels))
+        self._src.frombytes(src.astype(np.int64).tobytes())
+        self._rel.frombytes(rel[relations].tobytes())
+        self._dst.frombytes(dst.astype(np.int64).tobytes())
+
+    def add_indexed_literals(
+        self,
+        entities: Sequence[str],
+        subjects: np.ndarray,
+        predicates: Sequence[str],
+        relations: np.ndarray,
+        forms: Sequence[tuple[str | None, str]],
+        form_ids: np.ndarray,
+        values: Sequence[str],
+    ) -> None:
+        """Literal triples given as indexes: ``(entities[subjects[i]], predicates[relations[i]],
+        values[i])`` of language and datatype ``forms[form_ids[i]]``; the same as `add_literal`
+        for each, with the predicate and form looked at once per group."""
+        self.statements += len(subjects)
+        ent = self.intern(entities)[subjects]
+        key = relations * max(len(forms), 1) + form_ids
+        order = np.argsort(key, kind="stable")
+        groups, starts = np.unique(key[order], return_index=True)
+        bounds = np.append(starts, len(order)).tolist()
+        for g, k in enumerate(groups.tolist()):
+            rows = order[bounds[g] : bounds[g + 1]].tolist()
+            predicate = predicates[k // max(len(forms), 1)]
+            lang, datatype = forms[k % max(len(forms), 1)]
+            owners = ent[rows].tolist()
+            self._add_literal_group(owners, predicate, [values[i] for i in rows], lang, datatype)
+
+    def _add_literal_group(
+        self, owners: list[int], predicate: str, values: list[str], lang: str | None, datatype: str
+    ) -> None:
+        """`add_literal` for literals of one predicate and form: the decisions made once."""
+        label_rank = self._label_rank.get(predicate)
+        desc_rank = self._description_rank.get(predicate)
+        is_name = label_rank is not None or predicate in self._alias_predicates
+        if not is_name and desc_rank is None:
+            kind = f"@{lang}" if lang else datatype
+            self._attributes.extend(
+                (s, predicate, v, kind) for s, v in zip(owners, values, strict=True)
+            )
+            return
+        lang_rank = self._language_rank(lang)
+        if lang_rank is None:
+            return
+        aliases, labels, descriptions = self._aliases, self._labels, self._descriptions
+        for s, value in zip(owners, values, strict=True):
+            value = " ".join(value.split())
+            if not value:
+                continue
+            if desc_rank is not None and not is_name:
+                descriptions.setdefault(s, []).append((desc_rank, lang_rank, value))
+                continue
+            aliases.setdefault(s, set()).add(value)
+            if label_rank is not None:
+                labels.setdefault(s, []).append((label_rank, lang_rank, value))
+
     def add_literal(
         self, subject: str, predicate: str, value: str, lang: str | None, datatype: str
     ) -> None:
@@ -204,7 +294,10 @@ def _csr_with_inverse(
     if pack is None:
         pack = n * n * r2 < 2**62
     if len(src) and pack:
-        key = np.unique((src * num_relations + rel) * n + dst)  # sorts and drops duplicates
+        key = np.sort((src * num_relations + rel) * n + dst)
+        distinct = np.ones(len(key), dtype=bool)
+        distinct[1:] = key[1:] != key[:-1]
+        key = key[distinct]  # sorted, duplicates dropped (np.unique hashes first: slower)
         src, rem = np.divmod(key, num_relations * n)
         rel, dst = np.divmod(rem, n)
         rows = np.concatenate([src, dst])

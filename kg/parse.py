@@ -21,15 +21,19 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+import numpy as np
+
 from kg import vocab
 from kg.compile import GraphBuilder
 from kg.errors import KGLoadError
+from kg.fastparse import Triples, read_simple
 from kg.formats import DELIMITED
 from kg.guards import ReadLimits, refuse_deep_json, refuse_xml_entities
 
 Progress = Callable[[int], None]  # called with the number of bytes just read from disk
 PARSERS = ("oxigraph", "rdflib")
 EDGE_BATCH = 65_536  # edges handed to the builder at once (bulk interning is ~4x faster)
+FAST_FORMATS = ("ntriples", "turtle")  # tried with kg/fastparse.py before pyoxigraph
 
 OXIGRAPH_FORMATS = {  # kg.formats name -> pyoxigraph.RdfFormat attribute
     "turtle": "TURTLE",
@@ -177,6 +181,51 @@ def _read_rdf_oxigraph(
     progress: Progress | None,
     limits: ReadLimits,
 ) -> None:
+    with _open_binary(path, progress) as stream:
+        # N-Triples and Turtle in kg/fastparse.py's subset skip pyoxigraph's per-triple objects
+        source: IO[bytes] | bytes = stream.read() if fmt in FAST_FORMATS else stream
+        if isinstance(source, bytes):
+            triples = read_simple(source, fmt, tag)
+            if triples is not None:
+                _add_triples(builder, triples, limits, path)
+                return
+            source = io.BytesIO(source)
+        _parse_oxigraph(source, path, fmt, builder, tag, limits)
+
+
+def _add_triples(builder: GraphBuilder, triples: Triples, limits: ReadLimits, path: Path) -> None:
+    """What kg/fastparse.py read, into ``builder``, in bulk; a literal over ``limits`` is
+    refused as the pyoxigraph path refuses it (the first in the file)."""
+    if triples.subjects:
+        builder.add_indexed_edges(
+            triples.entities,
+            np.concatenate(triples.subjects),
+            triples.predicates,
+            np.concatenate(triples.relations),
+            np.concatenate(triples.objects),
+        )
+    values = triples.literal_values
+    if not values:
+        return
+    relations = np.concatenate(triples.literal_relations)
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    names = _name_predicates(builder)
+    for i in np.flatnonzero(lengths > limits.smallest).tolist():
+        limits.check_literal(values[i], triples.predicates[relations[i]], names, path)
+    builder.add_indexed_literals(
+        triples.entities,
+        np.concatenate(triples.literal_subjects),
+        triples.predicates,
+        relations,
+        triples.forms,
+        np.concatenate(triples.literal_forms),
+        values,
+    )
+
+
+def _parse_oxigraph(
+    stream: IO[bytes], path: Path, fmt: str, builder: GraphBuilder, tag: str, limits: ReadLimits
+) -> None:
     import pyoxigraph as ox
 
     named, literal, blank = ox.NamedNode, ox.Literal, ox.BlankNode
@@ -196,35 +245,34 @@ def _read_rdf_oxigraph(
     subjects: list[str] = []
     predicates: list[str] = []
     objects: list[str] = []
-    with _open_binary(path, progress) as stream:
-        try:
-            for q in ox.parse(
-                stream,
-                getattr(ox.RdfFormat, OXIGRAPH_FORMATS[fmt]),
-                base_iri=path.resolve().as_uri(),
-            ):
-                s, o = q.subject, q.object
-                sk = s.value if type(s) is named else key(s)
-                if type(o) is literal:
-                    value = o.value
-                    if len(value) > short:
-                        limits.check_literal(value, q.predicate.value, names, path)
-                    add_literal(sk, q.predicate.value, value, o.language, o.datatype.value)
-                    continue
-                subjects.append(sk)
-                predicates.append(q.predicate.value)
-                objects.append(o.value if type(o) is named else key(o))
-                if len(subjects) >= EDGE_BATCH:
-                    builder.add_edges(subjects, predicates, objects)
-                    subjects, predicates, objects = [], [], []
-            builder.add_edges(subjects, predicates, objects)
-        except SyntaxError as e:
-            error = _oxigraph_error(e, path)
-            if error.line is None:  # RDF/XML errors carry no position: let rdflib place it
-                error = KGLoadError(error.reason, path, _locate_with_rdflib(path, fmt))
-            raise error from e
-        except ValueError as e:  # e.g. a JSON-LD context that would need the network
-            raise KGLoadError(f"cannot parse as {fmt}: {e}", path) from e
+    try:
+        for q in ox.parse(
+            stream,
+            getattr(ox.RdfFormat, OXIGRAPH_FORMATS[fmt]),
+            base_iri=path.resolve().as_uri(),
+        ):
+            s, o = q.subject, q.object
+            sk = s.value if type(s) is named else key(s)
+            if type(o) is literal:
+                value = o.value
+                if len(value) > short:
+                    limits.check_literal(value, q.predicate.value, names, path)
+                add_literal(sk, q.predicate.value, value, o.language, o.datatype.value)
+                continue
+            subjects.append(sk)
+            predicates.append(q.predicate.value)
+            objects.append(o.value if type(o) is named else key(o))
+            if len(subjects) >= EDGE_BATCH:
+                builder.add_edges(subjects, predicates, objects)
+                subjects, predicates, objects = [], [], []
+        builder.add_edges(subjects, predicates, objects)
+    except SyntaxError as e:
+        error = _oxigraph_error(e, path)
+        if error.line is None:  # RDF/XML errors carry no position: let rdflib place it
+            error = KGLoadError(error.reason, path, _locate_with_rdflib(path, fmt))
+        raise error from e
+    except ValueError as e:  # e.g. a JSON-LD context that would need the network
+        raise KGLoadError(f"cannot parse as {fmt}: {e}", path) from e
 
 
 def _read_rdf_rdflib(
