@@ -81,6 +81,13 @@ class GraphBuilder:
             (ents.setdefault(k, len(ents)) for k in keys), dtype=np.int64, count=len(keys)
         )
 
+    def _interned(self, keys: Sequence[str]) -> np.ndarray:
+        """`intern`, remembered for the last ``keys`` list (edges and literals share one)."""
+        last = getattr(self, "_last_interned", None)
+        if last is None or last[0] is not keys or len(last[1]) != len(keys):
+            last = self._last_interned = (keys, self.intern(keys))
+        return last[1]
+
     def add_indexed_edges(
         self,
         entities: Sequence[str],
@@ -94,7 +101,7 @@ class GraphBuilder:
         its cost grows with the distinct keys, not the triples (kg/fastparse.py's output)."""
         self.statements += len(subjects)
         rels = self._relations
-        ent = self.intern(entities)
+        ent = self._interned(entities)
         src, dst = ent[subjects], ent[objects]
         typed = [r for r, p in enumerate(predicates) if p in self._type_predicates]
         if typed:
@@ -124,7 +131,7 @@ class GraphBuilder:
         values[i])`` of language and datatype ``forms[form_ids[i]]``; the same as `add_literal`
         for each, with the predicate and form looked at once per group."""
         self.statements += len(subjects)
-        ent = self.intern(entities)[subjects]
+        ent = self._interned(entities)[subjects]
         key = relations * max(len(forms), 1) + form_ids
         order = np.argsort(key, kind="stable")
         groups, starts = np.unique(key[order], return_index=True)

@@ -28,7 +28,7 @@ import numpy as np
 
 from kg import vocab
 
-CHUNK_BYTES = 32 << 20  # parsed at once: bounds the transient token lists (~5x the chunk)
+CHUNK_BYTES = 8 << 20  # parsed at once: bounds the transient token lists (~5x the chunk)
 
 # An absolute IRI pyoxigraph surely accepts as it is (RFC 3987, ASCII only, no IP literal,
 # user info or percent-encoded host): anything else goes to pyoxigraph.
@@ -67,7 +67,17 @@ _NUMBER = {
 
 # token kinds
 IRI, PNAME, BLANK, LITERAL, A, DOT, SEMI, COMMA, PREFIX, BAD = range(10)
-_TERMS = np.array([k in (IRI, PNAME, BLANK, LITERAL, A) for k in range(10)])
+
+
+def _one_of(*kinds: int) -> np.ndarray:
+    """A lookup table: ``_one_of(IRI, BLANK)[kinds]`` is ``np.isin(kinds, (IRI, BLANK))``."""
+    return np.isin(np.arange(10), kinds)
+
+
+_TERMS = _one_of(IRI, PNAME, BLANK, LITERAL, A)
+_SUBJECTS, _NT_SUBJECTS = _one_of(IRI, PNAME, BLANK), _one_of(IRI, BLANK)
+_PREDICATES, _OBJECTS = _one_of(IRI, PNAME, A), _one_of(IRI, PNAME, BLANK, LITERAL)
+_NT_OBJECTS = _one_of(IRI, BLANK, LITERAL)
 _PUNCT = {b".": DOT, b";": SEMI, b",": COMMA, b"a": A, b"@prefix": PREFIX}
 
 
@@ -358,9 +368,9 @@ def _ntriples_roles(kinds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     if n % 4 or not (kinds[3::4] == DOT).all():
         raise _Reject
     s, p, o = kinds[0::4], kinds[1::4], kinds[2::4]
-    if not (np.isin(s, (IRI, BLANK)).all() and (p == IRI).all()):
+    if not (_NT_SUBJECTS[s].all() and (p == IRI).all()):
         raise _Reject
-    if not np.isin(o, (IRI, BLANK, LITERAL)).all():
+    if not _NT_OBJECTS[o].all():
         raise _Reject
     at = np.arange(0, n, 4)
     return at, at + 1, at + 2
@@ -385,10 +395,10 @@ def _turtle_roles(kinds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     if (roles[term] != 1).any():
         raise _Reject
     ok = (
-        ~subject | np.isin(kinds, (IRI, PNAME, BLANK)),
-        ~predicate | np.isin(kinds, (IRI, PNAME, A)),
-        ~obj | np.isin(kinds, (IRI, PNAME, BLANK, LITERAL)),
-        (kinds != SEMI) | np.isin(prev, (SEMI,)) | np.concatenate(([False], obj[:-1])),
+        ~subject | _SUBJECTS[kinds],
+        ~predicate | _PREDICATES[kinds],
+        ~obj | _OBJECTS[kinds],
+        (kinds != SEMI) | (prev == SEMI) | np.concatenate(([False], obj[:-1])),
         (kinds != COMMA) | np.concatenate(([False], obj[:-1])),
         (kinds != DOT) | (prev == SEMI) | np.concatenate(([False], obj[:-1])),
     )
