@@ -303,6 +303,10 @@ def load_bundle(
     for p in model.parameters():
         p.requires_grad_(False)
     model.eval()
+    if meta.get("encoder_runtime") == "onnx" and model.text_encoder is not None:
+        from fusion.onnx_encoder import ONNX_FILE, use_onnx  # set by `kgfuse export --onnx`
+
+        use_onnx(model.text_encoder, folder / ONNX_FILE)
     if meta.get("quantize") == "int8":  # set by `kgfuse export --int8`
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     return model, resources, meta

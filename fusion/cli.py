@@ -336,15 +336,22 @@ def export_command(
     bundle: Path = typer.Argument(..., help="A trained bundle."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for the exported bundle."),
     int8: bool = typer.Option(False, "--int8", help="Quantize Linear layers to int8 at load time."),
+    onnx: bool = typer.Option(
+        False,
+        "--onnx",
+        help="Also write the encoder as ONNX and run it on ONNX Runtime at load time "
+        "(pip install onnxruntime onnx).",
+    ),
     data: Path | None = typer.Option(
         None, "--data", help="Labelled file: report accuracy change and speed-up."
     ),
 ) -> None:
-    """Merge LoRA into the encoder (and optionally mark int8) for serving."""
+    """Merge LoRA into the encoder (and optionally mark int8, or run it on ONNX) for serving."""
     from fusion.export import export_bundle, measure
 
-    export_bundle(bundle, output, int8=int8)
-    console.print(f"exported {bundle} -> {output}{' (int8)' if int8 else ''}")
+    export_bundle(bundle, output, int8=int8, onnx=onnx)
+    kind = " (int8)" if int8 else " (ONNX encoder)" if onnx else ""
+    console.print(f"exported {bundle} -> {output}{kind}")
     if data is not None:
         before = measure(bundle, data, allow_unchecked=True)
         after = measure(output, data)

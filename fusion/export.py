@@ -4,8 +4,10 @@ Merging folds the adapter into the base weights (``merge_and_unload``): the same
 without the adapter's extra matrix products, and a bundle that no longer needs the base model.
 ``int8`` marks the bundle for dynamic int8 quantization of its Linear layers at load time
 (PyTorch's ``quantize_dynamic``; packed int8 weights have no safetensors form, so the bundle
-keeps float weights and quantizes when it loads). With ``data``, both bundles are evaluated and
-timed on it so the accuracy change and the speed-up are reported, not assumed.
+keeps float weights and quantizes when it loads). ``onnx`` also writes the merged encoder as
+``encoder.onnx`` and marks the bundle to run it on ONNX Runtime (fusion/onnx_encoder.py). With
+``data``, both bundles are evaluated and timed on it so the accuracy change and the speed-up are
+reported, not assumed.
 """
 
 from __future__ import annotations
@@ -17,20 +19,35 @@ from typing import Any
 
 from fusion.bundle import BundleError, load_bundle, save_bundle
 from fusion.config import config_from_dict
+from fusion.manifest import build_manifest
+from fusion.onnx_encoder import ONNX_FILE, export_onnx, require
 
 
-def export_bundle(source: str | Path, target: str | Path, int8: bool = False) -> Path:
+def export_bundle(
+    source: str | Path, target: str | Path, int8: bool = False, onnx: bool = False
+) -> Path:
     """Write ``target``: ``source`` with LoRA merged into the encoder, and its file checksums.
 
     ``source`` is checked against its manifest when it has one; a bundle written before bundles
     carried checksums is read as it is, so exporting it is how it gets them.
+
+    Raises:
+        BundleError: ``target`` is ``source``; both ``int8`` and ``onnx``; ``onnx`` for a
+            graph-only model (it has no text encoder).
+        EncoderError: ``onnx`` without the onnx package installed (naming the pip command).
     """
     source, target = Path(source), Path(target)
     if source.resolve() == target.resolve():
         raise BundleError(
             "export writes a new bundle: choose an output folder other than the source"
         )
+    if int8 and onnx:
+        raise BundleError("--int8 quantizes the PyTorch encoder and --onnx replaces it: choose one")
+    if onnx:
+        require("onnx")  # before anything is written
     model, resources, meta = load_bundle(source, allow_unchecked=True)
+    if onnx and model.text_encoder is None:
+        raise BundleError(f"{source} is a graph-only model: it has no text encoder to export")
     if model.text_encoder is not None and meta.get("encoder_storage") == "adapter":
         model.text_encoder.model = model.text_encoder.model.merge_and_unload()
     config = config_from_dict(meta["config"], str(source / "bundle.json"))
@@ -44,11 +61,22 @@ def export_bundle(source: str | Path, target: str | Path, int8: bool = False) ->
         merged=model.text_encoder is not None,
     )
     if int8:
-        path = target / "bundle.json"
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data["quantize"] = "int8"
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        _mark(target, quantize="int8")
+    if onnx:
+        assert model.text_encoder is not None  # checked above
+        export_onnx(model.text_encoder, target / ONNX_FILE)
+        _mark(target, encoder_runtime="onnx", files=build_manifest(target))
     return target
+
+
+def _mark(target: Path, **keys: Any) -> None:
+    """Add ``keys`` to ``target``'s bundle.json (written whole, then renamed into place)."""
+    path = target / "bundle.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data.update(keys)
+    tmp = path.with_name(".bundle.json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def measure(

@@ -88,9 +88,7 @@ def test_predict_file_refuses_an_output_of_another_input_until_overwrite(
     with_paths = run_cli("predict", str(tiny_bundle), "-i", str(first), "-o", str(out), "--paths")
     assert with_paths.returncode == 1 and "--paths off" in with_paths.stderr
 
-    replaced = run_cli(
-        "predict", str(tiny_bundle), "-i", str(other), "-o", str(out), "--overwrite"
-    )
+    replaced = run_cli("predict", str(tiny_bundle), "-i", str(other), "-o", str(out), "--overwrite")
     assert replaced.returncode == 0, replaced.stderr
     assert [json.loads(x)["text"] for x in out.read_text().splitlines()] == list(iter_texts(other))
 
@@ -100,7 +98,7 @@ def test_predict_file_refuses_an_output_it_did_not_write(tmp_path: Path) -> None
     out.write_text("my own notes\n")
     texts = write_texts(tmp_path / "texts.txt", 3)
     run = {"input_sha256": "x", "bundle_sha256": "y", "text_column": "text", "paths": False}
-    with pytest.raises(DataError, match="not written by `kgfuse predict`.*--overwrite"):
+    with pytest.raises(DataError, match=r"not written by `kgfuse predict`.*--overwrite"):
         start_or_resume(out, {**run, "batch": BATCH, "texts": 3}, overwrite=False)
     assert out.read_text() == "my own notes\n"
     assert len(list(iter_texts(texts))) == 3
