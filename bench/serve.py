@@ -37,9 +37,13 @@ model, explain, queue, total) in the JSON, to tell where the time goes. The defa
 the ones ``kgfuse demo`` writes (and rewrites: do not run both at once).
 
 Clients and server share the machine's cores, so the figures are a lower bound of what the
-server alone can do. With torch's default threads (one per core) the server's OpenMP threads
-also compete with the clients: on 2 busy cores that made model calls 10-60x slower in testing;
-``--threads 1`` avoids it. The exit code is 0 even when a target is missed: this is a benchmark.
+server alone can do. Servers run with torch's default threads (one per core, ``--threads 0``):
+OpenMP threads that spin while they wait once made model calls 10-60x slower on busy cores, so
+earlier runs used ``--threads 1``; the kgfuse CLI now sets ``OMP_WAIT_POLICY=PASSIVE``, and the
+control server ``fused, 1 thread`` keeps that old setting, measured in the same run (1 and 32
+clients). ``--onnx BUNDLE`` (a ``kgfuse export --onnx`` of the fused bundle) adds the server
+``fused, ONNX`` at 1 and 32 clients. The machine's load average is recorded at the start and
+the end. The exit code is 0 even when a target is missed: this is a benchmark.
 """
 
 from __future__ import annotations
@@ -78,6 +82,8 @@ WARMUP_REQUESTS = 10
 INFLIGHT_AT_SHUTDOWN, INFLIGHT_TEXTS = 8, 16  # requests in flight at SIGTERM, texts each
 EXPLAIN_TOP_K = 3
 UNBATCHED = "fused, max_batch 1"  # the control: the same server with batching off
+ONE_THREAD = "fused, 1 thread"  # the control: the same server with --threads 1 (earlier runs)
+ONNX = "fused, ONNX"  # --onnx: the fused bundle exported with its encoder on ONNX Runtime
 SCHEMATHESIS_TIMEOUT_S = 900.0
 
 # Targets of the issue: (figure key, comparison, threshold).
@@ -318,6 +324,8 @@ async def measure_server(
     The unbatched control runs only at the highest concurrency."""
     if model == UNBATCHED:
         runs = [Measurement(model, max(args.concurrency), False)]
+    elif model in (ONE_THREAD, ONNX):
+        runs = [Measurement(model, c, False) for c in sorted({1, max(args.concurrency)})]
     else:
         runs = [Measurement(model, c, False) for c in args.concurrency]
     if model == "fused":
@@ -390,7 +398,8 @@ def bench_bundle(
     """Start a server on ``bundle``, measure it, stop it; the measurements, the shutdown."""
     print(f"serving {name}: {bundle} on port {port}", flush=True)
     extra = ("--max-batch", "1") if name == UNBATCHED else ()
-    with serve(bundle, port, args.threads, extra) as server:
+    threads = 1 if name == ONE_THREAD else args.threads
+    with serve(bundle, port, threads, extra) as server:
         runs = asyncio.run(measure_server(server.url, name, texts, args))
         stop = asyncio.run(shutdown(server))
         if not stop["graceful"]:
@@ -629,6 +638,7 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "server_threads_option": args.threads,
         "torch_default_threads": torch.get_num_threads(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "torch": torch.__version__,
         "httpx": httpx.__version__,
     }
@@ -653,6 +663,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--port", type=int, default=8765, help="first port; one more per server")
     p.add_argument("--threads", type=int, default=0, help="server torch threads (0: default)")
+    p.add_argument("--onnx", type=Path, help="also serve this `kgfuse export --onnx` bundle")
     p.add_argument("--schemathesis", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--schemathesis-examples", type=int, default=30, help="per operation")
     p.add_argument("--quick", action="store_true", help="3 s per measurement (smoke run)")
@@ -696,7 +707,10 @@ def run_load(args: argparse.Namespace, commands: list[list[str]]) -> dict[str, A
     texts = read_texts()
     rows: list[dict[str, Any]] = []
     shutdowns: dict[str, Any] = {}
-    servers = (("text", args.text), ("fused", args.fused), (UNBATCHED, args.fused))
+    servers = [("text", args.text), ("fused", args.fused), (UNBATCHED, args.fused)]
+    servers.append((ONE_THREAD, args.fused))
+    if args.onnx is not None:
+        servers.append((ONNX, args.onnx))
     for n, (name, bundle) in enumerate(servers):
         runs, shutdowns[name], command = bench_bundle(name, bundle, args.port + n, texts, args)
         rows += [m.summary() for m in runs]
@@ -734,6 +748,7 @@ def relative(value: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     commands: list[list[str]] = [[sys.executable, *sys.argv]]
     results = merged(run_all(args, commands), args.json)
     rows, shutdowns = results["rows"] or [], results["shutdowns"] or {}
@@ -748,7 +763,7 @@ def main(argv: list[str] | None = None) -> None:
         report = {
             "benchmark": "serve",
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "machine": machine_info(args),
+            "machine": {**machine_info(args), "load_average_at_start": load_at_start},
             "parameters": vars(args),
             **results,
             "kept_from_previous_run": kept,

@@ -134,3 +134,18 @@ def test_a_partial_run_keeps_the_other_parts_of_the_report(bench, tmp_path):
         "kept_from_previous_run": ["rows", "shutdowns"],
     }
     assert bench.merged(fresh, tmp_path / "none.json") == fresh
+
+
+def test_controls_are_measured_against_their_own_one_client_and_leave_targets_alone(bench):
+    rows = [
+        row("text", 1, 100.0, 10.0),
+        row("fused", 1, 80.0, 12.0),
+        row("fused", 32, 240.0, 100.0),
+        row(bench.ONE_THREAD, 1, 40.0, 25.0),
+        row(bench.ONE_THREAD, 32, 60.0, 500.0),
+        row(bench.ONNX, 1, 100.0, 9.0),
+    ]
+    bench.add_ratios(rows)
+    assert rows[4]["throughput_vs_c1"] == 1.5 and rows[5]["p50_vs_baseline"] == 0.9
+    values = bench.target_values(rows, {}, None)
+    assert values["fused_throughput_c32_vs_c1"] == 3.0  # the default server's, not a control's
