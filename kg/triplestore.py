@@ -44,6 +44,7 @@ from kg.search import normalize
 from kg.subgraph import Subgraph
 
 Row = dict[str, dict[str, str]]  # one SPARQL JSON result row: var -> {type, value, ...}
+DEGREES_PER_ENTRY = 10  # degrees cached per cache_size entry
 
 
 class Edge(NamedTuple):
@@ -70,8 +71,9 @@ class TripleStoreGraph:
     Args:
         source: a SPARQL endpoint URL (``http://...``) or the folder of an on-disk Oxigraph store.
         config: which predicates carry labels, aliases, descriptions and types (as for `kg.load`).
-        cache_size: entities whose edges, degree, names and types stay cached (each its own
-            LRU cache, least recently used dropped).
+        cache_size: entities whose edges, names and types stay cached (each its own LRU
+            cache, least recently used dropped); ten times as many degrees (one int each: a
+            2-hop neighbourhood on a large graph ranks thousands of candidates by degree).
         batch: most IRIs in one ``VALUES`` block; a larger frontier is split into several
             queries. The default sends each hop's frontier in one query.
         timeout_s: seconds one HTTP query may take before it fails (the embedded store has none).
@@ -212,7 +214,7 @@ class TripleStoreGraph:
                 got[r["v"]["value"]] = int(r["n"]["value"])
             for iri, n in got.items():
                 result[iri] = n
-                _put(self._degrees, iri, n, self.cache_size)
+                _put(self._degrees, iri, n, DEGREES_PER_ENTRY * self.cache_size)
         return {i: result[i] for i in iris}
 
     def clear_cache(self) -> None:
