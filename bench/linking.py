@@ -284,7 +284,8 @@ def main() -> None:
         "--only-scale",
         action="store_true",
         help="run only the scale section; with --json, its figures replace the file's 'scale' "
-        "entry and the rest of the file is kept",
+        "entry and the rest of the file is kept (a run without --scale-entities likewise "
+        "keeps the file's 'scale' entry)",
     )
     args = parser.parse_args()
     if args.only_scale and args.scale_entities < 1:
@@ -297,12 +298,25 @@ def main() -> None:
     if args.scale_entities:
         with tempfile.TemporaryDirectory(prefix="kgfuse-linker-scale-") as work:
             scale = measure_scale(args.scale_entities, Path(work))
+        scale["conditions"] = conditions()
         print_scale(scale)
         report["scale"] = scale
     if args.json:
-        if args.only_scale and args.json.is_file():
-            report = {**json.loads(args.json.read_text(encoding="utf-8")), **report}
+        if args.json.is_file():  # a section this run skipped keeps its last figures
+            old = json.loads(args.json.read_text(encoding="utf-8"))
+            kept = ("scale",) if not args.scale_entities else ()
+            kept += tuple(k for k in old if k != "scale") if args.only_scale else ()
+            report = {**{k: old[k] for k in kept if k in old}, **report}
         write_json(args.json, report)
+
+
+def conditions() -> dict[str, Any]:
+    """When and under what load a section was measured (the machine is shared)."""
+    return {
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
+        "cpu_count": os.cpu_count(),
+    }
 
 
 def write_json(path: Path, report: dict[str, Any]) -> None:
@@ -393,6 +407,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
         "learned": {"folds": FOLDS, "aliases_per_fold": table_sizes},
         "targets": TARGETS,
         "checks": checks,
+        "conditions": conditions(),
     }
 
 

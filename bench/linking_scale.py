@@ -33,7 +33,8 @@ PASSES = 2  # a pass over 1M entities' candidates is slow; the machine is shared
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak RSS so far (VmHWM: ru_maxrss would carry the parent's)."""
+    return high_water_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _texts() -> list[str]:
@@ -104,7 +105,7 @@ def op_link(spec: dict[str, Any]) -> dict[str, Any]:
         out["index_mb"] = sum(f.stat().st_size for f in Path(spec["index"]).iterdir()) / 2**20
     out["texts_per_s"] = _speed(nlp, _texts())
     out["kg_rss_mb"] = rss_kg
-    out["linker_rss_mb"] = rss_linker - rss_kg  # the high-water mark the build added
+    out["linker_rss_mb"] = rss_linker - rss_kg  # what the build added to the peak
     out["process_hwm_mb"] = high_water_mb()
     return out
 
@@ -133,7 +134,7 @@ def measure_scale(n_entities: int, workdir: Path) -> dict[str, Any]:
         print(f"measured the linker at {compiled['entities']:,} entities", flush=True)
         shutil.rmtree(folder, ignore_errors=True)
     results["ratios"] = {
-        key: _ratio(results["scaled"][step][key], results["baseline"][step][key])
+        f"{step}.{key}": _ratio(results["scaled"][step][key], results["baseline"][step][key])
         for step, key in (
             ("build", "build_s"),
             ("build", "linker_rss_mb"),
