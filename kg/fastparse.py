@@ -20,9 +20,10 @@ file pyoxigraph refuses, and gives the same triples (tests/test_kg_fastparse.py 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import compress, repeat
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 import numpy as np
 
@@ -138,21 +139,24 @@ class _Reject(Exception):
     """The text is outside the subset: pyoxigraph reads the file instead."""
 
 
-def read_simple(data: bytes, fmt: str, tag: str) -> Triples | None:
+def read_simple(data: bytes | IO[bytes], fmt: str, tag: str) -> Triples | None:
     """Every triple of ``data`` (a whole ``ntriples`` or ``turtle`` file), or None when the
     file is outside the subset this reader accepts (then pyoxigraph must read it).
 
     Args:
-        data: the file's bytes (gunzipped).
+        data: the file's bytes (gunzipped), or a binary stream of them, read `CHUNK_BYTES` at
+            a time (the whole file is then never in memory at once).
         fmt: ``"ntriples"`` or ``"turtle"``.
         tag: the file's blank-node prefix: the n-th distinct label becomes ``_:<tag>b<n>``.
     """
-    if fmt not in ("ntriples", "turtle") or _has_any(data, b"\\\r\x00\x0b\x0c") or b'"""' in data:
+    if fmt not in ("ntriples", "turtle"):
         return None
     out, seen = Triples(), _Tokens()
     prefixes: dict[bytes, str] = {}
     try:
         for n, chunk in enumerate(_chunks(data)):
+            if _has_any(chunk, b"\\\r\x00\x0b\x0c") or b'"""' in chunk:
+                return None
             _read_chunk(chunk, fmt, tag, out, seen, prefixes, first=n == 0)
     except (_Reject, UnicodeDecodeError):
         return None
@@ -163,19 +167,24 @@ def _has_any(data: bytes, chars: bytes) -> bool:
     return any(data.find(bytes([c])) >= 0 for c in chars)
 
 
-def _chunks(data: bytes) -> list[bytes]:
+def _chunks(data: bytes | IO[bytes]) -> Iterator[bytes]:
     """``data`` cut after a ``" .\\n"`` (a statement's end, as serializers write it) about
     every `CHUNK_BYTES`. A cut that falls inside a statement makes that chunk fail the grammar
     check, and pyoxigraph then reads the file: never a wrong triple."""
-    out, start = [], 0
-    while len(data) - start > CHUNK_BYTES:
-        cut = data.find(b" .\n", start + CHUNK_BYTES)
-        if cut < 0:
-            break
-        out.append(data[start : cut + 3])
-        start = cut + 3
-    out.append(data[start:])
-    return out
+    if isinstance(data, bytes):
+        pieces: Iterator[bytes] = (
+            data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)
+        )
+    else:
+        pieces = iter(lambda: data.read(CHUNK_BYTES), b"")
+    rest = b""
+    for piece in pieces:
+        rest += piece
+        cut = rest.rfind(b" .\n")
+        if cut >= 0:
+            yield rest[: cut + 3]
+            rest = rest[cut + 3 :]
+    yield rest
 
 
 def _read_chunk(

@@ -181,16 +181,16 @@ def _read_rdf_oxigraph(
     progress: Progress | None,
     limits: ReadLimits,
 ) -> None:
-    with _open_binary(path, progress) as stream:
+    if fmt in FAST_FORMATS:
         # N-Triples and Turtle in kg/fastparse.py's subset skip pyoxigraph's per-triple objects
-        source: IO[bytes] | bytes = stream.read() if fmt in FAST_FORMATS else stream
-        if isinstance(source, bytes):
-            triples = read_simple(source, fmt, tag)
-            if triples is not None:
-                _add_triples(builder, triples, limits, path)
-                return
-            source = io.BytesIO(source)
-        _parse_oxigraph(source, path, fmt, builder, tag, limits)
+        with _open_binary(path, progress) as stream:
+            triples = read_simple(stream, fmt, tag)
+        if triples is not None:
+            _add_triples(builder, triples, limits, path)
+            return
+        progress = None  # the bytes were counted once
+    with _open_binary(path, progress) as stream:
+        _parse_oxigraph(stream, path, fmt, builder, tag, limits)
 
 
 def _add_triples(builder: GraphBuilder, triples: Triples, limits: ReadLimits, path: Path) -> None:
