@@ -45,6 +45,7 @@ from kg.subgraph import Subgraph
 
 Row = dict[str, dict[str, str]]  # one SPARQL JSON result row: var -> {type, value, ...}
 DEGREES_PER_ENTRY = 10  # degrees cached per cache_size entry
+AMONG_MAX_NODES = 4096  # node set kept with a last-hop node's cached edges, at most
 
 
 class Edge(NamedTuple):
@@ -333,7 +334,12 @@ class TripleStoreGraph:
                 got[r["v"]["value"]].append(Edge(r["p"]["value"], r["o"]["value"], True))
             for iri, edges in got.items():  # cached only once every batch has succeeded
                 result[iri] = sorted(set(edges))
-                _put(self._among, iri, (inside, result[iri]), self.cache_size)
+                within, known = inside, result[iri]
+                old = self._among.get(iri)
+                if old is not None and len(old[0]) + len(inside) <= AMONG_MAX_NODES:
+                    # what is known of both node sets: a node in several neighbourhoods
+                    within, known = old[0] | inside, sorted(set(old[1]) | set(known))
+                _put(self._among, iri, (within, known), self.cache_size)
         return {i: result[i] for i in iris}
 
     def facts(self, iris: Sequence[str]) -> dict[str, list[Fact]]:
