@@ -8,6 +8,8 @@
     kg/                    the compiled KG, or a reference to the triple store holding it
                            (``store.json`` + the linker's names, kg/store_graph.py)
     aliases.tsv            the linker's alias table, if it has one (nlp/alias_table.py)
+    linker_index/          the linker's index for this KG (nlp/linker_index.py): loading reads
+                           it instead of building it
     node_features.safetensors   the frozen entity-text vectors that training, validation and
                            test touched, keyed by the SHA-256 of the text (fusion/features.py);
                            an entity first met while serving is embedded then
@@ -36,12 +38,17 @@ from fusion.model import FusionClassifier
 from fusion.path_graph import walk_length
 from fusion.resources import Resources
 from kg.errors import KGFuseError
+from kg.graph import KnowledgeGraph
 from kg.storage import atomic_directory
 from kg.store_graph import StoreGraph, is_store_reference
-from nlp.linker import ALIAS_FILE
+from nlp.linker import ALIAS_FILE, from_kg
+from nlp.linker_index import FORMAT as INDEX_FORMAT
+from nlp.linker_index import META as INDEX_META
+from nlp.linker_index import save_index
 
 FORMAT = "kgfuse-bundle"
 FORMAT_VERSION = 3  # 2: temperature and the label-path sequences; 3: touched node features only
+LINKER_INDEX = "linker_index"  # the linker's n-gram indexes and statistics (nlp/linker_index.py)
 REQUIRED = ("bundle.json", "model.safetensors", "node_features.safetensors", "kg")
 
 
@@ -115,6 +122,8 @@ def save_bundle(
             metadata={"encoder": encoder_key(resources.tokenizer)},
         )
         resources.graph.save(tmp / "kg")
+        if isinstance(resources.graph, KnowledgeGraph):  # a store's linker reads names only
+            save_index(resources.nlp, tmp / LINKER_INDEX)
         if table is not None:
             table.save(tmp / ALIAS_FILE)
         if model.text_encoder is not None:
@@ -127,6 +136,22 @@ def save_bundle(
         meta["files"] = build_manifest(tmp)
         (tmp / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return folder
+
+
+def _index_fits(index: Path, graph: object) -> bool:
+    """Whether the bundle's linker index was written for ``graph`` by this kgfuse: then the
+    linker loads it instead of building (seconds instead of minutes on a large KG). One that
+    does not fit is left alone (the linker is built in memory): a bundle is never rewritten."""
+    try:
+        meta = json.loads((index / INDEX_META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(graph, KnowledgeGraph)
+        and isinstance(meta, dict)
+        and meta.get("format") == INDEX_FORMAT
+        and meta.get("kg_fingerprint") == graph.fingerprint
+    )
 
 
 def read_meta(folder: str | Path) -> dict[str, Any]:
@@ -249,6 +274,8 @@ def load_bundle(
                 f"bundle holds no {ALIAS_FILE}; train or export it again"
             )
         linker["aliases"] = str(folder / ALIAS_FILE)
+    index = folder / LINKER_INDEX
+    nlp = from_kg(graph, **linker, index=str(index)) if _index_fits(index, graph) else None
     tokenizer = TextEncoder(encoder_config, adapt=False)
     if (
         digests.ndim != 2
@@ -267,7 +294,7 @@ def load_bundle(
     )
     resources = Resources(
         graph, list(meta["labels"]), [graph.entity_id(i) for i in meta["label_nodes"]], encoder_config,
-        config.subgraph, linker, features=NodeFeatures(graph, table), tokenizer=tokenizer,
+        config.subgraph, linker, features=NodeFeatures(graph, table), nlp=nlp, tokenizer=tokenizer,
         path_sequences=[tuple(seq) for seq in meta.get("path_sequences", [])],
         walks=config.model.reads_walks,
     )  # fmt: skip
