@@ -44,20 +44,30 @@ Paths, from most to least certain (``kind`` of a `MentionCandidate`):
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.tokens import Doc
 
 from kg.graph import KnowledgeGraph
 from kg.search import normalize
-from nlp.abbreviations import find_definitions, fits, is_short_form
-from nlp.keys import FUNCTION_WORDS, JOINERS, Lemmatizer, root
+from nlp.abbreviations import find_definitions, fits
+from nlp.alias_arrays import (
+    MASK,
+    PRIME,
+    SEED,
+    AliasTables,
+    Hasher,
+    build_tables,
+    content_words,
+    head_word,
+    is_acronym,
+)
+from nlp.keys import JOINERS, Lemmatizer, root
 from nlp.ngram_index import Hit, NgramIndex
 
 if TYPE_CHECKING:
@@ -71,6 +81,7 @@ KIND_SIMILARITY = {
 }  # fmt: skip
 _WORD = re.compile(r"^[^\W\d_]+$")
 RESPELL_RATIO = 0.85
+MEMO = 200_000  # aliases and anchored entries kept rebuilt in memory
 SENTENCE_ENDS = frozenset({".", "!", "?", ";"})  # windows never cross them
 
 
@@ -150,125 +161,34 @@ class CandidateGenerator:
         self.partial_coverage = partial_coverage
         self.stop_aliases = frozenset(normalize(a) for a in stop_aliases)
         self.min_alias_length = min_alias_length
-        self.by_keys: dict[tuple[str, ...], list[_Alias]] = defaultdict(list)
-        self.by_roots: dict[tuple[str, ...], list[_Alias]] = defaultdict(list)
-        # windows anchored on a word: lemma keys for proper names, roots for lower-case aliases
-        self.windows: dict[str, list[tuple[frozenset[str], _Alias]]] = defaultdict(list)
-        self.root_windows: dict[str, list[tuple[frozenset[str], _Alias]]] = defaultdict(list)
-        heads: dict[str, set[int]] = defaultdict(set)
-        self.short_forms: dict[str, list[_Alias]] = defaultdict(list)  # first letter -> aliases
-        self.long_forms: dict[str, list[_Alias]] = defaultdict(list)
-        self.max_words = 1
-        key_count: dict[tuple[bool, str], int] = defaultdict(int)
-        pending: list[tuple[frozenset[str], _Alias]] = []
-        common_words: set[str] = set()  # words of lower-case aliases: spelling-variant targets
-        fuzzy_aliases: dict[str, list[int]] = {}  # normalized KG name -> its entities
-        root_df: dict[str, int] = defaultdict(int)  # lower-case KG names holding each root
-        self.modifiers: set[str] = set()  # roots that are not the head of some KG name
-        common_names = 0
-        partials: list[tuple[list[str], str, _Alias]] = []  # (content roots, head root, alias)
-        table_names = table_names or {}
-        split = _splitter(tokenize)
-        all_aliases = list(kg.aliases)  # read once: a look-up per alias costs more
-        bounds = kg.alias_indptr.tolist()
-        for e in sorted(eligible):
-            kg_names = all_aliases[bounds[e] : bounds[e + 1]] or kg.names(e)
-            names = [(t, False) for t in kg_names] + [(t, True) for t in table_names.get(e, ())]
-            for text, from_table in names:
-                norm = normalize(text)
-                if len(text) < min_alias_length or norm in self.stop_aliases:
-                    continue
-                words = split(text)
-                if not words:
-                    continue
-                if not from_table:
-                    ids = fuzzy_aliases.setdefault(norm, [])
-                    if not ids or ids[-1] != e:
-                        ids.append(e)
-                keys = lemmatizer.keys(words)
-                # roots and spelling variants reach lower-case KG names; a table's names match
-                # by lemma only ("weariness" is no "worn": see the module docstring)
-                common = text == text.lower() and not from_table
-                lower = tuple(w.lower() for w in words)
-                alias = _Alias(e, text, lower, _is_acronym(text), common, from_table)
-                self.by_keys[keys].append(alias)
-                if common:
-                    self.by_roots[tuple(map(root, keys))].append(alias)
-                    common_words.update(keys)
-                self.max_words = max(self.max_words, len(keys))
-                content = [k for k in keys if k not in FUNCTION_WORDS and _WORD.match(k)]
-                if common:
-                    common_names += 1
-                    roots = list(dict.fromkeys(map(root, content)))
-                    for r in roots:
-                        root_df[r] += 1
-                    if len(roots) >= 2:
-                        head = root(_head(keys))
-                        partials.append((roots, head, alias))
-                        self.modifiers.update(r for r in roots if r != head)
-                if len(set(content)) >= 2 and not from_table:
-                    if len(content) == len(keys):  # no function words: the last word is its head
-                        heads[content[-1]].add(e)
-                    needed = frozenset(map(root, content) if common else content)
-                    pending.append((needed, alias))
-                    for k in needed:
-                        key_count[common, k] += 1
-                if alias.case_sensitive:
-                    self.short_forms[text[0].lower()].append(alias)
-                elif len(words) >= 2:
-                    self.long_forms[words[0][0].lower()].append(alias)
-        for words_needed, alias in pending:  # anchor each window on its rarest word
-            anchor = min(words_needed, key=lambda k: (key_count[alias.common, k], k))
-            (self.root_windows if alias.common else self.windows)[anchor].append(
-                (words_needed, alias)
+        self._split = _splitter(tokenize)
+        self._hash = Hasher()
+        if indexes is not None:
+            self.tables = AliasTables.load(indexes)
+        else:
+            self.tables = build_tables(
+                kg,
+                eligible,
+                self._split,
+                lemmatizer,
+                min_alias_length=min_alias_length,
+                stop_aliases=self.stop_aliases,
+                table_names=table_names or {},
             )
-        self.partials = self._partial_anchors(partials, root_df, common_names)
-        self.heads = {
-            k: next(iter(es))
-            for k, es in heads.items()
-            if len(es) == 1 and k not in STOP_WORDS and not self.by_keys.get((k,))
-        }
+        t = self.tables
+        self.max_words = t.max_words
         # entities that share a name (key or root) with another: the disambiguator fits its
         # context statistics over these
-        self.ambiguous = sorted(
-            {
-                a.entity
-                for table in (self.by_keys, self.by_roots)
-                for group in table.values()
-                if len(group) > 1 and any(g.entity != group[0].entity for g in group)
-                for a in group
-            }
-        )
-        self.alias_words = {k for keys in self.by_keys for k in keys}
-        self.known_words = set(lemmatizer.vocabulary()) | set(STOP_WORDS) | self.alias_words
-        self.alias_roots = {root(k) for k in self.alias_words}
-        self.spelling_words = sorted(
-            k for k in common_words if len(k) >= 5 and _WORD.match(k) and k not in STOP_WORDS
-        )
-        self.fuzzy_aliases = list(fuzzy_aliases)
-        self.fuzzy_entities = list(fuzzy_aliases.values())
+        self.ambiguous = t.ambiguous.tolist()
+        self.by_keys = _Keys(self)
+        self.spelling_words = t.spelling_words
+        self.fuzzy_aliases = t.fuzzy_aliases
         self.spelling_index, self.fuzzy_index = self._indexes(indexes)
+        self._known_words: set[str] | None = None  # lemma table's words (read on first use)
         self._respelled: dict[str, str | None] = {}
         self._fuzzy_memo: dict[str, list[Hit]] = {}
-
-    def _partial_anchors(
-        self, partials: list[tuple[list[str], str, _Alias]], root_df: dict[str, int], names: int
-    ) -> dict[str, list[_Partial]]:
-        """Each alias a partial match may reach, anchored on its rarest root, and on its head
-        root where the head alone may carry enough weight."""
-        self.idf = {r: math.log((1 + names) / df) for r, df in root_df.items()}
-        anchors: dict[str, list[_Partial]] = defaultdict(list)
-        for roots, head, alias in partials:
-            weights = {r: self.idf[r] for r in roots}
-            total = sum(weights.values())
-            if total <= 0:
-                continue
-            entry = _Partial(frozenset(roots), head, total, alias)
-            rarest = max(roots, key=lambda r: (weights[r], r))
-            anchors[rarest].append(entry)
-            if head != rarest and head not in self.modifiers:
-                anchors[head].append(entry)
-        return anchors
+        self._aliases_memo: dict[int, tuple[_Alias, tuple[str, ...]]] = {}
+        self._anchored: dict[tuple[str, str], list[Any]] = {}  # (table, word) -> entries
 
     # ----- the n-gram indexes (built once per KG and settings; see nlp/linker_index.py) -----
     def _indexes(self, folder: Path | None) -> tuple[NgramIndex, NgramIndex]:
@@ -280,9 +200,80 @@ class CandidateGenerator:
         return NgramIndex(self.spelling_words), NgramIndex(self.fuzzy_aliases)
 
     def save_indexes(self, folder: Path) -> None:
-        """Write the n-gram indexes to ``folder`` (see ``indexes`` in the class docstring)."""
+        """Write the alias tables and n-gram indexes to ``folder`` (see ``indexes`` in the
+        class docstring)."""
+        self.tables.save(folder)
         self.spelling_index.save(folder, "spelling")
         self.fuzzy_index.save(folder, "fuzzy")
+
+    # ----- names, rebuilt from their text when a look-up finds them -----
+    def _alias(self, i: int) -> tuple[_Alias, tuple[str, ...]]:
+        """Alias ``i`` of the tables, and its lemma keys."""
+        got = self._aliases_memo.get(i)
+        if got is None:
+            t = self.tables
+            text, table = t.texts[i], bool(t.from_table[i])
+            words = self._split(text)
+            common = text == text.lower() and not table
+            lower = tuple(w.lower() for w in words)
+            alias = _Alias(int(t.entity[i]), text, lower, is_acronym(text), common, table)
+            got = (alias, self.lemma.keys(words))
+            if len(self._aliases_memo) > MEMO:
+                self._aliases_memo.clear()
+            self._aliases_memo[i] = got
+        return got
+
+    def _named(self, key: tuple[str, ...]) -> list[_Alias]:
+        """The aliases whose lemma keys are ``key``."""
+        ids = self.tables.by_keys.get(self._hash.key(key))
+        return [a for a, keys in map(self._alias, ids) if keys == key]  # type: ignore[arg-type]
+
+    def _rooted(self, key: tuple[str, ...]) -> list[_Alias]:
+        """The lower-case KG aliases whose roots are ``key``."""
+        ids = self.tables.by_roots.get(self._hash.key(key))
+        return [
+            a
+            for a, keys in map(self._alias, ids)  # type: ignore[arg-type]
+            if a.common and tuple(map(root, keys)) == key
+        ]
+
+    def _anchored_on(self, table: str, word: str) -> list[Any]:
+        """The window (``windows``, ``root_windows``: ``(needed words, alias)``) or partial
+        (``partials``: `_Partial`) entries anchored on ``word`` (memoized)."""
+        entries = self._anchored.get((table, word))
+        if entries is not None:
+            return entries
+        entries = []
+        for i in getattr(self.tables, table).get(self._hash.one(word)):
+            alias, keys = self._alias(int(i))
+            content = content_words(keys)
+            if table == "partials":
+                roots = list(dict.fromkeys(map(root, content)))
+                if word in roots:
+                    weights = {r: self._idf(r) for r in roots}
+                    total = sum(weights.values())
+                    entries.append(_Partial(frozenset(roots), root(head_word(keys)), total, alias))
+            else:
+                needed = frozenset(map(root, content) if alias.common else content)
+                if word in needed:
+                    entries.append((needed, alias))
+        if len(self._anchored) > MEMO:
+            self._anchored.clear()
+        self._anchored[table, word] = entries
+        return entries
+
+    def _idf(self, r: str) -> float:
+        values = self.tables.idf.get(self._hash.one(r))
+        return float(values[0]) if values else 0.0
+
+    def _is_modifier(self, r: str) -> bool:
+        return self._hash.one(r) in self.tables.modifiers
+
+    def _known(self, k: str) -> bool:
+        """Whether ``k`` is a word of the lemma table, a stop word or an alias word."""
+        if self._known_words is None:
+            self._known_words = set(self.lemma.vocabulary()) | set(STOP_WORDS)
+        return k in self._known_words or self._hash.one(k) in self.tables.alias_words
 
     # ----- generation -----
     def generate(self, doc: Doc) -> list[Mention]:
@@ -316,8 +307,9 @@ class CandidateGenerator:
         if self.head_match:
             sim = KIND_SIMILARITY["head"]
             for a, k in enumerate(words.keys):
-                e = self.heads.get(k)
-                if e is not None and _WORD.match(k):
+                found_heads = self.tables.heads.get(self._hash.one(k)) if _WORD.match(k) else []
+                if found_heads:
+                    e = int(found_heads[0])
                     add(a, a + 1, MentionCandidate(e, self.kg.label(e), sim, "head"))
         self._fuzzy(words, found, add)
         if self.semantic is not None:
@@ -348,8 +340,8 @@ class CandidateGenerator:
         best: str | None = None
         if (
             len(key) >= 5
-            and key not in self.alias_words
-            and root(key) not in self.alias_roots
+            and self._hash.one(key) not in self.tables.alias_words
+            and self._hash.one(root(key)) not in self.tables.alias_roots
             and key not in STOP_WORDS
             and _WORD.match(key)
         ):
@@ -365,32 +357,43 @@ class CandidateGenerator:
 
     def _aliases(self, words: _Words, add: _Add) -> None:
         keys, lows, n = words.keys, words.lower, len(words.keys)
-        for a in range(n):
-            for b in range(a + 1, min(a + self.max_words, n) + 1):
-                respelled = any(words.respelled[a:b])
-                exact = self.by_keys.get(tuple(keys[a:b]), ())
-                for alias in exact:
-                    if alias.case_sensitive and " ".join(words.text[a:b]) != alias.text:
-                        continue
-                    kind = "exact" if tuple(lows[a:b]) == alias.lower else "lemma"
-                    kind = "respelled" if respelled else kind
-                    kind = "table" if alias.table else kind
-                    add(
-                        a,
-                        b,
-                        MentionCandidate(alias.entity, alias.text, KIND_SIMILARITY[kind], kind),
-                    )
-                if exact:
+        spans = [(a, b) for a in range(n) for b in range(a + 1, min(a + self.max_words, n) + 1)]
+        # every span's key hashes, searched at once: most spans name nothing
+        named = self.tables.by_keys.found(self._span_hashes(keys, spans))
+        rooted = self.tables.by_roots.found(self._span_hashes(words.roots, spans))
+        for (a, b), has_name, has_root in zip(spans, named, rooted, strict=True):
+            exact = self._named(tuple(keys[a:b])) if has_name else []
+            respelled = any(words.respelled[a:b])
+            for alias in exact:
+                if alias.case_sensitive and " ".join(words.text[a:b]) != alias.text:
                     continue
-                for alias in self.by_roots.get(tuple(words.roots[a:b]), ()):
-                    if not alias.case_sensitive:  # (lower-case KG names only are indexed)
-                        add(
-                            a,
-                            b,
-                            MentionCandidate(
-                                alias.entity, alias.text, KIND_SIMILARITY["root"], "root"
-                            ),
-                        )
+                kind = "exact" if tuple(lows[a:b]) == alias.lower else "lemma"
+                kind = "respelled" if respelled else kind
+                kind = "table" if alias.table else kind
+                add(a, b, MentionCandidate(alias.entity, alias.text, KIND_SIMILARITY[kind], kind))
+            if exact or not has_root:
+                continue
+            for alias in self._rooted(tuple(words.roots[a:b])):
+                if not alias.case_sensitive:  # (lower-case KG names only are indexed)
+                    sim = KIND_SIMILARITY["root"]
+                    add(a, b, MentionCandidate(alias.entity, alias.text, sim, "root"))
+
+    def _span_hashes(self, keys: list[str], spans: list[tuple[int, int]]) -> list[int]:
+        """The key hash of each span ``keys[a:b]`` (spans of one start come in order)."""
+        out, h = [], SEED
+        for a, b in spans:
+            h = SEED if b == a + 1 else h
+            h = ((h ^ self._hash.word(keys[b - 1])) * PRIME) & MASK
+            out.append(h)
+        return out
+
+    def _short_forms(self, letter: str) -> list[_Alias]:
+        """The acronym aliases starting with ``letter`` (memoized)."""
+        entries = self._anchored.get(("short_forms", letter))
+        if entries is None:
+            ids = self.tables.short_forms.get(self._hash.key((letter,)))
+            entries = self._anchored["short_forms", letter] = [self._alias(int(i))[0] for i in ids]
+        return entries
 
     def _windows(self, words: _Words, add: _Add) -> None:
         """Each alias whose content words (roots, for a lower-case alias) all occur within
@@ -401,10 +404,10 @@ class CandidateGenerator:
         # sentence of each word: a window never reaches past a sentence end
         sentence = list(itertools.accumulate(w in SENTENCE_ENDS for w in words.text))
         found: dict[_Alias, set[tuple[int, int]]] = defaultdict(set)
-        spaces = ((words.keys, self.windows), (words.roots, self.root_windows))
+        spaces = ((words.keys, "windows"), (words.roots, "root_windows"))
         for (keys, windows), a in itertools.product(spaces, range(n)):
             k = keys[a]
-            for content, alias in windows.get(k, ()):
+            for content, alias in self._anchored_on(windows, k):
                 reach = len(content) + self.window_slack
                 where: dict[str, list[int]] = defaultdict(list)
                 for j in range(max(0, a - reach + 1), min(n, a + reach)):
@@ -434,9 +437,9 @@ class CandidateGenerator:
         sentence = list(itertools.accumulate(w in SENTENCE_ENDS for w in words.text))
         floor = self.partial_coverage
         for a in range(n):
-            if not free[a] or roots[a] not in self.partials:
+            if not free[a]:
                 continue
-            for entry in self.partials[roots[a]]:
+            for entry in self._anchored_on("partials", roots[a]):
                 reach = len(entry.roots) + self.window_slack
                 near: dict[str, int] = {roots[a]: a}
                 for j in range(max(0, a - reach + 1), min(n, a + reach)):
@@ -446,9 +449,9 @@ class CandidateGenerator:
                         near[r] = j
                 if len(near) == len(entry.roots):
                     continue  # every word: the window path's match
-                if len(near) == 1 and (roots[a] != entry.head or roots[a] in self.modifiers):
+                if len(near) == 1 and (roots[a] != entry.head or self._is_modifier(roots[a])):
                     continue  # one word alone: only a head that never modifies ("rash")
-                coverage = sum(self.idf[r] for r in near) / entry.total
+                coverage = sum(self._idf(r) for r in near) / entry.total
                 needed = floor if entry.head in near else floor + HEADLESS_MARGIN
                 first, last = min(near.values()), max(near.values())
                 if coverage < needed or last - first + 1 > reach:
@@ -463,16 +466,15 @@ class CandidateGenerator:
     def _abbreviations(self, words: _Words, add: _Add) -> None:
         sim, text, n = KIND_SIMILARITY["abbreviation"], words.text, len(words.text)
         for a, word in enumerate(text):
-            if len(word) >= 3 and _is_acronym(word):  # a short form in the text, a long alias
-                hits = {
-                    al.entity: al
-                    for al in self.long_forms.get(word[0].lower(), ())
-                    if _long_fits(word, al.text)
-                }
+            if len(word) >= 3 and is_acronym(word):  # a short form in the text, a long alias
+                s = _short(word)
+                ids = self.tables.long_forms.get(self._hash.key((s[0], s[-1])))
+                forms = [self._alias(int(i))[0] for i in ids]
+                hits = {al.entity: al for al in forms if _long_fits(word, al.text)}
                 if len(hits) == 1:
                     (alias,) = hits.values()
                     add(a, a + 1, MentionCandidate(alias.entity, alias.text, sim, "abbreviation"))
-            for alias in self.short_forms.get(words.lower[a][:1], ()):  # a long form in the text
+            for alias in self._short_forms(words.lower[a][:1]):  # a long form in the text
                 last = alias.text.rstrip("s")[-1].lower()
                 for b in range(a + 2, min(a + len(alias.text) + 1, n) + 1):
                     if words.lower[b - 1][:1] == last and _long_fits(
@@ -510,7 +512,7 @@ class CandidateGenerator:
         usable = [
             words.pos[j] not in covered and _WORD.match(keys[j]) is not None for j in range(n)
         ]
-        unknown = [len(k) >= 4 and k not in self.known_words for k in keys]
+        unknown = [len(k) >= 4 and not self._known(k) for k in keys]
         queries: list[tuple[int, int, str]] = []
         for a in range(n):
             if not usable[a] or keys[a] in STOP_WORDS:
@@ -525,8 +527,9 @@ class CandidateGenerator:
         for a, b, text in queries:
             for hit in self._fuzzy_hits(normalize(text)):
                 alias = self.fuzzy_aliases[hit.id]
-                for e in self.fuzzy_entities[hit.id]:
-                    add(a, b, MentionCandidate(e, alias, round(hit.ratio, 4), "fuzzy"))
+                t = self.tables
+                for e in t.fuzzy_entities[t.fuzzy_indptr[hit.id] : t.fuzzy_indptr[hit.id + 1]]:
+                    add(a, b, MentionCandidate(int(e), alias, round(hit.ratio, 4), "fuzzy"))
 
     def _fuzzy_hits(self, query: str) -> list[Hit]:
         """The fuzzy index's hits for ``query`` at or above the threshold (memoized)."""
@@ -550,17 +553,20 @@ class _Partial(NamedTuple):
     alias: _Alias
 
 
-def _head(keys: Sequence[str]) -> str:
-    """The head word of a name: the last content word before the first function word that
-    follows one ("skin rash" -> "rash", "loss of appetite" -> "loss")."""
-    head = ""
-    for k in keys:
-        if k in FUNCTION_WORDS or not _WORD.match(k):
-            if head:
-                break
-            continue
-        head = k
-    return head
+class _Keys:
+    """The lemma keys of every alias, as a read-only set (``key in generator.by_keys``);
+    iterating rebuilds each alias's keys, so it costs as much as building the tables."""
+
+    def __init__(self, generator: CandidateGenerator):
+        self._generator = generator
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and bool(self._generator._named(key))
+
+    def __iter__(self) -> Iterator[tuple[str, ...]]:
+        g = self._generator
+        for i in range(len(g.tables.texts)):
+            yield g.lemma.keys(g._split(g.tables.texts[i]))
 
 
 class _Words(NamedTuple):
@@ -598,8 +604,10 @@ def _splitter(tokenize: Callable[[str], Doc]) -> Callable[[str], Sequence[str]]:
 _PLAIN = re.compile(r"^[^\W\d_]+(?: [^\W\d_]+)*$")
 
 
-def _is_acronym(text: str) -> bool:
-    return is_short_form(text) and text.rstrip("s").isupper() and len(text) <= 6
+def _short(short: str) -> str:
+    """A short form as `_long_fits` compares it: lower case, a plural "s" dropped."""
+    plural = len(short) > 2 and short.endswith("s") and short[:-1].isupper()
+    return (short[:-1] if plural else short).lower()
 
 
 def _long_fits(short: str, long: str) -> bool:
@@ -609,9 +617,7 @@ def _long_fits(short: str, long: str) -> bool:
     (Schwartz-Hearst). "gastroesophageal reflux disease" spells out "GERD"; "a burning feeling
     and skin" does not spell out "AIDS"."""
     words = long.split()
-    s = (
-        short[:-1] if len(short) > 2 and short.endswith("s") and short[:-1].isupper() else short
-    ).lower()
+    s = _short(short)
     if not 2 <= len(words) <= len(s) + 1 or not all(w.isalpha() for w in words):
         return False
     if words[0][0].lower() != s[0] or words[-1][0].lower() != s[-1]:

@@ -20,6 +20,7 @@ keeps the ``MAX_RANKED`` best by string similarity and prior before context and 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -269,6 +270,8 @@ class Disambiguator:
         for term, i in self._vocabulary.items():
             terms[i] = term
         (folder / "context.vocabulary.json").write_text(json.dumps(terms), encoding="utf-8")
+        stop_words = sorted(_sklearn_stop_words())
+        (folder / "context.stop_words.json").write_text(json.dumps(stop_words), encoding="utf-8")
         arrays = {
             "idf": self._idf,
             "ambiguous": self.ambiguous,
@@ -281,7 +284,8 @@ class Disambiguator:
             np.save(folder / f"context.{name}.npy", array, allow_pickle=False)
 
     def _load(self, folder: Path) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
+        """The statistics `save` wrote; the text analyzer is rebuilt from its saved stop words
+        (importing scikit-learn costs seconds at every start)."""
 
         def array(name: str) -> np.ndarray:
             return np.load(folder / f"context.{name}.npy", allow_pickle=False)
@@ -289,7 +293,8 @@ class Disambiguator:
         terms = json.loads((folder / "context.vocabulary.json").read_text(encoding="utf-8"))
         self._vocabulary = {t: i for i, t in enumerate(terms)}
         self._idf = array("idf")
-        self._analyze = TfidfVectorizer(stop_words="english").build_analyzer()
+        stop_path = folder / "context.stop_words.json"
+        self._analyze = _Analyzer(json.loads(stop_path.read_text(encoding="utf-8")))
         if not np.array_equal(array("ambiguous"), self.ambiguous):
             raise ValueError("the saved context statistics are for other entities")
         entities = array("entities")
@@ -388,3 +393,23 @@ class StoreDisambiguator(Disambiguator):
         """Store ids as names-graph ids; entities without a name cannot be candidates."""
         ids = (self.kg.entities.find_sorted(self.store.iri(n)) for n in set(nodes))
         return frozenset(i for i in ids if i >= 0)
+
+
+class _Analyzer:
+    """scikit-learn's default word analyzer (what ``TfidfVectorizer(stop_words=...)
+    .build_analyzer()`` does for ``analyzer="word"``, ``ngram_range=(1, 1)``): lower case,
+    words of 2+ word characters, stop words dropped."""
+
+    TOKEN = re.compile(r"(?u)\b\w\w+\b")  # sklearn's default token_pattern
+
+    def __init__(self, stop_words: Iterable[str]):
+        self.stop_words = frozenset(stop_words)
+
+    def __call__(self, text: str) -> list[str]:
+        return [w for w in self.TOKEN.findall(text.lower()) if w not in self.stop_words]
+
+
+def _sklearn_stop_words() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS)

@@ -35,7 +35,7 @@ from nlp.errors import LinkingError
 if TYPE_CHECKING:
     from nlp.linker import KGLinker
 
-FORMAT = 1  # bump when what the index holds, or how it is built, changes
+FORMAT = 2  # bump when what the index holds, or how it is built, changes
 META = "meta.json"
 
 

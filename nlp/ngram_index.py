@@ -41,7 +41,7 @@ class NgramIndex:
     """3-gram postings over ``texts`` (see the module docstring).
 
     Args:
-        texts: the strings to index; ids are their positions.
+        texts: the strings to index; ids are their positions (kept, not copied).
 
     Shapes:
         grams: int64 [G], sorted codes of the distinct grams; indptr: int64 [G + 1];
@@ -50,7 +50,7 @@ class NgramIndex:
     """
 
     def __init__(self, texts: Sequence[str]):
-        self.texts = list(texts)
+        self.texts = texts
         self.grams, self.indptr, self.postings, self.sizes = _build(self.texts)
 
     def __len__(self) -> int:
@@ -108,8 +108,11 @@ class NgramIndex:
     def load(cls, folder: Path, prefix: str, texts: Sequence[str]) -> NgramIndex:
         """The index `save` wrote for these ``texts``; raises ValueError if it does not fit."""
         index = cls.__new__(cls)
-        index.texts = list(texts)
-        arrays = [np.load(folder / f"{prefix}.{name}.npy", allow_pickle=False) for name in _ARRAYS]
+        index.texts = texts
+        arrays = [
+            np.load(folder / f"{prefix}.{name}.npy", allow_pickle=False, mmap_mode="r")
+            for name in _ARRAYS
+        ]
         index.grams, index.indptr, index.postings, index.sizes = arrays
         if len(index.sizes) != len(index.texts) or len(index.indptr) != len(index.grams) + 1:
             raise ValueError(f"the saved {prefix} index does not fit its {len(texts)} strings")
@@ -133,7 +136,7 @@ def _gram_codes(c: np.ndarray) -> np.ndarray:
     return (h * 0x9E3779B1 >> 16) & 0x7FFFFFFF
 
 
-def _build(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _build(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if not texts:
         z = np.zeros(0, np.int64)
         return z, np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32)
