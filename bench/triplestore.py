@@ -40,6 +40,7 @@ from kg_load import IRI_BASE, write_ntriples
 from relpaths import relative_paths
 
 HOPS, MAX_NODES, QUERY_SEED = 2, 128, 1
+WARM_TARGET_MS = 50.0  # the target for a warm 2-hop neighbourhood on 10M triples
 
 
 def _seeds(entities: int, count: int) -> list[int]:
@@ -90,6 +91,7 @@ def op_endpoint(spec: dict[str, Any]) -> dict[str, Any]:
     store.clear_cache()
     for seed in seeds:
         store.neighborhood([seed], HOPS, MAX_NODES)
+    before = store.attempts
     for seed in seeds:
         start = time.perf_counter()
         store.neighborhood([seed], HOPS, MAX_NODES)
@@ -99,6 +101,7 @@ def op_endpoint(spec: dict[str, Any]) -> dict[str, Any]:
         "warm": _latency(warm),
         "mean_nodes": float(np.mean(nodes)),
         "http_requests": store.attempts,
+        "warm_http_requests": store.attempts - before,
     }
 
 
@@ -188,6 +191,8 @@ def report(figures: dict[str, Any]) -> dict[str, Any]:
         "subgraph median in memory (ms)": round(mem["median_ms"], 3),
         "neighborhood median, endpoint, cold (ms)": round(ep["cold"]["median_ms"], 3),
         "neighborhood median, endpoint, warm (ms)": round(ep["warm"]["median_ms"], 3),
+        "  warm target (ms), met": f"<= {WARM_TARGET_MS}, {ep['warm']['median_ms'] <= WARM_TARGET_MS}",
+        "HTTP requests of the warm pass": ep.get("warm_http_requests"),
         "  ratio cold / memory": ratio(ep["cold"]["median_ms"], mem["median_ms"]),
         "  ratio warm / memory": ratio(ep["warm"]["median_ms"], mem["median_ms"]),
         "  ratio cold / warm": ratio(ep["cold"]["median_ms"], ep["warm"]["median_ms"]),
@@ -205,7 +210,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--triples", type=int, default=10_000_000, help="file size, labels included")
     p.add_argument("--entities", type=int, help="default: triples / 10")
     p.add_argument("--relations", type=int, default=16)
-    p.add_argument("--queries", type=int, default=200, help="neighbourhoods timed, each way")
+    p.add_argument("--queries", type=int, default=50, help="neighbourhoods timed, each way")
     p.add_argument("--workdir", type=Path, help="keep the file and store here")
     p.add_argument("--json", type=Path, help="write the figures to this file")
     p.add_argument("--child", help=argparse.SUPPRESS)
