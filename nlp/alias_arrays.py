@@ -108,11 +108,11 @@ class KeyTable:
     def __contains__(self, h: object) -> bool:
         return isinstance(h, int) and self.find(h) >= 0
 
-    def found(self, hs: Sequence[int]) -> np.ndarray:
+    def found(self, hs: np.ndarray) -> np.ndarray:
         """Whether each hash is a key (one search for many: a text's spans at once)."""
         if not len(self.hashes) or not len(hs):
             return np.zeros(len(hs), dtype=bool)
-        q = np.array(hs, dtype=np.uint64)
+        q = np.asarray(hs, dtype=np.uint64)
         where = np.minimum(self.hashes.searchsorted(q), len(self.hashes) - 1)
         return self.hashes[where] == q
 

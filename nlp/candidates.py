@@ -43,6 +43,7 @@ Paths, from most to least certain (``kind`` of a `MentionCandidate`):
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from collections import defaultdict
@@ -50,6 +51,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.tokens import Doc
 
@@ -57,11 +59,11 @@ from kg.graph import KnowledgeGraph
 from kg.search import normalize
 from nlp.abbreviations import find_definitions, fits
 from nlp.alias_arrays import (
-    MASK,
     PRIME,
     SEED,
     AliasTables,
     Hasher,
+    KeyTable,
     build_tables,
     content_words,
     head_word,
@@ -81,6 +83,7 @@ KIND_SIMILARITY = {
 }  # fmt: skip
 _WORD = re.compile(r"^[^\W\d_]+$")
 RESPELL_RATIO = 0.85
+_PRIME = np.uint64(PRIME)
 MEMO = 200_000  # aliases and anchored entries kept rebuilt in memory
 SENTENCE_ENDS = frozenset({".", "!", "?", ";"})  # windows never cross them
 
@@ -356,13 +359,11 @@ class CandidateGenerator:
         return best
 
     def _aliases(self, words: _Words, add: _Add) -> None:
-        keys, lows, n = words.keys, words.lower, len(words.keys)
-        spans = [(a, b) for a in range(n) for b in range(a + 1, min(a + self.max_words, n) + 1)]
-        # every span's key hashes, searched at once: most spans name nothing
-        named = self.tables.by_keys.found(self._span_hashes(keys, spans))
-        rooted = self.tables.by_roots.found(self._span_hashes(words.roots, spans))
-        for (a, b), has_name, has_root in zip(spans, named, rooted, strict=True):
-            exact = self._named(tuple(keys[a:b])) if has_name else []
+        keys, lows = words.keys, words.lower
+        named = self._spans_in(self.tables.by_keys, keys)
+        rooted = self._spans_in(self.tables.by_roots, words.roots)
+        for a, b in sorted(named | rooted):
+            exact = self._named(tuple(keys[a:b])) if (a, b) in named else []
             respelled = any(words.respelled[a:b])
             for alias in exact:
                 if alias.case_sensitive and " ".join(words.text[a:b]) != alias.text:
@@ -371,20 +372,36 @@ class CandidateGenerator:
                 kind = "respelled" if respelled else kind
                 kind = "table" if alias.table else kind
                 add(a, b, MentionCandidate(alias.entity, alias.text, KIND_SIMILARITY[kind], kind))
-            if exact or not has_root:
+            if exact or (a, b) not in rooted:
                 continue
             for alias in self._rooted(tuple(words.roots[a:b])):
                 if not alias.case_sensitive:  # (lower-case KG names only are indexed)
                     sim = KIND_SIMILARITY["root"]
                     add(a, b, MentionCandidate(alias.entity, alias.text, sim, "root"))
 
-    def _span_hashes(self, keys: list[str], spans: list[tuple[int, int]]) -> list[int]:
-        """The key hash of each span ``keys[a:b]`` (spans of one start come in order)."""
-        out, h = [], SEED
-        for a, b in spans:
-            h = SEED if b == a + 1 else h
-            h = ((h ^ self._hash.word(keys[b - 1])) * PRIME) & MASK
-            out.append(h)
+    def _spans_in(self, table: KeyTable, keys: list[str]) -> set[tuple[int, int]]:
+        """The spans ``(a, b)`` of at most ``max_words`` words whose key ``keys[a:b]`` has its
+        hash in ``table``: every span of one length hashed and searched at once (most spans
+        name nothing)."""
+        n = len(keys)
+        if not n or not len(table):
+            return set()
+        word = self._hash.word
+        words = np.array([word(k) for k in keys], dtype=np.uint64)
+        h = np.full(n, SEED, dtype=np.uint64)
+        parts = []
+        for length in range(1, min(self.max_words, n) + 1):
+            h = (h[: n - length + 1] ^ words[length - 1 :]) * _PRIME  # (wraps: mod 2**64)
+            parts.append(h)
+        hits = np.flatnonzero(table.found(np.concatenate(parts))).tolist()
+        if not hits:
+            return set()
+        starts = np.cumsum([0] + [len(p) for p in parts]).tolist()  # where each length begins
+        out = set()
+        for i in hits:
+            length = bisect.bisect_right(starts, i)
+            a = i - starts[length - 1]
+            out.add((a, a + length))
         return out
 
     def _short_forms(self, letter: str) -> list[_Alias]:
