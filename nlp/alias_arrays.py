@@ -239,7 +239,7 @@ def long_form_key(text: str) -> tuple[str, str] | None:
     """The (first, last) initials under which a name may be the long form of a short form
     (`_long_fits` in nlp/candidates.py needs 2-7 alphabetic words); None: it never is."""
     words = text.split()
-    if not 2 <= len(words) <= 7 or not all(w.isalpha() for w in words):
+    if not 2 <= len(words) <= 7 or not "".join(words).isalpha():
         return None
     return words[0][0].lower(), words[-1][0].lower()
 
@@ -266,7 +266,6 @@ def build_tables(
     key_count: dict[tuple[bool, str], int] = defaultdict(int)
     pending: list[tuple[frozenset[str], int, bool]] = []
     common_words: set[str] = set()
-    all_words: set[str] = set()
     fuzzy: dict[str, list[int]] = {}
     root_df: dict[str, int] = defaultdict(int)
     modifiers: set[str] = set()
@@ -275,7 +274,10 @@ def build_tables(
     heads: dict[str, set[int]] = defaultdict(set)
     all_aliases = list(kg.aliases)  # read once: a look-up per alias costs more
     bounds = kg.alias_indptr.tolist()
-    keys_of: dict[tuple[str, ...], tuple[str, ...]] = {}
+    lemma: dict[str, str] = {}  # per distinct word, not per name: far fewer
+    info: dict[str, tuple[str, int, int, bool]] = {}  # key -> root, hashes, content word
+    key_hashes, key_ids = pairs["by_keys"]
+    root_hashes, root_ids = pairs["by_roots"]
     for e in sorted(eligible):
         kg_names = all_aliases[bounds[e] : bounds[e + 1]] or kg.names(e)
         names = [(t, False) for t in kg_names] + [(t, True) for t in table_names.get(e, ())]
@@ -290,42 +292,52 @@ def build_tables(
                 ids = fuzzy.setdefault(norm, [])
                 if not ids or ids[-1] != e:
                     ids.append(e)
-            keys = keys_of.get(words)
-            if keys is None:
-                keys = keys_of[words] = lemmatizer.keys(words)
+            keys = tuple(
+                [lemma[w] if w in lemma else _remember(lemma, w, lemmatizer) for w in words]
+            )
+            about = [info[k] if k in info else _key_info(info, k, hasher) for k in keys]
             i = len(texts)
             texts.append(text)
             entity.append(e)
             from_tables.append(from_table)
-            common = text == text.lower() and not from_table
-            _add(pairs["by_keys"], hasher.key(keys), i)
-            all_words.update(keys)
+            common = not from_table and text == text.lower()
+            h = SEED
+            for _, kh, _, _ in about:
+                h = ((h ^ kh) * PRIME) & MASK
+            key_hashes.append(h)
+            key_ids.append(i)
             if common:
-                _add(pairs["by_roots"], hasher.key(map(root, keys)), i)
+                h = SEED
+                for _, _, rh, _ in about:
+                    h = ((h ^ rh) * PRIME) & MASK
+                root_hashes.append(h)
+                root_ids.append(i)
                 common_words.update(keys)
-            max_words = max(max_words, len(keys))
-            content = content_words(keys)
+            if len(keys) > max_words:
+                max_words = len(keys)
+            content = [k for k, a in zip(keys, about, strict=True) if a[3]]
             if common:
                 common_names += 1
-                roots = list(dict.fromkeys(map(root, content)))
+                roots = list(dict.fromkeys([info[k][0] for k in content]))
                 for r in roots:
                     root_df[r] += 1
                 if len(roots) >= 2:
                     head = root(head_word(keys))
                     partials.append((roots, head, i))
                     modifiers.update(r for r in roots if r != head)
-            if len(set(content)) >= 2 and not from_table:
+            if len(content) >= 2 and not from_table and len(set(content)) >= 2:
                 if len(content) == len(keys):  # no function words: the last word is its head
                     heads[content[-1]].add(e)
-                needed = frozenset(map(root, content) if common else content)
+                needed = frozenset([info[k][0] for k in content] if common else content)
                 pending.append((needed, i, common))
                 for k in needed:
                     key_count[common, k] += 1
-            if is_acronym(text):
+            if len(text) <= 6 and is_acronym(text):
                 _add(pairs["short_forms"], hasher.key((text[0].lower(),)), i)
             elif len(words) >= 2 and (initials := long_form_key(text)) is not None:
                 _add(pairs["long_forms"], hasher.key(initials), i)
-    del keys_of
+    all_words = set(info)
+    del lemma
     windows: tuple[list[int], list[int]] = ([], [])
     root_windows: tuple[list[int], list[int]] = ([], [])
     for needed, i, common in pending:  # anchor each window on its rarest word
@@ -377,6 +389,20 @@ def build_tables(
         fuzzy_entities=np.array([e for es in fuzzy.values() for e in es], dtype=np.int32),
         max_words=max_words,
     )
+
+
+def _key_info(
+    info: dict[str, tuple[str, int, int, bool]], key: str, hasher: Hasher
+) -> tuple[str, int, int, bool]:
+    """A lemma key's root, the hashes of both, and whether it is a content word."""
+    r = root(key)
+    info[key] = out = (r, hasher.word(key), hasher.word(r), bool(content_words([key])))
+    return out
+
+
+def _remember(memo: dict[str, str], word: str, make: Callable[[str], str]) -> str:
+    memo[word] = out = make(word)
+    return out
 
 
 def _add(pairs: tuple[list[int], list[int]], h: int, i: int) -> None:
