@@ -255,6 +255,34 @@ def test_linker_index_for_another_kg_or_settings_is_rebuilt(
     assert links(again, "influensa") == [("influensa", "flu")]
 
 
+def test_linker_index_loaded_links_every_path_as_the_built_one(
+    graph: kg.KnowledgeGraph, nlp: spacy.Language, tmp_path: Path
+) -> None:
+    """The alias tables are saved with the index and read back as arrays: every candidate
+    path (exact, lemma, root, respelled, window, abbreviation, fuzzy) gives the same links."""
+    from nlp.linker_index import save_index
+
+    texts = [
+        "I have a cough and a runny nose. COUGH, Runny Nose; coughs and runny noses",
+        "I think it is influensa, my joints have pain and a pain in my back",
+        "my joints are painful, my skin is so itchy, I feel congested, I have had diarrhea",
+        "Dancer and Dark; they dance in the darkness. My GERD, gastroesophageal reflux disease",
+    ]
+    folder = save_index(nlp, tmp_path / "kg.linker")
+    loaded = from_kg(graph, index=str(folder))
+    assert loaded.get_pipe("kg_linker").index_loaded
+    for text in texts:
+        built = [(e.start, e.end, e._.kg_candidates) for e in nlp(text)._.kg_entities]
+        assert (
+            built
+            and [(e.start, e.end, e._.kg_candidates) for e in loaded(text)._.kg_entities] == built
+        )
+    (folder / "alias.by_keys.hashes.npy").write_bytes(b"damaged")
+    with pytest.warns(UserWarning, match="unreadable"):
+        again = from_kg(graph, index=str(folder))
+    assert links(again, "a runny nose") == [("runny nose", "runny_nose")]
+
+
 def test_linker_index_refuses_what_is_not_a_pipeline(tmp_path: Path) -> None:
     from nlp.linker_index import save_index
 
