@@ -424,7 +424,13 @@ class CandidateGenerator:
         spaces = ((words.keys, "windows"), (words.roots, "root_windows"))
         for (keys, windows), a in itertools.product(spaces, range(n)):
             k = keys[a]
-            for content, alias in self._anchored_on(windows, k):
+            entries = self._anchored_on(windows, k)
+            if not entries:
+                continue
+            # only aliases whose every word is in the sentence can match: a set test in C
+            # skips the scan for the many anchored on a frequent word
+            inside = {keys[j] for j in range(n) if sentence[j] == sentence[a]}
+            for content, alias in [e for e in entries if e[0] <= inside]:
                 reach = len(content) + self.window_slack
                 where: dict[str, list[int]] = defaultdict(list)
                 for j in range(max(0, a - reach + 1), min(n, a + reach)):
