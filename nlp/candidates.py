@@ -192,6 +192,7 @@ class CandidateGenerator:
         self._fuzzy_memo: dict[str, list[Hit]] = {}
         self._aliases_memo: dict[int, tuple[_Alias, tuple[str, ...]]] = {}
         self._anchored: dict[tuple[str, str], list[Any]] = {}  # (table, word) -> entries
+        self._keyed: dict[tuple[bool, tuple[str, ...]], list[_Alias]] = {}  # (roots?, key)
 
     # ----- the n-gram indexes (built once per KG and settings; see nlp/linker_index.py) -----
     def _indexes(self, folder: Path | None) -> tuple[NgramIndex, NgramIndex]:
@@ -227,18 +228,31 @@ class CandidateGenerator:
         return got
 
     def _named(self, key: tuple[str, ...]) -> list[_Alias]:
-        """The aliases whose lemma keys are ``key``."""
-        ids = self.tables.by_keys.get(self._hash.key(key))
-        return [a for a, keys in map(self._alias, ids) if keys == key]  # type: ignore[arg-type]
+        """The aliases whose lemma keys are ``key`` (memoized)."""
+        found = self._keyed.get((False, key))
+        if found is None:
+            ids = self.tables.by_keys.get(self._hash.key(key))
+            found = [a for a, keys in map(self._alias, ids) if keys == key]  # type: ignore[arg-type]
+            self._remember((False, key), found)
+        return found
 
     def _rooted(self, key: tuple[str, ...]) -> list[_Alias]:
-        """The lower-case KG aliases whose roots are ``key``."""
-        ids = self.tables.by_roots.get(self._hash.key(key))
-        return [
-            a
-            for a, keys in map(self._alias, ids)  # type: ignore[arg-type]
-            if a.common and tuple(map(root, keys)) == key
-        ]
+        """The lower-case KG aliases whose roots are ``key`` (memoized)."""
+        found = self._keyed.get((True, key))
+        if found is None:
+            ids = self.tables.by_roots.get(self._hash.key(key))
+            found = [
+                a
+                for a, keys in map(self._alias, ids)  # type: ignore[arg-type]
+                if a.common and tuple(map(root, keys)) == key
+            ]
+            self._remember((True, key), found)
+        return found
+
+    def _remember(self, key: tuple[bool, tuple[str, ...]], found: list[_Alias]) -> None:
+        if len(self._keyed) > MEMO:
+            self._keyed.clear()
+        self._keyed[key] = found
 
     def _anchored_on(self, table: str, word: str) -> list[Any]:
         """The window (``windows``, ``root_windows``: ``(needed words, alias)``) or partial
@@ -302,7 +316,7 @@ class CandidateGenerator:
             if old is None or old.similarity < cand.similarity:
                 found[span][cand.entity] = cand
 
-        self._aliases(words, add)
+        self._aliases(words, found)
         self._windows(words, add)
         self._abbreviations(words, add)
         if self.partial_coverage < 1.0:
@@ -358,26 +372,35 @@ class CandidateGenerator:
         self._respelled[key] = best
         return best
 
-    def _aliases(self, words: _Words, add: _Add) -> None:
-        keys, lows = words.keys, words.lower
+    def _aliases(
+        self, words: _Words, found: dict[tuple[int, int], dict[int, MentionCandidate]]
+    ) -> None:
+        """``exact``, ``lemma``, ``respelled``, ``table`` and ``root`` candidates (a key may
+        name hundreds of entities in a large KG: candidates go straight into ``found``)."""
+        keys, lows, pos = words.keys, words.lower, words.pos
         named = self._spans_in(self.tables.by_keys, keys)
         rooted = self._spans_in(self.tables.by_roots, words.roots)
         for a, b in sorted(named | rooted):
             exact = self._named(tuple(keys[a:b])) if (a, b) in named else []
             respelled = any(words.respelled[a:b])
+            cands: list[tuple[_Alias, str]] = []
             for alias in exact:
                 if alias.case_sensitive and " ".join(words.text[a:b]) != alias.text:
                     continue
                 kind = "exact" if tuple(lows[a:b]) == alias.lower else "lemma"
                 kind = "respelled" if respelled else kind
-                kind = "table" if alias.table else kind
-                add(a, b, MentionCandidate(alias.entity, alias.text, KIND_SIMILARITY[kind], kind))
-            if exact or (a, b) not in rooted:
+                cands.append((alias, "table" if alias.table else kind))
+            if not exact and (a, b) in rooted:
+                rooted_aliases = self._rooted(tuple(words.roots[a:b]))
+                cands = [(alias, "root") for alias in rooted_aliases if not alias.case_sensitive]
+            if not cands:
                 continue
-            for alias in self._rooted(tuple(words.roots[a:b])):
-                if not alias.case_sensitive:  # (lower-case KG names only are indexed)
-                    sim = KIND_SIMILARITY["root"]
-                    add(a, b, MentionCandidate(alias.entity, alias.text, sim, "root"))
+            slot = found[pos[a], pos[b - 1] + 1]
+            for alias, kind in cands:  # keep the best candidate per entity (see `add`)
+                sim = KIND_SIMILARITY[kind]
+                old = slot.get(alias.entity)
+                if old is None or old.similarity < sim:
+                    slot[alias.entity] = MentionCandidate(alias.entity, alias.text, sim, kind)
 
     def _spans_in(self, table: KeyTable, keys: list[str]) -> set[tuple[int, int]]:
         """The spans ``(a, b)`` of at most ``max_words`` words whose key ``keys[a:b]`` has its
