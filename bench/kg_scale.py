@@ -225,7 +225,8 @@ def measure(extra: int, work: Path, port: int, calls: int, seed: int) -> dict[st
         seconds_per_epoch=round(meta["training"]["seconds_per_epoch"], 2),
         train_peak_rss_mb=round(rss, 1),
         bundle_mb=round(folder_mb(bundle), 2),
-        bundle_kg_mb=round(folder_mb(bundle / "kg"), 2),
+        bundle_kg_mb=round(folder_mb(bundle / "kg"), 2),  # the compiled KG and its linker index
+        bundle_linker_index_mb=round(folder_mb(bundle / "kg" / "linker"), 2),
         node_feature_vectors=_vectors(bundle),
         test_unseen_accuracy=test.get("accuracy"),
         test_seen_accuracy=meta["metrics"].get("test:seen", {}).get("accuracy"),
@@ -269,6 +270,7 @@ def compare(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def print_report(rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
     keys = [
         "setup_s", "seconds_per_epoch", "train_peak_rss_mb", "bundle_mb", "bundle_kg_mb",
+        "bundle_linker_index_mb",
         "node_feature_vectors", "ready_s", "server_rss_mb", "unseen_p50_ms", "unseen_worst_ms",
         "test_unseen_accuracy",
     ]  # fmt: skip

@@ -7,9 +7,9 @@
     encoder/               the whole encoder, for full fine-tuning or a merged export
     kg/                    the compiled KG, or a reference to the triple store holding it
                            (``store.json`` + the linker's names, kg/store_graph.py)
+    kg/linker/             the linker's index for a compiled KG (nlp/linker_index.py): loading
+                           reads it instead of building it
     aliases.tsv            the linker's alias table, if it has one (nlp/alias_table.py)
-    linker_index/          the linker's index for this KG (nlp/linker_index.py): loading reads
-                           it instead of building it
     node_features.safetensors   the frozen entity-text vectors that training, validation and
                            test touched, keyed by the SHA-256 of the text (fusion/features.py);
                            an entity first met while serving is embedded then
@@ -48,7 +48,7 @@ from nlp.linker_index import save_index
 
 FORMAT = "kgfuse-bundle"
 FORMAT_VERSION = 3  # 2: temperature and the label-path sequences; 3: touched node features only
-LINKER_INDEX = "linker_index"  # the linker's n-gram indexes and statistics (nlp/linker_index.py)
+LINKER_INDEX = "kg/linker"  # the linker's index, stored with the KG it indexes (nlp/linker_index.py)
 REQUIRED = ("bundle.json", "model.safetensors", "node_features.safetensors", "kg")
 
 

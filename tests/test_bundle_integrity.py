@@ -121,31 +121,31 @@ def _linker(resources: object) -> object:
 
 def test_bundle_loads_its_linker_index_instead_of_building_it(bundle: Path) -> None:
     texts = ["a bad case of influenza with a cough", "covid-19 and a loss of smell", "nothing here"]
-    assert (bundle / "linker_index" / "meta.json").is_file()
-    assert any(name.startswith("linker_index/") for name in meta(bundle)["files"])
+    assert (bundle / "kg" / "linker" / "meta.json").is_file()
+    assert any(name.startswith("kg/linker/") for name in meta(bundle)["files"])
     _, resources, _ = load_bundle(bundle)
     assert _linker(resources).index_loaded  # type: ignore[attr-defined]
-    shutil.rmtree(bundle / "linker_index")  # the same bundle, its linker built in memory
+    shutil.rmtree(bundle / "kg" / "linker")  # the same bundle, its linker built in memory
     manifest = meta(bundle)["files"]
     (bundle / "bundle.json").write_text(
         json.dumps(
             {
                 **meta(bundle),
-                "files": {k: v for k, v in manifest.items() if not k.startswith("linker_index/")},
+                "files": {k: v for k, v in manifest.items() if not k.startswith("kg/linker/")},
             }
         )
     )
     _, built, _ = load_bundle(bundle)
     assert not _linker(built).index_loaded  # type: ignore[attr-defined]
     assert resources.link(texts) == built.link(texts) and resources.link(texts)[0]
-    assert not (bundle / "linker_index").exists()  # loading never writes into a bundle
+    assert not (bundle / "kg" / "linker").exists()  # loading never writes into a bundle
 
 
 def test_a_linker_index_of_another_kg_is_ignored_and_left_as_it_is(bundle: Path) -> None:
-    index_meta = bundle / "linker_index" / "meta.json"
+    index_meta = bundle / "kg" / "linker" / "meta.json"
     data = json.loads(index_meta.read_text())
     index_meta.write_text(json.dumps({**data, "kg_fingerprint": "0" * 64}))
-    files = {**meta(bundle)["files"], "linker_index/meta.json": sha256_file(index_meta)}
+    files = {**meta(bundle)["files"], "kg/linker/meta.json": sha256_file(index_meta)}
     (bundle / "bundle.json").write_text(json.dumps({**meta(bundle), "files": files}))
     before = index_meta.read_bytes()
     _, resources, _ = load_bundle(bundle)
