@@ -271,7 +271,7 @@ def build_tables(
     modifiers: set[str] = set()
     common_names = 0
     partials: list[tuple[list[str], str, int]] = []
-    heads: dict[str, set[int]] = defaultdict(set)
+    heads: dict[str, int] = {}  # head word -> the one entity it heads, -1 for several
     all_aliases = list(kg.aliases)  # read once: a look-up per alias costs more
     bounds = kg.alias_indptr.tolist()
     lemma: dict[str, str] = {}  # per distinct word, not per name: far fewer
@@ -289,8 +289,10 @@ def build_tables(
             if not words:
                 continue
             if not from_table:
-                ids = fuzzy.setdefault(norm, [])
-                if not ids or ids[-1] != e:
+                ids = fuzzy.get(norm)
+                if ids is None:
+                    fuzzy[norm] = [e]
+                elif ids[-1] != e:
                     ids.append(e)
             keys = tuple(
                 [lemma[w] if w in lemma else _remember(lemma, w, lemmatizer) for w in words]
@@ -327,7 +329,7 @@ def build_tables(
                     modifiers.update(r for r in roots if r != head)
             if len(content) >= 2 and not from_table and len(set(content)) >= 2:
                 if len(content) == len(keys):  # no function words: the last word is its head
-                    heads[content[-1]].add(e)
+                    heads[content[-1]] = e if heads.get(content[-1], e) == e else -1
                 needed = frozenset([info[k][0] for k in content] if common else content)
                 pending.append((needed, i, common))
                 for k in needed:
@@ -355,9 +357,9 @@ def build_tables(
             _add(anchors, hasher.one(head), i)
     by_keys = KeyTable.build(*pairs["by_keys"], np.int32)
     unique_heads = [
-        (hasher.one(k), next(iter(es)))
-        for k, es in heads.items()
-        if len(es) == 1 and k not in STOP_WORDS and hasher.one(k) not in by_keys
+        (hasher.one(k), e)
+        for k, e in heads.items()
+        if e >= 0 and k not in STOP_WORDS and hasher.one(k) not in by_keys
     ]
     by_roots = KeyTable.build(*pairs["by_roots"], np.int32)
     entities = np.array(entity, dtype=np.int32)

@@ -168,8 +168,9 @@ class Disambiguator:
             step = max(1, self.kg.num_entities // FIT_SAMPLE)
             fit_on = np.arange(0, self.kg.num_entities, step, dtype=np.int32)
         vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True, dtype=np.float32)
+        corpus = self._corpus(fit_on.tolist())
         try:
-            vectorizer.fit(self._corpus(fit_on.tolist()))
+            vectorizer.fit(corpus)
         except ValueError:  # no word at all (an empty KG, or names of stop words only)
             self._analyze = vectorizer.build_analyzer()
             return
@@ -177,7 +178,10 @@ class Disambiguator:
         self._idf = vectorizer.idf_.astype(np.float32)
         self._analyze = vectorizer.build_analyzer()
         if self.PRECOMPUTE:
-            contexts = [self.entity_context(e) for e in self.ambiguous.tolist()]
+            same = fit_on is self.ambiguous and type(self)._corpus is Disambiguator._corpus
+            contexts = (  # the corpus already holds them: each context is read once
+                corpus if same else [self.entity_context(e) for e in self.ambiguous.tolist()]
+            )
             self._set_matrix(self.ambiguous, self._vectorize_many(contexts))
 
     def _set_matrix(self, entities: np.ndarray, matrix: csr_matrix) -> None:
