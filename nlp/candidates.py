@@ -133,8 +133,10 @@ class CandidateGenerator:
         semantic: embedding candidates for the words no string path covers (the ``semantic``
             path); None: off.
         table_names: extra names per entity id, from an alias table (`AliasTable.resolve`).
-        indexes: a folder where `save_indexes` wrote this generator's n-gram indexes (same KG,
-            same settings: the caller checks, see nlp/linker_index.py); None: build them.
+        indexes: a folder where `save_indexes` wrote this generator's alias tables and n-gram
+            indexes (same KG, same settings: the caller checks, see nlp/linker_index.py); None:
+            build them. The tables are arrays (nlp/alias_arrays.py); an alias a look-up finds
+            is rebuilt from its text (memoized), so memory grows with the names texts touch.
     """
 
     def __init__(

@@ -155,8 +155,8 @@ class KGLinker:
             registered function: ``{"@misc": "my_encoder.v1"}``.
         aliases: path of an alias table (nlp/alias_table.py) whose names are matched too;
             None: none.
-        index: folder of the linker's index (n-gram indexes and disambiguation statistics,
-            nlp/linker_index.py): loaded when it was built for this KG and these settings,
+        index: folder of the linker's index (alias tables, n-gram indexes and disambiguation
+            statistics, nlp/linker_index.py): loaded when it was built for this KG and these settings,
             else built and written there. None: built in memory each time.
         max_length: texts longer than this many characters are refused.
         overwrite_ents: let linked spans replace overlapping entities already in ``doc.ents``.

@@ -1,10 +1,13 @@
 """The linker's index on disk: built once per KG and settings, loaded by later pipelines.
 
-Building a `kg_linker` over a large KG costs its n-gram indexes (nlp/ngram_index.py: spelling
-variants and fuzzy matches) and its disambiguation statistics (nlp/disambiguation.py: the
-TF-IDF vocabulary, IDF and vectors of the entities that share a name). Both depend only on the
-KG's content and the linker settings that choose and split the names, so they are saved in a
-folder with a ``meta.json`` naming the KG fingerprint and a digest of those settings:
+Building a `kg_linker` over a large KG costs its alias tables (nlp/alias_arrays.py: every
+name's lemma keys, roots, window and partial anchors, as hashed keys and postings), its n-gram
+indexes (nlp/ngram_index.py: spelling variants and fuzzy matches) and its disambiguation
+statistics (nlp/disambiguation.py: the TF-IDF vocabulary, IDF and vectors of the entities that
+share a name). All depend only on the KG's content and the linker settings that choose and
+split the names, so they are saved in a folder with a ``meta.json`` naming the KG fingerprint
+and a digest of those settings, and a later pipeline reads them with ``np.load`` (the large
+arrays memory-mapped) instead of building them:
 
     from nlp.linker_index import save_index
     save_index(nlp, "out/kg.linker")                             # after building once
