@@ -114,6 +114,17 @@ def _gather_rows(kg: KnowledgeGraph, rows: np.ndarray) -> tuple[np.ndarray, np.n
     return owner, kg.edge_relations[idx].astype(np.int64), kg.neighbors[idx].astype(np.int64)
 
 
+def _sorted_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values ascending, how often each occurs) of a non-empty int array, by one sort:
+    numpy 2's hashing ``np.unique`` took 19 ms on a 16k-edge hub's row where this takes 2."""
+    ordered = np.sort(values)
+    first = np.empty(len(ordered), dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    return ordered[starts], np.diff(np.append(starts, len(ordered)))
+
+
 def _unique_seeds(kg: KnowledgeGraph, seeds: Iterable[int]) -> np.ndarray:
     out: list[int] = []
     for s in seeds:
@@ -148,13 +159,17 @@ def k_hop_subgraph(
         if len(nbr) == 0:
             break
         # one vote per (frontier node, neighbour) pair, however many relations join them
-        pairs = np.unique(owner * kg.num_entities + nbr)
-        cand, votes = np.unique(pairs % kg.num_entities, return_counts=True)
+        pairs, _ = _sorted_unique(owner * kg.num_entities + nbr)
+        cand, votes = _sorted_unique(np.sort(pairs % kg.num_entities))
         fresh = ~np.isin(cand, np.concatenate(chosen))
         cand, votes = cand[fresh], votes[fresh]
         if len(cand) == 0:
             break
         degrees = kg.indptr[cand + 1] - kg.indptr[cand]
+        if len(cand) > room:  # keep the candidates that can rank in the top ``room`` (ties too)
+            key = -votes * (1 << 34) + np.minimum(degrees, (1 << 34) - 1)
+            keep = key <= np.partition(key, room - 1)[room - 1]
+            cand, votes, degrees = cand[keep], votes[keep], degrees[keep]
         order = np.lexsort((cand, degrees, -votes))[:room]
         frontier = cand[order]
         chosen.append(frontier)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
+from pathlib import Path
+
 import pytest
 
 import kg
 
-from .conftest import EX
+from .conftest import EX, graph_from_rows
 
 
 def _ids(graph: kg.KnowledgeGraph, *names: str) -> list[int]:
@@ -150,3 +153,39 @@ def test_path_describe_gives_iris_and_labels(tiny_kg: kg.KnowledgeGraph) -> None
         "predicate": {"iri": EX + "causedBy", "label": "caused by"},
         "object": {"iri": EX + "influenza_virus", "label": "influenza virus"},
     }
+
+
+def _reference_subgraph(
+    graph: kg.KnowledgeGraph, seeds: list[int], hops: int, cap: int
+) -> list[int]:
+    """The module's relevance rule written out plainly: per hop, rank the new neighbours by
+    (previous-hop nodes joined desc, degree asc, id asc) and keep what fits."""
+    chosen, frontier = list(dict.fromkeys(seeds)), list(dict.fromkeys(seeds))
+    room = max(cap - len(chosen), 0)
+    for _ in range(hops):
+        if not room or not frontier:
+            break
+        votes: dict[int, int] = {}
+        for f in frontier:
+            for n in set(graph.neighbors[graph.indptr[f] : graph.indptr[f + 1]].tolist()):
+                votes[n] = votes.get(n, 0) + 1
+        fresh = [n for n in votes if n not in set(chosen)]
+        degree = {n: int(graph.indptr[n + 1] - graph.indptr[n]) for n in fresh}
+        frontier = sorted(fresh, key=lambda n: (-votes[n], degree[n], n))[:room]
+        chosen += frontier
+        room -= len(frontier)
+    return chosen
+
+
+def test_subgraph_follows_the_relevance_rule_around_hubs_and_ties(tmp_path: Path) -> None:
+    rng = random.Random(0)
+    for trial in range(8):
+        rows = [f"hub r n{i}" for i in range(300)]  # a hub: many ties at the cap
+        rows += [f"n{rng.randrange(300)} r n{rng.randrange(300)}" for _ in range(400)]
+        (tmp_path / str(trial)).mkdir()
+        graph = graph_from_rows("\n".join(rows), "http://example.org/g/", tmp_path / str(trial))
+        seeds = [graph.entity_id("http://example.org/g/hub")]
+        seeds += [graph.entity_id(f"http://example.org/g/n{rng.randrange(300)}") for _ in range(2)]
+        for hops, cap in ((1, 20), (2, 40), (3, 9)):
+            got = graph.subgraph(seeds, hops=hops, max_nodes=cap).nodes.tolist()
+            assert got == _reference_subgraph(graph, seeds, hops, cap), (trial, hops, cap)
