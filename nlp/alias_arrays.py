@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import re
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -78,10 +79,12 @@ class KeyTable:
         self.hashes, self.indptr, self.values = hashes, indptr, values
 
     @classmethod
-    def build(cls, hashes: Sequence[int], values: Sequence[int | float], dtype: type) -> KeyTable:
+    def build(
+        cls, hashes: Sequence[int] | array, values: Sequence[int | float] | array, dtype: type
+    ) -> KeyTable:
         """The table of ``(hashes[i], values[i])``; values of one key keep their order."""
-        h = np.array(hashes, dtype=np.uint64)
-        v: np.ndarray = np.array(values, dtype=dtype)
+        h = np.asarray(hashes, dtype=np.uint64)
+        v: np.ndarray = np.asarray(values, dtype=dtype)
         order = np.argsort(h, kind="stable")
         h, v = h[order], v[order]
         starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if len(h) else np.zeros(0, np.int64)
@@ -259,18 +262,19 @@ def build_tables(
     texts: list[str] = []
     entity: list[int] = []
     from_tables: list[bool] = []
-    pairs: dict[str, tuple[list[int], list[int]]] = {
-        name: ([], []) for name in ("by_keys", "by_roots", "short_forms", "long_forms")
+    pairs: dict[str, _Pairs] = {  # (key hash, alias id), as C arrays: 1M names cost less
+        name: (array("Q"), array("i"))
+        for name in ("by_keys", "by_roots", "short_forms", "long_forms")
     }
     max_words = 1
     key_count: dict[tuple[bool, str], int] = defaultdict(int)
-    pending: list[tuple[frozenset[str], int, bool]] = []
+    pending: list[tuple[tuple[str, ...], int, bool]] = []
     common_words: set[str] = set()
     fuzzy: dict[str, list[int]] = {}
     root_df: dict[str, int] = defaultdict(int)
     modifiers: set[str] = set()
     common_names = 0
-    partials: list[tuple[list[str], str, int]] = []
+    partials: list[tuple[tuple[str, ...], str, int]] = []
     heads: dict[str, int] = {}  # head word -> the one entity it heads, -1 for several
     all_aliases = list(kg.aliases)  # read once: a look-up per alias costs more
     bounds = kg.alias_indptr.tolist()
@@ -325,12 +329,12 @@ def build_tables(
                     root_df[r] += 1
                 if len(roots) >= 2:
                     head = root(head_word(keys))
-                    partials.append((roots, head, i))
+                    partials.append((tuple(roots), head, i))
                     modifiers.update(r for r in roots if r != head)
             if len(content) >= 2 and not from_table and len(set(content)) >= 2:
                 if len(content) == len(keys):  # no function words: the last word is its head
                     heads[content[-1]] = e if heads.get(content[-1], e) == e else -1
-                needed = frozenset([info[k][0] for k in content] if common else content)
+                needed = tuple(dict.fromkeys([info[k][0] for k in content] if common else content))
                 pending.append((needed, i, common))
                 for k in needed:
                     key_count[common, k] += 1
@@ -340,13 +344,13 @@ def build_tables(
                 _add(pairs["long_forms"], hasher.key(initials), i)
     all_words = set(info)
     del lemma
-    windows: tuple[list[int], list[int]] = ([], [])
-    root_windows: tuple[list[int], list[int]] = ([], [])
+    windows: _Pairs = (array("Q"), array("i"))
+    root_windows: _Pairs = (array("Q"), array("i"))
     for needed, i, common in pending:  # anchor each window on its rarest word
         anchor = min(needed, key=lambda k: (key_count[common, k], k))
         _add(root_windows if common else windows, hasher.one(anchor), i)
     idf = {r: math.log((1 + common_names) / df) for r, df in root_df.items()}
-    anchors: tuple[list[int], list[int]] = ([], [])
+    anchors: _Pairs = (array("Q"), array("i"))
     for roots, head, i in partials:
         weights = {r: idf[r] for r in roots}
         if sum(weights.values()) <= 0:
@@ -407,7 +411,10 @@ def _remember(memo: dict[str, str], word: str, make: Callable[[str], str]) -> st
     return out
 
 
-def _add(pairs: tuple[list[int], list[int]], h: int, i: int) -> None:
+_Pairs = tuple[array, array]  # (key hashes "Q", alias ids "i")
+
+
+def _add(pairs: _Pairs, h: int, i: int) -> None:
     pairs[0].append(h)
     pairs[1].append(i)
 
