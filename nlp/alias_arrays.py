@@ -351,11 +351,11 @@ def build_tables(
         _add(root_windows if common else windows, hasher.one(anchor), i)
     idf = {r: math.log((1 + common_names) / df) for r, df in root_df.items()}
     anchors: _Pairs = (array("Q"), array("i"))
-    for roots, head, i in partials:
-        weights = {r: idf[r] for r in roots}
+    for name_roots, head, i in partials:
+        weights = {r: idf[r] for r in name_roots}
         if sum(weights.values()) <= 0:
             continue
-        rarest = max(roots, key=lambda r: (weights[r], r))
+        rarest = max(name_roots, key=lambda r: (weights[r], r))
         _add(anchors, hasher.one(rarest), i)
         if head != rarest and head not in modifiers:
             _add(anchors, hasher.one(head), i)
