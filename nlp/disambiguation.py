@@ -122,7 +122,7 @@ class Disambiguator:
                 for j, o in enumerate(mentions)
                 if j != m and (o.end <= mention.start or o.start >= mention.end)
             ]
-            degree = np.array([self.degree(c.entity) + 1 for c in cands], dtype=float)
+            degree = self._degrees(cands) + 1
             prior = degree / degree.sum()
             context = np.full(len(cands), NEUTRAL)
             if len(cands) > 1 and w.context:
@@ -149,13 +149,21 @@ class Disambiguator:
         if len(cands) <= MAX_RANKED:
             return cands
         w = self.weights
-        degree = np.array([self.degree(c.entity) + 1 for c in cands], dtype=float)
+        degree = self._degrees(cands) + 1
         first = w.string * np.array([c.similarity for c in cands]) + w.prior * degree / degree.sum()
         order = np.lexsort(([c.entity for c in cands], -first))[:MAX_RANKED]
         return [cands[i] for i in order]
 
     def degree(self, e: int) -> int:
         return int(self.degrees[e])
+
+    def _degrees(self, cands: list[Any]) -> np.ndarray:
+        """`degree` of each candidate's entity, as floats (one numpy gather where the degrees
+        are the graph's: a common word's mention has hundreds of candidates)."""
+        if type(self).degree is not Disambiguator.degree:
+            return np.array([self.degree(c.entity) for c in cands], dtype=float)
+        entities = np.fromiter((c.entity for c in cands), dtype=np.int64, count=len(cands))
+        return self.degrees[entities].astype(float)
 
     # ----- context -----
     def _fit(self) -> None:
