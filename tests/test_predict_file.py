@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from fusion.predict import Predictor
 from fusion.predict_file import (
     BATCH,
     iter_texts,
-    predict_file,
-    run_record,
     scan,
     start_or_resume,
 )
 from nlp.texts import DataError
 
-from .conftest import run_cli
+from .conftest import REPO, run_cli
 
 WORDS = ["fever", "cough", "cold", "flu", "joint pain", "skin rash", "influenza", "sneezing"]
 
@@ -30,17 +28,28 @@ def write_texts(path: Path, n: int, offset: int = 0) -> Path:
     return path
 
 
-class Interrupted:
-    """A predictor that is stopped (as by Ctrl-C) when its ``batches``-th batch starts."""
+INTERRUPTED_RUN = """
+import sys
+from pathlib import Path
+from fusion.predict import Predictor
+from fusion.predict_file import predict_file, run_record, scan, start_or_resume
 
-    def __init__(self, predictor: Predictor, batches: int):
-        self.predictor, self.left = predictor, batches
+bundle, texts, out, batches = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+predictor = Predictor.from_dir(bundle)
+predict = predictor.predict
 
-    def predict(self, texts: list[str], explain_paths: bool = False) -> list[dict[str, Any]]:
-        if self.left == 0:
-            raise KeyboardInterrupt
-        self.left -= 1
-        return self.predictor.predict(texts, explain_paths=explain_paths)
+def stopping(batch, explain_paths=False):  # Ctrl-C when batch number `batches` starts
+    global batches
+    if batches == 0:
+        raise KeyboardInterrupt
+    batches -= 1
+    return predict(batch, explain_paths=explain_paths)
+
+predictor.predict = stopping
+total, digest = scan(texts, "text")
+run = run_record(bundle, texts, "text", False, digest, total)
+predict_file(predictor, texts, out, run, start_or_resume(out, run, False), progress=False)
+"""
 
 
 def test_predict_file_resumed_after_an_interruption_equals_an_uninterrupted_run(
@@ -52,10 +61,11 @@ def test_predict_file_resumed_after_an_interruption_equals_an_uninterrupted_run(
     assert first.returncode == 0, first.stderr
 
     out = tmp_path / "resumed.jsonl"
-    run = run_record(tiny_bundle, texts, "text", False, *reversed(scan(texts, "text")))
-    assert start_or_resume(out, run, overwrite=False) == 0
-    with pytest.raises(KeyboardInterrupt):
-        predict_file(Interrupted(Predictor.from_dir(tiny_bundle), 2), texts, out, run, 0, False)  # type: ignore[arg-type]
+    script = tmp_path / "interrupted_run.py"
+    script.write_text(INTERRUPTED_RUN)  # in its own process, with the CLI's torch threads
+    args = [str(tiny_bundle), str(texts), str(out), "2"]
+    stopped = subprocess.run([sys.executable, str(script), *args], cwd=REPO, capture_output=True)
+    assert stopped.returncode != 0 and b"KeyboardInterrupt" in stopped.stderr
     part = out.with_name(out.name + ".part")
     assert not out.exists() and len(part.read_text().splitlines()) == 2 * BATCH
     with part.open("a") as f:  # the kill came while a line was being written
