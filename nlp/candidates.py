@@ -85,6 +85,7 @@ _WORD = re.compile(r"^[^\W\d_]+$")
 RESPELL_RATIO = 0.85
 _PRIME = np.uint64(PRIME)
 MEMO = 200_000  # aliases and anchored entries kept rebuilt in memory
+SPAN_MEMO = 20_000  # spans whose key and root candidates are kept
 SENTENCE_ENDS = frozenset({".", "!", "?", ";"})  # windows never cross them
 
 
@@ -195,6 +196,7 @@ class CandidateGenerator:
         self._aliases_memo: dict[int, tuple[_Alias, tuple[str, ...]]] = {}
         self._anchored: dict[tuple[str, str], list[Any]] = {}  # (table, word) -> entries
         self._keyed: dict[tuple[bool, tuple[str, ...]], list[_Alias]] = {}  # (roots?, key)
+        self._span_memo: dict[tuple[Any, ...], dict[int, MentionCandidate]] = {}
 
     # ----- the n-gram indexes (built once per KG and settings; see nlp/linker_index.py) -----
     def _indexes(self, folder: Path | None) -> tuple[NgramIndex, NgramIndex]:
@@ -377,32 +379,49 @@ class CandidateGenerator:
     def _aliases(
         self, words: _Words, found: dict[tuple[int, int], dict[int, MentionCandidate]]
     ) -> None:
-        """``exact``, ``lemma``, ``respelled``, ``table`` and ``root`` candidates (a key may
-        name hundreds of entities in a large KG: candidates go straight into ``found``)."""
-        keys, lows, pos = words.keys, words.lower, words.pos
+        """``exact``, ``lemma``, ``respelled``, ``table`` and ``root`` candidates. They depend
+        only on the span's words, keys and respelling, so each span's candidates are memoized
+        (a common word names hundreds of entities of a large KG); this path runs first, so
+        each span's entry in ``found`` is new."""
+        keys = words.keys
         named = self._spans_in(self.tables.by_keys, keys)
         rooted = self._spans_in(self.tables.by_roots, words.roots)
         for a, b in sorted(named | rooted):
-            exact = self._named(tuple(keys[a:b])) if (a, b) in named else []
             respelled = any(words.respelled[a:b])
-            cands: list[tuple[_Alias, str]] = []
-            for alias in exact:
-                if alias.case_sensitive and " ".join(words.text[a:b]) != alias.text:
-                    continue
-                kind = "exact" if tuple(lows[a:b]) == alias.lower else "lemma"
-                kind = "respelled" if respelled else kind
-                cands.append((alias, "table" if alias.table else kind))
-            if not exact and (a, b) in rooted:
-                rooted_aliases = self._rooted(tuple(words.roots[a:b]))
-                cands = [(alias, "root") for alias in rooted_aliases if not alias.case_sensitive]
-            if not cands:
+            memo_key = (tuple(words.text[a:b]), tuple(keys[a:b]), respelled)
+            best = self._span_memo.get(memo_key)
+            if best is None:
+                best = self._span_candidates(words, a, b, (a, b) in named, (a, b) in rooted)
+                if len(self._span_memo) > SPAN_MEMO:
+                    self._span_memo.clear()
+                self._span_memo[memo_key] = best
+            if best:
+                found[words.pos[a], words.pos[b - 1] + 1] = dict(best)
+
+    def _span_candidates(
+        self, words: _Words, a: int, b: int, has_name: bool, has_root: bool
+    ) -> dict[int, MentionCandidate]:
+        """The best candidate per entity that words ``a..b-1`` name by key or root."""
+        keys, lows = words.keys, words.lower
+        exact = self._named(tuple(keys[a:b])) if has_name else []
+        respelled = any(words.respelled[a:b])
+        cands: list[tuple[_Alias, str]] = []
+        for alias in exact:
+            if alias.case_sensitive and " ".join(words.text[a:b]) != alias.text:
                 continue
-            slot = found[pos[a], pos[b - 1] + 1]
-            for alias, kind in cands:  # keep the best candidate per entity (see `add`)
-                sim = KIND_SIMILARITY[kind]
-                old = slot.get(alias.entity)
-                if old is None or old.similarity < sim:
-                    slot[alias.entity] = MentionCandidate(alias.entity, alias.text, sim, kind)
+            kind = "exact" if tuple(lows[a:b]) == alias.lower else "lemma"
+            kind = "respelled" if respelled else kind
+            cands.append((alias, "table" if alias.table else kind))
+        if not exact and has_root:
+            rooted_aliases = self._rooted(tuple(words.roots[a:b]))
+            cands = [(alias, "root") for alias in rooted_aliases if not alias.case_sensitive]
+        best: dict[int, MentionCandidate] = {}
+        for alias, kind in cands:  # keep the best candidate per entity (see `add`)
+            sim = KIND_SIMILARITY[kind]
+            old = best.get(alias.entity)
+            if old is None or old.similarity < sim:
+                best[alias.entity] = MentionCandidate(alias.entity, alias.text, sim, kind)
+        return best
 
     def _spans_in(self, table: KeyTable, keys: list[str]) -> set[tuple[int, int]]:
         """The spans ``(a, b)`` of at most ``max_words`` words whose key ``keys[a:b]`` has its
