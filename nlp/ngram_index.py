@@ -28,6 +28,7 @@ from rapidfuzz import fuzz
 
 N = 3  # characters per gram
 MAX_POSTINGS = 20_000  # a gram held by more strings is skipped while rarer grams exist
+CHUNK = 100_000  # strings whose 3-grams are cut at once while building
 _ARRAYS = ("grams", "indptr", "postings", "sizes")
 
 
@@ -140,14 +141,13 @@ def _build(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     if not texts:
         z = np.zeros(0, np.int64)
         return z, np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32)
-    # one array of code points, texts separated by NUL; grams spanning a NUL are dropped
-    joined = "\0".join(f" {t} " for t in texts)
-    c = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-    sep = c == 0
-    owner = np.cumsum(sep, dtype=np.int64)[:-2]
-    ok = ~(sep[:-2] | sep[1:-1] | sep[2:])
-    pairs = _distinct((_gram_codes(c)[ok] << 32) | owner[ok])  # (gram, text) pairs
-    del c, sep, owner, ok
+    parts = [  # a chunk of texts at a time: int64 temporaries of every code point of a
+        # million names cost gigabytes at once
+        _chunk_pairs(texts[start : start + CHUNK], start)
+        for start in range(0, len(texts), CHUNK)
+    ]
+    pairs = _distinct(np.concatenate(parts))  # (gram, text) pairs
+    del parts
     postings = (pairs & 0xFFFFFFFF).astype(np.int32)
     gram_of = pairs >> 32
     starts = np.flatnonzero(np.r_[True, gram_of[1:] != gram_of[:-1]])
@@ -155,6 +155,17 @@ def _build(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     indptr = np.r_[starts, len(pairs)].astype(np.int64)
     sizes = np.bincount(postings, minlength=len(texts)).astype(np.int32)
     return grams, indptr, postings, sizes
+
+
+def _chunk_pairs(texts: Sequence[str], first: int) -> np.ndarray:
+    """The distinct ``gram << 32 | text id`` of ``texts`` (ids from ``first``): one array of
+    code points, texts separated by NUL; grams spanning a NUL are dropped."""
+    joined = "\0".join(f" {t} " for t in texts)
+    c = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    sep = c == 0
+    owner = np.cumsum(sep, dtype=np.int64)[:-2] + first
+    ok = ~(sep[:-2] | sep[1:-1] | sep[2:])
+    return _distinct((_gram_codes(c)[ok] << 32) | owner[ok])
 
 
 def _distinct(a: np.ndarray) -> np.ndarray:
