@@ -652,7 +652,8 @@ _Add = Callable[[int, int, MentionCandidate], None]
 
 def _splitter(tokenize: Callable[[str], Doc]) -> Callable[[str], Sequence[str]]:
     """The words of an alias as the tokenizer splits them, minus spaces and joiners. Names of
-    plain words and single spaces ("abdominal pain") are split on spaces: the tokenizer gives
+    plain words (all letters, or all digits) and single spaces ("abdominal pain", "Pixel 8")
+    are split on spaces: the tokenizer gives
     the same words, unless one is a special case ("cannot" -> "can", "not"), and building a
     Doc per alias is most of the cost of building the linker over a large KG."""
     owner = getattr(tokenize, "__self__", None)  # a Language's make_doc, or a Tokenizer's call
@@ -668,7 +669,9 @@ def _splitter(tokenize: Callable[[str], Doc]) -> Callable[[str], Sequence[str]]:
     return split
 
 
-_PLAIN = re.compile(r"^[^\W\d_]+(?: [^\W\d_]+)*$")
+_PLAIN = re.compile(
+    r"^(?:[^\W\d_]+|[0-9]+)(?: (?:[^\W\d_]+|[0-9]+))*$"
+)  # words of letters or digits
 
 
 def _short(short: str) -> str:

@@ -309,3 +309,20 @@ def test_linker_partial_mention_links_by_its_rare_words(tmp_path: Path) -> None:
     assert [e.text for e in from_kg(graph, partial_coverage=1.0)("a rash")._.kg_entities] == []
     with pytest.raises(LinkingError, match="partial_coverage"):
         from_kg(graph, partial_coverage=0.0)
+
+
+def test_plain_names_split_as_the_spacy_tokenizer_splits_them() -> None:
+    """The fast path for names of plain words (letters, or digits) gives the tokenizer's words."""
+    import spacy
+
+    from nlp.candidates import JOINERS, _splitter
+
+    nlp = spacy.blank("en")
+    split = _splitter(nlp.make_doc)
+    names = [
+        "abdominal pain", "Pixel 8", "Raxxon Portable 2", "Viobupou Vunaero 66", "cannot sleep",
+        "gonna 2", "L2 pro", "10km run", "covid 19", "Übelkeit 3", "Let's go", "a  b", "x 1st",
+    ]  # fmt: skip
+    for name in names:
+        expected = [t.text for t in nlp.make_doc(name) if not t.is_space and t.text not in JOINERS]
+        assert list(split(name)) == expected, name
