@@ -48,7 +48,9 @@ from nlp.linker_index import save_index
 
 FORMAT = "kgfuse-bundle"
 FORMAT_VERSION = 3  # 2: temperature and the label-path sequences; 3: touched node features only
-LINKER_INDEX = "kg/linker"  # the linker's index, stored with the KG it indexes (nlp/linker_index.py)
+LINKER_INDEX = (
+    "kg/linker"  # the linker's index, stored with the KG it indexes (nlp/linker_index.py)
+)
 REQUIRED = ("bundle.json", "model.safetensors", "node_features.safetensors", "kg")
 
 
