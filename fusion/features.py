@@ -91,7 +91,6 @@ class FeatureTable:
         self.matrix = np.zeros((0, dim), dtype=np.float32)
         self.size = 0
         self.generation = 0  # bumped whenever rows are dropped: views then forget their rows
-        self.embedded = 0  # texts embedded by this table (not read from a cache)
         if pinned is not None:
             digests, vectors = pinned
             if vectors.shape[1:] != (dim,) or len(digests) != len(vectors):
@@ -126,10 +125,9 @@ class FeatureTable:
 
     def contents(self) -> tuple[np.ndarray, np.ndarray]:
         """(digests uint8 [n, 32], vectors float32 [n, dim]) of every vector held."""
-        with self.lock:
-            order = sorted(self.keys.items(), key=lambda kv: kv[1])
-            digests = np.frombuffer(b"".join(k for k, _ in order), dtype=np.uint8).reshape(-1, 32)
-            return digests.copy(), self.matrix[[r for _, r in order]].copy()
+        with self.lock:  # keys are held in row order: rows 0..size-1, one key each
+            digests = np.frombuffer(b"".join(self.keys), dtype=np.uint8).reshape(-1, 32)
+            return digests.copy(), self.matrix[: self.size].copy()
 
 
 class NodeFeatures:
@@ -210,7 +208,6 @@ class NodeFeatures:
             with table.lock:
                 fresh = [i for i, (k, _) in enumerate(missing) if k not in table.keys]
                 table.append([missing[i][0] for i in fresh], vectors[fresh])
-                table.embedded += len(missing)
             if cache is not None:
                 for (_, text), vector in zip(missing, vectors, strict=True):
                     cache[text] = vector

@@ -160,7 +160,7 @@ def k_hop_subgraph(
             break
         # one vote per (frontier node, neighbour) pair, however many relations join them
         pairs, _ = _sorted_unique(owner * kg.num_entities + nbr)
-        cand, votes = _sorted_unique(np.sort(pairs % kg.num_entities))
+        cand, votes = _sorted_unique(pairs % kg.num_entities)
         fresh = ~np.isin(cand, np.concatenate(chosen))
         cand, votes = cand[fresh], votes[fresh]
         if len(cand) == 0:
