@@ -17,7 +17,6 @@ the same reason.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -26,7 +25,7 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nlp.texts import TEXT_FORMATS, DataError, text_problem
+from nlp.texts import TEXT_FORMATS, DataError, delimited_rows, text_problem
 
 if TYPE_CHECKING:
     from fusion.predict import Predictor
@@ -90,18 +89,8 @@ def _jsonl_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
 
 
 def _delimited_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
-    reader = csv.reader(f, delimiter=delimiter, strict=True)
     index = None
-    while True:
-        start = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            raise DataError(f"{path}:{start}: malformed row ({e}); quote it properly") from e
-        if not row:
-            continue
+    for start, row in delimited_rows(path, f, delimiter):
         if index is None:
             if column not in row:
                 raise DataError(f"{path}: no column {column!r}; the columns are {row}")

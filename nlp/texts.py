@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -139,25 +139,34 @@ def _read_jsonl(path: Path, content: str) -> tuple[list[dict[str, str]], list[in
     return rows, lines
 
 
+def delimited_rows(
+    path: Path, lines: Iterable[str], delimiter: str
+) -> Iterator[tuple[int, list[str]]]:
+    """(line the row starts on, fields) of each non-blank row of CSV or TSV ``lines`` (a file
+    opened with ``newline=""``), read one at a time. Strict quoting: a malformed row, or a
+    quote that never closes, raises `DataError` naming ``path`` and the row's first line."""
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise DataError(f"{path}:{start}: {_quoting_problem(e)}") from e
+        if row:  # a blank line has none
+            yield start, row
+
+
 def _read_delimited(
     path: Path, content: str, delimiter: str, required: Sequence[str]
 ) -> tuple[list[dict[str, str]], list[int]]:
     """Rows of a CSV or TSV text as dicts keyed by the header, and the line each row starts on
     (a quoted field may span lines). A missing field reads as "". Strict quoting: a quote that
     never closes is reported at the line where its row starts, not at the end of the file."""
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter, strict=True)
     header: list[str] | None = None
     rows, lines = [], []
-    while True:
-        start = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            raise DataError(f"{path}:{start}: {_quoting_problem(e)}") from e
-        if not row:
-            continue  # a blank line
+    for start, row in delimited_rows(path, io.StringIO(content, newline=""), delimiter):
         if header is None:
             header = row
             continue
