@@ -248,7 +248,8 @@ class Resources:
         texts: Sequence[str] | None = None,
     ) -> tuple[dict[str, torch.Tensor] | None, Batch | None, torch.Tensor | None]:
         """(tokens, graph batch, counter features) for ``model``: only what it reads. Points
-        the model at these node features first (this graph's, not a sibling's). ``texts`` replaces the batch's texts (training's mention masking)."""
+        the model at these node features first (this graph's, not a sibling's). ``texts``
+        replaces the batch's texts (training's mention masking)."""
         model.node_features = self.features
         texts = list(texts) if texts is not None else [p.text for p in batch]
         tokens = self.tokenize(texts) if model.text_encoder is not None else None
@@ -269,8 +270,9 @@ class Resources:
 
         Node features are matched by text: an entity whose text is unchanged keeps its vector.
         With ``cache`` or ``embed``, the new or changed entities are embedded now (the others
-        when a prediction first touches them). The result shares this one's encoder, so use the two from one thread at a time (the
-        service swaps them between batches of its model thread). This one is only read.
+        when a prediction first touches them). The result shares this one's encoder, so use the
+        two from one thread at a time (the service swaps them between batches of its model
+        thread). This one is only read.
 
         Args:
             graph: the new graph; it must have exactly this graph's relations (a model's
