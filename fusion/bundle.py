@@ -38,8 +38,8 @@ from fusion.model import FusionClassifier
 from fusion.path_graph import walk_length
 from fusion.resources import Resources
 from kg.errors import KGFuseError
+from kg.files import atomic_directory
 from kg.graph import KnowledgeGraph
-from kg.storage import atomic_directory
 from kg.store_graph import StoreGraph, is_store_reference
 from nlp.linker import ALIAS_FILE, from_kg
 from nlp.linker_index import FORMAT as INDEX_FORMAT

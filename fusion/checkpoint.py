@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kg.storage import atomic_directory
+from kg.files import atomic_directory
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

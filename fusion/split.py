@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from fusion.data import Example, stratified_indices
+from kg.files import atomic_directory
 from kg.graph import KnowledgeGraph
-from kg.storage import atomic_directory
 from nlp.texts import DataError
 
 OVERSHOOT = 0.1  # an entity whose texts overshoot the wanted share by more is passed over

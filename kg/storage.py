@@ -11,11 +11,6 @@ into place, so a reader never sees half a graph and a failed write leaves the ol
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +18,7 @@ import numpy as np
 
 from kg.config import KGConfig
 from kg.errors import KGStoreError
+from kg.files import atomic_directory
 from kg.graph import ARRAY_FIELDS, STRING_FIELDS, KnowledgeGraph
 from kg.strings import StringTable
 
@@ -30,35 +26,6 @@ FORMAT = "kgfuse-kg"
 FORMAT_VERSION = 1
 META_FILE = "kg.json"
 INDEX_FILE = "index.safetensors"
-
-
-@contextmanager
-def atomic_directory(target: str | Path) -> Iterator[Path]:
-    """Yield a fresh temporary folder; on success it replaces ``target``, on error it vanishes."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        yield tmp
-        old = None
-        if target.exists():
-            if not target.is_dir():
-                raise KGStoreError(
-                    f"{target} exists and is not a folder; choose another output path"
-                )
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            target.rename(old)
-        try:
-            tmp.rename(target)
-        except BaseException:
-            if old is not None:
-                old.rename(target)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def save_graph(kg: KnowledgeGraph, directory: str | Path) -> Path:

@@ -35,9 +35,9 @@ import numpy as np
 
 from kg.config import KGConfig
 from kg.errors import EntityNotFoundError, KGStoreError
+from kg.files import atomic_directory
 from kg.graph import KnowledgeGraph, Neighbor, Triple, describe_triple, humanize, local_name
 from kg.paths import Path as KGPath
-from kg.storage import atomic_directory
 from kg.subgraph import Subgraph
 from kg.triplestore import TripleStoreGraph
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import kg
-from kg.storage import INDEX_FILE, META_FILE, atomic_directory
+from kg.files import atomic_directory
+from kg.storage import INDEX_FILE, META_FILE
 
 
 def test_save_then_open_gives_the_same_graph(tiny_kg: kg.KnowledgeGraph, tmp_path: Path) -> None:

@@ -1,0 +1,92 @@
+"""Atomic writes: a reader sees the old file (or folder) or the new one, never half of either.
+
+Everything kgfuse writes for later reading (compiled KGs, bundles, indexes, caches, reports,
+prediction files) goes through this module. Each writer assembles its output under a temporary
+name beside the target, in the same folder and so on the same file system, and renames it into
+place only when the write succeeded; on any error the temporary is removed and the target is left
+as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from kg.errors import KGStoreError
+
+
+@contextmanager
+def atomic_file(
+    path: str | Path, mode: Literal["w", "wb"] = "w", newline: str | None = None
+) -> Iterator[IO[Any]]:
+    """Yield a file opened for writing (UTF-8 text for ``"w"``, bytes for ``"wb"``); on
+    success it replaces ``path``, on error it vanishes. The parent folder is created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        if mode == "wb":
+            with os.fdopen(fd, "wb") as binary:
+                yield binary
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as text:
+                yield text
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_file(path) as f:
+        f.write(text)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_file(path, "wb") as f:
+        f.write(data)
+
+
+def write_json(path: str | Path, data: Any, indent: int | None = 2) -> None:
+    """Write ``data`` as JSON (UTF-8, non-ASCII kept, a final newline) to ``path`` atomically."""
+    write_text(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+
+
+@contextmanager
+def atomic_directory(target: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary folder; on success it replaces ``target``, on error it vanishes.
+
+    An existing ``target`` is moved aside first and removed only once the new folder is in
+    place, so a failed rename puts the old one back."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            if not target.is_dir():
+                raise KGStoreError(
+                    f"{target} exists and is not a folder; choose another output path"
+                )
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            target.rename(old)
+        try:
+            tmp.rename(target)
+        except BaseException:
+            if old is not None:
+                old.rename(target)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
