@@ -37,6 +37,10 @@ class KGStoreError(KGFuseError):
     """A compiled KG folder is missing, incomplete, corrupt or of another format version."""
 
 
+class InvalidIRIError(KGFuseError, ValueError):
+    """A string given as an IRI is not one, so no SPARQL query can name it."""
+
+
 class KGReadOnlyError(KGFuseError):
     """The KG cannot be changed here (it lives in a triple store that kgfuse only reads)."""
 
