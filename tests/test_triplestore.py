@@ -13,13 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pyoxigraph import Literal, NamedNode
 from typer.testing import CliRunner
 
 import kg
 from fusion.counter import LabelCounter
 from fusion.store_counter import StoreLabelCounter
 from kg.cli import app
-from kg.errors import EntityNotFoundError, KGStoreError
+from kg.errors import EntityNotFoundError, InvalidIRIError, KGStoreError
+from kg.sparql import Select
 from kg.store_graph import StoreGraph
 from kg.triplestore import TripleStoreGraph
 from tests.conftest import free_port, oxigraph_endpoint
@@ -28,6 +30,8 @@ pytestmark = pytest.mark.integration
 
 EX = "http://example.org/tiny/"
 GEN = "http://example.org/gen/"
+ODD_LABEL = 'say """hi""" \\ VALUES ?v {} ?o'  # quotes, a backslash, text like a query slot
+BAD_IRI = EX + "flu> ?p ?o } #"  # would close the IRI and the query, were it pasted in
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +47,8 @@ def triples(tiny_ttl: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Pa
     for e in range(0, 60, 3):
         lines.add(f'<{GEN}e{e:02d}> <http://www.w3.org/2000/01/rdf-schema#label> "node {e}" .')
         lines.add(f"<{GEN}e{e:02d}> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <{GEN}T> .")
+    odd = ODD_LABEL.replace("\\", "\\\\").replace('"', '\\"')
+    lines.add(f'<{GEN}odd> <http://www.w3.org/2000/01/rdf-schema#label> "{odd}" .')
     path = tmp_path_factory.mktemp("gen") / "gen.nt"
     path.write_text("\n".join(sorted(lines)) + "\n")
     return [tiny_ttl, path]
@@ -236,6 +242,59 @@ def test_triplestore_labels_pages_and_names(
         store.resolve("no such disease")
     with pytest.raises(EntityNotFoundError, match="nowhere"):
         store.neighborhood([EX + "nowhere"])
+
+
+def test_triplestore_literal_with_quotes_and_backslash_round_trips(
+    store: TripleStoreGraph, memory: kg.KnowledgeGraph
+) -> None:
+    """A label is sent as a term (bound on the embedded store, serialised by pyoxigraph over
+    HTTP) and read back exactly."""
+    assert memory.label(memory.entity_id(GEN + "odd")) == ODD_LABEL
+    assert store.resolve(ODD_LABEL) == GEN + "odd"
+    assert store.resolve(ODD_LABEL.upper()) == GEN + "odd"
+    assert store.label(GEN + "odd") == ODD_LABEL
+    assert (GEN + "odd", ODD_LABEL, [ODD_LABEL]) in list(store.labels())
+    assert store.describe([GEN + "odd"]).labels[0] == ODD_LABEL
+    with pytest.raises(EntityNotFoundError):
+        store.resolve('say """hi')
+
+
+def test_triplestore_invalid_iri_is_refused_before_any_query(store: TripleStoreGraph) -> None:
+    sent = store.attempts
+    calls = [
+        lambda: store.neighborhood([EX + "flu", BAD_IRI]),
+        lambda: store.edges([BAD_IRI]),
+        lambda: store.degrees([EX + "flu", BAD_IRI]),
+        lambda: store.describe([BAD_IRI]),
+        lambda: store.label(BAD_IRI),
+        lambda: store.label_links([EX + "flu"], [BAD_IRI]),
+        lambda: store.paths(EX + "flu", EX + "no such>thing"),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidIRIError, match=r"is not an IRI.*percent-encoded"):
+            call()
+    assert store.attempts == sent
+    with pytest.raises(InvalidIRIError, match=re.escape(repr(BAD_IRI))):
+        store.exists(BAD_IRI)
+    with pytest.raises(EntityNotFoundError):  # not an IRI, so looked up as a label
+        store.resolve(BAD_IRI)
+    assert BAD_IRI not in store._edges
+
+
+def test_select_fills_slots_without_reading_the_terms() -> None:
+    """A literal whose text looks like a slot is written once, as a literal."""
+    query = Select(
+        "SELECT ?v ?o WHERE { VALUES ?v {} VALUES ?o {} }",
+        {"v": [Literal("VALUES ?o {}")], "o": [NamedNode(EX + "a"), NamedNode(EX + "b")]},
+    )
+    assert query.render() == (
+        f'SELECT ?v ?o WHERE {{ VALUES ?v {{ "VALUES ?o {{}}" }} VALUES ?o {{ <{EX}a> <{EX}b> }} }}'
+    )
+    bound = Select("SELECT ?v WHERE { ?v ?p ?o }", bind={"v": Literal('a"""b')})
+    assert bound.render() == 'SELECT ?v WHERE { VALUES ?v { "a\\"\\"\\"b" } ?v ?p ?o }'
+    assert bound.render(inline_bind=False) == bound.text
+    with pytest.raises(ValueError, match="slots"):
+        Select("SELECT ?v WHERE { VALUES ?v {} }").render()
 
 
 def test_triplestore_load_from_endpoint_equals_in_memory(
