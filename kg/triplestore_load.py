@@ -14,7 +14,8 @@ from kg.config import KGConfig
 from kg.errors import KGStoreError
 from kg.graph import KnowledgeGraph
 from kg.parse import OXIGRAPH_FORMATS
-from kg.triplestore import TripleStoreGraph
+from kg.sparql import Select
+from kg.sparql_client import SparqlClient
 
 
 def bulk_load(files: Sequence[str | Path], store: str | Path, format: str | None = None) -> int:
@@ -61,16 +62,17 @@ def load_endpoint(
     endpoint: str, config: KGConfig | None = None, page_size: int = 100_000, **options: Any
 ) -> KnowledgeGraph:
     """Every triple of ``endpoint`` paged out (``ORDER BY``, ``LIMIT``/``OFFSET``) and compiled,
-    for a KG that fits in memory. ``options`` go to `TripleStoreGraph` (timeout_s, retries)."""
-    source = TripleStoreGraph(endpoint, config=config, **options)
-    builder = GraphBuilder(source.config)
+    for a KG that fits in memory. ``options`` go to `SparqlClient` (timeout_s, retries,
+    backoff_s)."""
+    source = SparqlClient(endpoint, **options)
+    builder = GraphBuilder(config or KGConfig())
 
     def key(term: dict[str, str]) -> str:
         return term["value"] if term["type"] == "uri" else "_:" + term["value"]
 
-    query = "SELECT ?s ?p ?o WHERE { ?s ?p ?o } ORDER BY ?s ?p ?o "
+    query = Select("SELECT ?s ?p ?o WHERE { ?s ?p ?o } ORDER BY ?s ?p ?o")
     for offset in itertools.count(0, page_size):
-        page = source.select(f"{query}LIMIT {page_size} OFFSET {offset}")
+        page = source.select(query.page(page_size, offset))
         edges = [r for r in page if r["o"]["type"] != "literal"]
         if edges:
             builder.add_edges(
