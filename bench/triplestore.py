@@ -8,7 +8,7 @@ Benchmark of the triple-store backend (kg/triplestore.py) against the KG loaded 
 2. Each operation runs in its own fresh Python process, so its peak RSS (``ru_maxrss``, with
    ``VmHWM`` beside it) is its own:
    - memory (the baseline): ``kg.load(file)``, then ``graph.subgraph`` latency;
-   - store: ``kg.triplestore.bulk_load`` into an on-disk Oxigraph store (pyoxigraph's bulk
+   - store: ``kg.triplestore_load.bulk_load`` into an on-disk Oxigraph store (pyoxigraph's bulk
      loader, bounded memory);
    - endpoint: ``oxigraph serve-read-only`` on that store, then ``TripleStoreGraph.neighborhood``
      over HTTP for ``--queries`` seeded random seeds, first each with an empty cache (cold), then

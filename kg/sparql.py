@@ -85,6 +85,8 @@ class Select:
         reads like a slot stays a literal."""
         text, terms = self.text, dict(self.values)
         if inline_bind and self.bind:
+            if "WHERE {" not in text:
+                raise ValueError(f"a query with bound variables needs a WHERE clause: {text}")
             slots = " ".join(f"VALUES ?{name} {{}}" for name in self.bind)
             text = text.replace("WHERE {", f"WHERE {{ {slots}", 1)
             terms |= {name: [term] for name, term in self.bind.items()}
