@@ -78,9 +78,15 @@ def split_command(
             graph.iri(e) for e in range(graph.num_entities) if wanted & set(graph.types_of(e))
         }
     split = held_out_entity_split(
-        examples, mentions, fraction, seed, val_fraction, candidates, seen_fraction,
-        val_seen_fraction,
-    )  # fmt: skip
+        examples,
+        mentions,
+        fraction,
+        seed,
+        val_fraction=val_fraction,
+        candidates=candidates,
+        seen_fraction=seen_fraction,
+        val_seen_fraction=val_seen_fraction,
+    )
     settings = {
         "data": str(data),
         "kg": str(kg_path),
@@ -92,12 +98,13 @@ def split_command(
     }
     write_split(split, graph, output, text_column, label_column, settings)
     table = Table("split", "texts", title=f"held out {len(split.held_out)} entities -> {output}")
+    val_seen = len(split.val) - split.val_unseen
     rows: list[tuple[str, int | str]] = [
         ("train", len(split.train)),
-        ("val (unseen + seen)", f"{len(split.val):,} ({split.val_unseen:,} + {len(split.val) - split.val_unseen:,})"),
+        ("val (unseen + seen)", f"{len(split.val):,} ({split.val_unseen:,} + {val_seen:,})"),
         ("test", len(split.test)),
         ("test_seen", len(split.test_seen)),
-    ]  # fmt: skip
+    ]
     for name, n in rows:
         if n or name != "test_seen":
             table.add_row(name, f"{n:,}" if isinstance(n, int) else n)

@@ -187,9 +187,12 @@ def gradient_paths(
     weight = torch.ones(graph.edge_index.shape[1], requires_grad=True)
     with torch.enable_grad():
         logits = model.forward_parts(
-            None, batch, text_vector=text_vector, counts=_counts(model, resources, example),
+            None,
+            batch,
+            text_vector=text_vector,
+            counts=_counts(model, resources, example),
             edge_weight=weight,
-        )["logits"]  # fmt: skip
+        )["logits"]
         odds = log_odds(logits / temperature, predicted).sum()
         if odds.requires_grad:
             odds.backward()
@@ -217,7 +220,8 @@ def gradient_paths(
                 v = dest[e]
                 for score, walked, steps in walks:
                     if v not in walked:
-                        grown.setdefault(v, []).append((score + importance[e], [*walked, v], [*steps, e]))  # fmt: skip
+                        walk = (score + importance[e], [*walked, v], [*steps, e])
+                        grown.setdefault(v, []).append(walk)
         beam = {v: sorted(w, key=lambda x: -x[0])[:BEAM_WIDTH] for v, w in grown.items()}
         found.extend(beam.get(target, []))
         beam.pop(target, None)  # a walk ends at the class node

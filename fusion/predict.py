@@ -80,14 +80,10 @@ class Predictor:
         probs = torch.softmax(parts["logits"] / self.temperature, dim=-1)  # calibrated
         best = probs.argmax(dim=-1).tolist()
         model_at = time.perf_counter()
-        paths: list[list[DescribedPath] | None] = [None] * len(prepared)
-        if explain_paths:
-            for i, p in enumerate(prepared):
-                found = explain(
-                    model, self.resources, p, text[i : i + 1], best[i], top_k_paths,
-                    temperature=self.temperature,
-                )  # fmt: skip
-                paths[i] = [path.describe(self.resources.graph) for path in found]
+        paths = [
+            self._paths(p, text[i : i + 1], best[i], top_k_paths) if explain_paths else None
+            for i, p in enumerate(prepared)
+        ]
         timings = {
             "link_ms": link_ms,
             "model_ms": (model_at - started) * 1e3,
@@ -108,6 +104,21 @@ class Predictor:
             )
             for i, p in enumerate(prepared)
         ]
+
+    def _paths(
+        self, prepared: Prepared, text_vector: torch.Tensor, label: int, top_k: int
+    ) -> list[DescribedPath]:
+        """The ``top_k`` paths that support ``label`` for one text (`fusion.explain`)."""
+        found = explain(
+            self.model,
+            self.resources,
+            prepared,
+            text_vector,
+            label,
+            top_k,
+            temperature=self.temperature,
+        )
+        return [path.describe(self.resources.graph) for path in found]
 
     def _entities(self, prepared: Prepared) -> list[LinkedEntity]:
         graph = self.resources.graph
