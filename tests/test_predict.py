@@ -43,6 +43,8 @@ def test_cli_predict_json_prints_the_records_that_o_writes(
     assert printed.returncode == 0, printed.stderr
     records = [json.loads(line) for line in printed.stdout.splitlines()]
     assert [r["text"] for r in records] == TEXTS
+    shape = {"text", "label", "probabilities", "entities", "graph_weight", "paths"}
+    assert all(set(r) == shape for r in records)  # the JSONL records of before, as scripts read
     assert records[0]["entities"][0]["iri"] == EX + "flu"
     hops = [h for r in records for p in r["paths"] for h in p["hops"]]
     assert hops and all(h["subject"]["iri"].startswith(EX) for h in hops)
