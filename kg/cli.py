@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -243,7 +244,8 @@ def path_command(
         raise typer.Exit(1)
     if json_lines:
         for p in paths:
-            sys.stdout.write(p.describe(kg).model_dump_json(exclude_none=True) + "\n")
+            record = p.describe(kg).model_dump(exclude_none=True)
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
         return
     table = Table("#", "score", "hops", "path", title=f"{kg.label(a)} -> {kg.label(b)}")
     for n, p in enumerate(paths, 1):
