@@ -12,13 +12,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from fusion.compare import train_or_reuse
 from fusion.config import RunConfig, load_config
+from fusion.prediction import Prediction
 from fusion.setup import Workspace, plan_run
 from fusion.train import TrainResult, with_overrides
 from kg.errors import KGFuseError
@@ -88,12 +88,12 @@ def comparison_table(results: dict[str, TrainResult]) -> Table:
 
 
 def pick_examples(
-    fused: list[dict[str, Any]], text: list[dict[str, Any]], gold: list[str], n: int = 3
+    fused: list[Prediction], text: list[Prediction], gold: list[str], n: int = 3
 ) -> list[int]:
     """Texts the fused model gets right (with paths), one per class while it can: those the
     text model gets wrong first."""
-    right = [i for i, p in enumerate(fused) if p["label"] == gold[i] and p.get("paths")]
-    ranked = [i for i in right if text[i]["label"] != gold[i]]
+    right = [i for i, p in enumerate(fused) if p.label == gold[i] and p.paths]
+    ranked = [i for i in right if text[i].label != gold[i]]
     ranked += [i for i in right if i not in ranked]
     picked: list[int] = []
     for i in ranked:  # first pass: distinct classes
@@ -112,15 +112,15 @@ def show_examples(results: dict[str, TrainResult], test_file: Path) -> None:
     text = Predictor.from_dir(results["text"].bundle).predict(texts)
     for n, i in enumerate(pick_examples(fused, text, gold), 1):
         p = fused[i]
-        console.print(f"\n[bold]{n}.[/] [italic]{p['text']}[/]")
+        console.print(f"\n[bold]{n}.[/] [italic]{p.text}[/]")
         console.print(
-            f"   fused: [green]{p['label']}[/] ({p['probabilities'][p['label']]:.2f})   "
-            f"text only: {text[i]['label']}   true: {gold[i]}"
+            f"   fused: [green]{p.label}[/] ({p.probabilities[p.label]:.2f})   "
+            f"text only: {text[i].label}   true: {gold[i]}"
         )
-        linked = ", ".join(f"{e['text']!r} -> {e['label']}" for e in p["entities"])
+        linked = ", ".join(f"{e.text!r} -> {e.label}" for e in p.entities)
         console.print(f"   linked: {linked or 'nothing'}")
-        for path in p["paths"][:2]:
-            console.print(f"   path: {path['text']}", highlight=False, markup=False)
+        for path in (p.paths or [])[:2]:
+            console.print(f"   path: {path.text}", highlight=False, markup=False)
 
 
 def print_curl_examples(url: str, admin_key: str) -> None:

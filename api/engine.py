@@ -40,6 +40,7 @@ from api.metrics import Metrics
 from api.settings import ServeSettings
 from fusion.features import FeatureCache, encoder_key
 from fusion.predict import Predictor
+from fusion.prediction import Prediction
 from fusion.resources import UnknownRelationError
 from kg.errors import KGLoadError, KGReadOnlyError
 from kg.formats import FORMATS, detect_format
@@ -47,7 +48,7 @@ from kg.graph import KnowledgeGraph
 from kg.store_graph import StoreGraph
 
 log = logging.getLogger("kgfuse.api")
-Answer = dict[str, Any] | Exception  # one text's prediction, or why it has none
+Answer = Prediction | Exception  # one text's prediction, or why it has none
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fusion.prediction import LinkedEntity, Prediction
+from kg.graph_path import DescribedPath, Node
+
 
 class PredictBody(BaseModel):
     """Texts to classify. Limits on their number and length are set by the server."""
@@ -18,65 +21,32 @@ class PredictBody(BaseModel):
     top_k_paths: int = Field(3, ge=1, description="paths per text when explaining")
 
 
-class Node(BaseModel):
-    iri: str
-    label: str
-
-
-class Hop(BaseModel):
-    subject: Node
-    predicate: Node
-    object: Node
-
-
-class SupportingPath(BaseModel):
-    score: float = Field(
-        description="how much the predicted class's log-odds drop without this path"
-    )
-    attribution: float | None = Field(
-        None,
-        description="the paths encoder's own score for the path: the summed gradients of the "
-        "predicted class's log-odds with respect to its steps (absent for other encoders)",
-    )
-    text: str = Field(description="the path in words")
-    hops: list[Hop] = Field(description="each hop is one triple of the KG")
-
-
-class LinkedEntity(BaseModel):
-    text: str
-    start: int = Field(description="character offset of the mention in the text")
-    end: int
-    iri: str
-    label: str
-    type: str = Field("", description="the entity's KG type, when the linker knows it")
-    score: float
-    candidates: list[dict[str, Any]] = Field([], description="ranked (iri, score) candidates")
-
-
 class ErrorDetail(BaseModel):
     status: int
     code: str
     message: str
 
 
-class Prediction(BaseModel):
-    """One text's answer. A text that failed on its own carries `error` instead (its other
-    fields are then empty); the request's other texts are still answered."""
+class TextAnswer(Prediction):
+    """One text's answer: its `fusion.prediction.Prediction`, or, for a text that failed on its
+    own, `error` (the label is then null and the other fields empty); the request's other texts
+    are still answered."""
 
-    text: str
-    label: str | None = Field(None, description="the predicted class; null with `error`")
-    probabilities: dict[str, float] = Field({}, description="per class; empty with `error`")
-    entities: list[LinkedEntity] = []
-    graph_weight: float | None = Field(None, description="the fusion gate: 0 = text only")
-    paths: list[SupportingPath] | None = Field(None, description="when explain is true")
-    timings_ms: dict[str, float] = {}
-    error: ErrorDetail | None = Field(None, description="why this text got no prediction")
+    # Widened for the failed texts alone; an answered text has the label of its Prediction.
+    label: str | None = Field(  # type: ignore[assignment]
+        default=None, description="the predicted class; null with `error`"
+    )
+    probabilities: dict[str, float] = Field(default={}, description="calibrated, per class")
+    entities: list[LinkedEntity] = Field(
+        default=[], description="the linked mentions, in text order"
+    )
+    error: ErrorDetail | None = Field(default=None, description="why this text got no prediction")
 
 
 class PredictResponse(BaseModel):
     model_version: str
     kg_fingerprint: str
-    predictions: list[Prediction]
+    predictions: list[TextAnswer]
     timings_ms: dict[str, float] = Field(description="queue wait and total time of the request")
 
 
@@ -112,16 +82,10 @@ class EntityResponse(BaseModel):
     neighbors: list[NeighborOut] = Field(description="the first `limit` edges")
 
 
-class KGPathOut(BaseModel):
-    score: float
-    text: str
-    hops: list[Hop]
-
-
 class PathsResponse(BaseModel):
     source: Node
     target: Node
-    paths: list[KGPathOut]
+    paths: list[DescribedPath]
 
 
 class TriplesResponse(BaseModel):

@@ -53,7 +53,8 @@ def _predict_each(predictor: Any, texts: list[str]) -> tuple[list[dict[str, Any]
     records, millis = [], []
     for text in texts:
         started = time.perf_counter()
-        records.extend(predictor.predict([text], explain_paths=True, top_k_paths=1))
+        found = predictor.predict([text], explain_paths=True, top_k_paths=1)
+        records.extend(p.model_dump() for p in found)
         millis.append((time.perf_counter() - started) * 1e3)
     return records, millis
 

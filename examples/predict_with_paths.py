@@ -11,19 +11,20 @@ import sys
 
 import kg
 from fusion.predict import Predictor
+from fusion.prediction import Prediction
 
 SHOP = "http://example.org/shopkg/"
 RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
 
 
-def show(predictions: list[dict]) -> None:
+def show(predictions: list[Prediction]) -> None:
     for p in predictions:
-        confidence = p["probabilities"][p["label"]]
-        print(f"\n{p['text']}\n  -> {p['label']} ({confidence:.2f})")
-        for e in p["entities"]:
-            print(f"  linked {e['text']!r} to {e['label']} <{e['iri']}>")
-        for path in p.get("paths") or []:
-            print(f"  path: {path['text']}  (occlusion score {path['score']:.3f})")
+        confidence = p.probabilities[p.label]
+        print(f"\n{p.text}\n  -> {p.label} ({confidence:.2f})")
+        for e in p.entities:
+            print(f"  linked {e.text!r} to {e.label} <{e.iri}>")
+        for path in p.paths or []:
+            print(f"  path: {path.text}  (occlusion score {path.score:.3f})")
 
 
 def main(bundle: str) -> None:

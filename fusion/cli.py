@@ -1,16 +1,29 @@
-"""`kgfuse split`: write a held-out-entity split of a labelled data set."""
+"""The model commands of `kgfuse`: split, train, evaluate, predict, explain, compare, export,
+tune and bundle verify."""
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from kg.files import write_json, write_text
+
+if TYPE_CHECKING:
+    from fusion.prediction import Prediction
+
 console = Console()
+
+
+def _share(flag: str, default: float, help: str, most: float = 0.9) -> Any:
+    """An option for a share of texts or entities, between 0 and ``most``."""
+    return typer.Option(default, flag, min=0.0, max=most, help=help)
 
 
 def split_command(
@@ -24,33 +37,23 @@ def split_command(
         "--output",
         help="Folder for train.csv, val.csv, test.csv, held_out.tsv, split.json.",
     ),
-    fraction: float = typer.Option(
-        0.25, "--fraction", min=0.0, max=1.0, help="Share of the linked entities to hold out."
-    ),
+    fraction: float = _share("--fraction", 0.25, "Share of the linked entities to hold out.", 1.0),
     seed: int = typer.Option(0, "--seed"),
-    val_fraction: float = typer.Option(
-        0.15,
+    val_fraction: float = _share(
         "--val-fraction",
-        min=0.0,
-        max=0.9,
-        help="Share of the other texts held out by entity for validation (val:unseen).",
+        0.15,
+        "Share of the other texts held out by entity for validation (val:unseen).",
     ),
-    val_seen_fraction: float = typer.Option(
-        0.05,
+    val_seen_fraction: float = _share(
         "--val-seen-fraction",
-        min=0.0,
-        max=0.9,
-        help="Share of the other texts set aside at random for validation (val:seen).",
+        0.05,
+        "Share of the other texts set aside at random for validation (val:seen).",
     ),
     types: list[str] = typer.Option(
         [], "--type", help="Hold out only entities of this rdf:type IRI (repeat)."
     ),
-    seen_fraction: float = typer.Option(
-        0.0,
-        "--seen-fraction",
-        min=0.0,
-        max=0.9,
-        help="Also set aside this share of the other texts as test_seen.csv.",
+    seen_fraction: float = _share(
+        "--seen-fraction", 0.0, "Also set aside this share of the other texts as test_seen.csv."
     ),
     text_column: str = typer.Option("text", "--text-column"),
     label_column: str = typer.Option("label", "--label-column"),
@@ -75,9 +78,15 @@ def split_command(
             graph.iri(e) for e in range(graph.num_entities) if wanted & set(graph.types_of(e))
         }
     split = held_out_entity_split(
-        examples, mentions, fraction, seed, val_fraction, candidates, seen_fraction,
-        val_seen_fraction,
-    )  # fmt: skip
+        examples,
+        mentions,
+        fraction,
+        seed,
+        val_fraction=val_fraction,
+        candidates=candidates,
+        seen_fraction=seen_fraction,
+        val_seen_fraction=val_seen_fraction,
+    )
     settings = {
         "data": str(data),
         "kg": str(kg_path),
@@ -89,12 +98,13 @@ def split_command(
     }
     write_split(split, graph, output, text_column, label_column, settings)
     table = Table("split", "texts", title=f"held out {len(split.held_out)} entities -> {output}")
+    val_seen = len(split.val) - split.val_unseen
     rows: list[tuple[str, int | str]] = [
         ("train", len(split.train)),
-        ("val (unseen + seen)", f"{len(split.val):,} ({split.val_unseen:,} + {len(split.val) - split.val_unseen:,})"),
+        ("val (unseen + seen)", f"{len(split.val):,} ({split.val_unseen:,} + {val_seen:,})"),
         ("test", len(split.test)),
         ("test_seen", len(split.test_seen)),
-    ]  # fmt: skip
+    ]
     for name, n in rows:
         if n or name != "test_seen":
             table.add_row(name, f"{n:,}" if isinstance(n, int) else n)
@@ -153,8 +163,6 @@ def evaluate_command(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the metrics as JSON."),
 ) -> None:
     """Accuracy, macro-F1, a per-class report and a confusion matrix on a labelled file."""
-    import json
-
     from fusion.bundle import load_bundle
     from fusion.evaluate import evaluate
 
@@ -178,22 +186,25 @@ def evaluate_command(
         confusion.add_row(label, *map(str, row))
     console.print(confusion)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        write_json(json_out, metrics)
 
 
-def _print_prediction(record: dict[str, Any]) -> None:
-    probs = record["probabilities"]
-    assert isinstance(probs, dict)
-    top = sorted(probs.items(), key=lambda kv: -kv[1])[:3]
-    console.print(f"[bold]{record['label']}[/]  " + "  ".join(f"{k} {v:.3f}" for k, v in top))
-    entities = record.get("entities") or []
-    assert isinstance(entities, list)
-    if entities:
-        console.print("  linked: " + ", ".join(f"{e['text']!r} -> {e['label']}" for e in entities))
-    paths: list[dict[str, Any]] = record.get("paths") or []
-    for n, path in enumerate(paths, 1):
-        console.print(f"  path {n} (score {path['score']:.3f}): {path['text']}")
+def _print_prediction(p: Prediction) -> None:
+    top = sorted(p.probabilities.items(), key=lambda kv: -kv[1])[:3]
+    console.print(f"[bold]{p.label}[/]  " + "  ".join(f"{k} {v:.3f}" for k, v in top))
+    if p.entities:
+        console.print("  linked: " + ", ".join(f"{e.text!r} -> {e.label}" for e in p.entities))
+    for n, path in enumerate(p.paths or [], 1):
+        console.print(f"  path {n} (score {path.score:.3f}): {path.text}")
+
+
+def _show(predictions: Iterable[Prediction], json_lines: bool) -> None:
+    """Each prediction as a JSON line on stdout (``--json``), or in words."""
+    for p in predictions:
+        if json_lines:
+            sys.stdout.write(p.json_line())
+        else:
+            _print_prediction(p)
 
 
 def predict_command(
@@ -209,6 +220,12 @@ def predict_command(
         help="JSONL file for the predictions. With --input, written as it goes (OUT.part, "
         "renamed to OUT when complete); rerunning the same command resumes an interrupted run.",
     ),
+    json_lines: bool = typer.Option(
+        False,
+        "--json",
+        help="Print the predictions on stdout as JSON Lines, one object per text, as -o writes "
+        "them (for scripts).",
+    ),
     text_column: str = typer.Option("text", "--text-column"),
     paths: bool = typer.Option(False, "--paths", help="Also give supporting paths."),
     overwrite: bool = typer.Option(
@@ -217,14 +234,12 @@ def predict_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Classify texts with a bundle; a large --input file streams to -o and resumes."""
-    from itertools import islice
-
     from fusion.bundle import read_meta
     from fusion.predict import Predictor
     from fusion.predict_file import (
-        BATCH,
         iter_texts,
         predict_file,
+        predictions,
         run_record,
         scan,
         start_or_resume,
@@ -233,23 +248,22 @@ def predict_command(
 
     if bool(texts) == (input is not None):
         raise DataError("give texts as arguments or --input FILE (not both)")
+    if json_lines and output is not None:
+        raise DataError("--json prints the predictions and -o writes them to a file; pass one")
     if input is None:
         check_texts(texts)
-        records = Predictor.from_dir(bundle).predict(texts, explain_paths=paths)
+        found = Predictor.from_dir(bundle).predict(texts, explain_paths=paths)
         if output is None:
-            for r in records:
-                _print_prediction(r)
+            _show(found, json_lines)
         else:
-            _write_records(records, output)
+            write_text(output, "".join(p.json_line() for p in found))
+            console.print(f"{len(found)} prediction(s) -> {output}")
         return
     read_meta(bundle)  # a missing bundle is named before the input is read
     total, digest = scan(input, text_column)  # every text checked before the model loads
     if output is None:
         predictor = Predictor.from_dir(bundle)
-        stream = iter_texts(input, text_column)
-        while batch := list(islice(stream, BATCH)):
-            for r in predictor.predict(batch, explain_paths=paths):
-                _print_prediction(r)
+        _show(predictions(predictor, iter_texts(input, text_column), paths), json_lines)
         return
     run = run_record(bundle, input, text_column, paths, digest, total)
     done = start_or_resume(output, run, overwrite)
@@ -267,18 +281,6 @@ def predict_command(
     console.print(f"{predicted} prediction(s) -> {output} ({total} in all)")
 
 
-def _write_records(records: list[dict[str, Any]], output: Path) -> None:
-    import json
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
-    )
-    tmp.replace(output)
-    console.print(f"{len(records)} prediction(s) -> {output}")
-
-
 def explain_command(
     bundle: Path = typer.Argument(..., help="A bundle folder."),
     text: str = typer.Argument(..., help="The text to explain."),
@@ -287,9 +289,9 @@ def explain_command(
     """Label, probabilities, linked entities and the top-k supporting paths (each hop a KG triple)."""
     from fusion.predict import Predictor
 
-    (record,) = Predictor.from_dir(bundle).predict([text], explain_paths=True, top_k_paths=top_k)
-    _print_prediction(record)
-    if not record.get("paths"):
+    (found,) = Predictor.from_dir(bundle).predict([text], explain_paths=True, top_k_paths=top_k)
+    _print_prediction(found)
+    if not found.paths:
         console.print("  no supporting path: nothing linked, or no path to the predicted label")
 
 
@@ -315,7 +317,8 @@ def compare_command(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON."),
 ) -> None:
     """Train text, fused, graph, counter and the two controls, fit the reference; one table."""
-    from fusion.compare import compare, pick_variants, print_report, write_json
+    from fusion.compare import compare, pick_variants, print_report
+    from fusion.compare import write_json as write_report
     from fusion.config import load_config
 
     variants, with_reference = pick_variants(rows)
@@ -329,7 +332,7 @@ def compare_command(
     )
     print_report(report)
     if json_out is not None:
-        write_json(report, json_out)
+        write_report(report, json_out)
 
 
 def export_command(

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass
-from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -41,34 +39,10 @@ from fusion.model import FusionClassifier
 from fusion.path_graph import walk_length
 from fusion.resources import Prepared, Resources
 from kg.graph import Triple
+from kg.graph_path import GraphPath
 
 MAX_CANDIDATES = 48
 BEAM_WIDTH = 8  # walks kept per node and length by the gradient beam search
-
-
-@dataclass
-class ScoredPath:
-    nodes: list[int]  # global entity ids, linked entity first
-    triples: list[Triple]  # hop i joins nodes[i] and nodes[i + 1]
-    score: float  # log-odds drop of the predicted class when the path is removed
-    attribution: float | None = None  # summed step gradients (the paths encoder's own ranking)
-
-    def describe(self, resources: Resources) -> dict[str, Any]:
-        kg = resources.graph
-        parts = [kg.label(self.nodes[0])]
-        for here, t in zip(self.nodes[1:], self.triples, strict=True):
-            name = kg.relation_label(t.relation)
-            parts.append(
-                (f" --{name}--> " if t.object == here else f" <--{name}-- ") + kg.label(here)
-            )
-        out: dict[str, Any] = {"score": round(self.score, 4)}
-        if self.attribution is not None:
-            out["attribution"] = round(self.attribution, 4)
-        return {
-            **out,
-            "text": "".join(parts),
-            "hops": [kg.describe_triple(t) for t in self.triples],
-        }
 
 
 def step_triple(u: int, r: int, v: int, num_relations: int) -> Triple:
@@ -213,9 +187,12 @@ def gradient_paths(
     weight = torch.ones(graph.edge_index.shape[1], requires_grad=True)
     with torch.enable_grad():
         logits = model.forward_parts(
-            None, batch, text_vector=text_vector, counts=_counts(model, resources, example),
+            None,
+            batch,
+            text_vector=text_vector,
+            counts=_counts(model, resources, example),
             edge_weight=weight,
-        )["logits"]  # fmt: skip
+        )["logits"]
         odds = log_odds(logits / temperature, predicted).sum()
         if odds.requires_grad:
             odds.backward()
@@ -243,7 +220,8 @@ def gradient_paths(
                 v = dest[e]
                 for score, walked, steps in walks:
                     if v not in walked:
-                        grown.setdefault(v, []).append((score + importance[e], [*walked, v], [*steps, e]))  # fmt: skip
+                        walk = (score + importance[e], [*walked, v], [*steps, e])
+                        grown.setdefault(v, []).append(walk)
         beam = {v: sorted(w, key=lambda x: -x[0])[:BEAM_WIDTH] for v, w in grown.items()}
         found.extend(beam.get(target, []))
         beam.pop(target, None)  # a walk ends at the class node
@@ -264,7 +242,7 @@ def explain(
     top_k: int = 3,
     max_hops: int = 3,
     temperature: float = 1.0,
-) -> list[ScoredPath]:
+) -> list[GraphPath]:
     """The ``top_k`` supporting paths of ``predicted`` for one prepared text (see module doc);
     ``temperature`` is the bundle's (log-odds of the calibrated probabilities)."""
     if model.config.mode == "text" or example.graph is None or not example.linked:
@@ -292,10 +270,10 @@ def explain(
     odds = _log_odds(model, text_vector, variants, predicted, counts, temperature)
     drops = (odds[0] - odds[1:]).tolist()
     scored = [
-        ScoredPath(nodes, hops, d, a)
+        GraphPath(tuple(nodes), tuple(hops), d, a)
         for (nodes, hops), d, a in zip(candidates, drops, attributions, strict=True)
     ]
-    scored.sort(key=lambda p: (-p.score, len(p.triples)))
+    scored.sort(key=lambda p: (-p.score, p.hops))
     return scored[:top_k]
 
 
@@ -397,7 +375,7 @@ def faithfulness(
         paths = explain(model, resources, example, text, predicted, top_k, temperature=temperature)
         if not paths:
             continue
-        walks = random_walks(resources, example, [len(p.triples) for p in paths], rng)
+        walks = random_walks(resources, example, [p.hops for p in paths], rng)
         if not walks:
             continue
         top = [t for p in paths for t in p.triples]
@@ -405,7 +383,7 @@ def faithfulness(
         args = (model, resources, example, text, predicted)
         rows["comp"].append(_drop(*args, top, False, temperature))
         rows["comp_random"].append(_drop(*args, rand, False, temperature))
-        rows["comp_top1"].append(_drop(*args, paths[0].triples, False, temperature))
+        rows["comp_top1"].append(_drop(*args, list(paths[0].triples), False, temperature))
         rows["comp_top1_random"].append(_drop(*args, walks[0], False, temperature))
         if keeps:
             rows["suff"].append(_drop(*args, top, True, temperature))

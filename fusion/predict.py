@@ -11,7 +11,9 @@ import torch
 from fusion.bundle import load_bundle
 from fusion.explain import explain
 from fusion.model import FusionClassifier
+from fusion.prediction import LinkedEntity, Prediction
 from fusion.resources import Prepared, Resources
+from kg.graph_path import DescribedPath
 from nlp.texts import check_texts
 
 
@@ -49,7 +51,7 @@ class Predictor:
     @torch.no_grad()
     def predict(
         self, texts: list[str], explain_paths: bool = False, top_k_paths: int = 3
-    ) -> list[dict[str, Any]]:
+    ) -> list[Prediction]:
         """Label, probabilities, linked entities and (``explain_paths``) supporting paths.
 
         Raises:
@@ -68,7 +70,7 @@ class Predictor:
         explain_paths: bool = False,
         top_k_paths: int = 3,
         link_ms: float = 0.0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Prediction]:
         """`predict` for texts this predictor has prepared (the model half)."""
         started = time.perf_counter()
         model = self.model
@@ -76,34 +78,51 @@ class Predictor:
         text = model.text_vector(tokens, len(prepared))
         parts = model.forward_parts(tokens, graph, text_vector=text, counts=counts)
         probs = torch.softmax(parts["logits"] / self.temperature, dim=-1)  # calibrated
+        best = probs.argmax(dim=-1).tolist()
         model_at = time.perf_counter()
-        kg = self.resources.graph
-        out = []
-        for i, p in enumerate(prepared):
-            best = int(probs[i].argmax())
-            record: dict[str, Any] = {
-                "text": p.text,
-                "label": self.labels[best],
-                "probabilities": {
-                    label: round(float(probs[i, j]), 6) for j, label in enumerate(self.labels)
-                },
-                "entities": [{**s, "label": kg.label(kg.entity_id(s["iri"]))} for s in p.spans],
-            }
-            if "gate" in parts:
-                record["graph_weight"] = round(float(parts["gate"][i]), 4)
-            if explain_paths:
-                paths = explain(
-                    model, self.resources, p, text[i : i + 1], best, top_k_paths,
-                    temperature=self.temperature,
-                )  # fmt: skip
-                record["paths"] = [path.describe(self.resources) for path in paths]
-            out.append(record)
-        done = time.perf_counter()
+        paths = [
+            self._paths(p, text[i : i + 1], best[i], top_k_paths) if explain_paths else None
+            for i, p in enumerate(prepared)
+        ]
         timings = {
             "link_ms": link_ms,
             "model_ms": (model_at - started) * 1e3,
-            "explain_ms": (done - model_at) * 1e3,
+            "explain_ms": (time.perf_counter() - model_at) * 1e3,
         }
-        for record in out:
-            record["timings_ms"] = {k: round(v, 2) for k, v in timings.items()}
-        return out
+        gate = parts.get("gate")
+        return [
+            Prediction(
+                text=p.text,
+                label=self.labels[best[i]],
+                probabilities={
+                    label: round(float(probs[i, j]), 6) for j, label in enumerate(self.labels)
+                },
+                entities=self._entities(p),
+                graph_weight=None if gate is None else round(float(gate[i]), 4),
+                paths=paths[i],
+                timings_ms={k: round(v, 2) for k, v in timings.items()},
+            )
+            for i, p in enumerate(prepared)
+        ]
+
+    def _paths(
+        self, prepared: Prepared, text_vector: torch.Tensor, label: int, top_k: int
+    ) -> list[DescribedPath]:
+        """The ``top_k`` paths that support ``label`` for one text (`fusion.explain`)."""
+        found = explain(
+            self.model,
+            self.resources,
+            prepared,
+            text_vector,
+            label,
+            top_k,
+            temperature=self.temperature,
+        )
+        return [path.describe(self.resources.graph) for path in found]
+
+    def _entities(self, prepared: Prepared) -> list[LinkedEntity]:
+        graph = self.resources.graph
+        return [
+            LinkedEntity(**span, label=graph.label(graph.entity_id(span["iri"])))
+            for span in prepared.spans
+        ]

@@ -25,10 +25,12 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kg.files import write_json
 from nlp.texts import TEXT_FORMATS, DataError, delimited_rows, text_problem
 
 if TYPE_CHECKING:
     from fusion.predict import Predictor
+    from fusion.prediction import Prediction
 
 BATCH = 64  # texts per model call
 RUN_SUFFIX = ".run.json"
@@ -166,12 +168,6 @@ def _complete_batches(part: Path) -> int:
     return keep
 
 
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def start_or_resume(output: Path, run: dict[str, Any], overwrite: bool) -> int | None:
     """How many texts of ``run`` are already in ``OUT.part`` (0: a fresh start), or None when
     ``output`` already holds them all.
@@ -203,7 +199,7 @@ def start_or_resume(output: Path, run: dict[str, Any], overwrite: bool) -> int |
         for p in existing:
             p.unlink()
     output.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(record, run)
+    write_json(record, run)
     if not part.exists():
         part.touch()
         return 0
@@ -213,6 +209,12 @@ def start_or_resume(output: Path, run: dict[str, Any], overwrite: bool) -> int |
             f"{part} holds {done} lines but the input has {run['texts']} texts; pass --overwrite"
         )
     return done
+
+
+def predictions(predictor: Predictor, texts: Iterator[str], paths: bool) -> Iterator[Prediction]:
+    """The predictions of ``texts``, made ``BATCH`` texts at a time, as they come."""
+    while batch := list(islice(texts, BATCH)):
+        yield from predictor.predict(batch, explain_paths=paths)
 
 
 def predict_file(
@@ -234,17 +236,9 @@ def predict_file(
     with part.open("a", encoding="utf-8") as out, bar:
         while batch := list(islice(texts, BATCH)):
             records = predictor.predict(batch, explain_paths=run["paths"])
-            out.write("".join(_line(r) for r in records))
+            out.write("".join(r.json_line() for r in records))
             out.flush()  # a kill loses at most the batch being written
             bar.update(len(batch))
         os.fsync(out.fileno())
     part.replace(output)
     return run["texts"] - done
-
-
-def _line(record: dict[str, Any]) -> str:
-    """One JSONL line: the record without its timings (they differ between runs)."""
-    return (
-        json.dumps({k: v for k, v in record.items() if k != "timings_ms"}, ensure_ascii=False)
-        + "\n"
-    )

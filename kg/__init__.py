@@ -18,21 +18,22 @@ from kg.errors import (
 )
 from kg.extend import extend, extend_triples, id_map
 from kg.graph import KnowledgeGraph, Neighbor, Triple
+from kg.graph_path import DescribedPath, GraphPath
 from kg.load import load, open_or_load
-from kg.paths import Path
 from kg.storage import load_graph as open
 from kg.subgraph import Subgraph
 
 __all__ = [
     "AmbiguousEntityError",
+    "DescribedPath",
     "EntityNotFoundError",
+    "GraphPath",
     "KGConfig",
     "KGFuseError",
     "KGLoadError",
     "KGStoreError",
     "KnowledgeGraph",
     "Neighbor",
-    "Path",
     "Subgraph",
     "Triple",
     "extend",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -220,6 +221,12 @@ def path_command(
     max_hops: int = typer.Option(3, "--max-hops", min=1, max=6),
     endpoint: str | None = ENDPOINT_OPTION,
     store: Path | None = STORE_OPTION,
+    json_lines: bool = typer.Option(
+        False,
+        "--json",
+        help="Print the paths on stdout as JSON Lines, one object per path, best first, with "
+        "full IRIs (for scripts).",
+    ),
 ) -> None:
     """The top-k simple paths between two entities, each hop a triple of the KG."""
     remote = _triple_store(kg_path, endpoint, store)
@@ -232,10 +239,14 @@ def path_command(
         kg, paths = remote.paths(iri_a, iri_b, k=k, max_hops=max_hops)
         a, b = kg.entity_id(iri_a), kg.entity_id(iri_b)
     if not paths:
-        console.print(
-            f"no path of at most {max_hops} hops joins {kg.label(a)!r} and {kg.label(b)!r}"
-        )
+        message = f"no path of at most {max_hops} hops joins {kg.label(a)!r} and {kg.label(b)!r}"
+        (Console(stderr=True) if json_lines else console).print(message)
         raise typer.Exit(1)
+    if json_lines:
+        for p in paths:
+            record = p.describe(kg).model_dump(exclude_none=True)
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return
     table = Table("#", "score", "hops", "path", title=f"{kg.label(a)} -> {kg.label(b)}")
     for n, p in enumerate(paths, 1):
         table.add_row(str(n), f"{p.score:.4f}", str(p.hops), p.text(kg))

@@ -23,7 +23,7 @@ from kg.errors import AmbiguousEntityError, EntityNotFoundError
 from kg.strings import StringTable
 
 if TYPE_CHECKING:
-    from kg.paths import Path as KGPath
+    from kg.graph_path import GraphPath
     from kg.search import EntityMatch, LabelIndex
     from kg.subgraph import Subgraph
 
@@ -298,7 +298,7 @@ class KnowledgeGraph:
 
         return k_hop_subgraph(self, seeds, hops=hops, max_nodes=max_nodes)
 
-    def paths(self, source: int, target: int, k: int = 5, max_hops: int = 3) -> list[KGPath]:
+    def paths(self, source: int, target: int, k: int = 5, max_hops: int = 3) -> list[GraphPath]:
         from kg.paths import top_k_paths
 
         return top_k_paths(self, source, target, k=k, max_hops=max_hops)

@@ -12,47 +12,17 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kg.graph import Triple
+from kg.graph_path import GraphPath
 
 if TYPE_CHECKING:
-    from kg.graph import GraphView, KnowledgeGraph
+    from kg.graph import KnowledgeGraph
     from kg.subgraph import Subgraph
 
 HUB_WEIGHT = 0.1
-
-
-@dataclass(frozen=True)
-class Path:
-    """A walk ``entities[0] -> ... -> entities[-1]``; hop ``i`` is ``triples[i]``, which joins
-    ``entities[i]`` and ``entities[i + 1]`` in either direction."""
-
-    entities: tuple[int, ...]
-    triples: tuple[Triple, ...]
-    score: float
-
-    @property
-    def hops(self) -> int:
-        return len(self.triples)
-
-    def describe(self, kg: GraphView) -> dict[str, Any]:
-        return {
-            "score": round(self.score, 6),
-            "hops": [kg.describe_triple(t) for t in self.triples],
-        }
-
-    def text(self, kg: GraphView) -> str:
-        """'Psoriasis --has symptom--> joint pain' (arrows follow each triple's direction)."""
-        parts = [kg.label(self.entities[0])]
-        for here, t in zip(self.entities[1:], self.triples, strict=True):
-            name = kg.relation_label(t.relation)
-            arrow = f" --{name}--> " if t.object == here else f" <--{name}-- "
-            parts.append(arrow + kg.label(here))
-        return "".join(parts)
 
 
 def top_k_paths(
@@ -62,7 +32,7 @@ def top_k_paths(
     k: int = 5,
     max_hops: int = 3,
     max_nodes: int = 2000,
-) -> list[Path]:
+) -> list[GraphPath]:
     """Up to ``k`` best simple paths from ``source`` to ``target``, of at most ``max_hops`` hops."""
     check_path_query(k, max_hops)
     if source == target:
@@ -84,7 +54,7 @@ def rank_paths(
     k: int,
     max_hops: int,
     degrees_of: Callable[[list[int]], Mapping[int, int] | np.ndarray],
-) -> list[Path]:
+) -> list[GraphPath]:
     """The ``k`` best simple paths between two distinct nodes of ``sub`` (ids as in its
     triples). ``degrees_of(nodes)`` gives the whole graph's degree of each node, indexable by
     node id; it is asked once, for the nodes the paths may cross."""
@@ -102,7 +72,7 @@ def rank_paths(
     if source not in g or target not in g:
         return []
     degrees = degrees_of(list(g.nodes))
-    found: list[Path] = []
+    found: list[GraphPath] = []
     try:
         for node_path in nx.shortest_simple_paths(g, source, target):
             if len(node_path) - 1 > max_hops or len(found) >= 4 * k:
@@ -111,7 +81,7 @@ def rank_paths(
             cost = len(node_path) - 1 + HUB_WEIGHT * hub
             choices = [g.edges[a, b]["triples"] for a, b in itertools.pairwise(node_path)]
             for combo in itertools.islice(itertools.product(*choices), k):
-                found.append(Path(tuple(node_path), tuple(combo), math.exp(-cost)))
+                found.append(GraphPath(tuple(node_path), tuple(combo), math.exp(-cost)))
     except nx.NetworkXNoPath:
         return []
     found.sort(key=lambda p: (-p.score, p.entities, p.triples))

@@ -37,7 +37,7 @@ from kg.config import KGConfig
 from kg.errors import EntityNotFoundError, KGStoreError
 from kg.files import atomic_directory
 from kg.graph import KnowledgeGraph, Neighbor, Triple, describe_triple, humanize, local_name
-from kg.paths import Path as KGPath
+from kg.graph_path import GraphPath
 from kg.subgraph import Subgraph
 from kg.triplestore import TripleStoreGraph
 
@@ -303,7 +303,7 @@ class StoreGraph:
             self, ids[sub.nodes], sub.hop, sub.num_seeds, sub.edge_index[:, known], edge_type[known]
         )
 
-    def paths(self, source: int, target: int, k: int = 5, max_hops: int = 3) -> list[KGPath]:
+    def paths(self, source: int, target: int, k: int = 5, max_hops: int = 3) -> list[GraphPath]:
         """The paths `KnowledgeGraph.paths` finds on the same triples compiled."""
         s, t = self.iri(source), self.iri(target)
         with self._lock:
@@ -319,7 +319,7 @@ class StoreGraph:
                 )
                 for x in p.triples
             )
-            out.append(KGPath(tuple(ids[n] for n in p.entities), triples, p.score))
+            out.append(GraphPath(tuple(ids[n] for n in p.entities), triples, p.score))
         return out
 
     # ----- names -----

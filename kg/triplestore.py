@@ -36,7 +36,7 @@ from kg.compile import GraphBuilder
 from kg.config import KGConfig
 from kg.errors import AmbiguousEntityError, EntityNotFoundError
 from kg.graph import KnowledgeGraph, local_name
-from kg.paths import Path as KGPath
+from kg.graph_path import GraphPath
 from kg.paths import check_path_query, rank_paths
 from kg.search import normalize
 from kg.sparql import Queries, Row, Select
@@ -324,7 +324,7 @@ class TripleStoreGraph:
 
     def paths(
         self, source: str, target: str, k: int = 5, max_hops: int = 3, max_nodes: int = 2000
-    ) -> tuple[KnowledgeGraph, list[KGPath]]:
+    ) -> tuple[KnowledgeGraph, list[GraphPath]]:
         """The paths `KnowledgeGraph.paths` finds, with ids of the small KG returned beside them
         (``path.text(kg)`` prints one)."""
         check_path_query(k, max_hops)

@@ -8,7 +8,6 @@ spaCy (and through it torch) is imported only when a command links, so `kgfuse -
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,11 +19,14 @@ from rich.progress import Progress, track
 from rich.table import Table
 
 from kg.errors import KGFuseError
+from kg.files import atomic_file
 from nlp.errors import LinkingError
 from nlp.texts import read_records
 
 if TYPE_CHECKING:  # spaCy pulls in torch: import it only when a command links
     from spacy.tokens import Doc
+
+    from kg.graph import KnowledgeGraph
 
 console = Console()
 
@@ -58,12 +60,22 @@ def link_command(
         "--aliases",
         help="Alias table (TSV: alias, entity) whose names are linked too; see `kgfuse aliases learn`.",
     ),
+    json_lines: bool = typer.Option(
+        False,
+        "--json",
+        help="Print the linked records on stdout as JSON Lines, one object per text, as -o "
+        "writes them (for scripts).",
+    ),
 ) -> None:
     """Link the KG entities a text mentions: one text as a table, or a file as JSONL."""
     if (text is None) == (input is None):
         raise LinkingError("give either a TEXT argument or --input FILE (not both)")
-    if input is not None and output is None:
-        raise LinkingError("--input needs --output FILE.jsonl for the linked records")
+    if json_lines and output is not None:
+        raise LinkingError(
+            "--json prints the linked records and -o writes them to a file; pass one"
+        )
+    if input is not None and output is None and not json_lines:
+        raise LinkingError("--input needs --output FILE.jsonl (or --json) for the linked records")
     import kg
     from nlp.linker import from_kg, linked_entities
 
@@ -86,56 +98,54 @@ def link_command(
         head_match=head_match,
         aliases=str(aliases) if aliases else None,
     )
-    if text is not None:
-        doc = nlp(text)
-        table = Table(
-            "text",
-            "start",
-            "end",
-            "label",
-            "IRI",
-            "score",
-            title=f"{len(doc._.kg_entities)} linked",
-        )
-        for span in doc._.kg_entities:
-            label = graph.label(graph.entity_id(span.kb_id_))
-            table.add_row(
-                span.text,
-                str(span.start_char),
-                str(span.end_char),
-                label,
-                span.kb_id_,
-                f"{span._.kg_candidates[0][1]:.3f}",
-            )
-        console.print(table)
+    if text is not None and not json_lines:
+        _print_links(graph, nlp(text))
         return
-    assert input is not None and output is not None
-    rows = read_records(input, required=(text_column,))
-    texts = [r[text_column] for r in rows]
-    docs: Iterable[Doc] = nlp.pipe(texts, batch_size=256)
+    if text is not None:
+        rows = [{text_column: text}]
+    else:
+        assert input is not None
+        rows = read_records(input, required=(text_column,))
+    docs: Iterable[Doc] = nlp.pipe([r[text_column] for r in rows], batch_size=256)
     if sys.stderr.isatty():
         docs = track(
             docs,
-            total=len(texts),
+            total=len(rows),
             description="linking",
             console=Console(stderr=True),
             transient=True,
         )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
+    records = (
+        {**row, "entities": linked_entities(doc)} for row, doc in zip(rows, docs, strict=True)
+    )
+    if output is None:
+        for record in records:
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return
     linked = 0
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            for row, doc in zip(rows, docs, strict=True):
-                entities = linked_entities(doc)
-                linked += bool(entities)
-                f.write(json.dumps({**row, "entities": entities}, ensure_ascii=False) + "\n")
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(output) as f:
+        for record in records:
+            linked += bool(record["entities"])
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
     console.print(
         f"linked {linked:,} of {len(rows):,} texts ({linked / len(rows):.1%}) -> {output}"
     )
+
+
+def _print_links(graph: KnowledgeGraph, doc: Doc) -> None:
+    table = Table(
+        "text", "start", "end", "label", "IRI", "score", title=f"{len(doc._.kg_entities)} linked"
+    )
+    for span in doc._.kg_entities:
+        table.add_row(
+            span.text,
+            str(span.start_char),
+            str(span.end_char),
+            graph.label(graph.entity_id(span.kb_id_)),
+            span.kb_id_,
+            f"{span._.kg_candidates[0][1]:.3f}",
+        )
+    console.print(table)
 
 
 def learn_aliases_command(

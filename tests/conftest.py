@@ -73,10 +73,11 @@ def shared_data() -> Path:
 
 
 def run_cli(
-    *args: str, cwd: Path | None = None, timeout: float = 300
+    *args: str, cwd: Path | None = None, timeout: float = 300, columns: int = 200
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real `kgfuse` entry point in a subprocess (exit codes, stderr, no traceback)."""
-    env = dict(os.environ, COLUMNS="200", NO_COLOR="1")
+    """Run the real `kgfuse` entry point in a subprocess (exit codes, stderr, no traceback), in
+    a terminal ``columns`` wide."""
+    env = dict(os.environ, COLUMNS=str(columns), NO_COLOR="1")
     return subprocess.run(
         [sys.executable, "-c", "from api.cli import main; main()", *args],
         capture_output=True,

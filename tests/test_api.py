@@ -109,6 +109,17 @@ def test_kg_entity_search_and_paths_routes(client: TestClient) -> None:
     assert "-->" in paths["paths"][0]["text"] or "<--" in paths["paths"][0]["text"]
 
 
+def test_openapi_predictions_and_kg_paths_share_one_path_type(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    kg_path = schemas["PathsResponse"]["properties"]["paths"]["items"]
+    explained = schemas["TextAnswer"]["properties"]["paths"]["anyOf"][0]["items"]
+    assert kg_path == explained == {"$ref": "#/components/schemas/DescribedPath"}
+    answer = schemas["TextAnswer"]["properties"]
+    assert {"text", "label", "probabilities", "entities", "graph_weight", "paths", "error"} <= set(
+        answer
+    )
+
+
 def test_health_ready_metrics_and_offline_docs(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").json() == {"status": "ready"}

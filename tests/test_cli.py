@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import kg
 
@@ -107,3 +108,91 @@ def test_cli_link_bad_input_exits_1_with_a_clear_line(tmp_path: Path) -> None:
         result = run_cli(*args)
         assert result.returncode == 1, args
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+# ----------------------------------------------------------------- --json, for scripts
+
+LONG = "http://example.org/a/namespace/long/enough/that/a/forty/column/table/cuts/it/"
+LONG_KG = f"""@prefix ex: <{LONG}> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+ex:quokka_fever rdfs:label "quokka fever" ; ex:hasSymptom ex:whisker_itch .
+ex:whisker_itch rdfs:label "whisker itch" .
+ex:wombat_pox rdfs:label "wombat pox" ; ex:hasSymptom ex:whisker_itch .
+ex:lonely rdfs:label "lonely island" .
+"""
+
+
+def _long_kg(folder: Path) -> Path:
+    path = folder / "long.ttl"
+    path.write_text(LONG_KG, encoding="utf-8")
+    return path
+
+
+def _json_lines(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_cli_kg_path_json_prints_one_object_per_path_with_full_iris(tmp_path: Path) -> None:
+    graph = str(_long_kg(tmp_path))
+    table = run_cli("kg", "path", "quokka fever", "wombat pox", "--kg", graph, columns=40)
+    assert table.returncode == 0, table.stderr
+    assert LONG + "whisker_itch" not in table.stdout  # what --json is for
+    result = run_cli(
+        "kg", "path", "quokka fever", "wombat pox", "--kg", graph, "--json", columns=40
+    )
+    assert result.returncode == 0, result.stderr
+    (path,) = _json_lines(result.stdout)
+    assert path["text"] == "quokka fever --has symptom--> whisker itch <--has symptom-- wombat pox"
+    assert path["hops"] == [
+        {
+            "subject": {"iri": LONG + "quokka_fever", "label": "quokka fever"},
+            "predicate": {"iri": LONG + "hasSymptom", "label": "has symptom"},
+            "object": {"iri": LONG + "whisker_itch", "label": "whisker itch"},
+        },
+        {
+            "subject": {"iri": LONG + "wombat_pox", "label": "wombat pox"},
+            "predicate": {"iri": LONG + "hasSymptom", "label": "has symptom"},
+            "object": {"iri": LONG + "whisker_itch", "label": "whisker itch"},
+        },
+    ]
+    assert isinstance(path["score"], float) and 0 < path["score"] < 1
+
+
+def test_cli_kg_path_json_without_a_path_exits_1_and_prints_nothing_on_stdout(
+    tmp_path: Path,
+) -> None:
+    graph = str(_long_kg(tmp_path))
+    result = run_cli("kg", "path", "quokka fever", "lonely island", "--kg", graph, "--json")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "no path of at most 3 hops" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_link_json_prints_one_object_per_text_with_full_iris(tmp_path: Path) -> None:
+    graph = str(_long_kg(tmp_path))
+    text = "a bad case of quokka fever"
+    table = run_cli("link", "--kg", graph, text, columns=40)
+    assert table.returncode == 0, table.stderr
+    assert LONG + "quokka_fever" not in table.stdout  # what --json is for
+    one = run_cli("link", "--kg", graph, text, "--json", columns=40)
+    assert one.returncode == 0, one.stderr
+    (record,) = _json_lines(one.stdout)
+    assert record["text"] == text
+    (entity,) = record["entities"]
+    assert entity["iri"] == LONG + "quokka_fever" and text[entity["start"] : entity["end"]] == (
+        "quokka fever"
+    )
+    texts = tmp_path / "texts.csv"
+    texts.write_text("id,text\n7,whisker itch again\n8,nothing here\n", encoding="utf-8")
+    many = run_cli("link", "--kg", graph, "-i", str(texts), "--json", columns=40)
+    assert many.returncode == 0, many.stderr
+    first, second = _json_lines(many.stdout)
+    assert first["id"] == "7" and [e["iri"] for e in first["entities"]] == [LONG + "whisker_itch"]
+    assert second == {"id": "8", "text": "nothing here", "entities": []}
+
+
+def test_cli_link_json_and_output_together_are_refused(tmp_path: Path) -> None:
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text\na cough\n", encoding="utf-8")
+    out = tmp_path / "o.jsonl"
+    result = run_cli("link", "--kg", str(LINKER_KG), "-i", str(texts), "-o", str(out), "--json")
+    assert result.returncode == 1 and "pass one" in result.stderr and not out.exists()

@@ -147,7 +147,7 @@ def test_paths_none_when_unreachable_or_too_far(tiny_kg: kg.KnowledgeGraph) -> N
 
 def test_path_describe_gives_iris_and_labels(tiny_kg: kg.KnowledgeGraph) -> None:
     flu, virus = _ids(tiny_kg, "flu", "influenza_virus")
-    (hop,) = tiny_kg.paths(flu, virus, k=1)[0].describe(tiny_kg)["hops"]
+    (hop,) = tiny_kg.paths(flu, virus, k=1)[0].describe(tiny_kg).model_dump()["hops"]
     assert hop == {
         "subject": {"iri": EX + "flu", "label": "Influenza"},
         "predicate": {"iri": EX + "causedBy", "label": "caused by"},

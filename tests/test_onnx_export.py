@@ -35,8 +35,8 @@ def test_onnx_export_predicts_what_the_pytorch_bundle_predicts(
     expected = Predictor.from_dir(tmp_path / "merged").predict(TEXTS)
     got = Predictor.from_dir(out).predict(TEXTS)  # 12 texts: length-bucketed chunks of 8
     for e, g in zip(expected, got, strict=True):
-        assert g["label"] == e["label"]
-        assert g["probabilities"] == pytest.approx(e["probabilities"], abs=1e-4)
+        assert g.label == e.label
+        assert g.probabilities == pytest.approx(e.probabilities, abs=1e-4)
 
 
 def test_onnx_export_refuses_int8_together_with_onnx(tiny_bundle: Path, tmp_path: Path) -> None:

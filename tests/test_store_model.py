@@ -87,8 +87,8 @@ LINK = ("text", "start", "end", "iri", "label", "type")
 
 
 def _assert_same_predictions(a: Predictor, b: Predictor) -> None:
-    left = a.predict(TEXTS, explain_paths=True, top_k_paths=3)
-    right = b.predict(TEXTS, explain_paths=True, top_k_paths=3)
+    left = [p.model_dump() for p in a.predict(TEXTS, explain_paths=True, top_k_paths=3)]
+    right = [p.model_dump() for p in b.predict(TEXTS, explain_paths=True, top_k_paths=3)]
     assert _comparable(left) == _comparable(right)
     assert any(r["paths"] for r in left), "the texts must exercise paths"
     for x, y in zip(left, right, strict=True):

@@ -106,7 +106,7 @@ def test_fused_model_reads_relation_counts_and_explains(tiny_bert: Path, tmp_pat
     head = predictor.model.text_head[1]
     assert head.in_features == predictor.model.text_dim + counter.dims  # the head reads counts
     (p,) = predictor.predict(["a bad case of influenza"], explain_paths=True)
-    assert p["entities"] and p["paths"]
+    assert p.entities and p.paths
 
 
 def test_without_a_label_map_paths_lead_to_the_nodes_the_model_attended(
@@ -124,10 +124,10 @@ def test_without_a_label_map_paths_lead_to_the_nodes_the_model_attended(
         (graph.iri(t.subject), graph.relation_iri(t.relation), graph.iri(t.object))
         for t in graph.triples()
     }
-    assert p["paths"]
-    for path in p["paths"]:
-        for hop in path["hops"]:
-            spo = (hop["subject"]["iri"], hop["predicate"]["iri"], hop["object"]["iri"])
+    assert p.paths
+    for path in p.paths:
+        for hop in path.hops:
+            spo = (hop.subject.iri, hop.predicate.iri, hop.object.iri)
             assert spo in triples
 
 
@@ -266,7 +266,7 @@ def test_new_triples_change_predictions_without_retraining(trained, tmp_path: Pa
     predictor = Predictor.from_dir(trained.bundle)
     text = "my aunt caught the avian strain"
     (before,) = predictor.predict([text], explain_paths=True)
-    assert before["entities"] == [] and before["graph_weight"] == 0.0
+    assert before.entities == [] and before.graph_weight == 0.0
     facts = tmp_path / "new.ttl"
     facts.write_text(
         "@prefix ex: <http://example.org/tiny/> .\n@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n"
@@ -274,17 +274,17 @@ def test_new_triples_change_predictions_without_retraining(trained, tmp_path: Pa
     )
     updated = predictor.with_graph(kg.extend(predictor.resources.graph, facts))
     (after,) = updated.predict([text], explain_paths=True)
-    assert [e["iri"] for e in after["entities"]] == ["http://example.org/tiny/h5n1"]
-    assert after["graph_weight"] > 0.0
-    assert after["probabilities"] != before["probabilities"]
-    hops = [hop for path in after["paths"] for hop in path["hops"]]
+    assert [e.iri for e in after.entities] == ["http://example.org/tiny/h5n1"]
+    assert after.graph_weight is not None and after.graph_weight > 0.0
+    assert after.probabilities != before.probabilities
+    hops = [hop for path in after.paths or [] for hop in path.hops]
     assert all(kg_has(updated, h) for h in hops) and hops
 
 
 def kg_has(predictor, hop) -> bool:  # type: ignore[no-untyped-def]
     graph = predictor.resources.graph
-    s, o = graph.entity_id(hop["subject"]["iri"]), graph.entity_id(hop["object"]["iri"])
-    return graph.has_triple(s, graph.relation_id(hop["predicate"]["iri"]), o)
+    s, o = graph.entity_id(hop.subject.iri), graph.entity_id(hop.object.iri)
+    return graph.has_triple(s, graph.relation_id(hop.predicate.iri), o)
 
 
 def test_export_merges_lora_with_the_same_predictions_and_int8_runs(
@@ -350,7 +350,7 @@ def test_per_label_counts_head_trains_reloads_and_explains(tiny_bert: Path, tmp_
     assert isinstance(predictor.model.counts_head, PerLabelCounts)
     assert predictor.model.text_head[1].in_features == predictor.model.text_dim  # text alone
     (p,) = predictor.predict(["a bad case of influenza"], explain_paths=True)
-    assert p["entities"] and p["paths"]
+    assert p.entities and p.paths
 
 
 def test_only_counter_and_fused_with_counts_read_the_counts() -> None:
@@ -394,8 +394,8 @@ def test_explanations_rank_paths_in_log_odds_even_when_the_model_is_sure(trained
     assert float(odds[1] - odds[0]) == pytest.approx(1.0, abs=1e-4)  # log-odds see the step
     predictor = Predictor.from_dir(trained.bundle)
     (p,) = predictor.predict(["covid-19 and a cough"], explain_paths=True)
-    assert p["paths"] and all(isinstance(path["score"], float) for path in p["paths"])
-    scores = [path["score"] for path in p["paths"]]
+    assert p.paths and all(isinstance(path.score, float) for path in p.paths)
+    scores = [path.score for path in p.paths]
     assert scores == sorted(scores, reverse=True)
 
 
@@ -415,13 +415,13 @@ def test_paths_encoder_trains_with_the_options_and_explains_from_its_gradients(
     predictor = Predictor.from_dir(result.bundle)
     assert predictor.model.config.graph_encoder == "paths"
     (record,) = predictor.predict(["suffering from Influenza and cough"], explain_paths=True)
-    assert record["paths"], "the linked virus reaches the class nodes"
+    assert record.paths, "the linked virus reaches the class nodes"
     kg = predictor.resources.graph
-    for path in record["paths"]:
-        assert isinstance(path["attribution"], float)
-        for hop in path["hops"]:  # every hop is a triple of the KG
-            s, p, o = (kg.entity_id(hop["subject"]["iri"]), kg.relation_id(hop["predicate"]["iri"]),
-                       kg.entity_id(hop["object"]["iri"]))  # fmt: skip
+    for path in record.paths:
+        assert isinstance(path.attribution, float)
+        for hop in path.hops:  # every hop is a triple of the KG
+            s, p, o = (kg.entity_id(hop.subject.iri), kg.relation_id(hop.predicate.iri),
+                       kg.entity_id(hop.object.iri))  # fmt: skip
             assert kg.has_triple(s, p, o)
     # int8 layers (`kgfuse export --int8`) pass no gradient: the candidates are then enumerated
     import torch
@@ -431,7 +431,7 @@ def test_paths_encoder_trains_with_the_options_and_explains_from_its_gradients(
         encoder, {torch.nn.Linear}, dtype=torch.qint8
     )
     (record,) = predictor.predict(["suffering from Influenza and cough"], explain_paths=True)
-    assert record["paths"] and all("attribution" not in p for p in record["paths"])
+    assert record.paths and all(p.attribution is None for p in record.paths)
 
 
 def test_compare_rows_are_picked_by_name_and_an_unknown_one_is_refused() -> None:

@@ -97,7 +97,7 @@ def paths(
     return {
         "source": _node(graph, s),
         "target": _node(graph, t),
-        "paths": [{**p.describe(graph), "text": p.text(graph)} for p in found],
+        "paths": [p.describe(graph) for p in found],
     }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from fastapi import APIRouter
 
@@ -14,7 +13,8 @@ from api.batching import QueueFull, ShuttingDown
 from api.deps import EngineDep
 from api.engine import Answer, PredictRequest
 from api.errors import APIError, describe_error
-from api.schemas import ERROR_RESPONSES, PredictBody, PredictResponse
+from api.schemas import ERROR_RESPONSES, ErrorDetail, PredictBody, PredictResponse, TextAnswer
+from fusion.prediction import Prediction
 from nlp.texts import text_problem
 
 router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[ReadAccess])
@@ -82,9 +82,7 @@ async def predict(body: PredictBody, engine: EngineDep) -> dict[str, object]:
         ) from None
     predictions = _answered(request.texts, records)
     total = (time.perf_counter() - started) * 1e3
-    model: dict[str, float] = next(
-        (r["timings_ms"] for r in predictions if r.get("error") is None), {}
-    )
+    model = next((a.timings_ms for a in records if isinstance(a, Prediction)), {})
     return {
         "model_version": engine.version,
         "kg_fingerprint": engine.graph.fingerprint,
@@ -96,18 +94,19 @@ async def predict(body: PredictBody, engine: EngineDep) -> dict[str, object]:
     }
 
 
-def _answered(texts: list[str], answers: list[Answer]) -> list[dict[str, Any]]:
-    """The records of the texts; a text that failed alone gets an ``error`` in its place. When
-    every text failed, the request fails with the first one's error."""
+def _answered(texts: list[str], answers: list[Answer]) -> list[Prediction]:
+    """The predictions of the texts; a text that failed alone gets a `TextAnswer` with its
+    ``error`` in their place. When every text failed, the request fails with the first one's
+    error."""
     failed = [a for a in answers if isinstance(a, Exception)]
     if failed and len(failed) == len(answers):
         raise failed[0]
-    records = []
+    out: list[Prediction] = []
     for text, answer in zip(texts, answers, strict=True):
         if isinstance(answer, Exception):
             status, code, message = describe_error(answer)
-            error = {"status": status, "code": code, "message": message}
-            records.append({"text": text, "label": None, "error": error})
+            error = ErrorDetail(status=status, code=code, message=message)
+            out.append(TextAnswer(text=text, error=error))
         else:
-            records.append(answer)
-    return records
+            out.append(answer)
+    return out

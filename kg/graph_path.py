@@ -1,0 +1,93 @@
+"""A path through the KG, the one type for path search results (`kg.paths`), the paths that
+explain a prediction (`fusion.explain`) and the paths the HTTP API returns.
+
+`GraphPath` holds entity and relation ids, which mean something only next to their graph;
+`GraphPath.describe` turns it into a `DescribedPath`, with IRIs and labels, which is what the
+CLI's ``--json`` output, a prediction's JSON record and the HTTP responses carry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field
+
+from kg.graph import Triple, describe_triple
+
+if TYPE_CHECKING:
+    from kg.graph import GraphView
+
+SCORE_DIGITS = 6  # a described path's score and attribution are rounded to this many decimals
+
+
+class Node(BaseModel):
+    """An entity or a relation of the KG."""
+
+    iri: str
+    label: str
+
+
+class Hop(BaseModel):
+    """One triple of the KG."""
+
+    subject: Node
+    predicate: Node
+    object: Node
+
+
+class DescribedPath(BaseModel):
+    """A `GraphPath` in IRIs and labels."""
+
+    score: float = Field(
+        description="path search: exp(-cost), higher for shorter paths through rarer nodes; "
+        "an explanation: how much the predicted class's log-odds drop without this path"
+    )
+    attribution: float | None = Field(
+        default=None,
+        description="the paths encoder's own score for an explanation: the summed gradients of "
+        "the predicted class's log-odds with respect to its steps (absent otherwise)",
+    )
+    text: str = Field(description="the path in words, arrows following each triple")
+    hops: list[Hop] = Field(description="each hop is one triple of the KG")
+
+
+@dataclass(frozen=True)
+class GraphPath:
+    """A walk ``entities[0] -> ... -> entities[-1]``; hop ``i`` is ``triples[i]``, which joins
+    ``entities[i]`` and ``entities[i + 1]`` in either direction.
+
+    Args:
+        entities: entity ids, from the first entity (an explanation: the linked entity) on.
+        triples: one per hop.
+        score: higher is better (see `DescribedPath.score`).
+        attribution: an explanation's gradient sum (paths encoder), else None.
+    """
+
+    entities: tuple[int, ...]
+    triples: tuple[Triple, ...]
+    score: float
+    attribution: float | None = None
+
+    @property
+    def hops(self) -> int:
+        return len(self.triples)
+
+    def text(self, graph: GraphView) -> str:
+        """'Psoriasis --has symptom--> joint pain' (arrows follow each triple's direction)."""
+        parts = [graph.label(self.entities[0])]
+        for here, t in zip(self.entities[1:], self.triples, strict=True):
+            name = graph.relation_label(t.relation)
+            arrow = f" --{name}--> " if t.object == here else f" <--{name}-- "
+            parts.append(arrow + graph.label(here))
+        return "".join(parts)
+
+    def describe(self, graph: GraphView) -> DescribedPath:
+        """The path in IRIs and labels of ``graph`` (the graph its ids belong to)."""
+        attribution = self.attribution
+        return DescribedPath(
+            score=round(self.score, SCORE_DIGITS),
+            attribution=None if attribution is None else round(attribution, SCORE_DIGITS),
+            text=self.text(graph),
+            hops=[Hop.model_validate(describe_triple(graph, t)) for t in self.triples],
+        )
