@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -56,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from kg.files import atomic_file, write_json
 from kg.graph import KnowledgeGraph
 from nlp.errors import LinkingError
 from nlp.keys import FUNCTION_WORDS
@@ -462,16 +462,16 @@ class SemanticCandidates:
         target.mkdir(parents=True, exist_ok=True)
         words = sorted(self.word_index, key=self.word_index.__getitem__)
         for name, data in (("words.npy", self.word_vectors), ("aliases.npy", self.alias_vectors)):
-            tmp = target / f".{name}.tmp.npy"
-            np.save(tmp, data, allow_pickle=False)
-            os.replace(tmp, target / name)
-        _write_json(target / "words.json", words)
-        _write_json(
+            with atomic_file(target / name, "wb") as f:
+                np.save(f, data, allow_pickle=False)
+        write_json(target / "words.json", words, indent=None)
+        write_json(
             target / "aliases.json",
             {"entities": self.alias_entities.tolist(), "texts": self.alias_texts},
+            indent=None,
         )
         meta = {"version": CACHE_VERSION, **self._meta, "one_off_seconds": self.one_off_seconds}
-        _write_json(target / "meta.json", meta)  # last: the other files are complete
+        write_json(target / "meta.json", meta, indent=None)  # last: the others are complete
         return target
 
     # ----- vectors -----
@@ -631,9 +631,3 @@ def detokenize(words: list[str]) -> str:
 
 def _digest(items: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(items).encode()).hexdigest()[:16]
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
