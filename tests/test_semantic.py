@@ -271,8 +271,14 @@ def test_semantic_real_encoder_links_lay_words(shared_data: Path) -> None:
 
 def test_encoder_from_a_folder_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
     """A wrong folder is reported, never taken for a hub name to download."""
+    from nlp.encoder_folder import EncoderError
     from nlp.semantic import Encoder
 
-    for folder in (tmp_path, tmp_path / "missing"):
-        with pytest.raises(LinkingError, match=f"cannot load the sentence encoder from {folder}"):
-            Encoder(folder)
+    with pytest.raises(EncoderError, match=f"{tmp_path} is not a Hugging Face model folder"):
+        Encoder(tmp_path)
+    missing = tmp_path / "missing"
+    with pytest.raises(EncoderError, match=f"{missing} does not exist; kgfuse never downloads"):
+        Encoder(missing)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(EncoderError, match=f"cannot load the encoder from {tmp_path}"):
+        Encoder(tmp_path)
