@@ -99,11 +99,16 @@ def build_model(config: RunConfig, resources: Resources) -> FusionClassifier:
         raise ConfigError("model.mode=counter counts paths to label nodes: set kg.label_map")
     encoder = TextEncoder(config.encoder) if config.model.mode != "graph" else None
     return FusionClassifier(
-        config.model, encoder, resources.features, 2 * resources.graph.num_relations,
-        len(resources.labels), resources.tokenizer.hidden_size, uses_label_nodes=bool(resources.label_nodes),
+        config.model,
+        encoder,
+        resources.features,
+        2 * resources.graph.num_relations,
+        len(resources.labels),
+        resources.tokenizer.hidden_size,
+        uses_label_nodes=bool(resources.label_nodes),
         counter_dim=resources.counter.dims if resources.counter is not None else 0,
         path_rounds=walk_length(resources.subgraph.hops or 1),
-    )  # fmt: skip
+    )
 
 
 def fit(
@@ -522,9 +527,18 @@ def run(
     data_key = data_fingerprint(resources, train, val)
     setup_s = time.perf_counter() - started  # KG, linker, links, subgraphs, automatic choices
     epochs, best_epoch, seconds = fit(
-        model, resources, train, val, config, run_dir, progress, on_epoch_end, data_key,
-        splits.val_unseen, plan.selection,
-    )  # fmt: skip
+        model,
+        resources,
+        train,
+        val,
+        config,
+        run_dir,
+        progress,
+        on_epoch_end,
+        data_key,
+        splits.val_unseen,
+        plan.selection,
+    )
 
     # temperature scaling on what validation selects on: never on a test text
     chosen = [p for p, f in zip(val, plan.selection.flags(splits.val_unseen), strict=True) if f]
@@ -543,31 +557,56 @@ def run(
             if distributed.is_main():
                 folder.mkdir(exist_ok=True)
             fit(
-                model, resources, more, val, config, folder, progress,
-                None, data_fingerprint(resources, more, val), splits.val_unseen, plan.selection,
-            )  # fmt: skip
+                model,
+                resources,
+                more,
+                val,
+                config,
+                folder,
+                progress,
+                None,
+                data_fingerprint(resources, more, val),
+                splits.val_unseen,
+                plan.selection,
+            )
 
         temperature, self_training = self_train(
-            model, resources, val, splits.val_unseen, plan.selection, unlabeled,
-            config.train.self_training_rounds, config.train.self_training_threshold, temperature,
-            train_more, calibrate,
-        )  # fmt: skip
+            model,
+            resources,
+            val,
+            splits.val_unseen,
+            plan.selection,
+            unlabeled,
+            config.train.self_training_rounds,
+            config.train.self_training_threshold,
+            temperature,
+            train_more,
+            calibrate,
+        )
     metrics = evaluate_validation(model, resources, val, splits.val_unseen)
     metrics |= {f"test:{n}": evaluate_shared(model, resources, ex) for n, ex in tests.items()}
-    parts = {"val": val, "val:unseen": [p for p, u in zip(val, splits.val_unseen, strict=True) if u],
-             "val:seen": [p for p, u in zip(val, splits.val_unseen, strict=True) if not u],
-             **{f"test:{n}": ex for n, ex in tests.items()}}  # fmt: skip
+    parts = {
+        "val": val,
+        "val:unseen": [p for p, u in zip(val, splits.val_unseen, strict=True) if u],
+        "val:seen": [p for p, u in zip(val, splits.val_unseen, strict=True) if not u],
+        **{f"test:{n}": ex for n, ex in tests.items()},
+    }
     for name, m in metrics.items():
         examples = parts[name]
         m["linked_share"] = float(np.mean([bool(p.linked) for p in examples])) if examples else 0.0
         gold = np.array([p.label for p in examples])
         m.update(calibration_report(predict_logits(model, resources, examples), gold, temperature))
     training = {
-        "setup_s": round(setup_s, 2), "epochs_run": epochs, "best_epoch": best_epoch,
+        "setup_s": round(setup_s, 2),
+        "epochs_run": epochs,
+        "best_epoch": best_epoch,
         "seconds_per_epoch": seconds,
-        "temperature": temperature, "selection": plan.selection.on, "choices": plan.choices,
-        "counts": splits.counts(), "self_training": self_training,
-    }  # fmt: skip
+        "temperature": temperature,
+        "selection": plan.selection.on,
+        "choices": plan.choices,
+        "counts": splits.counts(),
+        "self_training": self_training,
+    }
     bundle = run_dir / "bundle"
     if distributed.is_main():
         bundle = save_bundle(bundle, model, resources, config, metrics, training)
