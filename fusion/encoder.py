@@ -126,7 +126,7 @@ class TextEncoder(nn.Module):
             return self._pooled(input_ids, attention_mask)
         lengths = attention_mask.sum(1)
         order = torch.argsort(lengths, descending=True, stable=True)
-        out = torch.empty(len(input_ids), self.hidden_size)
+        out = torch.empty(len(input_ids), self.hidden_size, device=input_ids.device)
         for chunk in order.split(LENGTH_BUCKET):
             n = int(lengths[chunk].max())
             out[chunk] = self._pooled(input_ids[chunk, :n], attention_mask[chunk, :n])

@@ -179,12 +179,13 @@ def prefit_counts(
     if not (model.counts_per_label and train and val):
         return 0
     head = model.counts_head
-    x = torch.as_tensor(np.stack([p.counts for p in train]))  # type: ignore[misc]
-    y = torch.tensor([p.label for p in train])
+    device = model.device
+    x = torch.as_tensor(np.stack([p.counts for p in train]), device=device)  # type: ignore[misc]
+    y = torch.tensor([p.label for p in train], device=device)
     flags = selection.flags(list(val_unseen))
     chosen = [p for p, f in zip(val, flags, strict=True) if f] or list(val)
-    vx = torch.as_tensor(np.stack([p.counts for p in chosen]))  # type: ignore[misc]
-    vy = torch.tensor([p.label for p in chosen])
+    vx = torch.as_tensor(np.stack([p.counts for p in chosen]), device=device)  # type: ignore[misc]
+    vy = torch.tensor([p.label for p in chosen], device=device)
     optimizer = torch.optim.AdamW(head.parameters(), lr=PREFIT_LR, weight_decay=0.01)
     generator = torch.Generator().manual_seed(seed)
     best, best_score, best_epoch = trainable_state(head), (-1.0, 0.0), 0
