@@ -203,6 +203,27 @@ def cell_md(value: dict[str, float] | None, seeds: int) -> str:
     return f"{value['mean']:.3f} ± {value['std']:.3f}" if seeds > 1 else f"{value['mean']:.3f}"
 
 
+def rows_markdown(
+    rows: list[dict[str, Any]], seen: str, unseen: str, text_seconds: float, ece: bool
+) -> list[str]:
+    """A data set's rows as a markdown table: seeds, accuracies (mean ± std), ``unseen``
+    macro-F1 (and ECE), seconds per epoch and their ratio to the text model's."""
+    measures = ["val_unseen", "test_seen", "test_unseen", "macro_f1_unseen"]
+    heads = ["row", "seeds", "val:unseen", f"test {seen}", f"test {unseen}", f"{unseen} macro-F1"]
+    if ece:
+        measures.append("ece_unseen")
+        heads.append(f"{unseen} ECE")
+    heads += ["s/epoch", "x text"]
+    out = ["| " + " | ".join(heads) + " |", "| --- " * len(heads) + "|"]
+    for r in rows:
+        n, epoch = len(r["seeds"]), r["seconds_per_epoch"]
+        ratio = f"{epoch / text_seconds:.2f}" if text_seconds and epoch else "-"
+        cells = [r["row"], str(n), *(cell_md(r[m], n) for m in measures)]
+        cells += [f"{epoch:.0f}" if epoch else "-", ratio]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
 def markdown(payload: dict[str, Any]) -> str:
     """The README's results: one table per data set, explanations, then the targets."""
     out = [
@@ -220,21 +241,10 @@ def markdown(payload: dict[str, Any]) -> str:
             f"**{name}** (tune: {trials} trials, {sec.get('tune', 0) / 60:.0f} min; compare: "
             f"{sec.get('compare', 0) / 60:.0f} min)",
             "",
-            f"| row | seeds | val:unseen | test {seen} | test {unseen} | {unseen} macro-F1 "
-            f"| {unseen} ECE | s/epoch | x text |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         rows = table(name, result["report"])
         text = next((r["seconds_per_epoch"] for r in rows if r["row"] == "text"), 0.0)
-        for r in rows:
-            n, epoch = len(r["seeds"]), r["seconds_per_epoch"]
-            ratio = f"{epoch / text:.2f}" if text and epoch else "-"
-            out.append(
-                f"| {r['row']} | {n} | {cell_md(r['val_unseen'], n)} | "
-                f"{cell_md(r['test_seen'], n)} | {cell_md(r['test_unseen'], n)} | "
-                f"{cell_md(r['macro_f1_unseen'], n)} | {cell_md(r['ece_unseen'], n)} | "
-                f"{f'{epoch:.0f}' if epoch else '-'} | {ratio} |"
-            )
+        out += rows_markdown(rows, seen, unseen, text, ece=True)
         f = result.get("faithfulness")
         if f:
             out.append("")

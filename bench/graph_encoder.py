@@ -33,6 +33,7 @@ from generalization import (
     data_overrides,
     finish,
     replace_block,
+    rows_markdown,
     run_pipelines,
     targets_markdown,
 )
@@ -136,20 +137,9 @@ def markdown(payload: dict[str, Any]) -> str:
         out += [
             f"**{name}**",
             "",
-            f"| row | seeds | val:unseen | test {seen} | test {unseen} | {unseen} macro-F1 "
-            "| s/epoch | x text |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         text = next((r["seconds_per_epoch"] for r in result["rows"] if r["key"] == "text"), 0.0)
-        for r in result["rows"]:
-            n, epoch = len(r["seeds"]), r["seconds_per_epoch"]
-            ratio = f"{epoch / text:.2f}" if text and epoch else "-"
-            out.append(
-                f"| {r['row']} | {n} | {cell_md(r['val_unseen'], n)} | "
-                f"{cell_md(r['test_seen'], n)} | {cell_md(r['test_unseen'], n)} | "
-                f"{cell_md(r['macro_f1_unseen'], n)} | {f'{epoch:.0f}' if epoch else '-'} | "
-                f"{ratio} |"
-            )
+        out += rows_markdown(result["rows"], seen, unseen, text, ece=False)
         f = result.get("faithfulness")
         if f:
             out += [
