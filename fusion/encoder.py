@@ -182,9 +182,13 @@ def apply_adapter(model: nn.Module, config: EncoderConfig) -> nn.Module:
         )
     elif config.adapter == "adalora":
         peft_config = AdaLoraConfig(
-            init_r=config.lora_r, target_r=max(1, config.lora_r // 2), lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout, target_modules=targets, total_step=1000,
-        )  # fmt: skip
+            init_r=config.lora_r,
+            target_r=max(1, config.lora_r // 2),
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=targets,
+            total_step=1000,
+        )
     else:
         peft_config = IA3Config(target_modules=targets, feedforward_modules=[])
     try:

@@ -117,11 +117,13 @@ class GraphEncoder(nn.Module):
         context = n + node_batch[entities]
         to_entity = torch.stack([context, entities])
         edges = torch.cat([edge_index, to_entity, to_entity.flip(0)], dim=1)
-        types = torch.cat([
-            edge_type,
-            torch.full_like(entities, self.num_relations),
-            torch.full_like(entities, self.num_relations + 1),
-        ])  # fmt: skip
+        types = torch.cat(
+            [
+                edge_type,
+                torch.full_like(entities, self.num_relations),
+                torch.full_like(entities, self.num_relations + 1),
+            ]
+        )
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = norm(h + self.dropout(torch.relu(conv(h, edges, types))))
         return h[:n], h[n : n + batch]

@@ -285,9 +285,14 @@ class FusionClassifier(nn.Module):
         """graph mode: the path scores; fused: text logits + gate * path scores, the gate read
         from the text and the mean class-node state, 0 for a text with no linked entity."""
         scores, states = self.path_encoder(
-            t, graph.edge_index, graph.edge_type, graph.batch, graph.linked, graph.label_pos,
+            t,
+            graph.edge_index,
+            graph.edge_type,
+            graph.batch,
+            graph.linked,
+            graph.label_pos,
             edge_weight,
-        )  # fmt: skip
+        )
         if self.config.mode == "graph":
             return {"logits": scores, "graph_logits": scores}
         gate = torch.sigmoid(self.gate(torch.cat([t, states.mean(1)], dim=-1)))

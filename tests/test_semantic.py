@@ -30,11 +30,19 @@ FIXTURE = Path(__file__).parent / "fixtures" / "linker.ttl"
 DIM, AXES = 64, 16
 # word -> (concept axis, cosine with the concept); the KG's own words sit on their axis (1.0).
 CONCEPTS = {
-    "fever": (0, 1.0), "febrile": (0, 0.9), "warm": (0, 0.75),
-    "cough": (1, 1.0), "sneezing": (2, 1.0), "sneezy": (2, 0.9),
-    "joint": (3, 1.0), "joints": (3, 1.0), "pain": (4, 1.0), "achy": (4, 0.9),
-    "chills": (6, 1.0), "shivery": (6, 0.9),
-}  # fmt: skip
+    "fever": (0, 1.0),
+    "febrile": (0, 0.9),
+    "warm": (0, 0.75),
+    "cough": (1, 1.0),
+    "sneezing": (2, 1.0),
+    "sneezy": (2, 0.9),
+    "joint": (3, 1.0),
+    "joints": (3, 1.0),
+    "pain": (4, 1.0),
+    "achy": (4, 0.9),
+    "chills": (6, 1.0),
+    "shivery": (6, 0.9),
+}
 ENCODER = "kgfuse.test_semantic.fake_encoder.v1"
 
 
@@ -217,8 +225,12 @@ def test_semantic_vectors_round_trip_through_to_disk_without_pickle(
     nlp.to_disk(tmp_path / "pipeline")
     folder = tmp_path / "pipeline" / "kg_linker" / "semantic"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "aliases.json", "aliases.npy", "meta.json", "words.json", "words.npy",
-    ]  # fmt: skip
+        "aliases.json",
+        "aliases.npy",
+        "meta.json",
+        "words.json",
+        "words.npy",
+    ]
     words = json.loads((folder / "words.json").read_text())
     assert {"febrile", "achy", "joints"} <= set(words)
     assert len(np.load(folder / "words.npy", allow_pickle=False)) == len(words)
