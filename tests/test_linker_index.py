@@ -8,7 +8,7 @@ import pytest
 
 import kg
 from nlp.linker import from_kg
-from nlp.linker_index import save_index
+from nlp.linker_index import linker_of, save_index
 
 FIXTURE = Path(__file__).parent / "fixtures" / "linker.ttl"
 
@@ -20,8 +20,7 @@ def test_linker_index_failed_save_keeps_the_old_index_and_leaves_no_temporary(
     nlp = from_kg(graph)
     folder = save_index(nlp, tmp_path / "kg.linker")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    linker = nlp.get_pipe("kg_linker")
-    _, _, disambiguator = linker._ready()
+    _, _, disambiguator = linker_of(nlp)._ready()
 
     def fail(_: Path) -> None:
         raise OSError("disk full")
@@ -31,4 +30,4 @@ def test_linker_index_failed_save_keeps_the_old_index_and_leaves_no_temporary(
         save_index(nlp, folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kg.linker"]
-    assert from_kg(graph, index=str(folder)).get_pipe("kg_linker").index_loaded
+    assert linker_of(from_kg(graph, index=str(folder))).index_loaded
