@@ -64,11 +64,26 @@ def make_s2d_split(out: Path) -> None:
         return
     folder = SHARED / "symptom2disease"
     subprocess.run(
-        [*CLI, "split", str(folder / "Symptom2Disease.csv"), "--kg", str(folder / "kg.ttl"),
-         "--type", "http://example.org/symptomkb/Symptom", "--fraction", "0.25", "--seed", "0",
-         "--seen-fraction", "0.15", "-o", str(out)],
-        check=True, cwd=REPO,
-    )  # fmt: skip
+        [
+            *CLI,
+            "split",
+            str(folder / "Symptom2Disease.csv"),
+            "--kg",
+            str(folder / "kg.ttl"),
+            "--type",
+            "http://example.org/symptomkb/Symptom",
+            "--fraction",
+            "0.25",
+            "--seed",
+            "0",
+            "--seen-fraction",
+            "0.15",
+            "-o",
+            str(out),
+        ],
+        check=True,
+        cwd=REPO,
+    )
 
 
 def data_overrides(name: str, out: Path) -> list[str]:
@@ -92,9 +107,21 @@ def pipeline(name: str, out: Path, seeds: int, trials: int, quick: bool) -> list
     tuned = out / name / "tune" / "best.yaml"
     return [
         [*CLI, "tune", config, *base, "--trials", str(trials)],
-        [*CLI, "compare", str(tuned), f"output={out / name}", "train.threads=1", "--seeds",
-         str(seeds), "--with-default", "--rows", COMPARE_ROWS, "--json", str(out / f"{name}.json")],
-    ]  # fmt: skip
+        [
+            *CLI,
+            "compare",
+            str(tuned),
+            f"output={out / name}",
+            "train.threads=1",
+            "--seeds",
+            str(seeds),
+            "--with-default",
+            "--rows",
+            COMPARE_ROWS,
+            "--json",
+            str(out / f"{name}.json"),
+        ],
+    ]
 
 
 def run_pipelines(
@@ -148,15 +175,19 @@ def table(name: str, report: dict[str, Any]) -> list[dict[str, Any]]:
         if row not in s:
             continue
         entry = s[row]
-        out.append({
-            "row": ROW_NAMES.get(row, row), "seeds": entry["seeds"],
-            "val_unseen": cell(s, row, "val:unseen/accuracy"),
-            "test_seen": cell(s, row, f"test:{seen}/accuracy"),
-            "test_unseen": cell(s, row, f"test:{unseen}/accuracy"),
-            "macro_f1_unseen": cell(s, row, f"test:{unseen}/macro_f1"),
-            "ece_unseen": cell(s, row, f"test:{unseen}/ece"),
-            "seconds_per_epoch": entry["seconds_per_epoch"], "train_seconds": entry["seconds"],
-        })  # fmt: skip
+        out.append(
+            {
+                "row": ROW_NAMES.get(row, row),
+                "seeds": entry["seeds"],
+                "val_unseen": cell(s, row, "val:unseen/accuracy"),
+                "test_seen": cell(s, row, f"test:{seen}/accuracy"),
+                "test_unseen": cell(s, row, f"test:{unseen}/accuracy"),
+                "macro_f1_unseen": cell(s, row, f"test:{unseen}/macro_f1"),
+                "ece_unseen": cell(s, row, f"test:{unseen}/ece"),
+                "seconds_per_epoch": entry["seconds_per_epoch"],
+                "train_seconds": entry["seconds"],
+            }
+        )
     return out
 
 
@@ -180,11 +211,16 @@ def checks(name: str, report: dict[str, Any]) -> list[tuple[str, float, str, boo
         rows.append((f"{name}: tuned held-out accuracy", fused, ">= 0.90", fused >= 0.90))
     ece = mean(report, "fused", f"test:{unseen}/ece")
     rows += [
-        (f"{name}: tuned - reference, unseen", fused - reference, ">= +0.02", fused - reference >= 0.02),
+        (
+            f"{name}: tuned - reference, unseen",
+            fused - reference,
+            ">= +0.02",
+            fused - reference >= 0.02,
+        ),
         (f"{name}: default / tuned, unseen", default / fused, ">= 0.95", default / fused >= 0.95),
         (f"{name}: share of the KG's gain lost on a shuffled KG", lost, ">= 0.80", lost >= 0.80),
         (f"{name}: tuned ECE, unseen", ece, "<= 0.05", ece <= 0.05),
-    ]  # fmt: skip
+    ]
     f = report.get("faithfulness")
     if f:
         rows.append((f"{name}: comprehensiveness / random", f["ratio"], ">= 2", f["ratio"] >= 2))
@@ -201,6 +237,27 @@ def cell_md(value: dict[str, float] | None, seeds: int) -> str:
     if value is None:
         return "-"
     return f"{value['mean']:.3f} ± {value['std']:.3f}" if seeds > 1 else f"{value['mean']:.3f}"
+
+
+def rows_markdown(
+    rows: list[dict[str, Any]], seen: str, unseen: str, text_seconds: float, ece: bool
+) -> list[str]:
+    """A data set's rows as a markdown table: seeds, accuracies (mean ± std), ``unseen``
+    macro-F1 (and ECE), seconds per epoch and their ratio to the text model's."""
+    measures = ["val_unseen", "test_seen", "test_unseen", "macro_f1_unseen"]
+    heads = ["row", "seeds", "val:unseen", f"test {seen}", f"test {unseen}", f"{unseen} macro-F1"]
+    if ece:
+        measures.append("ece_unseen")
+        heads.append(f"{unseen} ECE")
+    heads += ["s/epoch", "x text"]
+    out = ["| " + " | ".join(heads) + " |", "| --- " * len(heads) + "|"]
+    for r in rows:
+        n, epoch = len(r["seeds"]), r["seconds_per_epoch"]
+        ratio = f"{epoch / text_seconds:.2f}" if text_seconds and epoch else "-"
+        cells = [r["row"], str(n), *(cell_md(r[m], n) for m in measures)]
+        cells += [f"{epoch:.0f}" if epoch else "-", ratio]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
 
 
 def markdown(payload: dict[str, Any]) -> str:
@@ -220,21 +277,10 @@ def markdown(payload: dict[str, Any]) -> str:
             f"**{name}** (tune: {trials} trials, {sec.get('tune', 0) / 60:.0f} min; compare: "
             f"{sec.get('compare', 0) / 60:.0f} min)",
             "",
-            f"| row | seeds | val:unseen | test {seen} | test {unseen} | {unseen} macro-F1 "
-            f"| {unseen} ECE | s/epoch | x text |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         rows = table(name, result["report"])
         text = next((r["seconds_per_epoch"] for r in rows if r["row"] == "text"), 0.0)
-        for r in rows:
-            n, epoch = len(r["seeds"]), r["seconds_per_epoch"]
-            ratio = f"{epoch / text:.2f}" if text and epoch else "-"
-            out.append(
-                f"| {r['row']} | {n} | {cell_md(r['val_unseen'], n)} | "
-                f"{cell_md(r['test_seen'], n)} | {cell_md(r['test_unseen'], n)} | "
-                f"{cell_md(r['macro_f1_unseen'], n)} | {cell_md(r['ece_unseen'], n)} | "
-                f"{f'{epoch:.0f}' if epoch else '-'} | {ratio} |"
-            )
+        out += rows_markdown(rows, seen, unseen, text, ece=True)
         f = result.get("faithfulness")
         if f:
             out.append("")
@@ -272,12 +318,17 @@ def finish(
     for name, value, goal, ok in checks:
         print(f"{name:60} {value:8.3f} {goal:>9}  {'met' if ok else 'MISSED'}")
     print(f"\nwhole benchmark: {minutes:.1f} min")
-    payload = relative_paths({
-        "results": results,
-        "checks": [{"name": n, "value": v, "goal": g, "ok": ok} for n, v, g, ok in checks],
-        "minutes": minutes, "seeds": seeds, "quick": args.quick,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cores": os.cpu_count(),
-    })  # fmt: skip
+    payload = relative_paths(
+        {
+            "results": results,
+            "checks": [{"name": n, "value": v, "goal": g, "ok": ok} for n, v, g, ok in checks],
+            "minutes": minutes,
+            "seeds": seeds,
+            "quick": args.quick,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "cores": os.cpu_count(),
+        }
+    )
     if args.readme:
         write(payload)
     if args.json:
@@ -325,13 +376,16 @@ def main() -> None:
         "tuning time back from OUT/tune-seconds.json)",
     )
     parser.add_argument(
-        "--readme", action="store_true",
+        "--readme",
+        action="store_true",
         help="also rewrite README.md's results block (between its generalization markers)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--render", type=Path, metavar="JSON",
+        "--render",
+        type=Path,
+        metavar="JSON",
         help="run nothing: rewrite README.md's results block from this benchmark JSON",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     if args.render:
         payload = json.loads(args.render.read_text(encoding="utf-8"))
@@ -368,22 +422,34 @@ def main() -> None:
         rows = table(name, report)
         found = checks(name, report)
         all_checks += found
-        results[name] = {"rows": rows, "faithfulness": report.get("faithfulness"),
-                         "seconds": seconds[name], "trials": trials_of[name],
-                         "report": report}  # fmt: skip
-        print(f"\n== {name}: tune {seconds[name].get('tune', 0) / 60:.1f} min, "
-              f"compare {seconds[name].get('compare', 0) / 60:.1f} min")  # fmt: skip
-        print(f"{'row':15} {'val:unseen':>13} {'test seen':>13} {'test unseen':>13} "
-              f"{'unseen F1':>13} {'unseen ECE':>13} {'s/epoch':>8}")  # fmt: skip
+        results[name] = {
+            "rows": rows,
+            "faithfulness": report.get("faithfulness"),
+            "seconds": seconds[name],
+            "trials": trials_of[name],
+            "report": report,
+        }
+        print(
+            f"\n== {name}: tune {seconds[name].get('tune', 0) / 60:.1f} min, "
+            f"compare {seconds[name].get('compare', 0) / 60:.1f} min"
+        )
+        print(
+            f"{'row':15} {'val:unseen':>13} {'test seen':>13} {'test unseen':>13} "
+            f"{'unseen F1':>13} {'unseen ECE':>13} {'s/epoch':>8}"
+        )
         for r in rows:
-            print(f"{r['row']:15} {fmt(r['val_unseen']):>13} {fmt(r['test_seen']):>13} "
-                  f"{fmt(r['test_unseen']):>13} {fmt(r['macro_f1_unseen']):>13} "
-                  f"{fmt(r['ece_unseen']):>13} {r['seconds_per_epoch']:8.1f}")  # fmt: skip
+            print(
+                f"{r['row']:15} {fmt(r['val_unseen']):>13} {fmt(r['test_seen']):>13} "
+                f"{fmt(r['test_unseen']):>13} {fmt(r['macro_f1_unseen']):>13} "
+                f"{fmt(r['ece_unseen']):>13} {r['seconds_per_epoch']:8.1f}"
+            )
         f = report.get("faithfulness")
         if f:
-            print(f"explanations ({f['texts']} texts, top {f['top_k']} paths, log-odds): "
-                  f"comprehensiveness {f['comp']:.3f} vs random {f['comp_random']:.3f}; "
-                  f"sufficiency {f['suff']:.3f} vs random {f['suff_random']:.3f}")  # fmt: skip
+            print(
+                f"explanations ({f['texts']} texts, top {f['top_k']} paths, log-odds): "
+                f"comprehensiveness {f['comp']:.3f} vs random {f['comp_random']:.3f}; "
+                f"sufficiency {f['suff']:.3f} vs random {f['suff_random']:.3f}"
+            )
     minutes = (time.perf_counter() - started) / 60
     finish(args, results, all_checks, minutes, seeds, write_readme)
 

@@ -33,6 +33,7 @@ from generalization import (
     data_overrides,
     finish,
     replace_block,
+    rows_markdown,
     run_pipelines,
     targets_markdown,
 )
@@ -50,10 +51,23 @@ def command(name: str, out: Path, seeds: int, quick: bool) -> list[str]:
     config, _, _ = DATASETS[name]
     extra = ["train.epochs=1"] if quick else []
     return [
-        *CLI, "compare", config, f"output={out / name}", "train.threads=1", "model.graph_encoder=paths",
-        *data_overrides(name, out.parent), *extra, "--seeds", str(seeds), "--rows", COMPARE_ROWS,
-        "--faithfulness-texts", "100", "--json", str(out / f"{name}.json"),
-    ]  # fmt: skip
+        *CLI,
+        "compare",
+        config,
+        f"output={out / name}",
+        "train.threads=1",
+        "model.graph_encoder=paths",
+        *data_overrides(name, out.parent),
+        *extra,
+        "--seeds",
+        str(seeds),
+        "--rows",
+        COMPARE_ROWS,
+        "--faithfulness-texts",
+        "100",
+        "--json",
+        str(out / f"{name}.json"),
+    ]
 
 
 def encoders(report: dict[str, Any]) -> dict[str, str]:
@@ -79,14 +93,18 @@ def rows(name: str, report: dict[str, Any]) -> list[dict[str, Any]]:
         if row not in s:
             continue
         entry = s[row]
-        out.append({
-            "row": names.get(row, row), "key": row, "seeds": entry["seeds"],
-            "val_unseen": entry.get("val:unseen/accuracy"),
-            "test_seen": entry.get(f"test:{seen}/accuracy"),
-            "test_unseen": entry.get(f"test:{unseen}/accuracy"),
-            "macro_f1_unseen": entry.get(f"test:{unseen}/macro_f1"),
-            "seconds_per_epoch": entry["seconds_per_epoch"],
-        })  # fmt: skip
+        out.append(
+            {
+                "row": names.get(row, row),
+                "key": row,
+                "seeds": entry["seeds"],
+                "val_unseen": entry.get("val:unseen/accuracy"),
+                "test_seen": entry.get(f"test:{seen}/accuracy"),
+                "test_unseen": entry.get(f"test:{unseen}/accuracy"),
+                "macro_f1_unseen": entry.get(f"test:{unseen}/macro_f1"),
+                "seconds_per_epoch": entry["seconds_per_epoch"],
+            }
+        )
     return out
 
 
@@ -103,12 +121,24 @@ def checks(name: str, report: dict[str, Any]) -> list[tuple[str, float, str, boo
     mine = report.get("graph_encoder", "rgcn")
     paths, rgcn = ("fused", "fused-rgcn") if mine == "paths" else ("fused-paths", "fused")
     graph_paths = "graph" if mine == "paths" else "graph-paths"
-    out = [(f"{name}: graph (paths) - reference, unseen", acc(graph_paths) - acc("reference"),
-            ">= 0", acc(graph_paths) >= acc("reference"))]  # fmt: skip
+    out = [
+        (
+            f"{name}: graph (paths) - reference, unseen",
+            acc(graph_paths) - acc("reference"),
+            ">= 0",
+            acc(graph_paths) >= acc("reference"),
+        )
+    ]
     gain = acc(paths) - acc("fused-no-gnn")
     if name == "pokedex":
-        out.append((f"{name}: fused (paths) - fused (rgcn), unseen", acc(paths) - acc(rgcn),
-                    ">= +0.03", acc(paths) - acc(rgcn) >= 0.03))  # fmt: skip
+        out.append(
+            (
+                f"{name}: fused (paths) - fused (rgcn), unseen",
+                acc(paths) - acc(rgcn),
+                ">= +0.03",
+                acc(paths) - acc(rgcn) >= 0.03,
+            )
+        )
         out.append(
             (f"{name}: fused (paths) - fused-no-gnn, unseen", gain, ">= +0.03", gain >= 0.03)
         )
@@ -136,20 +166,9 @@ def markdown(payload: dict[str, Any]) -> str:
         out += [
             f"**{name}**",
             "",
-            f"| row | seeds | val:unseen | test {seen} | test {unseen} | {unseen} macro-F1 "
-            "| s/epoch | x text |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         text = next((r["seconds_per_epoch"] for r in result["rows"] if r["key"] == "text"), 0.0)
-        for r in result["rows"]:
-            n, epoch = len(r["seeds"]), r["seconds_per_epoch"]
-            ratio = f"{epoch / text:.2f}" if text and epoch else "-"
-            out.append(
-                f"| {r['row']} | {n} | {cell_md(r['val_unseen'], n)} | "
-                f"{cell_md(r['test_seen'], n)} | {cell_md(r['test_unseen'], n)} | "
-                f"{cell_md(r['macro_f1_unseen'], n)} | {f'{epoch:.0f}' if epoch else '-'} | "
-                f"{ratio} |"
-            )
+        out += rows_markdown(result["rows"], seen, unseen, text, ece=False)
         f = result.get("faithfulness")
         if f:
             out += [
@@ -194,8 +213,12 @@ def main() -> None:
         report = json.loads((args.out / f"{name}.json").read_text())
         table = rows(name, report)
         all_checks += checks(name, report)
-        results[name] = {"rows": table, "faithfulness": report.get("faithfulness"),
-                         "seconds": seconds[name], "report": report}  # fmt: skip
+        results[name] = {
+            "rows": table,
+            "faithfulness": report.get("faithfulness"),
+            "seconds": seconds[name],
+            "report": report,
+        }
         print(f"\n== {name}: {seconds[name]['compare'] / 60:.1f} min")
         for r in table:
             cells = [

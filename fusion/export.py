@@ -21,6 +21,7 @@ from fusion.bundle import BundleError, load_bundle, save_bundle
 from fusion.config import config_from_dict
 from fusion.manifest import build_manifest
 from fusion.onnx_encoder import ONNX_FILE, export_onnx, require
+from kg.files import write_text
 
 
 def export_bundle(
@@ -74,9 +75,7 @@ def _mark(target: Path, **keys: Any) -> None:
     path = target / "bundle.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     data.update(keys)
-    tmp = path.with_name(".bundle.json.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def measure(

@@ -43,14 +43,14 @@ class BasisRGCNConv(RGCNConv):
         edge_type, source, target = edge_type[order], edge_index[0, order], edge_index[1, order]
         slot = target * relations + edge_type  # (target, relation) of each edge
         ones = torch.ones_like(slot, dtype=x.dtype)
-        in_degree = torch.zeros(n * relations, dtype=x.dtype).index_add_(0, slot, ones)
+        in_degree = x.new_zeros(n * relations).index_add_(0, slot, ones)
         weight = (self.comp @ self.weight.view(self.num_bases, -1)).view(
             relations, self.in_channels_l, self.out_channels
         )
         rows = x[source] / in_degree[slot].unsqueeze(-1)
         sizes = torch.bincount(edge_type, minlength=relations).tolist()
         messages = [group @ weight[r] for r, group in enumerate(rows.split(sizes)) if sizes[r]]
-        updated = torch.zeros(n, self.out_channels, dtype=x.dtype)
+        updated = x.new_zeros(n, self.out_channels)
         if messages:
             updated = updated.index_add(0, target, torch.cat(messages))
         return updated + x @ self.root + self.bias
@@ -117,11 +117,13 @@ class GraphEncoder(nn.Module):
         context = n + node_batch[entities]
         to_entity = torch.stack([context, entities])
         edges = torch.cat([edge_index, to_entity, to_entity.flip(0)], dim=1)
-        types = torch.cat([
-            edge_type,
-            torch.full_like(entities, self.num_relations),
-            torch.full_like(entities, self.num_relations + 1),
-        ])  # fmt: skip
+        types = torch.cat(
+            [
+                edge_type,
+                torch.full_like(entities, self.num_relations),
+                torch.full_like(entities, self.num_relations + 1),
+            ]
+        )
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = norm(h + self.dropout(torch.relu(conv(h, edges, types))))
         return h[:n], h[n : n + batch]

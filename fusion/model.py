@@ -188,9 +188,14 @@ class FusionClassifier(nn.Module):
             self.label_query = nn.Linear(text_dim + h, h)
             self.gate = nn.Linear(text_dim + 2 * h, 1)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters are (the text head's, which every mode has)."""
+        return next(self.text_head.parameters()).device
+
     def text_vector(self, tokens: dict[str, torch.Tensor] | None, batch_size: int) -> torch.Tensor:
         if self.text_encoder is None or tokens is None:  # graph mode reads no text
-            return torch.zeros(batch_size, self.text_dim)
+            return torch.zeros(batch_size, self.text_dim, device=self.device)
         return self.text_encoder(tokens["input_ids"], tokens["attention_mask"])
 
     def forward(
@@ -245,7 +250,7 @@ class FusionClassifier(nn.Module):
         query = self.pool_query(torch.cat([t, context], dim=-1))  # [B, H]
         scores = (nodes * query[graph.batch]).sum(-1) / nodes.shape[-1] ** 0.5
         attention = softmax(scores, graph.batch, num_nodes=nodes.shape[0])
-        pooled = torch.zeros(batch_size, nodes.shape[-1]).index_add_(
+        pooled = nodes.new_zeros(batch_size, nodes.shape[-1]).index_add_(
             0, graph.batch, attention.unsqueeze(-1) * nodes
         )
         graph_logits = self.graph_head(torch.cat([pooled, context], dim=-1))
@@ -280,9 +285,14 @@ class FusionClassifier(nn.Module):
         """graph mode: the path scores; fused: text logits + gate * path scores, the gate read
         from the text and the mean class-node state, 0 for a text with no linked entity."""
         scores, states = self.path_encoder(
-            t, graph.edge_index, graph.edge_type, graph.batch, graph.linked, graph.label_pos,
+            t,
+            graph.edge_index,
+            graph.edge_type,
+            graph.batch,
+            graph.linked,
+            graph.label_pos,
             edge_weight,
-        )  # fmt: skip
+        )
         if self.config.mode == "graph":
             return {"logits": scores, "graph_logits": scores}
         gate = torch.sigmoid(self.gate(torch.cat([t, states.mean(1)], dim=-1)))
@@ -298,7 +308,8 @@ class FusionClassifier(nn.Module):
 
 def _has_entity(graph: Batch, batch_size: int) -> torch.Tensor:
     """[batch, 1]: 1.0 for a text with a linked entity, 0.0 for one without (its gate is shut)."""
-    linked_count = torch.zeros(batch_size).index_add_(0, graph.batch, graph.linked.float())
+    linked = graph.linked.float()
+    linked_count = linked.new_zeros(batch_size).index_add_(0, graph.batch, linked)
     return (linked_count > 0).float().unsqueeze(-1)
 
 

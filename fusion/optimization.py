@@ -40,12 +40,18 @@ def make_optimizer(model: FusionClassifier, config: RunConfig) -> torch.optim.Op
 def make_scheduler(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup: float
 ) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup over the first ``warmup`` share of ``total_steps`` (at least one step),
+    then linear decay towards 0.
+
+    This is transformers' ``get_linear_schedule_with_warmup`` but for one step: its warmup
+    factor at step s is ``s / warm``, so its first optimizer step runs at learning rate 0 and
+    does nothing; here it is ``(s + 1) / warm``, reaching the peak one step sooner (the decay
+    is the same from step ``warm`` on; tests/test_optimization.py compares the two). Kept, not
+    replaced: a step at rate 0 would change every trained model's figures."""
     warm = max(1, int(total_steps * warmup))
 
     def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+        return min((step + 1) / warm, max(0.0, (total_steps - step) / max(1, total_steps - warm)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
@@ -173,12 +179,13 @@ def prefit_counts(
     if not (model.counts_per_label and train and val):
         return 0
     head = model.counts_head
-    x = torch.as_tensor(np.stack([p.counts for p in train]))  # type: ignore[misc]
-    y = torch.tensor([p.label for p in train])
+    device = model.device
+    x = torch.as_tensor(np.stack([p.counts for p in train]), device=device)  # type: ignore[misc]
+    y = torch.tensor([p.label for p in train], device=device)
     flags = selection.flags(list(val_unseen))
     chosen = [p for p, f in zip(val, flags, strict=True) if f] or list(val)
-    vx = torch.as_tensor(np.stack([p.counts for p in chosen]))  # type: ignore[misc]
-    vy = torch.tensor([p.label for p in chosen])
+    vx = torch.as_tensor(np.stack([p.counts for p in chosen]), device=device)  # type: ignore[misc]
+    vy = torch.tensor([p.label for p in chosen], device=device)
     optimizer = torch.optim.AdamW(head.parameters(), lr=PREFIT_LR, weight_decay=0.01)
     generator = torch.Generator().manual_seed(seed)
     best, best_score, best_epoch = trainable_state(head), (-1.0, 0.0), 0

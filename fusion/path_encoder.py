@@ -62,9 +62,7 @@ class PathLayer(nn.Module):
         messages = h[source] * relations[edge_batch, edge_type]
         if edge_weight is not None:
             messages = messages * edge_weight.unsqueeze(-1)
-        degree = torch.zeros(n, dtype=h.dtype).index_add_(
-            0, target, torch.ones_like(target, dtype=h.dtype)
-        )
+        degree = h.new_zeros(n).index_add_(0, target, torch.ones_like(target, dtype=h.dtype))
         total = torch.zeros_like(h).index_add_(0, target, messages)
         mean = total / degree.clamp(min=1).unsqueeze(-1)
         most = torch.zeros_like(h).scatter_reduce(

@@ -99,11 +99,16 @@ def build_model(config: RunConfig, resources: Resources) -> FusionClassifier:
         raise ConfigError("model.mode=counter counts paths to label nodes: set kg.label_map")
     encoder = TextEncoder(config.encoder) if config.model.mode != "graph" else None
     return FusionClassifier(
-        config.model, encoder, resources.features, 2 * resources.graph.num_relations,
-        len(resources.labels), resources.tokenizer.hidden_size, uses_label_nodes=bool(resources.label_nodes),
+        config.model,
+        encoder,
+        resources.features,
+        2 * resources.graph.num_relations,
+        len(resources.labels),
+        resources.tokenizer.hidden_size,
+        uses_label_nodes=bool(resources.label_nodes),
         counter_dim=resources.counter.dims if resources.counter is not None else 0,
         path_rounds=walk_length(resources.subgraph.hops or 1),
-    )  # fmt: skip
+    )
 
 
 def fit(
@@ -137,21 +142,100 @@ def fit(
     settings = config.train
     unseen = list(val_unseen) if val_unseen is not None else [False] * len(val)
     selection = selection or Selection("all", "every validation text")
-    # deterministic for a seed, so a resumed run fits the same head again; a head already
-    # fitted and frozen (self-training trains on from it) stays as it is
-    if not model.counts_per_label or any(p.requires_grad for p in model.counts_head.parameters()):
-        prefit_counts(model, train, val, selection, unseen, settings.seed)
-    if model.counts_per_label:  # fitted: the joint training adds text and graph on top of it
-        for p in model.counts_head.parameters():
-            p.requires_grad_(False)
+    _fit_counts_head(model, train, val, selection, unseen, settings.seed)
     optimizer = make_optimizer(model, config)
     # the same number of steps on every rank: shards are padded to the same length
     steps_per_epoch = math.ceil(len(distributed.shard(range(len(train)))) / settings.batch_size)
     scheduler = make_scheduler(optimizer, steps_per_epoch * settings.epochs, settings.warmup)
-    weights = class_weights(train, len(resources.labels)) if settings.class_weights else None
     checkpoint = run_dir / "checkpoint"
-    metrics_file = run_dir / "metrics.jsonl"
-    fingerprint = settings_fingerprint(config, data_key)
+    best, state = _start_or_resume(
+        checkpoint,
+        model,
+        optimizer,
+        scheduler,
+        steps_per_epoch,
+        settings_fingerprint(config, data_key),
+    )
+    main = distributed.is_main()
+    writer = _tensorboard(run_dir) if settings.tensorboard and main else None
+    steps = _Steps(
+        model,
+        resources,
+        config,
+        optimizer,
+        scheduler,
+        weights=class_weights(train, len(resources.labels)) if settings.class_weights else None,
+        parallel=distributed.data_parallel(model, "forward_parts", _has_unused_parameters(model)),
+        bar=Progress(steps_per_epoch * (settings.epochs - state["epoch"]), progress and main),
+        mask_token=resources.tokenizer.tokenizer.mask_token or "[MASK]",
+        adversary=(
+            FGM(model.text_encoder, settings.adversarial)
+            if settings.adversarial > 0 and model.text_encoder is not None
+            else None
+        ),
+    )
+    try:
+        while state["epoch"] < settings.epochs and state["stale"] < settings.patience:
+            epoch = state["epoch"] + 1
+            status = f"best val:{selection.on} {max(state['best_score'], 0):.3f}"
+            losses, seconds = steps.epoch(train, epoch, status)
+            scores = evaluate_validation(model, resources, val, unseen)
+            score, val_loss = selection.score(scores)
+            improved = _keep_if_best(state, epoch, score, val_loss)
+            if improved:
+                best = trainable_state(model)
+            state["epoch"] = epoch
+            state["epoch_seconds"].append(seconds)
+            record = _epoch_record(
+                epoch, losses, score, selection, scores, improved, seconds, optimizer
+            )
+            if main:
+                _write_epoch(run_dir, writer, record)
+                save_checkpoint(checkpoint, model, best, optimizer, state)
+            distributed.barrier()  # no rank goes on (or stops) before the checkpoint is whole
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, record)
+    finally:
+        steps.close()
+        if writer is not None:
+            writer.close()
+    load_trainable_state(model, best)
+    return (
+        state["epoch"],
+        state["best_epoch"],
+        float(np.mean(state["epoch_seconds"])) if state["epoch_seconds"] else 0.0,
+    )
+
+
+def _fit_counts_head(
+    model: FusionClassifier,
+    train: Sequence[Prepared],
+    val: Sequence[Prepared],
+    selection: Selection,
+    unseen: list[bool],
+    seed: int,
+) -> None:
+    """Fit a fused model's counts head alone (`prefit_counts`), then freeze it: the joint
+    training adds text and graph on top of it. Deterministic for a seed, so a resumed run fits
+    the same head again; a head already fitted and frozen (self-training trains on from it)
+    stays as it is."""
+    if not model.counts_per_label or any(p.requires_grad for p in model.counts_head.parameters()):
+        prefit_counts(model, train, val, selection, unseen, seed)
+    if model.counts_per_label:
+        for p in model.counts_head.parameters():
+            p.requires_grad_(False)
+
+
+def _start_or_resume(
+    checkpoint: Path,
+    model: FusionClassifier,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    steps_per_epoch: int,
+    fingerprint: str,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(best weights, training state): a fresh start, or where the interrupted run with the
+    same settings (``fingerprint``) left off, weights, optimizer and schedule restored."""
     state: dict[str, Any] = {
         "epoch": 0,
         "best_score": -1.0,
@@ -168,112 +252,155 @@ def fit(
             f"the ranks see different checkpoints in {checkpoint}: put `output` on a "
             "filesystem that every node shares"
         )
-    if previous is not None:
-        if previous.get("settings") != fingerprint:
-            raise StaleRunError(
-                f"{checkpoint} holds a run with other settings or data; delete that folder to "
-                "start afresh, or choose another output"
+    if previous is None:
+        return best, state
+    if previous.get("settings") != fingerprint:
+        raise StaleRunError(
+            f"{checkpoint} holds a run with other settings or data; delete that folder to "
+            "start afresh, or choose another output"
+        )
+    best, state = load_checkpoint(checkpoint, model, optimizer)
+    # put the schedule where the interrupted run left it (no optimizer step has run yet)
+    scheduler.last_epoch = state["epoch"] * steps_per_epoch
+    for group, base, factor in zip(
+        optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
+    ):
+        group["lr"] = base * factor(scheduler.last_epoch)
+    return best, state
+
+
+@dataclass
+class _Steps:
+    """One epoch of optimizer steps: the loss (with the branch losses), FGM's adversarial
+    pass, gradient clipping, the optimizer and the schedule."""
+
+    model: FusionClassifier
+    resources: Resources
+    config: RunConfig
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    weights: torch.Tensor | None
+    parallel: nn.Module | None
+    bar: Progress
+    mask_token: str
+    adversary: FGM | None
+
+    def epoch(
+        self, train: Sequence[Prepared], epoch: int, status: str
+    ) -> tuple[list[float], float]:
+        """Step through epoch ``epoch``'s order of ``train`` (this rank's shard); returns the
+        batch losses and the epoch's seconds (the mean over the ranks)."""
+        settings = self.config.train
+        order = torch.randperm(
+            len(train), generator=torch.Generator().manual_seed(settings.seed * 1000 + epoch)
+        )
+        masking = random.Random(settings.seed * 1000 + epoch)
+        self.model.train()
+        started, losses = time.perf_counter(), []
+        for batch in batches(train, settings.batch_size, distributed.shard(order.tolist())):
+            texts = None
+            if settings.mask_mentions > 0:
+                texts = [
+                    mask_mentions(p, settings.mask_mentions, self.mask_token, masking)
+                    for p in batch
+                ]
+            losses.append(self.step(batch, texts))
+            self.bar.update(
+                f"epoch {epoch}/{settings.epochs} loss {np.mean(losses[-20:]):.3f} {status}"
             )
-        best, state = load_checkpoint(checkpoint, model, optimizer)
-        # put the schedule where the interrupted run left it (no optimizer step has run yet)
-        scheduler.last_epoch = state["epoch"] * steps_per_epoch
-        for group, base, factor in zip(
-            optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
-        ):
-            group["lr"] = base * factor(scheduler.last_epoch)
-    parallel = distributed.data_parallel(model, "forward_parts", _has_unused_parameters(model))
-    main = distributed.is_main()
-    writer = _tensorboard(run_dir) if settings.tensorboard and main else None
-    bar = Progress(steps_per_epoch * (settings.epochs - state["epoch"]), progress and main)
-    mask_token = resources.tokenizer.tokenizer.mask_token or "[MASK]"
-    adversary = (
-        FGM(model.text_encoder, settings.adversarial)
-        if settings.adversarial > 0 and model.text_encoder is not None
-        else None
+        return losses, distributed.all_reduce_mean(time.perf_counter() - started)
+
+    def step(self, batch: list[Prepared], texts: list[str] | None) -> float:
+        """One optimizer step on ``batch`` (``texts``: its mention-masked texts); its loss."""
+        parts = forward(self.model, self.resources, batch, self.parallel, texts)
+        loss = self.loss(parts, batch)
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.adversary is not None and self.adversary.perturb():
+            # FGM: the same batch again, its word embeddings pushed up the loss gradient
+            attacked = forward(self.model, self.resources, batch, self.parallel, texts)["logits"]
+            target = _labels(batch, attacked)
+            nn.functional.cross_entropy(attacked, target, weight=self.weights).backward()
+            self.adversary.clear()
+        if self.config.train.clip > 0:
+            nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], self.config.train.clip
+            )
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.item()
+
+    def loss(self, parts: dict[str, torch.Tensor], batch: list[Prepared]) -> torch.Tensor:
+        """Cross-entropy of the logits; a fused model's KG branches (`BRANCHES`) also learn
+        to classify on their own, weighted by ``train.branch_loss``."""
+        target = _labels(batch, parts["logits"])
+        loss = nn.functional.cross_entropy(parts["logits"], target, weight=self.weights)
+        if self.config.train.branch_loss > 0 and self.model.config.mode == "fused":
+            for key in BRANCHES:
+                if key in parts:
+                    branch = nn.functional.cross_entropy(parts[key], target, weight=self.weights)
+                    loss = loss + self.config.train.branch_loss * branch
+        return loss
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.adversary is not None:
+            self.adversary.close()
+
+
+def _labels(batch: list[Prepared], logits: torch.Tensor) -> torch.Tensor:
+    """The batch's gold labels, on the logits' device."""
+    return torch.tensor([p.label for p in batch], device=logits.device)
+
+
+def _keep_if_best(state: dict[str, Any], epoch: int, score: float, val_loss: float) -> bool:
+    """Whether ``epoch`` is the best so far (then recorded in ``state``; else one more stale
+    epoch). A tie (common on small validation sets) goes to the lower validation loss."""
+    improved = score > state["best_score"] or (
+        score == state["best_score"] and val_loss < state["best_loss"]
     )
-    try:
-        while state["epoch"] < settings.epochs and state["stale"] < settings.patience:
-            epoch = state["epoch"] + 1
-            order = torch.randperm(
-                len(train), generator=torch.Generator().manual_seed(settings.seed * 1000 + epoch)
-            )
-            masking = random.Random(settings.seed * 1000 + epoch)
-            model.train()
-            started, losses = time.perf_counter(), []
-            for batch in batches(train, settings.batch_size, distributed.shard(order.tolist())):
-                texts = None
-                if settings.mask_mentions > 0:
-                    texts = [
-                        mask_mentions(p, settings.mask_mentions, mask_token, masking) for p in batch
-                    ]
-                parts = forward(model, resources, batch, parallel, texts)
-                target = torch.tensor([p.label for p in batch])
-                loss = nn.functional.cross_entropy(parts["logits"], target, weight=weights)
-                if settings.branch_loss > 0 and model.config.mode == "fused":
-                    for key in BRANCHES:
-                        if key in parts:
-                            branch = nn.functional.cross_entropy(parts[key], target, weight=weights)
-                            loss = loss + settings.branch_loss * branch
-                optimizer.zero_grad()
-                loss.backward()
-                if adversary is not None and adversary.perturb():
-                    # FGM: the same batch again, its word embeddings pushed up the loss gradient
-                    attacked = forward(model, resources, batch, parallel, texts)["logits"]
-                    nn.functional.cross_entropy(attacked, target, weight=weights).backward()
-                    adversary.clear()
-                if settings.clip > 0:
-                    nn.utils.clip_grad_norm_(
-                        [p for p in model.parameters() if p.requires_grad], settings.clip
-                    )
-                optimizer.step()
-                scheduler.step()
-                losses.append(loss.item())
-                bar.update(
-                    f"epoch {epoch}/{settings.epochs} loss {np.mean(losses[-20:]):.3f} best val:{selection.on} {max(state['best_score'], 0):.3f}"
-                )
-            seconds = distributed.all_reduce_mean(time.perf_counter() - started)
-            scores = evaluate_validation(model, resources, val, unseen)
-            score, val_loss = selection.score(scores)
-            # a tie (common on small validation sets) goes to the lower validation loss
-            improved = score > state["best_score"] or (
-                score == state["best_score"] and val_loss < state["best_loss"]
-            )
-            if improved:
-                best = trainable_state(model)
-                state.update(best_score=score, best_loss=val_loss, best_epoch=epoch, stale=0)
-            else:
-                state["stale"] += 1
-            state["epoch"] = epoch
-            state["epoch_seconds"].append(seconds)
-            record = {
-                "epoch": epoch, "train_loss": distributed.all_reduce_mean(float(np.mean(losses))),
-                "score": score, "selection": selection.on,
-                **{f"{k}_{m}": v.get(m) for k, v in scores.items() for m in ("accuracy", "macro_f1", "loss")},
-                "best": improved, "seconds": round(seconds, 3), "lr": [g["lr"] for g in optimizer.param_groups],
-            }  # fmt: skip
-            if main:
-                with metrics_file.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps(record) + "\n")
-                if writer is not None:
-                    for key in ("train_loss", "score", "val:unseen_accuracy", "val:seen_accuracy"):
-                        if record.get(key) is not None:
-                            writer.add_scalar(key, record[key], epoch)
-                save_checkpoint(checkpoint, model, best, optimizer, state)
-            distributed.barrier()  # no rank goes on (or stops) before the checkpoint is whole
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, record)
-    finally:
-        bar.close()
-        if adversary is not None:
-            adversary.close()
-        if writer is not None:
-            writer.close()
-    load_trainable_state(model, best)
-    return (
-        state["epoch"],
-        state["best_epoch"],
-        float(np.mean(state["epoch_seconds"])) if state["epoch_seconds"] else 0.0,
-    )
+    if improved:
+        state.update(best_score=score, best_loss=val_loss, best_epoch=epoch, stale=0)
+    else:
+        state["stale"] += 1
+    return improved
+
+
+def _epoch_record(
+    epoch: int,
+    losses: list[float],
+    score: float,
+    selection: Selection,
+    scores: dict[str, dict[str, Any]],
+    improved: bool,
+    seconds: float,
+    optimizer: torch.optim.Optimizer,
+) -> dict[str, Any]:
+    """The epoch's line of metrics.jsonl (and what ``on_epoch_end`` receives)."""
+    return {
+        "epoch": epoch,
+        "train_loss": distributed.all_reduce_mean(float(np.mean(losses))),
+        "score": score,
+        "selection": selection.on,
+        **{
+            f"{k}_{m}": v.get(m)
+            for k, v in scores.items()
+            for m in ("accuracy", "macro_f1", "loss")
+        },
+        "best": improved,
+        "seconds": round(seconds, 3),
+        "lr": [g["lr"] for g in optimizer.param_groups],
+    }
+
+
+def _write_epoch(run_dir: Path, writer: Any, record: dict[str, Any]) -> None:
+    """Append the epoch's record to metrics.jsonl, and its figures to TensorBoard if on."""
+    with (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    if writer is not None:
+        for key in ("train_loss", "score", "val:unseen_accuracy", "val:seen_accuracy"):
+            if record.get(key) is not None:
+                writer.add_scalar(key, record[key], record["epoch"])
 
 
 def _has_unused_parameters(model: FusionClassifier) -> bool:
@@ -400,9 +527,18 @@ def run(
     data_key = data_fingerprint(resources, train, val)
     setup_s = time.perf_counter() - started  # KG, linker, links, subgraphs, automatic choices
     epochs, best_epoch, seconds = fit(
-        model, resources, train, val, config, run_dir, progress, on_epoch_end, data_key,
-        splits.val_unseen, plan.selection,
-    )  # fmt: skip
+        model,
+        resources,
+        train,
+        val,
+        config,
+        run_dir,
+        progress,
+        on_epoch_end,
+        data_key,
+        splits.val_unseen,
+        plan.selection,
+    )
 
     # temperature scaling on what validation selects on: never on a test text
     chosen = [p for p, f in zip(val, plan.selection.flags(splits.val_unseen), strict=True) if f]
@@ -421,31 +557,56 @@ def run(
             if distributed.is_main():
                 folder.mkdir(exist_ok=True)
             fit(
-                model, resources, more, val, config, folder, progress,
-                None, data_fingerprint(resources, more, val), splits.val_unseen, plan.selection,
-            )  # fmt: skip
+                model,
+                resources,
+                more,
+                val,
+                config,
+                folder,
+                progress,
+                None,
+                data_fingerprint(resources, more, val),
+                splits.val_unseen,
+                plan.selection,
+            )
 
         temperature, self_training = self_train(
-            model, resources, val, splits.val_unseen, plan.selection, unlabeled,
-            config.train.self_training_rounds, config.train.self_training_threshold, temperature,
-            train_more, calibrate,
-        )  # fmt: skip
+            model,
+            resources,
+            val,
+            splits.val_unseen,
+            plan.selection,
+            unlabeled,
+            config.train.self_training_rounds,
+            config.train.self_training_threshold,
+            temperature,
+            train_more,
+            calibrate,
+        )
     metrics = evaluate_validation(model, resources, val, splits.val_unseen)
     metrics |= {f"test:{n}": evaluate_shared(model, resources, ex) for n, ex in tests.items()}
-    parts = {"val": val, "val:unseen": [p for p, u in zip(val, splits.val_unseen, strict=True) if u],
-             "val:seen": [p for p, u in zip(val, splits.val_unseen, strict=True) if not u],
-             **{f"test:{n}": ex for n, ex in tests.items()}}  # fmt: skip
+    parts = {
+        "val": val,
+        "val:unseen": [p for p, u in zip(val, splits.val_unseen, strict=True) if u],
+        "val:seen": [p for p, u in zip(val, splits.val_unseen, strict=True) if not u],
+        **{f"test:{n}": ex for n, ex in tests.items()},
+    }
     for name, m in metrics.items():
         examples = parts[name]
         m["linked_share"] = float(np.mean([bool(p.linked) for p in examples])) if examples else 0.0
         gold = np.array([p.label for p in examples])
         m.update(calibration_report(predict_logits(model, resources, examples), gold, temperature))
     training = {
-        "setup_s": round(setup_s, 2), "epochs_run": epochs, "best_epoch": best_epoch,
+        "setup_s": round(setup_s, 2),
+        "epochs_run": epochs,
+        "best_epoch": best_epoch,
         "seconds_per_epoch": seconds,
-        "temperature": temperature, "selection": plan.selection.on, "choices": plan.choices,
-        "counts": splits.counts(), "self_training": self_training,
-    }  # fmt: skip
+        "temperature": temperature,
+        "selection": plan.selection.on,
+        "choices": plan.choices,
+        "counts": splits.counts(),
+        "self_training": self_training,
+    }
     bundle = run_dir / "bundle"
     if distributed.is_main():
         bundle = save_bundle(bundle, model, resources, config, metrics, training)

@@ -33,6 +33,7 @@ from rich.console import Console
 from fusion.config import RunConfig, config_from_dict
 from fusion.setup import Workspace, plan_run
 from fusion.train import StaleRunError, run
+from kg.files import write_text
 
 console = Console()
 
@@ -223,9 +224,7 @@ def write_best(config: RunConfig, best: Any, total: int, path: Path) -> None:
         "",
     ]
     body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines) + body, encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, "\n".join(lines) + body)
 
 
 def _short(value: Any) -> str:

@@ -44,7 +44,8 @@ from nlp.alias_table import AliasTable, TableAlias
 from nlp.errors import LinkingError
 from nlp.keys import FUNCTION_WORDS, JOINERS, root
 from nlp.linker import KGLinker
-from nlp.semantic import PARTICLES, Encode, candidate_spans, detokenize
+from nlp.semantic_spans import PARTICLES, candidate_spans, detokenize
+from nlp.sentence_encoder import Encode
 
 Progress = Callable[[int, int], None]  # (texts done, total)
 
@@ -266,6 +267,6 @@ def _embed(encode: Encode, texts: list[str]) -> dict[str, np.ndarray]:
 
 
 def _default_encoder() -> Encode:
-    from nlp.semantic import Encoder, default_encoder_dir
+    from nlp.sentence_encoder import Encoder
 
-    return Encoder(default_encoder_dir())
+    return Encoder()  # the default MiniLM

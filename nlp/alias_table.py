@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from kg.errors import AmbiguousEntityError, EntityNotFoundError
+from kg.files import write_text
 from kg.graph import KnowledgeGraph
 from nlp.errors import LinkingError
 
@@ -119,7 +119,6 @@ class AliasTable:
     def save(self, path: str | Path) -> Path:
         """Write the table as TSV (atomically: a failed write leaves no partial file)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         learned = any(r.support is not None for r in self.rows)
         columns = COLUMNS if learned else REQUIRED
         lines = ["\t".join(columns)]
@@ -132,12 +131,7 @@ class AliasTable:
                     "" if r.similarity is None else f"{r.similarity:.3f}",
                 ]
             lines.append("\t".join(" ".join(c.split()) for c in cells))  # no tab, CR or LF
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_text(path, "\n".join(lines) + "\n")
         return path
 
     def resolve(self, graph: KnowledgeGraph) -> dict[int, list[str]]:

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import spacy
 from spacy.language import Language
 
+from kg.files import atomic_directory
 from nlp.errors import LinkingError
 
 if TYPE_CHECKING:
@@ -108,11 +107,7 @@ def save_index(pipeline: KGLinker | Language, folder: str | Path) -> Path:
     linker = linker_of(pipeline)
     graph, generator, disambiguator = linker._ready()
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_directory(folder) as tmp:
         generator.save_indexes(tmp)
         disambiguator.save(tmp)
         meta = {
@@ -124,13 +119,6 @@ def save_index(pipeline: KGLinker | Language, folder: str | Path) -> Path:
             "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (tmp / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

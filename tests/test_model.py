@@ -27,9 +27,14 @@ def make_model(mode: str, graph: kg.KnowledgeGraph, tiny_bert: Path) -> FusionCl
     encoder = TextEncoder(EncoderConfig(path=str(tiny_bert), max_length=32))
     features = hashed_features(graph, 16)
     model = FusionClassifier(
-        ModelConfig(mode=mode, hidden=16, dropout=0.0), encoder, features,
-        2 * graph.num_relations, len(LABELS), encoder.hidden_size, uses_label_nodes=True,
-    )  # fmt: skip
+        ModelConfig(mode=mode, hidden=16, dropout=0.0),
+        encoder,
+        features,
+        2 * graph.num_relations,
+        len(LABELS),
+        encoder.hidden_size,
+        uses_label_nodes=True,
+    )
     return model
 
 

@@ -30,11 +30,19 @@ FIXTURE = Path(__file__).parent / "fixtures" / "linker.ttl"
 DIM, AXES = 64, 16
 # word -> (concept axis, cosine with the concept); the KG's own words sit on their axis (1.0).
 CONCEPTS = {
-    "fever": (0, 1.0), "febrile": (0, 0.9), "warm": (0, 0.75),
-    "cough": (1, 1.0), "sneezing": (2, 1.0), "sneezy": (2, 0.9),
-    "joint": (3, 1.0), "joints": (3, 1.0), "pain": (4, 1.0), "achy": (4, 0.9),
-    "chills": (6, 1.0), "shivery": (6, 0.9),
-}  # fmt: skip
+    "fever": (0, 1.0),
+    "febrile": (0, 0.9),
+    "warm": (0, 0.75),
+    "cough": (1, 1.0),
+    "sneezing": (2, 1.0),
+    "sneezy": (2, 0.9),
+    "joint": (3, 1.0),
+    "joints": (3, 1.0),
+    "pain": (4, 1.0),
+    "achy": (4, 0.9),
+    "chills": (6, 1.0),
+    "shivery": (6, 0.9),
+}
 ENCODER = "kgfuse.test_semantic.fake_encoder.v1"
 
 
@@ -217,8 +225,12 @@ def test_semantic_vectors_round_trip_through_to_disk_without_pickle(
     nlp.to_disk(tmp_path / "pipeline")
     folder = tmp_path / "pipeline" / "kg_linker" / "semantic"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "aliases.json", "aliases.npy", "meta.json", "words.json", "words.npy",
-    ]  # fmt: skip
+        "aliases.json",
+        "aliases.npy",
+        "meta.json",
+        "words.json",
+        "words.npy",
+    ]
     words = json.loads((folder / "words.json").read_text())
     assert {"febrile", "achy", "joints"} <= set(words)
     assert len(np.load(folder / "words.npy", allow_pickle=False)) == len(words)
@@ -271,8 +283,14 @@ def test_semantic_real_encoder_links_lay_words(shared_data: Path) -> None:
 
 def test_encoder_from_a_folder_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
     """A wrong folder is reported, never taken for a hub name to download."""
+    from nlp.encoder_folder import EncoderError
     from nlp.semantic import Encoder
 
-    for folder in (tmp_path, tmp_path / "missing"):
-        with pytest.raises(LinkingError, match=f"cannot load the sentence encoder from {folder}"):
-            Encoder(folder)
+    with pytest.raises(EncoderError, match=f"{tmp_path} is not a Hugging Face model folder"):
+        Encoder(tmp_path)
+    missing = tmp_path / "missing"
+    with pytest.raises(EncoderError, match=f"{missing} does not exist; kgfuse never downloads"):
+        Encoder(missing)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(EncoderError, match=f"cannot load the encoder from {tmp_path}"):
+        Encoder(tmp_path)

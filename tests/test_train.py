@@ -32,8 +32,12 @@ def trained(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory):  # type:
 
 def test_train_writes_a_bundle_metrics_and_a_checkpoint(trained) -> None:  # type: ignore[no-untyped-def]
     assert sorted(p.name for p in trained.bundle.iterdir()) == [
-        "adapter", "bundle.json", "kg", "model.safetensors", "node_features.safetensors",
-    ]  # fmt: skip
+        "adapter",
+        "bundle.json",
+        "kg",
+        "model.safetensors",
+        "node_features.safetensors",
+    ]
     lines = [json.loads(x) for x in (trained.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [1, 2]
     assert set(trained.metrics) == {"val", "val:seen", "test:unseen"}  # tiny: no held-out entity
@@ -201,11 +205,25 @@ def test_compare_trains_every_variant_and_measures_faithfulness(
     config = load_config(TINY, overrides(tiny_bert, tmp_path / "cmp", "train.epochs=1"))
     report = compare(config, seeds=2, faithfulness_texts=5, progress=False)
     assert [r["variant"] for r in report["runs"]] == [
-        "reference", "reference", "text", "text", "fused", "fused", "graph", "counter",
-        "fused-shuffled", "fused-no-kg", "fused-mention-mask-0.5", "fused-swap-0.5",
-        "fused-fgm-1", "fused-paths", "fused-paths", "graph-paths", "fused-no-gnn",
+        "reference",
+        "reference",
+        "text",
+        "text",
+        "fused",
+        "fused",
+        "graph",
+        "counter",
+        "fused-shuffled",
+        "fused-no-kg",
+        "fused-mention-mask-0.5",
+        "fused-swap-0.5",
+        "fused-fgm-1",
+        "fused-paths",
+        "fused-paths",
+        "graph-paths",
+        "fused-no-gnn",
         "fused-no-counts",
-    ]  # fmt: skip
+    ]
     assert report["summary"]["text"]["seeds"] == [0, 1]
     assert set(report["summary"]["fused"]) >= {
         "val/accuracy",
@@ -407,11 +425,15 @@ def test_paths_encoder_trains_with_the_options_and_explains_from_its_gradients(
     result = main(
         TINY,
         overrides(
-            tiny_bert, tmp_path / "paths", "model.graph_encoder=paths", "train.epochs=1",
-            "train.swap_mentions=1", "train.adversarial=0.5",
+            tiny_bert,
+            tmp_path / "paths",
+            "model.graph_encoder=paths",
+            "train.epochs=1",
+            "train.swap_mentions=1",
+            "train.adversarial=0.5",
         ),
         progress=False,
-    )  # fmt: skip
+    )
     predictor = Predictor.from_dir(result.bundle)
     assert predictor.model.config.graph_encoder == "paths"
     (record,) = predictor.predict(["suffering from Influenza and cough"], explain_paths=True)
@@ -420,8 +442,11 @@ def test_paths_encoder_trains_with_the_options_and_explains_from_its_gradients(
     for path in record.paths:
         assert isinstance(path.attribution, float)
         for hop in path.hops:  # every hop is a triple of the KG
-            s, p, o = (kg.entity_id(hop.subject.iri), kg.relation_id(hop.predicate.iri),
-                       kg.entity_id(hop.object.iri))  # fmt: skip
+            s, p, o = (
+                kg.entity_id(hop.subject.iri),
+                kg.relation_id(hop.predicate.iri),
+                kg.entity_id(hop.object.iri),
+            )
             assert kg.has_triple(s, p, o)
     # int8 layers (`kgfuse export --int8`) pass no gradient: the candidates are then enumerated
     import torch
@@ -453,11 +478,15 @@ def test_self_training_labels_unlabelled_texts_and_keeps_a_round_only_if_validat
     result = main(
         TINY,
         overrides(
-            tiny_bert, tmp_path / "st", "train.epochs=1", f"data.unlabeled={unlabeled}",
-            "train.self_training_rounds=2", "train.self_training_threshold=0.01",
+            tiny_bert,
+            tmp_path / "st",
+            "train.epochs=1",
+            f"data.unlabeled={unlabeled}",
+            "train.self_training_rounds=2",
+            "train.self_training_threshold=0.01",
         ),
         progress=False,
-    )  # fmt: skip
+    )
     meta = json.loads((result.bundle / "bundle.json").read_text())
     rounds = meta["training"]["self_training"]
     assert rounds and rounds[0]["labelled"] == 3  # every text clears a 1% threshold
@@ -475,7 +504,11 @@ def test_self_training_needs_unlabelled_texts_and_refuses_a_bad_file(
     bad.write_text('text\nfine\n""\n')
     out = tmp_path / "st"
     with pytest.raises(DataError, match=r"unlabeled\.csv:3: row 2 has an empty 'text'"):
-        main(TINY, overrides(tiny_bert, out, f"data.unlabeled={bad}", "train.self_training_rounds=1"), progress=False)  # fmt: skip
+        main(
+            TINY,
+            overrides(tiny_bert, out, f"data.unlabeled={bad}", "train.self_training_rounds=1"),
+            progress=False,
+        )
     assert not out.exists()
 
 
