@@ -151,10 +151,10 @@ def test_config_errors_are_reported_together(tmp_path: Path) -> None:
     message = str(info.value)
     assert "4 problem(s)" in message
     for piece in (
-        "'train.epochs' must be an integer (got 'many')",
-        "unknown key 'train.optimiser'",
-        "'model.mode'",
-        "'encoder.lora_dropout'",
+        "train.epochs: must be an integer of 1 or more (got 'many')",
+        "train.optimiser: unknown key",
+        "model.mode: must be one of",
+        "encoder.lora_dropout: must be a number in [0, 1) (got 2)",
     ):
         assert piece in message
 
