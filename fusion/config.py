@@ -10,7 +10,9 @@ dotted key: ``train.lr: must be a number above 0 (got -1)``.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import typing
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -91,8 +93,8 @@ def schema() -> dict[str, Any]:
 
 
 def _sections() -> dict[str, type]:
-    fields = RunConfig.__pydantic_fields__.items()
-    return {n: f.annotation for n, f in fields if hasattr(f.annotation, "__pydantic_fields__")}
+    hints = typing.get_type_hints(RunConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(RunConfig) if f.name != "output"}
 
 
 def _field_schema(key: str) -> dict[str, Any] | None:
@@ -186,11 +188,22 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
                 f"override {key}=... is not a YAML value ({reason}); quote a string, "
                 "e.g. output='runs/x'"
             ) from None
-        prop = _field_schema(key)
-        if prop is not None and prop.get("type") == "string" and "enum" not in prop:
-            value = value if isinstance(value, str) else "" if value is None else raw.strip()
-        out.append((key, value))
+        out.append((key, _typed(_field_schema(key) or {}, value, raw.strip())))
     return out
+
+
+def _typed(prop: dict[str, Any], value: Any, raw: str) -> Any:
+    """``value`` (parsed as YAML) as the field ``prop`` reads it: the text as written for a
+    string, a number that YAML 1.1 leaves as text (``1e-3``) for a number."""
+    kinds = {p.get("type") for p in [prop, *prop.get("anyOf", [])]}
+    if "string" in kinds and "enum" not in prop and not isinstance(value, str):
+        return "" if value is None else raw
+    if "number" in kinds and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _set_dotted(
@@ -275,8 +288,8 @@ def _validate(data: dict[str, Any], problems: list[tuple[str, str]]) -> RunConfi
     by its defaults, so that every section's problems are found in one pass."""
     values: dict[str, Any] = {}
     for name in data:
-        if name not in RunConfig.__pydantic_fields__:
-            problems.append((name, _unknown(name)))
+        if name not in {f.name for f in dataclasses.fields(RunConfig)}:
+            problems.append((str(name), _unknown(str(name))))
     for name, cls in _sections().items():
         if name not in data:
             continue

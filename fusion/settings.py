@@ -36,6 +36,11 @@ def _text(value: Any) -> Any:
     return value
 
 
+def _accepts_auto(schema: dict[str, Any]) -> None:
+    """JSON Schema: ``auto`` is written as a string in YAML."""
+    schema["anyOf"].insert(-1, {"const": AUTO})
+
+
 def _names(value: Any) -> Any:
     """One string where a list of strings is expected is a list of one."""
     return [value] if isinstance(value, str) else value
@@ -50,29 +55,33 @@ Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
 NamedFiles = Annotated[dict[str, str], BeforeValidator(_mapping)]
 Share = Annotated[Number, Field(ge=0.0, lt=1.0)]
 Rate = Annotated[Number, Field(ge=0.0, le=1.0)]
-AutoRate = Annotated[Rate | None, BeforeValidator(_auto)]
-AutoHops = Annotated[Annotated[Int, Field(ge=1, le=4)] | None, BeforeValidator(_auto)]
+AutoRate = Annotated[Rate | None, BeforeValidator(_auto), Field(json_schema_extra=_accepts_auto)]
+AutoHops = Annotated[
+    Annotated[Int, Field(ge=1, le=4)] | None,
+    BeforeValidator(_auto),
+    Field(json_schema_extra=_accepts_auto),
+]
 
-SECTION = ConfigDict(extra="forbid")
-section = dataclass(frozen=True, config=SECTION)
+SECTION = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-@section
+@dataclass(frozen=True, config=SECTION)
 class KGSource:
     """Where the KG comes from: exactly one of ``files``, ``endpoint`` and ``store``."""
 
     files: Names = Field(
-        (), description="triples files to compile in memory, or one compiled KG folder"
+        default=(), description="triples files to compile in memory, or one compiled KG folder"
     )
     endpoint: Text = Field(
-        "",
+        default="",
         description="a SPARQL 1.1 endpoint URL holding the KG (read on demand, never loaded whole)",
     )
     store: Text = Field(
-        "", description="an on-disk Oxigraph store folder (kgfuse kg load --backend oxigraph)"
+        default="",
+        description="an on-disk Oxigraph store folder (kgfuse kg load --backend oxigraph)",
     )
     label_map: Text = Field(
-        "",
+        default="",
         description="a TSV file of label and entity IRI: each class becomes a graph node the model "
         "scores",
     )
@@ -83,42 +92,47 @@ class KGSource:
         return self.endpoint or self.store
 
 
-@section
+@dataclass(frozen=True, config=SECTION)
 class DataConfig:
     """The labelled texts: files, a split column or an automatic split (`fusion.data.load_splits`).
     Test files are read only to report: no choice (epoch, checkpoint, temperature, automatic
     setting) reads them."""
 
-    train: Text = Field("", description="the labelled training file (.csv, .tsv or .jsonl)")
-    val: Text = Field("", description="the validation file; none: carved out of train")
+    train: Text = Field(default="", description="the labelled training file (.csv, .tsv or .jsonl)")
+    val: Text = Field(default="", description="the validation file; none: carved out of train")
     tests: NamedFiles = Field(
-        default_factory=dict, description="test files by name, e.g. {seen: a.csv, unseen: b.csv}"
+        default_factory=lambda: {},
+        description="test files by name, e.g. {seen: a.csv, unseen: b.csv}",
     )
     path: Text = Field(
-        "", description="one labelled file, split by split_column or at random (test_fraction)"
+        default="",
+        description="one labelled file, split by split_column or at random (test_fraction)",
     )
     split_column: Text = Field(
-        "", description="with path: the column naming each row's split (train, val, test)"
+        default="", description="with path: the column naming each row's split (train, val, test)"
     )
-    text_column: Text = Field("text", description="the column holding the text")
-    label_column: Text = Field("label", description="the column holding the label")
+    text_column: Text = Field(default="text", description="the column holding the text")
+    label_column: Text = Field(default="label", description="the column holding the label")
     val_split: Literal["entity", "random"] = Field(
-        "entity",
+        default="entity",
         description="without a val file: entity (texts about held-out entities, which no "
         "training text mentions, plus val_seen_fraction at random) or random (stratified)",
     )
-    val_fraction: Share = Field(0.15, description="share of the texts carved out for validation")
+    val_fraction: Share = Field(
+        default=0.15, description="share of the texts carved out for validation"
+    )
     val_seen_fraction: Share = Field(
-        0.05, description="entity split: share of the other texts added at random (val:seen)"
+        default=0.05,
+        description="entity split: share of the other texts added at random (val:seen)",
     )
     holdout_types: Names = Field(
-        (),
+        default=(),
         description="rdf:type IRIs of the entities validation may hold out "
         "(empty: the type the most training texts mention)",
     )
-    test_fraction: Share = Field(0.0, description="with path: share held out as a test set")
+    test_fraction: Share = Field(default=0.0, description="with path: share held out as a test set")
     unlabeled: Text = Field(
-        "",
+        default="",
         description="texts without labels (.txt one per line, or .csv/.tsv/.jsonl with "
         "text_column), for self-training",
     )
@@ -133,7 +147,7 @@ class DataConfig:
         return self
 
 
-@section
+@dataclass(frozen=True, config=SECTION)
 class LinkerConfig:
     """The `kg_linker` settings a run may change (nlp/linker_settings.py defines them)."""
 
@@ -141,86 +155,89 @@ class LinkerConfig:
     head_match: Bool = linker_field("head_match")
     types: Names = linker_field("types")
     aliases: Text = Field(
-        "",
+        default="",
         description="an alias table (TSV of alias and entity) whose names are linked too, e.g. from "
         "kgfuse aliases learn; the bundle keeps a copy",
     )
 
 
-@section
+@dataclass(frozen=True, config=SECTION)
 class SubgraphSettings:
     """The subgraph around each text's linked entities and label nodes, and its label counts."""
 
     hops: AutoHops = Field(
-        None,
+        default=None,
         description="the subgraph's radius and the longest label path counted, 1 to 4; "
         "auto: chosen on val:unseen",
     )
-    max_nodes: Int = Field(64, ge=1, description="nodes kept besides the seeds")
+    max_nodes: Int = Field(default=64, ge=1, description="nodes kept besides the seeds")
     counts: Literal["sequences", "relations", "entities"] = Field(
-        "sequences",
+        default="sequences",
         description="the label counts a model may read: sequences (walks to each label node by "
         "relation sequence; a triple store counts relations), relations (direct and two-hop "
         "counts plus paths by first-hop relation), entities (direct and two-hop only)",
     )
     max_sequences: Int = Field(
-        64, ge=1, description="relation sequences kept: those reaching a label in the most texts"
+        default=64,
+        ge=1,
+        description="relation sequences kept: those reaching a label in the most texts",
     )
 
 
-@section
+@dataclass(frozen=True, config=SECTION)
 class EncoderConfig:
     """How the text encoder is loaded and tuned."""
 
     path: Text = Field(
-        "", description='a local Hugging Face encoder folder; "" = the bundled MiniLM-L6-H384'
+        default="",
+        description='a local Hugging Face encoder folder; "" = the bundled MiniLM-L6-H384',
     )
-    pooling: Literal["mean", "cls"] = Field("mean", description="mean over tokens, or cls")
+    pooling: Literal["mean", "cls"] = Field(default="mean", description="mean over tokens, or cls")
     max_length: Int = Field(
-        128, ge=8, le=512, description="texts are truncated to this many tokens"
+        default=128, ge=8, le=512, description="texts are truncated to this many tokens"
     )
     adapter: Literal["lora", "adalora", "ia3", "full", "frozen"] = Field(
-        "lora", description="lora, adalora, ia3 (PEFT), full fine-tuning, or frozen"
+        default="lora", description="lora, adalora, ia3 (PEFT), full fine-tuning, or frozen"
     )
-    lora_r: Int = Field(8, ge=1, description="LoRA (and AdaLoRA) rank")
-    lora_alpha: Int = Field(16, description="LoRA (and AdaLoRA) scale")
-    lora_dropout: Share = Field(0.1, description="LoRA (and AdaLoRA) dropout")
+    lora_r: Int = Field(default=8, ge=1, description="LoRA (and AdaLoRA) rank")
+    lora_alpha: Int = Field(default=16, description="LoRA (and AdaLoRA) scale")
+    lora_dropout: Share = Field(default=0.1, description="LoRA (and AdaLoRA) dropout")
     target_modules: Names = Field(
-        ("query", "value"),
+        default=("query", "value"),
         description="module names the adapter wraps (BERT: query, key, value, dense)",
     )
     top_layers: Int = Field(
-        3,
+        default=3,
         ge=0,
         description="adapt only the top N layers (0: all): back-propagation stops below them, "
         "about half the step time with 3 of MiniLM's 6",
     )
 
 
-@section
+@dataclass(frozen=True, config=SECTION)
 class ModelConfig:
     """The classifier: which branches it reads and their sizes."""
 
     mode: Literal["text", "graph", "fused", "counter"] = Field(
-        "fused", description="text, graph, fused (text + counts + gated graph) or counter"
+        default="fused", description="text, graph, fused (text + counts + gated graph) or counter"
     )
-    hidden: Int = Field(128, ge=4, description="graph node state size")
-    gnn_layers: Int = Field(2, ge=2, description="message-passing rounds")
-    num_bases: Int = Field(8, description="RGCN basis matrices")
-    dropout: Share = Field(0.1, description="in the graph encoder and heads")
+    hidden: Int = Field(default=128, ge=4, description="graph node state size")
+    gnn_layers: Int = Field(default=2, ge=2, description="message-passing rounds")
+    num_bases: Int = Field(default=8, description="RGCN basis matrices")
+    dropout: Share = Field(default=0.1, description="in the graph encoder and heads")
     counts: Bool = Field(
-        True,
+        default=True,
         description="fused mode: the logits also read the parameter-free label counts that "
         "subgraph.counts names",
     )
     counts_head: Literal["concat", "per_label"] = Field(
-        "per_label",
+        default="per_label",
         description="how a fused model reads the counts: per_label (one MLP shared by the "
         "classes scores each class from its own counts) or concat (appended to the text vector)",
     )
-    counts_hidden: Int = Field(32, ge=1, description="the per-label MLP's hidden size")
+    counts_hidden: Int = Field(default=32, ge=1, description="the per-label MLP's hidden size")
     graph_encoder: Literal["rgcn", "paths", "none"] = Field(
-        "rgcn",
+        default="rgcn",
         description="rgcn (a relational GNN over the capped neighbourhood), paths "
         "(label-conditioned path reasoning; needs kg.label_map and kg.files) or none "
         "(fused reads the text and the counts only)",
@@ -259,82 +276,94 @@ class ModelConfig:
         return self.mode == "fused" and self.counts and self.counts_head == "per_label"
 
 
-@section
+@dataclass(frozen=True, config=SECTION)
 class TrainSettings:
     """The optimisation, the regularisers and self-training."""
 
     epochs: Int = Field(
-        5, ge=1, description="passes over the training set (early stopping may end sooner)"
+        default=5, ge=1, description="passes over the training set (early stopping may end sooner)"
     )
-    batch_size: Int = Field(16, ge=1, description="texts per step")
-    lr: Number = Field(1e-3, gt=0.0, description="learning rate of the graph encoder and heads")
-    lora_lr: Number = Field(5e-4, gt=0.0, description="learning rate of the encoder's adapter")
-    weight_decay: Number = Field(0.01, description="AdamW weight decay")
-    warmup: Share = Field(0.1, description="share of the steps of linear warm-up")
-    clip: Number = Field(1.0, description="max gradient norm (0 = off)")
-    class_weights: Bool = Field(False, description="weight the loss by inverse class frequency")
+    batch_size: Int = Field(default=16, ge=1, description="texts per step")
+    lr: Number = Field(
+        default=1e-3, gt=0.0, description="learning rate of the graph encoder and heads"
+    )
+    lora_lr: Number = Field(
+        default=5e-4, gt=0.0, description="learning rate of the encoder's adapter"
+    )
+    weight_decay: Number = Field(default=0.01, description="AdamW weight decay")
+    warmup: Share = Field(default=0.1, description="share of the steps of linear warm-up")
+    clip: Number = Field(default=1.0, description="max gradient norm (0 = off)")
+    class_weights: Bool = Field(
+        default=False, description="weight the loss by inverse class frequency"
+    )
     patience: Int = Field(
-        2,
+        default=2,
         ge=1,
         description="epochs without a better validation score (val:unseen accuracy, then loss) "
         "before stopping",
     )
     seed: Int = Field(
-        0, description="of everything: the validation split, data order, dropout, initialisation"
+        default=0,
+        description="of everything: the validation split, data order, dropout, initialisation",
     )
     mask_label_facts: AutoRate = Field(
-        None,
+        default=None,
         description="share of training texts whose own entity-label facts are hidden (1.0 forces "
         "reasoning over neighbours); auto: 1.0 when the KG's label facts restate the training "
         "labels, else 0",
     )
     mask_mentions: Rate = Field(
-        0.0,
+        default=0.0,
         description="share of training texts whose linked names are masked, drawn anew each "
         "epoch, so the text branch cannot memorise a name",
     )
     branch_loss: Number = Field(
-        1.0,
+        default=1.0,
         ge=0.0,
         description="weight of a fused model's per-branch losses (counts and graph logits each "
         "scored on their own), against modality competition; 0 = off",
     )
     swap_mentions: Rate = Field(
-        0.0,
+        default=0.0,
         description="share of the qualifying training texts copied about another entity of the "
         "same type, labelled with its class; 0 = off",
     )
     adversarial: Number = Field(
-        0.0,
+        default=0.0,
         ge=0.0,
         description="L2 norm per text of FGM's word-embedding perturbation; 0 = off "
         "(one more forward and backward pass per step)",
     )
     self_training_rounds: Int = Field(
-        0, ge=0, description="rounds of self-training on data.unlabeled; 0 = off"
+        default=0, ge=0, description="rounds of self-training on data.unlabeled; 0 = off"
     )
     self_training_threshold: Number = Field(
-        0.9, gt=0.0, le=1.0, description="the calibrated probability a pseudo-label needs"
+        default=0.9, gt=0.0, le=1.0, description="the calibrated probability a pseudo-label needs"
     )
-    tensorboard: Bool = Field(False, description="also log to TensorBoard")
-    threads: Int = Field(0, ge=0, description="torch CPU threads (0 = torch's default)")
+    tensorboard: Bool = Field(default=False, description="also log to TensorBoard")
+    threads: Int = Field(default=0, ge=0, description="torch CPU threads (0 = torch's default)")
 
 
-@section
+@dataclass(frozen=True, config=SECTION)
 class RunConfig:
     """A training run: every section, and where its bundle goes."""
 
-    kg: KGSource = Field(default_factory=KGSource, description="the knowledge graph")
-    data: DataConfig = Field(default_factory=DataConfig, description="the labelled texts")
-    linker: LinkerConfig = Field(default_factory=LinkerConfig, description="entity linking")
-    subgraph: SubgraphSettings = Field(
-        default_factory=SubgraphSettings, description="each text's subgraph and label counts"
+    kg: KGSource = Field(default_factory=lambda: KGSource(), description="the knowledge graph")
+    data: DataConfig = Field(default_factory=lambda: DataConfig(), description="the labelled texts")
+    linker: LinkerConfig = Field(
+        default_factory=lambda: LinkerConfig(), description="entity linking"
     )
-    encoder: EncoderConfig = Field(default_factory=EncoderConfig, description="the text encoder")
-    model: ModelConfig = Field(default_factory=ModelConfig, description="the classifier")
-    train: TrainSettings = Field(default_factory=TrainSettings, description="training")
+    subgraph: SubgraphSettings = Field(
+        default_factory=lambda: SubgraphSettings(),
+        description="each text's subgraph and label counts",
+    )
+    encoder: EncoderConfig = Field(
+        default_factory=lambda: EncoderConfig(), description="the text encoder"
+    )
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(), description="the classifier")
+    train: TrainSettings = Field(default_factory=lambda: TrainSettings(), description="training")
     output: Text = Field(
-        "runs/model", description="the run folder (the bundle goes in OUTPUT/bundle)"
+        default="runs/model", description="the run folder (the bundle goes in OUTPUT/bundle)"
     )
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ fields, descriptions included, with `linker_field`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, Strict
@@ -33,52 +34,57 @@ class LinkerSettings:
     """The tunable settings of `nlp.linker.KGLinker` (its graph, index, alias table, semantic
     candidates and disambiguation weights are given apart)."""
 
-    threshold: Number = Field(0.55, ge=0.0, le=1.0, description="minimum final score of a link")
+    threshold: Number = Field(
+        default=0.55, ge=0.0, le=1.0, description="minimum final score of a link"
+    )
     max_candidates: Int = Field(
-        10, ge=1, description="ranked candidates kept per linked span (Span._.kg_candidates)"
+        default=10,
+        ge=1,
+        description="ranked candidates kept per linked span (Span._.kg_candidates)",
     )
     types: tuple[str, ...] = Field(
-        (), description="link only entities of these rdf:type IRIs (empty: any type)"
+        default=(), description="link only entities of these rdf:type IRIs (empty: any type)"
     )
     link_classes: Bool = Field(
-        False, description="also link class nodes (entities that are others' types)"
+        default=False, description="also link class nodes (entities that are others' types)"
     )
-    min_alias_length: Int = Field(3, ge=1, description="shorter aliases are never matched")
+    min_alias_length: Int = Field(default=3, ge=1, description="shorter aliases are never matched")
     stop_aliases: tuple[str, ...] = Field(
-        DEFAULT_STOP_ALIASES, description="aliases never matched (common English words)"
+        default=DEFAULT_STOP_ALIASES, description="aliases never matched (common English words)"
     )
     fuzzy_threshold: Number = Field(
-        0.8,
+        default=0.8,
         gt=0.0,
         le=1.0,
         description="minimum edit ratio of a fuzzy match (and half of it, of its 3-gram Dice)",
     )
-    window_slack: Int = Field(3, ge=0, description="extra words allowed inside a window match")
+    window_slack: Int = Field(
+        default=3, ge=0, description="extra words allowed inside a window match"
+    )
     head_match: Bool = Field(
-        False,
+        default=False,
         description="link a head word alone when it names one alias ('legs' -> 'swollen legs'): "
         "more coverage, less precision",
     )
     partial_coverage: Number = Field(
-        0.6,
+        default=0.6,
         gt=0.0,
         le=1.0,
         description="share of a multi-word alias's IDF weight a partial match must hold; "
         "1.0 turns partial matching off",
     )
-    max_length: Int = Field(100_000, ge=1, description="longer texts are refused with an error")
-    overwrite_ents: Bool = Field(
-        False, description="replace overlapping entities already in doc.ents"
+    max_length: Int = Field(
+        default=100_000, ge=1, description="longer texts are refused with an error"
     )
-    spans_key: str = Field("kg", description="the doc.spans key of the linked spans")
+    overwrite_ents: Bool = Field(
+        default=False, description="replace overlapping entities already in doc.ents"
+    )
+    spans_key: str = Field(default="kg", description="the doc.spans key of the linked spans")
 
     def spacy_config(self) -> dict[str, Any]:
         """These settings as a spaCy component config (lists, not tuples)."""
-        return {
-            name: list(value) if isinstance(value, tuple) else value
-            for name, value in vars(self).items()
-            if name in self.__pydantic_fields__
-        }
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
 LINKER_DEFAULTS = LinkerSettings()
@@ -87,5 +93,5 @@ LINKER_DEFAULTS = LinkerSettings()
 def linker_field(name: str) -> Any:
     """A copy of `LinkerSettings`'s field ``name`` (default, bounds and description), to declare
     the same setting in another model: ``threshold: float = linker_field("threshold")``."""
-    field: FieldInfo = LinkerSettings.__pydantic_fields__[name]
-    return copy.copy(field)
+    fields: dict[str, FieldInfo] = vars(LinkerSettings)["__pydantic_fields__"]
+    return copy.copy(fields[name])

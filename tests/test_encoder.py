@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
 import torch
+from pydantic import ValidationError
 
 from fusion.encoder import EncoderConfig, EncoderError, TextEncoder, default_encoder_path
 
