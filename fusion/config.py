@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import typing
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from fusion.config_keys import describe, field_schema, keys, sections
 from fusion.settings import (
     AUTO,
     DataConfig,
@@ -79,93 +78,6 @@ class ConfigError(KGFuseError):
         self.problems = problems or []
 
 
-# ----------------------------------------------------------------- the models' fields
-
-
-@cache
-def _schema() -> dict[str, Any]:
-    return TypeAdapter(RunConfig).json_schema()
-
-
-def schema() -> dict[str, Any]:
-    """The JSON Schema of a training config (``kgfuse config schema``)."""
-    return _schema()
-
-
-def _sections() -> dict[str, type]:
-    hints = typing.get_type_hints(RunConfig)
-    return {f.name: hints[f.name] for f in dataclasses.fields(RunConfig) if f.name != "output"}
-
-
-def _field_schema(key: str) -> dict[str, Any] | None:
-    """The JSON Schema of the field ``key`` (dotted), or None when there is no such field."""
-    root = _schema()
-    section, _, name = key.rpartition(".")
-    if not section:
-        prop = root["properties"].get(name)
-        return None if prop is None or "$ref" in prop else prop
-    ref = root["properties"].get(section, {}).get("$ref", "")
-    props: dict[str, Any] = root["$defs"].get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
-    return props.get(name)
-
-
-def keys() -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every dotted key of a training config with its JSON Schema, in file order."""
-    root = _schema()
-    for name, prop in root["properties"].items():
-        if "$ref" not in prop:
-            yield name, prop
-            continue
-        section = root["$defs"][prop["$ref"].rsplit("/", 1)[-1]]
-        for field, sub in section["properties"].items():
-            yield f"{name}.{field}", sub
-
-
-def describe(prop: dict[str, Any]) -> str:
-    """What a field accepts, in words: ``a number in [0, 1)``, ``one of ['mean', 'cls']``."""
-    options = [p for p in prop.get("anyOf", []) if p.get("type") != "null"]
-    if options:
-        return f"{describe(options[0])} or {AUTO!r}"
-    if "enum" in prop:
-        return f"one of {prop['enum']}"
-    kind = {
-        "boolean": "true or false",
-        "integer": "an integer",
-        "number": "a number",
-        "string": "a string",
-        "array": "a list of strings",
-        "object": "a mapping of names to strings",
-    }.get(prop.get("type", ""), "a value")
-    return f"{kind}{_bounds(prop)}"
-
-
-def _bounds(prop: dict[str, Any]) -> str:
-    low, high = prop.get("minimum"), prop.get("maximum")
-    low_x, high_x = prop.get("exclusiveMinimum"), prop.get("exclusiveMaximum")
-    if prop.get("type") == "integer" and low is not None and high is not None:
-        return f" from {low:g} to {high:g}"
-    if (low is not None or low_x is not None) and (high is not None or high_x is not None):
-        left = f"[{low:g}" if low is not None else f"({low_x:g}"
-        right = f"{high:g}]" if high is not None else f"{high_x:g})"
-        return f" in {left}, {right}"
-    for bound, words in ((low, "of {} or more"), (low_x, "above {}"), (high, "of {} or less")):
-        if bound is not None:
-            return " " + words.format(f"{bound:g}")
-    return f" below {high_x:g}" if high_x is not None else ""
-
-
-def _default(prop: dict[str, Any]) -> str:
-    """A field's default as it would be written in YAML."""
-    value = prop.get("default", {"array": [], "object": {}}.get(prop.get("type", "")))
-    if value is None:
-        return AUTO
-    if value == "":
-        return '""'
-    if isinstance(value, str):
-        return value
-    return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
-
-
 # ----------------------------------------------------------------- overrides
 
 
@@ -188,7 +100,7 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
                 f"override {key}=... is not a YAML value ({reason}); quote a string, "
                 "e.g. output='runs/x'"
             ) from None
-        out.append((key, _typed(_field_schema(key) or {}, value, raw.strip())))
+        out.append((key, _typed(field_schema(key) or {}, value, raw.strip())))
     return out
 
 
@@ -263,7 +175,7 @@ def _problems(error: ValidationError, data: dict[str, Any], prefix: str) -> list
         loc = [str(p) for p in e["loc"]]
         path = [prefix] if prefix else []
         for part in loc:  # the field names; pydantic adds list indexes and union branches
-            if _field_schema(".".join([*path, part])) is None:
+            if field_schema(".".join([*path, part])) is None:
                 if e["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
                     path.append(part)
                 break
@@ -278,7 +190,7 @@ def _problems(error: ValidationError, data: dict[str, Any], prefix: str) -> list
         elif key == prefix:
             out[key] = f"must be a section (a mapping of keys) (got {_shown(_lookup(data, path))})"
         else:
-            prop = _field_schema(key) or {}
+            prop = field_schema(key) or {}
             out[key] = f"must be {describe(prop)} (got {_shown(_lookup(data, path))})"
     return list(out.items())
 
@@ -290,7 +202,7 @@ def _validate(data: dict[str, Any], problems: list[tuple[str, str]]) -> RunConfi
     for name in data:
         if name not in {f.name for f in dataclasses.fields(RunConfig)}:
             problems.append((str(name), _unknown(str(name))))
-    for name, cls in _sections().items():
+    for name, cls in sections().items():
         if name not in data:
             continue
         section = {} if data[name] is None else data[name]
@@ -402,20 +314,3 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> RunConfig:
             problems,
         )
     return config
-
-
-# ----------------------------------------------------------------- the key table
-
-
-def key_rows() -> list[tuple[str, str, str, str]]:
-    """``(key, type, default, description)`` of every key, from the models' fields."""
-    return [(k, describe(p), _default(p), p.get("description", "")) for k, p in keys()]
-
-
-def keys_markdown() -> str:
-    """The README's config table (between its ``<!-- config:begin -->`` markers)."""
-    lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
-    for key, kind, default, meaning in key_rows():
-        cells = (f"`{key}`", kind, f"`{default}`", meaning)
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines) + "\n"

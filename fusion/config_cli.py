@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fusion.config import ConfigError, key_rows, keys_markdown, schema
+from fusion.config import ConfigError
+from fusion.config_keys import key_rows, keys_markdown, schema
 from kg.files import write_text
 
 BEGIN, END = "<!-- config:begin -->", "<!-- config:end -->"

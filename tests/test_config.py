@@ -11,16 +11,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from fusion.config import (
-    ConfigError,
-    RunConfig,
-    config_from_dict,
-    key_rows,
-    keys_markdown,
-    load_config,
-    schema,
-)
+from fusion.config import ConfigError, RunConfig, config_from_dict, load_config
 from fusion.config_cli import BEGIN, END, readme_with_table
+from fusion.config_keys import key_rows, keys_markdown, schema
 from nlp.linker_settings import LINKER_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]
