@@ -163,7 +163,11 @@ class LinkerConfig:
 
 @dataclass(frozen=True, config=SECTION)
 class SubgraphSettings:
-    """The subgraph around each text's linked entities and label nodes, and its label counts."""
+    """The subgraph around each text's linked entities and label nodes, and its label counts.
+
+    ``hops: auto`` is chosen on val:unseen (fusion/reference.py). The counts: "sequences" is
+    fusion/path_counts.py, "relations" and "entities" fusion/counter.py.
+    """
 
     hops: AutoHops = Field(
         default=None,
@@ -216,7 +220,16 @@ class EncoderConfig:
 
 @dataclass(frozen=True, config=SECTION)
 class ModelConfig:
-    """The classifier: which branches it reads and their sizes."""
+    """The classifier: which branches it reads and their sizes.
+
+    The label counts (``counts``) see the whole KG around the linked entities, where the GNN
+    sees a capped subgraph. ``counts_head: per_label`` scores each class from its own count
+    columns (one per count block) and its share of each block's total, with a linear map of the
+    layer-normed counts for the cross-class evidence: sharing the MLP across classes lets a rare
+    class use what the relations taught on the frequent ones. ``graph_encoder: paths`` is
+    fusion/path_encoder.py (needs a label map and an in-memory KG); ``none`` is the ablation
+    that shows what the encoder adds.
+    """
 
     mode: Literal["text", "graph", "fused", "counter"] = Field(
         default="fused", description="text, graph, fused (text + counts + gated graph) or counter"
@@ -278,7 +291,24 @@ class ModelConfig:
 
 @dataclass(frozen=True, config=SECTION)
 class TrainSettings:
-    """The optimisation, the regularisers and self-training."""
+    """The optimisation, the regularisers and self-training. Why some of them exist:
+
+    - ``mask_label_facts``: below 1.0 the model also learns to use a known fact, as a text about
+      a seen entity can at test time; above 0, val:unseen texts are masked too, as stand-ins for
+      new entities (fusion/examples.py; ``auto`` is chosen by fusion/auto.py).
+    - ``mask_mentions``: the text branch cannot memorise a name and has to use the graph, as for
+      a name it has never seen.
+    - ``branch_loss``: without it the text branch, which can memorise a training text's names,
+      fits the training set first and the KG branches stop learning (modality competition, Wang
+      et al., CVPR 2020, "What makes training multi-modal classification networks hard?").
+    - ``swap_mentions``: for texts whose class is a function of one entity they mention
+      (fusion/augment.py). ``adversarial``: FGM (Miyato et al., ICLR 2017), along the gradient.
+    - ``self_training_rounds``: each round labels ``data.unlabeled`` with the calibrated model,
+      keeps the pseudo-labels at or above ``self_training_threshold`` and trains on; a round that
+      lowers the validation score is undone and ends them (fusion/self_training.py).
+    - ``patience``: counted on val:unseen (see `fusion.selection`); a tie goes to the lower
+      validation loss.
+    """
 
     epochs: Int = Field(
         default=5, ge=1, description="passes over the training set (early stopping may end sooner)"
