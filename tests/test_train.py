@@ -332,7 +332,7 @@ def test_cli_model_commands_answer_and_refuse_bad_input(trained, tmp_path: Path)
             "no model bundle",
         ),
         (("predict", bundle, "-i", str(tmp_path / "none.csv")), "file not found"),
-        (("train", str(bad_config)), "'model.mode' must be one of"),
+        (("train", str(bad_config)), "model.mode: must be one of"),
         (("evaluate", bundle, str(zebra)), "has label(s) ['zebra'] the model does not know"),
     ]:
         result = run_cli(*args)
