@@ -30,6 +30,7 @@ from fusion.cli import (
     train_command,
     tune_command,
 )
+from fusion.config_cli import app as config_app
 from kg.cli import app as kg_app
 from kg.errors import KGFuseError
 from nlp.cli import learn_aliases_command, link_command
@@ -50,6 +51,7 @@ app.add_typer(aliases_app, name="aliases")
 bundle_app = typer.Typer(help="Model bundles: check them without loading.", no_args_is_help=True)
 bundle_app.command("verify")(bundle_verify_command)
 app.add_typer(bundle_app, name="bundle")
+app.add_typer(config_app, name="config")
 app.command("link")(link_command)
 app.command("split")(split_command)
 app.command("train")(train_command)

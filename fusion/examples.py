@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch_geometric.data import Batch, Data
 
+from fusion.settings import SubgraphSettings
 from kg.graph import GraphView
 
 
@@ -32,41 +32,6 @@ class LinkedSubgraph(Data):
         if key == "label_pos":
             return None  # stack: [batch, num_labels]
         return super().__cat_dim__(key, value, *args, **kwargs)
-
-
-COUNTS = ("sequences", "relations", "entities")
-
-
-@dataclass(frozen=True)
-class SubgraphSettings:
-    """Attributes:
-    hops: the subgraph's radius around the linked entities and label nodes, and the longest
-        label path counted; ``auto`` (None): chosen on val:unseen (fusion/reference.py).
-    max_nodes: nodes kept besides the seeds (linked entities and label nodes).
-    counts: the label counts a model may read (with a label map). "sequences": walks to each
-        label node by relation sequence, up to ``hops`` (fusion/path_counts.py; a triple store
-        counts "relations" instead); "relations": the counter's direct and two-hop counts plus
-        paths by first-hop relation (fusion/counter.py); "entities": direct and two-hop only.
-    max_sequences: how many relation sequences ("sequences"): those reaching a label node in
-        the most training texts.
-    """
-
-    hops: int | None = None
-    max_nodes: int = 64
-    counts: str = "sequences"
-    max_sequences: int = 64
-
-    def problems(self) -> list[str]:
-        out = []
-        if self.hops is not None and not 1 <= self.hops <= 4:
-            out.append(f"'subgraph.hops' must be 1 to 4 or 'auto' (got {self.hops})")
-        if self.max_nodes < 1:
-            out.append(f"'subgraph.max_nodes' must be at least 1 (got {self.max_nodes})")
-        if self.counts not in COUNTS:
-            out.append(f"'subgraph.counts' must be one of {COUNTS} (got {self.counts!r})")
-        if self.max_sequences < 1:
-            out.append(f"'subgraph.max_sequences' must be at least 1 (got {self.max_sequences})")
-        return out
 
 
 def hidden_facts(

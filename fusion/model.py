@@ -17,8 +17,6 @@ linked entity, so such a text gets exactly the text-only logits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch_geometric.data import Batch
@@ -28,101 +26,7 @@ from fusion.encoder import TextEncoder
 from fusion.features import NodeFeatures
 from fusion.graph_encoder import GraphEncoder
 from fusion.path_encoder import PathEncoder
-
-MODES = ("text", "graph", "fused", "counter")
-COUNTS_HEADS = ("concat", "per_label")
-GRAPH_ENCODERS = ("rgcn", "paths", "none")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Attributes:
-    mode: "text", "graph", "fused" or "counter".
-    hidden: graph node state size.
-    gnn_layers: message-passing rounds (>= 2).
-    num_bases: RGCN basis matrices.
-    dropout: in the graph encoder and heads.
-    counts: fused mode only (other modes ignore it): the fused logits also read the
-        parameter-free label counts that ``subgraph.counts`` names (by default walks to each
-        label node by relation sequence, fusion/path_counts.py). They see the whole KG around
-        the linked entities, where the GNN sees a capped subgraph.
-    counts_head: how a fused model reads those counts. "concat": appended to the text vector
-        before the text head. "per_label": a small MLP, shared by all classes, scores each
-        class from its own count columns (one per count block: each relation sequence)
-        and from its share of each block's total; a linear map of the layer-normed counts adds
-        the cross-class evidence. Sharing across classes lets a rare class use what the
-        relations taught on the frequent ones.
-    counts_hidden: the per-label MLP's hidden size.
-    graph_encoder: "rgcn": a relational GNN over the capped neighbourhood of the linked
-        entities and label nodes (fusion/graph_encoder.py). "paths": label-conditioned path
-        reasoning over every walk from the linked entities to a class node
-        (fusion/path_encoder.py; needs a label map and an in-memory KG). "none": no graph
-        encoder (fused mode only: the text plus the label counts, the ablation that shows
-        what the encoder adds).
-    """
-
-    mode: str = "fused"
-    hidden: int = 128
-    gnn_layers: int = 2
-    num_bases: int = 8
-    dropout: float = 0.1
-    counts: bool = True
-    counts_head: str = "per_label"
-    counts_hidden: int = 32
-    graph_encoder: str = "rgcn"
-
-    def problems(self) -> list[str]:
-        out = []
-        if self.mode not in MODES:
-            out.append(f"'model.mode' must be one of {MODES} (got {self.mode!r})")
-        if self.gnn_layers < 2:
-            out.append(f"'model.gnn_layers' must be at least 2 (got {self.gnn_layers})")
-        if self.hidden < 4:
-            out.append(f"'model.hidden' must be at least 4 (got {self.hidden})")
-        if not 0.0 <= self.dropout < 1.0:
-            out.append(f"'model.dropout' must be in [0, 1) (got {self.dropout})")
-        if self.counts_head not in COUNTS_HEADS:
-            out.append(
-                f"'model.counts_head' must be one of {COUNTS_HEADS} (got {self.counts_head!r})"
-            )
-        if self.graph_encoder not in GRAPH_ENCODERS:
-            out.append(
-                f"'model.graph_encoder' must be one of {GRAPH_ENCODERS} (got {self.graph_encoder!r})"
-            )
-        elif self.graph_encoder == "none" and self.mode == "graph":
-            out.append(
-                "'model.graph_encoder: none' leaves graph mode nothing to read: "
-                "choose rgcn or paths"
-            )
-        elif self.graph_encoder == "none" and self.mode == "fused" and not self.counts:
-            out.append(
-                "'model.graph_encoder: none' with 'model.counts: false' is the text model: "
-                "set model.mode=text, or turn counts on"
-            )
-        if self.counts_hidden < 1:
-            out.append(f"'model.counts_hidden' must be at least 1 (got {self.counts_hidden})")
-        return out
-
-    @property
-    def reads_counts(self) -> bool:
-        """Counter mode, or fused with ``counts``; other modes never read them, so that
-        `kgfuse compare` (which swaps only the mode) keeps its text control text-only."""
-        return self.mode == "counter" or (self.mode == "fused" and self.counts)
-
-    @property
-    def reads_graph(self) -> bool:
-        """Whether the model reads the batch's subgraphs (graph or fused, with an encoder)."""
-        return self.mode == "graph" or (self.mode == "fused" and self.graph_encoder != "none")
-
-    @property
-    def reads_walks(self) -> bool:
-        """Whether the model reads walk subgraphs (the paths encoder, fusion/path_graph.py)."""
-        return self.reads_graph and self.graph_encoder == "paths"
-
-    @property
-    def counts_per_label(self) -> bool:
-        """Whether the counts go to `PerLabelCounts` rather than into the text head."""
-        return self.mode == "fused" and self.counts and self.counts_head == "per_label"
+from fusion.settings import ModelConfig
 
 
 class FusionClassifier(nn.Module):

@@ -44,16 +44,11 @@ from nlp.candidates import CandidateGenerator, Mention
 from nlp.disambiguation import Disambiguator, StoreDisambiguator, Weights
 from nlp.errors import LinkingError
 from nlp.keys import Lemmatizer
+from nlp.linker_settings import LINKER_DEFAULTS
 
 if TYPE_CHECKING:
     from nlp.semantic import SemanticCandidates
 
-# Common words that also name entities somewhere; never linked unless the user says otherwise.
-DEFAULT_STOP_ALIASES = (
-    "a", "an", "the", "it", "is", "as", "at", "be", "can", "do", "go", "he", "in", "may", "me",
-    "no", "not", "of", "on", "or", "so", "to", "up", "us", "we", "will", "all", "any", "one",
-    "new", "may", "march", "long", "back", "best", "feel", "home", "help", "well", "time",
-)  # fmt: skip
 KG_FOLDER = "kg"
 SEMANTIC_FOLDER = "semantic"  # the semantic vectors, beside the KG, when semantic is on
 ALIAS_FILE = "aliases.tsv"  # the alias table, beside the KG, when there is one
@@ -70,23 +65,11 @@ if not Doc.has_extension("kg_entities"):
     assigns=["doc.ents", "doc.spans", "span._.kg_candidates"],
     default_config={
         "kg": None,
-        "threshold": 0.55,
-        "max_candidates": 10,
+        **LINKER_DEFAULTS.spacy_config(),
         "weights": {"string": 0.5, "prior": 0.1, "context": 0.2, "coherence": 0.2},
-        "types": [],
-        "min_alias_length": 3,
-        "stop_aliases": list(DEFAULT_STOP_ALIASES),
-        "fuzzy_threshold": 0.8,
-        "window_slack": 3,
-        "head_match": False,
-        "partial_coverage": 0.6,
         "semantic": None,
         "aliases": None,
         "index": None,
-        "link_classes": False,
-        "max_length": 100_000,
-        "overwrite_ents": False,
-        "spans_key": "kg",
     },
 )
 def make_kg_linker(
@@ -169,16 +152,20 @@ class KGLinker:
         self.nlp = nlp
         self.name = name
         self.kg_path = kg
-        self.threshold = float(config.get("threshold", 0.55))
-        self.max_candidates = int(config.get("max_candidates", 10))
+        self.threshold = float(config.get("threshold", LINKER_DEFAULTS.threshold))
+        self.max_candidates = int(config.get("max_candidates", LINKER_DEFAULTS.max_candidates))
         self.weights = Weights.from_dict(config.get("weights"))
-        self.types = list(config.get("types", []))
-        self.min_alias_length = int(config.get("min_alias_length", 3))
-        self.stop_aliases = frozenset(config.get("stop_aliases", DEFAULT_STOP_ALIASES))
-        self.fuzzy_threshold = float(config.get("fuzzy_threshold", 0.8))
-        self.window_slack = int(config.get("window_slack", 3))
-        self.head_match = bool(config.get("head_match", False))
-        self.partial_coverage = float(config.get("partial_coverage", 0.6))
+        self.types = list(config.get("types", LINKER_DEFAULTS.types))
+        self.min_alias_length = int(
+            config.get("min_alias_length", LINKER_DEFAULTS.min_alias_length)
+        )
+        self.stop_aliases = frozenset(config.get("stop_aliases", LINKER_DEFAULTS.stop_aliases))
+        self.fuzzy_threshold = float(config.get("fuzzy_threshold", LINKER_DEFAULTS.fuzzy_threshold))
+        self.window_slack = int(config.get("window_slack", LINKER_DEFAULTS.window_slack))
+        self.head_match = bool(config.get("head_match", LINKER_DEFAULTS.head_match))
+        self.partial_coverage = float(
+            config.get("partial_coverage", LINKER_DEFAULTS.partial_coverage)
+        )
         semantic = config.get("semantic")
         self.semantic: dict[str, Any] | None = (
             dict(semantic) if isinstance(semantic, dict) else semantic
@@ -189,10 +176,10 @@ class KGLinker:
         index = config.get("index")
         self.index_path = str(index) if index else None
         self.index_loaded = False  # whether the last build read its index from disk
-        self.link_classes = bool(config.get("link_classes", False))
-        self.max_length = int(config.get("max_length", 100_000))
-        self.overwrite_ents = bool(config.get("overwrite_ents", False))
-        self.spans_key = str(config.get("spans_key", "kg"))
+        self.link_classes = bool(config.get("link_classes", LINKER_DEFAULTS.link_classes))
+        self.max_length = int(config.get("max_length", LINKER_DEFAULTS.max_length))
+        self.overwrite_ents = bool(config.get("overwrite_ents", LINKER_DEFAULTS.overwrite_ents))
+        self.spans_key = str(config.get("spans_key", LINKER_DEFAULTS.spans_key))
         self._check()
         self.kg: KnowledgeGraph | None = None
         self.store: StoreGraph | None = None  # set when the KG is read from a triple store

@@ -134,7 +134,8 @@ def test_swap_and_adversarial_settings_are_checked(tmp_path: Path) -> None:
     config = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
     with pytest.raises(
         ConfigError,
-        match=r"(?s)train\.adversarial. must be 0.*train\.swap_mentions. must be in \[0, 1\]",
+        match=r"(?s)train\.swap_mentions: must be a number in \[0, 1\]"
+        r".*train\.adversarial: must be a number of 0 or more",
     ):
         load_config(config, ["train.swap_mentions=1.5", "train.adversarial=-1"])
 

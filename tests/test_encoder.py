@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from fusion.encoder import EncoderConfig, EncoderError, TextEncoder, default_encoder_path
 
@@ -79,8 +80,8 @@ def test_encoder_errors_never_fetch_and_report_all_problems(tmp_path: Path) -> N
         TextEncoder(EncoderConfig(path=str(tmp_path / "nope")))
     with pytest.raises(EncoderError, match=r"config\.json is missing"):
         TextEncoder(EncoderConfig(path=str(tmp_path)))
-    with pytest.raises(EncoderError) as info:
-        TextEncoder(EncoderConfig(pooling="max", adapter="prefix", max_length=4))
+    with pytest.raises(ValidationError) as info:  # checked when built, before any load
+        EncoderConfig(pooling="max", adapter="prefix", max_length=4)
     assert all(k in str(info.value) for k in ("pooling", "adapter", "max_length"))
 
 

@@ -155,10 +155,10 @@ def test_config_errors_are_reported_together(tmp_path: Path) -> None:
     message = str(info.value)
     assert "4 problem(s)" in message
     for piece in (
-        "'train.epochs' must be an integer (got 'many')",
-        "unknown key 'train.optimiser'",
-        "'model.mode'",
-        "'encoder.lora_dropout'",
+        "train.epochs: must be an integer of 1 or more (got 'many')",
+        "train.optimiser: unknown key",
+        "model.mode: must be one of",
+        "encoder.lora_dropout: must be a number in [0, 1) (got 2)",
     ):
         assert piece in message
 
@@ -350,7 +350,7 @@ def test_cli_model_commands_answer_and_refuse_bad_input(trained, tmp_path: Path)
             "no model bundle",
         ),
         (("predict", bundle, "-i", str(tmp_path / "none.csv")), "file not found"),
-        (("train", str(bad_config)), "'model.mode' must be one of"),
+        (("train", str(bad_config)), "model.mode: must be one of"),
         (("evaluate", bundle, str(zebra)), "has label(s) ['zebra'] the model does not know"),
     ]:
         result = run_cli(*args)

@@ -1,0 +1,97 @@
+"""The settings of the `kg_linker` component, with their defaults: the one place they are defined.
+
+nlp/linker.py reads its defaults from `LINKER_DEFAULTS`, ``kgfuse link --threshold`` shows the
+same default, and a training config's ``linker`` section (fusion/settings.py) reuses these
+fields, descriptions included, with `linker_field`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, Strict
+from pydantic.dataclasses import dataclass
+from pydantic.fields import FieldInfo
+
+# Common words that also name entities somewhere; never linked unless the user says otherwise.
+# fmt: skip keeps the word list in rows (ruff would give it one word a line, 40 lines).
+DEFAULT_STOP_ALIASES = (
+    "a", "an", "the", "it", "is", "as", "at", "be", "can", "do", "go", "he", "in", "may", "me",
+    "no", "not", "of", "on", "or", "so", "to", "up", "us", "we", "will", "all", "any", "one",
+    "new", "may", "march", "long", "back", "best", "feel", "home", "help", "well", "time",
+)  # fmt: skip
+
+# Strict: a YAML `yes` or "3" is refused, not read as true or 3; a number may be an integer.
+Int = Annotated[int, Strict()]
+Number = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class LinkerSettings:
+    """The tunable settings of `nlp.linker.KGLinker` (its graph, index, alias table, semantic
+    candidates and disambiguation weights are given apart)."""
+
+    threshold: Number = Field(
+        default=0.55, ge=0.0, le=1.0, description="minimum final score of a link"
+    )
+    max_candidates: Int = Field(
+        default=10,
+        ge=1,
+        description="ranked candidates kept per linked span (Span._.kg_candidates)",
+    )
+    types: tuple[str, ...] = Field(
+        default=(), description="link only entities of these rdf:type IRIs (empty: any type)"
+    )
+    link_classes: Bool = Field(
+        default=False, description="also link class nodes (entities that are others' types)"
+    )
+    min_alias_length: Int = Field(default=3, ge=1, description="shorter aliases are never matched")
+    stop_aliases: tuple[str, ...] = Field(
+        default=DEFAULT_STOP_ALIASES, description="aliases never matched (common English words)"
+    )
+    fuzzy_threshold: Number = Field(
+        default=0.8,
+        gt=0.0,
+        le=1.0,
+        description="minimum edit ratio of a fuzzy match (and half of it, of its 3-gram Dice)",
+    )
+    window_slack: Int = Field(
+        default=3, ge=0, description="extra words allowed inside a window match"
+    )
+    head_match: Bool = Field(
+        default=False,
+        description="link a head word alone when it names one alias ('legs' -> 'swollen legs'): "
+        "more coverage, less precision",
+    )
+    partial_coverage: Number = Field(
+        default=0.6,
+        gt=0.0,
+        le=1.0,
+        description="share of a multi-word alias's IDF weight a partial match must hold; "
+        "1.0 turns partial matching off",
+    )
+    max_length: Int = Field(
+        default=100_000, ge=1, description="longer texts are refused with an error"
+    )
+    overwrite_ents: Bool = Field(
+        default=False, description="replace overlapping entities already in doc.ents"
+    )
+    spans_key: str = Field(default="kg", description="the doc.spans key of the linked spans")
+
+    def spacy_config(self) -> dict[str, Any]:
+        """These settings as a spaCy component config (lists, not tuples)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+LINKER_DEFAULTS = LinkerSettings()
+
+
+def linker_field(name: str) -> Any:
+    """A copy of `LinkerSettings`'s field ``name`` (default, bounds and description), to declare
+    the same setting in another model: ``threshold: float = linker_field("threshold")``."""
+    fields: dict[str, FieldInfo] = vars(LinkerSettings)["__pydantic_fields__"]
+    return copy.copy(fields[name])
