@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 from kg.errors import KGStoreError
 
@@ -29,15 +30,15 @@ def atomic_file(
     success it replaces ``path``, on error it vanishes. The parent folder is created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(name)
+    tmp, fd = _exclusive(
+        path, lambda name: os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    )
     try:
-        if mode == "wb":
-            with os.fdopen(fd, "wb") as binary:
-                yield binary
-        else:
-            with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as text:
-                yield text
+        text = {} if mode == "wb" else {"encoding": "utf-8", "newline": newline}
+        with os.fdopen(fd, mode, **text) as f:
+            if path.exists():  # a replaced file keeps its permissions, as an in-place write would
+                os.chmod(f.fileno(), stat.S_IMODE(path.stat().st_mode))
+            yield f
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -68,7 +69,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     place, so a failed rename puts the old one back."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp, _ = _exclusive(target, lambda name: os.mkdir(name, 0o777))
     try:
         yield tmp
         old = None
@@ -90,3 +91,18 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+T = TypeVar("T")
+
+
+def _exclusive(target: Path, create: Callable[[Path], T]) -> tuple[Path, T]:
+    """Create a fresh temporary beside ``target`` with ``create`` (which must refuse an existing
+    name). Unlike tempfile's, which are private (0600/0700), it gets the permissions the umask
+    gives any new file or folder, so what is renamed into place is as readable as a plain write."""
+    while True:
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return tmp, create(tmp)
+        except FileExistsError:
+            continue

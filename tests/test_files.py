@@ -34,3 +34,28 @@ def test_json_and_bytes(tmp_path: Path) -> None:
     assert (tmp_path / "a.json").read_text(encoding="utf-8").endswith("\n")
     write_bytes(tmp_path / "b.bin", b"\x00\x01")
     assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+
+
+def test_written_files_and_folders_get_the_umask_permissions_not_private_ones(
+    tmp_path: Path,
+) -> None:
+    """A bundle or prediction file must be as readable as one written in place (tempfile's
+    temporaries are 0600/0700, which a server running as another user could not read)."""
+    import os
+
+    from kg.files import atomic_directory
+
+    umask = os.umask(0o022)
+    try:
+        write_text(tmp_path / "new.txt", "x")
+        with atomic_directory(tmp_path / "folder") as tmp:
+            (tmp / "inside.txt").write_text("y", encoding="utf-8")
+        existing = tmp_path / "kept.txt"
+        existing.write_text("old", encoding="utf-8")
+        existing.chmod(0o640)
+        write_text(existing, "new")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o755
+    assert existing.stat().st_mode & 0o777 == 0o640
