@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,6 +259,32 @@ class KnowledgeGraph:
                 self.edge_relations[lo:hi].tolist(), self.neighbors[lo:hi].tolist(), strict=True
             )
         ]
+
+    def edge_entries(self, entities: Sequence[int]) -> dict[int, list[tuple[int, int]]]:
+        """Each entity's CSR row: ``(relation, neighbour)`` for every edge, the relation
+        ``r + num_relations`` for an incoming one, sorted by relation then neighbour."""
+        out: dict[int, list[tuple[int, int]]] = {}
+        for e in entities:
+            lo, hi = int(self.indptr[e]), int(self.indptr[e + 1])
+            rows = zip(
+                self.edge_relations[lo:hi].tolist(), self.neighbors[lo:hi].tolist(), strict=True
+            )
+            out[int(e)] = list(rows)
+        return out
+
+    def degrees_of(self, entities: Sequence[int]) -> np.ndarray:
+        """int64 [len(entities)]: the degree of each entity (a self-loop counts twice)."""
+        e = np.asarray(entities, dtype=np.int64)
+        return (self.indptr[e + 1] - self.indptr[e]).astype(np.int64)
+
+    def links_to(self, entities: Sequence[int], targets: Sequence[int]) -> dict[int, set[int]]:
+        """Which of ``targets`` each entity shares a triple with (either direction)."""
+        wanted = {int(t) for t in targets}
+        out: dict[int, set[int]] = {}
+        for e in entities:
+            lo, hi = int(self.indptr[e]), int(self.indptr[e + 1])
+            out[int(e)] = wanted.intersection(self.neighbors[lo:hi].tolist())
+        return out
 
     def triples(self) -> Iterator[Triple]:
         """Every entity-to-entity triple once, sorted by subject, relation, object."""
