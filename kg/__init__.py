@@ -18,14 +18,16 @@ from kg.errors import (
 )
 from kg.extend import extend, extend_triples, id_map
 from kg.graph import KnowledgeGraph, Neighbor, Triple
+from kg.graph import load_graph as open
 from kg.load import load, open_or_load
 from kg.paths import Path
-from kg.storage import load_graph as open
+from kg.protocol import Graph
 from kg.subgraph import Subgraph
 
 __all__ = [
     "AmbiguousEntityError",
     "EntityNotFoundError",
+    "Graph",
     "KGConfig",
     "KGFuseError",
     "KGLoadError",

@@ -29,17 +29,24 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
+from kg import vocab
+from kg.compile import GraphBuilder
 from kg.config import KGConfig
 from kg.errors import EntityNotFoundError, KGStoreError
 from kg.files import atomic_directory
-from kg.graph import KnowledgeGraph, Neighbor, Triple, describe_triple, humanize, local_name
+from kg.graph import KnowledgeGraph, load_graph
 from kg.paths import Path as KGPath
-from kg.subgraph import Subgraph
+from kg.paths import top_k_paths
+from kg.protocol import describe_triple
+from kg.search import EntityMatch
+from kg.storage import read_versioned_json
+from kg.subgraph import Subgraph, k_hop_subgraph
 from kg.triplestore import TripleStoreGraph
+from kg.values import Neighbor, Triple, humanize, local_name
 
 REFERENCE_FILE = "store.json"
 NAMES_DIR = "names"
@@ -109,6 +116,11 @@ class StoreGraph:
     @property
     def backend(self) -> str:
         return "sparql" if self.source.startswith(("http://", "https://")) else "oxigraph"
+
+    @property
+    def compiled(self) -> None:
+        """None: a store is not whole in memory, and kgfuse reads it, never writes it."""
+        return None
 
     @property
     def num_entities(self) -> int:
@@ -215,6 +227,27 @@ class StoreGraph:
         with self._lock:
             return [self._intern(t) for t in types]
 
+    def attributes_of(self, entity: int) -> list[tuple[str, str, str]]:
+        """As `KnowledgeGraph.attributes_of`: the literals that are not names or descriptions."""
+        from pyoxigraph import NamedNode
+
+        c = self.config
+        names = set(c.label_predicates + c.alias_predicates + c.description_predicates)
+        subject = str(NamedNode(self.iri(entity)))  # validated and escaped by pyoxigraph
+        with self._lock:
+            rows = self.store.select(
+                f"SELECT ?p ?o WHERE {{ {subject} ?p ?o FILTER(isLiteral(?o)) }}"
+            )
+        found = set()
+        for r in rows:
+            p, o = r["p"]["value"], r["o"]
+            if p not in names:
+                lang = o.get("xml:lang")
+                found.add(
+                    (p, o["value"], f"@{lang}" if lang else o.get("datatype", vocab.XSD_STRING))
+                )
+        return sorted(found)
+
     # ----- relations -----
     def relation_id(self, iri: str) -> int:
         r = self._relation_ids.get(iri)
@@ -241,6 +274,9 @@ class StoreGraph:
         return describe_triple(self, t)
 
     # ----- structure -----
+    def has_triple(self, subject: int, relation: int, obj: int) -> bool:
+        return (relation, obj) in self.edge_entries([subject])[subject]
+
     def degree(self, entity: int) -> int:
         return int(self.degrees_of([entity])[0])
 
@@ -286,41 +322,29 @@ class StoreGraph:
         }
 
     def subgraph(self, seeds: Iterable[int], hops: int = 2, max_nodes: int = 128) -> Subgraph:
-        """What `KnowledgeGraph.subgraph` keeps on the same triples compiled, with this graph's
-        ids; triples of relations the graph does not know are dropped."""
-        seed_iris = [self.iri(int(s)) for s in seeds]
+        """`kg.subgraph.k_hop_subgraph` over the store: one request for the seeds' degrees,
+        one for each hop's edges and one for its candidates' degrees, one for the last hop's
+        edges, and one for the names and types of the nodes it keeps (what a model reads)."""
+        seeds = list(seeds)
         with self._lock:
-            sub = self.store.neighborhood(seed_iris, hops=hops, max_nodes=max_nodes)
-            small = cast(KnowledgeGraph, sub.kg)  # a small compiled KG of what was fetched
-            ids = np.asarray(self._remember(small), dtype=np.int64)
-        relation = np.asarray(
-            [self._relation_ids.get(small.relation_iri(r), -1) for r in range(small.num_relations)],
-            dtype=np.int64,
-        )
-        edge_type = relation[sub.edge_type] if sub.num_edges else sub.edge_type
-        known = edge_type >= 0
-        return Subgraph(
-            self, ids[sub.nodes], sub.hop, sub.num_seeds, sub.edge_index[:, known], edge_type[known]
-        )
+            self._check_seeds(seeds)
+            sub = k_hop_subgraph(self, seeds, hops=hops, max_nodes=max_nodes)
+            unnamed = [self.iri(n) for n in sub.nodes.tolist() if n not in self._info]
+            if unnamed:
+                self._remember(self.store.describe(unnamed))
+        return sub
+
+    def _check_seeds(self, seeds: list[int]) -> None:
+        """Refuse a seed the store holds no triple about (ids come unchecked from IRIs)."""
+        iris = [self.iri(int(s)) for s in seeds]
+        degrees = self.store.degrees(iris)
+        for iri in dict.fromkeys(iris):
+            if degrees[iri] == 0 and not self.store._exists(iri):
+                raise EntityNotFoundError(f"no entity {iri!r} in the store {self.source}")
 
     def paths(self, source: int, target: int, k: int = 5, max_hops: int = 3) -> list[KGPath]:
-        """The paths `KnowledgeGraph.paths` finds on the same triples compiled."""
-        s, t = self.iri(source), self.iri(target)
-        with self._lock:
-            small, found = self.store.paths(s, t, k=k, max_hops=max_hops)
-            ids = self._remember(small)
-        out = []
-        for p in found:
-            triples = tuple(
-                Triple(
-                    ids[x.subject],
-                    self._relation_ids[small.relation_iri(x.relation)],
-                    ids[x.object],
-                )
-                for x in p.triples
-            )
-            out.append(KGPath(tuple(ids[n] for n in p.entities), triples, p.score))
-        return out
+        """`kg.paths.top_k_paths` over the store."""
+        return top_k_paths(self, source, target, k=k, max_hops=max_hops)
 
     # ----- names -----
     @property
@@ -333,8 +357,16 @@ class StoreGraph:
                     self._names = names_graph(self.store)
         return self._names
 
-    def search(self, query: str, limit: int = 10) -> list[Any]:
-        return self.names_graph.search(query, limit=limit)
+    def search(self, query: str, limit: int = 10) -> list[EntityMatch]:
+        """`KnowledgeGraph.search` over the names graph, with this graph's ids and ranked by
+        whole-store degrees, as the same triples compiled rank them."""
+        names = self.names_graph
+
+        def degrees_of(found: list[int]) -> np.ndarray:
+            return self.degrees_of([self.entity_id(names.iri(e)) for e in found])
+
+        matches = names.label_index.search(query, limit=limit, degrees_of=degrees_of)
+        return [m._replace(entity=self.entity_id(m.iri)) for m in matches]
 
     # ----- a reference on disk -----
     def save(self, directory: str | Path) -> Path:
@@ -361,8 +393,6 @@ class StoreGraph:
     def open(cls, directory: str | Path, source: str | None = None) -> StoreGraph:
         """Reopen a saved reference; ``source`` points it at another URL or folder holding the
         same triples (a replica, a moved store)."""
-        from kg.storage import load_graph, read_versioned_json
-
         directory = Path(directory)
         fix = "train the model again, or restore the bundle's kg/ folder"
         ref = read_versioned_json(
@@ -376,17 +406,14 @@ class StoreGraph:
 def names_graph(store: TripleStoreGraph, page_size: int = 10_000) -> KnowledgeGraph:
     """A compiled KG of the store's names: each entity's display label (as the label), its
     other names (as aliases) and its types. Nothing else: no edges, no descriptions."""
-    from kg.compile import GraphBuilder
-    from kg.vocab import XSD_STRING
-
     config = store.config
     builder = GraphBuilder(config)
     label_p = config.label_predicates[0]
     alias_p = config.alias_predicates[0] if config.alias_predicates else label_p
     for iri, label, aliases in store.labels(page_size):
-        builder.add_literal(iri, label_p, label, None, XSD_STRING)
+        builder.add_literal(iri, label_p, label, None, vocab.XSD_STRING)
         for alias in aliases[1:]:
-            builder.add_literal(iri, alias_p, alias, None, XSD_STRING)
+            builder.add_literal(iri, alias_p, alias, None, vocab.XSD_STRING)
     typed = list(store.types(page_size))
     if typed and config.type_predicates:
         p = config.type_predicates[0]

@@ -12,7 +12,10 @@ from typer.testing import CliRunner
 
 import kg
 from kg.cli import app
+from kg.errors import EntityNotFoundError
 from kg.store_graph import StoreGraph
+from kg.subgraph import k_hop_subgraph
+from kg.triplestore import TripleStoreGraph
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +103,166 @@ def test_graph_parity_links_to(memory: kg.KnowledgeGraph, store: StoreGraph) -> 
     )
     assert named(store, got) == named(memory, want)
     assert any(want.values())
+
+
+SUBGRAPH_CASES = [
+    ([EX + "flu"], 2, 128),
+    ([EX + "flu"], 2, 3),
+    ([EX + "cough"], 1, 2),
+    ([EX + "covid", EX + "hay_fever"], 2, 4),
+    ([GEN + "e00"], 2, 10),
+    ([GEN + "e03", GEN + "e17"], 3, 25),
+    ([GEN + "e42"], 2, 200),
+    ([GEN + "e09", GEN + "e09", GEN + "e30"], 1, 1),
+    ([GEN + "e05"], 0, 5),
+]
+
+
+def _subgraph_by_iri(graph, sub: kg.Subgraph) -> tuple[list, list, list, int]:
+    triples = [(graph.iri(t.subject), t.relation, graph.iri(t.object)) for t in sub.triples()]
+    return [graph.iri(n) for n in sub.nodes], sub.hop.tolist(), triples, sub.num_seeds
+
+
+@pytest.mark.parametrize(("seeds", "hops", "max_nodes"), SUBGRAPH_CASES)
+def test_graph_parity_compiled_subgraph_equals_the_shared_algorithm(
+    memory: kg.KnowledgeGraph, seeds: list[str], hops: int, max_nodes: int
+) -> None:
+    """KnowledgeGraph's vectorised CSR override keeps what the protocol algorithm keeps."""
+    ids = [memory.entity_id(s) for s in seeds]
+    want = k_hop_subgraph(memory, ids, hops=hops, max_nodes=max_nodes)
+    got = memory.subgraph(ids, hops=hops, max_nodes=max_nodes)
+    assert got.nodes.tolist() == want.nodes.tolist()
+    assert got.hop.tolist() == want.hop.tolist()
+    assert got.edge_index.tolist() == want.edge_index.tolist()
+    assert got.edge_type.tolist() == want.edge_type.tolist()
+    assert got.num_seeds == want.num_seeds
+
+
+@pytest.mark.parametrize(("seeds", "hops", "max_nodes"), SUBGRAPH_CASES)
+def test_graph_parity_store_subgraph_equals_in_memory(
+    memory: kg.KnowledgeGraph, store: StoreGraph, seeds: list[str], hops: int, max_nodes: int
+) -> None:
+    want = memory.subgraph([memory.entity_id(s) for s in seeds], hops=hops, max_nodes=max_nodes)
+    got = store.subgraph([store.entity_id(s) for s in seeds], hops=hops, max_nodes=max_nodes)
+    assert _subgraph_by_iri(store, got) == _subgraph_by_iri(memory, want)
+    assert [store.text(n) for n in got.nodes] == [memory.text(n) for n in want.nodes]
+
+
+def test_graph_parity_store_subgraph_sends_one_request_per_hop(store_dir: Path) -> None:
+    """Seeds' degrees, then (edges, degrees) per hop, the last hop's edges, the kept nodes'
+    names: however many nodes a frontier holds. Asked again, all of it comes from caches."""
+    client = TripleStoreGraph(store_dir)
+    calls: list[str] = []
+    select = client.select
+
+    def counted(query: str) -> list:
+        calls.append(query)
+        return select(query)
+
+    client.select = counted  # type: ignore[method-assign]
+    graph = StoreGraph(client)
+    calls.clear()  # creating the view lists the relations
+    hops = 2
+    sub = graph.subgraph([graph.entity_id(GEN + "e42")], hops=hops, max_nodes=200)
+    assert (sub.hop == 1).sum() >= 3, "the case needs a multi-node frontier at hop 2"
+    assert len(calls) == 1 + 2 * hops + 2
+    graph.subgraph([graph.entity_id(GEN + "e42")], hops=hops, max_nodes=200)
+    assert len(calls) == 1 + 2 * hops + 2
+
+
+def test_graph_parity_store_subgraph_refuses_an_unknown_seed(store: StoreGraph) -> None:
+    with pytest.raises(EntityNotFoundError, match="nowhere"):
+        store.subgraph([store.entity_id(EX + "nowhere")])
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        (EX + "flu", EX + "covid"),
+        (EX + "cold", EX + "sars_cov_2"),
+        (GEN + "e03", GEN + "e17"),
+        (GEN + "e05", GEN + "e45"),  # five paths of one score: ties broken alike
+        (GEN + "e10", GEN + "e17"),
+    ],
+)
+def test_graph_parity_paths(
+    memory: kg.KnowledgeGraph, store: StoreGraph, source: str, target: str
+) -> None:
+    want = memory.paths(memory.entity_id(source), memory.entity_id(target), k=5, max_hops=3)
+    got = store.paths(store.entity_id(source), store.entity_id(target), k=5, max_hops=3)
+    assert want, "the case should have paths"
+    assert [p.text(store) for p in got] == [p.text(memory) for p in want]
+    assert [[store.iri(e) for e in p.entities] for p in got] == [
+        [memory.iri(e) for e in p.entities] for p in want
+    ]
+    assert [p.describe(store) for p in got] == [p.describe(memory) for p in want]
+
+
+def test_graph_parity_neighbours_and_triples(memory: kg.KnowledgeGraph, store: StoreGraph) -> None:
+    def to_store(e: int) -> int:
+        return store.entity_id(memory.iri(e))
+
+    checked = 0
+    for iri in ENTITIES:
+        m, s = memory.entity_id(iri), store.entity_id(iri)
+        want = [(n.relation, memory.iri(n.node), n.outgoing) for n in memory.neighbors_of(m)]
+        assert [(n.relation, store.iri(n.node), n.outgoing) for n in store.neighbors_of(s)] == want
+        assert store.degree(s) == memory.degree(m)
+        for n in memory.neighbors_of(m):
+            subject, obj = (m, n.node) if n.outgoing else (n.node, m)
+            assert store.has_triple(to_store(subject), n.relation, to_store(obj))
+            backwards = memory.has_triple(obj, n.relation, subject)
+            assert store.has_triple(to_store(obj), n.relation, to_store(subject)) == backwards
+            checked += 1
+    assert checked > 10
+
+
+def test_graph_parity_names_types_and_literals(
+    memory: kg.KnowledgeGraph, store: StoreGraph
+) -> None:
+    iris = [*ENTITIES, EX + "fever", GEN + "e06", GEN + "e07"]
+    for iri in iris:
+        m, s = memory.entity_id(iri), store.entity_id(iri)
+        assert store.label(s) == memory.label(m)
+        assert store.aliases_of(s) == memory.aliases_of(m)
+        assert store.description(s) == memory.description(m)
+        assert store.text(s) == memory.text(m)
+        assert [store.iri(t) for t in store.types_of(s)] == [
+            memory.iri(t) for t in memory.types_of(m)
+        ]
+        assert store.attributes_of(s) == memory.attributes_of(m)
+    fever = memory.entity_id(EX + "fever")
+    assert memory.attributes_of(fever), "the case needs a literal attribute"
+    for r in range(memory.num_relations):
+        assert store.relation_iri(r) == memory.relation_iri(r)
+        assert store.relation_label(r + memory.num_relations) == memory.relation_label(
+            r + memory.num_relations
+        )
+
+
+@pytest.mark.parametrize("query", ["influenza", "Influenza", "cough", "node 3", "nod 4", "coug"])
+def test_graph_parity_search_and_resolve(
+    memory: kg.KnowledgeGraph, store: StoreGraph, query: str
+) -> None:
+    """Exact matches alike, in the same order (more edges first), and the same best match.
+    Fuzzy scores weigh 3-grams by the indexed names (a store indexes its labelled entities, a
+    compiled graph also the local names of unlabelled ones), so the fuzzy tail may differ."""
+    want = memory.search(query, limit=5)
+    got = store.search(query, limit=5)
+    assert want, "the case should find something"
+    exact = [(m.iri, m.label, m.alias) for m in want if m.score == 1.0]
+    assert [(m.iri, m.label, m.alias) for m in got if m.score == 1.0] == exact
+    assert (got[0].iri, got[0].alias) == (want[0].iri, want[0].alias)
+    assert got[0].score == pytest.approx(want[0].score, abs=0.05)
+    assert [store.iri(m.entity) for m in got] == [m.iri for m in got]  # the store's own ids
+    if len(exact) == 1:
+        assert store.iri(store.resolve(query)) == memory.iri(memory.resolve(query)) == exact[0][0]
+
+
+def test_graph_parity_capabilities(memory: kg.KnowledgeGraph, store: StoreGraph) -> None:
+    """What code outside kg/ asks instead of the class: whole arrays, and where it comes from."""
+    assert memory.compiled is memory
+    assert store.compiled is None
+    assert store.names_graph.compiled is store.names_graph
+    assert str(store.source) in store.stats()["source"]  # type: ignore[operator]
+    assert memory.fingerprint != store.fingerprint
