@@ -41,7 +41,7 @@ from kg.files import atomic_directory
 from kg.graph import KnowledgeGraph, load_graph
 from kg.paths import Path as KGPath
 from kg.paths import top_k_paths
-from kg.protocol import describe_triple
+from kg.protocol import Graph, describe_triple
 from kg.search import EntityMatch
 from kg.storage import read_versioned_json
 from kg.subgraph import Subgraph, k_hop_subgraph
@@ -401,6 +401,14 @@ class StoreGraph:
         store = TripleStoreGraph(source or ref["source"], KGConfig.from_dict(ref["config"]))
         names = load_graph(directory / NAMES_DIR)
         return cls(store, ref["relations"], ref["entities"], names)
+
+
+def open_saved_graph(directory: str | Path, store_source: str | None = None) -> Graph:
+    """What `Graph.save` wrote: a compiled KG folder, or a store reference (pointed at
+    ``store_source`` when given: a replica, a moved store)."""
+    if is_store_reference(directory):
+        return StoreGraph.open(directory, store_source)
+    return load_graph(directory)
 
 
 def names_graph(store: TripleStoreGraph, page_size: int = 10_000) -> KnowledgeGraph:

@@ -266,3 +266,8 @@ def test_graph_parity_capabilities(memory: kg.KnowledgeGraph, store: StoreGraph)
     assert store.names_graph.compiled is store.names_graph
     assert str(store.source) in store.stats()["source"]  # type: ignore[operator]
     assert memory.fingerprint != store.fingerprint
+
+
+def _both_backends_are_graphs(memory: kg.KnowledgeGraph, store: StoreGraph) -> list[kg.Graph]:
+    """Never run: mypy checks here that both classes implement the whole protocol."""
+    return [memory, store]
