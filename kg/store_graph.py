@@ -1,19 +1,20 @@
-"""A triple store seen as a KnowledgeGraph, so that models train and serve over a KG they
+"""A triple store as a `kg.protocol.Graph`, so that models train and serve over a KG they
 cannot load.
 
 `StoreGraph` wraps a `TripleStoreGraph` and numbers entities as it first meets them (interning),
-so the code written for a compiled `KnowledgeGraph` (integer ids, subgraphs, labels, paths)
-runs unchanged over a SPARQL endpoint or an on-disk Oxigraph store. Relation ids are fixed at
-creation: the store's predicates between entities sorted by IRI, as the compiler numbers them,
-so a model sees the same relation ids over the store as over the same triples compiled.
+so the code written against the protocol (integer ids, subgraphs, labels, paths, counts) runs
+unchanged over a SPARQL endpoint or an on-disk Oxigraph store: the algorithms are the shared
+ones, over the batched `edge_entries` and `degrees_of` (one store request each). Relation ids
+are fixed at creation: the store's predicates between entities sorted by IRI, as the compiler
+numbers them, so a model sees the same relation ids over the store as over the triples compiled.
 
     graph = StoreGraph.connect("http://localhost:7878/query")
     e = graph.resolve("Influenza")
     sub = graph.subgraph([e], hops=2, max_nodes=64)      # what KnowledgeGraph.subgraph keeps
 
 What it holds in memory: the interned IRIs with the names, descriptions and types fetched for
-them, the store's LRU caches of edges and degrees, and (`names`, built on first use) a compiled
-KG of every entity's labels, aliases and types, fetched in pages: the linker's index.
+them, the store's LRU caches of edges and degrees, and (`names_graph`, built on first use) a
+compiled KG of every entity's labels, aliases and types, fetched in pages: the linker's index.
 
 Saved (`save`), a StoreGraph is a reference, not a copy: ``store.json`` (the source, the KG
 config, the relation ids and the entities interned so far, in order) and ``names/``. Blank
@@ -34,9 +35,8 @@ from typing import Any
 import numpy as np
 
 from kg import vocab
-from kg.compile import GraphBuilder
 from kg.config import KGConfig
-from kg.errors import EntityNotFoundError, KGStoreError
+from kg.errors import EntityNotFoundError
 from kg.files import atomic_directory
 from kg.graph import KnowledgeGraph, load_graph
 from kg.paths import Path as KGPath
@@ -44,6 +44,7 @@ from kg.paths import top_k_paths
 from kg.protocol import Graph, describe_triple
 from kg.search import EntityMatch
 from kg.storage import read_versioned_json
+from kg.store_names import names_graph
 from kg.subgraph import Subgraph, k_hop_subgraph
 from kg.triplestore import TripleStoreGraph
 from kg.values import Neighbor, Triple, humanize, local_name
@@ -409,26 +410,3 @@ def open_saved_graph(directory: str | Path, store_source: str | None = None) -> 
     if is_store_reference(directory):
         return StoreGraph.open(directory, store_source)
     return load_graph(directory)
-
-
-def names_graph(store: TripleStoreGraph, page_size: int = 10_000) -> KnowledgeGraph:
-    """A compiled KG of the store's names: each entity's display label (as the label), its
-    other names (as aliases) and its types. Nothing else: no edges, no descriptions."""
-    config = store.config
-    builder = GraphBuilder(config)
-    label_p = config.label_predicates[0]
-    alias_p = config.alias_predicates[0] if config.alias_predicates else label_p
-    for iri, label, aliases in store.labels(page_size):
-        builder.add_literal(iri, label_p, label, None, vocab.XSD_STRING)
-        for alias in aliases[1:]:
-            builder.add_literal(iri, alias_p, alias, None, vocab.XSD_STRING)
-    typed = list(store.types(page_size))
-    if typed and config.type_predicates:
-        p = config.type_predicates[0]
-        builder.add_edges([s for s, _ in typed], [p] * len(typed), [t for _, t in typed])
-    if builder.statements == 0:
-        raise KGStoreError(
-            f"the store {store.source} holds no labelled entity (predicates "
-            f"{', '.join(config.label_predicates)}); a linker needs names to link to"
-        )
-    return builder.build(sources=[store.source])
