@@ -33,7 +33,7 @@ from kg.storage import (
     save_graph,
 )
 from kg.strings import StringTable
-from kg.subgraph import Subgraph, compiled_k_hop_subgraph
+from kg.subgraph import Subgraph, compiled_k_hop_subgraph, induced_triples
 from kg.values import Neighbor, Triple, humanize, local_name
 
 # re-exported: many modules import these from here
@@ -284,6 +284,14 @@ class KnowledgeGraph:
             lo, hi = int(self.indptr[e]), int(self.indptr[e + 1])
             out[int(e)] = wanted.intersection(self.neighbors[lo:hi].tolist())
         return out
+
+    def triples_among(self, nodes: Sequence[int]) -> list[Triple]:
+        """Every triple between two of ``nodes`` (distinct), by subject in their order, then
+        relation, then object."""
+        ids = np.asarray(nodes, dtype=np.int64)
+        edge_index, edge_type = induced_triples(self, ids)
+        s, o = ids[edge_index[0]].tolist(), ids[edge_index[1]].tolist()
+        return [Triple(*t) for t in zip(s, edge_type.tolist(), o, strict=True)]
 
     def triples(self) -> Iterator[Triple]:
         """Every entity-to-entity triple once, sorted by subject, relation, object."""

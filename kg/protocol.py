@@ -99,6 +99,11 @@ class Graph(Protocol):
     def links_to(self, entities: Sequence[int], targets: Sequence[int]) -> dict[int, set[int]]:
         """Which of ``targets`` each entity shares a triple with (either direction)."""
 
+    def triples_among(self, nodes: Sequence[int]) -> list[Triple]:
+        """Every triple between two of ``nodes`` (distinct): by subject in the order of
+        ``nodes``, then relation, then object IRI. One request for a store, which asks only
+        for the edges between them (not all of a hub's)."""
+
     def has_triple(self, subject: int, relation: int, obj: int) -> bool: ...
     def describe_triple(self, t: Triple) -> dict[str, dict[str, str]]: ...
 

@@ -92,6 +92,7 @@ class StoreGraph:
         self._iris: list[str] = []
         self._ids: dict[str, int] = {}
         self._info: dict[int, EntityInfo] = {}
+        self._rows_fetched: set[int] = set()  # entities whose every edge the store has sent
         self._names = names
         self._lock = threading.RLock()  # the API reads the KG from several threads
         for iri in entities:
@@ -303,7 +304,24 @@ class StoreGraph:
                     if x.predicate in self._relation_ids
                 )
                 out[e] = [(r, self._intern(node)) for r, node in row]
+            self._rows_fetched.update(entities)
         return out
+
+    def triples_among(self, nodes: Sequence[int]) -> list[Triple]:
+        """As `KnowledgeGraph.triples_among`: from the rows already fetched, and for the other
+        nodes one request for their edges to ``nodes`` alone (a hub's thousands stay away)."""
+        iris = [self.iri(n) for n in nodes]
+        inside = set(iris)
+        with self._lock:
+            full = [i for n, i in zip(nodes, iris, strict=True) if n in self._rows_fetched]
+            found = self.store.edges(full)  # cached by the client: usually no request
+            found |= self.store._edges_among([i for i in iris if i not in found], iris)
+            return [
+                Triple(n, self._relation_ids[x.predicate], self._intern(x.node))
+                for n, iri in zip(nodes, iris, strict=True)
+                for x in found[iri]
+                if x.outgoing and x.node in inside and x.predicate in self._relation_ids
+            ]
 
     def degrees_of(self, entities: Sequence[int]) -> np.ndarray:
         """int64 [len(entities)]: whole-store degrees."""

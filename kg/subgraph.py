@@ -10,8 +10,8 @@ Relevance rule (what survives the node cap), applied hop by hop:
    compiled graph's ids follow its IRIs, so there it is the lower id).
 
 `k_hop_subgraph` is the rule over any `Graph` (one batched `edge_entries` and one
-`degrees_of` request per hop, then one `edge_entries` for the last hop's triples: what a
-triple store needs); `compiled_k_hop_subgraph` is the same rule vectorised over a compiled
+`degrees_of` request per hop, then one `triples_among` the nodes kept: what a triple store
+needs); `compiled_k_hop_subgraph` is the same rule vectorised over a compiled
 graph's CSR arrays, `KnowledgeGraph.subgraph`'s fast path (tests/test_graph_parity.py shows the
 two equal).
 """
@@ -181,12 +181,8 @@ def k_hop_subgraph(
         hop_of += [h] * len(frontier)
         chosen.update(frontier)
         room -= len(frontier)
-    rows = graph.edge_entries(nodes)
-    R = graph.num_relations
     position = {n: i for i, n in enumerate(nodes)}
-    triples = [
-        (position[s], position[o], r) for s in nodes for r, o in rows[s] if r < R and o in position
-    ]
+    triples = [(position[s], position[o], r) for s, r, o in graph.triples_among(nodes)]
     edges = np.asarray(triples, dtype=np.int64).reshape(-1, 3)
     return Subgraph(
         graph,
@@ -234,11 +230,11 @@ def compiled_k_hop_subgraph(
         room -= len(frontier)
     nodes = np.concatenate(chosen)
     hop = np.concatenate(hop_of)
-    edge_index, edge_type = _induced_triples(kg, nodes)
+    edge_index, edge_type = induced_triples(kg, nodes)
     return Subgraph(kg, nodes, hop, int((hop == 0).sum()), edge_index, edge_type)
 
 
-def _induced_triples(kg: KnowledgeGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def induced_triples(kg: KnowledgeGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Triples among ``nodes``: scan each node's outgoing entries (the front of its CSR row)
     and keep those whose object is chosen, found through a dense position table."""
     owner, idx = csr_entries(kg.indptr[nodes], kg.out_end[nodes])
