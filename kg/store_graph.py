@@ -214,7 +214,8 @@ class StoreGraph:
         return list(self._info_of(entity).aliases)
 
     def names(self, entity: int) -> list[str]:
-        return self.aliases_of(entity) or [self.label(entity)]
+        """As `KnowledgeGraph.names`: its aliases, else its humanized local name."""
+        return self.aliases_of(entity) or [humanize(local_name(self.iri(entity)))]
 
     def description(self, entity: int) -> str:
         return self._info_of(entity).description

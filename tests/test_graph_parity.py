@@ -36,6 +36,7 @@ def triples(tiny_ttl: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Pa
     for e in range(0, 60, 3):
         lines.add(f'<{GEN}e{e:02d}> <http://www.w3.org/2000/01/rdf-schema#label> "node {e}" .')
         lines.add(f"<{GEN}e{e:02d}> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <{GEN}T> .")
+    lines.add(f"<{GEN}joint_pain> <{GEN}r0> <{GEN}e01> .")  # no label: named by its IRI
     path = tmp_path_factory.mktemp("gen") / "gen.nt"
     path.write_text("\n".join(sorted(lines)) + "\n")
     return [tiny_ttl, path]
@@ -220,17 +221,19 @@ def test_graph_parity_neighbours_and_triples(memory: kg.KnowledgeGraph, store: S
 def test_graph_parity_names_types_and_literals(
     memory: kg.KnowledgeGraph, store: StoreGraph
 ) -> None:
-    iris = [*ENTITIES, EX + "fever", GEN + "e06", GEN + "e07"]
+    iris = [*ENTITIES, EX + "fever", GEN + "e06", GEN + "e07", GEN + "joint_pain"]
     for iri in iris:
         m, s = memory.entity_id(iri), store.entity_id(iri)
         assert store.label(s) == memory.label(m)
         assert store.aliases_of(s) == memory.aliases_of(m)
+        assert store.names(s) == memory.names(m)
         assert store.description(s) == memory.description(m)
         assert store.text(s) == memory.text(m)
         assert [store.iri(t) for t in store.types_of(s)] == [
             memory.iri(t) for t in memory.types_of(m)
         ]
         assert store.attributes_of(s) == memory.attributes_of(m)
+    assert memory.names(memory.entity_id(GEN + "joint_pain")) == ["joint pain"]
     fever = memory.entity_id(EX + "fever")
     assert memory.attributes_of(fever), "the case needs a literal attribute"
     for r in range(memory.num_relations):
