@@ -45,7 +45,7 @@ from fusion.resources import UnknownRelationError
 from kg.errors import KGLoadError, KGReadOnlyError
 from kg.formats import FORMATS, detect_format
 from kg.graph import KnowledgeGraph
-from kg.store_graph import StoreGraph
+from kg.protocol import Graph
 
 log = logging.getLogger("kgfuse.api")
 Answer = Prediction | Exception  # one text's prediction, or why it has none
@@ -58,13 +58,14 @@ class PredictRequest:
     top_k_paths: int
 
 
-def _writable(graph: KnowledgeGraph | StoreGraph, hint: str) -> KnowledgeGraph:
+def _writable(graph: Graph, hint: str) -> KnowledgeGraph:
     """The graph, if kgfuse may add triples to it (a triple store it only reads)."""
-    if isinstance(graph, StoreGraph):
+    compiled = graph.compiled
+    if compiled is None:
         raise KGReadOnlyError(
             f"this model reads its KG from the triple store {graph.source}; {hint}"
         )
-    return graph
+    return compiled
 
 
 def _bundle_version(bundle: Path) -> str:
@@ -180,7 +181,7 @@ class Engine:
         await asyncio.to_thread(self._updates.shutdown, True)
 
     @property
-    def graph(self) -> KnowledgeGraph | StoreGraph:
+    def graph(self) -> Graph:
         return self.predictor.resources.graph
 
     # ----- predictions -----
@@ -242,8 +243,7 @@ class Engine:
             )
             self.predictor = new
             self.hot_files.append(saved)
-        graph = new.resources.graph
-        assert isinstance(graph, KnowledgeGraph)  # extended from `before`, which is one
+        graph = _writable(new.resources.graph, "")  # extended from `before`, which is one
         return {
             "added_triples": graph.num_triples - before.num_triples,
             "new_entities": graph.num_entities - before.num_entities,

@@ -24,7 +24,6 @@ from typing import Any
 
 from fusion.auto import label_facts
 from fusion.resources import Prepared, Resources
-from kg.graph import KnowledgeGraph
 
 
 def swap_mentions(
@@ -36,8 +35,8 @@ def swap_mentions(
 ) -> list[Prepared]:
     """One swapped copy for each qualifying text (module doc), drawn with probability
     ``rate``; [] without label nodes or a compiled KG."""
-    graph = resources.graph
-    if rate <= 0 or not resources.label_nodes or not isinstance(graph, KnowledgeGraph):
+    graph = resources.graph.compiled
+    if rate <= 0 or not resources.label_nodes or graph is None:
         return []
     position = {e: j for j, e in enumerate(resources.label_nodes)}
     classes = {

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kg.graph import KnowledgeGraph
-from kg.store_graph import StoreGraph
+from kg.protocol import Graph
 
 RESTATE_SHARE = 0.8  # label facts restate the labels when this share of holders name just it
 MIN_HOLDERS, MIN_HOLDER_SHARE = 10, 0.05  # fewer holders (absolute, per text) decide nothing
@@ -44,7 +44,7 @@ class Choice:
 
 
 def holdout_candidates(
-    graph: KnowledgeGraph | StoreGraph,
+    graph: Graph,
     label_nodes: Sequence[int],
     linked: Sequence[Sequence[int]],
     types: Sequence[str] = (),

@@ -39,8 +39,8 @@ from fusion.path_graph import walk_length
 from fusion.resources import Resources
 from kg.errors import KGFuseError
 from kg.files import atomic_directory
-from kg.graph import KnowledgeGraph
-from kg.store_graph import StoreGraph, is_store_reference
+from kg.protocol import Graph
+from kg.store_graph import open_saved_graph
 from nlp.linker import ALIAS_FILE, from_kg
 from nlp.linker_index import FORMAT as INDEX_FORMAT
 from nlp.linker_index import META as INDEX_META
@@ -124,7 +124,7 @@ def save_bundle(
             metadata={"encoder": encoder_key(resources.tokenizer)},
         )
         resources.graph.save(tmp / "kg")
-        if isinstance(resources.graph, KnowledgeGraph):  # a store's linker reads names only
+        if resources.graph.compiled is not None:  # a store's linker reads names only
             save_index(resources.nlp, tmp / LINKER_INDEX)
         if table is not None:
             table.save(tmp / ALIAS_FILE)
@@ -140,7 +140,7 @@ def save_bundle(
     return folder
 
 
-def _index_fits(index: Path, graph: object) -> bool:
+def _index_fits(index: Path, graph: Graph) -> bool:
     """Whether the bundle's linker index was written for ``graph`` by this kgfuse: then the
     linker loads it instead of building (seconds instead of minutes on a large KG). One that
     does not fit is left alone (the linker is built in memory): a bundle is never rewritten."""
@@ -149,7 +149,7 @@ def _index_fits(index: Path, graph: object) -> bool:
     except (OSError, ValueError):
         return False
     return (
-        isinstance(graph, KnowledgeGraph)
+        graph.compiled is not None
         and isinstance(meta, dict)
         and meta.get("format") == INDEX_FORMAT
         and meta.get("kg_fingerprint") == graph.fingerprint
@@ -242,8 +242,6 @@ def load_bundle(
     from safetensors.numpy import load_file as load_numpy
     from safetensors.torch import load_file
 
-    import kg as kglib
-
     folder = Path(folder)
     meta = read_meta(folder)
     verify_bundle(folder, meta, allow_unchecked)
@@ -251,11 +249,7 @@ def load_bundle(
         config = config_from_dict(meta["config"], str(folder / "bundle.json"))
     except ConfigError as e:
         raise BundleError(str(e)) from e
-    graph = (
-        StoreGraph.open(folder / "kg", kg_source)
-        if is_store_reference(folder / "kg")
-        else kglib.open(folder / "kg")
-    )
+    graph = open_saved_graph(folder / "kg", kg_source)
     try:
         stored = load_numpy(str(folder / "node_features.safetensors"))
         digests, vectors = stored["digests"], stored["features"]

@@ -49,7 +49,6 @@ from fusion.path_counts import PathCounter, fit_sequences
 from fusion.reference import count_features, fit_reference, full_logits
 from fusion.setup import RunPlan, Workspace, plan_run
 from fusion.train import StaleRunError, TrainResult, run, with_overrides
-from kg.graph import KnowledgeGraph
 from kg.rewire import rewire
 
 console = Console()
@@ -151,8 +150,8 @@ def default_config(config: RunConfig) -> RunConfig:
 def evaluate_reference(plan: RunPlan, workspace: Workspace) -> dict[str, dict[str, Any]]:
     """The reference (fusion/reference.py) trained on ``plan``'s training texts, C and
     temperature chosen on what validation selects on, scored on val:unseen and every test set."""
-    graph, resources, splits = workspace.graph, plan.resources, plan.splits
-    if not resources.label_nodes or not isinstance(graph, KnowledgeGraph):
+    graph, resources, splits = workspace.graph.compiled, plan.resources, plan.splits
+    if not resources.label_nodes or graph is None:
         raise ConfigError(
             "the reference counts label paths in a compiled KG: set kg.label_map and kg.files"
         )
@@ -254,7 +253,7 @@ def compare(
 
     base = Path(config.output) / "compare"
     workspace = Workspace.open(config, base)
-    compiled = workspace.graph if isinstance(workspace.graph, KnowledgeGraph) else None
+    compiled = workspace.graph.compiled
     if compiled is None and any(v.graph == "shuffled" for v in variants):
         raise ConfigError(
             "the shuffled-KG control rewires the whole graph, which needs it compiled in memory; "

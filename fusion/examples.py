@@ -17,7 +17,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from fusion.settings import SubgraphSettings
-from kg.graph import GraphView
+from kg.protocol import Graph
 
 
 class LinkedSubgraph(Data):
@@ -44,7 +44,7 @@ def hidden_facts(
 
 
 def build_subgraph(
-    kg: GraphView,
+    kg: Graph,
     linked: Sequence[int],
     label_nodes: Sequence[int],
     settings: SubgraphSettings,

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from fusion.encoder import TextEncoder, encoder_id
-from kg.graph import GraphView
+from kg.protocol import Graph
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class NodeFeatures:
         table: the vectors, shared with other graphs' views (`on_graph`).
     """
 
-    def __init__(self, graph: GraphView, table: FeatureTable):
+    def __init__(self, graph: Graph, table: FeatureTable):
         self.graph = graph
         self.table = table
         self._rows = np.full(0, -1, dtype=np.int64)  # entity id -> table row; -1: not resolved
@@ -154,7 +154,7 @@ class NodeFeatures:
         they are a cache over the graph, not weights."""
         return self
 
-    def on_graph(self, graph: GraphView) -> NodeFeatures:
+    def on_graph(self, graph: Graph) -> NodeFeatures:
         """The same vectors seen from ``graph`` (e.g. the KG plus hot triples): an entity whose
         text is unchanged reuses its vector."""
         return NodeFeatures(graph, self.table)

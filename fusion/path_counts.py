@@ -35,8 +35,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from kg.csr import csr_entries
 from kg.errors import EntityNotFoundError
-from kg.graph import KnowledgeGraph, Triple, csr_entries
+from kg.graph import KnowledgeGraph, Triple
 
 DEFAULT_MAX_DEGREE = (
     1000  # a colour or a generation (about 100 species each) still carries class evidence

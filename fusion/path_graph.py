@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from fusion.examples import MAX_DISTANCE, LinkedSubgraph
-from kg.graph import KnowledgeGraph, csr_entries
+from kg.csr import csr_entries
+from kg.graph import KnowledgeGraph
 
 MIN_ROUNDS = 3  # the shortest walk the paths encoder reads, whatever subgraph.hops says
 DEFAULT_MAX_DEGREE = 1000  # as the label counts (fusion/path_counts.py)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -31,7 +31,9 @@ from fusion.path_counts import PathCounter, RelationSequence, fit_sequences
 from fusion.path_graph import build_path_subgraph, walk_length
 from fusion.store_counter import StoreLabelCounter
 from kg.errors import KGFuseError, KGReadOnlyError
-from kg.graph import GraphView, KnowledgeGraph
+from kg.extend import id_map
+from kg.graph import KnowledgeGraph
+from kg.protocol import Graph
 from kg.store_graph import StoreGraph
 from nlp.alias_table import AliasTable
 from nlp.linker import KGLinker, from_kg, linked_entities
@@ -58,7 +60,7 @@ class Prepared:
 
 
 def make_counter(
-    graph: KnowledgeGraph | StoreGraph,
+    graph: Graph,
     label_nodes: list[int],
     subgraph: SubgraphSettings,
     path_sequences: Sequence[RelationSequence] = (),
@@ -67,18 +69,19 @@ def make_counter(
     counts "relations" where "sequences" are asked for (walks by sequence need the whole CSR)."""
     if not label_nodes:
         return None
-    if isinstance(graph, StoreGraph):
+    compiled = graph.compiled
+    if compiled is None:
         return StoreLabelCounter(
-            graph,
+            cast(StoreGraph, graph),  # until LabelCounter reads any Graph (helper "counter")
             label_nodes,
             max_degree=COUNTER_MAX_DEGREE,
             by_relation=subgraph.counts != "entities",
         )
     if subgraph.counts == "sequences":
         assert subgraph.hops is not None, "hops are resolved before the counter is built"
-        return PathCounter(graph, label_nodes, hops=subgraph.hops, sequences=path_sequences)
+        return PathCounter(compiled, label_nodes, hops=subgraph.hops, sequences=path_sequences)
     return LabelCounter(
-        graph,
+        compiled,
         label_nodes,
         max_degree=COUNTER_MAX_DEGREE,
         by_relation=subgraph.counts == "relations",
@@ -97,7 +100,7 @@ class Resources:
 
     def __init__(
         self,
-        graph: KnowledgeGraph | StoreGraph,
+        graph: Graph,
         labels: list[str],
         label_nodes: list[int],
         encoder_config: EncoderConfig,
@@ -220,10 +223,11 @@ class Resources:
     def _subgraph(self, linked: list[int], masked: set[int], use_kg: bool) -> LinkedSubgraph:
         """The text's walk subgraph (``walks``) or capped neighbourhood, without the label
         facts of the ``masked`` entities."""
+        compiled = self.graph.compiled
         if self.walks:
-            assert isinstance(self.graph, KnowledgeGraph) and self.subgraph.hops is not None
+            assert compiled is not None and self.subgraph.hops is not None  # _check_walks
             hops = walk_length(self.subgraph.hops)
-            return build_path_subgraph(self.graph, linked, self.label_nodes, hops, masked, use_kg)
+            return build_path_subgraph(compiled, linked, self.label_nodes, hops, masked, use_kg)
         return build_subgraph(self.graph, linked, self.label_nodes, self.subgraph, masked, use_kg)
 
     def prepare_file(
@@ -286,15 +290,16 @@ class Resources:
             UnknownRelationError: ``graph`` has relations this graph lacks, or lacks some.
             KGReadOnlyError: this graph is a triple store (add triples to the store itself).
         """
-        if isinstance(self.graph, StoreGraph):
+        old = self.graph.compiled
+        if old is None:
             raise KGReadOnlyError(
                 f"this model reads its KG from the triple store {self.graph.source}; add triples "
                 "to the store itself (they are read on the next prediction)"
             )
-        check_relations(self.graph, graph)
+        check_relations(old, graph)
         features = self.features.on_graph(graph)
         if cache is not None or embed is not None:
-            features.cover(changed_entities(self.graph, graph), embed, cache)
+            features.cover(changed_entities(old, graph), embed, cache)
         label_iris = [self.graph.iri(e) for e in self.label_nodes]
         return Resources(
             graph, self.labels, [graph.entity_id(i) for i in label_iris], self.encoder_config,
@@ -303,8 +308,8 @@ class Resources:
         )  # fmt: skip
 
 
-def _check_walks(walks: bool, graph: GraphView, label_nodes: Sequence[int]) -> None:
-    if walks and (isinstance(graph, StoreGraph) or not label_nodes):
+def _check_walks(walks: bool, graph: Graph, label_nodes: Sequence[int]) -> None:
+    if walks and (graph.compiled is None or not label_nodes):
         raise KGFuseError(
             "the paths encoder needs a compiled KG (kg.files) and a label map (kg.label_map)"
         )
@@ -314,7 +319,7 @@ class UnknownRelationError(KGFuseError):
     """A graph's relations differ from those a model was trained with."""
 
 
-def check_relations(old: GraphView, new: GraphView) -> None:
+def check_relations(old: Graph, new: Graph) -> None:
     """Refuse ``new`` unless its relations (and so its relation ids) are exactly ``old``'s.
 
     A trained model has one weight set per relation id and count features as wide as the
@@ -341,15 +346,12 @@ def check_relations(old: GraphView, new: GraphView) -> None:
     )
 
 
-def _relation_iris(graph: GraphView) -> list[str]:
+def _relation_iris(graph: Graph) -> list[str]:
     return [graph.relation_iri(r) for r in range(graph.num_relations)]
 
 
-def changed_entities(old: KnowledgeGraph | StoreGraph, new: KnowledgeGraph) -> list[int]:
+def changed_entities(old: KnowledgeGraph, new: KnowledgeGraph) -> list[int]:
     """Entity ids of ``new`` that ``old`` lacks, or whose text differs there."""
-    from kg.extend import id_map
-
-    assert isinstance(old, KnowledgeGraph)  # with_graph refuses a triple store first
     seen = np.zeros(new.num_entities, dtype=bool)
     for o, n in enumerate(id_map(old, new).tolist()):
         if n >= 0 and old.text(o) == new.text(n):

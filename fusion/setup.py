@@ -36,6 +36,7 @@ from fusion.path_counts import PathCounter
 from fusion.reference import HOP_CHOICES, MAX_TEXTS, choose_hops
 from fusion.resources import Resources
 from fusion.split import partition_validation, validation_split
+from kg.protocol import Graph
 from kg.store_graph import StoreGraph
 from nlp.linker import from_kg
 from nlp.texts import read_label_map
@@ -109,7 +110,7 @@ class Workspace:
     every text's links and frozen embedding, memoised (they depend on nothing else)."""
 
     config: RunConfig
-    graph: kg.KnowledgeGraph | StoreGraph
+    graph: Graph
     nlp: Any
     tokenizer: TextEncoder
     linker_config: dict[str, Any]
@@ -166,7 +167,7 @@ class Workspace:
         return list(dict.fromkeys(self.graph.entity_id(s["iri"]) for s in spans))
 
 
-def open_graph(config: RunConfig) -> kg.KnowledgeGraph | StoreGraph:
+def open_graph(config: RunConfig) -> Graph:
     """The run's KG: compiled from files, or a view of a triple store read on demand."""
     if config.kg.source:
         return StoreGraph.connect(config.kg.source)
@@ -269,8 +270,9 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
     index = {label: i for i, label in enumerate(splits.labels)}
     gold = [index[e.label] for e in splits.train]
 
-    if label_nodes and isinstance(graph, kg.KnowledgeGraph):
-        facts = label_facts_restate_labels(graph, label_nodes, train_ids, gold)
+    compiled = graph.compiled
+    if label_nodes and compiled is not None:
+        facts = label_facts_restate_labels(compiled, label_nodes, train_ids, gold)
     else:
         facts = Choice(0.0, "no label map, or a triple store: no label facts to hide")
     hide_val_facts = float(facts.value) > 0  # type: ignore[arg-type]
@@ -345,8 +347,8 @@ def _choose_hops(
     hidden: frozenset[int],
 ) -> Choice:
     """``subgraph.hops: auto`` by the reference on validation (see fusion/reference.py)."""
-    graph = workspace.graph
-    if not label_nodes or not isinstance(graph, kg.KnowledgeGraph):
+    graph = workspace.graph.compiled
+    if not label_nodes or graph is None:
         return Choice(DEFAULT_HOPS, "no label map, or a triple store: no reference to choose by")
     rng = np.random.default_rng(config.train.seed)
     sample = np.arange(len(splits.train))

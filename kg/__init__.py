@@ -18,15 +18,17 @@ from kg.errors import (
 )
 from kg.extend import extend, extend_triples, id_map
 from kg.graph import KnowledgeGraph, Neighbor, Triple
+from kg.graph import load_graph as open
 from kg.graph_path import DescribedPath, GraphPath
 from kg.load import load, open_or_load
-from kg.storage import load_graph as open
+from kg.protocol import Graph
 from kg.subgraph import Subgraph
 
 __all__ = [
     "AmbiguousEntityError",
     "DescribedPath",
     "EntityNotFoundError",
+    "Graph",
     "GraphPath",
     "KGConfig",
     "KGFuseError",

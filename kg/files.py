@@ -34,8 +34,12 @@ def atomic_file(
         path, lambda name: os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     )
     try:
-        text = {} if mode == "wb" else {"encoding": "utf-8", "newline": newline}
-        with os.fdopen(fd, mode, **text) as f:
+        f: IO[Any] = (
+            os.fdopen(fd, "wb")
+            if mode == "wb"
+            else os.fdopen(fd, "w", encoding="utf-8", newline=newline)
+        )
+        with f:
             if path.exists():  # a replaced file keeps its permissions, as an in-place write would
                 os.chmod(f.fileno(), stat.S_IMODE(path.stat().st_mode))
             yield f

@@ -8,63 +8,47 @@ descriptions, types and other literal attributes are kept beside it, by entity i
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 
 from kg.config import KGConfig
-from kg.errors import AmbiguousEntityError, EntityNotFoundError
+from kg.csr import csr_entries
+from kg.errors import AmbiguousEntityError, EntityNotFoundError, KGStoreError
+from kg.graph_path import GraphPath
+from kg.paths import top_k_paths
+from kg.protocol import describe_triple
+from kg.search import EntityMatch, LabelIndex
+from kg.storage import (
+    ARRAY_FIELDS,
+    INDEX_FILE,
+    META_FILE,
+    STRING_FIELDS,
+    read_graph_folder,
+    rebuild_hint,
+    save_graph,
+)
 from kg.strings import StringTable
+from kg.subgraph import Subgraph, compiled_k_hop_subgraph, induced_triples
+from kg.values import Neighbor, Triple, humanize, local_name
 
-if TYPE_CHECKING:
-    from kg.graph_path import GraphPath
-    from kg.search import EntityMatch, LabelIndex
-    from kg.subgraph import Subgraph
-
-
-class Triple(NamedTuple):
-    """One fact of the graph, as ids: ``(subject, relation, object)``."""
-
-    subject: int
-    relation: int
-    object: int
-
-
-class Neighbor(NamedTuple):
-    """An edge seen from one entity: ``outgoing`` means ``(entity, relation, node)``."""
-
-    relation: int
-    node: int
-    outgoing: bool
-
-
-# Arrays and string tables that make up a compiled graph, in save order.
-ARRAY_FIELDS = (
-    "indptr",
-    "neighbors",
-    "edge_relations",
-    "alias_indptr",
-    "type_indptr",
-    "type_ids",
-    "attribute_indptr",
-)
-STRING_FIELDS = (
-    "entities",
-    "relations",
-    "relation_names",
-    "labels",
-    "aliases",
-    "descriptions",
-    "attribute_predicates",
-    "attribute_values",
-    "attribute_datatypes",
-)
+# re-exported: many modules import these from here
+__all__ = [
+    "ARRAY_FIELDS",
+    "STRING_FIELDS",
+    "KnowledgeGraph",
+    "Neighbor",
+    "Triple",
+    "csr_entries",
+    "describe_triple",
+    "humanize",
+    "load_graph",
+    "local_name",
+]
 
 
 @dataclass(eq=False)
@@ -135,6 +119,21 @@ class KnowledgeGraph:
             h.update(t.blob.data)
         h.update(repr(sorted(self.config.to_dict().items())).encode())
         return h.hexdigest()
+
+    @property
+    def source(self) -> str:
+        """The triples files the graph was compiled from."""
+        return ", ".join(self.sources) or "a graph built in memory"
+
+    @property
+    def compiled(self) -> KnowledgeGraph:
+        """This graph: it is whole in-memory arrays (see `kg.protocol.Graph.compiled`)."""
+        return self
+
+    @property
+    def names_graph(self) -> KnowledgeGraph:
+        """This graph: it holds its names itself (see `kg.protocol.Graph.names_graph`)."""
+        return self
 
     # ----- entities -----
     def entity_id(self, iri: str) -> int:
@@ -260,6 +259,40 @@ class KnowledgeGraph:
             )
         ]
 
+    def edge_entries(self, entities: Sequence[int]) -> dict[int, list[tuple[int, int]]]:
+        """Each entity's CSR row: ``(relation, neighbour)`` for every edge, the relation
+        ``r + num_relations`` for an incoming one, sorted by relation then neighbour."""
+        out: dict[int, list[tuple[int, int]]] = {}
+        for e in entities:
+            lo, hi = int(self.indptr[e]), int(self.indptr[e + 1])
+            rows = zip(
+                self.edge_relations[lo:hi].tolist(), self.neighbors[lo:hi].tolist(), strict=True
+            )
+            out[int(e)] = list(rows)
+        return out
+
+    def degrees_of(self, entities: Sequence[int]) -> np.ndarray:
+        """int64 [len(entities)]: the degree of each entity (a self-loop counts twice)."""
+        e = np.asarray(entities, dtype=np.int64)
+        return (self.indptr[e + 1] - self.indptr[e]).astype(np.int64)
+
+    def links_to(self, entities: Sequence[int], targets: Sequence[int]) -> dict[int, set[int]]:
+        """Which of ``targets`` each entity shares a triple with (either direction)."""
+        wanted = {int(t) for t in targets}
+        out: dict[int, set[int]] = {}
+        for e in entities:
+            lo, hi = int(self.indptr[e]), int(self.indptr[e + 1])
+            out[int(e)] = wanted.intersection(self.neighbors[lo:hi].tolist())
+        return out
+
+    def triples_among(self, nodes: Sequence[int]) -> list[Triple]:
+        """Every triple between two of ``nodes`` (distinct), by subject in their order, then
+        relation, then object."""
+        ids = np.asarray(nodes, dtype=np.int64)
+        edge_index, edge_type = induced_triples(self, ids)
+        s, o = ids[edge_index[0]].tolist(), ids[edge_index[1]].tolist()
+        return [Triple(*t) for t in zip(s, edge_type.tolist(), o, strict=True)]
+
     def triples(self) -> Iterator[Triple]:
         """Every entity-to-entity triple once, sorted by subject, relation, object."""
         R = self.num_relations
@@ -284,8 +317,6 @@ class KnowledgeGraph:
     @property
     def label_index(self) -> LabelIndex:
         if self._label_index is None:
-            from kg.search import LabelIndex
-
             self._label_index = LabelIndex(self)
         return self._label_index
 
@@ -294,19 +325,14 @@ class KnowledgeGraph:
         return self.label_index.search(query, limit=limit)
 
     def subgraph(self, seeds: Iterable[int], hops: int = 2, max_nodes: int = 128) -> Subgraph:
-        from kg.subgraph import k_hop_subgraph
-
-        return k_hop_subgraph(self, seeds, hops=hops, max_nodes=max_nodes)
+        """`kg.subgraph.k_hop_subgraph`, by its vectorised CSR form."""
+        return compiled_k_hop_subgraph(self, seeds, hops=hops, max_nodes=max_nodes)
 
     def paths(self, source: int, target: int, k: int = 5, max_hops: int = 3) -> list[GraphPath]:
-        from kg.paths import top_k_paths
-
         return top_k_paths(self, source, target, k=k, max_hops=max_hops)
 
     # ----- storage -----
     def save(self, directory: str | Path) -> Path:
-        from kg.storage import save_graph
-
         return save_graph(self, directory)
 
     def stats(self) -> dict[str, object]:
@@ -332,64 +358,25 @@ class KnowledgeGraph:
         )
 
 
-class GraphView(Protocol):
-    """What the model code reads of a KG: a compiled `KnowledgeGraph`, or a
-    `kg.store_graph.StoreGraph` over a triple store."""
+def load_graph(directory: str | Path, verify: bool = True) -> KnowledgeGraph:
+    """Load a folder written by `KnowledgeGraph.save` (`kg.open`).
 
-    @property
-    def num_entities(self) -> int: ...
-    @property
-    def num_relations(self) -> int: ...
-    @property
-    def fingerprint(self) -> str: ...
-    def entity_id(self, iri: str) -> int: ...
-    def iri(self, entity: int) -> str: ...
-    def label(self, entity: int) -> str: ...
-    def text(self, entity: int) -> str: ...
-    def relation_iri(self, relation: int) -> str: ...
-    def relation_label(self, relation: int) -> str: ...
-    def describe_triple(self, t: Triple) -> dict[str, dict[str, str]]: ...
-    def subgraph(self, seeds: Iterable[int], hops: int = 2, max_nodes: int = 128) -> Subgraph: ...
+    Args:
+        verify: recompute the fingerprint and refuse a folder whose content does not match it.
 
-
-def csr_entries(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The CSR positions ``starts[i]:ends[i]`` of every row i, concatenated, and the row each
-    one belongs to: (owner [total], positions [total]), both int64.
-
-    Shapes: starts, ends: [rows]; total = sum(ends - starts)."""
-    starts = np.asarray(starts, dtype=np.int64)
-    lens = np.asarray(ends, dtype=np.int64) - starts
-    total = int(lens.sum())
-    owner = np.repeat(np.arange(len(starts)), lens)
-    if total == 0:
-        return owner, np.empty(0, dtype=np.int64)
-    return owner, np.arange(total) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
-
-
-def describe_triple(graph: GraphView, t: Triple) -> dict[str, dict[str, str]]:
-    """A triple as JSON-ready IRIs and labels."""
-    return {
-        "subject": {"iri": graph.iri(t.subject), "label": graph.label(t.subject)},
-        "predicate": {
-            "iri": graph.relation_iri(t.relation),
-            "label": graph.relation_label(t.relation),
-        },
-        "object": {"iri": graph.iri(t.object), "label": graph.label(t.object)},
-    }
-
-
-def local_name(iri: str) -> str:
-    """The part of an IRI after its last '#', '/' or ':' (percent-escapes kept)."""
-    for sep in ("#", "/", ":"):
-        cut = iri.rstrip(sep).rsplit(sep, 1)
-        if len(cut) == 2 and cut[1]:
-            return cut[1]
-    return iri
-
-
-def humanize(name: str) -> str:
-    """'hasSymptom' -> 'has symptom'; 'has_primary_type' -> 'has primary type'."""
-    from urllib.parse import unquote
-
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", unquote(name).replace("_", " "))
-    return " ".join(w.lower() if w[1:].islower() else w for w in spaced.split())
+    Raises:
+        KGStoreError: naming the missing or corrupt file and how to rebuild it.
+    """
+    fields, meta = read_graph_folder(directory)
+    kg = KnowledgeGraph(
+        **fields,
+        config=KGConfig.from_dict(meta.get("config", {})),
+        sources=list(meta.get("sources", [])),
+        _fingerprint=meta.get("fingerprint"),
+    )
+    if verify and kg.compute_fingerprint() != meta.get("fingerprint"):
+        raise KGStoreError(
+            f"{Path(directory) / INDEX_FILE} does not match the fingerprint in {META_FILE} "
+            f"(corrupt?); {rebuild_hint(Path(directory))}"
+        )
+    return kg

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from kg.graph import Triple, describe_triple
+from kg.protocol import describe_triple
+from kg.values import Triple
 
 if TYPE_CHECKING:
-    from kg.graph import GraphView
+    from kg.protocol import Graph
 
 SCORE_DIGITS = 6  # a described path's score and attribution are rounded to this many decimals
 
@@ -73,7 +74,7 @@ class GraphPath:
     def hops(self) -> int:
         return len(self.triples)
 
-    def text(self, graph: GraphView) -> str:
+    def text(self, graph: Graph) -> str:
         """'Psoriasis --has symptom--> joint pain' (arrows follow each triple's direction)."""
         parts = [graph.label(self.entities[0])]
         for here, t in zip(self.entities[1:], self.triples, strict=True):
@@ -82,7 +83,7 @@ class GraphPath:
             parts.append(arrow + graph.label(here))
         return "".join(parts)
 
-    def describe(self, graph: GraphView) -> DescribedPath:
+    def describe(self, graph: Graph) -> DescribedPath:
         """The path in IRIs and labels of ``graph`` (the graph its ids belong to)."""
         attribution = self.attribution
         return DescribedPath(

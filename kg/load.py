@@ -11,7 +11,7 @@ from kg.compile import GraphBuilder
 from kg.config import KGConfig
 from kg.errors import KGLoadError
 from kg.formats import detect_format
-from kg.graph import KnowledgeGraph
+from kg.graph import KnowledgeGraph, load_graph
 from kg.guards import ReadLimits
 from kg.parse import read_file
 
@@ -77,8 +77,6 @@ def open_or_load(paths: str | Path | Sequence[str | Path]) -> KnowledgeGraph:
     if isinstance(paths, (str, Path)):
         paths = [paths]
     if len(paths) == 1 and Path(paths[0]).is_dir():
-        from kg.storage import load_graph
-
         return load_graph(paths[0])
     return load(paths)
 

@@ -12,34 +12,38 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kg.graph_path import GraphPath
 
 if TYPE_CHECKING:
-    from kg.graph import KnowledgeGraph
+    from kg.protocol import Graph
     from kg.subgraph import Subgraph
 
 HUB_WEIGHT = 0.1
 
 
 def top_k_paths(
-    kg: KnowledgeGraph,
+    graph: Graph,
     source: int,
     target: int,
     k: int = 5,
     max_hops: int = 3,
     max_nodes: int = 2000,
 ) -> list[GraphPath]:
-    """Up to ``k`` best simple paths from ``source`` to ``target``, of at most ``max_hops`` hops."""
+    """Up to ``k`` best simple paths from ``source`` to ``target``, of at most ``max_hops``
+    hops, on any backend (ties broken by IRI, so both backends list the same paths)."""
     check_path_query(k, max_hops)
     if source == target:
         return []
-    sub = kg.subgraph([source, target], hops=math.ceil(max_hops / 2), max_nodes=max_nodes)
-    degrees = kg.degrees()
-    return rank_paths(sub, source, target, k, max_hops, lambda nodes: degrees)
+    sub = graph.subgraph([source, target], hops=math.ceil(max_hops / 2), max_nodes=max_nodes)
+
+    def degrees_of(nodes: list[int]) -> dict[int, int]:
+        return dict(zip(nodes, graph.degrees_of(nodes).tolist(), strict=True))
+
+    return rank_paths(sub, source, target, k, max_hops, degrees_of, graph.iri)
 
 
 def check_path_query(k: int, max_hops: int) -> None:
@@ -54,10 +58,12 @@ def rank_paths(
     k: int,
     max_hops: int,
     degrees_of: Callable[[list[int]], Mapping[int, int] | np.ndarray],
+    iri: Callable[[int], str] | None = None,
 ) -> list[GraphPath]:
     """The ``k`` best simple paths between two distinct nodes of ``sub`` (ids as in its
     triples). ``degrees_of(nodes)`` gives the whole graph's degree of each node, indexable by
-    node id; it is asked once, for the nodes the paths may cross."""
+    node id; it is asked once, for the nodes the paths may cross. Equal scores are ordered by
+    the entities' ``iri`` (default: by id, for a graph whose ids follow its IRIs)."""
     import networkx as nx
 
     g = nx.Graph()
@@ -84,5 +90,12 @@ def rank_paths(
                 found.append(GraphPath(tuple(node_path), tuple(combo), math.exp(-cost)))
     except nx.NetworkXNoPath:
         return []
-    found.sort(key=lambda p: (-p.score, p.entities, p.triples))
+    name: Callable[[int], Any] = iri if iri is not None else int
+    found.sort(
+        key=lambda p: (
+            -p.score,
+            [name(e) for e in p.entities],
+            [(name(t.subject), t.relation, name(t.object)) for t in p.triples],
+        )
+    )
     return found[:k]

@@ -11,6 +11,7 @@ than to "Quell", though the short alias shares a larger share of its 3-grams.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -115,8 +116,16 @@ class LabelIndex:
             out.append([(int(idx[t]), float(val[t])) for t in top])
         return out
 
-    def search(self, query: str, limit: int = 10, min_score: float = 0.3) -> list[EntityMatch]:
-        """Exact alias matches (score 1.0) first, then fuzzy ones; one row per entity.
+    def search(
+        self,
+        query: str,
+        limit: int = 10,
+        min_score: float = 0.3,
+        degrees_of: Callable[[list[int]], np.ndarray] | None = None,
+    ) -> list[EntityMatch]:
+        """Exact alias matches (score 1.0) first, then fuzzy ones; one row per entity. Equal
+        scores rank the entity with more edges first: ``degrees_of`` (this index's ids ->
+        degrees) counts them in a graph other than the indexed one (a store's whole graph).
 
         A fuzzy score is ``(cosine + edit ratio) / 2``, capped below 1.0.
         """
@@ -128,12 +137,14 @@ class LabelIndex:
             best[e] = (1.0, key)
         for alias, cosine in self.fuzzy([query], k=limit * 3, min_score=min_score)[0]:
             ratio = SequenceMatcher(None, key, self.alias_texts[alias], autojunk=False).ratio()
-            score = (cosine + ratio) / 2
+            score = min((cosine + ratio) / 2, 0.999)  # float32 cosine may exceed 1.0 a hair
             for e in self.alias_entities[alias]:
                 if e not in best or best[e][0] < score:
-                    best[e] = (min(score, 0.999), self.alias_texts[alias])
-        degrees = self.kg.degrees()
-        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], -int(degrees[kv[0]]), kv[0]))
+                    best[e] = (score, self.alias_texts[alias])
+        found = list(best)
+        counts = degrees_of(found) if degrees_of is not None else self.kg.degrees()[found]
+        degree = dict(zip(found, counts.tolist(), strict=True))
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], -degree[kv[0]], kv[0]))
         return [
             EntityMatch(e, self.kg.iri(e), self.kg.label(e), alias, round(score, 4))
             for e, (score, alias) in ranked[:limit]

@@ -12,20 +12,43 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kg.config import KGConfig
 from kg.errors import KGStoreError
 from kg.files import atomic_directory
-from kg.graph import ARRAY_FIELDS, STRING_FIELDS, KnowledgeGraph
 from kg.strings import StringTable
+
+if TYPE_CHECKING:
+    from kg.graph import KnowledgeGraph
 
 FORMAT = "kgfuse-kg"
 FORMAT_VERSION = 1
 META_FILE = "kg.json"
 INDEX_FILE = "index.safetensors"
+
+# Arrays and string tables that make up a compiled graph, in save order.
+ARRAY_FIELDS = (
+    "indptr",
+    "neighbors",
+    "edge_relations",
+    "alias_indptr",
+    "type_indptr",
+    "type_ids",
+    "attribute_indptr",
+)
+STRING_FIELDS = (
+    "entities",
+    "relations",
+    "relation_names",
+    "labels",
+    "aliases",
+    "descriptions",
+    "attribute_predicates",
+    "attribute_values",
+    "attribute_datatypes",
+)
 
 
 def save_graph(kg: KnowledgeGraph, directory: str | Path) -> Path:
@@ -73,11 +96,9 @@ def read_versioned_json(path: Path, fmt: str, version: int, what: str, fix: str)
     return meta
 
 
-def load_graph(directory: str | Path, verify: bool = True) -> KnowledgeGraph:
-    """Load a folder written by `save_graph`.
-
-    Args:
-        verify: recompute the fingerprint and refuse a folder whose content does not match it.
+def read_graph_folder(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields of a folder written by `save_graph` (arrays, and string tables) and its
+    ``kg.json``; `kg.load.load_graph` builds the graph from them.
 
     Raises:
         KGStoreError: naming the missing or corrupt file and how to rebuild it.
@@ -86,7 +107,7 @@ def load_graph(directory: str | Path, verify: bool = True) -> KnowledgeGraph:
     from safetensors.numpy import load_file
 
     directory = Path(directory)
-    rebuild = f"rebuild it with `kgfuse kg load FILES... -o {directory}`"
+    rebuild = rebuild_hint(directory)
     if not directory.is_dir():
         raise KGStoreError(f"no compiled KG folder at {directory}; {rebuild}")
     meta_path, index_path = directory / META_FILE, directory / INDEX_FILE
@@ -104,17 +125,11 @@ def load_graph(directory: str | Path, verify: bool = True) -> KnowledgeGraph:
     missing = sorted(expected - set(arrays))
     if missing:
         raise KGStoreError(f"{index_path} lacks arrays {missing}; {rebuild}")
-    fields: dict[str, object] = {name: arrays[name] for name in ARRAY_FIELDS}
+    fields: dict[str, Any] = {name: arrays[name] for name in ARRAY_FIELDS}
     for name in STRING_FIELDS:
         fields[name] = StringTable(arrays[f"{name}.blob"], arrays[f"{name}.offsets"])
-    kg = KnowledgeGraph(
-        **fields,  # type: ignore[arg-type]
-        config=KGConfig.from_dict(meta.get("config", {})),
-        sources=list(meta.get("sources", [])),
-        _fingerprint=meta.get("fingerprint"),
-    )
-    if verify and kg.compute_fingerprint() != meta.get("fingerprint"):
-        raise KGStoreError(
-            f"{index_path} does not match the fingerprint in {META_FILE} (corrupt?); {rebuild}"
-        )
-    return kg
+    return fields, meta
+
+
+def rebuild_hint(directory: Path) -> str:
+    return f"rebuild it with `kgfuse kg load FILES... -o {directory}`"

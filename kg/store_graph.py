@@ -1,19 +1,20 @@
-"""A triple store seen as a KnowledgeGraph, so that models train and serve over a KG they
+"""A triple store as a `kg.protocol.Graph`, so that models train and serve over a KG they
 cannot load.
 
 `StoreGraph` wraps a `TripleStoreGraph` and numbers entities as it first meets them (interning),
-so the code written for a compiled `KnowledgeGraph` (integer ids, subgraphs, labels, paths)
-runs unchanged over a SPARQL endpoint or an on-disk Oxigraph store. Relation ids are fixed at
-creation: the store's predicates between entities sorted by IRI, as the compiler numbers them,
-so a model sees the same relation ids over the store as over the same triples compiled.
+so the code written against the protocol (integer ids, subgraphs, labels, paths, counts) runs
+unchanged over a SPARQL endpoint or an on-disk Oxigraph store: the algorithms are the shared
+ones, over the batched `edge_entries` and `degrees_of` (one store request each). Relation ids
+are fixed at creation: the store's predicates between entities sorted by IRI, as the compiler
+numbers them, so a model sees the same relation ids over the store as over the triples compiled.
 
     graph = StoreGraph.connect("http://localhost:7878/query")
     e = graph.resolve("Influenza")
     sub = graph.subgraph([e], hops=2, max_nodes=64)      # what KnowledgeGraph.subgraph keeps
 
 What it holds in memory: the interned IRIs with the names, descriptions and types fetched for
-them, the store's LRU caches of edges and degrees, and (`names`, built on first use) a compiled
-KG of every entity's labels, aliases and types, fetched in pages: the linker's index.
+them, the store's LRU caches of edges and degrees, and (`names_graph`, built on first use) a
+compiled KG of every entity's labels, aliases and types, fetched in pages: the linker's index.
 
 Saved (`save`), a StoreGraph is a reference, not a copy: ``store.json`` (the source, the KG
 config, the relation ids and the entities interned so far, in order) and ``names/``. Blank
@@ -29,17 +30,24 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
+from kg import sparql, vocab
 from kg.config import KGConfig
-from kg.errors import EntityNotFoundError, KGStoreError
+from kg.errors import EntityNotFoundError
 from kg.files import atomic_directory
-from kg.graph import KnowledgeGraph, Neighbor, Triple, describe_triple, humanize, local_name
+from kg.graph import KnowledgeGraph, load_graph
 from kg.graph_path import GraphPath
-from kg.subgraph import Subgraph
+from kg.paths import top_k_paths
+from kg.protocol import Graph, describe_triple
+from kg.search import EntityMatch
+from kg.storage import read_versioned_json
+from kg.store_names import names_graph
+from kg.subgraph import Subgraph, k_hop_subgraph
 from kg.triplestore import TripleStoreGraph
+from kg.values import Neighbor, Triple, humanize, local_name
 
 REFERENCE_FILE = "store.json"
 NAMES_DIR = "names"
@@ -84,6 +92,7 @@ class StoreGraph:
         self._iris: list[str] = []
         self._ids: dict[str, int] = {}
         self._info: dict[int, EntityInfo] = {}
+        self._rows_fetched: set[int] = set()  # entities whose every edge the store has sent
         self._names = names
         self._lock = threading.RLock()  # the API reads the KG from several threads
         for iri in entities:
@@ -109,6 +118,11 @@ class StoreGraph:
     @property
     def backend(self) -> str:
         return "sparql" if self.source.startswith(("http://", "https://")) else "oxigraph"
+
+    @property
+    def compiled(self) -> None:
+        """None: a store is not whole in memory, and kgfuse reads it, never writes it."""
+        return None
 
     @property
     def num_entities(self) -> int:
@@ -155,7 +169,7 @@ class StoreGraph:
     def has_entity(self, iri: str) -> bool:
         with self._lock:
             return (
-                iri in self._ids or bool(self.store.degrees([iri])[iri]) or self.store._exists(iri)
+                iri in self._ids or bool(self.store.degrees([iri])[iri]) or self.store.exists(iri)
             )
 
     def resolve(self, ref: str) -> int:
@@ -200,7 +214,8 @@ class StoreGraph:
         return list(self._info_of(entity).aliases)
 
     def names(self, entity: int) -> list[str]:
-        return self.aliases_of(entity) or [self.label(entity)]
+        """As `KnowledgeGraph.names`: its aliases, else its humanized local name."""
+        return self.aliases_of(entity) or [humanize(local_name(self.iri(entity)))]
 
     def description(self, entity: int) -> str:
         return self._info_of(entity).description
@@ -214,6 +229,26 @@ class StoreGraph:
         types = self._info_of(entity).types
         with self._lock:
             return [self._intern(t) for t in types]
+
+    def attributes_of(self, entity: int) -> list[tuple[str, str, str]]:
+        """As `KnowledgeGraph.attributes_of`: the literals that are not names or descriptions."""
+        c = self.config
+        names = set(c.label_predicates + c.alias_predicates + c.description_predicates)
+        query = sparql.Select(
+            "SELECT ?p ?o WHERE { VALUES ?v {} ?v ?p ?o FILTER(isLiteral(?o)) }",
+            {"v": [sparql.iri(self.iri(entity))]},
+        )
+        with self._lock:
+            rows = self.store.select(query)
+        found = set()
+        for r in rows:
+            p, o = r["p"]["value"], r["o"]
+            if p not in names:
+                lang = o.get("xml:lang")
+                found.add(
+                    (p, o["value"], f"@{lang}" if lang else o.get("datatype", vocab.XSD_STRING))
+                )
+        return sorted(found)
 
     # ----- relations -----
     def relation_id(self, iri: str) -> int:
@@ -241,6 +276,9 @@ class StoreGraph:
         return describe_triple(self, t)
 
     # ----- structure -----
+    def has_triple(self, subject: int, relation: int, obj: int) -> bool:
+        return (relation, obj) in self.edge_entries([subject])[subject]
+
     def degree(self, entity: int) -> int:
         return int(self.degrees_of([entity])[0])
 
@@ -266,7 +304,24 @@ class StoreGraph:
                     if x.predicate in self._relation_ids
                 )
                 out[e] = [(r, self._intern(node)) for r, node in row]
+            self._rows_fetched.update(entities)
         return out
+
+    def triples_among(self, nodes: Sequence[int]) -> list[Triple]:
+        """As `KnowledgeGraph.triples_among`: from the rows already fetched, and for the other
+        nodes one request for their edges to ``nodes`` alone (a hub's thousands stay away)."""
+        iris = [self.iri(n) for n in nodes]
+        inside = set(iris)
+        with self._lock:
+            full = [i for n, i in zip(nodes, iris, strict=True) if n in self._rows_fetched]
+            found = self.store.edges(full)  # cached by the client: usually no request
+            found |= self.store._edges_among([i for i in iris if i not in found], iris)
+            return [
+                Triple(n, self._relation_ids[x.predicate], self._intern(x.node))
+                for n, iri in zip(nodes, iris, strict=True)
+                for x in found[iri]
+                if x.outgoing and x.node in inside and x.predicate in self._relation_ids
+            ]
 
     def degrees_of(self, entities: Sequence[int]) -> np.ndarray:
         """int64 [len(entities)]: whole-store degrees."""
@@ -286,41 +341,29 @@ class StoreGraph:
         }
 
     def subgraph(self, seeds: Iterable[int], hops: int = 2, max_nodes: int = 128) -> Subgraph:
-        """What `KnowledgeGraph.subgraph` keeps on the same triples compiled, with this graph's
-        ids; triples of relations the graph does not know are dropped."""
-        seed_iris = [self.iri(int(s)) for s in seeds]
+        """`kg.subgraph.k_hop_subgraph` over the store: one request for the seeds' degrees,
+        one for each hop's edges and one for its candidates' degrees, one for the last hop's
+        edges, and one for the names and types of the nodes it keeps (what a model reads)."""
+        seeds = list(seeds)
         with self._lock:
-            sub = self.store.neighborhood(seed_iris, hops=hops, max_nodes=max_nodes)
-            small = cast(KnowledgeGraph, sub.kg)  # a small compiled KG of what was fetched
-            ids = np.asarray(self._remember(small), dtype=np.int64)
-        relation = np.asarray(
-            [self._relation_ids.get(small.relation_iri(r), -1) for r in range(small.num_relations)],
-            dtype=np.int64,
-        )
-        edge_type = relation[sub.edge_type] if sub.num_edges else sub.edge_type
-        known = edge_type >= 0
-        return Subgraph(
-            self, ids[sub.nodes], sub.hop, sub.num_seeds, sub.edge_index[:, known], edge_type[known]
-        )
+            self._check_seeds(seeds)
+            sub = k_hop_subgraph(self, seeds, hops=hops, max_nodes=max_nodes)
+            unnamed = [self.iri(n) for n in sub.nodes.tolist() if n not in self._info]
+            if unnamed:
+                self._remember(self.store.describe(unnamed))
+        return sub
+
+    def _check_seeds(self, seeds: list[int]) -> None:
+        """Refuse a seed the store holds no triple about (ids come unchecked from IRIs)."""
+        iris = [self.iri(int(s)) for s in seeds]
+        degrees = self.store.degrees(iris)
+        for iri in dict.fromkeys(iris):
+            if degrees[iri] == 0 and not self.store.exists(iri):
+                raise EntityNotFoundError(f"no entity {iri!r} in the store {self.source}")
 
     def paths(self, source: int, target: int, k: int = 5, max_hops: int = 3) -> list[GraphPath]:
-        """The paths `KnowledgeGraph.paths` finds on the same triples compiled."""
-        s, t = self.iri(source), self.iri(target)
-        with self._lock:
-            small, found = self.store.paths(s, t, k=k, max_hops=max_hops)
-            ids = self._remember(small)
-        out = []
-        for p in found:
-            triples = tuple(
-                Triple(
-                    ids[x.subject],
-                    self._relation_ids[small.relation_iri(x.relation)],
-                    ids[x.object],
-                )
-                for x in p.triples
-            )
-            out.append(GraphPath(tuple(ids[n] for n in p.entities), triples, p.score))
-        return out
+        """`kg.paths.top_k_paths` over the store."""
+        return top_k_paths(self, source, target, k=k, max_hops=max_hops)
 
     # ----- names -----
     @property
@@ -333,8 +376,16 @@ class StoreGraph:
                     self._names = names_graph(self.store)
         return self._names
 
-    def search(self, query: str, limit: int = 10) -> list[Any]:
-        return self.names_graph.search(query, limit=limit)
+    def search(self, query: str, limit: int = 10) -> list[EntityMatch]:
+        """`KnowledgeGraph.search` over the names graph, with this graph's ids and ranked by
+        whole-store degrees, as the same triples compiled rank them."""
+        names = self.names_graph
+
+        def degrees_of(found: list[int]) -> np.ndarray:
+            return self.degrees_of([self.entity_id(names.iri(e)) for e in found])
+
+        matches = names.label_index.search(query, limit=limit, degrees_of=degrees_of)
+        return [m._replace(entity=self.entity_id(m.iri)) for m in matches]
 
     # ----- a reference on disk -----
     def save(self, directory: str | Path) -> Path:
@@ -361,8 +412,6 @@ class StoreGraph:
     def open(cls, directory: str | Path, source: str | None = None) -> StoreGraph:
         """Reopen a saved reference; ``source`` points it at another URL or folder holding the
         same triples (a replica, a moved store)."""
-        from kg.storage import load_graph, read_versioned_json
-
         directory = Path(directory)
         fix = "train the model again, or restore the bundle's kg/ folder"
         ref = read_versioned_json(
@@ -373,27 +422,9 @@ class StoreGraph:
         return cls(store, ref["relations"], ref["entities"], names)
 
 
-def names_graph(store: TripleStoreGraph, page_size: int = 10_000) -> KnowledgeGraph:
-    """A compiled KG of the store's names: each entity's display label (as the label), its
-    other names (as aliases) and its types. Nothing else: no edges, no descriptions."""
-    from kg.compile import GraphBuilder
-    from kg.vocab import XSD_STRING
-
-    config = store.config
-    builder = GraphBuilder(config)
-    label_p = config.label_predicates[0]
-    alias_p = config.alias_predicates[0] if config.alias_predicates else label_p
-    for iri, label, aliases in store.labels(page_size):
-        builder.add_literal(iri, label_p, label, None, XSD_STRING)
-        for alias in aliases[1:]:
-            builder.add_literal(iri, alias_p, alias, None, XSD_STRING)
-    typed = list(store.types(page_size))
-    if typed and config.type_predicates:
-        p = config.type_predicates[0]
-        builder.add_edges([s for s, _ in typed], [p] * len(typed), [t for _, t in typed])
-    if builder.statements == 0:
-        raise KGStoreError(
-            f"the store {store.source} holds no labelled entity (predicates "
-            f"{', '.join(config.label_predicates)}); a linker needs names to link to"
-        )
-    return builder.build(sources=[store.source])
+def open_saved_graph(directory: str | Path, store_source: str | None = None) -> Graph:
+    """What `Graph.save` wrote: a compiled KG folder, or a store reference (pointed at
+    ``store_source`` when given: a replica, a moved store)."""
+    if is_store_reference(directory):
+        return StoreGraph.open(directory, store_source)
+    return load_graph(directory)

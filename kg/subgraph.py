@@ -6,7 +6,14 @@ Relevance rule (what survives the node cap), applied hop by hop:
 3. within a hop, a node joined to more nodes of the previous hop comes first (it connects
    them: a symptom shared by two linked diseases beats one that touches only one);
 4. then the node with the lower degree (a specific neighbour says more than a hub);
-5. then the lower entity id, so the result is deterministic.
+5. then the lower IRI, so the result is deterministic and the same on every backend (a
+   compiled graph's ids follow its IRIs, so there it is the lower id).
+
+`k_hop_subgraph` is the rule over any `Graph` (one batched `edge_entries` and one
+`degrees_of` request per hop, then one `triples_among` the nodes kept: what a triple store
+needs); `compiled_k_hop_subgraph` is the same rule vectorised over a compiled
+graph's CSR arrays, `KnowledgeGraph.subgraph`'s fast path (tests/test_graph_parity.py shows the
+two equal).
 """
 
 from __future__ import annotations
@@ -17,14 +24,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kg.csr import csr_entries
 from kg.errors import EntityNotFoundError
-from kg.graph import Triple, csr_entries
+from kg.protocol import Graph
+from kg.values import Triple
 
 if TYPE_CHECKING:
     import networkx as nx
     from torch_geometric.data import Data
 
-    from kg.graph import GraphView, KnowledgeGraph
+    from kg.graph import KnowledgeGraph
 
 
 @dataclass(eq=False)
@@ -39,7 +48,7 @@ class Subgraph:
         edge_type: relation id of each triple [num_edges] (forward relations only).
     """
 
-    kg: GraphView
+    kg: Graph
     nodes: np.ndarray
     hop: np.ndarray
     num_seeds: int
@@ -125,7 +134,7 @@ def _sorted_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordered[starts], np.diff(np.append(starts, len(ordered)))
 
 
-def _unique_seeds(kg: KnowledgeGraph, seeds: Iterable[int]) -> np.ndarray:
+def _unique_seeds(kg: Graph, seeds: Iterable[int]) -> np.ndarray:
     out: list[int] = []
     for s in seeds:
         s = int(s)
@@ -138,15 +147,59 @@ def _unique_seeds(kg: KnowledgeGraph, seeds: Iterable[int]) -> np.ndarray:
     return np.asarray(out, dtype=np.int64)
 
 
-def k_hop_subgraph(
-    kg: KnowledgeGraph, seeds: Iterable[int], hops: int = 2, max_nodes: int = 128
-) -> Subgraph:
-    """The nodes within ``hops`` of ``seeds`` (at most ``max_nodes`` besides the seeds' own
-    count, chosen by the module's relevance rule) and every triple among them."""
+def _check_size(hops: int, max_nodes: int) -> None:
     if hops < 0 or max_nodes < 1:
         raise ValueError(
             f"need hops >= 0 and max_nodes >= 1 (got hops={hops}, max_nodes={max_nodes})"
         )
+
+
+def k_hop_subgraph(
+    graph: Graph, seeds: Iterable[int], hops: int = 2, max_nodes: int = 128
+) -> Subgraph:
+    """The nodes within ``hops`` of ``seeds`` (at most ``max_nodes`` besides the seeds' own
+    count, chosen by the module's relevance rule) and every triple among them."""
+    _check_size(hops, max_nodes)
+    nodes: list[int] = _unique_seeds(graph, seeds).tolist()
+    hop_of = [0] * len(nodes)
+    chosen = set(nodes)
+    frontier, room = nodes, max(max_nodes - len(nodes), 0)
+    for h in range(1, hops + 1):
+        if room == 0 or not frontier:
+            break
+        rows = graph.edge_entries(frontier)
+        votes: dict[int, int] = {}  # one vote per (frontier node, neighbour) pair
+        for e in frontier:
+            for n in {n for _, n in rows[e]} - chosen:
+                votes[n] = votes.get(n, 0) + 1
+        if not votes:
+            break
+        degree = dict(zip(votes, graph.degrees_of(list(votes)).tolist(), strict=True))
+        ranked = sorted(votes, key=lambda n: (-votes[n], degree[n], graph.iri(n)))
+        frontier = ranked[:room]
+        nodes += frontier
+        hop_of += [h] * len(frontier)
+        chosen.update(frontier)
+        room -= len(frontier)
+    position = {n: i for i, n in enumerate(nodes)}
+    triples = [(position[s], position[o], r) for s, r, o in graph.triples_among(nodes)]
+    edges = np.asarray(triples, dtype=np.int64).reshape(-1, 3)
+    return Subgraph(
+        graph,
+        np.asarray(nodes, dtype=np.int64),
+        np.asarray(hop_of, dtype=np.int64),
+        hop_of.count(0),
+        np.ascontiguousarray(edges[:, :2].T),
+        np.ascontiguousarray(edges[:, 2]),
+    )
+
+
+def compiled_k_hop_subgraph(
+    kg: KnowledgeGraph, seeds: Iterable[int], hops: int = 2, max_nodes: int = 128
+) -> Subgraph:
+    """`k_hop_subgraph` vectorised over a compiled graph's CSR arrays (its ids follow its
+    IRIs, so the last tie-break is the id)."""
+    _check_size(hops, max_nodes)
     nodes = _unique_seeds(kg, seeds)
     hop_of = [np.zeros(len(nodes), dtype=np.int64)]
     chosen = [nodes]
@@ -177,11 +230,11 @@ def k_hop_subgraph(
         room -= len(frontier)
     nodes = np.concatenate(chosen)
     hop = np.concatenate(hop_of)
-    edge_index, edge_type = _induced_triples(kg, nodes)
+    edge_index, edge_type = induced_triples(kg, nodes)
     return Subgraph(kg, nodes, hop, int((hop == 0).sum()), edge_index, edge_type)
 
 
-def _induced_triples(kg: KnowledgeGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def induced_triples(kg: KnowledgeGraph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Triples among ``nodes``: scan each node's outgoing entries (the front of its CSR row)
     and keep those whose object is chosen, found through a dense position table."""
     owner, idx = csr_entries(kg.indptr[nodes], kg.out_end[nodes])

@@ -226,8 +226,6 @@ class TripleStoreGraph:
         exists = self.queries.exists
         return bool(self.select(Select(exists.text, bind={"v": sparql.iri(entity)})))
 
-    _exists = exists  # the name kg/store_graph.py calls
-
     def _compile(self, nodes: list[str], hop_of: list[int]) -> Subgraph:
         """Triples among ``nodes`` in the order `k_hop_subgraph` lists them, compiled."""
         inside = set(nodes)

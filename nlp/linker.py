@@ -27,7 +27,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import spacy
@@ -37,6 +37,7 @@ from spacy.util import filter_spans, minibatch
 
 import kg as kglib
 from kg.graph import KnowledgeGraph
+from kg.protocol import Graph
 from kg.store_graph import StoreGraph
 from nlp import linker_index
 from nlp.alias_table import AliasTable
@@ -181,8 +182,9 @@ class KGLinker:
         self.overwrite_ents = bool(config.get("overwrite_ents", LINKER_DEFAULTS.overwrite_ents))
         self.spans_key = str(config.get("spans_key", LINKER_DEFAULTS.spans_key))
         self._check()
-        self.kg: KnowledgeGraph | None = None
-        self.store: StoreGraph | None = None  # set when the KG is read from a triple store
+        self.kg: KnowledgeGraph | None = None  # the names the linker indexes
+        # the graph given, when its names came from elsewhere (a triple store's, in pages)
+        self.store: Graph | None = None
         self._generator: CandidateGenerator | None = None
         self._disambiguator: Disambiguator | None = None
 
@@ -214,15 +216,11 @@ class KGLinker:
             raise LinkingError("invalid kg_linker config: " + "; ".join(problems))
 
     # ----- the graph -----
-    def set_kg(self, graph: KnowledgeGraph | StoreGraph) -> KGLinker:
-        """Use ``graph`` (builds the alias tables now). A triple-store graph links to the names
-        it exports in pages, and disambiguates with the store's edges."""
-        if isinstance(graph, StoreGraph):
-            self.store = graph
-            graph = graph.names_graph
-        else:
-            self.store = None
-        self.kg = graph
+    def set_kg(self, graph: Graph) -> KGLinker:
+        """Use ``graph`` (builds the alias tables now): the linker indexes its names graph (a
+        triple store exports its names in pages) and disambiguates with its edges."""
+        self.kg = graph.names_graph
+        self.store = None if self.kg is graph else graph
         self._build()
         return self
 
@@ -328,7 +326,7 @@ class KGLinker:
         )
         ambiguous = self._generator.ambiguous
         self._disambiguator = (
-            StoreDisambiguator(graph, self.weights, self.store, ambiguous, index)
+            StoreDisambiguator(graph, self.weights, cast(StoreGraph, self.store), ambiguous, index)
             if self.store is not None
             else Disambiguator(graph, self.weights, ambiguous, index)
         )
@@ -457,15 +455,14 @@ def _longest_best(spans: list[tuple[Span, float]]) -> list[Span]:
     return sorted(taken, key=lambda s: s.start)
 
 
-def from_kg(
-    graph: KnowledgeGraph | StoreGraph | str | Path, nlp: Language | None = None, **config: Any
-) -> Language:
-    """A pipeline (``spacy.blank("en")`` unless given) with a `kg_linker` for ``graph``."""
+def from_kg(graph: Graph | str | Path, nlp: Language | None = None, **config: Any) -> Language:
+    """A pipeline (``spacy.blank("en")`` unless given) with a `kg_linker` for ``graph`` (a
+    graph, or the path of a compiled KG folder or triples file)."""
     nlp = nlp if nlp is not None else spacy.blank("en")
-    if isinstance(graph, (KnowledgeGraph, StoreGraph)):
-        linker: KGLinker = nlp.add_pipe("kg_linker", config=config)  # type: ignore[assignment]
-        linker.set_kg(graph)
-    else:
-        linker = nlp.add_pipe("kg_linker", config={**config, "kg": str(graph)})  # type: ignore[assignment]
+    if isinstance(graph, (str, Path)):
+        linker: KGLinker = nlp.add_pipe("kg_linker", config={**config, "kg": str(graph)})  # type: ignore[assignment]
         linker._ready()
+    else:
+        linker = nlp.add_pipe("kg_linker", config=config)  # type: ignore[assignment]
+        linker.set_kg(graph)
     return nlp

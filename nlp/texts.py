@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from kg.errors import KGFuseError
-from kg.graph import KnowledgeGraph
-from kg.store_graph import StoreGraph
+from kg.protocol import Graph
 
 TEXT_FORMATS = {
     ".csv": "csv",
@@ -188,9 +187,7 @@ def _quoting_problem(error: csv.Error) -> str:
     )
 
 
-def read_label_map(
-    path: str | Path, graph: KnowledgeGraph | StoreGraph, labels: Sequence[str]
-) -> list[int]:
+def read_label_map(path: str | Path, graph: Graph, labels: Sequence[str]) -> list[int]:
     """Entity ids of the label nodes, in the order of ``labels``; every label must be mapped."""
     path = Path(path)
     if not path.is_file():

@@ -18,6 +18,7 @@ from api.settings import ServeSettings
 from fusion.predict import Predictor
 from fusion.train import main as train
 from kg.cli import app as kg_app
+from kg.errors import KGFuseError, KGReadOnlyError
 from tests.conftest import REPO, oxigraph_endpoint
 
 pytestmark = pytest.mark.integration
@@ -128,6 +129,22 @@ def test_training_over_an_embedded_store_matches_in_memory(
         "subgraph.counts=relations", "train.mask_label_facts=1.0",
     )  # fmt: skip
     _assert_same_predictions(Predictor.from_dir(memory_bundle), Predictor.from_dir(bundle))
+
+
+def test_store_resources_refuse_what_needs_a_compiled_kg(
+    store_bundle: Path, memory_bundle: Path
+) -> None:
+    """Decided by the graph's capabilities: a store is read, never written, and has no whole
+    CSR for the paths encoder's walks."""
+    resources = Predictor.from_dir(store_bundle).resources
+    assert resources.graph.compiled is None
+    compiled = Predictor.from_dir(memory_bundle).resources.graph.compiled
+    assert compiled is not None
+    with pytest.raises(KGReadOnlyError, match="add triples to the store itself"):
+        resources.with_graph(compiled)
+    with pytest.raises(KGFuseError, match="the paths encoder needs a compiled KG"):
+        resources.walking(True)
+    assert resources.walking(False) is resources
 
 
 @pytest.fixture

@@ -1,0 +1,33 @@
+"""The names of a triple store's entities as a small compiled graph: what the linker indexes
+when the KG is read from a store (`StoreGraph.names_graph`)."""
+
+from __future__ import annotations
+
+from kg import vocab
+from kg.compile import GraphBuilder
+from kg.errors import KGStoreError
+from kg.graph import KnowledgeGraph
+from kg.triplestore import TripleStoreGraph
+
+
+def names_graph(store: TripleStoreGraph, page_size: int = 10_000) -> KnowledgeGraph:
+    """A compiled KG of the store's names: each entity's display label (as the label), its
+    other names (as aliases) and its types. Nothing else: no edges, no descriptions."""
+    config = store.config
+    builder = GraphBuilder(config)
+    label_p = config.label_predicates[0]
+    alias_p = config.alias_predicates[0] if config.alias_predicates else label_p
+    for iri, label, aliases in store.labels(page_size):
+        builder.add_literal(iri, label_p, label, None, vocab.XSD_STRING)
+        for alias in aliases[1:]:
+            builder.add_literal(iri, alias_p, alias, None, vocab.XSD_STRING)
+    typed = list(store.types(page_size))
+    if typed and config.type_predicates:
+        p = config.type_predicates[0]
+        builder.add_edges([s for s, _ in typed], [p] * len(typed), [t for _, t in typed])
+    if builder.statements == 0:
+        raise KGStoreError(
+            f"the store {store.source} holds no labelled entity (predicates "
+            f"{', '.join(config.label_predicates)}); a linker needs names to link to"
+        )
+    return builder.build(sources=[store.source])
