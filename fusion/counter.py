@@ -21,8 +21,8 @@ Masking (``masked``): training examples must not read their own answer. The labe
 masked entity are ignored everywhere: it adds nothing to ``direct`` and, should it appear as
 some k (linked under another name, or not linked at all), nothing to ``two_hop`` either.
 
-Hub cap (``max_degree``): a shared neighbour n with more than ``max_degree`` CSR entries (its
-degree, both directions) is skipped. A hub such as a class node or a generation joins nearly
+Hub cap (``max_degree``): a shared neighbour n with more than ``max_degree`` edges (its degree,
+both directions) is skipped. A hub such as a class node or a generation joins nearly
 everything in two hops, costs time proportional to its degree and mostly adds the class prior.
 ``None`` disables the cap.
 
@@ -37,12 +37,17 @@ Shared neighbours above ``path_max_degree`` are skipped. These come after the la
 On pokedex, logistic regression on these counts alone reaches 0.86 accuracy on unseen species,
 against 0.65 for the two blocks above (see the README).
 
-Cost: a few numpy ops on CSR slices, proportional to the edges within two hops of the linked
-entities (capped by ``max_degree``): well under a millisecond per text on a 10k-entity graph.
+Reading the graph: the counts ask three batched questions of the `Graph` protocol: each
+entity's edges (``edge_entries``), degrees (``degrees_of``) and the label nodes it has a triple
+with (``links_to``), so a compiled KG and a triple store holding the same triples give the same
+features. A graph that holds its whole adjacency in memory (``Graph.csr``) is read by slicing
+those arrays instead: the same answers, vectorised, because training counts every text
+(tests/test_counter_parity.py proves the two readers equal). In memory, a text costs well under
+a millisecond on a 10k-entity graph; over a store, about five requests (fewer once cached).
 
-Removing triples (`LabelCounter.without`): the counts are read from the KG just as the
-subgraph is, so an explanation that removes a path's triples to measure what they contribute
-recounts on the KG without them (fusion/explain.py).
+Removing triples (`LabelCounter.without`, `LabelCounter.only`): the counts are read from the KG
+just as the subgraph is, so an explanation that removes a path's triples to measure what they
+contribute recounts as if the KG lacked them (fusion/explain.py); the graph is not changed.
 """
 
 from __future__ import annotations
@@ -52,8 +57,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from fusion.counter_reads import ArrayReader, EdgeReader, ProtocolReader, Without
 from kg.errors import EntityNotFoundError
-from kg.graph import KnowledgeGraph, Triple, csr_entries
+from kg.graph import Graph, Triple
 
 DEFAULT_MAX_DEGREE = 1000
 DEFAULT_PATH_MAX_DEGREE = 10_000  # paths through bigger hubs are skipped (cost grows with degree)
@@ -63,9 +69,11 @@ class LabelCounter:
     """Counter features for one graph and one set of label nodes; reuse it across texts.
 
     Args:
-        graph: the compiled KG.
+        graph: the KG, compiled or over a triple store.
         label_nodes: entity id of each class, in class order ([C], distinct).
         max_degree: shared neighbours with a larger degree are skipped (None: no cap).
+        by_relation: also count paths by their first hop's relation (module docstring).
+        path_max_degree: the cap of the paths by relation.
 
     Raises:
         EntityNotFoundError: a label node is not an entity id.
@@ -74,7 +82,7 @@ class LabelCounter:
 
     def __init__(
         self,
-        graph: KnowledgeGraph,
+        graph: Graph,
         label_nodes: Sequence[int],
         max_degree: int | None = DEFAULT_MAX_DEGREE,
         by_relation: bool = False,
@@ -82,22 +90,21 @@ class LabelCounter:
     ):
         self.graph = graph
         self.label_nodes = _check_ids(graph, label_nodes, "label node")
-        check_settings(self.label_nodes.tolist(), max_degree)
+        if len(self.label_nodes) == 0 or len(np.unique(self.label_nodes)) != len(label_nodes):
+            raise ValueError("label_nodes must be a non-empty list of distinct entity ids")
+        if max_degree is not None and max_degree < 1:
+            raise ValueError(f"max_degree must be >= 1 or None (got {max_degree})")
         self.max_degree = max_degree
-        self.num_labels = len(self.label_nodes)
-        self._is_label = np.zeros(graph.num_entities, dtype=bool)
-        self._is_label[self.label_nodes] = True
-        self._label_position = np.full(graph.num_entities, -1, dtype=np.int64)
-        self._label_position[self.label_nodes] = np.arange(self.num_labels)
-        # the CSR the counts read: the graph's own, or a copy without some triples (`without`)
-        self._indptr, self._neighbors = graph.indptr, graph.neighbors
-        self._edge_relations = graph.edge_relations
-        self._degree = np.diff(self._indptr)
-        self._label_indptr, self._label_ids = _entity_label_csr(
-            self._indptr, self._neighbors, self.label_nodes
-        )
         self.by_relation = by_relation
         self.path_max_degree = path_max_degree
+        self.num_labels = len(self.label_nodes)
+        self._label_flag = np.zeros(0, dtype=bool)  # grown by `_is_label` as ids appear
+        arrays = graph.csr
+        self._reader: EdgeReader = (
+            ArrayReader(*arrays, self.label_nodes)
+            if arrays is not None
+            else ProtocolReader(graph, self.label_nodes)
+        )
 
     @property
     def dims(self) -> int:
@@ -105,90 +112,60 @@ class LabelCounter:
         extra = self.graph.num_relations * self.num_labels if self.by_relation else 0
         return 2 * self.num_labels + extra
 
+    def __repr__(self) -> str:
+        return (
+            f"LabelCounter(labels={self.num_labels}, max_degree={self.max_degree}, "
+            f"by_relation={self.by_relation}, reader={type(self._reader).__name__})"
+        )
+
+    # ----- the KG counted on -----
     def without(self, triples: Iterable[Triple]) -> LabelCounter:
-        """This counter on the KG minus ``triples`` (both CSR entries of each; triples the KG
-        lacks are ignored). The arrays are copied (O(edges)); the graph is not changed."""
-        R = self.graph.num_relations
-        indptr, neighbors, relations = self._indptr, self._neighbors, self._edge_relations
-        drop: list[int] = []
-        touched: set[int] = set()
-        for t in triples:
-            for row, other, rel in ((t.subject, t.object, t.relation), (t.object, t.subject, t.relation + R)):  # fmt: skip
-                lo, hi = int(indptr[row]), int(indptr[row + 1])
-                hits = np.flatnonzero((neighbors[lo:hi] == other) & (relations[lo:hi] == rel))
-                drop.extend((lo + hits).tolist())
-                touched.add(row)
-        if not drop:
+        """This counter as if the KG lacked ``triples`` (triples it lacks are ignored)."""
+        removed = self._entries(triples)
+        if not removed:
             return self
-        gone = np.unique(np.asarray(drop, dtype=np.int64))
         out = copy.copy(self)
-        keep = np.ones(len(neighbors), dtype=bool)
-        keep[gone] = False
-        out._neighbors, out._edge_relations = neighbors[keep], relations[keep]
-        rows = np.searchsorted(indptr, gone, side="right") - 1
-        removed = np.bincount(rows, minlength=len(indptr) - 1)
-        out._indptr = indptr - np.concatenate([[0], np.cumsum(removed)])
-        out._degree = np.diff(out._indptr)
-        if self._is_label[sorted(touched)].any():  # a label fact is gone: redo those rows
-            for e in sorted(t for t in touched if not self._is_label[t]):
-                ends = out._neighbors[out._indptr[e] : out._indptr[e + 1]]
-                out._set_label_row(e, np.unique(self._label_position[ends[self._is_label[ends]]]))
+        out._reader = Without(self._reader, removed, self.label_nodes)
         return out
 
     def only(self, triples: Iterable[Triple]) -> LabelCounter:
         """This counter on a KG holding nothing but ``triples`` (those the KG has): what an
         explanation's paths alone say (sufficiency, fusion/explain.py)."""
-        R = self.graph.num_relations
-        indptr, neighbors, relations = self._indptr, self._neighbors, self._edge_relations
-        keep = np.zeros(len(neighbors), dtype=bool)
-        for t in triples:
-            for row, other, rel in ((t.subject, t.object, t.relation), (t.object, t.subject, t.relation + R)):  # fmt: skip
-                lo, hi = int(indptr[row]), int(indptr[row + 1])
-                hits = np.flatnonzero((neighbors[lo:hi] == other) & (relations[lo:hi] == rel))
-                keep[lo + hits] = True
+        wanted = self._entries(triples)
+        rows, neighbours, relations = [], [], []
+        if wanted:
+            entities = np.fromiter(wanted, dtype=np.int64, count=len(wanted))
+            lengths, nodes, rels = self._reader.edges(entities)
+            owner = np.repeat(entities, lengths)
+            for row, node, rel in zip(owner.tolist(), nodes.tolist(), rels.tolist(), strict=True):
+                if (rel, node) in wanted[row]:
+                    rows.append(row)
+                    neighbours.append(node)
+                    relations.append(rel)
+        size = max([self.graph.num_entities, *(r + 1 for r in rows)])
+        order = np.lexsort((neighbours, relations, rows))  # the CSR's order
+        indptr = np.zeros(size + 1, dtype=np.int64)
+        np.cumsum(np.bincount(np.asarray(rows, dtype=np.int64), minlength=size), out=indptr[1:])
         out = copy.copy(self)
-        rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))[keep]
-        out._indptr = np.zeros_like(indptr)
-        np.cumsum(np.bincount(rows, minlength=len(indptr) - 1), out=out._indptr[1:])
-        out._neighbors, out._edge_relations = neighbors[keep], relations[keep]
-        out._degree = np.diff(out._indptr)
-        out._label_indptr, out._label_ids = _entity_label_csr(
-            out._indptr, out._neighbors, self.label_nodes
+        out._reader = ArrayReader(
+            indptr,
+            np.asarray(neighbours, dtype=np.int64)[order],
+            np.asarray(relations, dtype=np.int64)[order],
+            self.label_nodes,
         )
         return out
 
-    def _set_label_row(self, entity: int, positions: np.ndarray) -> None:
-        """Replace ``entity``'s row of the entity -> label-node CSR (copies, never in place)."""
-        lo, hi = int(self._label_indptr[entity]), int(self._label_indptr[entity + 1])
-        self._label_ids = np.concatenate([self._label_ids[:lo], positions, self._label_ids[hi:]])
-        self._label_indptr = self._label_indptr.copy()
-        self._label_indptr[entity + 1 :] += len(positions) - (hi - lo)
+    def _entries(self, triples: Iterable[Triple]) -> dict[int, set[tuple[int, int]]]:
+        """The adjacency entries of ``triples``: ``{entity: {(relation, neighbour)}}``, an
+        incoming edge with relation ``r + num_relations``, as `Graph.edge_entries` gives them."""
+        R = self.graph.num_relations
+        out: dict[int, set[tuple[int, int]]] = {}
+        for t in triples:
+            out.setdefault(t.subject, set()).add((t.relation, t.object))
+            out.setdefault(t.object, set()).add((t.relation + R, t.subject))
+        return out
 
-    def paths_by_relation(self, linked: Sequence[int], hidden: np.ndarray) -> np.ndarray:
-        """int64 [num_relations, num_labels]: label-node paths by first-hop relation."""
-        R, C = self.graph.num_relations, self.num_labels
-        indptr, neighbors = self._indptr, self._neighbors
-        out = np.zeros(R * C, dtype=np.int64)
-        for e in np.unique(np.asarray(linked, dtype=np.int64)).tolist():
-            lo, hi = int(indptr[e]), int(indptr[e + 1])
-            shared = neighbors[lo:hi].astype(np.int64)
-            rel = self._edge_relations[lo:hi] % R
-            keep = ~self._is_label[shared] & (shared != e)
-            if self.path_max_degree is not None:
-                keep &= self._degree[shared] <= self.path_max_degree
-            shared, rel = shared[keep], rel[keep].astype(np.int64)
-            # the relative n itself, then every k beyond it
-            ends = [shared, _gather(indptr, neighbors, shared)]
-            via = [rel, np.repeat(rel, self._degree[shared])]
-            for k, r in zip(ends, via, strict=True):
-                ok = ~self._is_label[k] & (k != e) & ~np.isin(k, hidden)
-                k, r = k[ok], r[ok]
-                starts = self._label_indptr[k]
-                counts = self._label_indptr[k + 1] - starts
-                labels = _gather(self._label_indptr, self._label_ids, k)
-                np.add.at(out, np.repeat(r, counts) * C + labels, 1)
-        return out.reshape(R, C)
-
+    # ----- the counts -----
     def counts(self, linked: Sequence[int], masked: Iterable[int] | None = None) -> np.ndarray:
         """Raw counts of one text.
 
@@ -204,6 +181,27 @@ class LabelCounter:
         out[1] = self._label_counts(np.setdiff1d(reached, hidden, assume_unique=True))
         return out
 
+    def paths_by_relation(self, linked: Sequence[int], hidden: np.ndarray) -> np.ndarray:
+        """int64 [num_relations, num_labels]: label-node paths by first-hop relation."""
+        R, C = self.graph.num_relations, self.num_labels
+        out = np.zeros(R * C, dtype=np.int64)
+        ids = np.unique(np.asarray(linked, dtype=np.int64))
+        lengths, nodes, relations = self._reader.edges(ids)
+        ends = np.cumsum(lengths)
+        for e, hi, n in zip(ids.tolist(), ends.tolist(), lengths.tolist(), strict=True):
+            shared, rel = nodes[hi - n : hi], relations[hi - n : hi] % R
+            keep = ~self._is_label(shared) & (shared != e)
+            if self.path_max_degree is not None:
+                keep &= self._reader.degrees(shared) <= self.path_max_degree
+            shared, rel = shared[keep], rel[keep]
+            beyond_lengths, beyond = self._reader.neighbours(shared)
+            # the relative n itself, then every k beyond it
+            for k, r in ((shared, rel), (beyond, np.repeat(rel, beyond_lengths))):
+                ok = ~self._is_label(k) & (k != e) & ~np.isin(k, hidden)
+                counts, labels = self._reader.labels(k[ok])
+                np.add.at(out, np.repeat(r[ok], counts) * C + labels, 1)
+        return out.reshape(R, C)
+
     def features(self, linked: Sequence[int], masked: Iterable[int] | None = None) -> np.ndarray:
         """float32 [dims]: ``log1p`` of `counts`, direct then two-hop (then paths by relation)."""
         parts = [self.counts(linked, masked).reshape(-1)]
@@ -217,7 +215,7 @@ class LabelCounter:
         linked_lists: Sequence[Sequence[int]],
         masked_lists: Sequence[Iterable[int] | None] | None = None,
     ) -> np.ndarray:
-        """float32 [num_texts, 2 * num_labels]: `features` of every text, row by row."""
+        """float32 [num_texts, dims]: `features` of every text, row by row."""
         if masked_lists is not None and len(masked_lists) != len(linked_lists):
             raise ValueError(
                 f"masked_lists has {len(masked_lists)} entries for {len(linked_lists)} texts"
@@ -230,30 +228,29 @@ class LabelCounter:
 
     def _two_hop_entities(self, linked: np.ndarray) -> np.ndarray:
         """Distinct k (not linked, not a label node) sharing a neighbour with ``linked``."""
-        shared = np.unique(_gather(self._indptr, self._neighbors, linked))
-        shared = shared[~self._is_label[shared]]
+        shared = np.unique(self._reader.neighbours(linked)[1])
+        shared = shared[~self._is_label(shared)]
         if self.max_degree is not None:
-            shared = shared[self._degree[shared] <= self.max_degree]
-        far = np.unique(_gather(self._indptr, self._neighbors, shared))
-        far = far[~self._is_label[far]]
+            shared = shared[self._reader.degrees(shared) <= self.max_degree]
+        far = np.unique(self._reader.neighbours(shared)[1])
+        far = far[~self._is_label(far)]
         return np.setdiff1d(far, linked, assume_unique=True)
 
     def _label_counts(self, entities: np.ndarray) -> np.ndarray:
         """int64 [num_labels]: how many of ``entities`` (distinct) touch each label node."""
-        labels = _gather(self._label_indptr, self._label_ids, entities)
-        return np.bincount(labels, minlength=self.num_labels)
+        return np.bincount(self._reader.labels(entities)[1], minlength=self.num_labels)
 
-
-def check_settings(label_nodes: Sequence[int], max_degree: int | None) -> None:
-    """What every counter refuses: no label nodes, repeated ones, or ``max_degree < 1``."""
-    if len(label_nodes) == 0 or len(set(label_nodes)) != len(label_nodes):
-        raise ValueError("label_nodes must be a non-empty list of distinct entity ids")
-    if max_degree is not None and max_degree < 1:
-        raise ValueError(f"max_degree must be >= 1 or None (got {max_degree})")
+    def _is_label(self, ids: np.ndarray) -> np.ndarray:
+        """bool [len(ids)]: which ids are label nodes."""
+        if len(self._label_flag) < self.graph.num_entities:  # a store numbers entities as met
+            flags = np.zeros(self.graph.num_entities, dtype=bool)
+            flags[self.label_nodes] = True
+            self._label_flag = flags
+        return self._label_flag[ids]
 
 
 def counter_features(
-    graph: KnowledgeGraph,
+    graph: Graph,
     linked: Sequence[int],
     label_nodes: Sequence[int],
     masked: set[int] | None = None,
@@ -271,7 +268,7 @@ def counter_features(
 
 
 def counter_matrix(
-    graph: KnowledgeGraph,
+    graph: Graph,
     linked_lists: Sequence[Sequence[int]],
     label_nodes: Sequence[int],
     masked_lists: Sequence[Iterable[int] | None] | None = None,
@@ -286,7 +283,7 @@ def counter_matrix(
     return LabelCounter(graph, label_nodes, max_degree).matrix(linked_lists, masked_lists)
 
 
-def _check_ids(graph: KnowledgeGraph, ids: Sequence[int], what: str) -> np.ndarray:
+def _check_ids(graph: Graph, ids: Sequence[int], what: str) -> np.ndarray:
     """int64 [len(ids)], after checking that each is an entity id."""
     arr = np.asarray(ids, dtype=np.int64).reshape(-1)
     bad = arr[(arr < 0) | (arr >= graph.num_entities)]
@@ -295,33 +292,3 @@ def _check_ids(graph: KnowledgeGraph, ids: Sequence[int], what: str) -> np.ndarr
             f"{what} {int(bad[0])} is not an entity id (the KG has {graph.num_entities})"
         )
     return arr
-
-
-def _gather(indptr: np.ndarray, data: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """int64: the CSR entries of ``rows``, concatenated.
-
-    Shapes:
-        indptr: [num_rows + 1]; data: [nnz]; rows: [k]; return: [sum of the rows' lengths].
-    """
-    _, idx = csr_entries(indptr[rows], indptr[rows + 1])
-    return data[idx].astype(np.int64)
-
-
-def _entity_label_csr(
-    indptr: np.ndarray, neighbors: np.ndarray, label_nodes: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Which label nodes each entity has a triple with (either direction), as a CSR.
-
-    Shapes:
-        indptr, neighbors: a KG's CSR; label_nodes: [C];
-        return: indptr int64 [num_entities + 1], label positions int64 [nnz].
-    """
-    num_entities = len(indptr) - 1
-    lens = indptr[label_nodes + 1] - indptr[label_nodes]
-    owner = np.repeat(np.arange(len(label_nodes), dtype=np.int64), lens)
-    entity = _gather(indptr, neighbors, label_nodes)
-    pairs = np.unique(entity * len(label_nodes) + owner)  # sorted by entity, one per pair
-    entity, position = np.divmod(pairs, len(label_nodes))
-    out = np.zeros(num_entities + 1, dtype=np.int64)
-    np.cumsum(np.bincount(entity, minlength=num_entities), out=out[1:])
-    return out, position
