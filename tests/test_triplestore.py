@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 
 import kg
 from fusion.counter import LabelCounter
-from fusion.store_counter import StoreLabelCounter
 from kg.cli import app
 from kg.errors import EntityNotFoundError, InvalidIRIError, KGStoreError
 from kg.sparql import Select
@@ -166,7 +165,7 @@ def test_store_counter_features_equal_the_compiled_counter(
     compiled = LabelCounter(
         memory, [memory.entity_id(i) for i in label_iris], max_degree=12, by_relation=by_relation
     )
-    counter = StoreLabelCounter(
+    counter = LabelCounter(
         graph, [graph.entity_id(i) for i in label_iris], max_degree=12, by_relation=by_relation
     )
     assert counter.dims == compiled.dims
