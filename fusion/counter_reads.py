@@ -167,7 +167,9 @@ class Without:
         lengths = lengths.copy()
         lengths[hit] = [len(p) for p in new]
         owner = np.concatenate([owner[stays], np.repeat(hit, lengths[hit])])
-        values = np.concatenate([positions[stays], np.fromiter((j for p in new for j in p), np.int64)])
+        values = np.concatenate(
+            [positions[stays], np.fromiter((j for p in new for j in p), np.int64)]
+        )
         return lengths, values[np.argsort(owner, kind="stable")]
 
     def _hits(self, entities: np.ndarray) -> np.ndarray:
