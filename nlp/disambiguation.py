@@ -15,6 +15,16 @@
 The final score is the weighted mean; links below the threshold are dropped. A mention with
 more than ``MAX_RANKED`` candidates (a common word naming hundreds of entities of a large KG)
 keeps the ``MAX_RANKED`` best by string similarity and prior before context and coherence.
+
+One algorithm for every backend: degrees, contexts and neighbourhoods are read through the
+`Graph` protocol (``degrees_of``, ``text``, ``neighbors_of``, ``label``, ``edge_entries``).
+Over a triple store the candidates are entities of its names graph (the linker's index,
+``names``), mapped to the store's ids by IRI. One difference is chosen, by whether the graph
+holds its adjacency in memory (``Graph.csr``): there the vocabulary and IDF are fitted on the
+ambiguous entities' whole contexts; over a store on their names only (their contexts would mean
+reading the store at build time), so where an alias is ambiguous its candidates can rank
+differently; their contexts are fetched on first use. tests/test_disambiguation.py proves the
+rankings equal when both fit the same way.
 """
 
 from __future__ import annotations
@@ -29,8 +39,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from kg.graph import KnowledgeGraph
-from kg.store_graph import StoreGraph
+from kg.graph import Graph
 from nlp.candidates import Mention
 from nlp.errors import LinkingError
 
@@ -72,28 +81,36 @@ class Disambiguator:
     """Ranks each mention's candidates (see the module docstring).
 
     Args:
-        kg: the graph.
+        graph: the KG whose degrees, contexts and neighbourhoods score the candidates.
         weights: of the four signals.
         ambiguous: entities sharing a name with another; the context statistics are fitted
             over theirs. None: every entity (slow on a large KG).
         stats: a folder where `save` wrote the statistics for this graph and entity set (the
             caller checks that they match, see nlp/linker_index.py); None: fit them now.
+        names: the graph whose ids the candidates (and ``ambiguous``) carry, when not
+            ``graph`` itself: a store's names graph.
+        fit_on_contexts: fit the context statistics on the ambiguous entities' contexts (and
+            keep their vectors), else on their names. None: when ``graph`` holds its
+            adjacency in memory (module docstring).
     """
-
-    PRECOMPUTE = True  # the ambiguous entities' vectors are made at fit time
 
     def __init__(
         self,
-        kg: KnowledgeGraph,
+        graph: Graph,
         weights: Weights,
         ambiguous: Iterable[int] | None = None,
         stats: Path | None = None,
+        names: Graph | None = None,
+        fit_on_contexts: bool | None = None,
     ):
-        self.kg = kg
+        self.graph = graph
+        self.names = graph if names is None else names
+        self._own_ids = self.names is graph  # the candidates' ids are the graph's
         self.weights = weights
-        self.degrees = kg.degrees()
+        self.fit_on_contexts = graph.csr is not None if fit_on_contexts is None else fit_on_contexts
+        num_entities = self.names.num_entities
         self.ambiguous = (
-            np.arange(kg.num_entities, dtype=np.int32)
+            np.arange(num_entities, dtype=np.int32)
             if ambiguous is None
             else np.array(sorted(set(ambiguous)), dtype=np.int32)
         )
@@ -103,7 +120,7 @@ class Disambiguator:
         self._idf = np.zeros(0, np.float32)
         self._matrix = csr_matrix((0, 0), dtype=np.float32)  # [ambiguous, vocabulary]
         self._matrix_entities = np.zeros(0, np.int32)  # the matrix's rows
-        self._row = np.full(kg.num_entities, -1, dtype=np.int32)
+        self._row = np.full(num_entities, -1, dtype=np.int32)
         self._analyze: Any = None
         if weights.context:
             self._load(stats) if stats is not None else self._fit()
@@ -154,16 +171,26 @@ class Disambiguator:
         order = np.lexsort(([c.entity for c in cands], -first))[:MAX_RANKED]
         return [cands[i] for i in order]
 
-    def degree(self, e: int) -> int:
-        return int(self.degrees[e])
-
     def _degrees(self, cands: list[Any]) -> np.ndarray:
-        """`degree` of each candidate's entity, as floats (one numpy gather where the degrees
-        are the graph's: a common word's mention has hundreds of candidates)."""
-        if type(self).degree is not Disambiguator.degree:
-            return np.array([self.degree(c.entity) for c in cands], dtype=float)
-        entities = np.fromiter((c.entity for c in cands), dtype=np.int64, count=len(cands))
-        return self.degrees[entities].astype(float)
+        """The degree of each candidate's entity in the graph, as floats (one batched call: a
+        common word's mention has hundreds of candidates)."""
+        entities = [c.entity for c in cands]
+        return np.asarray(self.graph.degrees_of(self._nodes(entities)), dtype=float)
+
+    # ----- candidates' ids and the graph's -----
+    def _node(self, e: int) -> int:
+        """The graph's id of candidate entity ``e``."""
+        return e if self._own_ids else self.graph.entity_id(self.names.iri(e))
+
+    def _nodes(self, entities: list[int]) -> list[int]:
+        return entities if self._own_ids else [self._node(e) for e in entities]
+
+    def _local(self, nodes: list[int]) -> frozenset[int]:
+        """Graph ids as candidates' ids; entities without a name cannot be candidates."""
+        if self._own_ids:
+            return frozenset(nodes)
+        iris = (self.graph.iri(n) for n in set(nodes))
+        return frozenset(self.names.entity_id(i) for i in iris if self.names.has_entity(i))
 
     # ----- context -----
     def _fit(self) -> None:
@@ -173,8 +200,9 @@ class Disambiguator:
 
         fit_on = self.ambiguous
         if len(fit_on) < 2:
-            step = max(1, self.kg.num_entities // FIT_SAMPLE)
-            fit_on = np.arange(0, self.kg.num_entities, step, dtype=np.int32)
+            num_entities = self.names.num_entities
+            step = max(1, num_entities // FIT_SAMPLE)
+            fit_on = np.arange(0, num_entities, step, dtype=np.int32)
         vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True, dtype=np.float32)
         corpus = self._corpus(fit_on.tolist())
         try:
@@ -185,8 +213,8 @@ class Disambiguator:
         self._vocabulary = {t: int(i) for t, i in vectorizer.vocabulary_.items()}
         self._idf = vectorizer.idf_.astype(np.float32)
         self._analyze = vectorizer.build_analyzer()
-        if self.PRECOMPUTE:
-            same = fit_on is self.ambiguous and type(self)._corpus is Disambiguator._corpus
+        if self.fit_on_contexts:
+            same = fit_on is self.ambiguous
             contexts = (  # the corpus already holds them: each context is read once
                 corpus if same else [self.entity_context(e) for e in self.ambiguous.tolist()]
             )
@@ -199,12 +227,16 @@ class Disambiguator:
 
     def _corpus(self, entities: list[int]) -> list[str]:
         """The documents of ``entities`` the context vectorizer learns its vocabulary and IDF
-        from."""
-        return [self.entity_context(e) for e in entities]
+        from: their contexts, or their names (`fit_on_contexts`)."""
+        if self.fit_on_contexts:
+            return [self.entity_context(e) for e in entities]
+        return [" ".join(self.names.names(e)) for e in entities]
 
     def entity_context(self, e: int) -> str:
-        names = [self.kg.label(n.node) for n in self.kg.neighbors_of(e)[:MAX_CONTEXT_NEIGHBOURS]]
-        return " ".join([self.kg.text(e), *names])
+        """The entity's text, then its first neighbours' labels."""
+        s, graph = self._node(e), self.graph
+        neighbours = graph.neighbors_of(s)[:MAX_CONTEXT_NEIGHBOURS]
+        return " ".join([graph.text(s), *(graph.label(n.node) for n in neighbours)])
 
     def _vectorize(self, text: str) -> csr_matrix:
         return self._vectorize_many([text])
@@ -336,19 +368,10 @@ class Disambiguator:
             hood = self._neighbourhoods[e] = self._local(reached[:MAX_NEIGHBOURHOOD])
         return hood
 
-    # where `neighbourhood` reads edges: the graph itself here, a triple store in a subclass
-    def _node(self, e: int) -> int:
-        """The id whose edges `_rows` reads for entity ``e``."""
-        return e
-
     def _rows(self, nodes: list[int]) -> dict[int, list[int]]:
-        """Each node's neighbours, one entry per edge, in CSR order."""
-        kg = self.kg
-        return {n: kg.neighbors[kg.indptr[n] : kg.indptr[n + 1]].tolist() for n in nodes}
-
-    def _local(self, nodes: list[int]) -> frozenset[int]:
-        """``nodes`` (from `_rows`) as entity ids of ``kg``."""
-        return frozenset(nodes)
+        """Each graph node's neighbours, one entry per edge, in the graph's order."""
+        rows = self.graph.edge_entries(nodes)
+        return {n: [m for _, m in row] for n, row in rows.items()}
 
     def _coherence(self, e: int, others: list[frozenset[int]]) -> float:
         """``others``: the candidate entities of each other mention of the text."""
@@ -357,54 +380,6 @@ class Disambiguator:
         hood = self.neighbourhood(e)
         connected = sum(not hood.isdisjoint(o) for o in others)
         return (connected + 1) / (len(others) + 2)
-
-
-class StoreDisambiguator(Disambiguator):
-    """Disambiguation for a KG read from a triple store: ``kg`` is its names graph (no edges);
-    the prior and coherence come from the store's edges, so they equal those over the same
-    triples compiled, and so do the entity contexts the text is compared with (text and
-    neighbours' labels, fetched on demand). The context vectorizer's vocabulary and IDF are
-    learnt from the ambiguous entities' names, not their whole contexts (that would read the
-    store at build time), so where an alias is ambiguous its candidates can rank differently;
-    the contexts are fetched on first use."""
-
-    PRECOMPUTE = False
-
-    def __init__(
-        self,
-        kg: KnowledgeGraph,
-        weights: Weights,
-        store: StoreGraph,
-        ambiguous: Iterable[int] | None = None,
-        stats: Path | None = None,
-    ):
-        self.store = store  # before fitting: the corpus reads it
-        super().__init__(kg, weights, ambiguous, stats)
-
-    def _node(self, e: int) -> int:
-        """The store's id of names-graph entity ``e``."""
-        return self.store.entity_id(self.kg.iri(e))
-
-    def degree(self, e: int) -> int:
-        return self.store.degree(self._node(e))
-
-    def _corpus(self, entities: list[int]) -> list[str]:
-        """Names only: an entity's full context would mean reading the whole store."""
-        return [" ".join(self.kg.names(e)) for e in entities]
-
-    def entity_context(self, e: int) -> str:
-        """As over the compiled graph: text, then the first neighbours' labels, from the store."""
-        s = self._node(e)
-        neighbours = self.store.neighbors_of(s)[:MAX_CONTEXT_NEIGHBOURS]
-        return " ".join([self.store.text(s), *(self.store.label(n.node) for n in neighbours)])
-
-    def _rows(self, nodes: list[int]) -> dict[int, list[int]]:
-        return {n: [m for _, m in row] for n, row in self.store.edge_entries(nodes).items()}
-
-    def _local(self, nodes: list[int]) -> frozenset[int]:
-        """Store ids as names-graph ids; entities without a name cannot be candidates."""
-        ids = (self.kg.entities.find_sorted(self.store.iri(n)) for n in set(nodes))
-        return frozenset(i for i in ids if i >= 0)
 
 
 class _Analyzer:
