@@ -17,6 +17,7 @@ from kg.rewire import rewire
 from .conftest import graph_from_rows
 
 EXC = "http://example.org/counter/"
+POKE_NAMES = ["a", "b", "c", "d", "e", "f", "ch1", "blue", "red", "water", "fire"]
 
 # Degrees: a 3 (b, ch1, blue), b 3, ch1 4 (a, b, c, d), blue 2 (a, d), water 4, fire 2.
 POKE = """
@@ -218,3 +219,38 @@ def test_without_counts_as_if_the_kg_lacked_those_triples(
     )
     if removed[0] == "b has_type water":
         assert not np.array_equal(after.features(_ids(poke, "a")), before.features(_ids(poke, "a")))
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        ["a in_chain ch1", "b in_chain ch1", "c in_chain ch1", "b has_type water"],
+        ["c in_chain ch1", "a in_chain ch1", "c has_type fire", "water super_effective fire"],
+        ["d has_color blue", "a has_color blue", "d has_type water", "a has_type fire"],
+    ],
+)
+def test_only_counts_as_if_the_kg_held_nothing_else(
+    poke: kg.KnowledgeGraph, tmp_path: Path, kept: list[str]
+) -> None:
+    """Sufficiency in explanations: the counts of a path's triples alone, triples the KG
+    lacks ignored (a label fact is looked up in the row of its end with fewer edges)."""
+    present = [line for line in kept if line in POKE.splitlines()]  # not "a has_type fire"
+    names = [
+        f'<{EXC}{n}> <http://www.w3.org/2000/01/rdf-schema#label> "{n}" .\n' for n in POKE_NAMES
+    ]
+    path = tmp_path / "only.nt"
+    path.write_text(
+        "".join(f"<{EXC}{s}> <{EXC}{p}> <{EXC}{o}> .\n" for s, p, o in map(str.split, present))
+        + "".join(names)  # every entity, with no edge beyond ``present``
+    )
+    smaller = kg.load(path)
+    triples = [
+        kg.Triple(poke.entity_id(EXC + s), poke.relation_id(EXC + p), poke.entity_id(EXC + o))
+        for s, p, o in (line.split() for line in kept)
+    ]
+    only = LabelCounter(poke, _ids(poke, "water", "fire")).only(triples)
+    want_counter = LabelCounter(smaller, _ids(smaller, "water", "fire"))
+    for linked in (["a"], ["c"], ["water"], ["a", "d"]):
+        want = want_counter.features(_ids(smaller, *linked))
+        assert only.features(_ids(poke, *linked)).tolist() == want.tolist(), linked
+    assert only.features(_ids(poke, "a")).any()
