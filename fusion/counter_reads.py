@@ -50,24 +50,20 @@ class ArrayReader:
         self.label_indptr, self.label_positions = _entity_label_csr(indptr, neighbors, label_nodes)
 
     def edges(self, entities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        starts, ends = self.indptr[entities], self.indptr[entities + 1]
-        _, idx = csr_entries(starts, ends)
-        nodes = self.neighbors[idx].astype(np.int64)
-        return ends - starts, nodes, self.relations[idx].astype(np.int64)
+        lengths, idx = _slices(self.indptr, entities)
+        return lengths, self.neighbors[idx].astype(np.int64), self.relations[idx].astype(np.int64)
 
     def neighbours(self, entities: np.ndarray) -> Rows:
         """`edges` without the relations (the two-hop counts do not read them)."""
-        starts, ends = self.indptr[entities], self.indptr[entities + 1]
-        _, idx = csr_entries(starts, ends)
-        return ends - starts, self.neighbors[idx].astype(np.int64)
+        lengths, idx = _slices(self.indptr, entities)
+        return lengths, self.neighbors[idx].astype(np.int64)
 
     def degrees(self, entities: np.ndarray) -> np.ndarray:
         return (self.indptr[entities + 1] - self.indptr[entities]).astype(np.int64)
 
     def labels(self, entities: np.ndarray) -> Rows:
-        starts, ends = self.label_indptr[entities], self.label_indptr[entities + 1]
-        _, idx = csr_entries(starts, ends)
-        return ends - starts, self.label_positions[idx]
+        lengths, idx = _slices(self.label_indptr, entities)
+        return lengths, self.label_positions[idx]
 
 
 class ProtocolReader:
@@ -198,6 +194,12 @@ class Without:
         return found
 
 
+def _slices(indptr: np.ndarray, rows: np.ndarray) -> Rows:
+    """The lengths of CSR ``rows`` and the positions of their entries, concatenated."""
+    starts, ends = indptr[rows], indptr[rows + 1]
+    return ends - starts, csr_entries(starts, ends)[1]
+
+
 def _flatten(rows: list[tuple[int, ...]]) -> Rows:
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
     values = np.fromiter((v for r in rows for v in r), dtype=np.int64, count=int(lengths.sum()))
@@ -214,9 +216,8 @@ def _entity_label_csr(
         return: indptr int64 [num_entities + 1], label positions int64 [nnz].
     """
     num_entities = len(indptr) - 1
-    lens = indptr[label_nodes + 1] - indptr[label_nodes]
+    lens, idx = _slices(indptr, label_nodes)
     owner = np.repeat(np.arange(len(label_nodes), dtype=np.int64), lens)
-    _, idx = csr_entries(indptr[label_nodes], indptr[label_nodes + 1])
     entity = neighbors[idx].astype(np.int64)
     pairs = np.unique(entity * len(label_nodes) + owner)  # sorted by entity, one per pair
     entity, position = np.divmod(pairs, len(label_nodes))
