@@ -40,8 +40,8 @@ against 0.65 for the two blocks above (see the README).
 Reading the graph: the counts ask three batched questions of the `Graph` protocol: each
 entity's edges (``edge_entries``), degrees (``degrees_of``) and the label nodes it has a triple
 with (``links_to``), so a compiled KG and a triple store holding the same triples give the same
-features. A graph that holds its whole adjacency in memory (``Graph.csr``) is read by slicing
-those arrays instead: the same answers, vectorised, because training counts every text
+features. A compiled graph, whole in memory (``Graph.compiled``), is read by slicing its CSR
+arrays instead: the same answers, vectorised, because training counts every text
 (tests/test_counter_parity.py proves the two readers equal; through the protocol alone, a
 compiled graph counts 2-3x slower). In memory, a text costs well under a millisecond on a
 10k-entity graph; over a store, five batched requests (more by relation; fewer once cached).
@@ -60,7 +60,8 @@ import numpy as np
 
 from fusion.counter_reads import ArrayReader, EdgeReader, ProtocolReader, Without
 from kg.errors import EntityNotFoundError
-from kg.graph import Graph, Triple
+from kg.graph import Triple
+from kg.protocol import Graph
 
 DEFAULT_MAX_DEGREE = 1000
 DEFAULT_PATH_MAX_DEGREE = 10_000  # paths through bigger hubs are skipped (cost grows with degree)
@@ -100,10 +101,12 @@ class LabelCounter:
         self.path_max_degree = path_max_degree
         self.num_labels = len(self.label_nodes)
         self._label_flag = np.zeros(0, dtype=bool)  # grown by `_is_label` as ids appear
-        arrays = graph.csr
+        compiled = graph.compiled  # whole arrays in memory: sliced, the same answers faster
         self._reader: EdgeReader = (
-            ArrayReader(*arrays, self.label_nodes)
-            if arrays is not None
+            ArrayReader(
+                compiled.indptr, compiled.neighbors, compiled.edge_relations, self.label_nodes
+            )
+            if compiled is not None
             else ProtocolReader(graph, self.label_nodes)
         )
 

@@ -18,7 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
-from kg.graph import Graph, csr_entries
+from kg.graph import csr_entries
+from kg.protocol import Graph
 
 LABEL_MEMO = 200_000  # entities whose label-node links a `ProtocolReader` keeps
 
@@ -33,8 +34,8 @@ class EdgeReader(Protocol):
 
 
 class ArrayReader:
-    """Slices of a whole adjacency held in memory (`Graph.csr`, or the few triples of
-    `LabelCounter.only`); the entity -> label-node links are precomputed as a CSR.
+    """Slices of a whole adjacency held in memory (a `Graph.compiled`'s CSR, or the few
+    triples of `LabelCounter.only`); the entity -> label-node links are precomputed as a CSR.
 
     Shapes: indptr [N + 1]; neighbors, relations [nnz]; label_nodes [C].
     """

@@ -20,7 +20,7 @@ One algorithm for every backend: degrees, contexts and neighbourhoods are read t
 `Graph` protocol (``degrees_of``, ``text``, ``neighbors_of``, ``label``, ``edge_entries``).
 Over a triple store the candidates are entities of its names graph (the linker's index,
 ``names``), mapped to the store's ids by IRI. One difference is chosen, by whether the graph
-holds its adjacency in memory (``Graph.csr``): there the vocabulary and IDF are fitted on the
+is compiled, whole in memory (``Graph.compiled``): there the vocabulary and IDF are fitted on the
 ambiguous entities' whole contexts; over a store on their names only (their contexts would mean
 reading the store at build time), so where an alias is ambiguous its candidates can rank
 differently; their contexts are fetched on first use. tests/test_disambiguation.py proves the
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from kg.graph import Graph
+from kg.protocol import Graph
 from nlp.candidates import Mention
 from nlp.errors import LinkingError
 
@@ -90,8 +90,8 @@ class Disambiguator:
         names: the graph whose ids the candidates (and ``ambiguous``) carry, when not
             ``graph`` itself: a store's names graph.
         fit_on_contexts: fit the context statistics on the ambiguous entities' contexts (and
-            keep their vectors), else on their names. None: when ``graph`` holds its
-            adjacency in memory (module docstring).
+            keep their vectors), else on their names. None: when ``graph`` is compiled, whole
+            in memory (module docstring).
     """
 
     def __init__(
@@ -107,7 +107,9 @@ class Disambiguator:
         self.names = graph if names is None else names
         self._own_ids = self.names is graph  # the candidates' ids are the graph's
         self.weights = weights
-        self.fit_on_contexts = graph.csr is not None if fit_on_contexts is None else fit_on_contexts
+        self.fit_on_contexts = (
+            graph.compiled is not None if fit_on_contexts is None else fit_on_contexts
+        )
         num_entities = self.names.num_entities
         self.ambiguous = (
             np.arange(num_entities, dtype=np.int32)

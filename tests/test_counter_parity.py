@@ -59,9 +59,9 @@ def store_dir(triples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class ProtocolOnly:
-    """A graph read through the protocol's calls alone: it offers no in-memory arrays."""
+    """A graph read through the protocol's calls alone: it does not say it is compiled."""
 
-    csr = None
+    compiled = None
 
     def __init__(self, graph: kg.KnowledgeGraph):
         self.graph = graph
