@@ -96,14 +96,16 @@ class ProtocolReader:
 
     def labels(self, entities: np.ndarray) -> Rows:
         wanted = entities.tolist()
-        missing = [e for e in dict.fromkeys(wanted) if e not in self._labels_of]
+        # read into a local dict: another thread (the API serves several) may clear the memo
+        found = {e: self._labels_of.get(e) for e in dict.fromkeys(wanted)}
+        missing = [e for e, positions in found.items() if positions is None]
         if missing:
+            links = self.graph.links_to(missing, self.label_nodes)
             if len(self._labels_of) + len(missing) > LABEL_MEMO:
                 self._labels_of.clear()
-            links = self.graph.links_to(missing, self.label_nodes)
             for e in missing:
-                self._labels_of[e] = tuple(sorted(self.position[t] for t in links[e]))
-        return _flatten([self._labels_of[e] for e in wanted])
+                found[e] = self._labels_of[e] = tuple(sorted(self.position[t] for t in links[e]))
+        return _flatten([found[e] or () for e in wanted])
 
 
 class Without:
