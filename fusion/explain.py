@@ -113,7 +113,7 @@ def _counts(
     if removals and resources.counter is not None:
         counter = resources.counter
         for triples in removals:
-            changed = counter.only(triples) if keep_only else counter.without(triples)  # type: ignore[union-attr]
+            changed = counter.only(triples) if keep_only else counter.without(triples)
             rows.append(changed.features(example.linked))
     return torch.as_tensor(np.stack(rows))
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,12 +29,10 @@ from fusion.examples import (
 from fusion.features import FeatureTable, NodeFeatures, VectorCache
 from fusion.path_counts import PathCounter, RelationSequence, fit_sequences
 from fusion.path_graph import build_path_subgraph, walk_length
-from fusion.store_counter import StoreLabelCounter
 from kg.errors import KGFuseError, KGReadOnlyError
 from kg.extend import id_map
 from kg.graph import KnowledgeGraph
 from kg.protocol import Graph
-from kg.store_graph import StoreGraph
 from nlp.alias_table import AliasTable
 from nlp.linker import KGLinker, from_kg, linked_entities
 from nlp.texts import DataError
@@ -64,27 +62,20 @@ def make_counter(
     label_nodes: list[int],
     subgraph: SubgraphSettings,
     path_sequences: Sequence[RelationSequence] = (),
-) -> PathCounter | LabelCounter | StoreLabelCounter | None:
+) -> PathCounter | LabelCounter | None:
     """The label counter ``subgraph.counts`` names; None without label nodes. A triple store
     counts "relations" where "sequences" are asked for (walks by sequence need the whole CSR)."""
     if not label_nodes:
         return None
     compiled = graph.compiled
-    if compiled is None:
-        return StoreLabelCounter(
-            cast(StoreGraph, graph),  # until LabelCounter reads any Graph (helper "counter")
-            label_nodes,
-            max_degree=COUNTER_MAX_DEGREE,
-            by_relation=subgraph.counts != "entities",
-        )
-    if subgraph.counts == "sequences":
+    if subgraph.counts == "sequences" and compiled is not None:
         assert subgraph.hops is not None, "hops are resolved before the counter is built"
         return PathCounter(compiled, label_nodes, hops=subgraph.hops, sequences=path_sequences)
     return LabelCounter(
-        compiled,
+        graph,
         label_nodes,
         max_degree=COUNTER_MAX_DEGREE,
-        by_relation=subgraph.counts == "relations",
+        by_relation=subgraph.counts != "entities",
     )
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import spacy
@@ -38,11 +38,10 @@ from spacy.util import filter_spans, minibatch
 import kg as kglib
 from kg.graph import KnowledgeGraph
 from kg.protocol import Graph
-from kg.store_graph import StoreGraph
 from nlp import linker_index
 from nlp.alias_table import AliasTable
 from nlp.candidates import CandidateGenerator, Mention
-from nlp.disambiguation import Disambiguator, StoreDisambiguator, Weights
+from nlp.disambiguation import Disambiguator, Weights
 from nlp.errors import LinkingError
 from nlp.keys import Lemmatizer
 from nlp.linker_settings import LINKER_DEFAULTS
@@ -325,10 +324,8 @@ class KGLinker:
             indexes=index,
         )
         ambiguous = self._generator.ambiguous
-        self._disambiguator = (
-            StoreDisambiguator(graph, self.weights, cast(StoreGraph, self.store), ambiguous, index)
-            if self.store is not None
-            else Disambiguator(graph, self.weights, ambiguous, index)
+        self._disambiguator = Disambiguator(
+            graph if self.store is None else self.store, self.weights, ambiguous, index, names=graph
         )
 
     @property

@@ -70,7 +70,7 @@ def store_bundle(tiny_bert: Path, endpoint: str, tmp_path_factory: pytest.TempPa
 
 def _comparable(records: list[dict]) -> list[dict]:
     """Labels, links and paths; link scores only of unambiguous mentions (over a store the
-    context signal's IDF is learnt from names alone: see nlp.disambiguation.StoreDisambiguator)."""
+    context signal's IDF is learnt from names alone: see nlp/disambiguation.py, `fit_on_contexts`)."""
     return [
         {
             "label": r["label"],
