@@ -110,7 +110,7 @@ def _replay(predictor: Predictor, settings: ServeSettings) -> tuple[Predictor, F
     read from the cache (what it lacks is embedded and saved). Errors name the folder's file."""
     folder = settings.hot_triples
     files = hot_files(folder)
-    cache = FeatureCache.load(folder / FEATURES, encoder_key(predictor.resources.tokenizer))
+    cache = FeatureCache.load(folder / FEATURES, encoder_key(predictor.resources.text_encoder))
     if not files:
         return predictor, cache
     hint = f"{folder} holds hot triples: load them into the store, remove it"
@@ -149,7 +149,7 @@ class Engine:
         self.metrics = metrics
         self.version = _bundle_version(Path(settings.bundle))
         self.hot_files = hot_files(settings.hot_triples)
-        self.features = features or FeatureCache(encoder_key(predictor.resources.tokenizer))
+        self.features = features or FeatureCache(encoder_key(predictor.resources.text_encoder))
         self.batcher = MicroBatcher(
             self._run,
             max_batch=settings.max_batch,
@@ -237,7 +237,7 @@ class Engine:
             def on_model_thread(fn: Callable[[], Any]) -> Any:  # called from the update thread
                 return asyncio.run_coroutine_threadsafe(self.batcher.call(fn), loop).result()
 
-            embed = embed_between_batches(on_model_thread, old.resources.tokenizer.embed)
+            embed = embed_between_batches(on_model_thread, old.resources.text_encoder.embed)
             new, saved = await loop.run_in_executor(
                 self._updates, self._extend, old, before, body, ext, embed
             )

@@ -105,7 +105,7 @@ def save_bundle(
         "config": config.to_dict(),
         "linker": linker,
         "kg_fingerprint": resources.graph.fingerprint,
-        "encoder_id": encoder_id(resources.tokenizer.path),
+        "encoder_id": encoder_id(resources.text_encoder.path),
         "encoder_storage": "encoder"
         if merged or adapter == "full"
         else ("adapter" if adapter in ("lora", "adalora", "ia3") else "base"),
@@ -121,7 +121,7 @@ def save_bundle(
         save_numpy(
             {"digests": digests, "features": vectors},
             str(tmp / "node_features.safetensors"),
-            metadata={"encoder": encoder_key(resources.tokenizer)},
+            metadata={"encoder": encoder_key(resources.text_encoder)},
         )
         resources.graph.save(tmp / "kg")
         if resources.graph.compiled is not None:  # a store's linker reads names only
@@ -134,7 +134,7 @@ def save_bundle(
                 inner.save_pretrained(tmp / "adapter")
             elif meta["encoder_storage"] == "encoder":
                 inner.save_pretrained(tmp / "encoder")
-                resources.tokenizer.tokenizer.save_pretrained(tmp / "encoder")
+                resources.text_encoder.tokenizer.save_pretrained(tmp / "encoder")
         meta["files"] = build_manifest(tmp)
         (tmp / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return folder
@@ -272,33 +272,33 @@ def load_bundle(
         linker["aliases"] = str(folder / ALIAS_FILE)
     index = folder / LINKER_INDEX
     nlp = from_kg(graph, **linker, index=str(index)) if _index_fits(index, graph) else None
-    tokenizer = TextEncoder(encoder_config, adapt=False)
+    text_encoder = TextEncoder(encoder_config, adapt=False)
     if (
         digests.ndim != 2
         or digests.shape[1] != 32
-        or vectors.shape != (len(digests), tokenizer.hidden_size)
+        or vectors.shape != (len(digests), text_encoder.hidden_size)
     ):
         raise BundleError(
             f"{folder / 'node_features.safetensors'} holds vectors of shape {vectors.shape} for "
-            f"{digests.shape} keys; its encoder makes {tokenizer.hidden_size}: train it again"
+            f"{digests.shape} keys; its encoder makes {text_encoder.hidden_size}: train it again"
         )
     table = FeatureTable(
-        tokenizer.hidden_size,
-        tokenizer.embed,
+        text_encoder.hidden_size,
+        text_encoder.embed,
         pinned=(digests, vectors),
         extra_limit=SERVE_EXTRA_VECTORS,
     )
     resources = Resources(
         graph, list(meta["labels"]), [graph.entity_id(i) for i in meta["label_nodes"]], encoder_config,
-        config.subgraph, linker, features=NodeFeatures(graph, table), nlp=nlp, tokenizer=tokenizer,
+        config.subgraph, linker, features=NodeFeatures(graph, table), nlp=nlp, text_encoder=text_encoder,
         path_sequences=[tuple(seq) for seq in meta.get("path_sequences", [])],
         walks=config.model.reads_walks,
     )  # fmt: skip
-    if storage not in ("encoder", "base") and encoder_id(resources.tokenizer.path) != meta.get(
+    if storage not in ("encoder", "base") and encoder_id(resources.text_encoder.path) != meta.get(
         "encoder_id"
     ):
         raise BundleError(
-            f"the base encoder at {resources.tokenizer.path} differs from the one this bundle was trained on"
+            f"the base encoder at {resources.text_encoder.path} differs from the one this bundle was trained on"
         )
     encoder = None
     if config.model.mode != "graph":
@@ -311,7 +311,7 @@ def load_bundle(
             )
     model = FusionClassifier(
         config.model, encoder, resources.features, 2 * graph.num_relations, len(resources.labels),
-        resources.tokenizer.hidden_size, uses_label_nodes=bool(resources.label_nodes),
+        resources.text_encoder.hidden_size, uses_label_nodes=bool(resources.label_nodes),
         counter_dim=resources.counter.dims if resources.counter is not None else 0,
         path_rounds=walk_length(config.subgraph.hops or 1),
     )  # fmt: skip

@@ -1,5 +1,5 @@
 """Everything a model needs besides its weights: the KG, the linker, the label nodes, the
-tokenizer/encoder and the frozen node features; and the per-text preparation (link once,
+text encoder and the frozen node features; and the per-text preparation (link once,
 extract the subgraph once) that training, evaluation and serving share."""
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def make_counter(
 class Resources:
     """The KG-side context of a model. Built from settings, or restored from a bundle.
 
-    ``nlp`` and ``tokenizer`` may be passed in when already built (training links the texts
+    ``nlp`` and ``text_encoder`` may be passed in when already built (training links the texts
     before it has chosen every setting); ``path_sequences`` is the vocabulary of the
     "sequences" counts, fitted on the training texts (`fit_sequences`) or read from a bundle.
     ``walks``: texts get walk subgraphs (fusion/path_graph.py, for the paths encoder) instead
@@ -99,7 +99,7 @@ class Resources:
         linker_config: dict[str, Any],
         features: NodeFeatures | None = None,
         nlp: Language | None = None,
-        tokenizer: TextEncoder | None = None,
+        text_encoder: TextEncoder | None = None,
         path_sequences: Sequence[RelationSequence] = (),
         walks: bool = False,
     ):
@@ -113,11 +113,11 @@ class Resources:
         self.linker_config = dict(linker_config)
         self.nlp = nlp if nlp is not None else from_kg(graph, **self.linker_config)
         # the frozen base encoder: tokenizes, and embeds entity texts
-        self.tokenizer = (
-            tokenizer if tokenizer is not None else TextEncoder(encoder_config, adapt=False)
+        self.text_encoder = (
+            text_encoder if text_encoder is not None else TextEncoder(encoder_config, adapt=False)
         )
         if features is None:
-            table = FeatureTable(self.tokenizer.hidden_size, self.tokenizer.embed)
+            table = FeatureTable(self.text_encoder.hidden_size, self.text_encoder.embed)
             features = NodeFeatures(graph, table)
         self.features = features
         self.counter = make_counter(graph, label_nodes, subgraph, path_sequences)
@@ -162,7 +162,7 @@ class Resources:
         return linker.alias_table
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        return self.tokenizer.tokenize(texts)
+        return self.text_encoder.tokenize(texts)
 
     def link(self, texts: Sequence[str]) -> list[list[dict[str, Any]]]:
         """The linked spans of every text (`nlp.linker.linked_entities` records)."""
@@ -294,7 +294,7 @@ class Resources:
         label_iris = [self.graph.iri(e) for e in self.label_nodes]
         return Resources(
             graph, self.labels, [graph.entity_id(i) for i in label_iris], self.encoder_config,
-            self.subgraph, self.linker_config, features=features, tokenizer=self.tokenizer,
+            self.subgraph, self.linker_config, features=features, text_encoder=self.text_encoder,
             path_sequences=self.path_sequences, walks=self.walks,
         )  # fmt: skip
 

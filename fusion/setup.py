@@ -112,7 +112,7 @@ class Workspace:
     config: RunConfig
     graph: Graph
     nlp: Any
-    tokenizer: TextEncoder
+    text_encoder: TextEncoder
     linker_config: dict[str, Any]
     features: NodeFeatures
     feature_cache: tuple[FeatureCache, Path] | None = None  # the vectors kept between runs
@@ -138,14 +138,14 @@ class Workspace:
         if config.linker.aliases:
             linker["aliases"] = config.linker.aliases
         nlp = from_kg(graph, **linker)
-        tokenizer = TextEncoder(config.encoder, adapt=False)
+        text_encoder = TextEncoder(config.encoder, adapt=False)
         kept = None
         if run_dir is not None:
             folder = run_dir / "cache" / FEATURE_FOLDER
-            kept = (FeatureCache.load(folder, encoder_key(tokenizer)), folder)
-        table = FeatureTable(tokenizer.hidden_size, tokenizer.embed, cache=kept and kept[0])
+            kept = (FeatureCache.load(folder, encoder_key(text_encoder)), folder)
+        table = FeatureTable(text_encoder.hidden_size, text_encoder.embed, cache=kept and kept[0])
         features = NodeFeatures(graph, table)
-        return cls(config, graph, nlp, tokenizer, linker, features, kept)
+        return cls(config, graph, nlp, text_encoder, linker, features, kept)
 
     def link(self, texts: list[str]) -> list[list[dict[str, Any]]]:
         todo = list(dict.fromkeys(t for t in texts if t not in self.links))
@@ -159,7 +159,7 @@ class Workspace:
         """Frozen base-encoder vectors of ``texts`` (the reference's text features)."""
         todo = list(dict.fromkeys(t for t in texts if t not in self.embeddings))
         if todo:
-            for text, vector in zip(todo, self.tokenizer.embed(todo), strict=True):
+            for text, vector in zip(todo, self.text_encoder.embed(todo), strict=True):
                 self.embeddings[text] = vector
         return np.stack([self.embeddings[t] for t in texts]) if texts else np.zeros((0, 1))
 
@@ -315,7 +315,7 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
     resources = Resources(
         graph, splits.labels, label_nodes, resolved.encoder, resolved.subgraph,
         workspace.linker_config, features=workspace.features, nlp=workspace.nlp,
-        tokenizer=workspace.tokenizer,
+        text_encoder=workspace.text_encoder,
         walks=config.model.reads_walks,
     )  # fmt: skip
     resources.fit_sequences(train_ids, train_masked, hidden)
