@@ -21,6 +21,7 @@ from rich.table import Table
 from kg.errors import KGFuseError
 from kg.files import atomic_file
 from nlp.errors import LinkingError
+from nlp.linker_settings import LINKER_DEFAULTS, linker_help
 from nlp.texts import read_records
 
 if TYPE_CHECKING:  # spaCy pulls in torch: import it only when a command links
@@ -44,13 +45,13 @@ def link_command(
     ),
     text_column: str = typer.Option("text", "--text-column", help="Column holding the texts."),
     threshold: float = typer.Option(
-        0.55, "--threshold", min=0.0, max=1.0, help="Minimum link score."
+        LINKER_DEFAULTS.threshold, "--threshold", min=0.0, max=1.0, help=linker_help("threshold")
     ),
     types: list[str] = typer.Option(
         [], "--type", help="Link only entities of this rdf:type IRI (repeat)."
     ),
     head_match: bool = typer.Option(
-        False, "--head-match", help="Also link head words ('rash' -> 'skin rash')."
+        LINKER_DEFAULTS.head_match, "--head-match", help=linker_help("head_match")
     ),
     pipeline: str | None = typer.Option(
         None, "--pipeline", help="A spaCy pipeline to use instead of blank English."

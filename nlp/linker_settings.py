@@ -95,3 +95,9 @@ def linker_field(name: str) -> Any:
     the same setting in another model: ``threshold: float = linker_field("threshold")``."""
     fields: dict[str, FieldInfo] = vars(LinkerSettings)["__pydantic_fields__"]
     return copy.copy(fields[name])
+
+
+def linker_help(name: str) -> str:
+    """Field ``name``'s description as a CLI help sentence (``kgfuse link``'s options)."""
+    description = vars(LinkerSettings)["__pydantic_fields__"][name].description or ""
+    return description[:1].upper() + description[1:] + "."
