@@ -37,25 +37,6 @@ def make_optimizer(model: FusionClassifier, config: RunConfig) -> torch.optim.Op
     )
 
 
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, total_steps: int, warmup: float
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup over the first ``warmup`` share of ``total_steps`` (at least one step),
-    then linear decay towards 0.
-
-    This is transformers' ``get_linear_schedule_with_warmup`` but for one step: its warmup
-    factor at step s is ``s / warm``, so its first optimizer step runs at learning rate 0 and
-    does nothing; here it is ``(s + 1) / warm``, reaching the peak one step sooner (the decay
-    is the same from step ``warm`` on; tests/test_optimization.py compares the two). Kept, not
-    replaced: a step at rate 0 would change every trained model's figures."""
-    warm = max(1, int(total_steps * warmup))
-
-    def factor(step: int) -> float:
-        return min((step + 1) / warm, max(0.0, (total_steps - step) / max(1, total_steps - warm)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def class_weights(examples: Sequence[Prepared], num_labels: int) -> torch.Tensor:
     counts = np.bincount([p.label for p in examples], minlength=num_labels).astype(np.float64)
     weights = counts.sum() / np.maximum(counts, 1) / num_labels

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from transformers import get_linear_schedule_with_warmup
 
 from fusion import distributed
 from fusion.augment import swap_mentions
@@ -56,7 +57,6 @@ from fusion.optimization import (
     Progress,
     class_weights,
     make_optimizer,
-    make_scheduler,
     mask_mentions,
     prefit_counts,
 )
@@ -104,7 +104,7 @@ def build_model(config: RunConfig, resources: Resources) -> FusionClassifier:
         resources.features,
         2 * resources.graph.num_relations,
         len(resources.labels),
-        resources.tokenizer.hidden_size,
+        resources.text_encoder.hidden_size,
         uses_label_nodes=bool(resources.label_nodes),
         counter_dim=resources.counter.dims if resources.counter is not None else 0,
         path_rounds=walk_length(resources.subgraph.hops or 1),
@@ -146,7 +146,10 @@ def fit(
     optimizer = make_optimizer(model, config)
     # the same number of steps on every rank: shards are padded to the same length
     steps_per_epoch = math.ceil(len(distributed.shard(range(len(train)))) / settings.batch_size)
-    scheduler = make_scheduler(optimizer, steps_per_epoch * settings.epochs, settings.warmup)
+    total_steps = steps_per_epoch * settings.epochs  # linear warm-up, then linear decay to 0
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(total_steps * settings.warmup), total_steps
+    )
     checkpoint = run_dir / "checkpoint"
     best, state = _start_or_resume(
         checkpoint,
@@ -167,7 +170,7 @@ def fit(
         weights=class_weights(train, len(resources.labels)) if settings.class_weights else None,
         parallel=distributed.data_parallel(model, "forward_parts", _has_unused_parameters(model)),
         bar=Progress(steps_per_epoch * (settings.epochs - state["epoch"]), progress and main),
-        mask_token=resources.tokenizer.tokenizer.mask_token or "[MASK]",
+        mask_token=resources.text_encoder.tokenizer.mask_token or "[MASK]",
         adversary=(
             FGM(model.text_encoder, settings.adversarial)
             if settings.adversarial > 0 and model.text_encoder is not None
