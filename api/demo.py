@@ -130,14 +130,18 @@ def print_curl_examples(url: str, admin_key: str) -> None:
     console.print("try:", highlight=False)
     console.print(
         f"  curl -s {url}/v1/predict -H 'content-type: application/json' -d '{body}'",
-        highlight=False, markup=False, soft_wrap=True,
-    )  # fmt: skip
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
     console.print(f"  curl -s '{url}/v1/kg/search?q=earbuds'", highlight=False, markup=False)
     console.print(
         f"  curl -s {url}/v1/kg/triples -H 'authorization: Bearer {admin_key}' "
         "-H 'content-type: text/turtle' --data-binary @my-new-products.ttl",
-        highlight=False, markup=False, soft_wrap=True,
-    )  # fmt: skip
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
     console.print("stop with Ctrl+C", style="dim")
 
 

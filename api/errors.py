@@ -60,9 +60,14 @@ DOMAIN_ERRORS: tuple[tuple[type[KGFuseError], int, str], ...] = (
 )
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type",
-}  # fmt: skip
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
 
 
 def _location(loc: tuple[Any, ...]) -> str:

@@ -28,29 +28,40 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "kgfuse_requests", "HTTP requests answered", ("method", "route", "status"),
+            "kgfuse_requests",
+            "HTTP requests answered",
+            ("method", "route", "status"),
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.latency = Histogram(
-            "kgfuse_request_seconds", "Time to answer an HTTP request", ("route",),
-            buckets=LATENCY_BUCKETS, registry=self.registry,
-        )  # fmt: skip
-        self.batch_size = Histogram(
-            "kgfuse_batch_size", "Texts per model call", buckets=BATCH_BUCKETS,
+            "kgfuse_request_seconds",
+            "Time to answer an HTTP request",
+            ("route",),
+            buckets=LATENCY_BUCKETS,
             registry=self.registry,
-        )  # fmt: skip
+        )
+        self.batch_size = Histogram(
+            "kgfuse_batch_size",
+            "Texts per model call",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
         self.model_seconds = Histogram(
-            "kgfuse_model_seconds", "Time of one model call (linking, model, explanations)",
-            buckets=LATENCY_BUCKETS, registry=self.registry,
-        )  # fmt: skip
+            "kgfuse_model_seconds",
+            "Time of one model call (linking, model, explanations)",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "kgfuse_queue_depth", "Requests waiting for the model", registry=self.registry
         )
         self.texts = Counter("kgfuse_texts", "Texts predicted", registry=self.registry)
         self.rejected = Counter(
-            "kgfuse_rejected", "Requests refused before the model ran", ("reason",),
+            "kgfuse_rejected",
+            "Requests refused before the model ran",
+            ("reason",),
             registry=self.registry,
-        )  # fmt: skip
+        )
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

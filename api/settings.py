@@ -104,9 +104,13 @@ class ServeSettings:
     def __post_init__(self) -> None:
         problems = self.keys.check()
         positive = (
-            "max_body_bytes", "max_texts", "max_chars", "max_top_k_paths", "max_batch",
+            "max_body_bytes",
+            "max_texts",
+            "max_chars",
+            "max_top_k_paths",
+            "max_batch",
             "max_new_entities",
-        )  # fmt: skip
+        )
         for name in (*positive, "queue_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1 (got {getattr(self, name)})")
@@ -127,6 +131,12 @@ class ServeSettings:
     def public(self) -> dict[str, object]:
         """The limits a client may want to know (no keys, no paths)."""
         hidden = {
-            "bundle", "keys", "hot_triples_dir", "log_texts", "cors_origins", "threads", "kg_source"
-        }  # fmt: skip
+            "bundle",
+            "keys",
+            "hot_triples_dir",
+            "log_texts",
+            "cors_origins",
+            "threads",
+            "kg_source",
+        }
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}

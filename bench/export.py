@@ -96,15 +96,17 @@ def main() -> None:
         rows = []
         for name, predictor in predictors.items():
             metrics = evaluate(predictor.model, predictor.resources, prepared)
-            rows.append({
-                "bundle": name,
-                "accuracy": metrics["accuracy"],
-                "macro_f1": metrics["macro_f1"],
-                "p50_ms": percentile(ms[name], 50),
-                "p95_ms": percentile(ms[name], 95),
-                "texts_per_s_batch32": throughput(predictor, texts),
-                "size_mb": sizes[name],
-            })  # fmt: skip
+            rows.append(
+                {
+                    "bundle": name,
+                    "accuracy": metrics["accuracy"],
+                    "macro_f1": metrics["macro_f1"],
+                    "p50_ms": percentile(ms[name], 50),
+                    "p95_ms": percentile(ms[name], 95),
+                    "texts_per_s_batch32": throughput(predictor, texts),
+                    "size_mb": sizes[name],
+                }
+            )
     base = rows[0]
     for row in rows:
         row["p50_vs_trained"] = row["p50_ms"] / base["p50_ms"]
@@ -140,14 +142,29 @@ def _size_mb(folder: Path) -> float:
 
 
 def print_table(rows: list[dict[str, Any]], fastest: str) -> None:
-    table = Table("bundle", "accuracy", "macro-F1", "p50 ms", "p95 ms", "texts/s (32)", "MB",
-                  "p50 / trained", "texts/s / trained")  # fmt: skip
+    table = Table(
+        "bundle",
+        "accuracy",
+        "macro-F1",
+        "p50 ms",
+        "p95 ms",
+        "texts/s (32)",
+        "MB",
+        "p50 / trained",
+        "texts/s / trained",
+    )
     for r in rows:
         table.add_row(
-            r["bundle"], f"{r['accuracy']:.3f}", f"{r['macro_f1']:.3f}", f"{r['p50_ms']:.1f}",
-            f"{r['p95_ms']:.1f}", f"{r['texts_per_s_batch32']:.1f}", f"{r['size_mb']:.1f}",
-            f"{r['p50_vs_trained']:.2f}", f"{r['throughput_vs_trained']:.2f}",
-        )  # fmt: skip
+            r["bundle"],
+            f"{r['accuracy']:.3f}",
+            f"{r['macro_f1']:.3f}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p95_ms']:.1f}",
+            f"{r['texts_per_s_batch32']:.1f}",
+            f"{r['size_mb']:.1f}",
+            f"{r['p50_vs_trained']:.2f}",
+            f"{r['throughput_vs_trained']:.2f}",
+        )
     console = Console()
     console.print(table)
     console.print(f"fastest at equal accuracy (one text, p50): {fastest}")

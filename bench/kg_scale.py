@@ -45,7 +45,11 @@ RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 RDFS = "http://www.w3.org/2000/01/rdf-schema#"
 SKOS_ALT = "http://www.w3.org/2004/02/skos/core#altLabel"
 SHOP = "http://example.org/shopkg/"
-SHARED_TYPES = (SHOP + "Category", RDFS + "Class", "http://www.w3.org/1999/02/22-rdf-syntax-ns#Property")  # fmt: skip
+SHARED_TYPES = (
+    SHOP + "Category",
+    RDFS + "Class",
+    "http://www.w3.org/1999/02/22-rdf-syntax-ns#Property",
+)
 NAMES = (RDFS + "label", SKOS_ALT)
 TEMPLATES = (
     "My {name} stopped working after the last update, what can I do?",
@@ -208,9 +212,13 @@ def measure(extra: int, work: Path, port: int, calls: int, seed: int) -> dict[st
         files.append(str(folder / "extra.nt"))
     run = folder / "run"
     command = [
-        *KGFUSE, "train", str(REPO / "configs" / "demo.yaml"), f"kg.files={json.dumps(files)}",
-        f"output={run}", f"train.seed={seed}",
-    ]  # fmt: skip
+        *KGFUSE,
+        "train",
+        str(REPO / "configs" / "demo.yaml"),
+        f"kg.files={json.dumps(files)}",
+        f"output={run}",
+        f"train.seed={seed}",
+    ]
     code, seconds, rss = run_measured(command, folder / "train.log")
     if code != 0:
         raise RuntimeError(
@@ -263,17 +271,20 @@ def compare(rows: list[dict[str, Any]]) -> dict[str, Any]:
     checks = []
     for key, (name, op, limit) in TARGETS.items():
         value = figures[key]
-        checks.append({"target": name, "value": value, "limit": f"{op} {limit:g}", "met": value <= limit})  # fmt: skip
+        checks.append(
+            {"target": name, "value": value, "limit": f"{op} {limit:g}", "met": value <= limit}
+        )
     return {"figures": figures, "targets": checks}
 
 
 def print_report(rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
-    keys = [
-        "setup_s", "seconds_per_epoch", "train_peak_rss_mb", "bundle_mb", "bundle_kg_mb",
-        "bundle_linker_index_mb",
-        "node_feature_vectors", "ready_s", "server_rss_mb", "unseen_p50_ms", "unseen_worst_ms",
-        "test_unseen_accuracy",
-    ]  # fmt: skip
+    keys = list(
+        (
+            "setup_s seconds_per_epoch train_peak_rss_mb bundle_mb bundle_kg_mb "
+            "bundle_linker_index_mb node_feature_vectors ready_s server_rss_mb unseen_p50_ms "
+            "unseen_worst_ms test_unseen_accuracy"
+        ).split()
+    )
     print(f"{'extra entities E':28}" + "".join(f"{r['extra_entities']:>12,}" for r in rows))
     for key in keys:
         cells = "".join(f"{r.get(key) if r.get(key) is not None else '-':>12}" for r in rows)

@@ -124,8 +124,11 @@ class CrossFittedLinker:
         self.tables: list[AliasTable] = []
         self.folds: list[PipelineLinker] = []
         for fold in range(folds):
-            train = [(r["text"], d) for r, d in zip(rows, diseases, strict=True)
-                     if self.fold_of[r["text"]] != fold]  # fmt: skip
+            train = [
+                (r["text"], d)
+                for r, d in zip(rows, diseases, strict=True)
+                if self.fold_of[r["text"]] != fold
+            ]
             table = learn_aliases(
                 learner, [t for t, _ in train], [[d] for _, d in train], encoder=encoder
             )

@@ -600,17 +600,28 @@ def print_reliability(rel: dict[str, Any] | None, console: Console) -> None:
     rows = [
         ("fuzz cases tried (schemathesis)", str(f["fuzz_cases"])),
         ("5xx answers seen in fuzzing", str(f["fuzz_5xx"])),
-        ("innocent texts answered / sent, batches with one bad text",
-         f"{f['innocent_answered']} / {f['innocent_sent']}"),
+        (
+            "innocent texts answered / sent, batches with one bad text",
+            f"{f['innocent_answered']} / {f['innocent_sent']}",
+        ),
         ("max RSS growth under the XML bomb", fmt(f["bomb_rss_growth_mib"], ".0f", " MiB")),
         ("p99 during a large insert / normal p99", fmt(f["insert_p99_ratio"], ".2f", "x")),
-        ("start to ready: no hot triples / cached / cache removed", " / ".join(
-            fmt(restart.get(k), ".1f", " s") for k in (
-                "ready_s_without_hot_triples", "ready_s_cached", "ready_s_cache_removed",
-            )
-        )),
-        ("corrupted bundle loads refused / tried", f"{f['corrupt_refused']} / {f['corrupt_tried']}"),
-    ]  # fmt: skip
+        (
+            "start to ready: no hot triples / cached / cache removed",
+            " / ".join(
+                fmt(restart.get(k), ".1f", " s")
+                for k in (
+                    "ready_s_without_hot_triples",
+                    "ready_s_cached",
+                    "ready_s_cache_removed",
+                )
+            ),
+        ),
+        (
+            "corrupted bundle loads refused / tried",
+            f"{f['corrupt_refused']} / {f['corrupt_tried']}",
+        ),
+    ]
     for row in rows:
         table.add_row(*row)
     console.print(table)
@@ -726,8 +737,10 @@ def merged(results: dict[str, Any], path: Path | None) -> dict[str, Any]:
         return results
     old = json.loads(path.read_text(encoding="utf-8"))
     kept = [k for k, v in results.items() if v is None and old.get(k) is not None]
-    return {**{k: old.get(k) if v is None else v for k, v in results.items()},
-            "kept_from_previous_run": kept}  # fmt: skip
+    return {
+        **{k: old.get(k) if v is None else v for k, v in results.items()},
+        "kept_from_previous_run": kept,
+    }
 
 
 def relative(value: Any) -> Any:

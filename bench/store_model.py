@@ -144,16 +144,22 @@ def report(figures: dict[str, Any]) -> None:
     t = figures["training"]
     lat = figures["prediction_latency"]
     base = lat["memory"]["median_ms"]
-    print(f"training ({figures['epochs']} epochs): compiled {t['memory']['wall_s']} s, "
-          f"over the endpoint {t['endpoint']['wall_s']} s "
-          f"({t['endpoint']['wall_s'] / t['memory']['wall_s']:.2f}x); s/epoch "
-          f"{t['memory']['s_per_epoch']} vs {t['endpoint']['s_per_epoch']}")  # fmt: skip
+    print(
+        f"training ({figures['epochs']} epochs): compiled {t['memory']['wall_s']} s, "
+        f"over the endpoint {t['endpoint']['wall_s']} s "
+        f"({t['endpoint']['wall_s'] / t['memory']['wall_s']:.2f}x); s/epoch "
+        f"{t['memory']['s_per_epoch']} vs {t['endpoint']['s_per_epoch']}"
+    )
     for split in t["memory"]["metrics"]:
-        print(f"  {split}: compiled {t['memory']['metrics'][split]}, "
-              f"endpoint {t['endpoint']['metrics'][split]}")  # fmt: skip
+        print(
+            f"  {split}: compiled {t['memory']['metrics'][split]}, "
+            f"endpoint {t['endpoint']['metrics'][split]}"
+        )
     for name, v in lat.items():
-        print(f"predict + explain, one text: {name:14s} median {v['median_ms']:8.2f} ms "
-              f"p95 {v['p95_ms']:8.2f} ms ({v['median_ms'] / base:.1f}x the compiled KG)")  # fmt: skip
+        print(
+            f"predict + explain, one text: {name:14s} median {v['median_ms']:8.2f} ms "
+            f"p95 {v['p95_ms']:8.2f} ms ({v['median_ms'] / base:.1f}x the compiled KG)"
+        )
     print(f"agreement with the compiled KG: {figures['agreement']}")
     print(f"bundle kg/ bytes: {figures['bundle_kg_bytes']}")
 

@@ -28,8 +28,7 @@ _SEED_TEXT = (
     "nose throat irritation chills sweating shivering blurred vision depression anxiety"
 )
 SEED_WORDS = _SEED_TEXT.split(" ")
-_ONSETS = ("b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
-           "br", "cr", "dr", "gl", "pl", "pr", "st", "tr", "sp", "ch", "sh", "th")  # fmt: skip
+_ONSETS = tuple(("b c d f g h k l m n p r s t v z br cr dr gl pl pr st tr sp ch sh th").split())
 _VOWELS = ("a", "e", "i", "o", "u", "ia", "io", "ea", "ou")
 _CODAS = ("", "", "n", "r", "s", "l", "m", "x", "nt", "st", "ng", "rd")
 

@@ -100,14 +100,20 @@ def label_facts_restate_labels(
                 pairs += 1
                 restating += facts == {label}
     if pairs < max(MIN_HOLDERS, MIN_HOLDER_SHARE * len(gold)):
-        return Choice(0.0, f"{pairs} entities that training texts mention have label facts: "
-                      "too few to matter; kept")  # fmt: skip
+        return Choice(
+            0.0,
+            f"{pairs} entities that training texts mention have label facts: "
+            "too few to matter; kept",
+        )
     share = restating / pairs
     figures = (
         f"{share:.0%} of the {pairs} label-fact holders that training texts mention have one "
         "label fact, naming the text's own label"
     )
     if share >= RESTATE_SHARE:
-        return Choice(1.0, f"{figures}: the facts restate the labels, which an entity new to "
-                      "the model will not have; each training text's own label facts are hidden")  # fmt: skip
+        return Choice(
+            1.0,
+            f"{figures}: the facts restate the labels, which an entity new to "
+            "the model will not have; each training text's own label facts are hidden",
+        )
     return Choice(0.0, f"{figures}: the facts are knowledge that new entities have too; kept")

@@ -289,11 +289,18 @@ def load_bundle(
         extra_limit=SERVE_EXTRA_VECTORS,
     )
     resources = Resources(
-        graph, list(meta["labels"]), [graph.entity_id(i) for i in meta["label_nodes"]], encoder_config,
-        config.subgraph, linker, features=NodeFeatures(graph, table), nlp=nlp, text_encoder=text_encoder,
+        graph,
+        list(meta["labels"]),
+        [graph.entity_id(i) for i in meta["label_nodes"]],
+        encoder_config,
+        config.subgraph,
+        linker,
+        features=NodeFeatures(graph, table),
+        nlp=nlp,
+        text_encoder=text_encoder,
         path_sequences=[tuple(seq) for seq in meta.get("path_sequences", [])],
         walks=config.model.reads_walks,
-    )  # fmt: skip
+    )
     if storage not in ("encoder", "base") and encoder_id(resources.text_encoder.path) != meta.get(
         "encoder_id"
     ):
@@ -310,11 +317,16 @@ def load_bundle(
                 encoder.model, folder / "adapter", is_trainable=False
             )
     model = FusionClassifier(
-        config.model, encoder, resources.features, 2 * graph.num_relations, len(resources.labels),
-        resources.text_encoder.hidden_size, uses_label_nodes=bool(resources.label_nodes),
+        config.model,
+        encoder,
+        resources.features,
+        2 * graph.num_relations,
+        len(resources.labels),
+        resources.text_encoder.hidden_size,
+        uses_label_nodes=bool(resources.label_nodes),
         counter_dim=resources.counter.dims if resources.counter is not None else 0,
         path_rounds=walk_length(config.subgraph.hops or 1),
-    )  # fmt: skip
+    )
     heads.pop("_empty", None)
     expected = {n for n, _ in model.named_parameters() if not n.startswith("text_encoder.")}
     if set(heads) != expected:

@@ -137,13 +137,17 @@ def default_config(config: RunConfig) -> RunConfig:
     """``config`` with only its KG, data, label map, encoder folder and output kept: what a new
     user's first config says."""
     kept = {
-        "kg": {"files": list(config.kg.files), "endpoint": config.kg.endpoint,
-               "store": config.kg.store, "label_map": config.kg.label_map},
+        "kg": {
+            "files": list(config.kg.files),
+            "endpoint": config.kg.endpoint,
+            "store": config.kg.store,
+            "label_map": config.kg.label_map,
+        },
         "data": config.to_dict()["data"],
         "encoder": {"path": config.encoder.path},
         "train": {"seed": config.train.seed, "threads": config.train.threads},
         "output": config.output,
-    }  # fmt: skip
+    }
     return config_from_dict(kept, "the default config")
 
 
@@ -227,7 +231,8 @@ def _record(
     seconds: float,
 ) -> dict[str, Any]:
     return {
-        "variant": variant, "seed": seed,
+        "variant": variant,
+        "seed": seed,
         "bundle": str(result.bundle) if result is not None else None,
         "metrics": {k: {m: v[m] for m in METRICS if m in v} for k, v in metrics.items()},
         "seconds_per_epoch": result.seconds_per_epoch if result is not None else 0.0,
@@ -236,7 +241,7 @@ def _record(
         "temperature": result.temperature if result is not None else None,
         "choices": result.choices if result is not None else {},
         "seconds": seconds,
-    }  # fmt: skip
+    }
 
 
 def compare(
@@ -338,10 +343,14 @@ def compare(
         report["faithfulness"] = {
             "test": name,
             **faithfulness(
-                model, res, prepared, limit=faithfulness_texts, seed=first,
+                model,
+                res,
+                prepared,
+                limit=faithfulness_texts,
+                seed=first,
                 temperature=float(meta.get("temperature", 1.0)),
             ),
-        }  # fmt: skip
+        }
     return report
 
 
@@ -358,18 +367,25 @@ def print_report(report: dict[str, Any]) -> None:
     tests = sorted(k for k in keys if k.startswith("test:"))
     last = tests[-1] if tests else None
     table = Table(
-        "model", "val:unseen acc", *(f"{s} acc" for s in tests), *(f"{s} F1" for s in tests),
-        *([f"{last} ECE"] if last else []), "s/epoch", "x text",
-    )  # fmt: skip
+        "model",
+        "val:unseen acc",
+        *(f"{s} acc" for s in tests),
+        *(f"{s} F1" for s in tests),
+        *([f"{last} ECE"] if last else []),
+        "s/epoch",
+        "x text",
+    )
     text_time = summary.get("text", {}).get("seconds_per_epoch") or float("nan")
     for name, entry in summary.items():
         table.add_row(
-            name, _cell(entry, "val:unseen/accuracy"),
-            *(_cell(entry, f"{s}/accuracy") for s in tests), *(_cell(entry, f"{s}/macro_f1") for s in tests),
+            name,
+            _cell(entry, "val:unseen/accuracy"),
+            *(_cell(entry, f"{s}/accuracy") for s in tests),
+            *(_cell(entry, f"{s}/macro_f1") for s in tests),
             *([_cell(entry, f"{last}/ece")] if last else []),
             f"{entry['seconds_per_epoch']:.1f}" if entry["seconds_per_epoch"] else "-",
             f"{entry['seconds_per_epoch'] / text_time:.2f}" if entry["seconds_per_epoch"] else "-",
-        )  # fmt: skip
+        )
     console.print(table)
     if "faithfulness" in report:
         f = report["faithfulness"]

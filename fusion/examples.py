@@ -83,9 +83,14 @@ def build_subgraph(
     label_pos = torch.arange(len(linked), len(linked) + len(label_nodes), dtype=torch.long)
     distance = torch.as_tensor(_distance_to_linked(edge_index.numpy(), sub.num_nodes, len(linked)))
     return LinkedSubgraph(
-        n_id=nodes, edge_index=edge_index, edge_type=edge_type, linked=linked_mask,
-        label_pos=label_pos, distance=distance, num_nodes=sub.num_nodes,
-    )  # fmt: skip
+        n_id=nodes,
+        edge_index=edge_index,
+        edge_type=edge_type,
+        linked=linked_mask,
+        label_pos=label_pos,
+        distance=distance,
+        num_nodes=sub.num_nodes,
+    )
 
 
 MAX_DISTANCE = 3  # distances are capped; MAX_DISTANCE + 1 marks "not reachable"

@@ -263,7 +263,9 @@ class FeatureCache:
                         continue
                     digests, vectors = f.get_tensor("digests"), f.get_tensor("features")
             except (SafetensorError, OSError, KeyError, ValueError) as e:
-                log.warning("skipping the feature cache file %s (%s); its texts are re-embedded", path, e)  # fmt: skip
+                log.warning(
+                    "skipping the feature cache file %s (%s); its texts are re-embedded", path, e
+                )
                 continue
             for digest, vector in zip(digests, vectors, strict=True):
                 cache._vectors[digest.tobytes()] = vector

@@ -198,7 +198,10 @@ class PathCounter:
         R = self.graph.num_relations
         found: list[int] = []
         for t in triples:
-            for row, other, rel in ((t.subject, t.object, t.relation), (t.object, t.subject, t.relation + R)):  # fmt: skip
+            for row, other, rel in (
+                (t.subject, t.object, t.relation),
+                (t.object, t.subject, t.relation + R),
+            ):
                 lo, hi = int(self._indptr[row]), int(self._indptr[row + 1])
                 hits = np.flatnonzero(
                     (self._neighbors[lo:hi] == other) & (self._relations[lo:hi] == rel)

@@ -74,7 +74,9 @@ def build_path_subgraph(
         # a walk leaves a linked entity or an inner node, short of the last step
         leaving = (from_source >= 0) & (from_source < hops) & (to_label >= 1) & (inner | is_start)
         src, dst, rel = _entries(graph, np.flatnonzero(leaving))
-        src, dst, rel = _steps_on_walks(src, dst, rel, inner, is_label, is_masked, from_source, to_label, hops, max_steps)  # fmt: skip
+        src, dst, rel = _steps_on_walks(
+            src, dst, rel, inner, is_label, is_masked, from_source, to_label, hops, max_steps
+        )
     seed_ids = np.asarray(linked + [e for e in labels if e not in set(linked)], dtype=np.int64)
     others = np.setdiff1d(np.union1d(src, dst), seed_ids)
     nodes = np.concatenate([seed_ids, others])
@@ -90,9 +92,11 @@ def build_path_subgraph(
         n_id=torch.as_tensor(nodes, dtype=torch.long),
         edge_index=torch.as_tensor(edge_index, dtype=torch.long),
         edge_type=torch.as_tensor(rel, dtype=torch.long),
-        linked=linked_mask, label_pos=label_pos,
-        distance=torch.as_tensor(distance, dtype=torch.long), num_nodes=len(nodes),
-    )  # fmt: skip
+        linked=linked_mask,
+        label_pos=label_pos,
+        distance=torch.as_tensor(distance, dtype=torch.long),
+        num_nodes=len(nodes),
+    )
 
 
 def _distances(

@@ -293,10 +293,17 @@ class Resources:
             features.cover(changed_entities(old, graph), embed, cache)
         label_iris = [self.graph.iri(e) for e in self.label_nodes]
         return Resources(
-            graph, self.labels, [graph.entity_id(i) for i in label_iris], self.encoder_config,
-            self.subgraph, self.linker_config, features=features, text_encoder=self.text_encoder,
-            path_sequences=self.path_sequences, walks=self.walks,
-        )  # fmt: skip
+            graph,
+            self.labels,
+            [graph.entity_id(i) for i in label_iris],
+            self.encoder_config,
+            self.subgraph,
+            self.linker_config,
+            features=features,
+            text_encoder=self.text_encoder,
+            path_sequences=self.path_sequences,
+            walks=self.walks,
+        )
 
 
 def _check_walks(walks: bool, graph: Graph, label_nodes: Sequence[int]) -> None:

@@ -179,11 +179,18 @@ def load_data(config: RunConfig, carve_val: bool | None = None) -> Splits:
     ``data.val_split: random``; "entity" carving needs the links (`plan_run`)."""
     d = config.data
     return load_splits(
-        train=d.train or None, val=d.val or None, tests=dict(d.tests), path=d.path or None,
-        split_column=d.split_column or None, text_column=d.text_column, label_column=d.label_column,
-        val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=config.train.seed,
+        train=d.train or None,
+        val=d.val or None,
+        tests=dict(d.tests),
+        path=d.path or None,
+        split_column=d.split_column or None,
+        text_column=d.text_column,
+        label_column=d.label_column,
+        val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
+        seed=config.train.seed,
         carve_val=d.val_split == "random" if carve_val is None else carve_val,
-    )  # fmt: skip
+    )
 
 
 @dataclass
@@ -228,9 +235,13 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
         iris = {graph.iri(e) for e in candidates}
         mentions = [[s["iri"] for s in spans] for spans in train_spans]
         split = validation_split(
-            splits.train, mentions, config.data.val_fraction, config.data.val_seen_fraction,
-            config.train.seed, iris,
-        )  # fmt: skip
+            splits.train,
+            mentions,
+            config.data.val_fraction,
+            config.data.val_seen_fraction,
+            config.train.seed,
+            iris,
+        )
         splits = replace(
             splits,
             train=split.train,
@@ -313,11 +324,17 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
         train=replace(config.train, mask_label_facts=mask),
     )
     resources = Resources(
-        graph, splits.labels, label_nodes, resolved.encoder, resolved.subgraph,
-        workspace.linker_config, features=workspace.features, nlp=workspace.nlp,
+        graph,
+        splits.labels,
+        label_nodes,
+        resolved.encoder,
+        resolved.subgraph,
+        workspace.linker_config,
+        features=workspace.features,
+        nlp=workspace.nlp,
         text_encoder=workspace.text_encoder,
         walks=config.model.reads_walks,
-    )  # fmt: skip
+    )
     resources.fit_sequences(train_ids, train_masked, hidden)
     spans = {"train": train_spans, "val": val_spans}
     for name, examples in splits.tests.items():
@@ -372,7 +389,12 @@ def _choose_hops(
     gold = np.array([index[e.label] for e in texts])
     n = len(sample)
     choice, _ = choose_hops(
-        counter, embeddings, walks, gold, np.arange(n), np.arange(n, len(texts)),
+        counter,
+        embeddings,
+        walks,
+        gold,
+        np.arange(n),
+        np.arange(n, len(texts)),
         config.subgraph.max_sequences,
-    )  # fmt: skip
+    )
     return choice

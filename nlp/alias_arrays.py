@@ -147,10 +147,12 @@ def load_strings(folder: Path, prefix: str) -> StringTable:
 
 
 _WORD = re.compile(r"^[^\W\d_]+$")
-_TABLES = (
-    "by_keys", "by_roots", "windows", "root_windows", "partials", "idf", "modifiers", "heads",
-    "short_forms", "long_forms", "alias_words", "alias_roots",
-)  # fmt: skip
+_TABLES = tuple(
+    (
+        "by_keys by_roots windows root_windows partials idf modifiers heads short_forms long_forms "
+        "alias_words alias_roots"
+    ).split()
+)
 _ARRAYS = ("entity", "from_table", "ambiguous", "fuzzy_indptr", "fuzzy_entities")
 _STRINGS = ("texts", "spelling_words", "fuzzy_aliases")
 

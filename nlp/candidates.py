@@ -78,9 +78,15 @@ if TYPE_CHECKING:
 PARTIAL_COVERAGE = 0.6  # default share of an alias's word weight a partial match must hold
 HEADLESS_MARGIN = 0.1  # a partial match without the alias's head word needs this much more
 KIND_SIMILARITY = {
-    "exact": 1.0, "lemma": 0.95, "abbreviation": 0.9, "root": 0.9, "respelled": 0.88,
-    "window": 0.85, "head": 0.75, "table": 0.9,
-}  # fmt: skip
+    "exact": 1.0,
+    "lemma": 0.95,
+    "abbreviation": 0.9,
+    "root": 0.9,
+    "respelled": 0.88,
+    "window": 0.85,
+    "head": 0.75,
+    "table": 0.9,
+}
 _WORD = re.compile(r"^[^\W\d_]+$")
 RESPELL_RATIO = 0.85
 _PRIME = np.uint64(PRIME)

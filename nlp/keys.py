@@ -65,10 +65,11 @@ class Lemmatizer:
 
 
 # Derivational suffixes, longest first; each keeps a root of at least MIN_ROOT letters.
-_SUFFIXES = (
-    "ational", "ation", "atory", "ition", "iness", "ness", "ment", "able", "ible",
-    "ful", "ous", "ive", "ion", "ity", "ate", "ish", "ly", "al", "y", "e",
-)  # fmt: skip
+_SUFFIXES = tuple(
+    (
+        "ational ation atory ition iness ness ment able ible ful ous ive ion ity ate ish ly al y e"
+    ).split()
+)
 _MIN_ROOT = {"ness": 3, "ful": 3}  # "redness" -> "red", "painful" -> "pain"
 MIN_ROOT = 4
 _ROOTS: dict[str, str] = {}

@@ -16,12 +16,12 @@ from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
 
 # Common words that also name entities somewhere; never linked unless the user says otherwise.
-# fmt: skip keeps the word list in rows (ruff would give it one word a line, 40 lines).
-DEFAULT_STOP_ALIASES = (
-    "a", "an", "the", "it", "is", "as", "at", "be", "can", "do", "go", "he", "in", "may", "me",
-    "no", "not", "of", "on", "or", "so", "to", "up", "us", "we", "will", "all", "any", "one",
-    "new", "may", "march", "long", "back", "best", "feel", "home", "help", "well", "time",
-)  # fmt: skip
+DEFAULT_STOP_ALIASES = tuple(
+    (
+        "a an the it is as at be can do go he in may me no not of on or so to up us we will all any "
+        "one new may march long back best feel home help well time"
+    ).split()
+)
 
 # Strict: a YAML `yes` or "3" is refused, not read as true or 3; a number may be an integer.
 Int = Annotated[int, Strict()]

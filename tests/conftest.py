@@ -140,7 +140,18 @@ def oxigraph_endpoint(files: Sequence[Path], location: Path) -> Iterator[str]:
         server.wait(timeout=10)
 
 
-TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz0123456789.,!?-'", *["the", "a", "an", "and", "of", "to", "in", "my", "i", "have", "has", "is", "it", "with", "fever", "cough", "cold", "flu", "pain", "joint", "skin", "rash", "influenza", "sneezing", "runny", "nose", "headache", "virus", "disease", "symptom"]]  # fmt: skip
+TINY_VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    *"abcdefghijklmnopqrstuvwxyz0123456789.,!?-'",
+    *(
+        "the a an and of to in my i have has is it with fever cough cold flu pain joint skin rash "
+        "influenza sneezing runny nose headache virus disease symptom"
+    ).split(),
+]
 
 
 @pytest.fixture(scope="session")
@@ -154,9 +165,13 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
         folder
     )
     config = BertConfig(
-        vocab_size=len(TINY_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=37, max_position_embeddings=128,
-    )  # fmt: skip
+        vocab_size=len(TINY_VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=128,
+    )
     import torch
 
     torch.manual_seed(0)
@@ -207,8 +222,13 @@ def write_species_data(folder: Path) -> dict[str, Path]:
     (folder / "label_map.tsv").write_text(
         "label\tentity\n" + "".join(f"{t}\t{ex}type/{t}\n" for t in SPECIES_TYPES)
     )
-    says = ["it was seen near the old bridge", "it sleeps all day", "it is rarely met",
-            "it runs fast at night", "it has a loud voice"]  # fmt: skip
+    says = [
+        "it was seen near the old bridge",
+        "it sleeps all day",
+        "it is rarely met",
+        "it runs fast at night",
+        "it has a loud voice",
+    ]
 
     def write(name: str, rows: list[tuple[str, str]]) -> Path:
         path = folder / name
@@ -244,12 +264,18 @@ def species_overrides(data: dict[str, Path], tiny_bert: Path, out: Path, *more: 
     """A run on `species_data` with the tiny BERT: only the KG, data and label map are set,
     every other setting is kgfuse's own (``auto`` included)."""
     return [
-        f"kg.files=[{data['kg']}]", f"kg.label_map={data['label_map']}",
+        f"kg.files=[{data['kg']}]",
+        f"kg.label_map={data['label_map']}",
         f"data.train={data['train']}",
         f"data.tests={{seen: {data['seen']}, unseen: {data['unseen']}}}",
-        f"encoder.path={tiny_bert}", f"output={out}", "train.threads=1", "train.epochs=2",
-        "encoder.max_length=32", "model.hidden=16", *more,
-    ]  # fmt: skip
+        f"encoder.path={tiny_bert}",
+        f"output={out}",
+        "train.threads=1",
+        "train.epochs=2",
+        "encoder.max_length=32",
+        "model.hidden=16",
+        *more,
+    ]
 
 
 def hashed_features(graph: kg.KnowledgeGraph, dim: int) -> NodeFeatures:

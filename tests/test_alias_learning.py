@@ -204,17 +204,26 @@ def test_alias_table_rows_after_the_header_may_start_with_a_hash() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("alias\tiri\nworn out\tfatigue\n", "t.tsv:1: the header must name the columns alias and entity"),
+        (
+            "alias\tiri\nworn out\tfatigue\n",
+            "t.tsv:1: the header must name the columns alias and entity",
+        ),
         ("alias\tentity\tcolour\n", "t.tsv:1: the header must name"),  # unknown column
-        ("# synonyms\nalias\tentity\n\nworn out\tfatigue\textra\n", "t.tsv:4: expected 2 tab-separated columns"),
-        ("alias\tentity\tsupport\ntired\tfatigue\t3\nworn out\tfatigue\n", "t.tsv:3: expected 3 tab-separated columns"),
+        (
+            "# synonyms\nalias\tentity\n\nworn out\tfatigue\textra\n",
+            "t.tsv:4: expected 2 tab-separated columns",
+        ),
+        (
+            "alias\tentity\tsupport\ntired\tfatigue\t3\nworn out\tfatigue\n",
+            "t.tsv:3: expected 3 tab-separated columns",
+        ),
         ("alias\tentity\tsupport\nworn out\tfatigue\tmany\n", "t.tsv:2: 'many' is not a number"),
         ("alias\tentity\tsimilarity\nworn out\tfatigue\thigh\n", "t.tsv:2: 'high' is not a number"),
         ("alias\tentity\n\tfatigue\n", "t.tsv:2: empty alias or entity"),
         ("", "t.tsv: empty alias table"),
         ("# nothing but a comment\n", "t.tsv: empty alias table"),
     ],
-)  # fmt: skip
+)
 def test_alias_table_parse_errors_name_the_line(text: str, message: str) -> None:
     with pytest.raises(LinkingError) as info:
         AliasTable.parse(text, "t.tsv")

@@ -41,9 +41,20 @@ def test_cli_aliases_learn_writes_a_table_of_label_neighbours(
 ) -> None:
     out = tmp_path / "out" / "aliases.tsv"
     result = run_cli(
-        "aliases", "learn", str(labelled), "--kg", str(TINY_KG), "-o", str(out),
-        "--encoder-dir", str(tiny_bert), "--min-similarity", "0", "--min-precision", "0",
-    )  # fmt: skip
+        "aliases",
+        "learn",
+        str(labelled),
+        "--kg",
+        str(TINY_KG),
+        "-o",
+        str(out),
+        "--encoder-dir",
+        str(tiny_bert),
+        "--min-similarity",
+        "0",
+        "--min-precision",
+        "0",
+    )
     assert result.returncode == 0, result.stderr
     assert f"-> {out}" in result.stdout
     table = AliasTable.load(out)
@@ -107,9 +118,12 @@ def test_trained_bundle_carries_its_alias_table(tiny_bert: Path, tmp_path: Path)
     table.write_text(f"alias\tentity\nworn out\t{FATIGUE}\n")
     out = tmp_path / "run"
     overrides = [
-        f"encoder.path={tiny_bert}", f"output={out}", "train.threads=1", "train.epochs=1",
+        f"encoder.path={tiny_bert}",
+        f"output={out}",
+        "train.threads=1",
+        "train.epochs=1",
         f"linker.aliases={table}",
-    ]  # fmt: skip
+    ]
     bundle = Path(main(TINY, overrides, progress=False).bundle)
     table.unlink()  # the bundle must not depend on the original file
     assert (bundle / "aliases.tsv").is_file()

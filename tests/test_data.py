@@ -110,9 +110,19 @@ def test_cli_split_symptom2disease_holds_out_symptoms(shared_data: Path, tmp_pat
     folder = shared_data / "symptom2disease"
     out = tmp_path / "split"
     result = run_cli(
-        "split", str(folder / "Symptom2Disease.csv"), "--kg", str(folder / "kg.ttl"), "-o", str(out),
-        "--type", "http://example.org/symptomkb/Symptom", "--fraction", "0.25", "--seed", "0",
-    )  # fmt: skip
+        "split",
+        str(folder / "Symptom2Disease.csv"),
+        "--kg",
+        str(folder / "kg.ttl"),
+        "-o",
+        str(out),
+        "--type",
+        "http://example.org/symptomkb/Symptom",
+        "--fraction",
+        "0.25",
+        "--seed",
+        "0",
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "split.json").read_text())
     assert summary["held_out"] > 10 and sum(summary["counts"].values()) == 1200

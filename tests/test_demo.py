@@ -126,8 +126,11 @@ def test_make_demo_trains_compares_explains_reuses_and_serves(tmp_path: Path) ->
     bundle = runs / "fused" / "bundle"
     example = subprocess.run(
         [sys.executable, str(REPO / "examples" / "predict_with_paths.py"), str(bundle)],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert example.returncode == 0, example.stderr
     after = example.stdout.split("after adding")[1]
     assert (

@@ -79,7 +79,10 @@ def test_a_doctype_without_declarations_still_loads(tmp_path: Path) -> None:
 
 
 def test_cli_refuses_the_bomb_in_one_line_for_both_backends(bomb: Path, tmp_path: Path) -> None:
-    for args in (["-o", str(tmp_path / "out")], ["--backend", "oxigraph", "--store", str(tmp_path / "s")]):  # fmt: skip
+    for args in (
+        ["-o", str(tmp_path / "out")],
+        ["--backend", "oxigraph", "--store", str(tmp_path / "s")],
+    ):
         result = run_cli("kg", "load", str(bomb), *args)
         assert result.returncode == 1, result.stderr
         lines = result.stderr.strip().splitlines()

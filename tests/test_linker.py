@@ -320,9 +320,20 @@ def test_plain_names_split_as_the_spacy_tokenizer_splits_them() -> None:
     nlp = spacy.blank("en")
     split = _splitter(nlp.make_doc)
     names = [
-        "abdominal pain", "Pixel 8", "Raxxon Portable 2", "Viobupou Vunaero 66", "cannot sleep",
-        "gonna 2", "L2 pro", "10km run", "covid 19", "Übelkeit 3", "Let's go", "a  b", "x 1st",
-    ]  # fmt: skip
+        "abdominal pain",
+        "Pixel 8",
+        "Raxxon Portable 2",
+        "Viobupou Vunaero 66",
+        "cannot sleep",
+        "gonna 2",
+        "L2 pro",
+        "10km run",
+        "covid 19",
+        "Übelkeit 3",
+        "Let's go",
+        "a  b",
+        "x 1st",
+    ]
     for name in names:
         expected = [t.text for t in nlp.make_doc(name) if not t.is_space and t.text not in JOINERS]
         assert list(split(name)) == expected, name

@@ -67,7 +67,9 @@ def brute_force_steps(
         if len(path) == hops:
             return
         lo, hi = int(graph.indptr[node]), int(graph.indptr[node + 1])
-        for nbr, r in zip(graph.neighbors[lo:hi].tolist(), graph.edge_relations[lo:hi].tolist(), strict=True):  # fmt: skip
+        for nbr, r in zip(
+            graph.neighbors[lo:hi].tolist(), graph.edge_relations[lo:hi].tolist(), strict=True
+        ):
             step = (node, r, nbr)
             if nbr in labels:
                 if node not in masked:
@@ -121,11 +123,16 @@ def encoder_scores(graph: kg.KnowledgeGraph, texts: list[list[str]], hops: int =
     encoder = PathEncoder(text_dim=8, hidden=16, num_relations=2 * graph.num_relations, layers=hops)
     encoder.eval()
     labels = ids(graph, "water", "fire")
-    subs = [build_path_subgraph(graph, ids(graph, *t), labels, hops, masked=set(ids(graph, *t))) for t in texts]  # fmt: skip
+    subs = [
+        build_path_subgraph(graph, ids(graph, *t), labels, hops, masked=set(ids(graph, *t)))
+        for t in texts
+    ]
     batch = collate_graphs(subs)
     text = torch.ones(len(texts), 8)
     with torch.no_grad():
-        scores, _ = encoder(text, batch.edge_index, batch.edge_type, batch.batch, batch.linked, batch.label_pos)  # fmt: skip
+        scores, _ = encoder(
+            text, batch.edge_index, batch.edge_type, batch.batch, batch.linked, batch.label_pos
+        )
     return scores
 
 
@@ -150,16 +157,23 @@ def test_graph_only_paths_model_learns_classes_from_paths(graph: kg.KnowledgeGra
     labels = ids(graph, "water", "fire")
     model = FusionClassifier(
         ModelConfig(mode="graph", hidden=16, dropout=0.0, graph_encoder="paths", counts=False),
-        None, unread_features(graph, 4), 2 * graph.num_relations, 2, 8,
-        uses_label_nodes=True, path_rounds=2,
-    )  # fmt: skip
+        None,
+        unread_features(graph, 4),
+        2 * graph.num_relations,
+        2,
+        8,
+        uses_label_nodes=True,
+        path_rounds=2,
+    )
     train = [(["a"], 0), (["f"], 1)]
 
     def batch(items: list[tuple[list[str], int]], mask: bool):  # type: ignore[no-untyped-def]
         subs = [
-            build_path_subgraph(graph, ids(graph, *t), labels, 2, masked=set(ids(graph, *t)) if mask else set())
+            build_path_subgraph(
+                graph, ids(graph, *t), labels, 2, masked=set(ids(graph, *t)) if mask else set()
+            )
             for t, _ in items
-        ]  # fmt: skip
+        ]
         return collate_graphs(subs), torch.tensor([y for _, y in items])
 
     graphs, target = batch(train, mask=True)
@@ -188,11 +202,18 @@ def test_fused_paths_model_falls_back_to_text_without_linked_entities(
     labels = ids(graph, "water", "fire")
     model = FusionClassifier(
         ModelConfig(mode="fused", hidden=16, graph_encoder="paths", counts=False),
-        None, unread_features(graph, 4), 2 * graph.num_relations, 2, 8,
+        None,
+        unread_features(graph, 4),
+        2 * graph.num_relations,
+        2,
+        8,
         uses_label_nodes=True,
-    )  # fmt: skip
+    )
     model.eval()
-    subs = [build_path_subgraph(graph, [], labels, 3), build_path_subgraph(graph, ids(graph, "a"), labels, 3)]  # fmt: skip
+    subs = [
+        build_path_subgraph(graph, [], labels, 3),
+        build_path_subgraph(graph, ids(graph, "a"), labels, 3),
+    ]
     text = torch.randn(2, 8)
     parts = model.forward_parts(None, collate_graphs(subs), text_vector=text)
     assert parts["gate"][0].item() == 0.0

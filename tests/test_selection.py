@@ -171,8 +171,12 @@ def test_tune_closes_a_trial_a_kill_left_running_and_runs_its_settings_again(
     killed = study.ask()  # what a kill -9 in the middle of a trial leaves behind
     lr = killed.suggest_float("train.lr", 1e-3, 3e-2, log=True)
     summary = tune(config, trials=1, progress=False)
-    states = [t.state.name for t in optuna.load_study(
-        study_name="kgfuse", storage=f"sqlite:///{root / 'study.db'}").trials]  # fmt: skip
+    states = [
+        t.state.name
+        for t in optuna.load_study(
+            study_name="kgfuse", storage=f"sqlite:///{root / 'study.db'}"
+        ).trials
+    ]
     assert states == ["FAIL", "COMPLETE"] and summary["complete"] == 1
     assert summary["params"]["train.lr"] == lr  # the interrupted settings ran again
 

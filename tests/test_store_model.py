@@ -63,9 +63,13 @@ def memory_bundle(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def store_bundle(tiny_bert: Path, endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("store-run") / "run"
     return _train(
-        tiny_bert, out, "kg.files=[]", f"kg.endpoint={endpoint}",
-        "subgraph.counts=relations", "train.mask_label_facts=1.0",
-    )  # fmt: skip
+        tiny_bert,
+        out,
+        "kg.files=[]",
+        f"kg.endpoint={endpoint}",
+        "subgraph.counts=relations",
+        "train.mask_label_facts=1.0",
+    )
 
 
 def _comparable(records: list[dict]) -> list[dict]:
@@ -125,9 +129,13 @@ def test_training_over_an_embedded_store_matches_in_memory(
     tiny_bert: Path, memory_bundle: Path, embedded: Path, tmp_path: Path
 ) -> None:
     bundle = _train(
-        tiny_bert, tmp_path / "run", "kg.files=[]", f"kg.store={embedded}",
-        "subgraph.counts=relations", "train.mask_label_facts=1.0",
-    )  # fmt: skip
+        tiny_bert,
+        tmp_path / "run",
+        "kg.files=[]",
+        f"kg.store={embedded}",
+        "subgraph.counts=relations",
+        "train.mask_label_facts=1.0",
+    )
     _assert_same_predictions(Predictor.from_dir(memory_bundle), Predictor.from_dir(bundle))
 
 
