@@ -355,15 +355,31 @@ def replace_block(begin: str, end: str, body: str) -> None:
     README.write_text(f"{head}{begin}\n{body}{end}{tail}", encoding="utf-8")
 
 
-def main() -> None:
+def bench_parser(doc: str | None, out: Path) -> argparse.ArgumentParser:
+    """The options of both generalization benchmarks (this one and bench/graph_encoder.py),
+    with ``out`` as --out's default; each adds its own."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--json", type=Path, help="write every figure as JSON to this file")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the seeded rows")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument(
+        "--readme", action="store_true", help="also rewrite README.md's results block"
+    )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="run nothing: rewrite README.md's results block from this benchmark JSON",
+    )
+    return parser
+
+
+def main() -> None:
+    parser = bench_parser(__doc__, REPO / "runs" / "bench")
     parser.add_argument("--trials", type=int, help="tuning trials per data set (default: per set)")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench")
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -376,17 +392,6 @@ def main() -> None:
         choices=["tune", "compare"],
         help="run only some steps (compare alone reuses OUT/NAME/tune/best.yaml and reads the "
         "tuning time back from OUT/tune-seconds.json)",
-    )
-    parser.add_argument(
-        "--readme",
-        action="store_true",
-        help="also rewrite README.md's results block (between its generalization markers)",
-    )
-    parser.add_argument(
-        "--render",
-        type=Path,
-        metavar="JSON",
-        help="run nothing: rewrite README.md's results block from this benchmark JSON",
     )
     args = parser.parse_args()
     if args.render:

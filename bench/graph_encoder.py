@@ -19,7 +19,6 @@ does only that, from a saved run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from generalization import (
     CLI,
     DATASETS,
     REPO,
+    bench_parser,
     cell_md,
     data_overrides,
     finish,
@@ -163,16 +163,8 @@ def write_readme(payload: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--json", type=Path, help="write every figure as JSON to this file")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds of the seeded rows")
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench" / "encoder")
+    parser = bench_parser(__doc__, REPO / "runs" / "bench" / "encoder")
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch: a smoke run")
-    parser.add_argument("--readme", action="store_true", help="also rewrite README.md's block")
-    parser.add_argument("--render", type=Path, metavar="JSON", help="only rewrite the README")
     args = parser.parse_args()
     if args.render:
         write_readme(json.loads(args.render.read_text(encoding="utf-8")))
