@@ -5,17 +5,25 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from api.ray_serve import RayOptions
 from api.settings import ApiKeys, ServeSettings, SettingsError
 
 DEFAULTS = ServeSettings(bundle=Path("."))
+RAY_DEFAULTS = RayOptions()
+RAY_FLAGS = {"address": "--ray-address", "num_cpus": "--ray-num-cpus"}  # the others: --NAME
 
 
-def _refuse_ray_options(**given: bool) -> None:
+def _refuse_ray_options(options: dict[str, Any]) -> None:
     """Ray options without ``--ray`` would be silently ignored: say so instead."""
-    names = ["--" + name.replace("_", "-") for name, set_ in given.items() if set_]
+    names = [
+        RAY_FLAGS.get(name, "--" + name.replace("_", "-"))
+        for name, value in options.items()
+        if value != getattr(RAY_DEFAULTS, name)
+    ]
     if names:
         raise SettingsError(f"{', '.join(names)} need --ray (serving with Ray Serve)")
 
@@ -115,16 +123,17 @@ def serve_command(
     ),
 ) -> None:
     """Serve a bundle over HTTP: predictions with paths, KG look-ups, a web page at /."""
+    ray_options: dict[str, Any] = {
+        "replicas": replicas,
+        "autoscale_min": autoscale_min,
+        "autoscale_max": autoscale_max,
+        "target_ongoing_requests": target_ongoing_requests,
+        "replica_cpus": replica_cpus,
+        "address": ray_address,
+        "num_cpus": ray_num_cpus,
+    }
     if not ray:
-        _refuse_ray_options(
-            replicas=replicas != 1,
-            autoscale_min=autoscale_min is not None,
-            autoscale_max=autoscale_max is not None,
-            target_ongoing_requests=target_ongoing_requests is not None,
-            replica_cpus=replica_cpus != 1.0,
-            ray_address=ray_address is not None,
-            ray_num_cpus=ray_num_cpus is not None,
-        )
+        _refuse_ray_options(ray_options)
 
     from fusion.bundle import read_meta
 
@@ -154,18 +163,9 @@ def serve_command(
     if not log_texts:
         logging.getLogger("uvicorn.access").addFilter(drop_query_strings)
     if ray:
-        from api.ray_serve import RayOptions, serve_with_ray
+        from api.ray_serve import serve_with_ray
 
-        options = RayOptions(
-            address=ray_address,
-            num_cpus=ray_num_cpus,
-            replicas=replicas,
-            autoscale_min=autoscale_min,
-            autoscale_max=autoscale_max,
-            target_ongoing_requests=target_ongoing_requests,
-            replica_cpus=replica_cpus,
-        )
-        serve_with_ray(settings, options, host, port)
+        serve_with_ray(settings, RayOptions(**ray_options), host, port)
         return
     run_server(settings, host, port, log_level="info")
 

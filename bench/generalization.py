@@ -165,30 +165,30 @@ def cell(summary: dict[str, Any], row: str, key: str) -> dict[str, float] | None
     return summary.get(row, {}).get(key)
 
 
-def table(name: str, report: dict[str, Any]) -> list[dict[str, Any]]:
-    """One record per row: mean and spread of each column."""
+def row_record(name: str, summary: dict[str, Any], row: str, shown: str) -> dict[str, Any]:
+    """Row ``row`` of data set ``name``'s compare summary, shown as ``shown``: mean and spread
+    of each column."""
     _, unseen, seen = DATASETS[name]
+    entry = summary[row]
+    return {
+        "row": shown,
+        "key": row,
+        "seeds": entry["seeds"],
+        "val_unseen": entry.get("val:unseen/accuracy"),
+        "test_seen": entry.get(f"test:{seen}/accuracy"),
+        "test_unseen": entry.get(f"test:{unseen}/accuracy"),
+        "macro_f1_unseen": entry.get(f"test:{unseen}/macro_f1"),
+        "ece_unseen": entry.get(f"test:{unseen}/ece"),
+        "seconds_per_epoch": entry["seconds_per_epoch"],
+        "train_seconds": entry["seconds"],
+    }
+
+
+def table(name: str, report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per row this benchmark trains, in the README's order."""
     s = report["summary"]
-    out = []
     mention = [r for r in s if r.startswith(MENTION_ROWS)]
-    for row in (*ROWS, *mention):
-        if row not in s:
-            continue
-        entry = s[row]
-        out.append(
-            {
-                "row": ROW_NAMES.get(row, row),
-                "seeds": entry["seeds"],
-                "val_unseen": cell(s, row, "val:unseen/accuracy"),
-                "test_seen": cell(s, row, f"test:{seen}/accuracy"),
-                "test_unseen": cell(s, row, f"test:{unseen}/accuracy"),
-                "macro_f1_unseen": cell(s, row, f"test:{unseen}/macro_f1"),
-                "ece_unseen": cell(s, row, f"test:{unseen}/ece"),
-                "seconds_per_epoch": entry["seconds_per_epoch"],
-                "train_seconds": entry["seconds"],
-            }
-        )
-    return out
+    return [row_record(name, s, r, ROW_NAMES.get(r, r)) for r in (*ROWS, *mention) if r in s]
 
 
 def mean(report: dict[str, Any], row: str, key: str) -> float:
@@ -239,11 +239,11 @@ def cell_md(value: dict[str, float] | None, seeds: int) -> str:
     return f"{value['mean']:.3f} ± {value['std']:.3f}" if seeds > 1 else f"{value['mean']:.3f}"
 
 
-def rows_markdown(
-    rows: list[dict[str, Any]], seen: str, unseen: str, text_seconds: float, ece: bool
-) -> list[str]:
-    """A data set's rows as a markdown table: seeds, accuracies (mean ± std), ``unseen``
-    macro-F1 (and ECE), seconds per epoch and their ratio to the text model's."""
+def rows_markdown(name: str, rows: list[dict[str, Any]], ece: bool) -> list[str]:
+    """Data set ``name``'s rows as a markdown table: seeds, accuracies (mean ± std), unseen
+    macro-F1 (and ECE), seconds per epoch and their ratio to the text row's."""
+    _, unseen, seen = DATASETS[name]
+    text_seconds = next((r["seconds_per_epoch"] for r in rows if r["key"] == "text"), 0.0)
     measures = ["val_unseen", "test_seen", "test_unseen", "macro_f1_unseen"]
     heads = ["row", "seeds", "val:unseen", f"test {seen}", f"test {unseen}", f"{unseen} macro-F1"]
     if ece:
@@ -260,17 +260,21 @@ def rows_markdown(
     return out
 
 
-def markdown(payload: dict[str, Any]) -> str:
-    """The README's results: one table per data set, explanations, then the targets."""
-    out = [
+def measured_markdown(payload: dict[str, Any], seeded: str) -> list[str]:
+    """A README block's first line: when, on how many cores, which rows had several seeds."""
+    return [
         f"Measured {payload.get('created', '')[:10]} on {payload.get('cores', 2)} cores; "
-        f"{payload['seeds']} seeds for "
-        f"the seeded rows (mean ± std), the first seed for the others; the whole benchmark took "
-        f"{payload['minutes']:.0f} min.",
+        f"{payload['seeds']} seeds for {seeded} (mean ± std), the first seed for the others; "
+        f"the whole benchmark took {payload['minutes']:.0f} min.",
         "",
     ]
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    """The README's results: one table per data set, explanations, then the targets."""
+    out = measured_markdown(payload, "the seeded rows")
     for name, result in payload["results"].items():
-        _, unseen, seen = DATASETS[name]
+        unseen = DATASETS[name][1]
         sec = result["seconds"]
         trials = result.get("trials", TRIALS[name])
         out += [
@@ -278,9 +282,7 @@ def markdown(payload: dict[str, Any]) -> str:
             f"{sec.get('compare', 0) / 60:.0f} min)",
             "",
         ]
-        rows = table(name, result["report"])
-        text = next((r["seconds_per_epoch"] for r in rows if r["row"] == "text"), 0.0)
-        out += rows_markdown(rows, seen, unseen, text, ece=True)
+        out += rows_markdown(name, table(name, result["report"]), ece=True)
         f = result.get("faithfulness")
         if f:
             out.append("")
@@ -353,15 +355,31 @@ def replace_block(begin: str, end: str, body: str) -> None:
     README.write_text(f"{head}{begin}\n{body}{end}{tail}", encoding="utf-8")
 
 
-def main() -> None:
+def bench_parser(doc: str | None, out: Path) -> argparse.ArgumentParser:
+    """The options of both generalization benchmarks (this one and bench/graph_encoder.py),
+    with ``out`` as --out's default; each adds its own."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--json", type=Path, help="write every figure as JSON to this file")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the seeded rows")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument(
+        "--readme", action="store_true", help="also rewrite README.md's results block"
+    )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="run nothing: rewrite README.md's results block from this benchmark JSON",
+    )
+    return parser
+
+
+def main() -> None:
+    parser = bench_parser(__doc__, REPO / "runs" / "bench")
     parser.add_argument("--trials", type=int, help="tuning trials per data set (default: per set)")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench")
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -374,17 +392,6 @@ def main() -> None:
         choices=["tune", "compare"],
         help="run only some steps (compare alone reuses OUT/NAME/tune/best.yaml and reads the "
         "tuning time back from OUT/tune-seconds.json)",
-    )
-    parser.add_argument(
-        "--readme",
-        action="store_true",
-        help="also rewrite README.md's results block (between its generalization markers)",
-    )
-    parser.add_argument(
-        "--render",
-        type=Path,
-        metavar="JSON",
-        help="run nothing: rewrite README.md's results block from this benchmark JSON",
     )
     args = parser.parse_args()
     if args.render:

@@ -19,7 +19,6 @@ does only that, from a saved run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -29,10 +28,13 @@ from generalization import (
     CLI,
     DATASETS,
     REPO,
+    bench_parser,
     cell_md,
     data_overrides,
     finish,
+    measured_markdown,
     replace_block,
+    row_record,
     rows_markdown,
     run_pipelines,
     targets_markdown,
@@ -83,29 +85,11 @@ def encoders(report: dict[str, Any]) -> dict[str, str]:
 
 
 def rows(name: str, report: dict[str, Any]) -> list[dict[str, Any]]:
-    """One record per row: mean and spread of each column."""
-    _, unseen, seen = DATASETS[name]
+    """One record per row: the reference, text, each encoder's, then the options'."""
     s, names = report["summary"], encoders(report)
     order = ["reference", "text", *names, "fused-no-gnn"]
     order += [r for r in s if r.startswith(OPTION_PREFIXES) and r not in order]
-    out = []
-    for row in order:
-        if row not in s:
-            continue
-        entry = s[row]
-        out.append(
-            {
-                "row": names.get(row, row),
-                "key": row,
-                "seeds": entry["seeds"],
-                "val_unseen": entry.get("val:unseen/accuracy"),
-                "test_seen": entry.get(f"test:{seen}/accuracy"),
-                "test_unseen": entry.get(f"test:{unseen}/accuracy"),
-                "macro_f1_unseen": entry.get(f"test:{unseen}/macro_f1"),
-                "seconds_per_epoch": entry["seconds_per_epoch"],
-            }
-        )
-    return out
+    return [row_record(name, s, row, names.get(row, row)) for row in order if row in s]
 
 
 def checks(name: str, report: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
@@ -155,20 +139,11 @@ def checks(name: str, report: dict[str, Any]) -> list[tuple[str, float, str, boo
 
 
 def markdown(payload: dict[str, Any]) -> str:
-    out = [
-        f"Measured {payload.get('created', '')[:10]} on {payload.get('cores', 2)} cores; "
-        f"{payload['seeds']} seeds for reference, text and both fused rows (mean ± std), the "
-        f"first seed for the others; {payload['minutes']:.0f} min in all.",
-        "",
-    ]
+    out = measured_markdown(payload, "reference, text and both fused rows")
     for name, result in payload["results"].items():
-        _, unseen, seen = DATASETS[name]
-        out += [
-            f"**{name}**",
-            "",
-        ]
-        text = next((r["seconds_per_epoch"] for r in result["rows"] if r["key"] == "text"), 0.0)
-        out += rows_markdown(result["rows"], seen, unseen, text, ece=False)
+        unseen = DATASETS[name][1]
+        out += [f"**{name}**", ""]
+        out += rows_markdown(name, result["rows"], ece=False)
         f = result.get("faithfulness")
         if f:
             out += [
@@ -188,16 +163,8 @@ def write_readme(payload: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--json", type=Path, help="write every figure as JSON to this file")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds of the seeded rows")
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench" / "encoder")
+    parser = bench_parser(__doc__, REPO / "runs" / "bench" / "encoder")
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch: a smoke run")
-    parser.add_argument("--readme", action="store_true", help="also rewrite README.md's block")
-    parser.add_argument("--render", type=Path, metavar="JSON", help="only rewrite the README")
     args = parser.parse_args()
     if args.render:
         write_readme(json.loads(args.render.read_text(encoding="utf-8")))

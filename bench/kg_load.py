@@ -461,6 +461,15 @@ def build_rows(n_triples: int, m: dict[str, dict[str, Any] | None]) -> list[Row]
     verified, unverified = m["reload_verify"] or {}, m["reload_noverify"] or {}
     sub = m["subgraph"] or {}
     first_s, rdflib_s = load.get("parse_compile_s"), rdf.get("seconds")
+    reload_s, noverify_s = verified.get("seconds"), unverified.get("seconds")
+    peak_rss = [  # key, what ran, its measurement
+        ("imports", "child floor (imports)", floor),
+        ("first_load", "first load + save", load),
+        ("first_load_turtle", "first load Turtle", turtle),
+        ("reload", "reload (verify=True)", verified),
+        ("reload_noverify", "reload (verify=False)", unverified),
+        ("rdflib", "rdflib parse", rdf),
+    ]
     figures: list[tuple[str, str, float | None, str]] = [
         *parse_rows("first_load", "oxigraph_nt", "N-Triples", n_triples, load, ox_nt),
         ("first_load_save_s", "first load: save", load.get("save_s"), "s"),
@@ -468,53 +477,26 @@ def build_rows(n_triples: int, m: dict[str, dict[str, Any] | None]) -> list[Row]
         ("rdflib_s", "rdflib parse", rdflib_s, "s"),
         ("rdflib_triples_per_s", "rdflib triples/s", ratio(n_triples, rdflib_s), "/s"),
         ("speedup_vs_rdflib", "first load speed-up vs rdflib", ratio(rdflib_s, first_s), "x"),
-        ("reload_s", "reload (verify=True, best of 3)", verified.get("seconds"), "s"),
-        (
-            "reload_triples_per_s",
-            "reload triples/s",
-            ratio(n_triples, verified.get("seconds")),
-            "/s",
-        ),
-        (
-            "reload_speedup",
-            "reload speed-up vs first load",
-            ratio(first_s, verified.get("seconds")),
-            "x",
-        ),
-        ("reload_noverify_s", "reload (verify=False, best of 3)", unverified.get("seconds"), "s"),
+        ("reload_s", "reload (verify=True, best of 3)", reload_s, "s"),
+        ("reload_triples_per_s", "reload triples/s", ratio(n_triples, reload_s), "/s"),
+        ("reload_speedup", "reload speed-up vs first load", ratio(first_s, reload_s), "x"),
+        ("reload_noverify_s", "reload (verify=False, best of 3)", noverify_s, "s"),
         (
             "reload_noverify_speedup",
             "reload (verify=False) speed-up",
-            ratio(first_s, unverified.get("seconds")),
+            ratio(first_s, noverify_s),
             "x",
         ),
-        (
-            "imports_peak_rss_mb",
-            "peak RSS: child floor (imports)",
-            floor.get("peak_rss_mb"),
-            "MB",
+        *(
+            (f"{key}_peak_rss_mb", f"peak RSS: {what}", part.get("peak_rss_mb"), "MB")
+            for key, what, part in peak_rss
         ),
-        ("first_load_peak_rss_mb", "peak RSS: first load + save", load.get("peak_rss_mb"), "MB"),
         (
             "first_load_peak_rss_mb_per_million",
-            "  per million triples",
+            "peak RSS: first load + save, per million triples",
             ratio(load.get("peak_rss_mb"), millions),
             "MB",
         ),
-        (
-            "first_load_turtle_peak_rss_mb",
-            "peak RSS: first load Turtle",
-            turtle.get("peak_rss_mb"),
-            "MB",
-        ),
-        ("reload_peak_rss_mb", "peak RSS: reload (verify=True)", verified.get("peak_rss_mb"), "MB"),
-        (
-            "reload_noverify_peak_rss_mb",
-            "peak RSS: reload (verify=False)",
-            unverified.get("peak_rss_mb"),
-            "MB",
-        ),
-        ("rdflib_peak_rss_mb", "peak RSS: rdflib parse", rdf.get("peak_rss_mb"), "MB"),
         ("subgraph_median_ms", "subgraph 2-hop median", sub.get("median_ms"), "ms"),
         ("subgraph_p95_ms", "subgraph 2-hop p95", sub.get("p95_ms"), "ms"),
         ("subgraph_mean_nodes", "subgraph mean nodes", sub.get("mean_nodes"), ""),

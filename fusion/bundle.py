@@ -40,6 +40,7 @@ from fusion.resources import Resources
 from kg.errors import KGFuseError
 from kg.files import atomic_directory
 from kg.protocol import Graph
+from kg.storage import read_versioned_json
 from kg.store_graph import open_saved_graph
 from nlp.linker import ALIAS_FILE, from_kg
 from nlp.linker_index import FORMAT as INDEX_FORMAT
@@ -165,18 +166,10 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
             raise BundleError(
                 f"{folder} is not a complete bundle: {name} is missing; train or export it again"
             )
-    try:
-        meta = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as e:  # ValueError: not UTF-8 or JSON, a 5,000-digit int
-        raise BundleError(f"{folder / 'bundle.json'} is not valid JSON ({e})") from e
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise BundleError(f"{folder / 'bundle.json'} does not describe a kgfuse bundle")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise BundleError(
-            f"{folder} has bundle format {meta.get('format_version')}; this kgfuse reads "
-            f"{FORMAT_VERSION}: train it again with `kgfuse train CONFIG`"
-        )
-    return meta
+    fix = "train it again with `kgfuse train CONFIG`"
+    return read_versioned_json(
+        folder / "bundle.json", FORMAT, FORMAT_VERSION, "bundle", fix, error=BundleError
+    )
 
 
 def verify_bundle(

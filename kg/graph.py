@@ -138,10 +138,7 @@ class KnowledgeGraph:
     # ----- entities -----
     def entity_id(self, iri: str) -> int:
         """Id of the entity with this exact IRI; raises `EntityNotFoundError`."""
-        i = self.entities.find_sorted(iri)
-        if i < 0:
-            raise EntityNotFoundError(f"no entity with IRI {iri!r} in this KG")
-        return i
+        return _row_of(self.entities, iri, "entity")
 
     def has_entity(self, iri: str) -> bool:
         return self.entities.find_sorted(iri) >= 0
@@ -203,10 +200,8 @@ class KnowledgeGraph:
 
     # ----- relations -----
     def relation_id(self, iri: str) -> int:
-        r = self.relations.find_sorted(iri)
-        if r < 0:
-            raise EntityNotFoundError(f"no relation with IRI {iri!r} in this KG")
-        return r
+        """Id of the relation with this exact IRI; raises `EntityNotFoundError`."""
+        return _row_of(self.relations, iri, "relation")
 
     def relation_iri(self, relation: int) -> str:
         return self.relations[relation % max(1, self.num_relations)]
@@ -356,6 +351,14 @@ class KnowledgeGraph:
             f"KnowledgeGraph(entities={self.num_entities}, relations={self.num_relations}, "
             f"triples={self.num_triples})"
         )
+
+
+def _row_of(table: StringTable, iri: str, what: str) -> int:
+    """The row of ``iri`` in a sorted table of IRIs; `EntityNotFoundError` naming ``what``."""
+    row = table.find_sorted(iri)
+    if row < 0:
+        raise EntityNotFoundError(f"no {what} with IRI {iri!r} in this KG")
+    return row
 
 
 def load_graph(directory: str | Path, verify: bool = True) -> KnowledgeGraph:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kg.errors import KGStoreError
+from kg.errors import KGFuseError, KGStoreError
 from kg.files import atomic_directory
 from kg.strings import StringTable
 
@@ -79,17 +79,25 @@ def save_graph(kg: KnowledgeGraph, directory: str | Path) -> Path:
     return directory
 
 
-def read_versioned_json(path: Path, fmt: str, version: int, what: str, fix: str) -> dict[str, Any]:
+def read_versioned_json(
+    path: Path,
+    fmt: str,
+    version: int,
+    what: str,
+    fix: str,
+    error: type[KGFuseError] = KGStoreError,
+) -> dict[str, Any]:
     """The JSON object in ``path`` if it declares ``format: fmt`` and ``format_version: version``;
-    otherwise `KGStoreError` naming the file, the problem and ``fix``."""
+    otherwise ``error`` (a compiled KG's `KGStoreError`, a bundle's `BundleError`) naming the
+    file, the problem and ``fix``."""
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as e:  # ValueError: JSON, or a 5,000-digit int
-        raise KGStoreError(f"{path} is not valid JSON ({e}); {fix}") from e
+        raise error(f"{path} is not valid JSON ({e}); {fix}") from e
     if not isinstance(meta, dict) or meta.get("format") != fmt:
-        raise KGStoreError(f"{path} does not describe a kgfuse {what}; {fix}")
+        raise error(f"{path} does not describe a kgfuse {what}; {fix}")
     if meta.get("format_version") != version:
-        raise KGStoreError(
+        raise error(
             f"{path.parent} has {what} format version {meta.get('format_version')}, this kgfuse "
             f"reads version {version}; {fix}"
         )

@@ -47,9 +47,9 @@ import bisect
 import itertools
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 from spacy.lang.en.stop_words import STOP_WORDS
@@ -70,12 +70,31 @@ from nlp.alias_arrays import (
     is_acronym,
 )
 from nlp.keys import JOINERS, Lemmatizer, root
+from nlp.linker_settings import LINKER_DEFAULTS
 from nlp.ngram_index import Hit, NgramIndex
 
 if TYPE_CHECKING:
     from nlp.semantic import SemanticCandidates
 
-PARTIAL_COVERAGE = 0.6  # default share of an alias's word weight a partial match must hold
+
+class MatchSettings(Protocol):
+    """How names are matched: `nlp.linker_settings.LinkerSettings` (which documents each one)
+    and the `KGLinker` that reads them from its config both have these."""
+
+    @property
+    def min_alias_length(self) -> int: ...
+    @property
+    def stop_aliases(self) -> Collection[str]: ...
+    @property
+    def fuzzy_threshold(self) -> float: ...
+    @property
+    def window_slack(self) -> int: ...
+    @property
+    def head_match(self) -> bool: ...
+    @property
+    def partial_coverage(self) -> float: ...
+
+
 HEADLESS_MARGIN = 0.1  # a partial match without the alias's head word needs this much more
 KIND_SIMILARITY = {
     "exact": 1.0,
@@ -129,14 +148,8 @@ class CandidateGenerator:
         tokenize: the pipeline's tokenizer (aliases are split the way texts are).
         lemmatizer: lemma keys for words.
         eligible: entity ids that may be linked (type filter applied by the caller).
-        min_alias_length: aliases shorter than this many characters are not matched.
-        stop_aliases: aliases never matched (common words that happen to name an entity).
-        fuzzy_threshold: minimum edit ratio of a fuzzy candidate (and half of it, of its 3-gram
-            Dice coefficient).
-        window_slack: extra words allowed inside a window match.
-        head_match: enable the ``head`` path.
-        partial_coverage: the share of a multi-word alias's word weight that a ``partial`` match
-            must hold (1.0: off).
+        settings: how names are matched (minimum alias length, stop aliases, the fuzzy, window,
+            head and partial paths' settings); the linker's defaults when not given.
         semantic: embedding candidates for the words no string path covers (the ``semantic``
             path); None: off.
         table_names: extra names per entity id, from an alias table (`AliasTable.resolve`).
@@ -152,13 +165,8 @@ class CandidateGenerator:
         tokenize: Callable[[str], Doc],
         lemmatizer: Lemmatizer,
         eligible: set[int],
+        settings: MatchSettings = LINKER_DEFAULTS,
         *,
-        min_alias_length: int = 3,
-        stop_aliases: frozenset[str] = frozenset(),
-        fuzzy_threshold: float = 0.8,
-        window_slack: int = 3,
-        head_match: bool = False,
-        partial_coverage: float = PARTIAL_COVERAGE,
         semantic: SemanticCandidates | None = None,
         table_names: dict[int, list[str]] | None = None,
         indexes: Path | None = None,
@@ -167,12 +175,8 @@ class CandidateGenerator:
         self.semantic = semantic
         self.lemma = lemmatizer
         self.eligible = eligible
-        self.fuzzy_threshold = fuzzy_threshold
-        self.window_slack = window_slack
-        self.head_match = head_match
-        self.partial_coverage = partial_coverage
-        self.stop_aliases = frozenset(normalize(a) for a in stop_aliases)
-        self.min_alias_length = min_alias_length
+        self.settings = settings
+        self.stop_aliases = frozenset(normalize(a) for a in settings.stop_aliases)
         self._split = _splitter(tokenize)
         self._hash = Hasher()
         if indexes is not None:
@@ -183,7 +187,7 @@ class CandidateGenerator:
                 eligible,
                 self._split,
                 lemmatizer,
-                min_alias_length=min_alias_length,
+                min_alias_length=settings.min_alias_length,
                 stop_aliases=self.stop_aliases,
                 table_names=table_names or {},
             )
@@ -329,9 +333,9 @@ class CandidateGenerator:
         self._aliases(words, found)
         self._windows(words, add)
         self._abbreviations(words, add)
-        if self.partial_coverage < 1.0:
+        if self.settings.partial_coverage < 1.0:
             self._partial(words, found, add)
-        if self.head_match:
+        if self.settings.head_match:
             sim = KIND_SIMILARITY["head"]
             for a, k in enumerate(words.keys):
                 found_heads = self.tables.heads.get(self._hash.one(k)) if _WORD.match(k) else []
@@ -481,7 +485,7 @@ class CandidateGenerator:
             # skips the scan for the many anchored on a frequent word
             inside = {keys[j] for j in range(n) if sentence[j] == sentence[a]}
             for content, alias in [e for e in entries if e[0] <= inside]:
-                reach = len(content) + self.window_slack
+                reach = len(content) + self.settings.window_slack
                 where: dict[str, list[int]] = defaultdict(list)
                 for j in range(max(0, a - reach + 1), min(n, a + reach)):
                     if keys[j] in content and keys[j] != k and sentence[j] == sentence[a]:
@@ -508,12 +512,12 @@ class CandidateGenerator:
         roots, n = words.roots, len(words.roots)
         free = [words.pos[j] not in covered for j in range(n)]
         sentence = list(itertools.accumulate(w in SENTENCE_ENDS for w in words.text))
-        floor = self.partial_coverage
+        floor = self.settings.partial_coverage
         for a in range(n):
             if not free[a]:
                 continue
             for entry in self._anchored_on("partials", roots[a]):
-                reach = len(entry.roots) + self.window_slack
+                reach = len(entry.roots) + self.settings.window_slack
                 near: dict[str, int] = {roots[a]: a}
                 for j in range(max(0, a - reach + 1), min(n, a + reach)):
                     r = roots[j]
@@ -608,7 +612,7 @@ class CandidateGenerator:
         """The fuzzy index's hits for ``query`` at or above the threshold (memoized)."""
         hits = self._fuzzy_memo.get(query)
         if hits is None:
-            floor = self.fuzzy_threshold
+            floor = self.settings.fuzzy_threshold
             found = self.fuzzy_index.search(query, limit=5, min_dice=floor / 2, candidates=50)
             hits = [h for h in found if h.ratio >= floor]
             if len(self._fuzzy_memo) > 100_000:

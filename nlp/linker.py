@@ -313,12 +313,7 @@ class KGLinker:
             self.nlp.make_doc,
             Lemmatizer(self.nlp.lang or "en"),
             eligible,
-            min_alias_length=self.min_alias_length,
-            stop_aliases=self.stop_aliases,
-            fuzzy_threshold=self.fuzzy_threshold,
-            window_slack=self.window_slack,
-            head_match=self.head_match,
-            partial_coverage=self.partial_coverage,
+            self,  # its matching settings (`nlp.candidates.MatchSettings`)
             semantic=semantic,
             table_names=table_names,
             indexes=index,

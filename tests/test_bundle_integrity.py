@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from fusion.bundle import BundleError, load_bundle
+from fusion.bundle import REQUIRED, BundleError, load_bundle, read_meta
 from fusion.export import export_bundle
 from fusion.manifest import sha256_file
 from tests.conftest import run_cli
@@ -152,3 +152,21 @@ def test_a_linker_index_of_another_kg_is_ignored_and_left_as_it_is(bundle: Path)
     assert not _linker(resources).index_loaded  # type: ignore[attr-defined]
     assert resources.link(["influenza"])[0][0]["iri"].endswith("/flu")
     assert index_meta.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("bundle_json", "problem"),
+    [
+        ("{not json", r"bundle\.json is not valid JSON"),
+        ('{"format": "kgfuse-kg", "format_version": 1}', r"does not describe a kgfuse bundle"),
+        ('{"format": "kgfuse-bundle", "format_version": 1}', r"bundle format version 1, this"),
+    ],
+)
+def test_a_bundle_json_of_another_kind_or_version_is_refused_with_the_fix(
+    tmp_path: Path, bundle_json: str, problem: str
+) -> None:
+    for name in REQUIRED:
+        (tmp_path / name).touch()
+    (tmp_path / "bundle.json").write_text(bundle_json)
+    with pytest.raises(BundleError, match=problem + r".*train it again with `kgfuse train"):
+        read_meta(tmp_path)

@@ -23,6 +23,15 @@ def test_resolve_by_iri_and_by_label_ignoring_case(tiny_kg: kg.KnowledgeGraph) -
     assert tiny_kg.resolve("  FLU ") == flu  # an alias, case and spacing ignored
 
 
+def test_an_unknown_iri_is_refused_naming_what_was_looked_up(tiny_kg: kg.KnowledgeGraph) -> None:
+    relation = tiny_kg.relation_iri(0)
+    assert tiny_kg.relation_id(relation) == 0
+    with pytest.raises(kg.EntityNotFoundError, match=r"no entity with IRI '.*nowhere'"):
+        tiny_kg.entity_id(EX + "nowhere")
+    with pytest.raises(kg.EntityNotFoundError, match=r"no relation with IRI '.*nowhere'"):
+        tiny_kg.relation_id(EX + "nowhere")
+
+
 def test_resolve_ambiguous_label_lists_the_candidates(tiny_kg: kg.KnowledgeGraph) -> None:
     with pytest.raises(kg.AmbiguousEntityError) as info:
         tiny_kg.resolve("cold")  # Common cold's alias and chills' alias
