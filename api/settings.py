@@ -317,6 +317,8 @@ def _problems(cls: type, error: ValidationError) -> list[tuple[str, str]]:
     for e in error.errors():
         first = e["loc"][0] if e["loc"] else ""
         name = names[first] if isinstance(first, int) and first < len(names) else str(first)
+        if e["type"] == "unexpected_positional_argument":
+            name = ""
         by_field.setdefault(name, []).append(e)
     return [(name, _message(cls, name, errors, names)) for name, errors in by_field.items()]
 
@@ -326,6 +328,8 @@ def _message(cls: type, name: str, errors: list[Any], names: list[str]) -> str:
     if kind in ("unexpected_keyword_argument", "extra_forbidden"):
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
         return f"unknown setting; did you mean {close[0]}?" if close else "unknown setting"
+    if kind == "unexpected_positional_argument":
+        return f"{len(errors)} value(s) too many; give the settings by name (max_texts=64)"
     if kind in ("missing", "missing_argument"):
         return "is required"
     if cls is ApiKeys:  # never echo a key
@@ -338,7 +342,7 @@ def _message(cls: type, name: str, errors: list[Any], names: list[str]) -> str:
         return "must be a list of key strings"
     shown = repr(errors[0]["input"])
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
-    return f"must be {_expected(_properties(cls)[name])} (got {shown})"
+    return f"must be {_expected(_properties(cls).get(name, {}))} (got {shown})"
 
 
 # ----------------------------------------------------------------- help and README
