@@ -14,11 +14,13 @@ from api.settings import ApiKeys, ServeSettings, SettingsError, help_text, optio
 DEFAULTS = ServeSettings(bundle=Path("."))
 
 
-def _refuse_ray_options(**given: bool) -> None:
-    """Ray options without ``--ray`` would be silently ignored: say so instead."""
-    names = ["--" + name.replace("_", "-") for name, set_ in given.items() if set_]
-    if names:
-        raise SettingsError(f"{', '.join(names)} need --ray (serving with Ray Serve)")
+def _ray_options_without_ray(**given: bool) -> list[tuple[str, str]]:
+    """Ray options without ``--ray`` would be silently ignored: each is a problem instead."""
+    return [
+        ("--" + name.replace("_", "-"), "needs --ray (serving with Ray Serve)")
+        for name, set_ in given.items()
+        if set_
+    ]
 
 
 def drop_query_strings(record: logging.LogRecord) -> bool:
@@ -112,19 +114,18 @@ def serve_command(
     ),
 ) -> None:
     """Serve a bundle over HTTP: predictions with paths, KG look-ups, a web page at /."""
-    if not ray:
-        _refuse_ray_options(
-            replicas=replicas != 1,
-            autoscale_min=autoscale_min is not None,
-            autoscale_max=autoscale_max is not None,
-            target_ongoing_requests=target_ongoing_requests is not None,
-            replica_cpus=replica_cpus != 1.0,
-            ray_address=ray_address is not None,
-            ray_num_cpus=ray_num_cpus is not None,
-        )
-
+    refused = _ray_options_without_ray(
+        replicas=replicas != 1,
+        autoscale_min=autoscale_min is not None,
+        autoscale_max=autoscale_max is not None,
+        target_ongoing_requests=target_ongoing_requests is not None,
+        replica_cpus=replica_cpus != 1.0,
+        ray_address=ray_address is not None,
+        ray_num_cpus=ray_num_cpus is not None,
+    )
     settings = _settings(
         keys_file,
+        [] if ray else refused,
         bundle=bundle,
         max_body_bytes=max_body_bytes,
         max_texts=max_texts,
@@ -165,14 +166,17 @@ def serve_command(
     run_server(settings, host, port, log_level="info")
 
 
-def _settings(keys_file: Path | None, **options: Any) -> ServeSettings:
+def _settings(
+    keys_file: Path | None, problems: list[tuple[str, str]], **options: Any
+) -> ServeSettings:
     """`ServeSettings` from the command line and the environment.
 
     Raises:
-        SettingsError: every problem at once, each named as the user gave it: the option
-            (``--max-batch``), the variable (``KGFUSE_READ_KEYS``) or the key file's line.
+        SettingsError: ``problems`` (found before) and every problem of the settings at once,
+            each named as the user gave it: the option (``--max-batch``), the variable
+            (``KGFUSE_READ_KEYS``) or the key file's line.
     """
-    problems: list[tuple[str, str]] = []
+    problems = list(problems)
     keys = ApiKeys()
     try:
         # the key file comes through --keys-file (typer reads KGFUSE_KEYS_FILE into it)
