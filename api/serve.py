@@ -10,22 +10,20 @@ from typing import Any
 import typer
 
 from api.ray_serve import RayOptions
-from api.settings import ApiKeys, ServeSettings, SettingsError
+from api.settings import ApiKeys, ServeSettings, SettingsError, help_text, option_of
 
 DEFAULTS = ServeSettings(bundle=Path("."))
 RAY_DEFAULTS = RayOptions()
 RAY_FLAGS = {"address": "--ray-address", "num_cpus": "--ray-num-cpus"}  # the others: --NAME
 
 
-def _refuse_ray_options(options: dict[str, Any]) -> None:
-    """Ray options without ``--ray`` would be silently ignored: say so instead."""
-    names = [
-        RAY_FLAGS.get(name, "--" + name.replace("_", "-"))
+def _ray_options_without_ray(options: dict[str, Any]) -> list[tuple[str, str]]:
+    """Ray options without ``--ray`` would be silently ignored: each is a problem instead."""
+    return [
+        (RAY_FLAGS.get(name, "--" + name.replace("_", "-")), "needs --ray (serving with Ray Serve)")
         for name, value in options.items()
         if value != getattr(RAY_DEFAULTS, name)
     ]
-    if names:
-        raise SettingsError(f"{', '.join(names)} need --ray (serving with Ray Serve)")
 
 
 def drop_query_strings(record: logging.LogRecord) -> bool:
@@ -36,8 +34,20 @@ def drop_query_strings(record: logging.LogRecord) -> bool:
     return True
 
 
+def _setting(name: str) -> Any:
+    """The option of `ServeSettings`'s field ``name``: its flag, default and help all come from
+    the field, so ``--help`` says what the settings check."""
+    default = getattr(DEFAULTS, name)
+    return typer.Option(
+        list(default) if isinstance(default, tuple) else default,
+        option_of(ServeSettings, name),
+        help=help_text(name),
+        show_default=default is not None and default != (),
+    )
+
+
 def serve_command(
-    bundle: Path = typer.Argument(..., help="A bundle folder (kgfuse train / export)."),
+    bundle: Path = typer.Argument(..., help=help_text("bundle")),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", min=1, max=65535),
     keys_file: Path | None = typer.Option(
@@ -47,37 +57,21 @@ def serve_command(
         help="API keys, one per line: 'read KEY' or 'admin KEY'. Also KGFUSE_READ_KEYS / "
         "KGFUSE_ADMIN_KEYS (comma-separated). No key at all: reading is open.",
     ),
-    max_texts: int = typer.Option(DEFAULTS.max_texts, help="Texts per request (422 above)."),
-    max_chars: int = typer.Option(DEFAULTS.max_chars, help="Characters per text (422 above)."),
-    max_body_bytes: int = typer.Option(DEFAULTS.max_body_bytes, help="Body size (413 above)."),
-    request_timeout: float = typer.Option(
-        DEFAULTS.request_timeout_s, help="Seconds a request may wait for the model (504 after)."
-    ),
-    max_batch: int = typer.Option(DEFAULTS.max_batch, help="Texts per model call."),
-    max_wait_ms: float = typer.Option(
-        DEFAULTS.max_wait_ms, help="How long a batch waits to fill up."
-    ),
-    queue_size: int = typer.Option(
-        DEFAULTS.queue_size, help="Requests that may wait (503 + Retry-After beyond)."
-    ),
-    threads: int = typer.Option(0, help="Torch threads (0: torch's default)."),
-    cors_origin: list[str] = typer.Option(
-        [], "--cors-origin", help="Allow browser calls from this origin (repeat). Off by default."
-    ),
-    log_texts: bool = typer.Option(False, "--log-texts", help="Log request texts (off: private)."),
-    max_new_entities: int = typer.Option(
-        DEFAULTS.max_new_entities,
-        help="Entities one POST /v1/kg/triples may add (413 above): bounds its work.",
-    ),
-    hot_triples_dir: Path | None = typer.Option(
-        None, "--hot-triples-dir", help="Where added triples persist (default BUNDLE/hot-triples)."
-    ),
-    kg_endpoint: str | None = typer.Option(
-        None,
-        "--kg-endpoint",
-        help="For a bundle trained over a triple store: read it from this SPARQL endpoint URL "
-        "or store folder instead (same triples).",
-    ),
+    max_body_bytes: int = _setting("max_body_bytes"),
+    max_texts: int = _setting("max_texts"),
+    max_chars: int = _setting("max_chars"),
+    max_top_k_paths: int = _setting("max_top_k_paths"),
+    request_timeout_s: float = _setting("request_timeout_s"),
+    max_batch: int = _setting("max_batch"),
+    max_wait_ms: float = _setting("max_wait_ms"),
+    queue_size: int = _setting("queue_size"),
+    shutdown_timeout_s: float = _setting("shutdown_timeout_s"),
+    threads: int = _setting("threads"),
+    cors_origins: list[str] = _setting("cors_origins"),
+    log_texts: bool = _setting("log_texts"),
+    max_new_entities: int = _setting("max_new_entities"),
+    hot_triples_dir: Path | None = _setting("hot_triples_dir"),
+    kg_source: str | None = _setting("kg_source"),
     ray: bool = typer.Option(
         False,
         "--ray",
@@ -132,35 +126,31 @@ def serve_command(
         "address": ray_address,
         "num_cpus": ray_num_cpus,
     }
-    if not ray:
-        _refuse_ray_options(ray_options)
-
-    from fusion.bundle import read_meta
-
-    read_meta(bundle)  # a missing or broken bundle is one clear line, before the server starts
-    # the key file comes through --keys-file (typer reads KGFUSE_KEYS_FILE into it)
-    keys = ApiKeys.from_env({k: v for k, v in os.environ.items() if k != "KGFUSE_KEYS_FILE"})
-    if keys_file is not None:
-        keys = keys.merged(ApiKeys.from_file(keys_file))
-    settings = ServeSettings(
+    settings = _settings(
+        keys_file,
+        [] if ray else _ray_options_without_ray(ray_options),
         bundle=bundle,
-        keys=keys,
+        max_body_bytes=max_body_bytes,
         max_texts=max_texts,
         max_chars=max_chars,
-        max_body_bytes=max_body_bytes,
-        request_timeout_s=request_timeout,
+        max_top_k_paths=max_top_k_paths,
+        request_timeout_s=request_timeout_s,
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
         queue_size=queue_size,
+        shutdown_timeout_s=shutdown_timeout_s,
         threads=threads,
-        cors_origins=tuple(cors_origin),
+        cors_origins=tuple(cors_origins),
         log_texts=log_texts,
         max_new_entities=max_new_entities,
         hot_triples_dir=hot_triples_dir,
-        kg_source=kg_endpoint,
+        kg_source=kg_source,
     )
+    from fusion.bundle import read_meta
+
+    read_meta(bundle)  # a missing or broken bundle is one clear line, before the server starts
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if not log_texts:
+    if not settings.log_texts:
         logging.getLogger("uvicorn.access").addFilter(drop_query_strings)
     if ray:
         from api.ray_serve import serve_with_ray
@@ -168,6 +158,37 @@ def serve_command(
         serve_with_ray(settings, RayOptions(**ray_options), host, port)
         return
     run_server(settings, host, port, log_level="info")
+
+
+def _settings(
+    keys_file: Path | None, problems: list[tuple[str, str]], **options: Any
+) -> ServeSettings:
+    """`ServeSettings` from the command line and the environment.
+
+    Raises:
+        SettingsError: ``problems`` (found before) and every problem of the settings at once,
+            each named as the user gave it: the option (``--max-batch``), the variable
+            (``KGFUSE_READ_KEYS``) or the key file's line.
+    """
+    problems = list(problems)
+    keys = ApiKeys()
+    try:
+        # the key file comes through --keys-file (typer reads KGFUSE_KEYS_FILE into it)
+        keys = ApiKeys.from_env({k: v for k, v in os.environ.items() if k != "KGFUSE_KEYS_FILE"})
+    except SettingsError as e:
+        problems.extend(e.problems)
+    try:
+        if keys_file is not None:
+            keys = keys.merged(ApiKeys.from_file(keys_file))
+    except SettingsError as e:
+        problems.extend(e.problems)
+    try:
+        settings = ServeSettings(keys=keys, **options)
+    except SettingsError as e:
+        problems.extend(e.renamed(lambda name: option_of(ServeSettings, name)).problems)
+    if problems:
+        raise SettingsError.listing(problems)
+    return settings
 
 
 def run_server(settings: ServeSettings, host: str, port: int, log_level: str) -> None:

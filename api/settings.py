@@ -1,29 +1,97 @@
 """What `kgfuse serve` can be told: the bundle, limits, batching, keys. Checked when built.
 
-Every field has a default that is safe to expose on a network; `ServeSettings.check` reports
-every bad value at once, naming the value and the range it must lie in.
+`ServeSettings` and `ApiKeys` are pydantic dataclasses: each field's description, default and
+bounds are the one definition of the setting. ``kgfuse serve --help`` (api/serve.py) and the
+README's table (`settings_markdown`) are built from them, and a bad value is a `SettingsError`
+listing every problem at once, each under the name the user typed: the option (``--max-batch``),
+the environment variable (``KGFUSE_READ_KEYS``) or the key file's line. Every default is safe to
+expose on a network.
+
+Rewrite the README's table after changing a field: ``python -m api.settings README.md``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import os
-from dataclasses import dataclass, field, fields
+import sys
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
+from typing import Annotated, Any
 
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
+
+from fusion.config_keys import describe
 from kg.errors import KGFuseError
+from kg.files import write_text
+
+MIN_KEY_LENGTH = 16
+BEGIN, END = "<!-- serve-settings:begin -->", "<!-- serve-settings:end -->"
+SETTINGS = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SettingsError(KGFuseError):
-    """A serve setting or key file is wrong; the message names it and the fix."""
+    """Serve settings or a key file are wrong; the message names each problem and its setting.
+
+    Attributes:
+        problems: ``(setting, what is wrong)`` pairs; the setting is "" for a whole-run problem.
+    """
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None):
+        super().__init__(message)
+        self.problems = problems if problems is not None else [("", message)]
+
+    @classmethod
+    def listing(cls, problems: list[tuple[str, str]]) -> SettingsError:
+        """One error listing ``problems``, one line each."""
+        lines = [f"{name}: {message}" if name else message for name, message in problems]
+        return cls(f"{len(problems)} bad serve setting(s):\n  - " + "\n  - ".join(lines), problems)
+
+    def renamed(self, name: Callable[[str], str]) -> SettingsError:
+        """The same problems, each setting called ``name(setting)`` (its option, say)."""
+        return SettingsError.listing([(name(k) if k else k, m) for k, m in self.problems])
 
 
-@dataclass(frozen=True)
+def _option(name: str) -> Any:
+    """Field metadata: the option (or environment variable) through which a user sets it."""
+    return {"option": name}
+
+
+def _checked(cls: type, values: Any, handler: Callable[[Any], Any]) -> Any:
+    """Validate ``values``; every problem becomes one line of a `SettingsError`."""
+    try:
+        return handler(values)
+    except ValidationError as e:
+        raise SettingsError.listing(_problems(cls, e)) from None
+
+
+Key = Annotated[str, Field(min_length=MIN_KEY_LENGTH)]
+
+
+@dataclass(frozen=True, config=SETTINGS)
 class ApiKeys:
     """Keys by scope. ``admin`` keys may also read. Without read keys, reading is open (and the
     server warns); without admin keys, the KG cannot be changed over HTTP."""
 
-    read: tuple[str, ...] = ()
-    admin: tuple[str, ...] = ()
+    read: tuple[Key, ...] = Field(
+        default=(),
+        description="keys that may call the read routes, comma-separated (none: reading is open)",
+        json_schema_extra=_option("KGFUSE_READ_KEYS"),
+    )
+    admin: tuple[Key, ...] = Field(
+        default=(),
+        description="keys that may also add triples over HTTP, comma-separated (none: the KG "
+        "cannot be changed over HTTP)",
+        json_schema_extra=_option("KGFUSE_ADMIN_KEYS"),
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _all_at_once(cls, values: Any, handler: Callable[[Any], Any]) -> Any:
+        return _checked(cls, values, handler)
 
     @property
     def reading_open(self) -> bool:
@@ -31,98 +99,176 @@ class ApiKeys:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ApiKeys:
-        """``KGFUSE_READ_KEYS`` / ``KGFUSE_ADMIN_KEYS``: comma-separated; ``KGFUSE_KEYS_FILE``."""
+        """``KGFUSE_READ_KEYS`` / ``KGFUSE_ADMIN_KEYS``: comma-separated; ``KGFUSE_KEYS_FILE``.
+
+        Raises:
+            SettingsError: every problem, named by its variable (or file line).
+        """
         env = os.environ if environ is None else environ
-        keys = cls(
-            _split(env.get("KGFUSE_READ_KEYS", "")), _split(env.get("KGFUSE_ADMIN_KEYS", ""))
-        )
+        problems: list[tuple[str, str]] = []
+        keys = cls()
+        for scope in ("read", "admin"):
+            variable = option_of(cls, scope)
+            try:
+                keys = keys.merged(cls(**{scope: _split(env.get(variable, ""))}))
+            except SettingsError as e:
+                problems.extend((variable, message) for _, message in e.problems)
         if env.get("KGFUSE_KEYS_FILE"):
-            keys = keys.merged(cls.from_file(env["KGFUSE_KEYS_FILE"]))
+            try:
+                keys = keys.merged(cls.from_file(env["KGFUSE_KEYS_FILE"]))
+            except SettingsError as e:
+                problems.extend(e.problems)
+        if problems:
+            raise SettingsError.listing(problems)
         return keys
 
     @classmethod
     def from_file(cls, path: str | Path) -> ApiKeys:
-        """One key a line, ``read KEY`` or ``admin KEY``; blank lines and ``#`` comments skipped."""
+        """One key a line, ``read KEY`` or ``admin KEY``; blank lines and ``#`` comments skipped.
+
+        Raises:
+            SettingsError: the file cannot be read, or every bad line, named ``PATH:LINE``.
+        """
         path = Path(path)
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise SettingsError(f"cannot read the API key file {path}: {e}") from e
-        read: list[str] = []
-        admin: list[str] = []
+        keys = cls()
+        problems: list[tuple[str, str]] = []
         for n, line in enumerate(lines, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
             parts = line.split()
+            if not parts or parts[0].startswith("#"):
+                continue
             if len(parts) != 2 or parts[0] not in ("read", "admin"):
-                raise SettingsError(
-                    f"{path}:{n}: expected 'read KEY' or 'admin KEY', got {len(parts)} field(s)"
-                    + (f" starting {parts[0]!r}" if parts else "")
-                )
-            (read if parts[0] == "read" else admin).append(parts[1])
-        return cls(tuple(read), tuple(admin))
+                # a lone field may be a key: only a scope word is shown
+                start = f" starting {parts[0]!r}" if len(parts) > 1 else ""
+                expected = f"expected 'read KEY' or 'admin KEY', got {len(parts)} field(s){start}"
+                problems.append((f"{path}:{n}", expected))
+                continue
+            try:
+                keys = keys.merged(cls(**{parts[0]: (parts[1],)}))
+            except SettingsError as e:
+                problems.extend((f"{path}:{n}", message) for _, message in e.problems)
+        if problems:
+            raise SettingsError.listing(problems)
+        return keys
 
     def merged(self, other: ApiKeys) -> ApiKeys:
         return ApiKeys(self.read + other.read, self.admin + other.admin)
-
-    def check(self) -> list[str]:
-        short = [k for k in self.read + self.admin if len(k) < 16]
-        return (
-            [f"API keys must be at least 16 characters; {len(short)} are shorter"] if short else []
-        )
 
 
 def _split(value: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in value.split(",") if k.strip())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SETTINGS)
 class ServeSettings:
     """Settings of one service process. Defaults suit a single 2-core machine."""
 
-    bundle: Path  # a bundle folder written by `kgfuse train` or `kgfuse export`
-    keys: ApiKeys = field(default_factory=ApiKeys)
-    max_body_bytes: int = 1_000_000  # larger request bodies get 413
-    max_texts: int = 64  # texts per /v1/predict request (422 above)
-    max_chars: int = 5_000  # characters per text (422 above)
-    max_top_k_paths: int = 10  # top_k_paths a request may ask for
-    request_timeout_s: float = 30.0  # a request waiting longer for the model gets 504
-    max_batch: int = 32  # texts the model runs at once
-    max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
-    queue_size: int = 256  # requests waiting for the model; beyond it 503 + Retry-After
-    shutdown_timeout_s: float = 30.0  # on stop, queued requests get this long to finish
-    threads: int = 0  # torch threads for the model (0: torch's default)
-    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API (none: CORS off)
-    log_texts: bool = False  # write request texts to the log (off: texts may be private)
-    max_new_entities: int = 10_000  # entities one POST /v1/kg/triples may add (413 above)
-    hot_triples_dir: Path | None = (
-        None  # where POST /v1/kg/triples persists (None: BUNDLE/hot-triples)
+    bundle: Path = Field(
+        description="a bundle folder written by kgfuse train or kgfuse export",
+        json_schema_extra=_option("BUNDLE"),
     )
-    kg_source: str | None = None  # a triple-store bundle's endpoint URL or store folder, moved
+    keys: ApiKeys = Field(
+        default_factory=ApiKeys,
+        description="API keys by scope (KGFUSE_READ_KEYS, KGFUSE_ADMIN_KEYS, --keys-file)",
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="bytes a request body may hold; more is a 413 (declared, or counted while a "
+        "chunked body arrives)",
+        json_schema_extra=_option("--max-body-bytes"),
+    )
+    max_texts: int = Field(
+        default=64,
+        ge=1,
+        description="texts per POST /v1/predict request; more is a 422 too_many_texts",
+        json_schema_extra=_option("--max-texts"),
+    )
+    max_chars: int = Field(
+        default=5_000,
+        ge=1,
+        description="characters per text; more is a 422 text_too_long",
+        json_schema_extra=_option("--max-chars"),
+    )
+    max_top_k_paths: int = Field(
+        default=10,
+        ge=1,
+        description="paths per text a request may ask for (top_k_paths); more is a 422 "
+        "too_many_paths",
+        json_schema_extra=_option("--max-top-k-paths"),
+    )
+    request_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds a request may wait for the model; then a 504 timeout",
+        json_schema_extra=_option("--request-timeout"),
+    )
+    max_batch: int = Field(
+        default=32,
+        ge=1,
+        description="texts the model runs at once: concurrent requests share one model call",
+        json_schema_extra=_option("--max-batch"),
+    )
+    max_wait_ms: float = Field(
+        default=5.0,
+        ge=0,
+        description="milliseconds the first request of a batch waits for more to join it",
+        json_schema_extra=_option("--max-wait-ms"),
+    )
+    queue_size: int = Field(
+        default=256,
+        ge=1,
+        description="requests that may wait for the model; beyond, a 503 overloaded with "
+        "Retry-After: 1",
+        json_schema_extra=_option("--queue-size"),
+    )
+    shutdown_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds the queued requests get to finish when the server is stopped",
+        json_schema_extra=_option("--shutdown-timeout"),
+    )
+    threads: int = Field(
+        default=0,
+        ge=0,
+        description="torch threads of the model (0: torch's default, one per core)",
+        json_schema_extra=_option("--threads"),
+    )
+    cors_origins: tuple[str, ...] = Field(
+        default=(),
+        description="a browser origin allowed to call the API; repeat for more (none: CORS off)",
+        json_schema_extra=_option("--cors-origin"),
+    )
+    log_texts: bool = Field(
+        default=False,
+        description="write request texts to the log (off: texts may be private)",
+        json_schema_extra=_option("--log-texts"),
+    )
+    max_new_entities: int = Field(
+        default=10_000,
+        ge=1,
+        description="entities one POST /v1/kg/triples may add; more is a 413 too_many_entities",
+        json_schema_extra=_option("--max-new-entities"),
+    )
+    hot_triples_dir: Path | None = Field(
+        default=None,
+        description="where the triples added over HTTP persist (none: BUNDLE/hot-triples)",
+        json_schema_extra=_option("--hot-triples-dir"),
+    )
+    kg_source: str | None = Field(
+        default=None,
+        description="for a bundle trained over a triple store: read it from this SPARQL "
+        "endpoint URL or store folder instead (same triples)",
+        json_schema_extra=_option("--kg-endpoint"),
+    )
 
-    def __post_init__(self) -> None:
-        problems = self.keys.check()
-        positive = (
-            "max_body_bytes",
-            "max_texts",
-            "max_chars",
-            "max_top_k_paths",
-            "max_batch",
-            "max_new_entities",
-        )
-        for name in (*positive, "queue_size"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1 (got {getattr(self, name)})")
-        for name in ("request_timeout_s", "shutdown_timeout_s"):
-            if getattr(self, name) <= 0:
-                problems.append(f"{name} must be above 0 (got {getattr(self, name)})")
-        if self.max_wait_ms < 0 or self.threads < 0:
-            problems.append(
-                f"max_wait_ms and threads must be 0 or more (got {self.max_wait_ms}, {self.threads})"
-            )
-        if problems:
-            raise SettingsError("bad serve settings: " + "; ".join(problems))
+    @model_validator(mode="wrap")
+    @classmethod
+    def _all_at_once(cls, values: Any, handler: Callable[[Any], Any]) -> Any:
+        return _checked(cls, values, handler)
 
     @property
     def hot_triples(self) -> Path:
@@ -139,4 +285,112 @@ class ServeSettings:
             "threads",
             "kg_source",
         }
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}
+        return {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in hidden
+        }
+
+
+# ----------------------------------------------------------------- problems, in the user's words
+
+
+@cache
+def _properties(cls: type) -> dict[str, dict[str, Any]]:
+    props: dict[str, dict[str, Any]] = TypeAdapter(cls).json_schema()["properties"]
+    return props
+
+
+def option_of(cls: type, name: str) -> str:
+    """The option or environment variable that sets ``cls``'s field ``name`` (else the name)."""
+    option = _properties(cls).get(name, {}).get("option")
+    return option if isinstance(option, str) else name
+
+
+def _expected(prop: dict[str, Any]) -> str:
+    options = [p for p in prop.get("anyOf", []) if p.get("type") != "null"]
+    return f"{describe(options[0])} or None" if options else describe(prop)
+
+
+def _problems(cls: type, error: ValidationError) -> list[tuple[str, str]]:
+    """Pydantic's errors as ``(field, message)``, one per field. Key values are never shown."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    by_field: dict[str, list[Any]] = {}
+    for e in error.errors():
+        first = e["loc"][0] if e["loc"] else ""
+        name = names[first] if isinstance(first, int) and first < len(names) else str(first)
+        if e["type"] == "unexpected_positional_argument":
+            name = ""
+        by_field.setdefault(name, []).append(e)
+    return [(name, _message(cls, name, errors, names)) for name, errors in by_field.items()]
+
+
+def _message(cls: type, name: str, errors: list[Any], names: list[str]) -> str:
+    kind = errors[0]["type"]
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        return f"unknown setting; did you mean {close[0]}?" if close else "unknown setting"
+    if kind == "unexpected_positional_argument":
+        return f"{len(errors)} value(s) too many; give the settings by name (max_texts=64)"
+    if kind in ("missing", "missing_argument"):
+        return "is required"
+    if cls is ApiKeys:  # never echo a key
+        if all(e["type"] == "string_too_short" for e in errors):
+            n = len(errors)
+            return (
+                f"API keys must be at least {MIN_KEY_LENGTH} characters; {n} "
+                f"{'is' if n == 1 else 'are'} shorter (openssl rand -hex 16 makes one)"
+            )
+        return "must be a list of key strings"
+    shown = repr(errors[0]["input"])
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return f"must be {_expected(_properties(cls).get(name, {}))} (got {shown})"
+
+
+# ----------------------------------------------------------------- help and README
+
+
+def help_text(name: str, cls: type = ServeSettings) -> str:
+    """The description of ``cls``'s field ``name`` as a sentence: ``kgfuse serve --help``."""
+    description = vars(cls)["__pydantic_fields__"][name].description or ""
+    return description[:1].upper() + description[1:] + "."
+
+
+def _default_text(value: Any) -> str:
+    if value is None or value == ():
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def settings_markdown() -> str:
+    """The README's table of serve settings (between its `BEGIN` and `END` markers)."""
+    defaults = ServeSettings(bundle=Path("."))
+    rows = [
+        (option_of(ServeSettings, f.name), _default_text(getattr(defaults, f.name)), f.name)
+        for f in dataclasses.fields(ServeSettings)
+        if option_of(ServeSettings, f.name).startswith("--")
+    ]
+    lines = ["| `kgfuse serve` option | default | meaning |", "| --- | --- | --- |"]
+    for option, default, name in rows:
+        lines.append(f"| `{option}` | {default} | {help_text(name)} |")
+    for name in ("read", "admin"):
+        lines.append(
+            f"| `{option_of(ApiKeys, name)}` (environment) | none | {help_text(name, ApiKeys)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def readme_with_settings(text: str) -> str:
+    """``text`` (a README) with the block between `BEGIN` and `END` replaced by the table."""
+    head, begin, rest = text.partition(BEGIN)
+    _, end, tail = rest.partition(END)
+    if not begin or not end:
+        raise SettingsError(f"the README has no {BEGIN} ... {END} block for the serve settings")
+    return f"{head}{BEGIN}\n{settings_markdown()}{END}{tail}"
+
+
+if __name__ == "__main__":  # python -m api.settings README.md
+    readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    write_text(readme, readme_with_settings(readme.read_text(encoding="utf-8")))

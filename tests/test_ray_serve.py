@@ -141,11 +141,15 @@ def test_ray_serve_cli_names_an_unreachable_cluster_and_how_to_start_one(
 
 
 def test_ray_serve_cli_refuses_ray_options_without_ray(tiny_bundle: Path) -> None:
-    r = run_cli("serve", str(tiny_bundle), "--replicas", "2")
-    assert r.returncode == 1 and "--replicas need --ray" in r.stderr, r.stderr
+    r = run_cli("serve", str(tiny_bundle), "--replicas", "2", "--max-batch", "0")
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.splitlines()[1:] == [  # with the other settings' problems
+        "  - --replicas: needs --ray (serving with Ray Serve)",
+        "  - --max-batch: must be an integer of 1 or more (got 0)",
+    ]
     r = run_cli("serve", str(tiny_bundle), "--ray-num-cpus", "2", "--autoscale-min", "1")
     assert r.returncode == 1, r.stderr
-    assert "--autoscale-min, --ray-num-cpus need --ray" in r.stderr, r.stderr
+    assert "--autoscale-min: needs --ray" in r.stderr and "--ray-num-cpus: needs --ray" in r.stderr
 
 
 def test_ray_serve_without_ray_installed_says_how_to_install_it(tiny_bundle: Path) -> None:

@@ -1,0 +1,169 @@
+"""`kgfuse serve`'s settings: every problem at once under the name the user typed, the help and
+the README's table from the same field descriptions, the limits a client sees unchanged."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+
+from api.settings import (
+    BEGIN,
+    END,
+    ApiKeys,
+    ServeSettings,
+    SettingsError,
+    help_text,
+    option_of,
+    readme_with_settings,
+    settings_markdown,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+READ, ADMIN = "r" * 20, "a" * 20
+SHORT = "s3cr3t-but-short"[:-1]  # 15 characters
+SHORTER = "API keys must be at least 16 characters; 1 is shorter (openssl rand -hex 16 makes one)"
+
+
+def kgfuse(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    from api.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["kgfuse", *args])
+    try:
+        main()
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def test_serve_settings_report_every_bad_value_at_once(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as e:
+        ServeSettings(
+            bundle=tmp_path,
+            max_texts=0,
+            request_timeout_s=float("nan"),
+            max_wait_ms=-1,
+            queue_size=0,
+            threads=-1,
+            max_batchs=8,  # type: ignore[call-arg]
+        )
+    assert e.value.problems == [
+        ("max_texts", "must be an integer of 1 or more (got 0)"),
+        ("request_timeout_s", "must be a number above 0 (got nan)"),
+        ("max_wait_ms", "must be a number of 0 or more (got -1)"),
+        ("queue_size", "must be an integer of 1 or more (got 0)"),
+        ("threads", "must be an integer of 0 or more (got -1)"),
+        ("max_batchs", "unknown setting; did you mean max_batch?"),
+    ]
+    assert str(e.value).splitlines()[:2] == [
+        "6 bad serve setting(s):",
+        "  - max_texts: must be an integer of 1 or more (got 0)",
+    ]
+
+
+def test_serve_settings_check_keys_where_they_come_from_and_never_show_one(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(SettingsError, match="at least 16 characters; 1 is shorter") as e:
+        ApiKeys(read=(SHORT,), admin=(ADMIN,))
+    assert e.value.problems[0][0] == "read"
+
+    env = {"KGFUSE_READ_KEYS": f"{READ}, {READ[::-1]}", "KGFUSE_ADMIN_KEYS": ADMIN}
+    assert ApiKeys.from_env(env) == ApiKeys((READ, READ[::-1]), (ADMIN,))
+    with pytest.raises(SettingsError) as e:
+        ApiKeys.from_env({"KGFUSE_READ_KEYS": f"{SHORT},{READ},x", "KGFUSE_ADMIN_KEYS": SHORT})
+    assert [name for name, _ in e.value.problems] == ["KGFUSE_READ_KEYS", "KGFUSE_ADMIN_KEYS"]
+    assert "2 are shorter" in e.value.problems[0][1] and SHORT not in str(e.value)
+
+    keys = tmp_path / "keys"
+    keys.write_text(f"# team keys\nread {READ}\n\nadmin {ADMIN}\n")
+    assert ApiKeys.from_file(keys) == ApiKeys((READ,), (ADMIN,))
+    keys.write_text(f"writer {READ}\nread {SHORT}\n{READ}\nadmin {ADMIN}\n")
+    with pytest.raises(SettingsError) as e:
+        ApiKeys.from_file(keys)
+    assert e.value.problems == [
+        (f"{keys}:1", "expected 'read KEY' or 'admin KEY', got 2 field(s) starting 'writer'"),
+        (f"{keys}:2", SHORTER),
+        (f"{keys}:3", "expected 'read KEY' or 'admin KEY', got 1 field(s)"),
+    ]
+    assert SHORT not in str(e.value) and READ not in str(e.value)
+
+
+def test_serve_cli_names_each_bad_setting_as_the_user_gave_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"read {READ}\nadmin {SHORT}\n")
+    monkeypatch.setenv("KGFUSE_READ_KEYS", SHORT)
+    monkeypatch.delenv("KGFUSE_ADMIN_KEYS", raising=False)
+    monkeypatch.setenv("COLUMNS", "300")
+    args = ["serve", str(tmp_path / "no-bundle"), "--keys-file", str(keys), "--max-batch", "0"]
+    code = kgfuse(monkeypatch, *args, "--request-timeout", "-1", "--shutdown-timeout", "inf")
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines() == [
+        "error: 5 bad serve setting(s):",
+        f"  - KGFUSE_READ_KEYS: {SHORTER}",
+        f"  - {keys}:2: {SHORTER}",
+        "  - --request-timeout: must be a number above 0 (got -1.0)",
+        "  - --max-batch: must be an integer of 1 or more (got 0)",
+        "  - --shutdown-timeout: must be a number above 0 (got inf)",
+    ]
+    assert SHORT not in err
+
+
+def _serve_params() -> dict[str, Any]:
+    """The options of ``kgfuse serve`` as typer builds them for ``--help``."""
+    from api.cli import app
+
+    serve = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    return {p.name: p for p in serve.params}
+
+
+def test_serve_help_and_defaults_are_the_settings_fields() -> None:
+    """Every setting a user may give is an option whose flag, default and help are the field's:
+    a new field cannot be forgotten, nor its help drift from what is checked."""
+    params = _serve_params()
+    defaults = ServeSettings(bundle=Path("."))
+    for field in dataclasses.fields(ServeSettings):
+        if field.name == "keys":  # from the environment and --keys-file
+            continue
+        param = params[field.name]
+        assert param.opts[0] == option_of(ServeSettings, field.name).lower()  # BUNDLE: bundle
+        assert getattr(param, "help", None) == help_text(field.name)
+        if field.name != "bundle":
+            default = getattr(defaults, field.name)
+            assert param.default == (list(default) if isinstance(default, tuple) else default)
+
+
+def test_serve_settings_readme_table_is_the_models_table() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split(BEGIN, 1)[1].split(END, 1)[0]
+    assert block == "\n" + settings_markdown(), (
+        "README.md's serve settings table differs from api/settings.py: run "
+        "`python -m api.settings README.md`"
+    )
+    assert readme_with_settings(readme) == readme
+    assert "| `--max-texts` | 64 | Texts per POST /v1/predict request;" in block
+    with pytest.raises(SettingsError, match="no <!-- serve-settings:begin -->"):
+        readme_with_settings("no markers\n")
+
+
+def test_serve_settings_public_limits_are_the_clients_view() -> None:
+    """`GET /v1/model`'s ``limits``: no keys, paths or process details."""
+    assert ServeSettings(bundle=Path("."), keys=ApiKeys((READ,), (ADMIN,))).public() == {
+        "max_body_bytes": 1_000_000,
+        "max_texts": 64,
+        "max_chars": 5_000,
+        "max_top_k_paths": 10,
+        "request_timeout_s": 30.0,
+        "max_batch": 32,
+        "max_wait_ms": 5.0,
+        "queue_size": 256,
+        "shutdown_timeout_s": 30.0,
+        "max_new_entities": 10_000,
+    }
