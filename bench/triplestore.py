@@ -10,7 +10,7 @@ Benchmark of the triple-store backend (kg/triplestore.py) against the KG loaded 
    - memory (the baseline): ``kg.load(file)``, then ``graph.subgraph`` latency;
    - store: ``kg.triplestore_load.bulk_load`` into an on-disk Oxigraph store (pyoxigraph's bulk
      loader, bounded memory);
-   - endpoint: ``oxigraph serve-read-only`` on that store, then ``TripleStoreGraph.neighborhood``
+   - endpoint: ``oxigraph serve-read-only`` on that store, then ``TripleStore.neighborhood``
      over HTTP for ``--queries`` seeded random seeds, first each with an empty cache (cold), then
      the same seeds again with the cache filled (warm).
 3. Prints the figures and their ratios to the baseline; ``--json FILE`` writes them.
@@ -78,9 +78,9 @@ def op_store(spec: dict[str, Any]) -> dict[str, Any]:
 
 def op_endpoint(spec: dict[str, Any]) -> dict[str, Any]:
     """Neighbourhoods over HTTP, cold cache then warm cache, same seeds."""
-    from kg.triplestore import TripleStoreGraph
+    from kg.triplestore import TripleStore
 
-    store = TripleStoreGraph(spec["url"], timeout_s=120)
+    store = TripleStore(spec["url"], timeout_s=120)
     seeds = [f"{IRI_BASE}entity/{s}" for s in _seeds(spec["entities"], spec["queries"])]
     cold, warm, nodes = [], [], []
     for seed in seeds:

@@ -25,7 +25,7 @@ from kg.load import load, open_or_load
 from kg.parse import PARSERS
 
 if TYPE_CHECKING:
-    from kg.triplestore import TripleStoreGraph
+    from kg.triplestore import TripleStore
 
 app = typer.Typer(
     help="Compile triples files and query the compiled knowledge graph.", no_args_is_help=True
@@ -169,12 +169,12 @@ def load_command(
 
 def _triple_store(
     kg_path: Path | None, endpoint: str | None, store: Path | None
-) -> TripleStoreGraph | None:
+) -> TripleStore | None:
     """The triple store to query, or None for a compiled KG (--kg)."""
     if endpoint or store:
-        from kg.triplestore import TripleStoreGraph
+        from kg.triplestore import TripleStore
 
-        return TripleStoreGraph(endpoint or str(store))
+        return TripleStore(endpoint or str(store))
     if kg_path is None:
         raise typer.BadParameter("pass --kg, --endpoint or --store")
     return None

@@ -1,7 +1,7 @@
 """A triple store as a `kg.protocol.Graph`, so that models train and serve over a KG they
 cannot load.
 
-`StoreGraph` wraps a `TripleStoreGraph` and numbers entities as it first meets them (interning),
+`StoreGraph` wraps a `TripleStore` and numbers entities as it first meets them (interning),
 so the code written against the protocol (integer ids, subgraphs, labels, paths, counts) runs
 unchanged over a SPARQL endpoint or an on-disk Oxigraph store: the algorithms are the shared
 ones, over the batched `edge_entries` and `degrees_of` (one store request each). Relation ids
@@ -46,7 +46,7 @@ from kg.search import EntityMatch
 from kg.storage import read_versioned_json
 from kg.store_names import names_graph
 from kg.subgraph import Subgraph, k_hop_subgraph
-from kg.triplestore import TripleStoreGraph
+from kg.triplestore import TripleStore
 from kg.values import Neighbor, Triple, humanize, local_name
 
 REFERENCE_FILE = "store.json"
@@ -79,7 +79,7 @@ class StoreGraph:
 
     def __init__(
         self,
-        store: TripleStoreGraph,
+        store: TripleStore,
         relations: Sequence[str] | None = None,
         entities: Sequence[str] = (),
         names: KnowledgeGraph | None = None,
@@ -102,8 +102,8 @@ class StoreGraph:
     def connect(
         cls, source: str | Path, config: KGConfig | None = None, **store: Any
     ) -> StoreGraph:
-        """A view of the endpoint URL or store folder ``source`` (options: `TripleStoreGraph`)."""
-        return cls(TripleStoreGraph(source, config, **store))
+        """A view of the endpoint URL or store folder ``source`` (options: `TripleStore`)."""
+        return cls(TripleStore(source, config, **store))
 
     def __repr__(self) -> str:
         return (
@@ -417,7 +417,7 @@ class StoreGraph:
         ref = read_versioned_json(
             directory / REFERENCE_FILE, FORMAT, FORMAT_VERSION, "triple-store reference", fix
         )
-        store = TripleStoreGraph(source or ref["source"], KGConfig.from_dict(ref["config"]))
+        store = TripleStore(source or ref["source"], KGConfig.from_dict(ref["config"]))
         names = load_graph(directory / NAMES_DIR)
         return cls(store, ref["relations"], ref["entities"], names)
 

@@ -7,10 +7,10 @@ from kg import vocab
 from kg.compile import GraphBuilder
 from kg.errors import KGStoreError
 from kg.graph import KnowledgeGraph
-from kg.triplestore import TripleStoreGraph
+from kg.triplestore import TripleStore
 
 
-def names_graph(store: TripleStoreGraph, page_size: int = 10_000) -> KnowledgeGraph:
+def names_graph(store: TripleStore, page_size: int = 10_000) -> KnowledgeGraph:
     """A compiled KG of the store's names: each entity's display label (as the label), its
     other names (as aliases) and its types. Nothing else: no edges, no descriptions."""
     config = store.config

@@ -1,6 +1,6 @@
 """A read-only KG over a triple store, for graphs too big to load: fetch what a query needs.
 
-`TripleStoreGraph` talks to a SPARQL 1.1 endpoint (HTTP, SELECT queries, JSON results) or to an
+`TripleStore` talks to a SPARQL 1.1 endpoint (HTTP, SELECT queries, JSON results) or to an
 embedded on-disk `pyoxigraph.Store`. `neighborhood` pulls k-hop subgraphs with one batched query
 per hop and per kind of fact (``VALUES ?v { ... }`` over the whole frontier: its edges in both
 directions, then its candidates' degrees) and returns a small compiled `KnowledgeGraph` with the
@@ -9,7 +9,7 @@ relevance rule of kg/subgraph.py, with degrees counted over the whole store. Wha
 fetched (edges, outgoing edges of its last hop, degrees, names and types) stays in LRU caches, so
 a neighbourhood asked again, or one that overlaps it, sends no query for what is cached.
 
-    store = TripleStoreGraph("http://localhost:7878/query")   # or TripleStoreGraph(store_dir)
+    store = TripleStore("http://localhost:7878/query")   # or TripleStore(store_dir)
     sub = store.neighborhood([store.resolve("Influenza")], hops=2, max_nodes=64)
     paths = store.paths(store.resolve("Influenza"), store.resolve("COVID-19"), k=3)
 
@@ -65,7 +65,7 @@ class Fact(NamedTuple):
     datatype: str
 
 
-class TripleStoreGraph:
+class TripleStore:
     """Queries a triple store for neighbourhoods, labels and paths; never loads it whole.
 
     Args:
@@ -104,7 +104,7 @@ class TripleStoreGraph:
         self._facts: LRUCache[str, list[Fact]] = LRUCache(cache_size)  # names, texts, types
 
     def __repr__(self) -> str:
-        return f"TripleStoreGraph({self.source!r}, cached={len(self._edges)})"
+        return f"TripleStore({self.source!r}, cached={len(self._edges)})"
 
     # ----- the client -----
     @property

@@ -15,7 +15,7 @@ from kg.cli import app
 from kg.errors import EntityNotFoundError
 from kg.store_graph import StoreGraph
 from kg.subgraph import k_hop_subgraph
-from kg.triplestore import TripleStoreGraph
+from kg.triplestore import TripleStore
 
 pytestmark = pytest.mark.integration
 
@@ -152,7 +152,7 @@ def test_graph_parity_store_subgraph_equals_in_memory(
 def test_graph_parity_store_subgraph_sends_one_request_per_hop(store_dir: Path) -> None:
     """Seeds' degrees, then (edges, degrees) per hop, the last hop's edges, the kept nodes'
     names: however many nodes a frontier holds. Asked again, all of it comes from caches."""
-    client = TripleStoreGraph(store_dir)
+    client = TripleStore(store_dir)
     calls: list[str] = []
     select = client.select
 

@@ -22,7 +22,7 @@ from kg.cli import app
 from kg.errors import EntityNotFoundError, InvalidIRIError, KGStoreError
 from kg.sparql import Select
 from kg.store_graph import StoreGraph
-from kg.triplestore import TripleStoreGraph
+from kg.triplestore import TripleStore
 from tests.conftest import free_port, oxigraph_endpoint
 
 pytestmark = pytest.mark.integration
@@ -76,8 +76,8 @@ def embedded(triples: list[Path], tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 @pytest.fixture(scope="module", params=["endpoint", "embedded"])
-def store(request: pytest.FixtureRequest) -> TripleStoreGraph:
-    return TripleStoreGraph(request.getfixturevalue(request.param), batch=7)
+def store(request: pytest.FixtureRequest) -> TripleStore:
+    return TripleStore(request.getfixturevalue(request.param), batch=7)
 
 
 def _named(graph: kg.KnowledgeGraph, sub: kg.Subgraph) -> tuple[list, set]:
@@ -103,7 +103,7 @@ CASES = [
 
 @pytest.mark.parametrize(("seeds", "hops", "max_nodes"), CASES)
 def test_triplestore_neighborhood_equals_in_memory_subgraph(
-    store: TripleStoreGraph, memory: kg.KnowledgeGraph, seeds, hops, max_nodes
+    store: TripleStore, memory: kg.KnowledgeGraph, seeds, hops, max_nodes
 ) -> None:
     got = store.neighborhood(seeds, hops=hops, max_nodes=max_nodes)
     want = memory.subgraph([memory.entity_id(s) for s in seeds], hops=hops, max_nodes=max_nodes)
@@ -119,7 +119,7 @@ def test_triplestore_neighborhood_equals_in_memory_subgraph(
     [(EX + "flu", EX + "covid"), (EX + "cold", EX + "sars_cov_2"), (GEN + "e03", GEN + "e17")],
 )
 def test_triplestore_paths_equal_in_memory_paths(
-    store: TripleStoreGraph, memory: kg.KnowledgeGraph, source: str, target: str
+    store: TripleStore, memory: kg.KnowledgeGraph, source: str, target: str
 ) -> None:
     local, got = store.paths(source, target, k=5, max_hops=3)
     want = memory.paths(memory.entity_id(source), memory.entity_id(target), k=5, max_hops=3)
@@ -133,7 +133,7 @@ def test_triplestore_paths_equal_in_memory_paths(
 
 @pytest.mark.parametrize(("seeds", "hops", "max_nodes"), CASES)
 def test_store_graph_subgraph_has_the_compiled_ids_of_relations_and_triples(
-    store: TripleStoreGraph, memory: kg.KnowledgeGraph, seeds, hops, max_nodes
+    store: TripleStore, memory: kg.KnowledgeGraph, seeds, hops, max_nodes
 ) -> None:
     """The model's view of a store: triples with the relation ids of the compiled graph."""
     graph = StoreGraph(store)
@@ -158,7 +158,7 @@ def test_store_graph_subgraph_has_the_compiled_ids_of_relations_and_triples(
 
 @pytest.mark.parametrize("by_relation", [False, True])
 def test_store_counter_features_equal_the_compiled_counter(
-    store: TripleStoreGraph, memory: kg.KnowledgeGraph, by_relation: bool
+    store: TripleStore, memory: kg.KnowledgeGraph, by_relation: bool
 ) -> None:
     graph = StoreGraph(store)
     label_iris = [EX + "sars_cov_2", EX + "influenza_virus", GEN + "e00", GEN + "e07"]
@@ -209,7 +209,7 @@ def test_triplestore_cache_smaller_than_one_request_still_answers(
     embedded: Path, memory: kg.KnowledgeGraph
 ) -> None:
     """A request for more entities than the cache holds must not lose its own entries."""
-    store = TripleStoreGraph(embedded, cache_size=2, batch=3)
+    store = TripleStore(embedded, cache_size=2, batch=3)
     seeds = [GEN + "e03", GEN + "e17"]
     got = store.neighborhood(seeds, hops=3, max_nodes=25)
     want = memory.subgraph([memory.entity_id(s) for s in seeds], hops=3, max_nodes=25)
@@ -217,16 +217,14 @@ def test_triplestore_cache_smaller_than_one_request_still_answers(
 
 
 def test_triplestore_degrees_are_whole_store_degrees(
-    store: TripleStoreGraph, memory: kg.KnowledgeGraph
+    store: TripleStore, memory: kg.KnowledgeGraph
 ) -> None:
     iris = [memory.iri(e) for e in range(memory.num_entities)]
     got = store.degrees(iris)
     assert [got[i] for i in iris] == memory.degrees().tolist()
 
 
-def test_triplestore_labels_pages_and_names(
-    store: TripleStoreGraph, memory: kg.KnowledgeGraph
-) -> None:
+def test_triplestore_labels_pages_and_names(store: TripleStore, memory: kg.KnowledgeGraph) -> None:
     want = [
         (memory.iri(e), memory.labels[e], memory.aliases_of(e))
         for e in range(memory.num_entities)
@@ -244,7 +242,7 @@ def test_triplestore_labels_pages_and_names(
 
 
 def test_triplestore_literal_with_quotes_and_backslash_round_trips(
-    store: TripleStoreGraph, memory: kg.KnowledgeGraph
+    store: TripleStore, memory: kg.KnowledgeGraph
 ) -> None:
     """A label is sent as a term (bound on the embedded store, serialised by pyoxigraph over
     HTTP) and read back exactly."""
@@ -258,7 +256,7 @@ def test_triplestore_literal_with_quotes_and_backslash_round_trips(
         store.resolve('say """hi')
 
 
-def test_triplestore_invalid_iri_is_refused_before_any_query(store: TripleStoreGraph) -> None:
+def test_triplestore_invalid_iri_is_refused_before_any_query(store: TripleStore) -> None:
     sent = store.attempts
     calls = [
         lambda: store.neighborhood([EX + "flu", BAD_IRI]),
@@ -315,7 +313,7 @@ def test_triplestore_load_from_endpoint_equals_in_memory(
 
 def test_triplestore_unreachable_endpoint_retries_then_names_url() -> None:
     url = f"http://127.0.0.1:{free_port()}/query"  # nothing listens there
-    store = TripleStoreGraph(url, retries=2, backoff_s=0.01)
+    store = TripleStore(url, retries=2, backoff_s=0.01)
     with pytest.raises(KGStoreError, match=re.escape(url)) as info:
         store.neighborhood([EX + "flu"])
     assert store.attempts == 3
@@ -355,7 +353,7 @@ def test_triplestore_query_timeout_fails_whole_and_caches_nothing(endpoint: str)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/query"
     try:
-        store = TripleStoreGraph(url, batch=1, timeout_s=0.3, retries=1, backoff_s=0.01)
+        store = TripleStore(url, batch=1, timeout_s=0.3, retries=1, backoff_s=0.01)
         seeds = [EX + "flu", EX + "cold", EX + "covid"]
         # queries 1-3: the seeds' degrees; 4: the first batch of edges; 5: stalls
         with pytest.raises(KGStoreError, match=r"timeout_s=0\.3"):
@@ -388,7 +386,7 @@ def test_triplestore_fetches_a_whole_frontier_in_one_request(
     """Each hop asks once for its whole frontier's edges and once for its candidates' degrees,
     however many nodes it holds; asked again, the same neighbourhood comes from the cache."""
     seeds, hops, max_nodes = [GEN + "e42"], 2, 200
-    store = TripleStoreGraph(endpoint)
+    store = TripleStore(endpoint)
     got = store.neighborhood(seeds, hops=hops, max_nodes=max_nodes)
     want = memory.subgraph([memory.entity_id(s) for s in seeds], hops=hops, max_nodes=max_nodes)
     assert (want.hop == 1).sum() >= 4, "the case needs a multi-node frontier at hop 2"
