@@ -4,6 +4,7 @@ so a model sees the same graph whichever backend holds it."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 import kg
 from kg.cli import app
-from kg.errors import EntityNotFoundError
+from kg.errors import EntityNotFoundError, KGStoreError
 from kg.store_graph import StoreGraph
 from kg.subgraph import k_hop_subgraph
 from kg.triplestore import TripleStore
@@ -269,6 +270,25 @@ def test_graph_parity_capabilities(memory: kg.KnowledgeGraph, store: StoreGraph)
     assert store.names_graph.compiled is store.names_graph
     assert str(store.source) in store.stats()["source"]  # type: ignore[operator]
     assert memory.fingerprint != store.fingerprint
+
+
+def test_store_graph_saved_reference_reopens_with_the_same_ids(
+    store: StoreGraph, tmp_path: Path
+) -> None:
+    """A saved StoreGraph is a reference: reopened, the same entity and relation ids and the
+    same fingerprint; a reference missing a field is refused with the file and the fix."""
+    seen = [store.resolve(iri) for iri in ENTITIES]
+    saved = store.save(tmp_path / "kg")
+    assert sorted(p.name for p in saved.iterdir()) == ["names", "store.json"]
+    again = StoreGraph.open(saved)
+    assert [again.iri(e) for e in seen] == ENTITIES
+    assert again.num_relations == store.num_relations
+    assert again.fingerprint == store.fingerprint
+    reference = json.loads((saved / "store.json").read_text())
+    del reference["relations"]
+    (saved / "store.json").write_text(json.dumps(reference))
+    with pytest.raises(KGStoreError, match=r"store\.json has no 'relations' field; train"):
+        StoreGraph.open(saved)
 
 
 def _both_backends_are_graphs(memory: kg.KnowledgeGraph, store: StoreGraph) -> list[kg.Graph]:
