@@ -79,7 +79,6 @@ class StoreGraph:
         self._iris: list[str] = []
         self._ids: dict[str, int] = {}
         self._info: dict[int, EntityInfo] = {}
-        self._rows_fetched: set[int] = set()  # entities whose every edge the store has sent
         self._names = names
         self._lock = threading.RLock()  # the API reads the KG from several threads
         for iri in entities:
@@ -89,7 +88,7 @@ class StoreGraph:
     def connect(
         cls, source: str | Path, config: KGConfig | None = None, **store: Any
     ) -> StoreGraph:
-        """A view of the endpoint URL or store folder ``source`` (options: `TripleStore`)."""
+        """The graph of the endpoint URL or store folder ``source`` (options: `TripleStore`)."""
         return cls(TripleStore(source, config, **store))
 
     def __repr__(self) -> str:
@@ -145,7 +144,6 @@ class StoreGraph:
         with self._lock:
             self.store.clear_cache()
             self._info.clear()
-            self._rows_fetched.clear()
             self._relation_labels = None
 
     # ----- entities -----
@@ -275,33 +273,33 @@ class StoreGraph:
         iris = [self.iri(e) for e in entities]
         R = self.num_relations
         out: dict[int, list[tuple[int, int]]] = {}
+        relation, ids = self._relation_ids, self._ids
         with self._lock:
-            found = self.store.edges(iris)
+            found = self.store.edges(iris)  # in the CSR's order: relation ids follow IRIs
             for e, iri in zip(entities, iris, strict=True):
-                row = sorted(
-                    (self._relation_ids[x.predicate] + (0 if x.outgoing else R), x.node)
+                out[e] = [
+                    (
+                        relation[x.predicate] + (0 if x.outgoing else R),
+                        ids[x.node] if x.node in ids else self._intern(x.node),
+                    )
                     for x in found[iri]
-                    if x.predicate in self._relation_ids
-                )
-                out[e] = [(r, self._intern(node)) for r, node in row]
-            self._rows_fetched.update(entities)
+                    if x.predicate in relation
+                ]
         return out
 
     def triples_among(self, nodes: Sequence[int]) -> list[Triple]:
         """As `KnowledgeGraph.triples_among`: from the rows already fetched, and for the other
         nodes one request for their edges to ``nodes`` alone (a hub's thousands stay away)."""
         iris = [self.iri(n) for n in nodes]
-        inside = set(iris)
         with self._lock:
-            full = [i for n, i in zip(nodes, iris, strict=True) if n in self._rows_fetched]
-            found = self.store.edges(full)  # cached by the client: usually no request
-            found |= self.store.edges_among([i for i in iris if i not in found], iris)
-            return [
-                Triple(n, self._relation_ids[x.predicate], self._intern(x.node))
-                for n, iri in zip(nodes, iris, strict=True)
-                for x in found[iri]
-                if x.outgoing and x.node in inside and x.predicate in self._relation_ids
-            ]
+            found = self.store.edges_among(iris, iris)
+        id_of, relation = dict(zip(iris, nodes, strict=True)), self._relation_ids
+        return [
+            Triple(n, relation[x.predicate], id_of[x.node])
+            for n, iri in zip(nodes, iris, strict=True)
+            for x in found[iri]
+            if x.predicate in relation
+        ]
 
     def degrees_of(self, entities: Sequence[int]) -> np.ndarray:
         """int64 [len(entities)]: whole-store degrees."""

@@ -60,14 +60,23 @@ class Fact(NamedTuple):
     datatype: str
 
 
+def _row_order(edge: Edge) -> tuple[bool, str, str]:
+    return not edge.outgoing, edge.predicate, edge.node
+
+
 def _cached(
     cache: LRUCache[str, V], iris: Sequence[str], fetch: Callable[[list[str]], dict[str, V]]
 ) -> dict[str, V]:
     """``iri -> value`` for each of ``iris``: from ``cache``, else from one ``fetch`` of all
     the missing ones. The cached values are read before new ones go in (a request larger than
     the cache would evict its own entries), and go in only once the whole fetch succeeded."""
-    result = {i: cache[i] for i in dict.fromkeys(iris) if i in cache}
-    missing = [i for i in dict.fromkeys(iris) if i not in result]
+    result: dict[str, V] = {}
+    missing: list[str] = []
+    for i in dict.fromkeys(iris):
+        try:
+            result[i] = cache[i]  # one lookup (an LRU's also moves the entry): no `in` first
+        except KeyError:
+            missing.append(i)
     if missing:
         for iri, value in fetch(missing).items():
             result[iri] = cache[iri] = value
@@ -147,7 +156,8 @@ class TripleStore:
 
     # ----- structure, cached -----
     def edges(self, iris: Sequence[str]) -> dict[str, list[Edge]]:
-        """Every edge of each entity, both directions, sorted by (predicate, node)."""
+        """Every edge of each entity: the outgoing ones, then the incoming ones, each sorted by
+        (predicate, node), which is a compiled CSR row's order."""
         return _cached(self._edges, iris, self._fetch_edges)
 
     def _fetch_edges(self, iris: list[str]) -> dict[str, list[Edge]]:
@@ -155,7 +165,7 @@ class TripleStore:
         for r in self._batched(self.queries.edges, iris):
             outgoing = r["out"]["value"] == "true"
             got[r["v"]["value"]].add(Edge(r["p"]["value"], r["o"]["value"], outgoing))
-        return {i: sorted(found) for i, found in got.items()}
+        return {i: sorted(found, key=_row_order) for i, found in got.items()}
 
     def degrees(self, iris: Sequence[str]) -> dict[str, int]:
         """Degree of each entity in the whole store (a self-loop counts twice, as in CSR)."""
@@ -168,31 +178,39 @@ class TripleStore:
         return got
 
     def edges_among(self, iris: Sequence[str], nodes: Sequence[str]) -> dict[str, list[Edge]]:
-        """Outgoing edges from ``iris`` to ``nodes``: what a subgraph's last hop needs, without
-        all the edges of a hub among them. Cached with the node set they were fetched for, so
-        a later call whose nodes fall within that set sends no query."""
+        """Outgoing edges from ``iris`` to ``nodes``, sorted by (predicate, node): what the
+        triples of a subgraph need, without all the edges of a hub among them. An entity whose
+        whole row is cached needs no request; the others are asked in one (per batch), and the
+        answers are cached with the node set they were fetched for, so a later call whose
+        nodes fall within that set sends no query."""
         inside = frozenset(nodes)
+        terms = sparql.iris(inside)  # checked even when the cache answers: an error is an error
         result: dict[str, list[Edge]] = {}
+        derived: dict[str, list[Edge]] = {}
         for i in dict.fromkeys(iris):
-            if i in self._among:
-                within, found = self._among[i]
-                if inside <= within:
-                    result[i] = [e for e in found if e.node in inside]
+            if i in self._among and inside <= self._among[i][0]:
+                result[i] = [e for e in self._among[i][1] if e.node in inside]
+            elif i in self._edges:
+                row = self._edges[i]
+                result[i] = derived[i] = [e for e in row if e.outgoing and e.node in inside]
         missing = [i for i in dict.fromkeys(iris) if i not in result]
         if missing:
-            query = self.queries.edges_among.given(o=sparql.iris(inside))
             got: dict[str, set[Edge]] = {i: set() for i in missing}
-            for r in self._batched(query, missing):
+            for r in self._batched(self.queries.edges_among.given(o=terms), missing):
                 got[r["v"]["value"]].add(Edge(r["p"]["value"], r["o"]["value"], True))
-            for entity, edges in got.items():  # cached only once every batch has succeeded
-                result[entity] = sorted(edges)
-                within, known = inside, result[entity]
-                old = self._among.get(entity)
-                if old is not None and len(old[0]) + len(inside) <= AMONG_MAX_NODES:
-                    # what is known of both node sets: a node in several neighbourhoods
-                    within, known = old[0] | inside, sorted(set(old[1]) | set(known))
-                self._among[entity] = (within, known)
+            for entity, fetched in got.items():  # cached only once every batch has succeeded
+                result[entity] = derived[entity] = sorted(fetched)
+        for entity, edges in derived.items():
+            self._remember_among(entity, inside, edges)
         return {i: result[i] for i in iris}
+
+    def _remember_among(self, entity: str, inside: frozenset[str], edges: list[Edge]) -> None:
+        within, known = inside, edges
+        old = self._among.get(entity)
+        if old is not None and len(old[0]) + len(inside) <= AMONG_MAX_NODES:
+            # what is known of both node sets: a node in several subgraphs
+            within, known = old[0] | inside, sorted(set(old[1]) | set(edges))
+        self._among[entity] = (within, known)
 
     def label_links(self, iris: Sequence[str], targets: Sequence[str]) -> dict[str, set[str]]:
         """Which of ``targets`` each entity shares an edge with, in either direction."""
