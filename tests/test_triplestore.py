@@ -356,7 +356,15 @@ def test_triplestore_query_timeout_fails_whole_and_caches_nothing(endpoint: str)
         server.server_close()
 
 
-@pytest.mark.parametrize("command", [["path", "Influenza", "COVID-19"], ["neighbors", "flu"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["path", "Influenza", "COVID-19"],
+        ["path", "Influenza", "COVID-19", "--json"],
+        ["neighbors", "flu"],
+        ["neighbors", "flu", "--limit", "2"],  # the two most specific neighbours, on both
+    ],
+)
 def test_triplestore_cli_queries_match_compiled_kg(
     command: list[str], endpoint: str, embedded: Path, triples: list[Path], tmp_path: Path
 ) -> None:
