@@ -5,42 +5,25 @@ so a model sees the same graph whichever backend holds it."""
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import kg
-from kg.cli import app
 from kg.errors import EntityNotFoundError, KGStoreError
 from kg.store_graph import StoreGraph
 from kg.subgraph import k_hop_subgraph
 from kg.triplestore import TripleStore
+from tests.test_triplestore import EX, GEN, oxigraph_store, random_graph
 
 pytestmark = pytest.mark.integration
-
-EX = "http://example.org/tiny/"
-GEN = "http://example.org/gen/"
 
 
 @pytest.fixture(scope="module")
 def triples(tiny_ttl: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """tiny.ttl plus a random 60-node graph with ties, hubs, self-loops, types and labels."""
-    rng = random.Random(11)
-    lines = set()
-    for _ in range(220):
-        s, o = rng.randrange(60), int(rng.paretovariate(1.2)) % 60
-        if rng.random() < 0.5:
-            s, o = o, s
-        lines.add(f"<{GEN}e{s:02d}> <{GEN}r{rng.randrange(3)}> <{GEN}e{o:02d}> .")
-    for e in range(0, 60, 3):
-        lines.add(f'<{GEN}e{e:02d}> <http://www.w3.org/2000/01/rdf-schema#label> "node {e}" .')
-        lines.add(f"<{GEN}e{e:02d}> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <{GEN}T> .")
-    lines.add(f"<{GEN}joint_pain> <{GEN}r0> <{GEN}e01> .")  # no label: named by its IRI
-    path = tmp_path_factory.mktemp("gen") / "gen.nt"
-    path.write_text("\n".join(sorted(lines)) + "\n")
-    return [tiny_ttl, path]
+    """tiny.ttl plus a random graph and an unlabelled entity (named by its IRI)."""
+    joint_pain = f"<{GEN}joint_pain> <{GEN}r0> <{GEN}e01> ."
+    return [tiny_ttl, random_graph(tmp_path_factory.mktemp("gen") / "gen.nt", 11, joint_pain)]
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +33,7 @@ def memory(triples: list[Path]) -> kg.KnowledgeGraph:
 
 @pytest.fixture(scope="module")
 def store_dir(triples: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("oxigraph-parity") / "store"
-    args = ["load", *map(str, triples), "--backend", "oxigraph", "--store", str(store)]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    return store
+    return oxigraph_store(triples, tmp_path_factory.mktemp("oxigraph-parity"))
 
 
 @pytest.fixture

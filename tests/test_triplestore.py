@@ -36,11 +36,11 @@ ODD_LABEL = 'say """hi""" \\ VALUES ?v {} ?o'  # quotes, a backslash, text like 
 BAD_IRI = EX + "flu> ?p ?o } #"  # would close the IRI and the query, were it pasted in
 
 
-@pytest.fixture(scope="module")
-def triples(tiny_ttl: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """tiny.ttl plus a random 60-node graph with ties, hubs, self-loops, types and labels."""
-    rng = random.Random(7)
-    lines = set()
+def random_graph(path: Path, seed: int, *more: str) -> Path:
+    """A random 60-node graph with ties, hubs, self-loops, types and labels, and ``more``
+    N-Triples lines, written to ``path`` (tests/test_graph_parity.py uses it too)."""
+    rng = random.Random(seed)
+    lines = set(more)
     for _ in range(220):
         s, o = rng.randrange(60), int(rng.paretovariate(1.2)) % 60
         if rng.random() < 0.5:
@@ -49,11 +49,25 @@ def triples(tiny_ttl: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Pa
     for e in range(0, 60, 3):
         lines.add(f'<{GEN}e{e:02d}> <http://www.w3.org/2000/01/rdf-schema#label> "node {e}" .')
         lines.add(f"<{GEN}e{e:02d}> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <{GEN}T> .")
-    odd = ODD_LABEL.replace("\\", "\\\\").replace('"', '\\"')
-    lines.add(f'<{GEN}odd> <http://www.w3.org/2000/01/rdf-schema#label> "{odd}" .')
-    path = tmp_path_factory.mktemp("gen") / "gen.nt"
     path.write_text("\n".join(sorted(lines)) + "\n")
-    return [tiny_ttl, path]
+    return path
+
+
+def oxigraph_store(triples: list[Path], folder: Path) -> Path:
+    """An on-disk store in ``folder`` made by `kgfuse kg load --backend oxigraph`."""
+    store = folder / "store"
+    args = ["load", *map(str, triples), "--backend", "oxigraph", "--store", str(store)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return store
+
+
+@pytest.fixture(scope="module")
+def triples(tiny_ttl: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """tiny.ttl plus a random graph and an entity whose label reads like SPARQL."""
+    odd = ODD_LABEL.replace("\\", "\\\\").replace('"', '\\"')
+    label = f'<{GEN}odd> <http://www.w3.org/2000/01/rdf-schema#label> "{odd}" .'
+    return [tiny_ttl, random_graph(tmp_path_factory.mktemp("gen") / "gen.nt", 7, label)]
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +84,7 @@ def endpoint(triples: list[Path], tmp_path_factory: pytest.TempPathFactory) -> I
 
 @pytest.fixture(scope="module")
 def embedded(triples: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An on-disk store made by `kgfuse kg load --backend oxigraph`."""
-    store = tmp_path_factory.mktemp("oxigraph-embedded") / "store"
-    args = ["load", *map(str, triples), "--backend", "oxigraph", "--store", str(store)]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    return store
+    return oxigraph_store(triples, tmp_path_factory.mktemp("oxigraph-embedded"))
 
 
 @pytest.fixture(scope="module", params=["endpoint", "embedded"])
