@@ -11,6 +11,7 @@ import pytest
 
 import kg
 from kg.errors import EntityNotFoundError, KGStoreError
+from kg.sparql import Row, Select
 from kg.store_graph import StoreGraph
 from kg.subgraph import k_hop_subgraph
 from kg.triplestore import TripleStore
@@ -132,17 +133,17 @@ def test_graph_parity_store_subgraph_equals_in_memory(
 def test_graph_parity_store_subgraph_sends_one_request_per_hop(store_dir: Path) -> None:
     """Seeds' degrees, then (edges, degrees) per hop, the last hop's edges, the kept nodes'
     names: however many nodes a frontier holds. Asked again, all of it comes from caches."""
-    client = TripleStore(store_dir)
-    calls: list[str] = []
-    select = client.select
+    store = TripleStore(store_dir)
+    calls: list[Select | str] = []
+    select = store.select
 
-    def counted(query: str) -> list:
+    def counted(query: Select | str) -> list[Row]:
         calls.append(query)
         return select(query)
 
-    client.select = counted  # type: ignore[method-assign]
-    graph = StoreGraph(client)
-    calls.clear()  # creating the view lists the relations
+    store.select = counted  # type: ignore[method-assign]
+    graph = StoreGraph(store)
+    calls.clear()  # creating the graph lists the relations
     hops = 2
     sub = graph.subgraph([graph.entity_id(GEN + "e42")], hops=hops, max_nodes=200)
     assert (sub.hop == 1).sum() >= 3, "the case needs a multi-node frontier at hop 2"
