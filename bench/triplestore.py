@@ -1,7 +1,8 @@
 """.venv/bin/python bench/triplestore.py --json bench/results/triplestore.json
 Quick run, well under a minute: .venv/bin/python bench/triplestore.py --triples 200000
 
-Benchmark of the triple-store backend (kg/triplestore.py) against the KG loaded in memory.
+Benchmark of the triple-store backend (kg/store_graph.py over kg/triplestore.py) against the KG
+loaded in memory.
 
 1. Writes the synthetic N-Triples file of bench/kg_load.py (same generator, same seed): one
    label per entity, Zipf-like entity-to-entity edges.
@@ -10,9 +11,10 @@ Benchmark of the triple-store backend (kg/triplestore.py) against the KG loaded 
    - memory (the baseline): ``kg.load(file)``, then ``graph.subgraph`` latency;
    - store: ``kg.triplestore_load.bulk_load`` into an on-disk Oxigraph store (pyoxigraph's bulk
      loader, bounded memory);
-   - endpoint: ``oxigraph serve-read-only`` on that store, then ``TripleStoreGraph.neighborhood``
-     over HTTP for ``--queries`` seeded random seeds, first each with an empty cache (cold), then
-     the same seeds again with the cache filled (warm).
+   - endpoint: ``oxigraph serve-read-only`` on that store, then ``StoreGraph.subgraph`` over
+     HTTP for ``--queries`` seeded random seeds, first each with empty caches (cold), then the
+     same seeds again with the caches filled (warm). The JSON keys (``endpoint.cold``,
+     ``endpoint.warm``) are those of the earlier ``TripleStoreGraph.neighborhood`` figures.
 3. Prints the figures and their ratios to the baseline; ``--json FILE`` writes them.
 
 ``hops`` and ``max_nodes`` are those of bench/kg_load.py (2, 128). MB means MiB.
@@ -40,7 +42,7 @@ from kg_load import IRI_BASE, write_ntriples
 from relpaths import relative_paths
 
 HOPS, MAX_NODES, QUERY_SEED = 2, 128, 1
-WARM_TARGET_MS = 50.0  # the issue's target for a warm 2-hop neighbourhood on 10M triples
+WARM_TARGET_MS = 50.0  # the issue's target for a warm 2-hop subgraph on 10M triples
 
 
 def _seeds(entities: int, count: int) -> list[int]:
@@ -77,31 +79,33 @@ def op_store(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def op_endpoint(spec: dict[str, Any]) -> dict[str, Any]:
-    """Neighbourhoods over HTTP, cold cache then warm cache, same seeds."""
-    from kg.triplestore import TripleStoreGraph
+    """Subgraphs over HTTP, cold caches then warm caches, same seeds."""
+    from kg.store_graph import StoreGraph
 
-    store = TripleStoreGraph(spec["url"], timeout_s=120)
-    seeds = [f"{IRI_BASE}entity/{s}" for s in _seeds(spec["entities"], spec["queries"])]
+    graph = StoreGraph.connect(spec["url"], timeout_s=120)
+    seeds = [
+        graph.entity_id(f"{IRI_BASE}entity/{s}") for s in _seeds(spec["entities"], spec["queries"])
+    ]
     cold, warm, nodes = [], [], []
     for seed in seeds:
-        store.clear_cache()
+        graph.clear_cache()
         start = time.perf_counter()
-        nodes.append(store.neighborhood([seed], HOPS, MAX_NODES).num_nodes)
+        nodes.append(graph.subgraph([seed], HOPS, MAX_NODES).num_nodes)
         cold.append((time.perf_counter() - start) * 1000)
-    store.clear_cache()
+    graph.clear_cache()
     for seed in seeds:
-        store.neighborhood([seed], HOPS, MAX_NODES)
-    before = store.attempts
+        graph.subgraph([seed], HOPS, MAX_NODES)
+    before = graph.store.attempts
     for seed in seeds:
         start = time.perf_counter()
-        store.neighborhood([seed], HOPS, MAX_NODES)
+        graph.subgraph([seed], HOPS, MAX_NODES)
         warm.append((time.perf_counter() - start) * 1000)
     return {
         "cold": _latency(cold),
         "warm": _latency(warm),
         "mean_nodes": float(np.mean(nodes)),
-        "http_requests": store.attempts,
-        "warm_http_requests": store.attempts - before,
+        "http_requests": graph.store.attempts,
+        "warm_http_requests": graph.store.attempts - before,
     }
 
 
@@ -164,7 +168,7 @@ def measure(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     figures["memory"] = run_child("memory", nt=str(nt), **common)
     print("on-disk store: bulk load", file=sys.stderr)
     figures["store"] = run_child("store", nt=str(nt), store=str(store))
-    print(f"endpoint: {args.queries} neighbourhoods, cold then warm", file=sys.stderr)
+    print(f"endpoint: {args.queries} subgraphs, cold then warm", file=sys.stderr)
     server, url = serve(store)
     try:
         figures["endpoint"] = run_child("endpoint", url=url, **common)
@@ -189,8 +193,8 @@ def report(figures: dict[str, Any]) -> dict[str, Any]:
         "bulk load time (s)": round(store["load_s"], 2),
         "  time ratio store / memory": ratio(store["load_s"], mem["load_s"]),
         "subgraph median in memory (ms)": round(mem["median_ms"], 3),
-        "neighborhood median, endpoint, cold (ms)": round(ep["cold"]["median_ms"], 3),
-        "neighborhood median, endpoint, warm (ms)": round(ep["warm"]["median_ms"], 3),
+        "StoreGraph.subgraph median, endpoint, cold (ms)": round(ep["cold"]["median_ms"], 3),
+        "StoreGraph.subgraph median, endpoint, warm (ms)": round(ep["warm"]["median_ms"], 3),
         "  warm target (ms), met": f"<= {WARM_TARGET_MS}, {ep['warm']['median_ms'] <= WARM_TARGET_MS}",
         "HTTP requests of the warm pass": ep.get("warm_http_requests"),
         "  ratio cold / memory": ratio(ep["cold"]["median_ms"], mem["median_ms"]),
@@ -210,7 +214,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--triples", type=int, default=10_000_000, help="file size, labels included")
     p.add_argument("--entities", type=int, help="default: triples / 10")
     p.add_argument("--relations", type=int, default=16)
-    p.add_argument("--queries", type=int, default=50, help="neighbourhoods timed, each way")
+    p.add_argument("--queries", type=int, default=50, help="subgraphs timed, each way")
     p.add_argument("--workdir", type=Path, help="keep the file and store here")
     p.add_argument("--json", type=Path, help="write the figures to this file")
     p.add_argument("--child", help=argparse.SUPPRESS)

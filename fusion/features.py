@@ -134,7 +134,7 @@ class NodeFeatures:
     """One graph's node features: `rows` embeds an entity's text the first time it is asked for.
 
     Args:
-        graph: entity ids are this graph's (a triple-store graph may grow: ids it numbers
+        graph: entity ids are this graph's (a StoreGraph may grow: ids it numbers
             later are covered too).
         table: the vectors, shared with other graphs' views (`on_graph`).
     """

@@ -1,11 +1,11 @@
-"""`kgfuse kg ...`: compile triples and query a compiled KG from the shell."""
+"""`kgfuse kg ...`: compile triples, and query a KG (compiled, or a triple store) from the shell."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TypeVar
 
 import typer
 from rich.console import Console
@@ -23,9 +23,7 @@ from kg.graph import KnowledgeGraph
 from kg.guards import ReadLimits
 from kg.load import load, open_or_load
 from kg.parse import PARSERS
-
-if TYPE_CHECKING:
-    from kg.triplestore import TripleStoreGraph
+from kg.protocol import Graph
 
 app = typer.Typer(
     help="Compile triples files and query the compiled knowledge graph.", no_args_is_help=True
@@ -167,17 +165,15 @@ def load_command(
     console.print(_stats_table(kg, f"compiled {len(files)} file(s) -> {output}"))
 
 
-def _triple_store(
-    kg_path: Path | None, endpoint: str | None, store: Path | None
-) -> TripleStoreGraph | None:
-    """The triple store to query, or None for a compiled KG (--kg)."""
+def _open_graph(kg_path: Path | None, endpoint: str | None, store: Path | None) -> Graph:
+    """The KG to query: a triple store (--endpoint, --store) or a compiled KG (--kg)."""
     if endpoint or store:
-        from kg.triplestore import TripleStoreGraph
+        from kg.store_graph import StoreGraph
 
-        return TripleStoreGraph(endpoint or str(store))
+        return StoreGraph.connect(endpoint or str(store))
     if kg_path is None:
         raise typer.BadParameter("pass --kg, --endpoint or --store")
-    return None
+    return open_kg(kg_path)
 
 
 def _need(value: T | None, name: str) -> T:
@@ -229,15 +225,9 @@ def path_command(
     ),
 ) -> None:
     """The top-k simple paths between two entities, each hop a triple of the KG."""
-    remote = _triple_store(kg_path, endpoint, store)
-    if remote is None:
-        kg = open_kg(_need(kg_path, "--kg"))
-        a, b = kg.resolve(source), kg.resolve(target)
-        paths = kg.paths(a, b, k=k, max_hops=max_hops)
-    else:
-        iri_a, iri_b = remote.resolve(source), remote.resolve(target)
-        kg, paths = remote.paths(iri_a, iri_b, k=k, max_hops=max_hops)
-        a, b = kg.entity_id(iri_a), kg.entity_id(iri_b)
+    kg = _open_graph(kg_path, endpoint, store)
+    a, b = kg.resolve(source), kg.resolve(target)
+    paths = kg.paths(a, b, k=k, max_hops=max_hops)
     if not paths:
         message = f"no path of at most {max_hops} hops joins {kg.label(a)!r} and {kg.label(b)!r}"
         (Console(stderr=True) if json_lines else console).print(message)
@@ -261,18 +251,15 @@ def neighbors_command(
     endpoint: str | None = ENDPOINT_OPTION,
     store: Path | None = STORE_OPTION,
 ) -> None:
-    """The triples that touch one entity, in both directions (from a store: the triples to its
-    ``limit`` most relevant neighbours)."""
-    remote = _triple_store(kg_path, endpoint, store)
-    if remote is None:
-        kg = open_kg(_need(kg_path, "--kg"))
-        e = kg.resolve(entity)
-    else:
-        iri = remote.resolve(entity)
-        kg = cast(KnowledgeGraph, remote.neighborhood([iri], hops=1, max_nodes=limit + 1).kg)
-        e = kg.entity_id(iri)
+    """The triples that touch one entity, in both directions: with more than ``limit``
+    neighbours, those to its ``limit`` most relevant ones (the subgraph's rule: the less
+    connected first)."""
+    kg = _open_graph(kg_path, endpoint, store)
+    e = kg.resolve(entity)
+    # a 1-hop subgraph picks the neighbours (and fetches a store's names in one request)
+    kept = set(kg.subgraph([e], hops=1, max_nodes=limit + 1).nodes.tolist())
     table = Table("subject", "relation", "object", title=f"{kg.label(e)} <{kg.iri(e)}>")
-    for nb in kg.neighbors_of(e)[:limit]:
+    for nb in [nb for nb in kg.neighbors_of(e) if nb.node in kept][:limit]:
         s, o = (e, nb.node) if nb.outgoing else (nb.node, e)
         table.add_row(kg.label(s), kg.relation_label(nb.relation), kg.label(o))
     console.print(table)

@@ -1,11 +1,12 @@
 """`Graph`: everything nlp, fusion and api read of a knowledge graph, whichever backend holds it.
 
 Two classes implement it: `kg.graph.KnowledgeGraph` (compiled, in memory) and
-`kg.store_graph.StoreGraph` (a triple store, fetched as needed). The algorithms (k-hop subgraphs
-in kg/subgraph.py, paths in kg/paths.py, label counts, disambiguation) are written once against
-it; a backend overrides one only for speed, and a parity test (tests/test_graph_parity.py) shows
-the override equal to the shared algorithm. Code outside kg/ asks a capability
-(`Graph.compiled`) where a backend differs, never which class it holds.
+`kg.store_graph.StoreGraph` (over a `kg.triplestore.TripleStore`, fetched as needed). The
+algorithms (k-hop subgraphs in kg/subgraph.py, paths in kg/paths.py, label counts,
+disambiguation) are written once against it; a backend overrides one only for speed, and a
+parity test (tests/test_graph_parity.py) shows the override equal to the shared algorithm. Code
+outside kg/ asks a capability (`Graph.compiled`) where a backend differs, never which class it
+holds.
 
 Ids: entities ``0..num_entities-1``, relations ``0..num_relations-1`` sorted by IRI (the same
 relation ids on both backends); in a CSR row, relation ``r + num_relations`` marks an incoming

@@ -6,10 +6,9 @@ reach the text only through pyoxigraph's serialiser (``str(NamedNode)``, ``str(L
 which validated them when they were made and escapes them; the embedded store takes ``bind`` as
 real substitutions. No string is pasted in: `iri` refuses one that is not an IRI.
 
-`Queries` holds the texts the triple-store graph sends (kg/triplestore.py), made once per KG
-config. Edges are triples whose object is an IRI and whose predicate is not a type predicate (as
-in the compiled graph); a FILTER inside each UNION branch runs 3x faster on Oxigraph than one
-outside.
+`Queries` holds the texts `TripleStore` sends (kg/triplestore.py), made once per KG config.
+Edges are triples whose object is an IRI and whose predicate is not a type predicate (as in the
+compiled graph); a FILTER inside each UNION branch runs 3x faster on Oxigraph than one outside.
 """
 
 from __future__ import annotations
@@ -101,7 +100,7 @@ class Select:
 
 
 class Queries:
-    """The queries of a triple-store graph under one KG config (which predicates carry names,
+    """The queries of a `TripleStore` under one KG config (which predicates carry names,
     descriptions and types; whether types are edges)."""
 
     def __init__(self, config: KGConfig):
@@ -124,6 +123,7 @@ class Queries:
             f"VALUES ?v {{}} ?v ?p ?o{not_type} }}"
         )
         self.facts = _facts(config)
+        self.literals = Select("SELECT ?p ?o WHERE { VALUES ?v {} ?v ?p ?o FILTER(isLiteral(?o)) }")
         self.exists = Select("SELECT ?v WHERE { { ?v ?p ?o } UNION { ?s ?p ?v } } LIMIT 1")
         self.names = Select(
             "SELECT ?v ?p ?o WHERE { VALUES ?p {} ?v ?p ?o FILTER(isLiteral(?o)) }", {"p": names}

@@ -1,31 +1,29 @@
-"""A triple store as a `kg.protocol.Graph`, so that models train and serve over a KG they
-cannot load.
+"""`StoreGraph`: a triple store as a `kg.protocol.Graph`, so that models train and serve over
+a KG they cannot load.
 
-`StoreGraph` wraps a `TripleStoreGraph` and numbers entities as it first meets them (interning),
-so the code written against the protocol (integer ids, subgraphs, labels, paths, counts) runs
-unchanged over a SPARQL endpoint or an on-disk Oxigraph store: the algorithms are the shared
-ones, over the batched `edge_entries` and `degrees_of` (one store request each). Relation ids
-are fixed at creation: the store's predicates between entities sorted by IRI, as the compiler
-numbers them, so a model sees the same relation ids over the store as over the triples compiled.
+It wraps a `TripleStore` (kg/triplestore.py: reads by IRI, with caches) and numbers entities as
+it first meets them (interning), so the code written against the protocol (integer ids,
+subgraphs, labels, paths, counts) runs unchanged over a SPARQL endpoint or an on-disk Oxigraph
+store: the algorithms are the shared ones, over the batched `edge_entries`, `degrees_of` and
+`triples_among` (one store request each). Relation ids are fixed at creation: the store's
+predicates between entities sorted by IRI, as the compiler numbers them, so a model sees the
+same relation ids over the store as over the triples compiled.
 
     graph = StoreGraph.connect("http://localhost:7878/query")
     e = graph.resolve("Influenza")
     sub = graph.subgraph([e], hops=2, max_nodes=64)      # what KnowledgeGraph.subgraph keeps
 
 What it holds in memory: the interned IRIs with the names, descriptions and types fetched for
-them, the store's LRU caches of edges and degrees, and (`names_graph`, built on first use) a
-compiled KG of every entity's labels, aliases and types, fetched in pages: the linker's index.
-
-Saved (`save`), a StoreGraph is a reference, not a copy: ``store.json`` (the source, the KG
-config, the relation ids and the entities interned so far, in order) and ``names/``. Blank
-nodes are not followed (see kg/triplestore.py), so a KG with blank nodes differs from its
-compiled form there. The store is read, never written: add triples to the store itself.
+them, the store's LRU caches, and (`names_graph`, built on first use) a compiled KG of every
+entity's labels, aliases and types, fetched in pages: the linker's index. Saved (`save`), a
+StoreGraph is a reference, not a copy (kg/store_reference.py). Blank nodes are not followed
+(see kg/triplestore.py), so a KG with blank nodes differs from its compiled form there. The
+store is read, never written: add triples to the store itself.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,25 +32,18 @@ from typing import Any
 
 import numpy as np
 
-from kg import sparql, vocab
 from kg.config import KGConfig
 from kg.errors import EntityNotFoundError
-from kg.files import atomic_directory
 from kg.graph import KnowledgeGraph, load_graph
 from kg.graph_path import GraphPath
 from kg.paths import top_k_paths
 from kg.protocol import Graph, describe_triple
 from kg.search import EntityMatch
-from kg.storage import read_versioned_json
-from kg.store_names import names_graph
+from kg.store_names import describe, names_graph
+from kg.store_reference import StoreReference, is_store_reference
 from kg.subgraph import Subgraph, k_hop_subgraph
-from kg.triplestore import TripleStoreGraph
+from kg.triplestore import TripleStore
 from kg.values import Neighbor, Triple, humanize, local_name
-
-REFERENCE_FILE = "store.json"
-NAMES_DIR = "names"
-FORMAT = "kgfuse-kg-store"
-FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -63,12 +54,8 @@ class EntityInfo:
     types: list[str]  # type IRIs
 
 
-def is_store_reference(directory: str | Path) -> bool:
-    return (Path(directory) / REFERENCE_FILE).is_file()
-
-
 class StoreGraph:
-    """A `KnowledgeGraph`-shaped view of a triple store (see the module docstring).
+    """The `Graph` protocol over a `TripleStore` (see the module docstring).
 
     Args:
         store: the store to read.
@@ -79,7 +66,7 @@ class StoreGraph:
 
     def __init__(
         self,
-        store: TripleStoreGraph,
+        store: TripleStore,
         relations: Sequence[str] | None = None,
         entities: Sequence[str] = (),
         names: KnowledgeGraph | None = None,
@@ -92,7 +79,6 @@ class StoreGraph:
         self._iris: list[str] = []
         self._ids: dict[str, int] = {}
         self._info: dict[int, EntityInfo] = {}
-        self._rows_fetched: set[int] = set()  # entities whose every edge the store has sent
         self._names = names
         self._lock = threading.RLock()  # the API reads the KG from several threads
         for iri in entities:
@@ -102,8 +88,8 @@ class StoreGraph:
     def connect(
         cls, source: str | Path, config: KGConfig | None = None, **store: Any
     ) -> StoreGraph:
-        """A view of the endpoint URL or store folder ``source`` (options: `TripleStoreGraph`)."""
-        return cls(TripleStoreGraph(source, config, **store))
+        """The graph of the endpoint URL or store folder ``source`` (options: `TripleStore`)."""
+        return cls(TripleStore(source, config, **store))
 
     def __repr__(self) -> str:
         return (
@@ -117,7 +103,7 @@ class StoreGraph:
 
     @property
     def backend(self) -> str:
-        return "sparql" if self.source.startswith(("http://", "https://")) else "oxigraph"
+        return "sparql" if self.store.client.is_http else "oxigraph"
 
     @property
     def compiled(self) -> None:
@@ -148,9 +134,17 @@ class StoreGraph:
             "source": self.source,
             "relations": self.num_relations,
             "entities seen": self.num_entities,
-            "cached entities": len(self.store._edges),
+            "cached entities": self.store.cached_entities,
             "fingerprint": self.fingerprint[:16],
         }
+
+    def clear_cache(self) -> None:
+        """Forget what was fetched (edges, degrees, names and types), keeping the ids and the
+        names graph: the next request goes to the store again (a cold start, a changed store)."""
+        with self._lock:
+            self.store.clear_cache()
+            self._info.clear()
+            self._relation_labels = None
 
     # ----- entities -----
     def _intern(self, iri: str) -> int:
@@ -168,9 +162,7 @@ class StoreGraph:
 
     def has_entity(self, iri: str) -> bool:
         with self._lock:
-            return (
-                iri in self._ids or bool(self.store.degrees([iri])[iri]) or self.store.exists(iri)
-            )
+            return iri in self._ids or self.store.exists(iri)
 
     def resolve(self, ref: str) -> int:
         """An entity id from an IRI or a label (case-insensitive); raises if none or several."""
@@ -186,7 +178,7 @@ class StoreGraph:
         info = self._info.get(entity)
         if info is None:
             with self._lock:
-                self._remember(self.store.describe([self.iri(entity)]))
+                self._remember(describe(self.store, [self.iri(entity)]))
                 info = self._info[entity]
         return info
 
@@ -232,23 +224,9 @@ class StoreGraph:
 
     def attributes_of(self, entity: int) -> list[tuple[str, str, str]]:
         """As `KnowledgeGraph.attributes_of`: the literals that are not names or descriptions."""
-        c = self.config
-        names = set(c.label_predicates + c.alias_predicates + c.description_predicates)
-        query = sparql.Select(
-            "SELECT ?p ?o WHERE { VALUES ?v {} ?v ?p ?o FILTER(isLiteral(?o)) }",
-            {"v": [sparql.iri(self.iri(entity))]},
-        )
+        iri = self.iri(entity)
         with self._lock:
-            rows = self.store.select(query)
-        found = set()
-        for r in rows:
-            p, o = r["p"]["value"], r["o"]
-            if p not in names:
-                lang = o.get("xml:lang")
-                found.add(
-                    (p, o["value"], f"@{lang}" if lang else o.get("datatype", vocab.XSD_STRING))
-                )
-        return sorted(found)
+            return self.store.attributes(iri)
 
     # ----- relations -----
     def relation_id(self, iri: str) -> int:
@@ -264,7 +242,7 @@ class StoreGraph:
         """As `KnowledgeGraph.relation_label`: the predicate's label, or its humanized local name."""
         if self._relation_labels is None:
             with self._lock:
-                small = self.store.describe(self._relations)
+                small = describe(self.store, self._relations)
                 self._relation_labels = [
                     small.labels[small.entity_id(iri)] or humanize(local_name(iri))
                     for iri in self._relations
@@ -295,33 +273,33 @@ class StoreGraph:
         iris = [self.iri(e) for e in entities]
         R = self.num_relations
         out: dict[int, list[tuple[int, int]]] = {}
+        relation, ids = self._relation_ids, self._ids
         with self._lock:
-            found = self.store.edges(iris)
+            found = self.store.edges(iris)  # in the CSR's order: relation ids follow IRIs
             for e, iri in zip(entities, iris, strict=True):
-                row = sorted(
-                    (self._relation_ids[x.predicate] + (0 if x.outgoing else R), x.node)
+                out[e] = [
+                    (
+                        relation[x.predicate] + (0 if x.outgoing else R),
+                        ids[x.node] if x.node in ids else self._intern(x.node),
+                    )
                     for x in found[iri]
-                    if x.predicate in self._relation_ids
-                )
-                out[e] = [(r, self._intern(node)) for r, node in row]
-            self._rows_fetched.update(entities)
+                    if x.predicate in relation
+                ]
         return out
 
     def triples_among(self, nodes: Sequence[int]) -> list[Triple]:
         """As `KnowledgeGraph.triples_among`: from the rows already fetched, and for the other
         nodes one request for their edges to ``nodes`` alone (a hub's thousands stay away)."""
         iris = [self.iri(n) for n in nodes]
-        inside = set(iris)
         with self._lock:
-            full = [i for n, i in zip(nodes, iris, strict=True) if n in self._rows_fetched]
-            found = self.store.edges(full)  # cached by the client: usually no request
-            found |= self.store._edges_among([i for i in iris if i not in found], iris)
-            return [
-                Triple(n, self._relation_ids[x.predicate], self._intern(x.node))
-                for n, iri in zip(nodes, iris, strict=True)
-                for x in found[iri]
-                if x.outgoing and x.node in inside and x.predicate in self._relation_ids
-            ]
+            found = self.store.edges_among(iris, iris)
+        id_of, relation = dict(zip(iris, nodes, strict=True)), self._relation_ids
+        return [
+            Triple(n, relation[x.predicate], id_of[x.node])
+            for n, iri in zip(nodes, iris, strict=True)
+            for x in found[iri]
+            if x.predicate in relation
+        ]
 
     def degrees_of(self, entities: Sequence[int]) -> np.ndarray:
         """int64 [len(entities)]: whole-store degrees."""
@@ -346,20 +324,12 @@ class StoreGraph:
         edges, and one for the names and types of the nodes it keeps (what a model reads)."""
         seeds = list(seeds)
         with self._lock:
-            self._check_seeds(seeds)
+            self.store.check_entities([self.iri(int(s)) for s in seeds])
             sub = k_hop_subgraph(self, seeds, hops=hops, max_nodes=max_nodes)
             unnamed = [self.iri(n) for n in sub.nodes.tolist() if n not in self._info]
             if unnamed:
-                self._remember(self.store.describe(unnamed))
+                self._remember(describe(self.store, unnamed))
         return sub
-
-    def _check_seeds(self, seeds: list[int]) -> None:
-        """Refuse a seed the store holds no triple about (ids come unchecked from IRIs)."""
-        iris = [self.iri(int(s)) for s in seeds]
-        degrees = self.store.degrees(iris)
-        for iri in dict.fromkeys(iris):
-            if degrees[iri] == 0 and not self.store.exists(iri):
-                raise EntityNotFoundError(f"no entity {iri!r} in the store {self.source}")
 
     def paths(self, source: int, target: int, k: int = 5, max_hops: int = 3) -> list[GraphPath]:
         """`kg.paths.top_k_paths` over the store."""
@@ -387,39 +357,23 @@ class StoreGraph:
         matches = names.label_index.search(query, limit=limit, degrees_of=degrees_of)
         return [m._replace(entity=self.entity_id(m.iri)) for m in matches]
 
-    # ----- a reference on disk -----
+    # ----- a reference on disk (kg/store_reference.py) -----
     def save(self, directory: str | Path) -> Path:
         """Write the reference (not the triples) atomically: ``store.json`` and ``names/``."""
         names = self.names_graph
         with self._lock:
-            reference = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "source": self.source,
-                "config": self.config.to_dict(),
-                "relations": self._relations,
-                "entities": list(self._iris),
-                "fingerprint": self.fingerprint,
-            }
-        with atomic_directory(directory) as tmp:
-            names.save(tmp / NAMES_DIR)
-            (tmp / REFERENCE_FILE).write_text(
-                json.dumps(reference, indent=1) + "\n", encoding="utf-8"
+            reference = StoreReference(
+                self.source, self.config, self._relations, list(self._iris), self.fingerprint
             )
-        return Path(directory)
+        return reference.save(directory, names)
 
     @classmethod
     def open(cls, directory: str | Path, source: str | None = None) -> StoreGraph:
         """Reopen a saved reference; ``source`` points it at another URL or folder holding the
         same triples (a replica, a moved store)."""
-        directory = Path(directory)
-        fix = "train the model again, or restore the bundle's kg/ folder"
-        ref = read_versioned_json(
-            directory / REFERENCE_FILE, FORMAT, FORMAT_VERSION, "triple-store reference", fix
-        )
-        store = TripleStoreGraph(source or ref["source"], KGConfig.from_dict(ref["config"]))
-        names = load_graph(directory / NAMES_DIR)
-        return cls(store, ref["relations"], ref["entities"], names)
+        reference, names = StoreReference.open(directory)
+        store = TripleStore(source or reference.source, reference.config)
+        return cls(store, reference.relations, reference.entities, names)
 
 
 def open_saved_graph(directory: str | Path, store_source: str | None = None) -> Graph:

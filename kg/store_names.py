@@ -1,16 +1,20 @@
-"""The names of a triple store's entities as a small compiled graph: what the linker indexes
-when the KG is read from a store (`StoreGraph.names_graph`)."""
+"""A triple store's names and facts as small compiled graphs, picked as `GraphBuilder` picks
+them from triples files: `names_graph` (every named entity, what the linker indexes:
+`StoreGraph.names_graph`) and `describe` (a few entities' names, descriptions and types, what a
+model reads of the nodes of a subgraph)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from kg import vocab
 from kg.compile import GraphBuilder
 from kg.errors import KGStoreError
 from kg.graph import KnowledgeGraph
-from kg.triplestore import TripleStoreGraph
+from kg.triplestore import TripleStore
 
 
-def names_graph(store: TripleStoreGraph, page_size: int = 10_000) -> KnowledgeGraph:
+def names_graph(store: TripleStore, page_size: int = 10_000) -> KnowledgeGraph:
     """A compiled KG of the store's names: each entity's display label (as the label), its
     other names (as aliases) and its types. Nothing else: no edges, no descriptions."""
     config = store.config
@@ -30,4 +34,22 @@ def names_graph(store: TripleStoreGraph, page_size: int = 10_000) -> KnowledgeGr
             f"the store {store.source} holds no labelled entity (predicates "
             f"{', '.join(config.label_predicates)}); a linker needs names to link to"
         )
+    return builder.build(sources=[store.source])
+
+
+def describe(store: TripleStore, iris: Sequence[str]) -> KnowledgeGraph:
+    """A compiled KG of ``iris`` alone: their labels, aliases, descriptions and types, no
+    edges, from one `TripleStore.facts` request (per batch; none for what is cached)."""
+    builder = GraphBuilder(store.config)
+    nodes = list(dict.fromkeys(iris))
+    types: list[tuple[str, str, str]] = []
+    for iri, found in store.facts(nodes).items():
+        builder.entity(iri)
+        for f in found:
+            if f.datatype:
+                builder.add_literal(iri, f.predicate, f.value, f.lang, f.datatype)
+            else:
+                types.append((iri, f.predicate, f.value))
+    if types:
+        builder.add_edges(*map(list, zip(*types, strict=True)))
     return builder.build(sources=[store.source])

@@ -4,42 +4,27 @@ so a model sees the same graph whichever backend holds it."""
 
 from __future__ import annotations
 
-import random
+import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import kg
-from kg.cli import app
-from kg.errors import EntityNotFoundError
+from kg.errors import EntityNotFoundError, KGStoreError
+from kg.sparql import Row, Select
 from kg.store_graph import StoreGraph
 from kg.subgraph import k_hop_subgraph
-from kg.triplestore import TripleStoreGraph
+from kg.triplestore import TripleStore
+from tests.test_triplestore import EX, GEN, oxigraph_store, random_graph
 
 pytestmark = pytest.mark.integration
-
-EX = "http://example.org/tiny/"
-GEN = "http://example.org/gen/"
 
 
 @pytest.fixture(scope="module")
 def triples(tiny_ttl: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """tiny.ttl plus a random 60-node graph with ties, hubs, self-loops, types and labels."""
-    rng = random.Random(11)
-    lines = set()
-    for _ in range(220):
-        s, o = rng.randrange(60), int(rng.paretovariate(1.2)) % 60
-        if rng.random() < 0.5:
-            s, o = o, s
-        lines.add(f"<{GEN}e{s:02d}> <{GEN}r{rng.randrange(3)}> <{GEN}e{o:02d}> .")
-    for e in range(0, 60, 3):
-        lines.add(f'<{GEN}e{e:02d}> <http://www.w3.org/2000/01/rdf-schema#label> "node {e}" .')
-        lines.add(f"<{GEN}e{e:02d}> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <{GEN}T> .")
-    lines.add(f"<{GEN}joint_pain> <{GEN}r0> <{GEN}e01> .")  # no label: named by its IRI
-    path = tmp_path_factory.mktemp("gen") / "gen.nt"
-    path.write_text("\n".join(sorted(lines)) + "\n")
-    return [tiny_ttl, path]
+    """tiny.ttl plus a random graph and an unlabelled entity (named by its IRI)."""
+    joint_pain = f"<{GEN}joint_pain> <{GEN}r0> <{GEN}e01> ."
+    return [tiny_ttl, random_graph(tmp_path_factory.mktemp("gen") / "gen.nt", 11, joint_pain)]
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +34,7 @@ def memory(triples: list[Path]) -> kg.KnowledgeGraph:
 
 @pytest.fixture(scope="module")
 def store_dir(triples: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("oxigraph-parity") / "store"
-    args = ["load", *map(str, triples), "--backend", "oxigraph", "--store", str(store)]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    return store
+    return oxigraph_store(triples, tmp_path_factory.mktemp("oxigraph-parity"))
 
 
 @pytest.fixture
@@ -152,17 +133,17 @@ def test_graph_parity_store_subgraph_equals_in_memory(
 def test_graph_parity_store_subgraph_sends_one_request_per_hop(store_dir: Path) -> None:
     """Seeds' degrees, then (edges, degrees) per hop, the last hop's edges, the kept nodes'
     names: however many nodes a frontier holds. Asked again, all of it comes from caches."""
-    client = TripleStoreGraph(store_dir)
-    calls: list[str] = []
-    select = client.select
+    store = TripleStore(store_dir)
+    calls: list[Select | str] = []
+    select = store.select
 
-    def counted(query: str) -> list:
+    def counted(query: Select | str) -> list[Row]:
         calls.append(query)
         return select(query)
 
-    client.select = counted  # type: ignore[method-assign]
-    graph = StoreGraph(client)
-    calls.clear()  # creating the view lists the relations
+    store.select = counted  # type: ignore[method-assign]
+    graph = StoreGraph(store)
+    calls.clear()  # creating the graph lists the relations
     hops = 2
     sub = graph.subgraph([graph.entity_id(GEN + "e42")], hops=hops, max_nodes=200)
     assert (sub.hop == 1).sum() >= 3, "the case needs a multi-node frontier at hop 2"
@@ -269,6 +250,25 @@ def test_graph_parity_capabilities(memory: kg.KnowledgeGraph, store: StoreGraph)
     assert store.names_graph.compiled is store.names_graph
     assert str(store.source) in store.stats()["source"]  # type: ignore[operator]
     assert memory.fingerprint != store.fingerprint
+
+
+def test_store_graph_saved_reference_reopens_with_the_same_ids(
+    store: StoreGraph, tmp_path: Path
+) -> None:
+    """A saved StoreGraph is a reference: reopened, the same entity and relation ids and the
+    same fingerprint; a reference missing a field is refused with the file and the fix."""
+    seen = [store.resolve(iri) for iri in ENTITIES]
+    saved = store.save(tmp_path / "kg")
+    assert sorted(p.name for p in saved.iterdir()) == ["names", "store.json"]
+    again = StoreGraph.open(saved)
+    assert [again.iri(e) for e in seen] == ENTITIES
+    assert again.num_relations == store.num_relations
+    assert again.fingerprint == store.fingerprint
+    reference = json.loads((saved / "store.json").read_text())
+    del reference["relations"]
+    (saved / "store.json").write_text(json.dumps(reference))
+    with pytest.raises(KGStoreError, match=r"store\.json has no 'relations' field; train"):
+        StoreGraph.open(saved)
 
 
 def _both_backends_are_graphs(memory: kg.KnowledgeGraph, store: StoreGraph) -> list[kg.Graph]:

@@ -211,7 +211,7 @@ def test_unreachable_store_gives_503_naming_the_url(store_bundle: Path, tmp_path
     predictor_store = None
     with TestClient(create_app(settings)) as c:
         engine = c.app.state.engine  # type: ignore[attr-defined]
-        predictor_store = engine.graph.store
+        predictor_store = engine.graph.store.client
         predictor_store.retries, predictor_store.backoff_s = 1, 0.01
         r = c.post("/v1/predict", json={"texts": ["covid-19 and a cough"]})
     assert r.status_code == 503, r.text

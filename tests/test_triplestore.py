@@ -1,5 +1,7 @@
-"""The triple-store backend against a real Oxigraph server and an embedded on-disk store: the
-same subgraphs, paths and names as the graph loaded in memory, and clean failures."""
+"""The triple-store backend against a real Oxigraph server and an embedded on-disk store:
+`TripleStore`'s reads by IRI (requests, caches, terms, failures) and `StoreGraph`'s subgraphs,
+paths and counts over both, equal to the graph loaded in memory. tests/test_graph_parity.py
+checks every other method of the `Graph` protocol over the embedded store."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from kg.cli import app
 from kg.errors import EntityNotFoundError, InvalidIRIError, KGStoreError
 from kg.sparql import Select
 from kg.store_graph import StoreGraph
-from kg.triplestore import TripleStoreGraph
+from kg.store_names import describe
+from kg.triplestore import TripleStore
 from tests.conftest import free_port, oxigraph_endpoint
 
 pytestmark = pytest.mark.integration
@@ -33,11 +36,11 @@ ODD_LABEL = 'say """hi""" \\ VALUES ?v {} ?o'  # quotes, a backslash, text like 
 BAD_IRI = EX + "flu> ?p ?o } #"  # would close the IRI and the query, were it pasted in
 
 
-@pytest.fixture(scope="module")
-def triples(tiny_ttl: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """tiny.ttl plus a random 60-node graph with ties, hubs, self-loops, types and labels."""
-    rng = random.Random(7)
-    lines = set()
+def random_graph(path: Path, seed: int, *more: str) -> Path:
+    """A random 60-node graph with ties, hubs, self-loops, types and labels, and ``more``
+    N-Triples lines, written to ``path`` (tests/test_graph_parity.py uses it too)."""
+    rng = random.Random(seed)
+    lines = set(more)
     for _ in range(220):
         s, o = rng.randrange(60), int(rng.paretovariate(1.2)) % 60
         if rng.random() < 0.5:
@@ -46,11 +49,25 @@ def triples(tiny_ttl: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Pa
     for e in range(0, 60, 3):
         lines.add(f'<{GEN}e{e:02d}> <http://www.w3.org/2000/01/rdf-schema#label> "node {e}" .')
         lines.add(f"<{GEN}e{e:02d}> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <{GEN}T> .")
-    odd = ODD_LABEL.replace("\\", "\\\\").replace('"', '\\"')
-    lines.add(f'<{GEN}odd> <http://www.w3.org/2000/01/rdf-schema#label> "{odd}" .')
-    path = tmp_path_factory.mktemp("gen") / "gen.nt"
     path.write_text("\n".join(sorted(lines)) + "\n")
-    return [tiny_ttl, path]
+    return path
+
+
+def oxigraph_store(triples: list[Path], folder: Path) -> Path:
+    """An on-disk store in ``folder`` made by `kgfuse kg load --backend oxigraph`."""
+    store = folder / "store"
+    args = ["load", *map(str, triples), "--backend", "oxigraph", "--store", str(store)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return store
+
+
+@pytest.fixture(scope="module")
+def triples(tiny_ttl: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """tiny.ttl plus a random graph and an entity whose label reads like SPARQL."""
+    odd = ODD_LABEL.replace("\\", "\\\\").replace('"', '\\"')
+    label = f'<{GEN}odd> <http://www.w3.org/2000/01/rdf-schema#label> "{odd}" .'
+    return [tiny_ttl, random_graph(tmp_path_factory.mktemp("gen") / "gen.nt", 7, label)]
 
 
 @pytest.fixture(scope="module")
@@ -67,26 +84,12 @@ def endpoint(triples: list[Path], tmp_path_factory: pytest.TempPathFactory) -> I
 
 @pytest.fixture(scope="module")
 def embedded(triples: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An on-disk store made by `kgfuse kg load --backend oxigraph`."""
-    store = tmp_path_factory.mktemp("oxigraph-embedded") / "store"
-    args = ["load", *map(str, triples), "--backend", "oxigraph", "--store", str(store)]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    return store
+    return oxigraph_store(triples, tmp_path_factory.mktemp("oxigraph-embedded"))
 
 
 @pytest.fixture(scope="module", params=["endpoint", "embedded"])
-def store(request: pytest.FixtureRequest) -> TripleStoreGraph:
-    return TripleStoreGraph(request.getfixturevalue(request.param), batch=7)
-
-
-def _named(graph: kg.KnowledgeGraph, sub: kg.Subgraph) -> tuple[list, set]:
-    nodes = [graph.iri(n) for n in sub.nodes]
-    edges = {
-        (graph.iri(t.subject), graph.relation_iri(t.relation), graph.iri(t.object))
-        for t in sub.triples()
-    }
-    return nodes, edges
+def store(request: pytest.FixtureRequest) -> TripleStore:
+    return TripleStore(request.getfixturevalue(request.param), batch=7)
 
 
 CASES = [
@@ -101,27 +104,15 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("seeds", "hops", "max_nodes"), CASES)
-def test_triplestore_neighborhood_equals_in_memory_subgraph(
-    store: TripleStoreGraph, memory: kg.KnowledgeGraph, seeds, hops, max_nodes
-) -> None:
-    got = store.neighborhood(seeds, hops=hops, max_nodes=max_nodes)
-    want = memory.subgraph([memory.entity_id(s) for s in seeds], hops=hops, max_nodes=max_nodes)
-    assert _named(got.kg, got) == _named(memory, want)
-    assert got.hop.tolist() == want.hop.tolist()
-    assert got.num_seeds == want.num_seeds
-    flu = got.kg.entity_id(seeds[0])
-    assert got.kg.label(flu) == memory.label(memory.entity_id(seeds[0]))
-
-
 @pytest.mark.parametrize(
     ("source", "target"),
     [(EX + "flu", EX + "covid"), (EX + "cold", EX + "sars_cov_2"), (GEN + "e03", GEN + "e17")],
 )
-def test_triplestore_paths_equal_in_memory_paths(
-    store: TripleStoreGraph, memory: kg.KnowledgeGraph, source: str, target: str
+def test_store_graph_paths_equal_in_memory_paths(
+    store: TripleStore, memory: kg.KnowledgeGraph, source: str, target: str
 ) -> None:
-    local, got = store.paths(source, target, k=5, max_hops=3)
+    local = StoreGraph(store)
+    got = local.paths(local.entity_id(source), local.entity_id(target), k=5, max_hops=3)
     want = memory.paths(memory.entity_id(source), memory.entity_id(target), k=5, max_hops=3)
     assert want, "the case should have paths"
     assert [p.text(local) for p in got] == [p.text(memory) for p in want]
@@ -133,7 +124,7 @@ def test_triplestore_paths_equal_in_memory_paths(
 
 @pytest.mark.parametrize(("seeds", "hops", "max_nodes"), CASES)
 def test_store_graph_subgraph_has_the_compiled_ids_of_relations_and_triples(
-    store: TripleStoreGraph, memory: kg.KnowledgeGraph, seeds, hops, max_nodes
+    store: TripleStore, memory: kg.KnowledgeGraph, seeds, hops, max_nodes
 ) -> None:
     """The model's view of a store: triples with the relation ids of the compiled graph."""
     graph = StoreGraph(store)
@@ -148,6 +139,8 @@ def test_store_graph_subgraph_has_the_compiled_ids_of_relations_and_triples(
 
     assert named(graph, got) == named(memory, want)  # same triples, same order, same ids
     assert [graph.iri(n) for n in got.nodes] == [memory.iri(n) for n in want.nodes]
+    assert got.hop.tolist() == want.hop.tolist()
+    assert got.num_seeds == want.num_seeds
     assert [graph.text(n) for n in got.nodes] == [memory.text(n) for n in want.nodes]
     first = got.nodes[0]
     assert [(n.relation, graph.iri(n.node), n.outgoing) for n in graph.neighbors_of(first)] == [
@@ -158,7 +151,7 @@ def test_store_graph_subgraph_has_the_compiled_ids_of_relations_and_triples(
 
 @pytest.mark.parametrize("by_relation", [False, True])
 def test_store_counter_features_equal_the_compiled_counter(
-    store: TripleStoreGraph, memory: kg.KnowledgeGraph, by_relation: bool
+    store: TripleStore, memory: kg.KnowledgeGraph, by_relation: bool
 ) -> None:
     graph = StoreGraph(store)
     label_iris = [EX + "sars_cov_2", EX + "influenza_virus", GEN + "e00", GEN + "e07"]
@@ -209,24 +202,25 @@ def test_triplestore_cache_smaller_than_one_request_still_answers(
     embedded: Path, memory: kg.KnowledgeGraph
 ) -> None:
     """A request for more entities than the cache holds must not lose its own entries."""
-    store = TripleStoreGraph(embedded, cache_size=2, batch=3)
+    graph = StoreGraph(TripleStore(embedded, cache_size=2, batch=3))
     seeds = [GEN + "e03", GEN + "e17"]
-    got = store.neighborhood(seeds, hops=3, max_nodes=25)
+    got = graph.subgraph([graph.entity_id(s) for s in seeds], hops=3, max_nodes=25)
     want = memory.subgraph([memory.entity_id(s) for s in seeds], hops=3, max_nodes=25)
-    assert _named(got.kg, got) == _named(memory, want)
+    assert [graph.iri(n) for n in got.nodes] == [memory.iri(n) for n in want.nodes]
+    assert got.triples() and [
+        (graph.iri(t.subject), t.relation, graph.iri(t.object)) for t in got.triples()
+    ] == [(memory.iri(t.subject), t.relation, memory.iri(t.object)) for t in want.triples()]
 
 
 def test_triplestore_degrees_are_whole_store_degrees(
-    store: TripleStoreGraph, memory: kg.KnowledgeGraph
+    store: TripleStore, memory: kg.KnowledgeGraph
 ) -> None:
     iris = [memory.iri(e) for e in range(memory.num_entities)]
     got = store.degrees(iris)
     assert [got[i] for i in iris] == memory.degrees().tolist()
 
 
-def test_triplestore_labels_pages_and_names(
-    store: TripleStoreGraph, memory: kg.KnowledgeGraph
-) -> None:
+def test_triplestore_labels_pages_and_names(store: TripleStore, memory: kg.KnowledgeGraph) -> None:
     want = [
         (memory.iri(e), memory.labels[e], memory.aliases_of(e))
         for e in range(memory.num_entities)
@@ -239,12 +233,13 @@ def test_triplestore_labels_pages_and_names(
     assert store.label(EX + "flu") == "Influenza"
     with pytest.raises(EntityNotFoundError):
         store.resolve("no such disease")
+    assert store.exists(EX + "flu") and not store.exists(EX + "nowhere")
     with pytest.raises(EntityNotFoundError, match="nowhere"):
-        store.neighborhood([EX + "nowhere"])
+        store.check_entities([EX + "flu", EX + "nowhere"])
 
 
 def test_triplestore_literal_with_quotes_and_backslash_round_trips(
-    store: TripleStoreGraph, memory: kg.KnowledgeGraph
+    store: TripleStore, memory: kg.KnowledgeGraph
 ) -> None:
     """A label is sent as a term (bound on the embedded store, serialised by pyoxigraph over
     HTTP) and read back exactly."""
@@ -253,21 +248,25 @@ def test_triplestore_literal_with_quotes_and_backslash_round_trips(
     assert store.resolve(ODD_LABEL.upper()) == GEN + "odd"
     assert store.label(GEN + "odd") == ODD_LABEL
     assert (GEN + "odd", ODD_LABEL, [ODD_LABEL]) in list(store.labels())
-    assert store.describe([GEN + "odd"]).labels[0] == ODD_LABEL
+    assert describe(store, [GEN + "odd"]).labels[0] == ODD_LABEL
     with pytest.raises(EntityNotFoundError):
         store.resolve('say """hi')
 
 
-def test_triplestore_invalid_iri_is_refused_before_any_query(store: TripleStoreGraph) -> None:
+def test_triplestore_invalid_iri_is_refused_before_any_query(store: TripleStore) -> None:
+    graph = StoreGraph(store)
     sent = store.attempts
+    flu, odd = graph.entity_id(EX + "flu"), graph.entity_id(EX + "no such>thing")
     calls = [
-        lambda: store.neighborhood([EX + "flu", BAD_IRI]),
+        lambda: store.check_entities([EX + "flu", BAD_IRI]),
         lambda: store.edges([BAD_IRI]),
         lambda: store.degrees([EX + "flu", BAD_IRI]),
-        lambda: store.describe([BAD_IRI]),
+        lambda: store.edges_among([EX + "flu"], [EX + "cough", BAD_IRI]),
+        lambda: store.attributes(BAD_IRI),
+        lambda: describe(store, [BAD_IRI]),
         lambda: store.label(BAD_IRI),
         lambda: store.label_links([EX + "flu"], [BAD_IRI]),
-        lambda: store.paths(EX + "flu", EX + "no such>thing"),
+        lambda: graph.paths(flu, odd),
     ]
     for call in calls:
         with pytest.raises(InvalidIRIError, match=r"is not an IRI.*percent-encoded"):
@@ -315,9 +314,9 @@ def test_triplestore_load_from_endpoint_equals_in_memory(
 
 def test_triplestore_unreachable_endpoint_retries_then_names_url() -> None:
     url = f"http://127.0.0.1:{free_port()}/query"  # nothing listens there
-    store = TripleStoreGraph(url, retries=2, backoff_s=0.01)
+    store = TripleStore(url, retries=2, backoff_s=0.01)
     with pytest.raises(KGStoreError, match=re.escape(url)) as info:
-        store.neighborhood([EX + "flu"])
+        store.edges([EX + "flu"])
     assert store.attempts == 3
     assert "3 tries" in str(info.value)
 
@@ -349,25 +348,32 @@ class _StallAfter(http.server.BaseHTTPRequestHandler):
 
 
 def test_triplestore_query_timeout_fails_whole_and_caches_nothing(endpoint: str) -> None:
-    handler = type("Stall", (_StallAfter,), {"upstream": endpoint, "answers": 4})
+    handler = type("Stall", (_StallAfter,), {"upstream": endpoint, "answers": 1})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/query"
     try:
-        store = TripleStoreGraph(url, batch=1, timeout_s=0.3, retries=1, backoff_s=0.01)
-        seeds = [EX + "flu", EX + "cold", EX + "covid"]
-        # queries 1-3: the seeds' degrees; 4: the first batch of edges; 5: stalls
+        store = TripleStore(url, batch=1, timeout_s=0.3, retries=1, backoff_s=0.01)
+        # query 1: the first batch of edges; 2: stalls, and its retry too
         with pytest.raises(KGStoreError, match=r"timeout_s=0\.3"):
-            store.neighborhood(seeds, hops=1)
-        assert store._edges == {}  # the answered batch was not cached alone
-        assert store.attempts == 3 + 1 + 2
+            store.edges([EX + "flu", EX + "cold", EX + "covid"])
+        assert store.cached_entities == 0  # the answered batch was not cached alone
+        assert store.attempts == 1 + 2
     finally:
         server.shutdown()
         server.server_close()
 
 
-@pytest.mark.parametrize("command", [["path", "Influenza", "COVID-19"], ["neighbors", "flu"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["path", "Influenza", "COVID-19"],
+        ["path", "Influenza", "COVID-19", "--json"],
+        ["neighbors", "flu"],
+        ["neighbors", "flu", "--limit", "2"],  # the two most specific neighbours, on both
+    ],
+)
 def test_triplestore_cli_queries_match_compiled_kg(
     command: list[str], endpoint: str, embedded: Path, triples: list[Path], tmp_path: Path
 ) -> None:
@@ -382,20 +388,27 @@ def test_triplestore_cli_queries_match_compiled_kg(
         assert got.output == want.output
 
 
-def test_triplestore_fetches_a_whole_frontier_in_one_request(
+def test_store_graph_fetches_a_whole_frontier_in_one_request(
     endpoint: str, memory: kg.KnowledgeGraph
 ) -> None:
     """Each hop asks once for its whole frontier's edges and once for its candidates' degrees,
-    however many nodes it holds; asked again, the same neighbourhood comes from the cache."""
+    however many nodes it holds; asked again, the same subgraph comes from the caches, and
+    once they are cleared it costs the same requests again."""
     seeds, hops, max_nodes = [GEN + "e42"], 2, 200
-    store = TripleStoreGraph(endpoint)
-    got = store.neighborhood(seeds, hops=hops, max_nodes=max_nodes)
+    store = TripleStore(endpoint)
+    graph = StoreGraph(store)
+    ids = [graph.entity_id(s) for s in seeds]
     want = memory.subgraph([memory.entity_id(s) for s in seeds], hops=hops, max_nodes=max_nodes)
     assert (want.hop == 1).sum() >= 4, "the case needs a multi-node frontier at hop 2"
-    assert _named(got.kg, got) == _named(memory, want)
     # seed check + (edges, degrees) per hop + last hop's edges among the nodes + their names
-    assert store.attempts == 1 + 2 * hops + 2
-    again = store.neighborhood(seeds, hops=hops, max_nodes=max_nodes)
-    assert store.attempts == 1 + 2 * hops + 2
-    assert _named(again.kg, again) == _named(memory, want)
-    assert again.hop.tolist() == want.hop.tolist()
+    per_subgraph = 1 + 2 * hops + 2
+    for cached, sent in [(False, per_subgraph), (True, 0), (False, per_subgraph)]:
+        if not cached:
+            graph.clear_cache()
+        before = store.attempts
+        got = graph.subgraph(ids, hops=hops, max_nodes=max_nodes)
+        assert store.attempts - before == sent, (cached, store.attempts - before)
+        assert [graph.iri(n) for n in got.nodes] == [memory.iri(n) for n in want.nodes]
+        assert got.hop.tolist() == want.hop.tolist()
+        assert [graph.text(n) for n in got.nodes] == [memory.text(n) for n in want.nodes]
+        assert store.attempts - before == sent  # the texts were fetched with the subgraph
