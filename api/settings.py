@@ -26,7 +26,7 @@ from pydantic.dataclasses import dataclass
 
 from fusion.config_keys import describe
 from kg.errors import KGFuseError
-from kg.files import write_text
+from kg.files import marked_block, rewrite_marked_block
 
 MIN_KEY_LENGTH = 16
 BEGIN, END = "<!-- serve-settings:begin -->", "<!-- serve-settings:end -->"
@@ -384,13 +384,9 @@ def settings_markdown() -> str:
 
 def readme_with_settings(text: str) -> str:
     """``text`` (a README) with the block between `BEGIN` and `END` replaced by the table."""
-    head, begin, rest = text.partition(BEGIN)
-    _, end, tail = rest.partition(END)
-    if not begin or not end:
-        raise SettingsError(f"the README has no {BEGIN} ... {END} block for the serve settings")
-    return f"{head}{BEGIN}\n{settings_markdown()}{END}{tail}"
+    return marked_block(text, BEGIN, END, settings_markdown(), "the README")
 
 
 if __name__ == "__main__":  # python -m api.settings README.md
     readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
-    write_text(readme, readme_with_settings(readme.read_text(encoding="utf-8")))
+    rewrite_marked_block(readme, BEGIN, END, settings_markdown())

@@ -31,6 +31,8 @@ from typing import Any
 
 from relpaths import relative_paths
 
+from kg.files import rewrite_marked_block, write_json
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 CLI = [sys.executable, "-c", "from api.cli import main; main()"]
@@ -334,10 +336,7 @@ def finish(
     if args.readme:
         write(payload)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_name(f".{args.json.name}.tmp")
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
-        os.replace(tmp, args.json)
+        write_json(args.json, payload)
 
 
 def write_readme(payload: dict[str, Any]) -> None:
@@ -347,12 +346,7 @@ def write_readme(payload: dict[str, Any]) -> None:
 
 def replace_block(begin: str, end: str, body: str) -> None:
     """Replace what README.md holds between the markers ``begin`` and ``end`` with ``body``."""
-    text = README.read_text(encoding="utf-8")
-    head, found, rest = text.partition(begin)
-    _, found_end, tail = rest.partition(end)
-    if not (found and found_end):
-        sys.exit(f"README.md lacks the {begin} ... {end} markers")
-    README.write_text(f"{head}{begin}\n{body}{end}{tail}", encoding="utf-8")
+    rewrite_marked_block(README, begin, end, body)
 
 
 def bench_parser(doc: str | None, out: Path) -> argparse.ArgumentParser:

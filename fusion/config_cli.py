@@ -15,9 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fusion.config import ConfigError
 from fusion.config_keys import key_rows, keys_markdown, schema
-from kg.files import write_text
+from kg.files import marked_block, rewrite_marked_block, write_text
 
 BEGIN, END = "<!-- config:begin -->", "<!-- config:end -->"
 
@@ -28,11 +27,7 @@ app = typer.Typer(
 
 def readme_with_table(text: str) -> str:
     """``text`` (a README) with the block between `BEGIN` and `END` replaced by the key table."""
-    head, begin, rest = text.partition(BEGIN)
-    _, end, tail = rest.partition(END)
-    if not begin or not end:
-        raise ConfigError(f"the README has no {BEGIN} ... {END} block for the config table")
-    return f"{head}{BEGIN}\n{keys_markdown()}{END}{tail}"
+    return marked_block(text, BEGIN, END, keys_markdown(), "the README")
 
 
 @app.command("keys")
@@ -44,9 +39,7 @@ def keys_command(
 ) -> None:
     """Every key of a training config (as `key=value` overrides name it)."""
     if readme is not None:
-        if not readme.is_file():
-            raise ConfigError(f"{readme} not found")
-        write_text(readme, readme_with_table(readme.read_text(encoding="utf-8")))
+        rewrite_marked_block(readme, BEGIN, END, keys_markdown())
         return
     if markdown:
         typer.echo(keys_markdown(), nl=False)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
-from kg.errors import KGStoreError
+from kg.errors import KGFuseError, KGStoreError
 
 
 @contextmanager
@@ -110,3 +110,22 @@ def _exclusive(target: Path, create: Callable[[Path], T]) -> tuple[Path, T]:
             return tmp, create(tmp)
         except FileExistsError:
             continue
+
+
+def marked_block(text: str, begin: str, end: str, body: str, source: str = "the text") -> str:
+    """``text`` with what lies between the markers ``begin`` and ``end`` replaced by ``body``
+    (generated README tables); a `KGFuseError` names ``source`` and the markers it lacks."""
+    head, found, rest = text.partition(begin)
+    _, found_end, tail = rest.partition(end)
+    if not (found and found_end):
+        raise KGFuseError(f"{source} has no {begin} ... {end} block to rewrite: add the markers")
+    return f"{head}{begin}\n{body}{end}{tail}"
+
+
+def rewrite_marked_block(path: str | Path, begin: str, end: str, body: str) -> None:
+    """Replace the block between ``begin`` and ``end`` in the file ``path``, atomically."""
+    path = Path(path)
+    if not path.is_file():
+        raise KGFuseError(f"{path} not found")
+    text = path.read_text(encoding="utf-8")
+    write_text(path, marked_block(text, begin, end, body, str(path)))

@@ -22,6 +22,7 @@ from api.settings import (
     readme_with_settings,
     settings_markdown,
 )
+from kg.errors import KGFuseError
 
 REPO = Path(__file__).resolve().parents[1]
 READ, ADMIN = "r" * 20, "a" * 20
@@ -149,7 +150,7 @@ def test_serve_settings_readme_table_is_the_models_table() -> None:
     )
     assert readme_with_settings(readme) == readme
     assert "| `--max-texts` | 64 | Texts per POST /v1/predict request;" in block
-    with pytest.raises(SettingsError, match="no <!-- serve-settings:begin -->"):
+    with pytest.raises(KGFuseError, match="no <!-- serve-settings:begin -->"):
         readme_with_settings("no markers\n")
 
 
