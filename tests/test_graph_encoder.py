@@ -48,15 +48,3 @@ def test_state_dicts_are_interchangeable() -> None:
     assert {k: v.shape for k, v in batched.state_dict().items()} == {
         k: v.shape for k, v in reference.state_dict().items()
     }
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_graph_encoder_layer_runs_where_its_inputs_are() -> None:
-    """Its degree and output buffers are made on the input's device: on a GPU, no tensor of
-    the layer stays on the CPU (a mixed-device index_add fails)."""
-    _, batched = _pair(relations=4, bases=2)
-    batched = batched.cuda()
-    x = torch.randn(5, 6, device="cuda")
-    edge_index = torch.tensor([[0, 1, 2], [1, 2, 3]], device="cuda")
-    out = batched(x, edge_index, torch.tensor([0, 1, 1], device="cuda"))
-    assert out.device == x.device and out.shape == (5, 5)
