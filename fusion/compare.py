@@ -33,7 +33,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from rich.table import Table
 
 from fusion.calibration import calibration_report, fit_temperature
 from fusion.config import ConfigError, RunConfig, config_from_dict
+from fusion.data import Example
 from fusion.examples import hidden_facts
 from fusion.metrics import classification_metrics
 from fusion.path_counts import PathCounter, fit_sequences
@@ -253,9 +254,9 @@ def compare(
     with_default: bool = False,
     with_reference: bool = True,
 ) -> dict[str, Any]:
-    from fusion.bundle import load_bundle
-    from fusion.explain import faithfulness
-
+    """Train every variant (``seeds`` seeds for the seeded ones) and the reference and default
+    runs when asked, under ``config.output/compare``; the report `print_report` prints: every
+    run, the summary over seeds, and the first fused run's explanation faithfulness."""
     base = Path(config.output) / "compare"
     workspace = Workspace.open(config, base)
     compiled = workspace.graph.compiled
@@ -265,45 +266,67 @@ def compare(
             "compare with kg.files (a triple store is read, never rewired)"
         )
     first = config.train.seed
-    plans: dict[int, RunPlan] = {}
-
-    def plan_for(seed: int) -> RunPlan:
-        if seed not in plans:
-            plans[seed] = plan_run(with_overrides(config, train={"seed": seed}), workspace)
-        return plans[seed]
-
+    plans = _Plans(config, workspace)
     runs: list[dict[str, Any]] = []
-    first_fused: TrainResult | None = None
     for seed in range(first, first + seeds) if with_reference else ():
         started = time.perf_counter()
-        metrics = evaluate_reference(plan_for(seed), workspace)
+        metrics = evaluate_reference(plans.for_seed(seed), workspace)
         runs.append(_record("reference", seed, None, metrics, time.perf_counter() - started))
+    first_fused = _train_variants(config, variants, seeds, plans, workspace, base, progress, runs)
+    if with_default:
+        _train_defaults(config, seeds, base, progress, runs)
+    report: dict[str, Any] = {
+        "runs": runs,
+        "summary": _summary(runs),
+        "graph_encoder": config.model.graph_encoder,
+    }
+    tests = plans.for_seed(first).splits.tests
+    if first_fused is not None and faithfulness_texts > 0 and tests:
+        report["faithfulness"] = _faithfulness(first_fused, tests, faithfulness_texts, first)
+    return report
+
+
+@dataclass
+class _Plans:
+    """Each seed's `plan_run`, made once: the reference and every variant of a seed share it."""
+
+    config: RunConfig
+    workspace: Workspace
+    plans: dict[int, RunPlan] = field(default_factory=dict)
+
+    def for_seed(self, seed: int) -> RunPlan:
+        if seed not in self.plans:
+            seeded = with_overrides(self.config, train={"seed": seed})
+            self.plans[seed] = plan_run(seeded, self.workspace)
+        return self.plans[seed]
+
+
+def _train_variants(
+    config: RunConfig,
+    variants: tuple[Variant, ...],
+    seeds: int,
+    plans: _Plans,
+    workspace: Workspace,
+    base: Path,
+    progress: bool,
+    runs: list[dict[str, Any]],
+) -> TrainResult | None:
+    """Train (or reuse) every variant over its seeds, appending a record to ``runs``; returns
+    the first fused run. The shuffled KG is rewired once, with the first seed."""
+    first = config.train.seed
+    compiled = workspace.graph.compiled
+    first_fused: TrainResult | None = None
     shuffled: RunPlan | None = None
     for variant in variants:
         for seed in range(first, first + (seeds if variant.seeded else 1)):
-            plan = plan_for(seed)
-            name, train = variant.name, dict[str, Any](seed=seed)
-            settings: dict[str, Any] = {"mode": variant.mode}
-            if variant.toggle:
-                name, train[variant.toggle] = ablation(config, variant.toggle)
-            if (variant.encoder or variant.toggle_counts) and not plan.resources.label_nodes:
-                continue  # the paths encoder and the counts need class nodes
-            if variant.encoder:
-                encoder = encoder_ablation(config) if variant.encoder == "other" else "none"
-                if encoder == "paths" and compiled is None:
-                    continue  # the paths encoder walks a compiled KG
-                settings["graph_encoder"] = encoder
-                if variant.encoder == "other":
-                    name = f"{variant.mode}-{encoder}"
-                else:
-                    settings["counts"] = True
-            if variant.toggle_counts:
-                settings["counts"] = not config.model.counts
-                name = "fused-no-counts" if config.model.counts else "fused-counts"
-            cfg = with_overrides(config, model=settings, train=train)
+            plan = plans.for_seed(seed)
+            named = _variant_config(config, variant, seed, plan)
+            if named is None:
+                continue
+            name, cfg = named
             cfg = replace(cfg, output=str(base / f"{name}-s{seed}"))
             if variant.graph == "shuffled":
-                assert compiled is not None  # checked above
+                assert compiled is not None  # `compare` checked it
                 shuffled = shuffled or replace(
                     plan, resources=plan.resources.with_graph(rewire(compiled, seed=first))
                 )
@@ -316,42 +339,76 @@ def compare(
             if name == "fused" and first_fused is None:
                 first_fused = result
             runs.append(_record(name, seed, result, result.metrics, time.perf_counter() - started))
-    if with_default:
-        default = default_config(config)
-        default_space = Workspace.open(default, base)
-        for seed in range(first, first + seeds):
-            cfg = replace(
-                with_overrides(default, train={"seed": seed}), output=str(base / f"default-s{seed}")
-            )
-            console.print(f"[bold]default[/] seed {seed} ...")
-            started = time.perf_counter()
-            result = train_or_reuse(cfg, progress, workspace=default_space)
-            runs.append(
-                _record("default", seed, result, result.metrics, time.perf_counter() - started)
-            )
-    report: dict[str, Any] = {
-        "runs": runs,
-        "summary": _summary(runs),
-        "graph_encoder": config.model.graph_encoder,
+    return first_fused
+
+
+def _variant_config(
+    config: RunConfig, variant: Variant, seed: int, plan: RunPlan
+) -> tuple[str, RunConfig] | None:
+    """The variant's row name and config for ``seed``; None for a variant this KG cannot run
+    (the paths encoder and the counts need class nodes; the paths encoder a compiled KG)."""
+    name, train = variant.name, dict[str, Any](seed=seed)
+    settings: dict[str, Any] = {"mode": variant.mode}
+    if variant.toggle:
+        name, train[variant.toggle] = ablation(config, variant.toggle)
+    if (variant.encoder or variant.toggle_counts) and not plan.resources.label_nodes:
+        return None
+    if variant.encoder:
+        encoder = encoder_ablation(config) if variant.encoder == "other" else "none"
+        if encoder == "paths" and plan.resources.graph.compiled is None:
+            return None
+        settings["graph_encoder"] = encoder
+        if variant.encoder == "other":
+            name = f"{variant.mode}-{encoder}"
+        else:
+            settings["counts"] = True
+    if variant.toggle_counts:
+        settings["counts"] = not config.model.counts
+        name = "fused-no-counts" if config.model.counts else "fused-counts"
+    return name, with_overrides(config, model=settings, train=train)
+
+
+def _train_defaults(
+    config: RunConfig, seeds: int, base: Path, progress: bool, runs: list[dict[str, Any]]
+) -> None:
+    """``--with-default``: fused with the config's KG, data and label map only, every other
+    setting kgfuse's own, over every seed (records appended to ``runs``)."""
+    default = default_config(config)
+    default_space = Workspace.open(default, base)
+    first = config.train.seed
+    for seed in range(first, first + seeds):
+        cfg = replace(
+            with_overrides(default, train={"seed": seed}), output=str(base / f"default-s{seed}")
+        )
+        console.print(f"[bold]default[/] seed {seed} ...")
+        started = time.perf_counter()
+        result = train_or_reuse(cfg, progress, workspace=default_space)
+        runs.append(_record("default", seed, result, result.metrics, time.perf_counter() - started))
+
+
+def _faithfulness(
+    fused: TrainResult, tests: dict[str, list[Example]], limit: int, seed: int
+) -> dict[str, Any]:
+    """The explanation faithfulness of the ``fused`` run's bundle on the last test set (e.g.
+    unseen), on at most ``limit`` texts (fusion/explain.py)."""
+    from fusion.bundle import load_bundle
+    from fusion.explain import faithfulness
+
+    model, res, meta = load_bundle(fused.bundle)
+    name, examples = next(reversed(tests.items()))
+    index = {label: i for i, label in enumerate(res.labels)}
+    prepared = res.prepare([e.text for e in examples], [index[e.label] for e in examples])
+    return {
+        "test": name,
+        **faithfulness(
+            model,
+            res,
+            prepared,
+            limit=limit,
+            seed=seed,
+            temperature=float(meta.get("temperature", 1.0)),
+        ),
     }
-    tests = plan_for(first).splits.tests
-    if first_fused is not None and faithfulness_texts > 0 and tests:
-        model, res, meta = load_bundle(first_fused.bundle)
-        name, examples = next(reversed(tests.items()))  # the last test set (e.g. unseen)
-        index = {label: i for i, label in enumerate(res.labels)}
-        prepared = res.prepare([e.text for e in examples], [index[e.label] for e in examples])
-        report["faithfulness"] = {
-            "test": name,
-            **faithfulness(
-                model,
-                res,
-                prepared,
-                limit=faithfulness_texts,
-                seed=first,
-                temperature=float(meta.get("temperature", 1.0)),
-            ),
-        }
-    return report
 
 
 def _cell(entry: dict[str, Any], key: str) -> str:
