@@ -46,7 +46,7 @@ from fusion.optimization import (
     prefit_counts,
 )
 from fusion.resources import Prepared, Resources
-from fusion.setup import Selection
+from fusion.selection import Selection
 
 # a fused model's KG branches, each also trained to classify on its own (`fit`)
 BRANCHES = ("counts_logits", "graph_logits")
@@ -73,7 +73,7 @@ def fit(
     Returns (epochs run, best epoch, mean seconds per epoch).
 
     After every epoch the model is scored on validation: ``selection`` says on what (val:unseen
-    by default, `fusion.setup.Selection`); the best epoch's weights are kept and ``patience``
+    by default, `fusion.selection.Selection`); the best epoch's weights are kept and ``patience``
     epochs without a better score stop the run. ``val_unseen`` flags the val:unseen texts.
 
     A checkpoint from an earlier, interrupted run with the same settings is resumed; one

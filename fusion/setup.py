@@ -5,7 +5,7 @@
 
 `plan_run` reads the training (and val) files, links every text once, carves validation out of
 the training texts by held-out entity when no val file is given (fusion/split.py), decides what
-validation selects on (`Selection`), resolves every ``auto`` setting (fusion/auto.py, and the
+validation selects on (`Selection`, fusion/selection.py), resolves every ``auto`` setting (fusion/auto.py, and the
 reference for hops: fusion/reference.py) and builds the model's `Resources`. Test files are
 read and linked here too, but only `fusion.train.run` uses them, after training, to report:
 nothing on this page looks at a test text.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import random
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,73 +34,32 @@ from fusion.features import FeatureCache, FeatureTable, NodeFeatures, encoder_ke
 from fusion.path_counts import PathCounter
 from fusion.reference import HOP_CHOICES, MAX_TEXTS, choose_hops
 from fusion.resources import Resources
+from fusion.selection import Selection, SelectionWarning, choose_selection
 from fusion.split import partition_validation, validation_split
 from kg.protocol import Graph
 from kg.store_graph import StoreGraph
 from nlp.linker import from_kg
 from nlp.texts import read_label_map
 
-MIN_UNSEEN_TEXTS = 30  # fewer val:unseen texts than this cannot rank models alone
-MIN_UNSEEN_ENTITIES = 5  # nor can fewer held-out entities
+# Selection, SelectionWarning and choose_selection live in fusion/selection.py; imported from
+# here by callers that plan runs
+__all__ = [
+    "DEFAULT_HOPS",
+    "FEATURE_FOLDER",
+    "RunPlan",
+    "Selection",
+    "SelectionWarning",
+    "Workspace",
+    "choose_selection",
+    "load_data",
+    "open_graph",
+    "plan_run",
+]
+
 DEFAULT_HOPS = 2  # where no reference can choose (no label map, or a triple store)
 FEATURE_FOLDER = (
     "node-features"  # run/cache/node-features/: vectors by entity text (fusion/features.py)
 )
-
-
-class SelectionWarning(UserWarning):
-    """Validation cannot select on val:unseen alone; the warning names the figures."""
-
-
-@dataclass(frozen=True)
-class Selection:
-    """What early stopping, checkpoint choice, calibration and tuning read from validation.
-
-    ``on``: "unseen" (val:unseen accuracy), "mix" (the mean of val:unseen and val:seen
-    accuracy, when val:unseen is too small to rank models alone) or "all" (no val:unseen)."""
-
-    on: str
-    reason: str
-
-    def score(self, metrics: dict[str, dict[str, Any]]) -> tuple[float, float]:
-        """(accuracy, loss) to select on, from the metrics of "val:unseen" and "val:seen"."""
-        parts = {"unseen": ["val:unseen"], "mix": ["val:unseen", "val:seen"], "all": ["val"]}
-        chosen = [metrics[k] for k in parts[self.on] if metrics.get(k, {}).get("n")]
-        if not chosen:
-            return 0.0, float("inf")
-        accuracy = float(np.mean([m["accuracy"] for m in chosen]))
-        loss = float(np.mean([m.get("loss", float("inf")) for m in chosen]))
-        return accuracy, loss
-
-    def flags(self, val_unseen: list[bool]) -> list[bool]:
-        """Which validation texts calibration and the reference fit on."""
-        if self.on == "unseen":
-            return list(val_unseen)
-        return [True] * len(val_unseen)
-
-
-def choose_selection(unseen_texts: int, held_entities: int, total: int) -> Selection:
-    """val:unseen when it is big enough to rank models; else a stated mix, with a warning."""
-    if unseen_texts >= MIN_UNSEEN_TEXTS and held_entities >= MIN_UNSEEN_ENTITIES:
-        return Selection(
-            "unseen",
-            f"{unseen_texts} val:unseen texts about {held_entities} entities no training text "
-            "mentions",
-        )
-    if unseen_texts == 0:
-        reason = (
-            f"no validation text mentions an entity that training lacks ({total} val texts); "
-            "selecting on all validation texts, which rewards memorised names"
-        )
-        warnings.warn(reason, SelectionWarning, stacklevel=2)
-        return Selection("all", reason)
-    reason = (
-        f"only {unseen_texts} val:unseen texts about {held_entities} held-out entities (at least "
-        f"{MIN_UNSEEN_TEXTS} texts and {MIN_UNSEEN_ENTITIES} entities rank models alone); "
-        "selecting on the mean of val:unseen and val:seen accuracy"
-    )
-    warnings.warn(reason, SelectionWarning, stacklevel=2)
-    return Selection("mix", reason)
 
 
 @dataclass
