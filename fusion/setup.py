@@ -5,10 +5,10 @@
 
 `plan_run` reads the training (and val) files, links every text once, carves validation out of
 the training texts by held-out entity when no val file is given (fusion/split.py), decides what
-validation selects on (`Selection`, fusion/selection.py), resolves every ``auto`` setting (fusion/auto.py, and the
-reference for hops: fusion/reference.py) and builds the model's `Resources`. Test files are
-read and linked here too, but only `fusion.train.run` uses them, after training, to report:
-nothing on this page looks at a test text.
+validation selects on (`Selection`, fusion/selection.py), resolves every ``auto`` setting
+(fusion/auto.py, and the reference for hops: fusion/reference.py) and builds the model's
+`Resources`. Test files are read and linked here too, but only `fusion.train.run` uses them,
+after training, to report: nothing on this page looks at a test text.
 
 A `Workspace` holds what does not depend on the seed or the settings, so that `kgfuse compare`
 and `kgfuse tune` build it once for many runs.
