@@ -23,14 +23,13 @@ be reproduced by one command):
   adversarial training (``fused-no-fgm`` or ``fused-fgm-1``).
 Prints one table (mean ± std over seeds): val:unseen accuracy, every test set's accuracy and
 macro-F1, the ECE of the last test set after temperature scaling, and training time; then the
-explanation faithfulness of the first fused run (fusion/explain.py). Writes JSON.
+explanation faithfulness of the first fused run (fusion/explain.py). Writes JSON. The table
+and the JSON come from fusion/compare_report.py.
 Finished runs are reused when compare runs again with the same settings and data.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -39,9 +38,9 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.table import Table
 
 from fusion.calibration import calibration_report, fit_temperature
+from fusion.compare_report import print_report, record, summarize, write_json
 from fusion.config import ConfigError, RunConfig, config_from_dict
 from fusion.data import Example
 from fusion.examples import hidden_facts
@@ -53,6 +52,22 @@ from fusion.train import StaleRunError, TrainResult, run, with_overrides
 from kg.rewire import rewire
 
 console = Console()
+
+# print_report and write_json (fusion/compare_report.py) are imported from here by the CLI
+__all__ = [
+    "TOGGLES",
+    "VARIANTS",
+    "Variant",
+    "ablation",
+    "compare",
+    "default_config",
+    "encoder_ablation",
+    "evaluate_reference",
+    "pick_variants",
+    "print_report",
+    "train_or_reuse",
+    "write_json",
+]
 
 
 @dataclass(frozen=True)
@@ -87,9 +102,6 @@ TOGGLES = {
     "swap_mentions": ("swap", 0.5),
     "adversarial": ("fgm", 1.0),
 }
-
-
-METRICS = ("accuracy", "macro_f1", "ece", "nll")
 
 
 def ablation(config: RunConfig, setting: str) -> tuple[str, float]:
@@ -202,49 +214,6 @@ def evaluate_reference(plan: RunPlan, workspace: Workspace) -> dict[str, dict[st
     return out
 
 
-def _summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys(r["variant"] for r in runs):
-        mine = [r for r in runs if r["variant"] == name]
-        entry: dict[str, Any] = {
-            "seeds": [r["seed"] for r in mine],
-            "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in mine])),
-            "seconds": float(np.mean([r["seconds"] for r in mine])),
-        }
-        for split in mine[0]["metrics"]:
-            for metric in METRICS:
-                values = [r["metrics"][split].get(metric) for r in mine if split in r["metrics"]]
-                values = [v for v in values if v is not None]
-                if values:
-                    entry[f"{split}/{metric}"] = {
-                        "mean": float(np.mean(values)),
-                        "std": float(np.std(values)),
-                    }
-        out[name] = entry
-    return out
-
-
-def _record(
-    variant: str,
-    seed: int,
-    result: TrainResult | None,
-    metrics: dict[str, dict[str, Any]],
-    seconds: float,
-) -> dict[str, Any]:
-    return {
-        "variant": variant,
-        "seed": seed,
-        "bundle": str(result.bundle) if result is not None else None,
-        "metrics": {k: {m: v[m] for m in METRICS if m in v} for k, v in metrics.items()},
-        "seconds_per_epoch": result.seconds_per_epoch if result is not None else 0.0,
-        "epochs": result.epochs_run if result is not None else 0,
-        "best_epoch": result.best_epoch if result is not None else 0,
-        "temperature": result.temperature if result is not None else None,
-        "choices": result.choices if result is not None else {},
-        "seconds": seconds,
-    }
-
-
 def compare(
     config: RunConfig,
     seeds: int = 3,
@@ -271,13 +240,13 @@ def compare(
     for seed in range(first, first + seeds) if with_reference else ():
         started = time.perf_counter()
         metrics = evaluate_reference(plans.for_seed(seed), workspace)
-        runs.append(_record("reference", seed, None, metrics, time.perf_counter() - started))
+        runs.append(record("reference", seed, None, metrics, time.perf_counter() - started))
     first_fused = _train_variants(config, variants, seeds, plans, workspace, base, progress, runs)
     if with_default:
         _train_defaults(config, seeds, base, progress, runs)
     report: dict[str, Any] = {
         "runs": runs,
-        "summary": _summary(runs),
+        "summary": summarize(runs),
         "graph_encoder": config.model.graph_encoder,
     }
     tests = plans.for_seed(first).splits.tests
@@ -338,7 +307,7 @@ def _train_variants(
             )
             if name == "fused" and first_fused is None:
                 first_fused = result
-            runs.append(_record(name, seed, result, result.metrics, time.perf_counter() - started))
+            runs.append(record(name, seed, result, result.metrics, time.perf_counter() - started))
     return first_fused
 
 
@@ -383,7 +352,7 @@ def _train_defaults(
         console.print(f"[bold]default[/] seed {seed} ...")
         started = time.perf_counter()
         result = train_or_reuse(cfg, progress, workspace=default_space)
-        runs.append(_record("default", seed, result, result.metrics, time.perf_counter() - started))
+        runs.append(record("default", seed, result, result.metrics, time.perf_counter() - started))
 
 
 def _faithfulness(
@@ -409,54 +378,3 @@ def _faithfulness(
             temperature=float(meta.get("temperature", 1.0)),
         ),
     }
-
-
-def _cell(entry: dict[str, Any], key: str) -> str:
-    if key not in entry:
-        return "-"
-    m = entry[key]
-    return f"{m['mean']:.3f} ± {m['std']:.3f}" if len(entry["seeds"]) > 1 else f"{m['mean']:.3f}"
-
-
-def print_report(report: dict[str, Any]) -> None:
-    summary = report["summary"]
-    keys = {k.rsplit("/", 1)[0] for e in summary.values() for k in e if k.endswith("/accuracy")}
-    tests = sorted(k for k in keys if k.startswith("test:"))
-    last = tests[-1] if tests else None
-    table = Table(
-        "model",
-        "val:unseen acc",
-        *(f"{s} acc" for s in tests),
-        *(f"{s} F1" for s in tests),
-        *([f"{last} ECE"] if last else []),
-        "s/epoch",
-        "x text",
-    )
-    text_time = summary.get("text", {}).get("seconds_per_epoch") or float("nan")
-    for name, entry in summary.items():
-        table.add_row(
-            name,
-            _cell(entry, "val:unseen/accuracy"),
-            *(_cell(entry, f"{s}/accuracy") for s in tests),
-            *(_cell(entry, f"{s}/macro_f1") for s in tests),
-            *([_cell(entry, f"{last}/ece")] if last else []),
-            f"{entry['seconds_per_epoch']:.1f}" if entry["seconds_per_epoch"] else "-",
-            f"{entry['seconds_per_epoch'] / text_time:.2f}" if entry["seconds_per_epoch"] else "-",
-        )
-    console.print(table)
-    if "faithfulness" in report:
-        f = report["faithfulness"]
-        console.print(
-            f"explanations on {f['test']} ({f['texts']} texts, top {f['top_k']} paths, log-odds): "
-            f"comprehensiveness {f['comp']:.3f} against {f['comp_random']:.3f} for random walks "
-            f"({f['ratio']:.1f}x); the top path alone {f['comp_top1']:.3f} against "
-            f"{f['comp_top1_random']:.3f} ({f['ratio_top1']:.1f}x); sufficiency {f['suff']:.3f} "
-            f"against {f['suff_random']:.3f}"
-        )
-
-
-def write_json(report: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
