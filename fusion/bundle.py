@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -242,10 +242,19 @@ def load_bundle(
         raise BundleError(str(e)) from e
     graph = open_saved_graph(folder / "kg", kg_source)
     weights = _read_weights(folder)
-    encoder_config = _encoder_config(folder, meta, config)
-    resources = _load_resources(folder, meta, config, encoder_config, graph, weights)
-    model = _load_model(folder, meta, config, encoder_config, resources, weights.heads)
-    return _with_runtime(model, folder, meta), resources, meta
+    stored = _Stored(folder, meta, replace(config, encoder=_encoder_config(folder, meta, config)))
+    resources = _load_resources(stored, graph, weights)
+    model = _load_model(stored, resources, weights.heads)
+    return _with_runtime(model, stored), resources, meta
+
+
+@dataclass
+class _Stored:
+    """A bundle's folder and what its bundle.json says."""
+
+    folder: Path
+    meta: dict[str, Any]
+    config: RunConfig  # the encoder settings as loading uses them (`_encoder_config`)
 
 
 @dataclass
@@ -255,6 +264,24 @@ class _Weights:
     digests: np.ndarray  # (n, 32) uint8: the SHA-256 of each node text with a stored vector
     vectors: np.ndarray  # (n, hidden): its frozen encoder vector
     heads: dict[str, torch.Tensor]  # every trainable tensor outside the encoder
+
+
+def build_classifier(
+    config: RunConfig, resources: Resources, encoder: TextEncoder | None
+) -> FusionClassifier:
+    """The classifier ``config.model`` describes over ``resources``, with ``encoder`` for its
+    text branch (None in graph mode): training builds it to train, loading to fill in."""
+    return FusionClassifier(
+        config.model,
+        encoder,
+        resources.features,
+        2 * resources.graph.num_relations,
+        len(resources.labels),
+        resources.text_encoder.hidden_size,
+        uses_label_nodes=bool(resources.label_nodes),
+        counter_dim=resources.counter.dims if resources.counter is not None else 0,
+        path_rounds=walk_length(resources.subgraph.hops or 1),
+    )
 
 
 def _read_weights(folder: Path) -> _Weights:
@@ -294,20 +321,14 @@ def _linker_settings(folder: Path, meta: dict[str, Any]) -> dict[str, Any]:
     return linker
 
 
-def _load_resources(
-    folder: Path,
-    meta: dict[str, Any],
-    config: RunConfig,
-    encoder_config: EncoderConfig,
-    graph: Graph,
-    weights: _Weights,
-) -> Resources:
+def _load_resources(stored: _Stored, graph: Graph, weights: _Weights) -> Resources:
     """The KG, linker, label nodes and node features the model reads, as trained; the linker
     reads its stored index when it still fits the KG, else builds one."""
+    folder, meta, config = stored.folder, stored.meta, stored.config
     linker = _linker_settings(folder, meta)
     index = folder / LINKER_INDEX
     nlp = from_kg(graph, **linker, index=str(index)) if _index_fits(index, graph) else None
-    text_encoder = TextEncoder(encoder_config, adapt=False)
+    text_encoder = TextEncoder(config.encoder, adapt=False)
     digests, vectors = weights.digests, weights.vectors
     if (
         digests.ndim != 2
@@ -328,7 +349,7 @@ def _load_resources(
         graph,
         list(meta["labels"]),
         [graph.entity_id(i) for i in meta["label_nodes"]],
-        encoder_config,
+        config.encoder,
         config.subgraph,
         linker,
         features=NodeFeatures(graph, table),
@@ -348,34 +369,20 @@ def _load_resources(
 
 
 def _load_model(
-    folder: Path,
-    meta: dict[str, Any],
-    config: RunConfig,
-    encoder_config: EncoderConfig,
-    resources: Resources,
-    heads: dict[str, torch.Tensor],
+    stored: _Stored, resources: Resources, heads: dict[str, torch.Tensor]
 ) -> FusionClassifier:
     """The classifier as trained (its encoder with the stored adapter), frozen, in eval mode."""
+    folder, meta, config = stored.folder, stored.meta, stored.config
     encoder = None
     if config.model.mode != "graph":
-        encoder = TextEncoder(encoder_config, adapt=False)
+        encoder = TextEncoder(config.encoder, adapt=False)
         if meta.get("encoder_storage", "base") == "adapter":
             from peft import PeftModel
 
             encoder.model = PeftModel.from_pretrained(
                 encoder.model, folder / "adapter", is_trainable=False
             )
-    model = FusionClassifier(
-        config.model,
-        encoder,
-        resources.features,
-        2 * resources.graph.num_relations,
-        len(resources.labels),
-        resources.text_encoder.hidden_size,
-        uses_label_nodes=bool(resources.label_nodes),
-        counter_dim=resources.counter.dims if resources.counter is not None else 0,
-        path_rounds=walk_length(config.subgraph.hops or 1),
-    )
+    model = build_classifier(config, resources, encoder)
     heads.pop("_empty", None)
     expected = {n for n, _ in model.named_parameters() if not n.startswith("text_encoder.")}
     if set(heads) != expected:
@@ -390,9 +397,10 @@ def _load_model(
     return model
 
 
-def _with_runtime(model: FusionClassifier, folder: Path, meta: dict[str, Any]) -> FusionClassifier:
+def _with_runtime(model: FusionClassifier, stored: _Stored) -> FusionClassifier:
     """The model on the runtime an export chose: the ONNX encoder (`kgfuse export --onnx`),
     int8 linear layers (`kgfuse export --int8`)."""
+    folder, meta = stored.folder, stored.meta
     if meta.get("encoder_runtime") == "onnx" and model.text_encoder is not None:
         from fusion.onnx_encoder import ONNX_FILE, use_onnx
 

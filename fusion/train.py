@@ -30,13 +30,13 @@ import torch
 
 from fusion import distributed
 from fusion.augment import swap_mentions
+from fusion.bundle import build_classifier, save_bundle
 from fusion.calibration import fit_temperature
 from fusion.config import ConfigError, RunConfig, load_config
 from fusion.encoder import TextEncoder
 from fusion.evaluate import predict_logits
 from fusion.loop import StaleRunError, fit, settings_fingerprint
 from fusion.model import FusionClassifier
-from fusion.path_graph import walk_length
 from fusion.report import final_metrics
 from fusion.resources import Prepared, Resources
 from fusion.self_training import self_train, usable
@@ -82,17 +82,7 @@ def build_model(config: RunConfig, resources: Resources) -> FusionClassifier:
     if config.model.mode == "counter" and resources.counter is None:
         raise ConfigError("model.mode=counter counts paths to label nodes: set kg.label_map")
     encoder = TextEncoder(config.encoder) if config.model.mode != "graph" else None
-    return FusionClassifier(
-        config.model,
-        encoder,
-        resources.features,
-        2 * resources.graph.num_relations,
-        len(resources.labels),
-        resources.text_encoder.hidden_size,
-        uses_label_nodes=bool(resources.label_nodes),
-        counter_dim=resources.counter.dims if resources.counter is not None else 0,
-        path_rounds=walk_length(resources.subgraph.hops or 1),
-    )
+    return build_classifier(config, resources, encoder)
 
 
 def data_fingerprint(resources: Resources, *parts: Sequence[Prepared]) -> str:
@@ -312,8 +302,6 @@ def _save_bundle(
 ) -> Path:
     """Write ``run_dir/bundle`` and the node-feature cache (rank 0); every rank returns once
     the bundle is whole."""
-    from fusion.bundle import save_bundle
-
     bundle = run_dir / "bundle"
     if distributed.is_main():
         bundle = save_bundle(bundle, model, resources, config, metrics, training)
