@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import json
 import platform
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from fusion.config import ConfigError, RunConfig, config_from_dict
+from fusion.config import ConfigError, EncoderConfig, RunConfig, config_from_dict
 from fusion.encoder import TextEncoder, encoder_id
 from fusion.features import SERVE_EXTRA_VECTORS, FeatureTable, NodeFeatures, encoder_key
 from fusion.manifest import build_manifest, first_mismatch, is_manifest
@@ -231,10 +233,6 @@ def load_bundle(
 
     Raises:
         BundleError: a missing, incomplete, corrupt or modified bundle, naming the file."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file as load_numpy
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     meta = read_meta(folder)
     verify_bundle(folder, meta, allow_unchecked)
@@ -243,18 +241,75 @@ def load_bundle(
     except ConfigError as e:
         raise BundleError(str(e)) from e
     graph = open_saved_graph(folder / "kg", kg_source)
+    weights = _read_weights(folder)
+    stored = _Stored(folder, meta, replace(config, encoder=_encoder_config(folder, meta, config)))
+    resources = _load_resources(stored, graph, weights)
+    model = _load_model(stored, resources, weights.heads)
+    return _with_runtime(model, stored), resources, meta
+
+
+@dataclass
+class _Stored:
+    """A bundle's folder and what its bundle.json says."""
+
+    folder: Path
+    meta: dict[str, Any]
+    config: RunConfig  # the encoder settings as loading uses them (`_encoder_config`)
+
+
+@dataclass
+class _Weights:
+    """What a bundle's safetensors files hold."""
+
+    digests: np.ndarray  # (n, 32) uint8: the SHA-256 of each node text with a stored vector
+    vectors: np.ndarray  # (n, hidden): its frozen encoder vector
+    heads: dict[str, torch.Tensor]  # every trainable tensor outside the encoder
+
+
+def build_classifier(
+    config: RunConfig, resources: Resources, encoder: TextEncoder | None
+) -> FusionClassifier:
+    """The classifier ``config.model`` describes over ``resources``, with ``encoder`` for its
+    text branch (None in graph mode): training builds it to train, loading to fill in."""
+    return FusionClassifier(
+        config.model,
+        encoder,
+        resources.features,
+        2 * resources.graph.num_relations,
+        len(resources.labels),
+        resources.text_encoder.hidden_size,
+        uses_label_nodes=bool(resources.label_nodes),
+        counter_dim=resources.counter.dims if resources.counter is not None else 0,
+        path_rounds=walk_length(resources.subgraph.hops or 1),
+    )
+
+
+def _read_weights(folder: Path) -> _Weights:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file as load_numpy
+    from safetensors.torch import load_file
+
     try:
         stored = load_numpy(str(folder / "node_features.safetensors"))
         digests, vectors = stored["digests"], stored["features"]
         heads = load_file(str(folder / "model.safetensors"))
     except (SafetensorError, OSError, KeyError) as e:
         raise BundleError(f"{folder}: corrupt weights ({e}); train or export it again") from e
-    storage = meta.get("encoder_storage", "base")
-    encoder_config = config.encoder
-    if storage == "encoder":
-        encoder_config = type(encoder_config)(
-            **{**encoder_config.__dict__, "path": str(folder / "encoder"), "adapter": "frozen"}
-        )
+    return _Weights(digests, vectors, heads)
+
+
+def _encoder_config(folder: Path, meta: dict[str, Any], config: RunConfig) -> EncoderConfig:
+    """The encoder settings to load with: a bundle that stores the whole encoder (a full
+    fine-tune, a merged export) loads it from ``encoder/``, frozen."""
+    if meta.get("encoder_storage", "base") != "encoder":
+        return config.encoder
+    return type(config.encoder)(
+        **{**config.encoder.__dict__, "path": str(folder / "encoder"), "adapter": "frozen"}
+    )
+
+
+def _linker_settings(folder: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """The stored linker settings, the alias table's name resolved inside the bundle."""
     linker = dict(meta.get("linker", {}))
     if linker.get("aliases"):
         if linker["aliases"] != ALIAS_FILE or not (folder / ALIAS_FILE).is_file():
@@ -263,9 +318,18 @@ def load_bundle(
                 f"bundle holds no {ALIAS_FILE}; train or export it again"
             )
         linker["aliases"] = str(folder / ALIAS_FILE)
+    return linker
+
+
+def _load_resources(stored: _Stored, graph: Graph, weights: _Weights) -> Resources:
+    """The KG, linker, label nodes and node features the model reads, as trained; the linker
+    reads its stored index when it still fits the KG, else builds one."""
+    folder, meta, config = stored.folder, stored.meta, stored.config
+    linker = _linker_settings(folder, meta)
     index = folder / LINKER_INDEX
     nlp = from_kg(graph, **linker, index=str(index)) if _index_fits(index, graph) else None
-    text_encoder = TextEncoder(encoder_config, adapt=False)
+    text_encoder = TextEncoder(config.encoder, adapt=False)
+    digests, vectors = weights.digests, weights.vectors
     if (
         digests.ndim != 2
         or digests.shape[1] != 32
@@ -285,7 +349,7 @@ def load_bundle(
         graph,
         list(meta["labels"]),
         [graph.entity_id(i) for i in meta["label_nodes"]],
-        encoder_config,
+        config.encoder,
         config.subgraph,
         linker,
         features=NodeFeatures(graph, table),
@@ -294,32 +358,31 @@ def load_bundle(
         path_sequences=[tuple(seq) for seq in meta.get("path_sequences", [])],
         walks=config.model.reads_walks,
     )
+    storage = meta.get("encoder_storage", "base")
     if storage not in ("encoder", "base") and encoder_id(resources.text_encoder.path) != meta.get(
         "encoder_id"
     ):
         raise BundleError(
             f"the base encoder at {resources.text_encoder.path} differs from the one this bundle was trained on"
         )
+    return resources
+
+
+def _load_model(
+    stored: _Stored, resources: Resources, heads: dict[str, torch.Tensor]
+) -> FusionClassifier:
+    """The classifier as trained (its encoder with the stored adapter), frozen, in eval mode."""
+    folder, meta, config = stored.folder, stored.meta, stored.config
     encoder = None
     if config.model.mode != "graph":
-        encoder = TextEncoder(encoder_config, adapt=False)
-        if storage == "adapter":
+        encoder = TextEncoder(config.encoder, adapt=False)
+        if meta.get("encoder_storage", "base") == "adapter":
             from peft import PeftModel
 
             encoder.model = PeftModel.from_pretrained(
                 encoder.model, folder / "adapter", is_trainable=False
             )
-    model = FusionClassifier(
-        config.model,
-        encoder,
-        resources.features,
-        2 * graph.num_relations,
-        len(resources.labels),
-        resources.text_encoder.hidden_size,
-        uses_label_nodes=bool(resources.label_nodes),
-        counter_dim=resources.counter.dims if resources.counter is not None else 0,
-        path_rounds=walk_length(config.subgraph.hops or 1),
-    )
+    model = build_classifier(config, resources, encoder)
     heads.pop("_empty", None)
     expected = {n for n, _ in model.named_parameters() if not n.startswith("text_encoder.")}
     if set(heads) != expected:
@@ -331,10 +394,17 @@ def load_bundle(
     for p in model.parameters():
         p.requires_grad_(False)
     model.eval()
+    return model
+
+
+def _with_runtime(model: FusionClassifier, stored: _Stored) -> FusionClassifier:
+    """The model on the runtime an export chose: the ONNX encoder (`kgfuse export --onnx`),
+    int8 linear layers (`kgfuse export --int8`)."""
+    folder, meta = stored.folder, stored.meta
     if meta.get("encoder_runtime") == "onnx" and model.text_encoder is not None:
-        from fusion.onnx_encoder import ONNX_FILE, use_onnx  # set by `kgfuse export --onnx`
+        from fusion.onnx_encoder import ONNX_FILE, use_onnx
 
         use_onnx(model.text_encoder, folder / ONNX_FILE)
-    if meta.get("quantize") == "int8":  # set by `kgfuse export --int8`
+    if meta.get("quantize") == "int8":
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    return model, resources, meta
+    return model

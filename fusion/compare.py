@@ -23,26 +23,26 @@ be reproduced by one command):
   adversarial training (``fused-no-fgm`` or ``fused-fgm-1``).
 Prints one table (mean ± std over seeds): val:unseen accuracy, every test set's accuracy and
 macro-F1, the ECE of the last test set after temperature scaling, and training time; then the
-explanation faithfulness of the first fused run (fusion/explain.py). Writes JSON.
+explanation faithfulness of the first fused run (fusion/explain.py). Writes JSON. The table
+and the JSON come from fusion/compare_report.py.
 Finished runs are reused when compare runs again with the same settings and data.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.table import Table
 
 from fusion.calibration import calibration_report, fit_temperature
+from fusion.compare_report import print_report, record, summarize, write_json
 from fusion.config import ConfigError, RunConfig, config_from_dict
+from fusion.data import Example
 from fusion.examples import hidden_facts
 from fusion.metrics import classification_metrics
 from fusion.path_counts import PathCounter, fit_sequences
@@ -52,6 +52,22 @@ from fusion.train import StaleRunError, TrainResult, run, with_overrides
 from kg.rewire import rewire
 
 console = Console()
+
+# print_report and write_json (fusion/compare_report.py) are imported from here by the CLI
+__all__ = [
+    "TOGGLES",
+    "VARIANTS",
+    "Variant",
+    "ablation",
+    "compare",
+    "default_config",
+    "encoder_ablation",
+    "evaluate_reference",
+    "pick_variants",
+    "print_report",
+    "train_or_reuse",
+    "write_json",
+]
 
 
 @dataclass(frozen=True)
@@ -86,9 +102,6 @@ TOGGLES = {
     "swap_mentions": ("swap", 0.5),
     "adversarial": ("fgm", 1.0),
 }
-
-
-METRICS = ("accuracy", "macro_f1", "ece", "nll")
 
 
 def ablation(config: RunConfig, setting: str) -> tuple[str, float]:
@@ -201,49 +214,6 @@ def evaluate_reference(plan: RunPlan, workspace: Workspace) -> dict[str, dict[st
     return out
 
 
-def _summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys(r["variant"] for r in runs):
-        mine = [r for r in runs if r["variant"] == name]
-        entry: dict[str, Any] = {
-            "seeds": [r["seed"] for r in mine],
-            "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in mine])),
-            "seconds": float(np.mean([r["seconds"] for r in mine])),
-        }
-        for split in mine[0]["metrics"]:
-            for metric in METRICS:
-                values = [r["metrics"][split].get(metric) for r in mine if split in r["metrics"]]
-                values = [v for v in values if v is not None]
-                if values:
-                    entry[f"{split}/{metric}"] = {
-                        "mean": float(np.mean(values)),
-                        "std": float(np.std(values)),
-                    }
-        out[name] = entry
-    return out
-
-
-def _record(
-    variant: str,
-    seed: int,
-    result: TrainResult | None,
-    metrics: dict[str, dict[str, Any]],
-    seconds: float,
-) -> dict[str, Any]:
-    return {
-        "variant": variant,
-        "seed": seed,
-        "bundle": str(result.bundle) if result is not None else None,
-        "metrics": {k: {m: v[m] for m in METRICS if m in v} for k, v in metrics.items()},
-        "seconds_per_epoch": result.seconds_per_epoch if result is not None else 0.0,
-        "epochs": result.epochs_run if result is not None else 0,
-        "best_epoch": result.best_epoch if result is not None else 0,
-        "temperature": result.temperature if result is not None else None,
-        "choices": result.choices if result is not None else {},
-        "seconds": seconds,
-    }
-
-
 def compare(
     config: RunConfig,
     seeds: int = 3,
@@ -253,9 +223,9 @@ def compare(
     with_default: bool = False,
     with_reference: bool = True,
 ) -> dict[str, Any]:
-    from fusion.bundle import load_bundle
-    from fusion.explain import faithfulness
-
+    """Train every variant (``seeds`` seeds for the seeded ones) and the reference and default
+    runs when asked, under ``config.output/compare``; the report `print_report` prints: every
+    run, the summary over seeds, and the first fused run's explanation faithfulness."""
     base = Path(config.output) / "compare"
     workspace = Workspace.open(config, base)
     compiled = workspace.graph.compiled
@@ -265,45 +235,67 @@ def compare(
             "compare with kg.files (a triple store is read, never rewired)"
         )
     first = config.train.seed
-    plans: dict[int, RunPlan] = {}
-
-    def plan_for(seed: int) -> RunPlan:
-        if seed not in plans:
-            plans[seed] = plan_run(with_overrides(config, train={"seed": seed}), workspace)
-        return plans[seed]
-
+    plans = _Plans(config, workspace)
     runs: list[dict[str, Any]] = []
-    first_fused: TrainResult | None = None
     for seed in range(first, first + seeds) if with_reference else ():
         started = time.perf_counter()
-        metrics = evaluate_reference(plan_for(seed), workspace)
-        runs.append(_record("reference", seed, None, metrics, time.perf_counter() - started))
+        metrics = evaluate_reference(plans.for_seed(seed), workspace)
+        runs.append(record("reference", seed, None, metrics, time.perf_counter() - started))
+    first_fused = _train_variants(config, variants, seeds, plans, workspace, base, progress, runs)
+    if with_default:
+        _train_defaults(config, seeds, base, progress, runs)
+    report: dict[str, Any] = {
+        "runs": runs,
+        "summary": summarize(runs),
+        "graph_encoder": config.model.graph_encoder,
+    }
+    tests = plans.for_seed(first).splits.tests
+    if first_fused is not None and faithfulness_texts > 0 and tests:
+        report["faithfulness"] = _faithfulness(first_fused, tests, faithfulness_texts, first)
+    return report
+
+
+@dataclass
+class _Plans:
+    """Each seed's `plan_run`, made once: the reference and every variant of a seed share it."""
+
+    config: RunConfig
+    workspace: Workspace
+    plans: dict[int, RunPlan] = field(default_factory=dict)
+
+    def for_seed(self, seed: int) -> RunPlan:
+        if seed not in self.plans:
+            seeded = with_overrides(self.config, train={"seed": seed})
+            self.plans[seed] = plan_run(seeded, self.workspace)
+        return self.plans[seed]
+
+
+def _train_variants(
+    config: RunConfig,
+    variants: tuple[Variant, ...],
+    seeds: int,
+    plans: _Plans,
+    workspace: Workspace,
+    base: Path,
+    progress: bool,
+    runs: list[dict[str, Any]],
+) -> TrainResult | None:
+    """Train (or reuse) every variant over its seeds, appending a record to ``runs``; returns
+    the first fused run. The shuffled KG is rewired once, with the first seed."""
+    first = config.train.seed
+    compiled = workspace.graph.compiled
+    first_fused: TrainResult | None = None
     shuffled: RunPlan | None = None
     for variant in variants:
         for seed in range(first, first + (seeds if variant.seeded else 1)):
-            plan = plan_for(seed)
-            name, train = variant.name, dict[str, Any](seed=seed)
-            settings: dict[str, Any] = {"mode": variant.mode}
-            if variant.toggle:
-                name, train[variant.toggle] = ablation(config, variant.toggle)
-            if (variant.encoder or variant.toggle_counts) and not plan.resources.label_nodes:
-                continue  # the paths encoder and the counts need class nodes
-            if variant.encoder:
-                encoder = encoder_ablation(config) if variant.encoder == "other" else "none"
-                if encoder == "paths" and compiled is None:
-                    continue  # the paths encoder walks a compiled KG
-                settings["graph_encoder"] = encoder
-                if variant.encoder == "other":
-                    name = f"{variant.mode}-{encoder}"
-                else:
-                    settings["counts"] = True
-            if variant.toggle_counts:
-                settings["counts"] = not config.model.counts
-                name = "fused-no-counts" if config.model.counts else "fused-counts"
-            cfg = with_overrides(config, model=settings, train=train)
+            plan = plans.for_seed(seed)
+            named = _variant_config(config, variant, seed, plan)
+            if named is None:
+                continue
+            name, cfg = named
             cfg = replace(cfg, output=str(base / f"{name}-s{seed}"))
             if variant.graph == "shuffled":
-                assert compiled is not None  # checked above
+                assert compiled is not None  # `compare` checked it
                 shuffled = shuffled or replace(
                     plan, resources=plan.resources.with_graph(rewire(compiled, seed=first))
                 )
@@ -315,91 +307,74 @@ def compare(
             )
             if name == "fused" and first_fused is None:
                 first_fused = result
-            runs.append(_record(name, seed, result, result.metrics, time.perf_counter() - started))
-    if with_default:
-        default = default_config(config)
-        default_space = Workspace.open(default, base)
-        for seed in range(first, first + seeds):
-            cfg = replace(
-                with_overrides(default, train={"seed": seed}), output=str(base / f"default-s{seed}")
-            )
-            console.print(f"[bold]default[/] seed {seed} ...")
-            started = time.perf_counter()
-            result = train_or_reuse(cfg, progress, workspace=default_space)
-            runs.append(
-                _record("default", seed, result, result.metrics, time.perf_counter() - started)
-            )
-    report: dict[str, Any] = {
-        "runs": runs,
-        "summary": _summary(runs),
-        "graph_encoder": config.model.graph_encoder,
+            runs.append(record(name, seed, result, result.metrics, time.perf_counter() - started))
+    return first_fused
+
+
+def _variant_config(
+    config: RunConfig, variant: Variant, seed: int, plan: RunPlan
+) -> tuple[str, RunConfig] | None:
+    """The variant's row name and config for ``seed``; None for a variant this KG cannot run
+    (the paths encoder and the counts need class nodes; the paths encoder a compiled KG)."""
+    name, train = variant.name, dict[str, Any](seed=seed)
+    settings: dict[str, Any] = {"mode": variant.mode}
+    if variant.toggle:
+        name, train[variant.toggle] = ablation(config, variant.toggle)
+    if (variant.encoder or variant.toggle_counts) and not plan.resources.label_nodes:
+        return None
+    if variant.encoder:
+        encoder = encoder_ablation(config) if variant.encoder == "other" else "none"
+        if encoder == "paths" and plan.resources.graph.compiled is None:
+            return None
+        settings["graph_encoder"] = encoder
+        if variant.encoder == "other":
+            name = f"{variant.mode}-{encoder}"
+        else:
+            settings["counts"] = True
+    if variant.toggle_counts:
+        settings["counts"] = not config.model.counts
+        name = "fused-no-counts" if config.model.counts else "fused-counts"
+    return name, with_overrides(config, model=settings, train=train)
+
+
+def _train_defaults(
+    config: RunConfig, seeds: int, base: Path, progress: bool, runs: list[dict[str, Any]]
+) -> None:
+    """``--with-default``: fused with the config's KG, data and label map only, every other
+    setting kgfuse's own, over every seed (records appended to ``runs``)."""
+    default = default_config(config)
+    default_space = Workspace.open(default, base)
+    first = config.train.seed
+    for seed in range(first, first + seeds):
+        cfg = replace(
+            with_overrides(default, train={"seed": seed}), output=str(base / f"default-s{seed}")
+        )
+        console.print(f"[bold]default[/] seed {seed} ...")
+        started = time.perf_counter()
+        result = train_or_reuse(cfg, progress, workspace=default_space)
+        runs.append(record("default", seed, result, result.metrics, time.perf_counter() - started))
+
+
+def _faithfulness(
+    fused: TrainResult, tests: dict[str, list[Example]], limit: int, seed: int
+) -> dict[str, Any]:
+    """The explanation faithfulness of the ``fused`` run's bundle on the last test set (e.g.
+    unseen), on at most ``limit`` texts (fusion/explain.py)."""
+    from fusion.bundle import load_bundle
+    from fusion.explain import faithfulness
+
+    model, res, meta = load_bundle(fused.bundle)
+    name, examples = next(reversed(tests.items()))
+    index = {label: i for i, label in enumerate(res.labels)}
+    prepared = res.prepare([e.text for e in examples], [index[e.label] for e in examples])
+    return {
+        "test": name,
+        **faithfulness(
+            model,
+            res,
+            prepared,
+            limit=limit,
+            seed=seed,
+            temperature=float(meta.get("temperature", 1.0)),
+        ),
     }
-    tests = plan_for(first).splits.tests
-    if first_fused is not None and faithfulness_texts > 0 and tests:
-        model, res, meta = load_bundle(first_fused.bundle)
-        name, examples = next(reversed(tests.items()))  # the last test set (e.g. unseen)
-        index = {label: i for i, label in enumerate(res.labels)}
-        prepared = res.prepare([e.text for e in examples], [index[e.label] for e in examples])
-        report["faithfulness"] = {
-            "test": name,
-            **faithfulness(
-                model,
-                res,
-                prepared,
-                limit=faithfulness_texts,
-                seed=first,
-                temperature=float(meta.get("temperature", 1.0)),
-            ),
-        }
-    return report
-
-
-def _cell(entry: dict[str, Any], key: str) -> str:
-    if key not in entry:
-        return "-"
-    m = entry[key]
-    return f"{m['mean']:.3f} ± {m['std']:.3f}" if len(entry["seeds"]) > 1 else f"{m['mean']:.3f}"
-
-
-def print_report(report: dict[str, Any]) -> None:
-    summary = report["summary"]
-    keys = {k.rsplit("/", 1)[0] for e in summary.values() for k in e if k.endswith("/accuracy")}
-    tests = sorted(k for k in keys if k.startswith("test:"))
-    last = tests[-1] if tests else None
-    table = Table(
-        "model",
-        "val:unseen acc",
-        *(f"{s} acc" for s in tests),
-        *(f"{s} F1" for s in tests),
-        *([f"{last} ECE"] if last else []),
-        "s/epoch",
-        "x text",
-    )
-    text_time = summary.get("text", {}).get("seconds_per_epoch") or float("nan")
-    for name, entry in summary.items():
-        table.add_row(
-            name,
-            _cell(entry, "val:unseen/accuracy"),
-            *(_cell(entry, f"{s}/accuracy") for s in tests),
-            *(_cell(entry, f"{s}/macro_f1") for s in tests),
-            *([_cell(entry, f"{last}/ece")] if last else []),
-            f"{entry['seconds_per_epoch']:.1f}" if entry["seconds_per_epoch"] else "-",
-            f"{entry['seconds_per_epoch'] / text_time:.2f}" if entry["seconds_per_epoch"] else "-",
-        )
-    console.print(table)
-    if "faithfulness" in report:
-        f = report["faithfulness"]
-        console.print(
-            f"explanations on {f['test']} ({f['texts']} texts, top {f['top_k']} paths, log-odds): "
-            f"comprehensiveness {f['comp']:.3f} against {f['comp_random']:.3f} for random walks "
-            f"({f['ratio']:.1f}x); the top path alone {f['comp_top1']:.3f} against "
-            f"{f['comp_top1_random']:.3f} ({f['ratio_top1']:.1f}x); sufficiency {f['suff']:.3f} "
-            f"against {f['suff_random']:.3f}"
-        )
-
-
-def write_json(report: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

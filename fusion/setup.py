@@ -5,10 +5,10 @@
 
 `plan_run` reads the training (and val) files, links every text once, carves validation out of
 the training texts by held-out entity when no val file is given (fusion/split.py), decides what
-validation selects on (`Selection`), resolves every ``auto`` setting (fusion/auto.py, and the
-reference for hops: fusion/reference.py) and builds the model's `Resources`. Test files are
-read and linked here too, but only `fusion.train.run` uses them, after training, to report:
-nothing on this page looks at a test text.
+validation selects on (`Selection`, fusion/selection.py), resolves every ``auto`` setting
+(fusion/auto.py, and the reference for hops: fusion/reference.py) and builds the model's
+`Resources`. Test files are read and linked here too, but only `fusion.train.run` uses them,
+after training, to report: nothing on this page looks at a test text.
 
 A `Workspace` holds what does not depend on the seed or the settings, so that `kgfuse compare`
 and `kgfuse tune` build it once for many runs.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import random
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,73 +34,32 @@ from fusion.features import FeatureCache, FeatureTable, NodeFeatures, encoder_ke
 from fusion.path_counts import PathCounter
 from fusion.reference import HOP_CHOICES, MAX_TEXTS, choose_hops
 from fusion.resources import Resources
+from fusion.selection import Selection, SelectionWarning, choose_selection
 from fusion.split import partition_validation, validation_split
 from kg.protocol import Graph
 from kg.store_graph import StoreGraph
 from nlp.linker import from_kg
 from nlp.texts import read_label_map
 
-MIN_UNSEEN_TEXTS = 30  # fewer val:unseen texts than this cannot rank models alone
-MIN_UNSEEN_ENTITIES = 5  # nor can fewer held-out entities
+# Selection, SelectionWarning and choose_selection live in fusion/selection.py; imported from
+# here by callers that plan runs
+__all__ = [
+    "DEFAULT_HOPS",
+    "FEATURE_FOLDER",
+    "RunPlan",
+    "Selection",
+    "SelectionWarning",
+    "Workspace",
+    "choose_selection",
+    "load_data",
+    "open_graph",
+    "plan_run",
+]
+
 DEFAULT_HOPS = 2  # where no reference can choose (no label map, or a triple store)
 FEATURE_FOLDER = (
     "node-features"  # run/cache/node-features/: vectors by entity text (fusion/features.py)
 )
-
-
-class SelectionWarning(UserWarning):
-    """Validation cannot select on val:unseen alone; the warning names the figures."""
-
-
-@dataclass(frozen=True)
-class Selection:
-    """What early stopping, checkpoint choice, calibration and tuning read from validation.
-
-    ``on``: "unseen" (val:unseen accuracy), "mix" (the mean of val:unseen and val:seen
-    accuracy, when val:unseen is too small to rank models alone) or "all" (no val:unseen)."""
-
-    on: str
-    reason: str
-
-    def score(self, metrics: dict[str, dict[str, Any]]) -> tuple[float, float]:
-        """(accuracy, loss) to select on, from the metrics of "val:unseen" and "val:seen"."""
-        parts = {"unseen": ["val:unseen"], "mix": ["val:unseen", "val:seen"], "all": ["val"]}
-        chosen = [metrics[k] for k in parts[self.on] if metrics.get(k, {}).get("n")]
-        if not chosen:
-            return 0.0, float("inf")
-        accuracy = float(np.mean([m["accuracy"] for m in chosen]))
-        loss = float(np.mean([m.get("loss", float("inf")) for m in chosen]))
-        return accuracy, loss
-
-    def flags(self, val_unseen: list[bool]) -> list[bool]:
-        """Which validation texts calibration and the reference fit on."""
-        if self.on == "unseen":
-            return list(val_unseen)
-        return [True] * len(val_unseen)
-
-
-def choose_selection(unseen_texts: int, held_entities: int, total: int) -> Selection:
-    """val:unseen when it is big enough to rank models; else a stated mix, with a warning."""
-    if unseen_texts >= MIN_UNSEEN_TEXTS and held_entities >= MIN_UNSEEN_ENTITIES:
-        return Selection(
-            "unseen",
-            f"{unseen_texts} val:unseen texts about {held_entities} entities no training text "
-            "mentions",
-        )
-    if unseen_texts == 0:
-        reason = (
-            f"no validation text mentions an entity that training lacks ({total} val texts); "
-            "selecting on all validation texts, which rewards memorised names"
-        )
-        warnings.warn(reason, SelectionWarning, stacklevel=2)
-        return Selection("all", reason)
-    reason = (
-        f"only {unseen_texts} val:unseen texts about {held_entities} held-out entities (at least "
-        f"{MIN_UNSEEN_TEXTS} texts and {MIN_UNSEEN_ENTITIES} entities rank models alone); "
-        "selecting on the mean of val:unseen and val:seen accuracy"
-    )
-    warnings.warn(reason, SelectionWarning, stacklevel=2)
-    return Selection("mix", reason)
 
 
 @dataclass
@@ -225,10 +183,75 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
     label_nodes = (
         read_label_map(config.kg.label_map, graph, splits.labels) if config.kg.label_map else []
     )
+    choices: dict[str, dict[str, object]] = {}  # in the order they are made
+    linked = _link_and_validate(config, workspace, splits, label_nodes, choices)
+    splits, train_ids = linked.splits, linked.train_ids
+    unseen_entities = linked.unseen_entities
+    selection = choose_selection(sum(splits.val_unseen), len(unseen_entities), len(splits.val))
+    choices["selection"] = Choice(selection.on, selection.reason).to_dict()
+    masking = _mask_label_facts(config, graph, splits, label_nodes, train_ids, unseen_entities)
+    choices.update(masking.choices)
+    hops = _resolve_hops(config, workspace, splits, label_nodes, train_ids, masking, selection)
+    choices.update(hops.choices)
+    resolved = replace(
+        config,
+        subgraph=replace(config.subgraph, hops=hops.value),
+        train=replace(config.train, mask_label_facts=masking.mask),
+    )
+    resources = Resources(
+        graph,
+        splits.labels,
+        label_nodes,
+        resolved.encoder,
+        resolved.subgraph,
+        workspace.linker_config,
+        features=workspace.features,
+        nlp=workspace.nlp,
+        text_encoder=workspace.text_encoder,
+        walks=config.model.reads_walks,
+    )
+    resources.fit_sequences(train_ids, masking.train_masked, masking.hidden)
+    spans = {"train": linked.train_spans, "val": linked.val_spans}
+    for name, examples in splits.tests.items():
+        spans[f"test:{name}"] = workspace.link([e.text for e in examples])
+    return RunPlan(
+        resolved,
+        splits,
+        spans,
+        masking.train_masked,
+        resources,
+        selection,
+        choices,
+        masking.hide_val_facts,
+        masking.hidden,
+    )
+
+
+@dataclass
+class _Linked:
+    """Training and validation texts, linked, with validation split into val:unseen/val:seen."""
+
+    splits: Splits  # val set, val_unseen flags set
+    train_spans: list[list[dict[str, Any]]]
+    train_ids: list[list[int]]  # the entities each training text mentions
+    val_spans: list[list[dict[str, Any]]]
+    unseen_entities: set[int]  # held-out-kind entities val:unseen mentions and training lacks
+
+
+def _link_and_validate(
+    config: RunConfig,
+    workspace: Workspace,
+    splits: Splits,
+    label_nodes: list[int],
+    choices: dict[str, dict[str, object]],
+) -> _Linked:
+    """Link the training and validation texts. Without a val file, validation is carved out of
+    the training texts by held-out entity (recorded in ``choices``); a given val file's texts
+    about entities training lacks are its val:unseen ones."""
+    graph = workspace.graph
     train_spans = workspace.link([e.text for e in splits.train])
     train_ids = [workspace.entity_ids(s) for s in train_spans]
     types = config.data.holdout_types
-    choices: dict[str, dict[str, object]] = {}
     carved = not splits.val
     if carved:  # carve val:unseen and val:seen out of the training texts
         candidates, kind = holdout_candidates(graph, label_nodes, train_ids, types)
@@ -275,12 +298,33 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
         for e in workspace.entity_ids(spans)
         if e in candidates
     } - {e for ids in train_ids for e in ids}
-    selection = choose_selection(sum(splits.val_unseen), len(unseen_entities), len(splits.val))
-    # set below, once it is known whether label facts restate the labels
-    choices["selection"] = Choice(selection.on, selection.reason).to_dict()
+    return _Linked(splits, train_spans, train_ids, val_spans, unseen_entities)
+
+
+@dataclass
+class _Masking:
+    """Whose label facts are hidden, and why (``choices``)."""
+
+    mask: float  # train.mask_label_facts, resolved
+    train_masked: list[bool]  # per training text
+    hide_val_facts: bool
+    hidden: frozenset[int]
+    choices: dict[str, dict[str, object]]
+
+
+def _mask_label_facts(
+    config: RunConfig,
+    graph: Graph,
+    splits: Splits,
+    label_nodes: list[int],
+    train_ids: list[list[int]],
+    unseen_entities: set[int],
+) -> _Masking:
+    """Whether the KG's label facts restate the labels (fusion/auto.py): then val:unseen
+    texts and the held-out entities lose theirs, and ``train.mask_label_facts: auto`` hides a
+    share of the training texts' own."""
     index = {label: i for i, label in enumerate(splits.labels)}
     gold = [index[e.label] for e in splits.train]
-
     compiled = graph.compiled
     if label_nodes and compiled is not None:
         facts = label_facts_restate_labels(compiled, label_nodes, train_ids, gold)
@@ -288,6 +332,7 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
         facts = Choice(0.0, "no label map, or a triple store: no label facts to hide")
     hide_val_facts = float(facts.value) > 0  # type: ignore[arg-type]
     hidden = frozenset(unseen_entities) if hide_val_facts else frozenset()
+    choices: dict[str, dict[str, object]] = {}
     mask = config.train.mask_label_facts
     if mask is None:
         mask = float(facts.value)  # type: ignore[arg-type]
@@ -296,60 +341,45 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
         choices["validation.label_facts"] = Choice("hidden for val:unseen", facts.reason).to_dict()
     draw = random.Random(config.train.seed)
     train_masked = [draw.random() < mask for _ in splits.train]
+    return _Masking(mask, train_masked, hide_val_facts, hidden, choices)
 
+
+@dataclass
+class _Hops:
+    value: int | None  # subgraph.hops, resolved (None only where it was never auto)
+    choices: dict[str, dict[str, object]]
+
+
+def _resolve_hops(
+    config: RunConfig,
+    workspace: Workspace,
+    splits: Splits,
+    label_nodes: list[int],
+    train_ids: list[list[int]],
+    masking: _Masking,
+    selection: Selection,
+) -> _Hops:
+    """``subgraph.hops`` as set, or chosen (`_choose_hops`); tuning trials with the same seed,
+    masking and data share one choice through the workspace."""
     hops = config.subgraph.hops
-    memo = (config.train.seed, mask, repr(config.data), config.subgraph.max_sequences)
-    if hops is None and memo in workspace.hop_choices:  # tuning trials share the seed's choice
-        choice = workspace.hop_choices[memo]
-        hops = int(choice.value)  # type: ignore[call-overload]
-        choices["subgraph.hops"] = choice.to_dict()
-    elif hops is None:
+    if hops is not None:
+        return _Hops(hops, {})
+    memo = (config.train.seed, masking.mask, repr(config.data), config.subgraph.max_sequences)
+    choice = workspace.hop_choices.get(memo)
+    if choice is None:
         choice = _choose_hops(
             config,
             workspace,
             splits,
             label_nodes,
             train_ids,
-            train_masked,
-            hide_val_facts,
+            masking.train_masked,
+            masking.hide_val_facts,
             selection,
-            hidden,
+            masking.hidden,
         )
         workspace.hop_choices[memo] = choice
-        hops = int(choice.value)  # type: ignore[call-overload]
-        choices["subgraph.hops"] = choice.to_dict()
-    resolved = replace(
-        config,
-        subgraph=replace(config.subgraph, hops=hops),
-        train=replace(config.train, mask_label_facts=mask),
-    )
-    resources = Resources(
-        graph,
-        splits.labels,
-        label_nodes,
-        resolved.encoder,
-        resolved.subgraph,
-        workspace.linker_config,
-        features=workspace.features,
-        nlp=workspace.nlp,
-        text_encoder=workspace.text_encoder,
-        walks=config.model.reads_walks,
-    )
-    resources.fit_sequences(train_ids, train_masked, hidden)
-    spans = {"train": train_spans, "val": val_spans}
-    for name, examples in splits.tests.items():
-        spans[f"test:{name}"] = workspace.link([e.text for e in examples])
-    return RunPlan(
-        resolved,
-        splits,
-        spans,
-        train_masked,
-        resources,
-        selection,
-        choices,
-        hide_val_facts,
-        hidden,
-    )
+    return _Hops(int(choice.value), {"subgraph.hops": choice.to_dict()})  # type: ignore[call-overload]
 
 
 def _choose_hops(
