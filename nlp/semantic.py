@@ -39,7 +39,8 @@ is needed.
 
 Files: rule 1 is nlp/semantic_spans.py, the encoder nlp/sentence_encoder.py (loaded by
 nlp/encoder_folder.py, as the classifier's is), the vector cache nlp/semantic_cache.py, the
-settings and their checks nlp/semantic_settings.py; this module scores and selects (rules 2-4).
+settings and their checks nlp/semantic_settings.py, the scoring and selecting of rules 2 and 4
+nlp/semantic_scores.py; this module holds the vectors and runs the rules.
 
 In a pipeline: the `kg_linker` option ``semantic`` (a dict of this class's keyword arguments,
 `CONFIG_KEYS`; None: off) adds these spans as candidates of kind ``semantic``; see nlp/linker.py.
@@ -65,6 +66,7 @@ from nlp.semantic_cache import (
     read_meta,
     save_vectors,
 )
+from nlp.semantic_scores import Selection, select_spans, static_scores
 from nlp.semantic_settings import (
     CONFIG_KEYS,
     DEFAULT_PARTIAL_THRESHOLD,
@@ -400,57 +402,30 @@ class SemanticCandidates:
         return self._select(low, spans, scores)
 
     def _static_scores(self, low: list[str], spans: list[tuple[int, int]]) -> np.ndarray:
-        """Cosines of each span's mean word vector (function words left out) with the aliases.
-        Every span holds a content word (see `spans`)."""
-        used = np.zeros(len(low), dtype=bool)
-        for a, b in spans:
-            used[a:b] = True
-        idx = [i for i in np.flatnonzero(used).tolist() if low[i] not in FUNCTION_WORDS]
-        rows = self._word_rows([low[i] for i in idx])
-        summed = np.zeros((len(low) + 1, self.word_vectors.shape[1]), dtype=np.float32)
-        summed[np.array(idx, dtype=np.int64) + 1] = self.word_vectors[rows]
-        np.cumsum(summed, axis=0, out=summed)
-        starts, ends = np.array(spans, dtype=np.int64).T
-        mean = summed[ends] - summed[starts]
-        mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-9)
-        scores = mean @ self.alias_vectors.T
-        if self.mode == "static":  # calibrate phrases: static vs encoded aliases runs low
-            multi = np.flatnonzero(ends - starts > 1)
-            if len(multi):
-                scores[multi] = (scores[multi] + mean[multi] @ self.alias_static.T) / 2
-        return scores
+        """Cosines of each span's mean word vector with the aliases (rule 2)."""
+        return static_scores(
+            low,
+            spans,
+            self._word_rows,
+            lambda: self.word_vectors,
+            self.alias_vectors,
+            self.alias_static if self.mode == "static" else None,
+        )
 
     def _select(
         self, low: list[str], spans: list[tuple[int, int]], scores: np.ndarray
     ) -> list[tuple[int, int, int, float]]:
-        floor = min(self.threshold, self.partial_threshold)
-        for i, j in zip(*np.nonzero(scores >= floor), strict=True):
-            need = self.partial_threshold if self._partial(low, spans[i], j) else self.threshold
-            if scores[i, j] < need:
-                scores[i, j] = -1.0
-        best = scores.max(axis=1)
-        rank = best - self.length_penalty * np.array([b - a - 1 for a, b in spans])
-        order = sorted(
-            (i for i in range(len(spans)) if best[i] >= floor),
-            key=lambda i: (-rank[i], spans[i][0] - spans[i][1], spans[i][0]),
+        """The spans kept and their entities (rule 4)."""
+        rule = Selection(
+            self.threshold,
+            self.partial_threshold,
+            self.margin,
+            self.max_entities,
+            self.length_penalty,
         )
-        taken: list[tuple[int, int]] = []
-        out: list[tuple[int, int, int, float]] = []
-        for i in order:
-            a, b = spans[i]
-            if any(a < tb and ta < b for ta, tb in taken):
-                continue
-            taken.append((a, b))
-            by_entity: dict[int, float] = {}
-            for j in np.argsort(-scores[i]):
-                s = float(scores[i, j])
-                if s < max(floor, best[i] - self.margin):
-                    break
-                by_entity.setdefault(int(self.alias_entities[j]), s)
-                if len(by_entity) >= self.max_entities:
-                    break
-            out.extend((a, b, e, round(s, 4)) for e, s in by_entity.items())
-        return sorted(out, key=lambda t: (t[0], t[1], -t[3]))
+        return select_spans(
+            spans, scores, self.alias_entities, lambda span, j: self._partial(low, span, j), rule
+        )
 
     def _partial(self, low: list[str], span: tuple[int, int], alias: int) -> bool:
         """Whether the span's content words are some, not all, of the alias's."""
