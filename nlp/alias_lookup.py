@@ -17,6 +17,7 @@ from spacy.tokens import Doc
 from nlp.alias_arrays import (
     PRIME,
     SEED,
+    WORD,
     AliasTables,
     Hasher,
     KeyTable,
@@ -27,7 +28,6 @@ from nlp.alias_arrays import (
 from nlp.keys import JOINERS, Lemmatizer, root
 from nlp.ngram_index import Hit, NgramIndex
 
-WORD = re.compile(r"^[^\W\d_]+$")  # a word of letters only
 RESPELL_RATIO = 0.85  # minimum edit ratio of a spelling variant
 MEMO = 200_000  # aliases and anchored entries kept rebuilt in memory
 _PRIME = np.uint64(PRIME)

@@ -53,7 +53,8 @@ from spacy.tokens import Doc
 from kg.graph import KnowledgeGraph
 from kg.search import normalize
 from nlp import match_paths
-from nlp.alias_arrays import AliasTables, build_tables
+from nlp.alias_arrays import AliasTables
+from nlp.alias_build import build_tables
 from nlp.alias_lookup import AliasLookup, alias_splitter
 from nlp.keys import JOINERS, Lemmatizer, root
 from nlp.linker_settings import LINKER_DEFAULTS

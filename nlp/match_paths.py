@@ -15,8 +15,8 @@ from spacy.tokens import Doc
 
 from kg.search import normalize
 from nlp.abbreviations import find_definitions, fits
-from nlp.alias_arrays import is_acronym
-from nlp.alias_lookup import WORD, Alias, AliasLookup
+from nlp.alias_arrays import WORD, is_acronym
+from nlp.alias_lookup import Alias, AliasLookup
 from nlp.mentions import MentionCandidate
 
 HEADLESS_MARGIN = 0.1  # a partial match without the alias's head word needs this much more
