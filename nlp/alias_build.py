@@ -76,6 +76,8 @@ class _NameReader:
             name: (array("Q"), array("i"))
             for name in ("by_keys", "by_roots", "short_forms", "long_forms")
         }
+        self.key_hashes, self.key_ids = self.pairs["by_keys"]  # bound: appended once a name
+        self.root_hashes, self.root_ids = self.pairs["by_roots"]
         self.max_words = 1
         self.lemma: dict[str, str] = {}  # per distinct word, not per name: far fewer
         self.info: dict[str, _KeyInfo] = {}  # per distinct lemma key
@@ -124,12 +126,14 @@ class _NameReader:
         h = SEED
         for _, kh, _, _ in about:
             h = ((h ^ kh) * PRIME) & MASK
-        _add(self.pairs["by_keys"], h, i)
+        self.key_hashes.append(h)
+        self.key_ids.append(i)
         if common:
             h = SEED
             for _, _, rh, _ in about:
                 h = ((h ^ rh) * PRIME) & MASK
-            _add(self.pairs["by_roots"], h, i)
+            self.root_hashes.append(h)
+            self.root_ids.append(i)
             self.common_words.update(keys)
         if len(keys) > self.max_words:
             self.max_words = len(keys)
