@@ -11,30 +11,26 @@ loads with a few ``np.load`` calls, and a look-up is a binary search:
 - two keys may share a hash (about one chance in 2**64 per pair); the generator rebuilds each
   alias it finds from its text and checks its key, so a collision cannot make a wrong match.
 
-`Strings` packs the alias texts (and other string lists) as UTF-8 bytes and offsets.
+`Strings` packs the alias texts (and other string lists) as UTF-8 bytes and offsets. The tables
+are built from a KG's names by nlp/alias_build.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from array import array
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from spacy.lang.en.stop_words import STOP_WORDS
 
-from kg.graph import KnowledgeGraph
-from kg.search import normalize
 from kg.strings import StringTable
 from nlp.abbreviations import is_short_form
-from nlp.keys import FUNCTION_WORDS, Lemmatizer, root
+from nlp.keys import FUNCTION_WORDS
 
 SEED = 0xCBF29CE484222325
 PRIME = 0x100000001B3
@@ -146,7 +142,7 @@ def load_strings(folder: Path, prefix: str) -> StringTable:
     return StringTable(blob, offsets)
 
 
-_WORD = re.compile(r"^[^\W\d_]+$")
+WORD = re.compile(r"^[^\W\d_]+$")  # a word of letters only
 _TABLES = tuple(
     (
         "by_keys by_roots windows root_windows partials idf modifiers heads short_forms long_forms "
@@ -220,7 +216,7 @@ class AliasTables:
 
 def content_words(keys: Sequence[str]) -> list[str]:
     """The keys that carry content (no function words, letters only)."""
-    return [k for k in keys if k not in FUNCTION_WORDS and _WORD.match(k)]
+    return [k for k in keys if k not in FUNCTION_WORDS and WORD.match(k)]
 
 
 def head_word(keys: Sequence[str]) -> str:
@@ -228,7 +224,7 @@ def head_word(keys: Sequence[str]) -> str:
     follows one ("skin rash" -> "rash", "loss of appetite" -> "loss")."""
     head = ""
     for k in keys:
-        if k in FUNCTION_WORDS or not _WORD.match(k):
+        if k in FUNCTION_WORDS or not WORD.match(k):
             if head:
                 break
             continue
@@ -247,194 +243,3 @@ def long_form_key(text: str) -> tuple[str, str] | None:
     if not 2 <= len(words) <= 7 or not "".join(words).isalpha():
         return None
     return words[0][0].lower(), words[-1][0].lower()
-
-
-def build_tables(
-    kg: KnowledgeGraph,
-    eligible: set[int],
-    split: Callable[[str], Sequence[str]],
-    lemmatizer: Lemmatizer,
-    *,
-    min_alias_length: int,
-    stop_aliases: frozenset[str],
-    table_names: dict[int, list[str]],
-) -> AliasTables:
-    """The tables over the names of ``eligible`` entities (KG names, then table names)."""
-    hasher = Hasher()
-    texts: list[str] = []
-    entity: list[int] = []
-    from_tables: list[bool] = []
-    pairs: dict[str, _Pairs] = {  # (key hash, alias id), as C arrays: 1M names cost less
-        name: (array("Q"), array("i"))
-        for name in ("by_keys", "by_roots", "short_forms", "long_forms")
-    }
-    max_words = 1
-    key_count: dict[tuple[bool, str], int] = defaultdict(int)
-    pending: list[tuple[tuple[str, ...], int, bool]] = []
-    common_words: set[str] = set()
-    fuzzy: dict[str, list[int]] = {}
-    root_df: dict[str, int] = defaultdict(int)
-    modifiers: set[str] = set()
-    common_names = 0
-    partials: list[tuple[tuple[str, ...], str, int]] = []
-    heads: dict[str, int] = {}  # head word -> the one entity it heads, -1 for several
-    all_aliases = list(kg.aliases)  # read once: a look-up per alias costs more
-    bounds = kg.alias_indptr.tolist()
-    lemma: dict[str, str] = {}  # per distinct word, not per name: far fewer
-    info: dict[str, tuple[str, int, int, bool]] = {}  # key -> root, hashes, content word
-    key_hashes, key_ids = pairs["by_keys"]
-    root_hashes, root_ids = pairs["by_roots"]
-    for e in sorted(eligible):
-        kg_names = all_aliases[bounds[e] : bounds[e + 1]] or kg.names(e)
-        names = [(t, False) for t in kg_names] + [(t, True) for t in table_names.get(e, ())]
-        for text, from_table in names:
-            norm = normalize(text)
-            if len(text) < min_alias_length or norm in stop_aliases:
-                continue
-            words = tuple(split(text))
-            if not words:
-                continue
-            if not from_table:
-                ids = fuzzy.get(norm)
-                if ids is None:
-                    fuzzy[norm] = [e]
-                elif ids[-1] != e:
-                    ids.append(e)
-            keys = tuple(
-                [lemma[w] if w in lemma else _remember(lemma, w, lemmatizer) for w in words]
-            )
-            about = [info[k] if k in info else _key_info(info, k, hasher) for k in keys]
-            i = len(texts)
-            texts.append(text)
-            entity.append(e)
-            from_tables.append(from_table)
-            common = not from_table and text == text.lower()
-            h = SEED
-            for _, kh, _, _ in about:
-                h = ((h ^ kh) * PRIME) & MASK
-            key_hashes.append(h)
-            key_ids.append(i)
-            if common:
-                h = SEED
-                for _, _, rh, _ in about:
-                    h = ((h ^ rh) * PRIME) & MASK
-                root_hashes.append(h)
-                root_ids.append(i)
-                common_words.update(keys)
-            if len(keys) > max_words:
-                max_words = len(keys)
-            content = [k for k, a in zip(keys, about, strict=True) if a[3]]
-            if common:
-                common_names += 1
-                roots = list(dict.fromkeys([info[k][0] for k in content]))
-                for r in roots:
-                    root_df[r] += 1
-                if len(roots) >= 2:
-                    head = root(head_word(keys))
-                    partials.append((tuple(roots), head, i))
-                    modifiers.update(r for r in roots if r != head)
-            if len(content) >= 2 and not from_table and len(set(content)) >= 2:
-                if len(content) == len(keys):  # no function words: the last word is its head
-                    heads[content[-1]] = e if heads.get(content[-1], e) == e else -1
-                needed = tuple(dict.fromkeys([info[k][0] for k in content] if common else content))
-                pending.append((needed, i, common))
-                for k in needed:
-                    key_count[common, k] += 1
-            if len(text) <= 6 and is_acronym(text):
-                _add(pairs["short_forms"], hasher.key((text[0].lower(),)), i)
-            elif len(words) >= 2 and (initials := long_form_key(text)) is not None:
-                _add(pairs["long_forms"], hasher.key(initials), i)
-    all_words = set(info)
-    del lemma
-    windows: _Pairs = (array("Q"), array("i"))
-    root_windows: _Pairs = (array("Q"), array("i"))
-    for needed, i, common in pending:  # anchor each window on its rarest word
-        anchor = min(needed, key=lambda k: (key_count[common, k], k))
-        _add(root_windows if common else windows, hasher.one(anchor), i)
-    idf = {r: math.log((1 + common_names) / df) for r, df in root_df.items()}
-    anchors: _Pairs = (array("Q"), array("i"))
-    for name_roots, head, i in partials:
-        weights = {r: idf[r] for r in name_roots}
-        if sum(weights.values()) <= 0:
-            continue
-        rarest = max(name_roots, key=lambda r: (weights[r], r))
-        _add(anchors, hasher.one(rarest), i)
-        if head != rarest and head not in modifiers:
-            _add(anchors, hasher.one(head), i)
-    by_keys = KeyTable.build(*pairs["by_keys"], np.int32)
-    unique_heads = [
-        (hasher.one(k), e)
-        for k, e in heads.items()
-        if e >= 0 and k not in STOP_WORDS and hasher.one(k) not in by_keys
-    ]
-    by_roots = KeyTable.build(*pairs["by_roots"], np.int32)
-    entities = np.array(entity, dtype=np.int32)
-    fuzzy_counts = [len(es) for es in fuzzy.values()]
-    return AliasTables(
-        texts=StringTable.from_strings(texts),
-        entity=entities,
-        from_table=np.array(from_tables, dtype=bool),
-        by_keys=by_keys,
-        by_roots=by_roots,
-        windows=KeyTable.build(*windows, np.int32),
-        root_windows=KeyTable.build(*root_windows, np.int32),
-        partials=KeyTable.build(*anchors, np.int32),
-        idf=KeyTable.build([hasher.one(r) for r in idf], list(idf.values()), np.float64),
-        modifiers=_set(hasher, modifiers),
-        heads=KeyTable.build([h for h, _ in unique_heads], [e for _, e in unique_heads], np.int32),
-        short_forms=KeyTable.build(*pairs["short_forms"], np.int32),
-        long_forms=KeyTable.build(*pairs["long_forms"], np.int32),
-        alias_words=_set(hasher, all_words),
-        alias_roots=_set(hasher, {root(k) for k in all_words}),
-        ambiguous=np.union1d(_ambiguous(by_keys, entities), _ambiguous(by_roots, entities)),
-        spelling_words=StringTable.from_strings(
-            sorted(
-                k for k in common_words if len(k) >= 5 and _WORD.match(k) and k not in STOP_WORDS
-            )
-        ),
-        fuzzy_aliases=StringTable.from_strings(fuzzy),
-        fuzzy_indptr=np.r_[0, np.cumsum(fuzzy_counts, dtype=np.int64)].astype(np.int64),
-        fuzzy_entities=np.array([e for es in fuzzy.values() for e in es], dtype=np.int32),
-        max_words=max_words,
-    )
-
-
-def _key_info(
-    info: dict[str, tuple[str, int, int, bool]], key: str, hasher: Hasher
-) -> tuple[str, int, int, bool]:
-    """A lemma key's root, the hashes of both, and whether it is a content word."""
-    r = root(key)
-    info[key] = out = (r, hasher.word(key), hasher.word(r), bool(content_words([key])))
-    return out
-
-
-def _remember(memo: dict[str, str], word: str, make: Callable[[str], str]) -> str:
-    memo[word] = out = make(word)
-    return out
-
-
-_Pairs = tuple[array, array]  # (key hashes "Q", alias ids "i")
-
-
-def _add(pairs: _Pairs, h: int, i: int) -> None:
-    pairs[0].append(h)
-    pairs[1].append(i)
-
-
-def _set(hasher: Hasher, words: Iterable[str]) -> KeyTable:
-    hashes = [hasher.one(w) for w in words]
-    return KeyTable.build(hashes, [0] * len(hashes), np.int8)
-
-
-def _ambiguous(table: KeyTable, entity: np.ndarray) -> np.ndarray:
-    """Entities of the names whose key is shared with another entity's name."""
-    of = entity[table.values]
-    lengths = np.diff(table.indptr)
-    if not len(of):
-        return np.zeros(0, np.int32)
-    group = np.repeat(np.arange(len(lengths)), lengths)
-    lo = np.minimum.reduceat(of, table.indptr[:-1][lengths > 0])
-    hi = np.maximum.reduceat(of, table.indptr[:-1][lengths > 0])
-    shared = np.zeros(len(lengths), dtype=bool)
-    shared[lengths > 0] = lo != hi
-    return np.unique(of[shared[group]]).astype(np.int32)

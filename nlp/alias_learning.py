@@ -35,7 +35,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from spacy.language import Language
@@ -46,6 +47,12 @@ from nlp.keys import FUNCTION_WORDS, JOINERS, root
 from nlp.linker import KGLinker
 from nlp.semantic_spans import PARTICLES, candidate_spans, detokenize
 from nlp.sentence_encoder import Encode
+
+if TYPE_CHECKING:
+    from spacy.tokens import Doc
+
+    from kg.graph import KnowledgeGraph
+    from nlp.candidates import CandidateGenerator
 
 Progress = Callable[[int, int], None]  # (texts done, total)
 
@@ -85,6 +92,20 @@ class _Text:
     surfaces: list[str]  # lower-cased text of each phrase
 
 
+@dataclass
+class _Counts:
+    """What step 3 counts over the corpus, per phrase key and (key, entity) pair."""
+
+    occurrences: Counter[tuple[str, ...]] = field(default_factory=Counter)  # texts holding it
+    aligned: Counter[tuple[tuple[str, ...], int]] = field(default_factory=Counter)
+    cosine_sum: dict[tuple[tuple[str, ...], int], float] = field(
+        default_factory=lambda: defaultdict(float)
+    )
+    surfaces: dict[tuple[str, ...], Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
+
+
 def learn_aliases(
     nlp: Language,
     texts: Sequence[str],
@@ -113,6 +134,27 @@ def learn_aliases(
         raise LinkingError(
             f"{len(texts)} texts but {len(label_entities)} label entity lists; give one per text"
         )
+    graph, generator = _compiled_linker(nlp)
+    unique = _distinct(texts, label_entities)
+    known_keys = set(generator.by_keys)
+    prepared: list[_Text] = []
+    for done, (doc, (_, labels)) in enumerate(
+        zip(nlp.pipe(t for t, _ in unique), unique, strict=True), 1
+    ):  # steps 1 and 2
+        expected = _expected(graph, doc, labels, generator.eligible)
+        phrases = _phrases(doc, generator.lemma, known_keys, settings.max_words)
+        prepared.append(_Text(expected, *phrases))
+        if progress is not None:
+            progress(done, len(unique))
+    names = {e: [n.lower() for n in graph.names(e)] for t in prepared for e in t.expected}
+    counts = _align_texts(prepared, names, encoder or _default_encoder(), settings)  # step 3
+    best = _choose(counts, names, generator.lemma, settings)  # step 4
+    return _table(graph, counts, best)
+
+
+def _compiled_linker(nlp: Language) -> tuple[KnowledgeGraph, CandidateGenerator]:
+    """The graph and candidate generator of ``nlp``'s `kg_linker`, which must hold a compiled
+    KG (learning reads the neighbours of every label entity)."""
     linker = nlp.get_pipe("kg_linker") if "kg_linker" in nlp.pipe_names else None
     if not isinstance(linker, KGLinker):
         raise LinkingError("the pipeline has no kg_linker; build it with nlp.linker.from_kg")
@@ -122,55 +164,69 @@ def learn_aliases(
             "learning aliases reads the neighbours of every label entity: give the linker a "
             "compiled KG (kg.load / kg.open), not a triple store"
         )
-    eligible, lemma = generator.eligible, generator.lemma
+    return graph, generator
+
+
+def _distinct(
+    texts: Sequence[str], label_entities: Sequence[Sequence[int]]
+) -> list[tuple[str, tuple[int, ...]]]:
+    """Each (text, sorted labels) once, in first-seen order: a duplicated text would count its
+    phrases twice."""
     seen: set[tuple[str, tuple[int, ...]]] = set()
     unique = []
     for text, labels in zip(texts, label_entities, strict=True):
         item = (text, tuple(sorted(set(labels))))
-        if item not in seen:  # a duplicated text would count its phrases twice
+        if item not in seen:
             seen.add(item)
             unique.append(item)
-    known_keys = set(generator.by_keys)
-    prepared: list[_Text] = []
-    for done, (doc, (_, labels)) in enumerate(
-        zip(nlp.pipe(t for t, _ in unique), unique, strict=True), 1
-    ):
-        linked = {graph.entity_id(s.kb_id_) for s in doc._.kg_entities}
-        expected = sorted(
-            {n.node for e in labels for n in graph.neighbors_of(e) if n.node in eligible}
-            - linked
-            - set(labels)
-        )
-        covered_tokens = {i for s in doc._.kg_entities for i in range(s.start, s.end)}
-        tokens = [t for t in doc if not t.is_space and t.text not in JOINERS]
-        words = [t.text for t in tokens]
-        covered = [t.i in covered_tokens for t in tokens]
-        phrases, keys, surfaces = [], [], []
-        for a, b in candidate_spans(words, covered, settings.max_words):
-            if b < len(words) and words[b].lower() in PARTICLES:
-                continue  # "worn" of "worn out": a phrasal verb keeps its particle
-            key = tuple(lemma(w) for w in words[a:b])
-            if key in known_keys:  # already a name of some entity
-                continue
-            phrases.append((a, b))
-            keys.append(key)
-            surfaces.append(detokenize(words[a:b]).lower())
-        prepared.append(_Text(expected, phrases, keys, surfaces))
-        if progress is not None:
-            progress(done, len(unique))
-    encode = encoder or _default_encoder()
-    vectors = _embed(encode, [s for t in prepared for s in t.surfaces])
-    names = {e: [n.lower() for n in graph.names(e)] for t in prepared for e in t.expected}
-    name_vectors = _embed(encode, [n for ns in names.values() for n in ns])
+    return unique
 
-    occurrences: Counter[tuple[str, ...]] = Counter()
-    aligned: Counter[tuple[tuple[str, ...], int]] = Counter()
-    cosine_sum: dict[tuple[tuple[str, ...], int], float] = defaultdict(float)
-    surface_counts: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
+
+def _expected(
+    graph: KnowledgeGraph, doc: Doc, labels: tuple[int, ...], eligible: set[int]
+) -> list[int]:
+    """Step 1: the eligible KG neighbours of the labels that ``doc``'s links did not find."""
+    linked = {graph.entity_id(s.kb_id_) for s in doc._.kg_entities}
+    return sorted(
+        {n.node for e in labels for n in graph.neighbors_of(e) if n.node in eligible}
+        - linked
+        - set(labels)
+    )
+
+
+def _phrases(
+    doc: Doc, lemma: Callable[[str], str], known_keys: set[tuple[str, ...]], max_words: int
+) -> tuple[list[tuple[int, int]], list[tuple[str, ...]], list[str]]:
+    """Step 2: the word ranges, lemma keys and lower-cased texts of the candidate phrases of
+    ``doc``: n-grams no link covers that are no KG name already and keep their particle."""
+    covered_tokens = {i for s in doc._.kg_entities for i in range(s.start, s.end)}
+    tokens = [t for t in doc if not t.is_space and t.text not in JOINERS]
+    words = [t.text for t in tokens]
+    covered = [t.i in covered_tokens for t in tokens]
+    phrases, keys, surfaces = [], [], []
+    for a, b in candidate_spans(words, covered, max_words):
+        if b < len(words) and words[b].lower() in PARTICLES:
+            continue  # "worn" of "worn out": a phrasal verb keeps its particle
+        key = tuple(lemma(w) for w in words[a:b])
+        if key in known_keys:  # already a name of some entity
+            continue
+        phrases.append((a, b))
+        keys.append(key)
+        surfaces.append(detokenize(words[a:b]).lower())
+    return phrases, keys, surfaces
+
+
+def _align_texts(
+    prepared: list[_Text], names: dict[int, list[str]], encode: Encode, settings: LearnSettings
+) -> _Counts:
+    """Step 3: embed phrases and names, align them one to one in each text, and count."""
+    vectors = _embed(encode, [s for t in prepared for s in t.surfaces])
+    name_vectors = _embed(encode, [n for ns in names.values() for n in ns])
+    counts = _Counts()
     for t in prepared:
         for key, surface in zip(t.keys, t.surfaces, strict=True):
-            surface_counts[key][surface] += 1
-        occurrences.update(set(t.keys))
+            counts.surfaces[key][surface] += 1
+        counts.occurrences.update(set(t.keys))
         if not t.expected or not t.phrases:
             continue
         phrase_vectors = np.stack([vectors[s] for s in t.surfaces])
@@ -183,20 +239,38 @@ def learn_aliases(
         )  # phrases x expected entities: the best name of each
         for i, j, cosine in _align(t.phrases, scores, settings):
             pair = (t.keys[i], t.expected[j])
-            aligned[pair] += 1
-            cosine_sum[pair] += cosine
+            counts.aligned[pair] += 1
+            counts.cosine_sum[pair] += cosine
+    return counts
 
-    best: dict[tuple[str, ...], tuple[int, int]] = {}  # key -> (entity, support)
+
+def _choose(
+    counts: _Counts,
+    names: dict[int, list[str]],
+    lemma: Callable[[str], str],
+    settings: LearnSettings,
+) -> dict[tuple[str, ...], tuple[int, int]]:
+    """Step 4: phrase key -> (entity, support) for the phrases that pass the support and
+    precision thresholds with the entity they were most often aligned with."""
+    best: dict[tuple[str, ...], tuple[int, int]] = {}
     decided: set[tuple[str, ...]] = set()
-    for (key, e), support in sorted(aligned.items(), key=lambda kv: (-kv[1], kv[0][1])):
+    for (key, e), support in sorted(counts.aligned.items(), key=lambda kv: (-kv[1], kv[0][1])):
         if key in decided:  # only a phrase's most aligned entity may take it
             continue
         decided.add(key)
         need = (
             settings.partial_precision if _partial(key, names[e], lemma) else settings.min_precision
         )
-        if support >= settings.min_support and support / occurrences[key] >= need:
+        if support >= settings.min_support and support / counts.occurrences[key] >= need:
             best[key] = (e, support)
+    return best
+
+
+def _table(
+    graph: KnowledgeGraph, counts: _Counts, best: dict[tuple[str, ...], tuple[int, int]]
+) -> AliasTable:
+    """The learned aliases as a table, each under its most frequent surface form; an alias
+    holding a shorter one of the same entity is dropped."""
     by_entity: dict[int, list[tuple[str, ...]]] = defaultdict(list)
     for key, (e, _) in best.items():
         by_entity[e].append(key)
@@ -206,11 +280,11 @@ def learn_aliases(
             continue  # a shorter alias of the same entity matches wherever this one does
         rows.append(
             TableAlias(
-                surface_counts[key].most_common(1)[0][0],
+                counts.surfaces[key].most_common(1)[0][0],
                 graph.iri(e),
                 support,
-                occurrences[key],
-                round(cosine_sum[key, e] / support, 3),
+                counts.occurrences[key],
+                round(counts.cosine_sum[key, e] / support, 3),
             )
         )
     rows.sort(key=lambda r: (r.entity, -(r.support or 0), r.alias))

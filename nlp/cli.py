@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -25,9 +25,11 @@ from nlp.linker_settings import LINKER_DEFAULTS, linker_help
 from nlp.texts import read_records
 
 if TYPE_CHECKING:  # spaCy pulls in torch: import it only when a command links
+    from spacy.language import Language
     from spacy.tokens import Doc
 
     from kg.graph import KnowledgeGraph
+    from nlp.alias_table import AliasTable
 
 console = Console()
 
@@ -69,31 +71,14 @@ def link_command(
     ),
 ) -> None:
     """Link the KG entities a text mentions: one text as a table, or a file as JSONL."""
-    if (text is None) == (input is None):
-        raise LinkingError("give either a TEXT argument or --input FILE (not both)")
-    if json_lines and output is not None:
-        raise LinkingError(
-            "--json prints the linked records and -o writes them to a file; pass one"
-        )
-    if input is not None and output is None and not json_lines:
-        raise LinkingError("--input needs --output FILE.jsonl (or --json) for the linked records")
+    _check_link_outputs(text, input, output, json_lines)
     import kg
-    from nlp.linker import from_kg, linked_entities
+    from nlp.linker import from_kg
 
     graph = kg.open_or_load(kg_path)
-    base = None
-    if pipeline is not None:
-        import spacy
-
-        try:
-            base = spacy.load(pipeline)
-        except OSError as e:
-            raise LinkingError(
-                f"cannot load the spaCy pipeline {pipeline!r}: it is not installed or not a folder"
-            ) from e
     nlp = from_kg(
         graph,
-        nlp=base,
+        nlp=_spacy_pipeline(pipeline),
         threshold=threshold,
         types=types,
         head_match=head_match,
@@ -107,6 +92,48 @@ def link_command(
     else:
         assert input is not None
         rows = read_records(input, required=(text_column,))
+    records = _linked_records(nlp, rows, text_column)
+    if output is None:
+        for record in records:
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    else:
+        _write_records(records, len(rows), output)
+
+
+def _check_link_outputs(
+    text: str | None, input: Path | None, output: Path | None, json_lines: bool
+) -> None:
+    """One source of texts (TEXT or --input) and one place for a file's links."""
+    if (text is None) == (input is None):
+        raise LinkingError("give either a TEXT argument or --input FILE (not both)")
+    if json_lines and output is not None:
+        raise LinkingError(
+            "--json prints the linked records and -o writes them to a file; pass one"
+        )
+    if input is not None and output is None and not json_lines:
+        raise LinkingError("--input needs --output FILE.jsonl (or --json) for the linked records")
+
+
+def _spacy_pipeline(name: str | None) -> Language | None:
+    """The installed spaCy pipeline (or folder) ``name``; None: blank English."""
+    if name is None:
+        return None
+    import spacy
+
+    try:
+        return spacy.load(name)
+    except OSError as e:
+        raise LinkingError(
+            f"cannot load the spaCy pipeline {name!r}: it is not installed or not a folder"
+        ) from e
+
+
+def _linked_records(
+    nlp: Language, rows: list[dict[str, str]], text_column: str
+) -> Iterator[dict[str, Any]]:
+    """Each row with its linked ``entities`` (a progress bar on a terminal's stderr)."""
+    from nlp.linker import linked_entities
+
     docs: Iterable[Doc] = nlp.pipe([r[text_column] for r in rows], batch_size=256)
     if sys.stderr.isatty():
         docs = track(
@@ -116,21 +143,18 @@ def link_command(
             console=Console(stderr=True),
             transient=True,
         )
-    records = (
-        {**row, "entities": linked_entities(doc)} for row, doc in zip(rows, docs, strict=True)
-    )
-    if output is None:
-        for record in records:
-            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-        return
+    for row, doc in zip(rows, docs, strict=True):
+        yield {**row, "entities": linked_entities(doc)}
+
+
+def _write_records(records: Iterable[dict[str, Any]], total: int, output: Path) -> None:
+    """Write ``records`` as JSON Lines to ``output`` and say how many texts got a link."""
     linked = 0
     with atomic_file(output) as f:
         for record in records:
             linked += bool(record["entities"])
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    console.print(
-        f"linked {linked:,} of {len(rows):,} texts ({linked / len(rows):.1%}) -> {output}"
-    )
+    console.print(f"linked {linked:,} of {total:,} texts ({linked / total:.1%}) -> {output}")
 
 
 def _print_links(graph: KnowledgeGraph, doc: Doc) -> None:
@@ -186,7 +210,7 @@ def learn_aliases_command(
     from nlp.alias_learning import LearnSettings, learn_aliases
     from nlp.linker import from_kg
     from nlp.semantic import Encoder, default_encoder_dir
-    from nlp.texts import DataError, read_label_map
+    from nlp.texts import DataError
 
     settings = LearnSettings(
         min_similarity=min_similarity,
@@ -201,22 +225,7 @@ def learn_aliases_command(
         )
     rows = read_records(input, required=(text_column, label_column))
     graph = kg.open_or_load(kg_path)
-    labels = sorted({r[label_column] for r in rows})
-    if label_map is not None:
-        entity_of = dict(zip(labels, read_label_map(label_map, graph, labels), strict=True))
-    else:
-        entity_of, unknown = {}, []
-        for label in labels:
-            try:
-                entity_of[label] = graph.resolve(label)
-            except KGFuseError:
-                unknown.append(label)
-        if unknown:
-            shown = ", ".join(map(repr, unknown[:5])) + (" ..." if len(unknown) > 5 else "")
-            raise DataError(
-                f"{len(unknown)} label(s) of {input} name no single KG entity ({shown}); pass "
-                "--label-map FILE.tsv with rows `label<TAB>entity IRI`"
-            )
+    entity_of = _label_entities(graph, sorted({r[label_column] for r in rows}), label_map, input)
     nlp = from_kg(graph, types=types)
     encoder = Encoder(encoder_dir or default_encoder_dir())
     with Progress(console=Console(stderr=True), transient=True) as bar:
@@ -236,6 +245,34 @@ def learn_aliases_command(
             "and --type, or lower --min-support / --min-similarity"
         )
     table.save(output)
+    _print_learned(graph, table, len(rows), output)
+
+
+def _label_entities(
+    graph: KnowledgeGraph, labels: list[str], label_map: Path | None, input: Path
+) -> dict[str, int]:
+    """The KG entity of each label: from ``label_map``, or the label as an IRI or KG label."""
+    from nlp.texts import DataError, read_label_map
+
+    if label_map is not None:
+        return dict(zip(labels, read_label_map(label_map, graph, labels), strict=True))
+    entity_of, unknown = {}, []
+    for label in labels:
+        try:
+            entity_of[label] = graph.resolve(label)
+        except KGFuseError:
+            unknown.append(label)
+    if unknown:
+        shown = ", ".join(map(repr, unknown[:5])) + (" ..." if len(unknown) > 5 else "")
+        raise DataError(
+            f"{len(unknown)} label(s) of {input} name no single KG entity ({shown}); pass "
+            "--label-map FILE.tsv with rows `label<TAB>entity IRI`"
+        )
+    return entity_of
+
+
+def _print_learned(graph: KnowledgeGraph, table: AliasTable, texts: int, output: Path) -> None:
+    """The entities with the most learned aliases, and a one-line summary."""
     per_entity: dict[str, list[str]] = {}
     for row in table.rows:
         per_entity.setdefault(row.entity, []).append(row.alias)
@@ -246,6 +283,6 @@ def learn_aliases_command(
         summary.add_row(graph.label(graph.entity_id(iri)), ", ".join(names[:6]))
     console.print(summary)
     console.print(
-        f"learned {len(table):,} aliases for {len(per_entity):,} entities from {len(rows):,} "
+        f"learned {len(table):,} aliases for {len(per_entity):,} entities from {texts:,} "
         f"texts -> {output} (review it; link with --aliases {output})"
     )

@@ -38,8 +38,9 @@ meeting them one text at a time). torch and transformers are imported only when 
 is needed.
 
 Files: rule 1 is nlp/semantic_spans.py, the encoder nlp/sentence_encoder.py (loaded by
-nlp/encoder_folder.py, as the classifier's is), the vector cache nlp/semantic_cache.py, the
-settings and their checks nlp/semantic_settings.py; this module scores and selects (rules 2-4).
+nlp/encoder_folder.py, as the classifier's is), the vectors nlp/semantic_vectors.py (cached by nlp/semantic_cache.py), the
+settings and their checks nlp/semantic_settings.py, the scoring and selecting of rules 2 and 4
+nlp/semantic_scores.py; this module holds the vectors and runs the rules.
 
 In a pipeline: the `kg_linker` option ``semantic`` (a dict of this class's keyword arguments,
 `CONFIG_KEYS`; None: off) adds these spans as candidates of kind ``semantic``; see nlp/linker.py.
@@ -47,7 +48,6 @@ In a pipeline: the `kg_linker` option ``semantic`` (a dict of this class's keywo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -57,14 +57,7 @@ import numpy as np
 from kg.graph import KnowledgeGraph
 from nlp.encoder_folder import default_encoder_dir
 from nlp.keys import FUNCTION_WORDS
-from nlp.semantic_cache import (
-    digest,
-    encoder_fingerprint,
-    load_alias_vectors,
-    load_words,
-    read_meta,
-    save_vectors,
-)
+from nlp.semantic_scores import Selection, select_spans, static_scores
 from nlp.semantic_settings import (
     CONFIG_KEYS,
     DEFAULT_PARTIAL_THRESHOLD,
@@ -73,6 +66,7 @@ from nlp.semantic_settings import (
     config_problems,
 )
 from nlp.semantic_spans import PARTICLES, WORD, candidate_spans, detokenize
+from nlp.semantic_vectors import SemanticVectors
 from nlp.sentence_encoder import Encode, Encoder
 
 # Importable from here as before the split (nlp/linker.py, nlp/cli.py, bench/linking.py).
@@ -171,202 +165,42 @@ class SemanticCandidates:
         self.max_entities = int(max_entities)
         self.length_penalty = float(length_penalty)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self._vocabulary = None if vocabulary is None else sorted({w.lower() for w in vocabulary})
-        self._encoder = encoder
-        self._ready = False
-        self.one_off_seconds: dict[str, float] = {}
-        self.alias_entities = np.zeros(0, dtype=np.int64)
-        self.alias_texts: list[str] = []
-        self.alias_vectors = np.zeros((0, 0), dtype=np.float32)
-        self.alias_static = np.zeros((0, 0), dtype=np.float32)
-        self._alias_lemmas: list[frozenset[str]] = []
-        self.word_index: dict[str, int] = {}
-        self.word_vectors = np.zeros((0, 0), dtype=np.float16)
-        self._span_cache: dict[str, np.ndarray] = {}
-        self.max_span_cache = 100_000
-        self._lemma_table: Any = None
-        self._meta: dict[str, str] = {}
+        self.vectors = SemanticVectors(
+            kg, eligible, tokenize, self.encoder_dir, self.cache_dir, vocabulary, encoder
+        )
 
-    # ----- setup (lazy: the encoder loads on first use) -----
+    # ----- vectors (nlp/semantic_vectors.py) -----
     @property
     def encoder(self) -> Encode:
-        if self._encoder is None:
-            t = time.perf_counter()
-            self._encoder = Encoder(self._encoder_dir())
-            self.one_off_seconds["load_encoder"] = time.perf_counter() - t
-        return self._encoder
-
-    def _encoder_dir(self) -> Path:
-        return self.encoder_dir or default_encoder_dir("the semantic option encoder_dir")
+        return self.vectors.encoder
 
     @property
     def ready(self) -> bool:
         """Whether the alias and word vectors are in memory (`prepare` has run)."""
-        return self._ready
+        return self.vectors.ready
+
+    @property
+    def one_off_seconds(self) -> dict[str, float]:
+        """Seconds spent loading the encoder and embedding, by step."""
+        return self.vectors.one_off_seconds
 
     def prepare(self, folder: str | Path | None = None) -> SemanticCandidates:
         """Embed the aliases and the vocabulary now, or load them from ``folder`` (default:
         ``cache_dir``; a folder written by `save`) where they match this encoder, vocabulary
         and aliases. Whatever had to be embedded is written to ``cache_dir`` when set."""
-        if self._ready:
-            return self
-        source = Path(folder) if folder is not None else self.cache_dir
-        aliases = [(e, text) for e in sorted(self.eligible) for text in self.kg.names(e) if text]
-        self.alias_entities = np.array([e for e, _ in aliases], dtype=np.int64)
-        self.alias_texts = [text for _, text in aliases]
-        encoder_id = self._encoder_id()
-        vocab_id = digest(self._vocabulary) if self._vocabulary is not None else "default"
-        alias_id = digest([f"{e}\t{t}" for e, t in aliases])
-        meta = read_meta(source)
-        same_encoder = meta.get("encoder") == encoder_id
-        dirty = False
-        cached_words = load_words(source, meta, vocab_id) if same_encoder else None
-        if cached_words is not None:
-            self.word_index, self.word_vectors = cached_words
-        else:
-            words = self._default_vocabulary() if self._vocabulary is None else self._vocabulary
-            _ = self.encoder if words else None  # loads it, timed apart from the embedding
-            t = time.perf_counter()
-            self.word_index, self.word_vectors = {}, np.zeros((0, 0), dtype=np.float16)
-            self._add(words)
-            self.one_off_seconds["embed_vocabulary"] = time.perf_counter() - t
-            dirty = True
-        before = len(self.word_index)
-        self._add(self._alias_words())  # the aliases' own words, for static alias vectors
-        dirty = dirty or len(self.word_index) != before
-        cached = (
-            load_alias_vectors(source, meta, alias_id, len(self.alias_texts))
-            if same_encoder
-            else None
-        )
-        if cached is not None:
-            self.alias_vectors = cached
-        else:
-            _ = self.encoder if aliases else None
-            t = time.perf_counter()
-            self.alias_vectors = (
-                self.encoder(self.alias_texts)
-                if aliases
-                else np.zeros((0, self.word_vectors.shape[1]), dtype=np.float32)
-            )
-            self.one_off_seconds["embed_aliases"] = time.perf_counter() - t
-            dirty = True
-        self._meta = {"encoder": encoder_id, "vocabulary": vocab_id, "aliases": alias_id}
-        self.alias_static = self._static_alias_vectors()
-        self._alias_lemmas = [
-            frozenset(self._lemma(w) for w in ws if w not in FUNCTION_WORDS)
-            for ws in self._alias_word_lists()
-        ]
-        self._ready = True
-        if dirty and self.cache_dir is not None:
-            self.save(self.cache_dir)
+        self.vectors.prepare(folder)
         return self
 
     def add_words(self, texts: Iterable[Any]) -> int:
         """Embed the words of ``texts`` (strings, or Docs / token sequences) that have no
         static vector yet, in large batches: one pass over a corpus or a batch of Docs before
-        linking them; returns how many were added. Function words are skipped: spans are
-        scored without them."""
-        self.prepare()  # before: prepare replaces the vectors when it finds no cache
-        words: set[str] = {
-            str(tok.text).lower()
-            for text in texts
-            for tok in (self.tokenize(text) if isinstance(text, str) else text)
-            if WORD.match(tok.text) and str(tok.text).lower() not in FUNCTION_WORDS
-        }
-        before = len(self.word_index)
-        start = time.perf_counter()
-        self._add(words)
-        self.one_off_seconds["add_words"] = (
-            self.one_off_seconds.get("add_words", 0.0) + time.perf_counter() - start
-        )
-        return len(self.word_index) - before
-
-    def _default_vocabulary(self) -> list[str]:
-        vocab_file = self._encoder_dir() / "vocab.txt"
-        if not vocab_file.is_file():
-            return []
-        pieces = vocab_file.read_text(encoding="utf-8").split()
-        return sorted({p for p in pieces if p.isalpha() and p.isascii() and len(p) > 1})
-
-    def _alias_word_lists(self) -> list[list[str]]:
-        return [
-            [t.text.lower() for t in self.tokenize(text) if WORD.match(t.text)]
-            for text in self.alias_texts
-        ]
-
-    def _alias_words(self) -> set[str]:
-        return {w for ws in self._alias_word_lists() for w in ws}
-
-    def _static_alias_vectors(self) -> np.ndarray:
-        """Each alias as the mean static vector of its content words (as spans are scored)."""
-        out = self.alias_vectors.copy()
-        for i, ws in enumerate(self._alias_word_lists()):
-            ws = [w for w in ws if w not in FUNCTION_WORDS] or ws
-            if ws:
-                out[i] = self.word_vectors[self._word_rows(ws)].astype(np.float32).mean(axis=0)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-
-    def _lemma(self, word: str) -> str:
-        if self._lemma_table is None:
-            try:
-                from spacy.lookups import load_lookups
-
-                self._lemma_table = load_lookups("en", ["lemma_lookup"]).get_table("lemma_lookup")
-            except (ValueError, KeyError, ImportError):
-                self._lemma_table = {}
-        found = self._lemma_table.get(word)
-        return str(found).lower() if found else word
-
-    # ----- cache (nlp/semantic_cache.py) -----
-    def _encoder_id(self) -> str:
-        if self._encoder is not None and not isinstance(self._encoder, Encoder):
-            return f"custom:{type(self._encoder).__qualname__}"
-        folder = self._encoder.folder if isinstance(self._encoder, Encoder) else None
-        return encoder_fingerprint(folder or self._encoder_dir())
+        linking them; returns how many were added."""
+        return self.vectors.add_words(texts)
 
     def save(self, folder: str | Path | None = None) -> Path:
         """Write the vectors (words met so far included) to ``folder`` (default: cache_dir):
         meta.json, words.json, words.npy (float16), aliases.json, aliases.npy (float32)."""
-        self.prepare()
-        target = Path(folder) if folder is not None else self.cache_dir
-        if target is None:
-            raise ValueError("no folder to save to: pass one or set cache_dir")
-        save_vectors(
-            target,
-            {**self._meta, "one_off_seconds": self.one_off_seconds},
-            sorted(self.word_index, key=self.word_index.__getitem__),
-            self.word_vectors,
-            self.alias_entities.tolist(),
-            self.alias_texts,
-            self.alias_vectors,
-        )
-        return target
-
-    # ----- vectors -----
-    def _add(self, words: Iterable[str]) -> None:
-        missing = sorted({w for w in words if w not in self.word_index})
-        if not missing:
-            return
-        vectors = self.encoder(missing).astype(np.float16)
-        base = len(self.word_index)
-        self.word_index.update((w, base + i) for i, w in enumerate(missing))
-        self.word_vectors = np.concatenate([self.word_vectors, vectors]) if base else vectors
-
-    def _word_rows(self, words: list[str]) -> np.ndarray:
-        """Row of each (lower-cased) word in ``word_vectors``; unseen words are embedded now,
-        so read ``word_vectors`` after calling this."""
-        self._add(words)
-        return np.array([self.word_index[w] for w in words], dtype=np.int64)
-
-    def _encode_spans(self, texts: list[str]) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._span_cache]
-        if missing:
-            if len(self._span_cache) + len(missing) > self.max_span_cache:
-                self._span_cache.clear()
-            for t, v in zip(missing, self.encoder(missing), strict=True):
-                self._span_cache[t] = v
-        return np.stack([self._span_cache[t] for t in texts])
+        return self.vectors.save(folder)
 
     # ----- generation -----
     def spans(self, words: list[str], covered: list[bool]) -> list[tuple[int, int]]:
@@ -383,7 +217,7 @@ class SemanticCandidates:
         if not spans:
             return []
         self.prepare()
-        if not self.alias_texts:
+        if not self.vectors.alias_texts:
             return []
         low = [w.lower() for w in words]
         scores = self._static_scores(low, spans)
@@ -396,67 +230,44 @@ class SemanticCandidates:
                     multi = sorted(multi, key=lambda i: -best[i])[: self.max_encoded]
             if multi:
                 texts = [detokenize(words[spans[i][0] : spans[i][1]]) for i in multi]
-                scores[multi] = self._encode_spans(texts) @ self.alias_vectors.T
+                scores[multi] = self.vectors.encode_spans(texts) @ self.vectors.alias_vectors.T
         return self._select(low, spans, scores)
 
     def _static_scores(self, low: list[str], spans: list[tuple[int, int]]) -> np.ndarray:
-        """Cosines of each span's mean word vector (function words left out) with the aliases.
-        Every span holds a content word (see `spans`)."""
-        used = np.zeros(len(low), dtype=bool)
-        for a, b in spans:
-            used[a:b] = True
-        idx = [i for i in np.flatnonzero(used).tolist() if low[i] not in FUNCTION_WORDS]
-        rows = self._word_rows([low[i] for i in idx])
-        summed = np.zeros((len(low) + 1, self.word_vectors.shape[1]), dtype=np.float32)
-        summed[np.array(idx, dtype=np.int64) + 1] = self.word_vectors[rows]
-        np.cumsum(summed, axis=0, out=summed)
-        starts, ends = np.array(spans, dtype=np.int64).T
-        mean = summed[ends] - summed[starts]
-        mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-9)
-        scores = mean @ self.alias_vectors.T
-        if self.mode == "static":  # calibrate phrases: static vs encoded aliases runs low
-            multi = np.flatnonzero(ends - starts > 1)
-            if len(multi):
-                scores[multi] = (scores[multi] + mean[multi] @ self.alias_static.T) / 2
-        return scores
+        """Cosines of each span's mean word vector with the aliases (rule 2)."""
+        return static_scores(
+            low,
+            spans,
+            self.vectors.word_rows,
+            lambda: self.vectors.word_vectors,
+            self.vectors.alias_vectors,
+            self.vectors.alias_static if self.mode == "static" else None,
+        )
 
     def _select(
         self, low: list[str], spans: list[tuple[int, int]], scores: np.ndarray
     ) -> list[tuple[int, int, int, float]]:
-        floor = min(self.threshold, self.partial_threshold)
-        for i, j in zip(*np.nonzero(scores >= floor), strict=True):
-            need = self.partial_threshold if self._partial(low, spans[i], j) else self.threshold
-            if scores[i, j] < need:
-                scores[i, j] = -1.0
-        best = scores.max(axis=1)
-        rank = best - self.length_penalty * np.array([b - a - 1 for a, b in spans])
-        order = sorted(
-            (i for i in range(len(spans)) if best[i] >= floor),
-            key=lambda i: (-rank[i], spans[i][0] - spans[i][1], spans[i][0]),
+        """The spans kept and their entities (rule 4)."""
+        rule = Selection(
+            self.threshold,
+            self.partial_threshold,
+            self.margin,
+            self.max_entities,
+            self.length_penalty,
         )
-        taken: list[tuple[int, int]] = []
-        out: list[tuple[int, int, int, float]] = []
-        for i in order:
-            a, b = spans[i]
-            if any(a < tb and ta < b for ta, tb in taken):
-                continue
-            taken.append((a, b))
-            by_entity: dict[int, float] = {}
-            for j in np.argsort(-scores[i]):
-                s = float(scores[i, j])
-                if s < max(floor, best[i] - self.margin):
-                    break
-                by_entity.setdefault(int(self.alias_entities[j]), s)
-                if len(by_entity) >= self.max_entities:
-                    break
-            out.extend((a, b, e, round(s, 4)) for e, s in by_entity.items())
-        return sorted(out, key=lambda t: (t[0], t[1], -t[3]))
+        return select_spans(
+            spans,
+            scores,
+            self.vectors.alias_entities,
+            lambda span, j: self._partial(low, span, j),
+            rule,
+        )
 
     def _partial(self, low: list[str], span: tuple[int, int], alias: int) -> bool:
         """Whether the span's content words are some, not all, of the alias's."""
         words = {
-            self._lemma(w)
+            self.vectors.lemma(w)
             for w in low[span[0] : span[1]]
             if w not in FUNCTION_WORDS and WORD.match(w)
         }
-        return bool(words) and words < self._alias_lemmas[alias]
+        return bool(words) and words < self.vectors.alias_lemmas[alias]

@@ -315,10 +315,11 @@ def test_plain_names_split_as_the_spacy_tokenizer_splits_them() -> None:
     """The fast path for names of plain words (letters, or digits) gives the tokenizer's words."""
     import spacy
 
-    from nlp.candidates import JOINERS, _splitter
+    from nlp.alias_lookup import alias_splitter
+    from nlp.keys import JOINERS
 
     nlp = spacy.blank("en")
-    split = _splitter(nlp.make_doc)
+    split = alias_splitter(nlp.make_doc)
     names = [
         "abdominal pain",
         "Pixel 8",

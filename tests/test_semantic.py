@@ -294,3 +294,44 @@ def test_encoder_from_a_folder_without_a_model_is_a_clear_error(tmp_path: Path) 
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(EncoderError, match=f"cannot load the encoder from {tmp_path}"):
         Encoder(tmp_path)
+
+
+def _select(
+    scores: list[list[float]], *, partial: bool = False, max_entities: int = 3
+) -> list[tuple[int, int, int, float]]:
+    """`select_spans` over spans (0, 1), (0, 2), (2, 3) and aliases of entities 10 and 20."""
+    from nlp.semantic_scores import Selection, select_spans
+
+    rule = Selection(
+        threshold=0.7,
+        partial_threshold=0.8,
+        margin=0.05,
+        max_entities=max_entities,
+        length_penalty=0.03,
+    )
+    return select_spans(
+        [(0, 1), (0, 2), (2, 3)],
+        np.array(scores, dtype=np.float32),
+        np.array([10, 20]),
+        lambda span, alias: partial and span == (2, 3),
+        rule,
+    )
+
+
+def test_semantic_select_prefers_the_shorter_span_on_a_near_tie_and_never_overlaps() -> None:
+    """(0, 2) scores 0.82, but less the length penalty it ranks below (0, 1) at 0.80, which it
+    overlaps: the shorter span is kept, and the other span stands on its own."""
+    got = _select([[0.80, 0.1], [0.82, 0.1], [0.1, 0.75]])
+    assert got == [(0, 1, 10, 0.8), (2, 3, 20, 0.75)]
+
+
+def test_semantic_select_needs_the_partial_threshold_for_part_of_an_alias() -> None:
+    """0.75 passes the threshold (0.7) but not the partial one (0.8)."""
+    assert _select([[0.80, 0.1], [0.82, 0.1], [0.1, 0.75]], partial=True) == [(0, 1, 10, 0.8)]
+
+
+def test_semantic_select_keeps_entities_within_the_margin_up_to_max_entities() -> None:
+    scores = [[0.80, 0.77], [0.1, 0.1], [0.1, 0.1]]
+    assert _select(scores) == [(0, 1, 10, 0.8), (0, 1, 20, 0.77)]
+    assert _select(scores, max_entities=1) == [(0, 1, 10, 0.8)]
+    assert _select([[0.80, 0.74], [0.1, 0.1], [0.1, 0.1]]) == [(0, 1, 10, 0.8)]  # past margin
