@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+from typer.testing import CliRunner
 
 import kg
 from fusion.features import FeatureTable, NodeFeatures, text_key
+from kg.cli import app as kg_app
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
@@ -152,6 +154,15 @@ TINY_VOCAB = [
         "influenza sneezing runny nose headache virus disease symptom"
     ).split(),
 ]
+
+
+def oxigraph_store(triples: Sequence[Path], folder: Path) -> Path:
+    """An on-disk store in ``folder`` made by `kgfuse kg load --backend oxigraph`."""
+    store = folder / "store"
+    args = ["load", *map(str, triples), "--backend", "oxigraph", "--store", str(store)]
+    result = CliRunner().invoke(kg_app, args)
+    assert result.exit_code == 0, result.output
+    return store
 
 
 @pytest.fixture(scope="session")

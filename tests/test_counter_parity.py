@@ -12,12 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import kg
 from fusion.counter import LabelCounter
-from kg.cli import app
 from kg.store_graph import StoreGraph
+from tests.conftest import oxigraph_store
 
 pytestmark = pytest.mark.integration
 
@@ -50,12 +49,7 @@ def memory(triples: Path) -> kg.KnowledgeGraph:
 
 @pytest.fixture(scope="module")
 def store_dir(triples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("counter-oxigraph") / "store"
-    result = CliRunner().invoke(
-        app, ["load", str(triples), "--backend", "oxigraph", "--store", str(store)]
-    )
-    assert result.exit_code == 0, result.output
-    return store
+    return oxigraph_store([triples], tmp_path_factory.mktemp("counter-oxigraph"))
 
 
 class ProtocolOnly:

@@ -9,13 +9,12 @@ import random
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import kg
-from kg.cli import app
 from kg.store_graph import StoreGraph
 from nlp.candidates import Mention, MentionCandidate
 from nlp.disambiguation import Disambiguator, Weights
+from tests.conftest import oxigraph_store
 
 pytestmark = pytest.mark.integration
 
@@ -48,12 +47,7 @@ def memory(triples: Path) -> kg.KnowledgeGraph:
 
 @pytest.fixture(scope="module")
 def store_dir(triples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("disambiguation-oxigraph") / "store"
-    result = CliRunner().invoke(
-        app, ["load", str(triples), "--backend", "oxigraph", "--store", str(store)]
-    )
-    assert result.exit_code == 0, result.output
-    return store
+    return oxigraph_store([triples], tmp_path_factory.mktemp("disambiguation-oxigraph"))
 
 
 def _texts() -> list[tuple[str, list[str]]]:

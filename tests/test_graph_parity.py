@@ -15,7 +15,8 @@ from kg.sparql import Row, Select
 from kg.store_graph import StoreGraph
 from kg.subgraph import k_hop_subgraph
 from kg.triplestore import TripleStore
-from tests.test_triplestore import EX, GEN, oxigraph_store, random_graph
+from tests.conftest import oxigraph_store
+from tests.test_triplestore import EX, GEN, random_graph
 
 pytestmark = pytest.mark.integration
 

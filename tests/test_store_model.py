@@ -11,15 +11,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from api.app import create_app
 from api.settings import ServeSettings
 from fusion.predict import Predictor
 from fusion.train import main as train
-from kg.cli import app as kg_app
 from kg.errors import KGFuseError, KGReadOnlyError
-from tests.conftest import REPO, oxigraph_endpoint
+from tests.conftest import REPO, oxigraph_endpoint, oxigraph_store
 
 pytestmark = pytest.mark.integration
 
@@ -41,11 +39,7 @@ def endpoint(tiny_ttl: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="module")
 def embedded(tiny_ttl: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("tiny-embedded") / "store"
-    args = ["load", str(tiny_ttl), "--backend", "oxigraph", "--store", str(store)]
-    result = CliRunner().invoke(kg_app, args)
-    assert result.exit_code == 0, result.output
-    return store
+    return oxigraph_store([tiny_ttl], tmp_path_factory.mktemp("tiny-embedded"))
 
 
 def _train(tiny_bert: Path, out: Path, *kg: str) -> Path:

@@ -26,7 +26,7 @@ from kg.sparql import Select
 from kg.store_graph import StoreGraph
 from kg.store_names import describe
 from kg.triplestore import TripleStore
-from tests.conftest import free_port, oxigraph_endpoint
+from tests.conftest import free_port, oxigraph_endpoint, oxigraph_store
 
 pytestmark = pytest.mark.integration
 
@@ -51,15 +51,6 @@ def random_graph(path: Path, seed: int, *more: str) -> Path:
         lines.add(f"<{GEN}e{e:02d}> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <{GEN}T> .")
     path.write_text("\n".join(sorted(lines)) + "\n")
     return path
-
-
-def oxigraph_store(triples: list[Path], folder: Path) -> Path:
-    """An on-disk store in ``folder`` made by `kgfuse kg load --backend oxigraph`."""
-    store = folder / "store"
-    args = ["load", *map(str, triples), "--backend", "oxigraph", "--store", str(store)]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    return store
 
 
 @pytest.fixture(scope="module")
