@@ -53,6 +53,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from relpaths import relative_paths
 
+from kg.files import atomic_file, write_json
+
 SEED = 0
 IRI_BASE = "http://bench.kgfuse.local/"
 RDFS_LABEL = "<http://www.w3.org/2000/01/rdf-schema#label>"
@@ -152,8 +154,7 @@ def write_ntriples(
     s, r, o = draw_edges(n_triples - n_entities, n_entities, n_relations, rng)
     entity = np.array([f"<{IRI_BASE}entity/{i}>" for i in range(n_entities)], dtype=object)
     relation = np.array([f"<{IRI_BASE}relation/r{j}>" for j in range(n_relations)], dtype=object)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="\n") as f:
+    with atomic_file(path, newline="\n") as f:
         for lo in range(0, n_entities, WRITE_CHUNK):
             ids = np.arange(lo, min(lo + WRITE_CHUNK, n_entities))
             labels = entity[ids] + f' {RDFS_LABEL} "entity ' + ids.astype(str).astype(object)
@@ -162,7 +163,6 @@ def write_ntriples(
             hi = lo + WRITE_CHUNK
             lines = entity[s[lo:hi]] + " " + relation[r[lo:hi]] + " " + entity[o[lo:hi]] + " .\n"
             f.write("".join(lines.tolist()))
-    os.replace(tmp, path)
     ttl = path.with_suffix(".ttl")
     if turtle:
         write_turtle(ttl, s, r, o, n_entities)
@@ -200,13 +200,11 @@ def write_turtle(path: Path, s: np.ndarray, r: np.ndarray, o: np.ndarray, n_enti
     key_subject = np.concatenate([np.arange(n_entities), s])
     key_rank = np.concatenate([np.zeros(n_entities, dtype=np.int64), np.arange(1, len(s) + 1)])
     lines = np.concatenate([label, edge])[np.lexsort((key_rank, key_subject))]
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="\n") as f:
+    with atomic_file(path, newline="\n") as f:
         f.write(f"@prefix ent: <{IRI_BASE}entity/> .\n@prefix rel: <{IRI_BASE}relation/> .\n")
         f.write(f"@prefix rdfs: {RDFS_LABEL[:-6]}> .\n\n")
         for lo in range(0, len(lines), WRITE_CHUNK):
             f.write("".join(lines[lo : lo + WRITE_CHUNK].tolist()))
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------ child processes
@@ -571,14 +569,6 @@ def print_verdict(rows: list[Row], out: TextIO = sys.stdout) -> None:
         print("\nAll measured targets met.", file=out)
     for r in unknown:
         print(f"  (not measured: {r.measure})", file=out)
-
-
-def write_json(path: Path, report: dict[str, Any]) -> None:
-    """Write ``report`` to ``path`` atomically (``PATH.tmp`` then rename), creating folders."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def build_report(

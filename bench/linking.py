@@ -51,6 +51,7 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokenizer import Tokenizer
 
 import kg
+from kg import files
 from nlp.alias_learning import learn_aliases
 from nlp.alias_table import AliasTable
 from nlp.linker import KGLinker, from_kg
@@ -323,10 +324,7 @@ def conditions() -> dict[str, Any]:
 
 
 def write_json(path: Path, report: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(relative_paths(report), indent=2) + "\n")
-    os.replace(tmp, path)
+    files.write_json(path, relative_paths(report))
 
 
 def quality(args: argparse.Namespace) -> dict[str, Any]:

@@ -71,6 +71,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from kg.files import write_json
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/serve_reliability.py
 DEMO_TEXTS = REPO / "data" / "demo" / "test_unseen.csv"
@@ -653,14 +655,6 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
         "torch": torch.__version__,
         "httpx": httpx.__version__,
     }
-
-
-def write_json(path: Path, report: dict[str, Any]) -> None:
-    """Write ``report`` to ``path`` atomically (``PATH.tmp`` then rename), creating folders."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------ main
