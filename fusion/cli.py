@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 console = Console()
 
+KEYS_HINT = "`kgfuse config keys` lists every key with its type, default and meaning."
+
 
 def _share(flag: str, default: float, help: str, most: float = 0.9) -> Any:
     """An option for a share of texts or entities, between 0 and ``most``."""
@@ -119,7 +121,7 @@ def split_command(
 def train_command(
     config: Path = typer.Argument(..., help="YAML config (see configs/)."),
     overrides: list[str] = typer.Argument(
-        None, help="key=value overrides, e.g. train.epochs=3 model.mode=text."
+        None, help=f"key=value overrides, e.g. train.epochs=3 model.mode=text. {KEYS_HINT}"
     ),
 ) -> None:
     """Train a model from a config; writes OUTPUT/bundle and prints its metrics."""
@@ -297,7 +299,7 @@ def explain_command(
 
 def compare_command(
     config: Path = typer.Argument(..., help="YAML config (see configs/)."),
-    overrides: list[str] = typer.Argument(None, help="key=value overrides."),
+    overrides: list[str] = typer.Argument(None, help=f"key=value overrides. {KEYS_HINT}"),
     seeds: int = typer.Option(3, "--seeds", min=1, max=10, help="Seeds for text and fused."),
     faithfulness_texts: int = typer.Option(
         200,
@@ -372,7 +374,7 @@ def export_command(
 
 def tune_command(
     config: Path = typer.Argument(..., help="YAML config (see configs/)."),
-    overrides: list[str] = typer.Argument(None, help="key=value overrides."),
+    overrides: list[str] = typer.Argument(None, help=f"key=value overrides. {KEYS_HINT}"),
     trials: int = typer.Option(20, "--trials", min=1, max=1000, help="Finished trials in all."),
     timeout: float | None = typer.Option(
         None, "--timeout", min=0.1, help="Stop starting trials after this many minutes."
