@@ -49,7 +49,7 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
             else await asyncio.to_thread(Engine.load, settings, metrics)
         )
         loaded.batcher.start()
-        metrics.track_queue(lambda: loaded.batcher.depth)
+        metrics.track_engine(loaded, settings.queue_size)
         app.state.engine = loaded
         if settings.keys.reading_open:
             log.warning("no API keys configured: reading is open to anyone who can connect")

@@ -1,14 +1,17 @@
-"""Prometheus metrics of one service: requests, latencies, batch sizes, queue depth, model time.
+"""Prometheus metrics of one service: requests, latencies, batch sizes, queue depth and size,
+model time, whether the model is loaded, and the fingerprint of the KG it serves.
 
 Each app gets its own `CollectorRegistry`, so several apps (tests, benchmarks) can live in one
 process. Request metrics are labelled by route template (``/v1/kg/entities/{iri}``), never by
-raw path, so label cardinality stays bounded.
+raw path, so label cardinality stays bounded. The alert rules in ``deploy/prometheus/alerts.yml``
+and the dashboard in ``deploy/grafana/kgfuse.json`` use these names (``tests/test_alerts.py``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,10 +21,56 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+class _Batcher(Protocol):
+    @property
+    def depth(self) -> int: ...
+    @property
+    def closing(self) -> bool: ...
+
+
+class _Graph(Protocol):
+    @property
+    def fingerprint(self) -> str: ...
+
+
+class Served(Protocol):
+    """What the metrics read of `api.engine.Engine` (which imports this module)."""
+
+    @property
+    def batcher(self) -> _Batcher: ...
+    @property
+    def graph(self) -> _Graph: ...
+
+
+class _EngineCollector(Collector):
+    """Read at each scrape: the model is loaded, and the fingerprint of the KG it serves now
+    (hot triples change it), as an info-style gauge whose one series carries it as a label."""
+
+    def __init__(self) -> None:
+        self.engine: Served | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        engine = self.engine
+        loaded = engine is not None and not engine.batcher.closing
+        yield GaugeMetricFamily(
+            "kgfuse_model_loaded",
+            "1 when the model is loaded and requests are taken (/ready answers 200), else 0",
+            value=float(loaded),
+        )
+        info = GaugeMetricFamily(
+            "kgfuse_kg_info", "The KG served, by fingerprint (always 1)", labels=("fingerprint",)
+        )
+        if engine is not None:
+            info.add_metric((engine.graph.fingerprint,), 1.0)
+        yield info
 
 
 class Metrics:
@@ -62,6 +111,13 @@ class Metrics:
             ("reason",),
             registry=self.registry,
         )
+        self.queue_size = Gauge(
+            "kgfuse_queue_size",
+            "The most requests that may wait (--queue-size)",
+            registry=self.registry,
+        )
+        self._engine = _EngineCollector()
+        self.registry.register(self._engine)
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
@@ -69,6 +125,12 @@ class Metrics:
 
     def track_queue(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(lambda: float(depth()))
+
+    def track_engine(self, engine: Served, queue_size: int) -> None:
+        """Report ``engine``'s queue, readiness and KG from now on (called once it is loaded)."""
+        self.track_queue(lambda: engine.batcher.depth)
+        self.queue_size.set(queue_size)
+        self._engine.engine = engine
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
