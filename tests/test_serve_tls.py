@@ -93,6 +93,7 @@ def test_serve_tls_answers_https_and_refuses_plain_http(tiny_bundle: Path, tmp_p
                         break
                 except httpx.TransportError:
                     time.sleep(0.2)
+            assert proc.poll() is None, "kgfuse serve exited before it was ready"
             assert client.get("/health").status_code == 200
             r = client.post("/v1/predict", json={"texts": [TEXT]})
             assert r.status_code == 200 and r.json()["predictions"][0]["label"] in {"flu", "viral"}
