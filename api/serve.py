@@ -241,7 +241,9 @@ def tls_problems(cert: Path | None, key: Path | None) -> list[tuple[str, str]]:
     except ssl.SSLError as e:
         if e.reason == "KEY_VALUES_MISMATCH":
             return [("--tls-key", f"{key} is not the private key of the certificate {cert}")]
-        return [("--tls-key", f"{key} holds no PEM private key (-----BEGIN PRIVATE KEY-----)")]
+        if e.reason is None:  # OpenSSL's "PEM lib": the file parsed as no key at all
+            return [("--tls-key", f"{key} holds no PEM private key (-----BEGIN PRIVATE KEY-----)")]
+        return [("--tls-key", f"OpenSSL refuses {key} with {cert}: {e.reason}")]  # a weak key, say
     return []
 
 
