@@ -17,7 +17,7 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from api.serve import tls_problems
@@ -42,10 +42,13 @@ def kgfuse(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
 
 
 def self_signed(
-    folder: Path, name: str = "server", password: bytes | None = None
+    folder: Path, name: str = "server", password: bytes | None = None, weak: bool = False
 ) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and localhost, valid for a day, and its PEM key."""
-    key = ec.generate_private_key(ec.SECP256R1())
+    """A certificate for 127.0.0.1 and localhost, valid for a day, and its PEM key (``weak``:
+    RSA-1024, which OpenSSL's default security level refuses)."""
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+        rsa.generate_private_key(65537, 1024) if weak else ec.generate_private_key(ec.SECP256R1())
+    )
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)
     names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
@@ -116,6 +119,7 @@ def test_serve_tls_refuses_a_bad_pair_in_one_line_before_loading(
     cert, key = self_signed(tmp_path)
     other_cert, other_key = self_signed(tmp_path, "other")
     _, encrypted = self_signed(tmp_path, "locked", password=b"hunter2hunter2")
+    weak_cert, weak_key = self_signed(tmp_path, "weak", weak=True)
     junk = tmp_path / "junk.pem"
     junk.write_text("not a PEM file\n")
     missing = tmp_path / "missing.crt"
@@ -141,6 +145,12 @@ def test_serve_tls_refuses_a_bad_pair_in_one_line_before_loading(
         ),
         (["--tls-cert", str(cert), "--tls-key", str(key), "--ray"], "--ray: cannot serve TLS"),
     ]
+    try:  # whether RSA-1024 passes depends on the system's OpenSSL security level
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(weak_cert, weak_key)
+        assert tls_problems(weak_cert, weak_key) == []
+    except ssl.SSLError as e:
+        weak = f"--tls-key: OpenSSL refuses {weak_key} with {weak_cert}: {e.reason}"
+        cases.append((["--tls-cert", str(weak_cert), "--tls-key", str(weak_key)], weak))
     for options, problem in cases:
         code = kgfuse(monkeypatch, "serve", str(tmp_path / "no-bundle"), *options)
         lines = capsys.readouterr().err.splitlines()
