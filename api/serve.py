@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,8 @@ def serve_command(
     max_new_entities: int = _setting("max_new_entities"),
     hot_triples_dir: Path | None = _setting("hot_triples_dir"),
     kg_source: str | None = _setting("kg_source"),
+    tls_cert: Path | None = _setting("tls_cert"),
+    tls_key: Path | None = _setting("tls_key"),
     ray: bool = typer.Option(
         False,
         "--ray",
@@ -126,9 +129,12 @@ def serve_command(
         "address": ray_address,
         "num_cpus": ray_num_cpus,
     }
+    problems = tls_problems(tls_cert, tls_key)
+    if ray and tls_cert is not None:
+        problems.append(("--ray", RAY_TLS))
     settings = _settings(
         keys_file,
-        [] if ray else _ray_options_without_ray(ray_options),
+        problems + ([] if ray else _ray_options_without_ray(ray_options)),
         bundle=bundle,
         max_body_bytes=max_body_bytes,
         max_texts=max_texts,
@@ -145,6 +151,8 @@ def serve_command(
         max_new_entities=max_new_entities,
         hot_triples_dir=hot_triples_dir,
         kg_source=kg_source,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     from fusion.bundle import read_meta
 
@@ -191,6 +199,64 @@ def _settings(
     return settings
 
 
+RAY_TLS = (
+    "cannot serve TLS: kgfuse does not pass --tls-cert to Ray Serve's proxy; serve without "
+    "--ray, or end TLS in a proxy in front of it"
+)
+
+
+class _EncryptedKey(Exception):
+    """Raised by the password callback: the key needs a password that kgfuse never asks for."""
+
+
+def _no_password() -> str:
+    raise _EncryptedKey  # OpenSSL would otherwise prompt on the terminal and block
+
+
+def tls_problems(cert: Path | None, key: Path | None) -> list[tuple[str, str]]:
+    """What stops uvicorn serving HTTPS with ``cert`` and ``key``, as ``(option, problem)`` pairs.
+
+    Both or neither; each readable; the certificate a PEM certificate, the key its unencrypted
+    PEM private key. Checked by loading them as the server would (`ssl.SSLContext.load_cert_chain`),
+    so a bad pair is one line before the bundle loads instead of a traceback after.
+    """
+    if cert is None and key is None:
+        return []
+    if cert is None or key is None:
+        missing, given = ("--tls-key", "--tls-cert") if key is None else ("--tls-cert", "--tls-key")
+        return [(missing, f"is required with {given}: HTTPS needs the certificate and its key")]
+    files = (("--tls-cert", cert), ("--tls-key", key))
+    problems = [(o, f"cannot read {p}: {why}") for o, p in files if (why := _unreadable(p))]
+    if problems:
+        return problems
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=cert)
+    except ssl.SSLError:
+        return [("--tls-cert", f"{cert} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")]
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=_no_password)
+    except _EncryptedKey:
+        fix = f"openssl pkey -in {key} -out PLAIN.pem, readable only by the server's user"
+        return [("--tls-key", f"{key} is encrypted; give it unencrypted ({fix})")]
+    except ssl.SSLError as e:
+        if e.reason == "KEY_VALUES_MISMATCH":
+            return [("--tls-key", f"{key} is not the private key of the certificate {cert}")]
+        if e.reason is None:  # OpenSSL's "PEM lib": the file parsed as no key at all
+            return [("--tls-key", f"{key} holds no PEM private key (-----BEGIN PRIVATE KEY-----)")]
+        return [("--tls-key", f"OpenSSL refuses {key} with {cert}: {e.reason}")]  # a weak key, say
+    return []
+
+
+def _unreadable(path: Path) -> str:
+    """Why ``path`` cannot be read ("" when it can)."""
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        return e.strerror or type(e).__name__
+    return ""
+
+
 def run_server(settings: ServeSettings, host: str, port: int, log_level: str) -> None:
     """Load the bundle (a broken bundle or hot-triples file is one `KGFuseError`, before the
     server starts), then serve it on uvicorn until stopped."""
@@ -209,4 +275,6 @@ def run_server(settings: ServeSettings, host: str, port: int, log_level: str) ->
         http=http_protocol(),
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
         log_level=log_level,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )

@@ -265,6 +265,18 @@ class ServeSettings:
         json_schema_extra=_option("--kg-endpoint"),
     )
 
+    tls_cert: Path | None = Field(
+        default=None,
+        description="serve HTTPS with this PEM certificate (chain), with --tls-key (none: plain "
+        "HTTP)",
+        json_schema_extra=_option("--tls-cert"),
+    )
+    tls_key: Path | None = Field(
+        default=None,
+        description="the unencrypted PEM private key of --tls-cert",
+        json_schema_extra=_option("--tls-key"),
+    )
+
     @model_validator(mode="wrap")
     @classmethod
     def _all_at_once(cls, values: Any, handler: Callable[[Any], Any]) -> Any:
@@ -284,6 +296,8 @@ class ServeSettings:
             "cors_origins",
             "threads",
             "kg_source",
+            "tls_cert",
+            "tls_key",
         }
         return {
             f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in hidden
