@@ -90,6 +90,18 @@ def run_cli(
     )
 
 
+def run_cli_in_process(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """Run `kgfuse ARGS` in this process (so pytest's capsys sees its output); the exit code."""
+    from api.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["kgfuse", *args])
+    try:
+        main()
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
 def graph_from_rows(rows: str, base: str, folder: Path) -> kg.KnowledgeGraph:
     """A KG from lines of ``subject predicate object`` local names, each prefixed by ``base``."""
     triples = [line.split() for line in rows.strip().splitlines()]

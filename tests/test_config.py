@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,21 +14,11 @@ from fusion.config import ConfigError, RunConfig, config_from_dict, load_config
 from fusion.config_cli import BEGIN, END, readme_with_table
 from fusion.config_keys import key_rows, keys_markdown, schema
 from nlp.linker_settings import LINKER_DEFAULTS
+from tests.conftest import run_cli_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 TINY = REPO / "configs" / "tiny.yaml"
-
-
-def kgfuse(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    from api.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["kgfuse", *args])
-    try:
-        main()
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -193,23 +182,23 @@ def test_config_readme_table_is_the_models_table() -> None:
 def test_config_cli_prints_keys_schema_and_one_line_per_problem(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert kgfuse(monkeypatch, "config", "keys", "--markdown") == 0
+    assert run_cli_in_process(monkeypatch, "config", "keys", "--markdown") == 0
     assert capsys.readouterr().out == keys_markdown()
 
     out = tmp_path / "schema.json"
-    assert kgfuse(monkeypatch, "config", "schema", "-o", str(out)) == 0
+    assert run_cli_in_process(monkeypatch, "config", "schema", "-o", str(out)) == 0
     assert json.loads(out.read_text(encoding="utf-8")) == schema()
     assert "lr" in json.loads(out.read_text())["$defs"]["TrainSettings"]["properties"]
 
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{BEGIN}\nold\n{END}\nrest\n", encoding="utf-8")
-    assert kgfuse(monkeypatch, "config", "keys", "--readme", str(readme)) == 0
+    assert run_cli_in_process(monkeypatch, "config", "keys", "--readme", str(readme)) == 0
     assert readme.read_text(encoding="utf-8") == f"intro\n{BEGIN}\n{keys_markdown()}{END}\nrest\n"
     readme.write_text("no markers\n", encoding="utf-8")
-    assert kgfuse(monkeypatch, "config", "keys", "--readme", str(readme)) == 1
+    assert run_cli_in_process(monkeypatch, "config", "keys", "--readme", str(readme)) == 1
     assert "no <!-- config:begin -->" in capsys.readouterr().err
 
-    code = kgfuse(monkeypatch, "train", str(TINY), "train.lr=0", "train.lerning_rate=1")
+    code = run_cli_in_process(monkeypatch, "train", str(TINY), "train.lr=0", "train.lerning_rate=1")
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert err.splitlines()[1:] == [

@@ -4,7 +4,6 @@ the README's table from the same field descriptions, the limits a client sees un
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +22,12 @@ from api.settings import (
     settings_markdown,
 )
 from kg.errors import KGFuseError
+from tests.conftest import run_cli_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 READ, ADMIN = "r" * 20, "a" * 20
 SHORT = "s3cr3t-but-short"[:-1]  # 15 characters
 SHORTER = "API keys must be at least 16 characters; 1 is shorter (openssl rand -hex 16 makes one)"
-
-
-def kgfuse(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    from api.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["kgfuse", *args])
-    try:
-        main()
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 def test_serve_settings_report_every_bad_value_at_once(tmp_path: Path) -> None:
@@ -103,7 +92,9 @@ def test_serve_cli_names_each_bad_setting_as_the_user_gave_it(
     monkeypatch.delenv("KGFUSE_ADMIN_KEYS", raising=False)
     monkeypatch.setenv("COLUMNS", "300")
     args = ["serve", str(tmp_path / "no-bundle"), "--keys-file", str(keys), "--max-batch", "0"]
-    code = kgfuse(monkeypatch, *args, "--request-timeout", "-1", "--shutdown-timeout", "inf")
+    code = run_cli_in_process(
+        monkeypatch, *args, "--request-timeout", "-1", "--shutdown-timeout", "inf"
+    )
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert err.splitlines() == [

@@ -21,24 +21,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from api.serve import tls_problems
-from tests.conftest import free_port, run_cli
+from tests.conftest import free_port, run_cli, run_cli_in_process
 
 TEXT = "a bad case of influenza"
 
 
 def kgfuse(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    """``kgfuse ARGS`` in this process, in a wide terminal; its exit code."""
-    from api.cli import main
-
+    """``kgfuse ARGS`` in this process, in a wide terminal, with no API keys from the
+    environment; its exit code."""
     monkeypatch.setenv("COLUMNS", "400")
     for variable in ("KGFUSE_READ_KEYS", "KGFUSE_ADMIN_KEYS", "KGFUSE_KEYS_FILE"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr(sys, "argv", ["kgfuse", *args])
-    try:
-        main()
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
+    return run_cli_in_process(monkeypatch, *args)
 
 
 def self_signed(
