@@ -61,6 +61,8 @@ class RayOptions:
     autoscale_min: int | None = None  # fewest replicas the autoscaler keeps (0: scale to zero)
     autoscale_max: int | None = None  # most replicas the autoscaler starts
     target_ongoing_requests: float | None = None  # autoscaling target per replica (None: Ray's)
+    upscale_delay_s: float | None = None  # load held this long before adding (None: Ray's 30 s)
+    downscale_delay_s: float | None = None  # calm this long before removing (None: Ray's 600 s)
     replica_cpus: float = 1.0  # CPUs Ray reserves per replica; also its OMP_NUM_THREADS
 
     def __post_init__(self) -> None:
@@ -82,6 +84,14 @@ class RayOptions:
             problems.append(
                 f"--target-ongoing-requests must be above 0 (got {self.target_ongoing_requests})"
             )
+        for flag, delay in (
+            ("--upscale-delay", self.upscale_delay_s),
+            ("--downscale-delay", self.downscale_delay_s),
+        ):
+            if delay is not None and not self.autoscaling:
+                problems.append(f"{flag} needs --autoscale-min and --autoscale-max")
+            if delay is not None and not 0 <= delay < float("inf"):
+                problems.append(f"{flag} must be 0 or more seconds (got {delay:g})")
         if self.replica_cpus <= 0:
             problems.append(f"--replica-cpus must be above 0 (got {self.replica_cpus})")
         if self.num_cpus is not None and self.num_cpus < 1:
@@ -115,8 +125,12 @@ def deployment_options(settings: ServeSettings, options: RayOptions) -> dict[str
             "min_replicas": options.autoscale_min,
             "max_replicas": options.autoscale_max,
         }
-        if options.target_ongoing_requests is not None:
-            autoscaling["target_ongoing_requests"] = options.target_ongoing_requests
+        optional = {
+            "target_ongoing_requests": options.target_ongoing_requests,
+            "upscale_delay_s": options.upscale_delay_s,
+            "downscale_delay_s": options.downscale_delay_s,
+        }
+        autoscaling.update({k: v for k, v in optional.items() if v is not None})  # else Ray's
         opts["autoscaling_config"] = autoscaling
     else:
         opts["num_replicas"] = options.replicas
@@ -222,6 +236,18 @@ def deploy(settings: ServeSettings, options: RayOptions, host: str, port: int) -
         raise RayServeError(f"Ray Serve could not start kgfuse on port {port}: {cause}") from None
 
 
+def replica_states() -> dict[str, int]:
+    """The kgfuse deployment's replicas by state (``RUNNING``, ``STARTING``, ``STOPPING``, ...),
+    from `serve.status()` of the connected cluster; empty while it is not deployed."""
+    from ray import serve
+
+    application = serve.status().applications.get(APP_NAME)
+    deployment = application.deployments.get(APP_NAME) if application else None
+    if deployment is None:
+        return {}
+    return {str(getattr(s, "value", s)): int(n) for s, n in deployment.replica_states.items()}
+
+
 def _stop(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -245,6 +271,8 @@ def serve_with_ray(settings: ServeSettings, options: RayOptions, host: str, port
         log.info(
             "serving %s on Ray Serve at http://%s:%d, %s", settings.bundle, host, port, replicas
         )
+        # a second driver (`ray.init(address=...)`, then `serve.status()`) can watch the replicas
+        log.info("Ray cluster address: %s", ray.get_runtime_context().gcs_address)
         signal.signal(signal.SIGTERM, _stop)
         while True:
             time.sleep(3600)

@@ -15,7 +15,12 @@ from api.settings import ApiKeys, ServeSettings, SettingsError, help_text, optio
 
 DEFAULTS = ServeSettings(bundle=Path("."))
 RAY_DEFAULTS = RayOptions()
-RAY_FLAGS = {"address": "--ray-address", "num_cpus": "--ray-num-cpus"}  # the others: --NAME
+RAY_FLAGS = {  # the others: --NAME
+    "address": "--ray-address",
+    "num_cpus": "--ray-num-cpus",
+    "upscale_delay_s": "--upscale-delay",
+    "downscale_delay_s": "--downscale-delay",
+}
 
 
 def _ray_options_without_ray(options: dict[str, Any]) -> list[tuple[str, str]]:
@@ -99,6 +104,20 @@ def serve_command(
         help="Requests in flight per replica the autoscaler aims at (Ray's default: 2).",
         rich_help_panel="Ray Serve",
     ),
+    upscale_delay_s: float | None = typer.Option(
+        None,
+        "--upscale-delay",
+        help="Seconds the load must stay above the target before a replica is added "
+        "(Ray's default: 30).",
+        rich_help_panel="Ray Serve",
+    ),
+    downscale_delay_s: float | None = typer.Option(
+        None,
+        "--downscale-delay",
+        help="Seconds the load must stay below the target before a replica is removed "
+        "(Ray's default: 600).",
+        rich_help_panel="Ray Serve",
+    ),
     replica_cpus: float = typer.Option(
         1.0,
         "--replica-cpus",
@@ -125,6 +144,8 @@ def serve_command(
         "autoscale_min": autoscale_min,
         "autoscale_max": autoscale_max,
         "target_ongoing_requests": target_ongoing_requests,
+        "upscale_delay_s": upscale_delay_s,
+        "downscale_delay_s": downscale_delay_s,
         "replica_cpus": replica_cpus,
         "address": ray_address,
         "num_cpus": ray_num_cpus,

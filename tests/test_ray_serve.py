@@ -119,6 +119,52 @@ def test_ray_serve_autoscaling_bounds_replace_the_replica_count() -> None:
     }
 
 
+def test_ray_serve_scaling_delays_reach_the_autoscaling_config() -> None:
+    settings = ServeSettings(bundle=Path("."))
+    bounds = {"autoscale_min": 1, "autoscale_max": 3}
+    scaled = deployment_options(
+        settings, RayOptions(**bounds, upscale_delay_s=5, downscale_delay_s=0)
+    )
+    assert scaled["autoscaling_config"] == {
+        "min_replicas": 1,
+        "max_replicas": 3,
+        "upscale_delay_s": 5,
+        "downscale_delay_s": 0,  # 0 is a delay (none), not "Ray's default"
+    }
+    assert (
+        "upscale_delay_s"
+        not in deployment_options(settings, RayOptions(**bounds))["autoscaling_config"]
+    )  # not given: Ray's own defaults (30 s up, 600 s down)
+
+
+@pytest.mark.parametrize(
+    ("options", "problems"),
+    [
+        (
+            {"autoscale_min": 1, "autoscale_max": 3, "upscale_delay_s": -1},
+            ["--upscale-delay must be 0 or more seconds (got -1)"],
+        ),
+        (
+            {"autoscale_min": 1, "autoscale_max": 3, "downscale_delay_s": float("nan")},
+            ["--downscale-delay must be 0 or more seconds (got nan)"],
+        ),
+        (
+            {"replicas": 2, "upscale_delay_s": 5, "downscale_delay_s": 5},
+            [
+                "--upscale-delay needs --autoscale-min and --autoscale-max",
+                "--downscale-delay needs --autoscale-min and --autoscale-max",
+            ],
+        ),
+    ],
+)
+def test_ray_serve_refuses_a_negative_delay_or_one_without_autoscaling(
+    options: dict[str, Any], problems: list[str]
+) -> None:
+    with pytest.raises(SettingsError) as e:
+        RayOptions(**options)
+    assert str(e.value) == "bad Ray options: " + "; ".join(problems)
+
+
 def test_ray_serve_options_report_every_problem_at_once() -> None:
     with pytest.raises(SettingsError) as e:
         RayOptions(autoscale_min=3, target_ongoing_requests=0, address="auto", num_cpus=2)
@@ -150,6 +196,28 @@ def test_ray_serve_cli_refuses_ray_options_without_ray(tiny_bundle: Path) -> Non
     r = run_cli("serve", str(tiny_bundle), "--ray-num-cpus", "2", "--autoscale-min", "1")
     assert r.returncode == 1, r.stderr
     assert "--autoscale-min: needs --ray" in r.stderr and "--ray-num-cpus: needs --ray" in r.stderr
+    r = run_cli("serve", str(tiny_bundle), "--upscale-delay", "5", "--downscale-delay", "5")
+    assert r.returncode == 1, r.stderr
+    assert "--upscale-delay: needs --ray" in r.stderr
+    assert "--downscale-delay: needs --ray" in r.stderr
+
+
+def test_ray_serve_cli_refuses_a_negative_delay_before_starting_ray(tiny_bundle: Path) -> None:
+    r = run_cli(
+        "serve",
+        str(tiny_bundle),
+        "--ray",
+        "--autoscale-min",
+        "1",
+        "--autoscale-max",
+        "2",
+        "--downscale-delay",
+        "-5",
+    )
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip() == (
+        "error: bad Ray options: --downscale-delay must be 0 or more seconds (got -5)"
+    )
 
 
 def test_ray_serve_without_ray_installed_says_how_to_install_it(tiny_bundle: Path) -> None:
