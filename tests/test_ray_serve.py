@@ -121,20 +121,15 @@ def test_ray_serve_autoscaling_bounds_replace_the_replica_count() -> None:
 
 def test_ray_serve_scaling_delays_reach_the_autoscaling_config() -> None:
     settings = ServeSettings(bundle=Path("."))
-    bounds = {"autoscale_min": 1, "autoscale_max": 3}
-    scaled = deployment_options(
-        settings, RayOptions(**bounds, upscale_delay_s=5, downscale_delay_s=0)
-    )
-    assert scaled["autoscaling_config"] == {
+    delays = RayOptions(autoscale_min=1, autoscale_max=3, upscale_delay_s=5, downscale_delay_s=0)
+    assert deployment_options(settings, delays)["autoscaling_config"] == {
         "min_replicas": 1,
         "max_replicas": 3,
         "upscale_delay_s": 5,
         "downscale_delay_s": 0,  # 0 is a delay (none), not "Ray's default"
     }
-    assert (
-        "upscale_delay_s"
-        not in deployment_options(settings, RayOptions(**bounds))["autoscaling_config"]
-    )  # not given: Ray's own defaults (30 s up, 600 s down)
+    plain = deployment_options(settings, RayOptions(autoscale_min=1, autoscale_max=3))
+    assert plain["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 3}  # Ray's delays
 
 
 @pytest.mark.parametrize(
