@@ -278,6 +278,8 @@ def main_ramp(args: argparse.Namespace, texts: list[str]) -> bool:
     summary = ramp.phase_summary(requests, samples, phases)
     verdict = ramp.verdict(summary, samples, high="high")
     print_ramp(summary, verdict, Console(width=None if sys.stdout.isatty() else 132))
+    if failed_polls:
+        print(f"{failed_polls} of the replica polls failed (gaps in the series)")
     if args.json:
         rows = ramp.series(requests, samples, phases, args.step)
         report = {
