@@ -257,7 +257,7 @@ class _OpeningReader(io.RawIOBase):
         self.prefix = header[_FIELDS.size - 6 : _FIELDS.size]
         self.size = _FIELDS.unpack(header[: _FIELDS.size])[3]
         self.aead = AESGCM(file_key)
-        self.pending = b""
+        self.pending = memoryview(b"")  # the opened chunk's bytes not yet read: no copy per read
         self.counter = 0
         self.done = False
 
@@ -266,7 +266,7 @@ class _OpeningReader(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self.pending and not self.done:
-            self.pending = self._open_next()
+            self.pending = memoryview(self._open_next())
         n = min(len(buffer), len(self.pending))
         buffer[:n] = self.pending[:n]
         self.pending = self.pending[n:]
@@ -357,7 +357,9 @@ def encrypt_bundle(
     header = Header(chunk_size, key_id(key), salt, prefix).pack(mac_key)
     with atomic_file(out, "wb") as f:
         sealing = _SealingWriter(f, header, file_key, prefix, chunk_size)
-        with tarfile.open(fileobj=sealing, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        with tarfile.open(
+            fileobj=sealing, mode="w|", format=tarfile.PAX_FORMAT, bufsize=CHUNK_SIZE
+        ) as tar:
             for name in names:
                 path = folder / name
                 info = tarfile.TarInfo(name)
@@ -370,7 +372,7 @@ def encrypt_bundle(
 
 def _extract(reader: _OpeningReader, dest: Path) -> None:
     """Unpack the plaintext tar into ``dest``: regular files under it, nothing else."""
-    with tarfile.open(fileobj=reader, mode="r|") as tar:
+    with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK_SIZE) as tar:
         for member in tar:
             parts = Path(member.name).parts
             if not member.isreg() or member.name.startswith("/") or ".." in parts or not parts:
@@ -412,9 +414,10 @@ def _opened(path: Path) -> Iterator[IO[bytes]]:
         yield f
 
 
-def decrypt_into(path: Path, key: bytes, dest: Path) -> None:
-    """Decrypt ``path`` into the empty folder ``dest`` and check the bundle's manifest there.
-    On an error ``dest`` may hold part of the bundle: callers write into a temporary folder.
+def decrypt_into(path: Path, key: bytes, dest: Path, check: bool = True) -> None:
+    """Decrypt ``path`` into the empty folder ``dest`` and (``check``) the bundle's manifest
+    there. On an error ``dest`` may hold part of the bundle: callers write into a temporary
+    folder.
 
     Raises:
         BundleCryptoError: not an encrypted bundle, a wrong key, a damaged file."""
@@ -426,7 +429,8 @@ def decrypt_into(path: Path, key: bytes, dest: Path) -> None:
             _extract(_OpeningReader(path, f, header, file_key), dest)
         except (tarfile.TarError, FileExistsError) as e:  # authentic, yet not what we write
             raise BundleCryptoError(f"{path} holds no bundle archive ({e})") from None
-    _check_manifest(path, dest)
+    if check:
+        _check_manifest(path, dest)
 
 
 def decrypt_bundle(path: Path, out: Path, key: bytes, force: bool = False) -> None:
@@ -449,10 +453,11 @@ def private_tmp_root() -> Path | None:
 @contextmanager
 def decrypted_bundle(path: Path, key: bytes) -> Iterator[Path]:
     """Yield the bundle ``path`` decrypted into a private (0700) temporary folder, RAM-backed
-    when the system has /dev/shm; the folder is removed on leaving, whatever happened."""
+    when the system has /dev/shm; the folder is removed on leaving, whatever happened. The
+    manifest is left to the loader, which checks it anyway (`fusion.bundle.load_bundle`)."""
     tmp = Path(tempfile.mkdtemp(prefix="kgfuse-bundle-", dir=private_tmp_root()))
     try:
-        decrypt_into(path, key, tmp)
+        decrypt_into(path, key, tmp, check=False)
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
