@@ -6,15 +6,16 @@ answers like the plain bundle while leaving no plaintext file behind."""
 from __future__ import annotations
 
 import base64
+import io
 import json
+import os
 import signal
 import stat
-import subprocess
-import sys
+import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -33,7 +34,7 @@ from fusion.bundle_crypto import (
     read_key,
     write_key,
 )
-from tests.conftest import free_port, run_cli, run_cli_in_process
+from tests.conftest import run_cli, run_cli_in_process
 
 TEXT = "a bad case of influenza"
 CHUNK = 4096  # small chunks, so the tiny bundle spans many
@@ -278,16 +279,69 @@ def test_bundle_crypto_service_answers_like_the_plain_bundle(
     if bundle_crypto.private_tmp_root() is not None:
         assert made[0].parent == Path("/dev/shm")
 
-    # a load that fails on the way still removes the plaintext
+    # a load that fails, or is stopped by SIGTERM, on the way still removes the plaintext
     def boom(*args: object) -> None:
         raise RuntimeError("load failed")
 
+    def terminated(*args: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+        pytest.fail("SIGTERM did not stop the load")
+
+    encrypted = ServeSettings(bundle=sealed, bundle_key_file=key_file, hot_triples_dir=hot)
     monkeypatch.setattr("api.engine.Engine.load", boom)
     with pytest.raises(RuntimeError, match="load failed"):
-        load_engine(
-            ServeSettings(bundle=sealed, bundle_key_file=key_file, hot_triples_dir=hot), Metrics()
-        )
-    assert len(made) == 2 and not made[1].exists()
+        load_engine(encrypted, Metrics())
+    monkeypatch.setattr("api.engine.Engine.load", terminated)
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        load_engine(encrypted, Metrics())
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == handler  # put back for uvicorn
+    assert len(made) == 3 and not any(folder.exists() for folder in made)
+
+
+def _sealed_tar(path: Path, key: bytes, members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+    """An authentic .kgfe (right key, every tag good) holding any tar: what an attacker with
+    the key, or a bug, could write."""
+    salt, prefix = b"s" * 16, b"p" * 6
+    file_key, mac_key = bundle_crypto._derive(key, salt)
+    header = bundle_crypto.Header(CHUNK, bundle_crypto.key_id(key), salt, prefix).pack(mac_key)
+    with path.open("wb") as f:
+        sealing = bundle_crypto._SealingWriter(f, header, file_key, prefix, CHUNK)
+        with tarfile.open(fileobj=sealing, mode="w|") as tar:
+            for info, data in members:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        sealing.finish()
+
+
+def test_bundle_crypto_extracts_plain_files_under_the_output_only(
+    key_file: Path, tmp_path: Path
+) -> None:
+    key = read_key(key_file, {})
+    link = tarfile.TarInfo("kg")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc"
+    device = tarfile.TarInfo("dev")
+    device.type = tarfile.CHRTYPE
+    for name, member in [
+        ("escape", tarfile.TarInfo("../escaped.txt")),
+        ("absolute", tarfile.TarInfo(str(tmp_path / "absolute.txt"))),
+        ("link", link),
+        ("device", device),
+    ]:
+        sealed = tmp_path / f"{name}.kgfe"
+        _sealed_tar(sealed, key, [(tarfile.TarInfo("bundle.json"), b"{}"), (member, b"x")])
+        with pytest.raises(BundleCryptoError, match="which is not a plain file of a bundle"):
+            decrypt_bundle(sealed, tmp_path / "out", key)
+        assert not (tmp_path / "out").exists(), name
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "absolute.txt").exists()
+    # an authentic archive of plain files that is no bundle: refused after extraction
+    sealed = tmp_path / "other.kgfe"
+    _sealed_tar(sealed, key, [(tarfile.TarInfo("notes.txt"), b"hello")])
+    with pytest.raises(BundleCryptoError, match="do not match its bundle"):
+        decrypt_bundle(sealed, tmp_path / "out", key)
+    assert not (tmp_path / "out").exists()
 
 
 def test_bundle_crypto_serve_refuses_before_starting(
@@ -324,35 +378,22 @@ def test_bundle_crypto_serve_refuses_before_starting(
 
 
 def test_bundle_crypto_serve_command_on_an_encrypted_bundle(
-    sealed: Path, key_file: Path, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, sealed: Path, key_file: Path, tmp_path: Path
 ) -> None:
-    """The real `kgfuse serve BUNDLE.kgfe`, the key in the environment: it answers, and once it
-    is ready no decrypted file is left on disk."""
+    """`kgfuse serve BUNDLE.kgfe`, the key in the environment, up to where uvicorn would listen
+    (its app is called in-process here): no decrypted file is left by then, and it answers."""
     before = _plaintext_folders()
-    port = free_port()
-    cmd = [sys.executable, "-c", "from api.cli import main; main()", "serve", str(sealed)]
-    env = {**__import__("os").environ, KEY_ENV: key_file.read_text()}
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port), "--hot-triples-dir", str(tmp_path / "hot")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    if client.get("/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            assert proc.poll() is None, "kgfuse serve exited before it was ready"
-            assert _plaintext_folders() <= before
-            r = client.post("/v1/predict", json={"texts": [TEXT]})
-            assert r.status_code == 200 and r.json()["predictions"][0]["label"] in {"flu", "viral"}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
-    assert proc.returncode in (0, -signal.SIGTERM) and "Traceback" not in out, out
+    answers = []
+
+    def listen(app: Any, **options: Any) -> None:
+        assert _plaintext_folders() <= before
+        with TestClient(app) as client:
+            answers.append(client.post("/v1/predict", json={"texts": [TEXT]}))
+
+    monkeypatch.setattr("uvicorn.run", listen)
+    monkeypatch.setenv(KEY_ENV, key_file.read_text())
+    hot = ["--hot-triples-dir", str(tmp_path / "hot")]
+    assert run_cli_in_process(monkeypatch, "serve", str(sealed), *hot) == 0
+    assert answers[0].status_code == 200
+    assert answers[0].json()["predictions"][0]["label"] in {"flu", "viral"}
+    assert _plaintext_folders() <= before
