@@ -234,6 +234,8 @@ def test_bundle_crypto_cli_errors_are_one_line(
             "exists; choose another output or pass --force",
         ),
         (["keygen", "-o", str(key_file)], "exists; choose another output or pass --force"),
+        (["keygen", "-o", str(key_file / "k")], f"cannot write {key_file / 'k'}: "),
+        (["encrypt", str(tiny_bundle), "-o", str(key_file / "x.kgfe"), *kf], "cannot write"),
     ]
     for args, message in cases:
         code = kgfuse(monkeypatch, "bundle", *args)
