@@ -38,6 +38,7 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -69,6 +70,7 @@ _FIELDS = struct.Struct(">8sBBI8s16s6s")  # magic .. nonce_prefix: what header_t
 HEADER_SIZE = _FIELDS.size + TAG
 _MAX_COUNTER = (1 << 40) - 1
 KEYGEN = "make one with `kgfuse bundle keygen -o KEYFILE`"
+log = logging.getLogger("kgfuse.bundle")
 
 
 class BundleCryptoError(KGFuseError):
@@ -454,20 +456,44 @@ def decrypt_bundle(path: Path, out: Path, key: bytes, force: bool = False) -> No
         decrypt_into(path, key, tmp)
 
 
-def private_tmp_root() -> Path | None:
-    """Where plaintext may lie briefly: /dev/shm (RAM) when writable, else the system default."""
+def private_tmp_root(need: int = 0) -> Path | None:
+    """Where plaintext may lie briefly: /dev/shm (RAM) when writable with ``need`` bytes free
+    (a container's is often 64 MB), else None: the system's temporary folder."""
     shm = Path("/dev/shm")
-    return shm if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+    if not (shm.is_dir() and os.access(shm, os.W_OK | os.X_OK)):
+        return None
+    return shm if shutil.disk_usage(shm).free > need else None
 
 
 @contextmanager
 def decrypted_bundle(path: Path, key: bytes) -> Iterator[Path]:
     """Yield the bundle ``path`` decrypted into a private (0700) temporary folder, RAM-backed
-    when the system has /dev/shm; the folder is removed on leaving, whatever happened. The
-    manifest is left to the loader, which checks it anyway (`fusion.bundle.load_bundle`)."""
-    tmp = Path(tempfile.mkdtemp(prefix="kgfuse-bundle-", dir=private_tmp_root()))
+    when /dev/shm has room (else the system's temporary folder, with a warning); the folder is
+    removed on leaving, whatever happened. The manifest is left to the loader, which checks it
+    anyway (`fusion.bundle.load_bundle`).
+
+    Raises:
+        BundleCryptoError: see `decrypt_into`; no room to decrypt."""
+    need = path.stat().st_size
+    root = private_tmp_root(need)
+    if root is None:
+        log.warning(
+            "decrypting %s into %s: /dev/shm is missing or has under %d MB free, so the "
+            "plaintext may touch a disk until it is loaded (give the container more shared "
+            "memory, e.g. docker --shm-size)",
+            path,
+            tempfile.gettempdir(),
+            need // 1_000_000 + 1,
+        )
+    tmp = Path(tempfile.mkdtemp(prefix="kgfuse-bundle-", dir=root))
     try:
-        decrypt_into(path, key, tmp, check=False)
+        try:
+            decrypt_into(path, key, tmp, check=False)
+        except OSError as e:
+            raise BundleCryptoError(
+                f"cannot decrypt {path} into {tmp.parent}: {e.strerror or e}; free space there, "
+                "or point TMPDIR at a private folder with room"
+            ) from None
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

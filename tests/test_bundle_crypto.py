@@ -14,6 +14,7 @@ import stat
 import tarfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -344,6 +345,22 @@ def test_bundle_crypto_extracts_plain_files_under_the_output_only(
     with pytest.raises(BundleCryptoError, match="do not match its bundle"):
         decrypt_bundle(sealed, tmp_path / "out", key)
     assert not (tmp_path / "out").exists()
+
+
+def test_bundle_crypto_decrypts_for_serving_into_a_private_folder_in_ram(
+    sealed: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = read_key(key_file, {})
+    with bundle_crypto.decrypted_bundle(sealed, key) as folder:
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and (folder / "bundle.json").is_file()
+        if Path("/dev/shm").is_dir():
+            assert folder.parent == Path("/dev/shm")
+    assert not folder.exists()
+    # a /dev/shm too small for the bundle (a container's 64 MB): the temporary folder, and a warning
+    monkeypatch.setattr(bundle_crypto.shutil, "disk_usage", lambda path: SimpleNamespace(free=0))
+    with bundle_crypto.decrypted_bundle(sealed, key) as folder:
+        assert folder.parent == Path(bundle_crypto.tempfile.gettempdir())
+    assert not folder.exists() and "docker --shm-size" in caplog.text
 
 
 def test_bundle_crypto_serve_refuses_before_starting(
