@@ -175,7 +175,7 @@ class ServeSettings:
         default=None,
         description="the key of an encrypted BUNDLE (.kgfe), a file written by kgfuse bundle "
         "keygen (none: the KGFUSE_BUNDLE_KEY variable); it is decrypted into a private "
-        "temporary folder (in /dev/shm when present) removed once loaded",
+        "temporary folder (in /dev/shm when it has room) removed once loaded",
         json_schema_extra=_option("--key-file"),
     )
     keys: ApiKeys = Field(
