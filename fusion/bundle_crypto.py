@@ -8,7 +8,7 @@ The file (all integers big-endian)::
       reserved       1   0
       chunk_size     4   plaintext bytes per chunk (1 MiB; a reader accepts 1 KiB to 16 MiB)
       key_id         8   SHA-256("kgfuse-bundle-key-id" || key)[:8]: names the key, so a wrong
-                         one is told apart from a damaged file (and GCM gains key commitment)
+                         one is told apart from a damaged file
       salt          16   random per file: the file key is HKDF-SHA256(key, salt)
       nonce_prefix   6   random per file
       header_tag    16   HMAC-SHA256(file MAC key, the 44 bytes before)[:16]
@@ -16,15 +16,15 @@ The file (all integers big-endian)::
       AES-256-GCM(file key, nonce, plaintext chunk, aad = header || last) || 16-byte tag
       nonce = nonce_prefix || counter (u40, from 0) || last (1 byte: 1 on the final chunk)
 
-The plaintext is an uncompressed POSIX tar of ``bundle.json`` and every file its manifest lists
+The plaintext is an uncompressed POSIX (pax) tar of ``bundle.json`` and every file its manifest lists
 (fusion/manifest.py), in manifest order: regular files only, so extraction writes no more bytes
 than the file holds (no decompression bomb) and creates no link, device or path outside the
 output. Every chunk but the last holds exactly ``chunk_size`` bytes; the last holds fewer (maybe
 none). This is the STREAM construction (Hoang, Reyhanitabar, Rogaway, Vizár 2015): a chunk moved,
 dropped, repeated or appended, a truncated file, a changed header each fail a tag, and no chunk
 is trusted before the whole file was: decryption writes into a temporary folder that replaces
-the output only after the last chunk authenticated and the manifest matched. Memory holds one
-chunk at a time, whatever the bundle's size.
+the output only after the last chunk authenticated and the manifest matched. Memory holds a
+chunk and a tar buffer (a few MiB), whatever the bundle's size.
 
 The key is 32 random bytes, stored as one line of base64 (`generate_key`, ``kgfuse bundle
 keygen``); commands read it from ``--key-file`` or the ``KGFUSE_BUNDLE_KEY`` variable.
