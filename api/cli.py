@@ -20,6 +20,9 @@ from rich.markup import escape
 
 from api.serve import serve_command
 from fusion.cli import (
+    bundle_decrypt_command,
+    bundle_encrypt_command,
+    bundle_keygen_command,
     bundle_verify_command,
     compare_command,
     evaluate_command,
@@ -48,8 +51,14 @@ aliases_app = typer.Typer(
 )
 aliases_app.command("learn")(learn_aliases_command)
 app.add_typer(aliases_app, name="aliases")
-bundle_app = typer.Typer(help="Model bundles: check them without loading.", no_args_is_help=True)
+bundle_app = typer.Typer(
+    help="Model bundles: check them without loading, encrypt and decrypt them.",
+    no_args_is_help=True,
+)
 bundle_app.command("verify")(bundle_verify_command)
+bundle_app.command("keygen")(bundle_keygen_command)
+bundle_app.command("encrypt")(bundle_encrypt_command)
+bundle_app.command("decrypt")(bundle_decrypt_command)
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(config_app, name="config")
 app.command("link")(link_command)

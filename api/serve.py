@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import signal
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from api.ray_serve import RayOptions
 from api.settings import ApiKeys, ServeSettings, SettingsError, help_text, option_of
+from fusion.bundle_crypto import KEY_ENV, BundleCryptoError, is_encrypted, read_header, read_key
+
+if TYPE_CHECKING:
+    from api.engine import Engine
+    from api.metrics import Metrics
 
 DEFAULTS = ServeSettings(bundle=Path("."))
 RAY_DEFAULTS = RayOptions()
@@ -54,6 +63,7 @@ def _setting(name: str) -> Any:
 
 def serve_command(
     bundle: Path = typer.Argument(..., help=help_text("bundle")),
+    bundle_key_file: Path | None = _setting("bundle_key_file"),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", min=1, max=65535),
     keys_file: Path | None = typer.Option(
@@ -153,10 +163,12 @@ def serve_command(
     problems = tls_problems(tls_cert, tls_key)
     if ray and tls_cert is not None:
         problems.append(("--ray", RAY_TLS))
+    problems += encryption_problems(bundle, bundle_key_file, hot_triples_dir, ray)
     settings = _settings(
         keys_file,
         problems + ([] if ray else _ray_options_without_ray(ray_options)),
         bundle=bundle,
+        bundle_key_file=bundle_key_file,
         max_body_bytes=max_body_bytes,
         max_texts=max_texts,
         max_chars=max_chars,
@@ -177,7 +189,12 @@ def serve_command(
     )
     from fusion.bundle import read_meta
 
-    read_meta(bundle)  # a missing or broken bundle is one clear line, before the server starts
+    # a missing or broken bundle (or a wrong key) is one clear line, before the server starts
+    if is_encrypted(bundle):
+        with open(bundle, "rb") as f:
+            read_header(bundle, f, read_key(bundle_key_file))
+    else:
+        read_meta(bundle)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not settings.log_texts:
         logging.getLogger("uvicorn.access").addFilter(drop_query_strings)
@@ -218,6 +235,74 @@ def _settings(
     if problems:
         raise SettingsError.listing(problems)
     return settings
+
+
+RAY_ENCRYPTED = (
+    "cannot serve an encrypted bundle: each Ray replica loads the bundle folder itself; serve "
+    "without --ray, or decrypt it (kgfuse bundle decrypt) onto storage only the server can read"
+)
+HOT_ENCRYPTED = (
+    "is required with an encrypted bundle: the triples added over HTTP persist there "
+    "(unencrypted), since the decrypted bundle is never kept on disk"
+)
+
+
+def encryption_problems(
+    bundle: Path, key_file: Path | None, hot_triples_dir: Path | None, ray: bool
+) -> list[tuple[str, str]]:
+    """What stops serving ``bundle`` with this key, as ``(option, problem)`` pairs: an encrypted
+    bundle needs a well-formed key, a hot-triples folder outside it, and no Ray; a plain one
+    takes no --key-file. Whether the key is the right one is checked next, by the header."""
+    if not is_encrypted(bundle):
+        if key_file is None:
+            return []
+        return [("--key-file", f"{bundle} is not an encrypted bundle; drop --key-file")]
+    problems = []
+    try:
+        read_key(key_file)
+    except BundleCryptoError as e:
+        problems.append(("--key-file" if key_file is not None else KEY_ENV, str(e)))
+    if hot_triples_dir is None:
+        problems.append(("--hot-triples-dir", HOT_ENCRYPTED))
+    if ray:
+        problems.append(("--ray", RAY_ENCRYPTED))
+    return problems
+
+
+@contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM raises SystemExit meanwhile, so cleanup runs (Python's default would kill the
+    process outright and leave the decrypted bundle behind)."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def load_engine(settings: ServeSettings, metrics: Metrics) -> Engine:
+    """`Engine.load` of ``settings.bundle``; an encrypted one is decrypted into a private
+    temporary folder (RAM-backed when /dev/shm exists) that is removed once the bundle is in
+    memory, or on any error or SIGTERM on the way. After loading the service reads nothing
+    from the bundle folder: hot triples live in ``--hot-triples-dir`` (required here)."""
+    from api.engine import Engine
+    from fusion.bundle_crypto import decrypted_bundle
+
+    if not is_encrypted(settings.bundle):
+        return Engine.load(settings, metrics)
+    key = read_key(settings.bundle_key_file)
+    with _exit_on_sigterm(), decrypted_bundle(settings.bundle, key) as folder:
+        engine = Engine.load(dataclasses.replace(settings, bundle=folder), metrics)
+    engine.settings = settings  # the user's path, not the removed folder
+    return engine
 
 
 RAY_TLS = (
@@ -284,11 +369,10 @@ def run_server(settings: ServeSettings, host: str, port: int, log_level: str) ->
     import uvicorn
 
     from api.app import create_app
-    from api.engine import Engine
     from api.http_protocol import http_protocol
     from api.metrics import Metrics
 
-    engine = Engine.load(settings, Metrics())
+    engine = load_engine(settings, Metrics())
     uvicorn.run(
         create_app(settings, engine),
         host=host,

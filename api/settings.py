@@ -167,8 +167,16 @@ class ServeSettings:
     """Settings of one service process. Defaults suit a single 2-core machine."""
 
     bundle: Path = Field(
-        description="a bundle folder written by kgfuse train or kgfuse export",
+        description="a bundle folder written by kgfuse train or kgfuse export, or a .kgfe file "
+        "written by kgfuse bundle encrypt",
         json_schema_extra=_option("BUNDLE"),
+    )
+    bundle_key_file: Path | None = Field(
+        default=None,
+        description="the key of an encrypted BUNDLE (.kgfe), a file written by kgfuse bundle "
+        "keygen (none: the KGFUSE_BUNDLE_KEY variable); it is decrypted into a private "
+        "temporary folder (in /dev/shm when it has room) removed once loaded",
+        json_schema_extra=_option("--key-file"),
     )
     keys: ApiKeys = Field(
         default_factory=ApiKeys,
@@ -290,6 +298,7 @@ class ServeSettings:
         """The limits a client may want to know (no keys, no paths)."""
         hidden = {
             "bundle",
+            "bundle_key_file",
             "keys",
             "hot_triples_dir",
             "log_texts",

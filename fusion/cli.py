@@ -413,3 +413,70 @@ def bundle_verify_command(
         highlight=False,
         soft_wrap=True,
     )
+
+
+# ----- encrypted bundles (fusion/bundle_crypto.py) -----
+
+KEY_FILE_HELP = "File with the base64 key (`kgfuse bundle keygen`); else KGFUSE_BUNDLE_KEY."
+
+
+def _key_file_option() -> Any:
+    return typer.Option(None, "--key-file", help=KEY_FILE_HELP)
+
+
+def _force_option() -> Any:
+    return typer.Option(False, "--force", help="Replace OUTPUT if it exists.")
+
+
+def bundle_keygen_command(
+    output: Path = typer.Option(..., "-o", "--output", help="Key file to write (mode 0600)."),
+    force: bool = _force_option(),
+) -> None:
+    """Write a new random AES-256 key (base64, readable by its owner only)."""
+    from fusion.bundle_crypto import write_key
+
+    ident = write_key(output, force)
+    console.print(f"wrote key {ident.hex()} to {output} (0600); keep it apart from the bundle")
+
+
+def bundle_encrypt_command(
+    bundle: Path = typer.Argument(..., help="A bundle folder."),
+    output: Path = typer.Option(..., "-o", "--output", help="Encrypted bundle file (.kgfe)."),
+    key_file: Path | None = _key_file_option(),
+    force: bool = _force_option(),
+) -> None:
+    """Encrypt a bundle folder into one file (AES-256-GCM, checked chunk by chunk)."""
+    import time
+
+    from fusion.bundle_crypto import encrypt_bundle, key_id, read_key
+
+    key = read_key(key_file)
+    started = time.perf_counter()
+    size = encrypt_bundle(bundle, output, key, force)
+    console.print(
+        f"encrypted {bundle} -> {output} ({size / 1e6:,.1f} MB, key {key_id(key).hex()}, "
+        f"{time.perf_counter() - started:.2f} s)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def bundle_decrypt_command(
+    encrypted: Path = typer.Argument(..., help="An encrypted bundle file (.kgfe)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Bundle folder to write."),
+    key_file: Path | None = _key_file_option(),
+    force: bool = _force_option(),
+) -> None:
+    """Decrypt a .kgfe file back into a bundle folder (checked against its manifest)."""
+    import time
+
+    from fusion.bundle_crypto import decrypt_bundle, read_key
+
+    key = read_key(key_file)
+    started = time.perf_counter()
+    decrypt_bundle(encrypted, output, key, force)
+    console.print(
+        f"decrypted {encrypted} -> {output} ({time.perf_counter() - started:.2f} s)",
+        highlight=False,
+        soft_wrap=True,
+    )
