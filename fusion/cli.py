@@ -365,6 +365,12 @@ def export_command(
         help="With --prune: share of each layer's FFN rows to remove, 0 <= f < 1 "
         "(default 0.25, chosen on the demo's validation texts).",
     ),
+    prune_data: Path | None = typer.Option(
+        None,
+        "--prune-data",
+        help="With --prune: CSV, TSV, JSONL or TXT of texts (a 'text' column; e.g. the "
+        "validation file) to score heads and rows by their activations instead of their weights.",
+    ),
     data: Path | None = typer.Option(
         None, "--data", help="Labelled file: report accuracy change and speed-up."
     ),
@@ -373,8 +379,10 @@ def export_command(
     from fusion.export import export_bundle, measure
     from fusion.prune import DEFAULT_FFN, DEFAULT_HEADS, PruneError
 
-    if not prune and (prune_heads is not None or prune_ffn is not None):
-        raise PruneError("--prune-heads and --prune-ffn take effect with --prune: add --prune")
+    if not prune and (prune_heads is not None or prune_ffn is not None or prune_data):
+        raise PruneError(
+            "--prune-heads, --prune-ffn and --prune-data take effect with --prune: add --prune"
+        )
     amounts = (
         (
             DEFAULT_HEADS if prune_heads is None else prune_heads,
@@ -383,7 +391,12 @@ def export_command(
         if prune
         else None
     )
-    export_bundle(bundle, output, int8=int8, onnx=onnx, prune=amounts)
+    texts = None
+    if prune_data is not None:
+        from fusion.predict_file import iter_texts
+
+        texts = list(iter_texts(prune_data))
+    export_bundle(bundle, output, int8=int8, onnx=onnx, prune=amounts, prune_texts=texts)
     kinds = [
         f"pruned: {amounts[0]:g} of heads, {amounts[1]:g} of FFN rows" if amounts else "",
         "int8" if int8 else "",

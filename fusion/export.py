@@ -23,7 +23,7 @@ from fusion.bundle import BundleError, load_bundle, save_bundle
 from fusion.config import config_from_dict
 from fusion.manifest import build_manifest
 from fusion.onnx_encoder import ONNX_FILE, export_onnx, require
-from fusion.prune import apply_plan, check_fraction, plan_pruning
+from fusion.prune import activation_scores, apply_plan, check_fraction, plan_pruning
 from kg.files import write_text
 
 
@@ -33,6 +33,7 @@ def export_bundle(
     int8: bool = False,
     onnx: bool = False,
     prune: tuple[float, float] | None = None,
+    prune_texts: list[str] | None = None,
 ) -> Path:
     """Write ``target``: ``source`` with LoRA merged into the encoder, and its file checksums.
 
@@ -42,6 +43,8 @@ def export_bundle(
     Args:
         prune: (heads, ffn): remove these fractions of each encoder layer's attention heads and
             FFN rows after merging (`fusion.prune.plan_pruning`); None keeps them all.
+        prune_texts: score heads and rows by what they write on these texts
+            (`fusion.prune.activation_scores`) instead of by their weights.
 
     Raises:
         BundleError: ``target`` is ``source``; both ``int8`` and ``onnx``; ``onnx`` or ``prune``
@@ -71,7 +74,11 @@ def export_bundle(
     plan = meta.get("prune")  # a pruned source stays pruned
     if prune is not None:
         assert model.text_encoder is not None  # checked above
-        pruned = plan_pruning(model.text_encoder.model, *prune)
+        scores = None
+        if prune_texts is not None:
+            rule = f"activations on {len(prune_texts)} texts"
+            scores = (activation_scores(model.text_encoder, prune_texts), rule)
+        pruned = plan_pruning(model.text_encoder.model, *prune, scores=scores)
         apply_plan(model.text_encoder.model, pruned)
         plan = pruned.to_dict()
     config = config_from_dict(meta["config"], str(source / "bundle.json"))

@@ -8,10 +8,14 @@ columns are copied into smaller ``nn.Linear`` modules instead, per layer:
   and the same columns of the attention output projection; the layer's head count drops;
 - an FFN row ``j``: row ``j`` of ``intermediate.dense`` and column ``j`` of ``output.dense``.
 
-Importance is data-free, from the merged weights: a head scores
+Importance, by default data-free from the merged weights: a head scores
 ``||W_V[h]|| * ||W_O[:, h]||`` (what it can write into the residual stream; query and key only
-shape where it looks), an FFN row ``||W_in[j]|| * ||W_out[:, j]||``. Each layer drops the same
-fraction of its lowest-scoring heads and rows and always keeps at least one of each.
+shape where it looks), an FFN row ``||W_in[j]|| * ||W_out[:, j]||``. Given texts (``kgfuse
+export --prune-data FILE``, e.g. the validation file; no labels needed), it is what each unit
+really writes on them instead (`activation_scores`): the mean norm over tokens of a head's
+output through ``W_O``, of an FFN row's activation times ``||W_out[:, j]||`` (as Wanda, Sun et
+al. 2023, scores weights). Each layer drops the same fraction of its lowest-scoring heads and
+rows and always keeps at least one of each.
 
 The `PrunePlan` is stored in bundle.json (``prune``): loading builds the encoder from its
 ``config.json``, shrinks it with `shrink` to the plan's counts, then reads the smaller tensors.
@@ -28,7 +32,7 @@ from torch import nn
 
 from kg.errors import KGFuseError
 
-IMPORTANCE = "weight-norm"  # the only scoring rule so far (see the module docstring)
+WEIGHT_NORM = "weight-norm"  # the data-free scoring rule (see the module docstring)
 # The amounts `kgfuse export --prune` uses when none is given, chosen on the demo's validation
 # texts (bench/prune.py --sweep): the most pruning that kept validation accuracy.
 DEFAULT_HEADS = 0.25
@@ -54,12 +58,13 @@ class PrunePlan:
     heads_fraction: float
     ffn_fraction: float
     layers: tuple[LayerPlan, ...]
+    importance: str = WEIGHT_NORM  # or "activations on N texts"
 
     def to_dict(self) -> dict[str, Any]:
         """bundle.json's ``prune``: the head indices each layer keeps, and its FFN row count
         (the rows themselves are in the saved tensors, in their original order)."""
         return {
-            "importance": IMPORTANCE,
+            "importance": self.importance,
             "heads_fraction": self.heads_fraction,
             "ffn_fraction": self.ffn_fraction,
             "layers": [{"heads": list(p.heads), "ffn_rows": len(p.ffn)} for p in self.layers],
@@ -97,23 +102,84 @@ def _has(module: nn.Module, dotted: str) -> bool:
     return True
 
 
-def plan_pruning(model: nn.Module, heads: float, ffn: float) -> PrunePlan:
+Scores = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (heads [n], FFN rows [r])
+
+
+def plan_pruning(
+    model: nn.Module, heads: float, ffn: float, scores: tuple[Scores, str] | None = None
+) -> PrunePlan:
     """Which heads and FFN rows each layer of ``model`` keeps after dropping the ``heads`` and
-    ``ffn`` fractions that score lowest (module docstring)."""
+    ``ffn`` fractions that score lowest: by ``scores`` (`activation_scores`, with the name of
+    the rule), else by `weight_scores`."""
     heads = check_fraction(heads, "--prune-heads")
     ffn = check_fraction(ffn, "--prune-ffn")
-    plans = []
-    with torch.no_grad():
-        for layer in encoder_layers(model):
-            attn = layer.attention.self
-            n, d = attn.num_attention_heads, attn.attention_head_size
-            value = layer.attention.self.value.weight.view(n, d, -1).flatten(1).norm(dim=1)
-            out = layer.attention.output.dense.weight.view(-1, n, d).transpose(0, 1)
-            head_score = value * out.flatten(1).norm(dim=1)
-            ffn_in = layer.intermediate.dense.weight.norm(dim=1)
-            ffn_score = ffn_in * layer.output.dense.weight.norm(dim=0)
-            plans.append(LayerPlan(_keep(head_score, heads), _keep(ffn_score, ffn)))
-    return PrunePlan(heads, ffn, tuple(plans))
+    per_layer, rule = scores if scores is not None else (weight_scores(model), WEIGHT_NORM)
+    plans = tuple(LayerPlan(_keep(h, heads), _keep(f, ffn)) for h, f in per_layer)
+    return PrunePlan(heads, ffn, plans, rule)
+
+
+@torch.no_grad()
+def weight_scores(model: nn.Module) -> Scores:
+    """Data-free importance of each layer's heads and FFN rows (module docstring)."""
+    out = []
+    for layer in encoder_layers(model):
+        attn = layer.attention.self
+        n, d = attn.num_attention_heads, attn.attention_head_size
+        value = attn.value.weight.view(n, d, -1).flatten(1).norm(dim=1)
+        written = layer.attention.output.dense.weight.view(-1, n, d).transpose(0, 1)
+        ffn_in = layer.intermediate.dense.weight.norm(dim=1)
+        out.append(
+            (value * written.flatten(1).norm(dim=1), ffn_in * layer.output.dense.weight.norm(dim=0))
+        )
+    return out
+
+
+@torch.no_grad()
+def activation_scores(encoder: Any, texts: list[str], batch_size: int = 16) -> Scores:
+    """Importance measured on ``texts`` (a `fusion.encoder.TextEncoder`): per layer, the mean
+    over real tokens of each head's output norm after ``W_O`` and of each FFN row's absolute
+    activation times ``||W_out[:, j]||``."""
+    if not texts:
+        raise PruneError("--prune-data holds no texts: give a file with at least one text")
+    layers = encoder_layers(encoder.model)
+    sums = [[torch.zeros(0), torch.zeros(0)] for _ in layers]
+    mask: list[torch.Tensor] = []  # the current batch's real tokens, [batch, tokens]
+
+    def record(i: int, part: int, unit: torch.Tensor) -> None:
+        total = (unit * mask[0].unsqueeze(-1)).sum((0, 1))  # [units]
+        sums[i][part] = total if sums[i][part].numel() == 0 else sums[i][part] + total
+
+    def heads_hook(i: int, layer: Any) -> Any:
+        attn, dense = layer.attention.self, layer.attention.output.dense
+        n, d = attn.num_attention_heads, attn.attention_head_size
+        w = dense.weight.view(-1, n, d)  # [hidden, heads, d]
+
+        def hook(_: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            x = args[0].view(*args[0].shape[:2], n, d)  # [batch, tokens, heads, d]
+            record(i, 0, torch.einsum("btnd,ond->btno", x, w).norm(dim=-1))
+
+        return dense.register_forward_pre_hook(hook)
+
+    def ffn_hook(i: int, layer: Any) -> Any:
+        norms = layer.output.dense.weight.norm(dim=0)  # [rows]
+
+        def hook(_: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            record(i, 1, args[0].abs() * norms)
+
+        return layer.output.dense.register_forward_pre_hook(hook)
+
+    handles = [h(i, layer) for i, layer in enumerate(layers) for h in (heads_hook, ffn_hook)]
+    tokens = 0
+    try:
+        for start in range(0, len(texts), batch_size):
+            batch = encoder.tokenize(texts[start : start + batch_size])
+            mask[:] = [batch["attention_mask"].to(torch.float32)]
+            tokens += int(mask[0].sum())
+            encoder.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [(h / tokens, f / tokens) for h, f in sums]
 
 
 def _keep(scores: torch.Tensor, fraction: float) -> tuple[int, ...]:

@@ -11,9 +11,15 @@ import torch
 from fusion.bundle import load_bundle
 from fusion.export import export_bundle
 from fusion.predict import Predictor
-from fusion.prune import PruneError, apply_plan, encoder_layers, plan_pruning
+from fusion.prune import (
+    PruneError,
+    activation_scores,
+    apply_plan,
+    encoder_layers,
+    plan_pruning,
+)
 
-from .conftest import run_cli_in_process
+from .conftest import REPO, run_cli_in_process
 
 TEXTS = ["a bad case of influenza", "my joint pain and a skin rash", "sneezing, a runny nose"] * 4
 # the tiny BERT: 2 layers of 4 heads (8 dimensions each) and 37 FFN rows; halving keeps 2 and 19
@@ -111,12 +117,35 @@ def test_prune_with_onnx_predicts_what_the_pruned_pytorch_bundle_predicts(
         assert g.probabilities == pytest.approx(e.probabilities, abs=1e-4)
 
 
+def test_prune_data_scores_units_by_their_activations_on_its_texts(
+    tiny_bundle: Path,
+    exports: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts_file = REPO / "tests" / "fixtures" / "tiny_test.csv"
+    out = tmp_path / "data"
+    args = ["--prune", "--prune-heads", "0.5", "--prune-ffn", "0", "--prune-data", str(texts_file)]
+    assert run_cli_in_process(monkeypatch, "export", str(tiny_bundle), "-o", str(out), *args) == 0
+    stored = json.loads((out / "bundle.json").read_text())["prune"]
+    model, _, _ = load_bundle(exports["merged"])
+    assert model.text_encoder is not None
+    from fusion.predict_file import iter_texts
+
+    texts = list(iter_texts(texts_file))
+    scores = (activation_scores(model.text_encoder, texts), f"activations on {len(texts)} texts")
+    assert stored == plan_pruning(model.text_encoder.model, 0.5, 0.0, scores).to_dict()
+    assert stored["importance"] == f"activations on {len(texts)} texts"
+    assert len(Predictor.from_dir(out).predict(TEXTS)) == len(TEXTS)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--prune", "--prune-heads", "1"], "--prune-heads must be a fraction with 0 <= f < 1"),
         (["--prune", "--prune-ffn", "-0.1"], "--prune-ffn must be a fraction with 0 <= f < 1"),
         (["--prune-heads", "0.5"], "take effect with --prune"),
+        (["--prune", "--prune-data", "missing.csv"], "missing.csv: file not found"),
     ],
 )
 def test_prune_bad_amounts_are_one_line_errors(
