@@ -357,7 +357,7 @@ def export_command(
         None,
         "--prune-heads",
         help="With --prune: share of each layer's attention heads to remove, 0 <= f < 1 "
-        "(default 0.25, chosen on the demo's validation texts).",
+        "(default 0.125, chosen on the demo's validation texts).",
     ),
     prune_ffn: float | None = typer.Option(
         None,
