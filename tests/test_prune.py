@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from fusion.bundle import load_bundle
+from fusion.bundle import BundleError, load_bundle
 from fusion.export import export_bundle
 from fusion.predict import Predictor
 from fusion.prune import (
@@ -64,6 +65,19 @@ def test_prune_bundle_verifies_and_predicts_from_the_cli(
     capsys.readouterr()
     assert run_cli_in_process(monkeypatch, "predict", bundle, TEXTS[0], "--json") == 0
     assert json.loads(capsys.readouterr().out.splitlines()[0])["label"]
+
+
+def test_prune_bundle_serves_over_http(exports: dict[str, Path]) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import ServeSettings
+
+    expected = Predictor.from_dir(exports["pruned"]).predict(TEXTS[:2])
+    with TestClient(create_app(ServeSettings(bundle=exports["pruned"]))) as client:
+        r = client.post("/v1/predict", json={"texts": TEXTS[:2]})
+    assert r.status_code == 200, r.text
+    assert [p["label"] for p in r.json()["predictions"]] == [e.label for e in expected]
 
 
 def test_prune_bundle_predicts_what_its_in_memory_pruned_model_predicts(
@@ -168,3 +182,22 @@ def test_prune_refuses_a_bundle_pruned_already(exports: dict[str, Path], tmp_pat
         export_bundle(exports["pruned"], tmp_path / "again", prune=(0.5, 0.0))
     with pytest.raises(PruneError, match="--prune-heads"):
         export_bundle(exports["merged"], tmp_path / "bad", prune=(float("nan"), 0.0))
+
+
+@pytest.mark.parametrize(
+    ("layers", "message"),
+    [
+        ([{"heads": [0, 1], "ffn_rows": 5}] * 2, "do not fit its plan"),
+        ([{"heads": [0, 1], "ffn_rows": 19}], "describes 1 layers but the encoder has 2"),
+        ("all", "'prune' is malformed"),
+    ],
+)
+def test_prune_plan_that_does_not_fit_the_weights_is_a_bundle_error(
+    exports: dict[str, Path], tmp_path: Path, layers: object, message: str
+) -> None:
+    bundle = Path(shutil.copytree(exports["pruned"], tmp_path / "bundle"))
+    meta = json.loads((bundle / "bundle.json").read_text())
+    meta["prune"]["layers"] = layers
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match=message):
+        load_bundle(bundle)
