@@ -4,7 +4,8 @@
                            KG fingerprint, encoder id, metrics, linker settings
     model.safetensors      graph encoder and heads (every trainable tensor outside the encoder)
     adapter/               the encoder's PEFT adapter (``save_pretrained``), if one is used
-    encoder/               the whole encoder, for full fine-tuning or a merged export
+    encoder/               the whole encoder, for full fine-tuning or a merged export (pruned
+                           by `kgfuse export --prune`: bundle.json's ``prune`` has its shape)
     kg/                    the compiled KG, or a reference to the triple store holding it
                            (``store.json`` + the linker's names, kg/store_graph.py)
     kg/linker/             the linker's index for a compiled KG (nlp/linker_index.py): loading
@@ -88,8 +89,10 @@ def save_bundle(
     metrics: dict[str, Any],
     training: dict[str, Any],
     merged: bool = False,
+    prune: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the bundle atomically. ``merged``: the encoder is saved whole under ``encoder/``."""
+    """Write the bundle atomically. ``merged``: the encoder is saved whole under ``encoder/``;
+    ``prune``: it is pruned to this plan (`fusion.prune.PrunePlan.to_dict`)."""
     from safetensors.numpy import save_file as save_numpy
     from safetensors.torch import save_file
 
@@ -118,6 +121,8 @@ def save_bundle(
         "path_sequences": [list(seq) for seq in resources.path_sequences],
         "versions": _versions(),
     }
+    if prune is not None:
+        meta["prune"] = prune
     with atomic_directory(folder) as tmp:
         save_file(heads or {"_empty": torch.zeros(0)}, str(tmp / "model.safetensors"))
         digests, vectors = resources.features.touched()
@@ -328,7 +333,7 @@ def _load_resources(stored: _Stored, graph: Graph, weights: _Weights) -> Resourc
     linker = _linker_settings(folder, meta)
     index = folder / LINKER_INDEX
     nlp = from_kg(graph, **linker, index=str(index)) if _index_fits(index, graph) else None
-    text_encoder = TextEncoder(config.encoder, adapt=False)
+    text_encoder = _text_encoder(stored)
     digests, vectors = weights.digests, weights.vectors
     if (
         digests.ndim != 2
@@ -368,6 +373,20 @@ def _load_resources(stored: _Stored, graph: Graph, weights: _Weights) -> Resourc
     return resources
 
 
+def _text_encoder(stored: _Stored) -> TextEncoder:
+    """The bundle's text encoder, frozen; a pruned one rebuilt to its plan's shape first."""
+    plan = stored.meta.get("prune")
+    if plan is None:
+        return TextEncoder(stored.config.encoder, adapt=False)
+    from fusion.prune import PruneError, load_pruned
+
+    try:
+        loaded = load_pruned(stored.folder / "encoder", plan)
+    except PruneError as e:
+        raise BundleError(str(e)) from e
+    return TextEncoder(stored.config.encoder, adapt=False, loaded=loaded)
+
+
 def _load_model(
     stored: _Stored, resources: Resources, heads: dict[str, torch.Tensor]
 ) -> FusionClassifier:
@@ -375,7 +394,7 @@ def _load_model(
     folder, meta, config = stored.folder, stored.meta, stored.config
     encoder = None
     if config.model.mode != "graph":
-        encoder = TextEncoder(config.encoder, adapt=False)
+        encoder = _text_encoder(stored)
         if meta.get("encoder_storage", "base") == "adapter":
             from peft import PeftModel
 

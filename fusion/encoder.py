@@ -48,12 +48,16 @@ class TextEncoder(nn.Module):
         config: `EncoderConfig`.
         adapt: wrap the model with the configured adapter (False: the plain base model, e.g. to
             embed entity texts once with frozen weights).
+        loaded: (folder, tokenizer, model) already loaded, instead of ``config.path`` (a pruned
+            encoder, which `fusion.prune.load_pruned` rebuilds).
     """
 
-    def __init__(self, config: EncoderConfig, adapt: bool = True):
+    def __init__(
+        self, config: EncoderConfig, adapt: bool = True, loaded: tuple[Path, Any, Any] | None = None
+    ):
         super().__init__()
         self.config = config
-        self.path, self.tokenizer, self.model = load_encoder(config.path, "encoder.path")
+        self.path, self.tokenizer, self.model = loaded or load_encoder(config.path, "encoder.path")
         self.hidden_size = int(self.model.config.hidden_size)
         if adapt:
             self.model = apply_adapter(self.model, config)
