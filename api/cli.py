@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from api.serve import serve_command
+from fusion.anonymize_data import anonymize_command
 from fusion.cli import (
     bundle_verify_command,
     compare_command,
@@ -53,6 +54,7 @@ bundle_app.command("verify")(bundle_verify_command)
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(config_app, name="config")
 app.command("link")(link_command)
+app.command("anonymize")(anonymize_command)
 app.command("split")(split_command)
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)

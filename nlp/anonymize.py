@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from kg.errors import KGFuseError
-from nlp.pii_names import SPANS_KEY
 from nlp.pii_patterns import PHONE_REGIONS, PiiSpan, find_patterns
 
 if TYPE_CHECKING:
@@ -120,7 +119,9 @@ class Anonymizer:
         self.protect = protect
 
     def detect(self, texts: Sequence[str]) -> list[list[PiiSpan]]:
-        """The personal data of each text, resolved, before protection."""
+        """The personal data of each text (overlapping; before protection)."""
+        from nlp.pii_names import SPANS_KEY
+
         found = []
         for text, doc in zip(texts, self.nlp.pipe(list(texts), batch_size=256), strict=True):
             spans = find_patterns(text, self.regions)
@@ -136,11 +137,15 @@ class Anonymizer:
             found.append(spans)
         return found
 
-    def redact(self, texts: Sequence[str]) -> list[Redacted]:
+    def redact(
+        self, texts: Sequence[str], protected: Sequence[Sequence[tuple[int, int]]] | None = None
+    ) -> list[Redacted]:
         """Each text with its personal data replaced by placeholders; names and places that
-        overlap a KG mention (``protect``) are kept."""
+        overlap a KG mention (``protected`` spans of each text, else those ``protect`` finds)
+        are kept."""
         texts = list(texts)
-        protected = self.protect(texts) if self.protect else [[] for _ in texts]
+        if protected is None:
+            protected = self.protect(texts) if self.protect else [[] for _ in texts]
         out = []
         for text, spans, keep in zip(texts, self.detect(texts), protected, strict=True):
             spans = resolve(

@@ -3,7 +3,8 @@ downloaded): given names and surnames, and the English words that are not names.
 
 - Given names and surnames: the US census lists of the ``names`` package (1990 census: 5,494
   given names, the 30,000 most common of its 88,799 surnames), plus a short list written here of
-  common given names and surnames of other countries, which the US lists lack.
+  common given names and surnames of other countries, which the US lists lack, less the
+  nationalities, days and months the given-name list holds ("German", "August").
 - Common words: lower-case English words from spacy-lookups-data's word probabilities that are
   frequent (log probability over -16) and written in lower case more often than capitalised:
   "Will", "Hope" and "Brown" are names, but as often words, so they need more evidence.
@@ -44,6 +45,17 @@ EXTRA_SURNAMES = set(
     zhang zhao zhou
     """.split()
 )
+# Capitalised words in the census given-name list that are more often not names: nationalities,
+# languages, days, months, holidays ("a German keyboard", "since Sunday").
+NOT_GIVEN = frozenset(
+    """
+    american british english german french spanish italian dutch swedish danish norwegian
+    finnish polish russian chinese japanese korean indian irish scottish welsh canadian
+    australian mexican brazilian african european asian turkish greek arabic portuguese
+    christian monday tuesday wednesday thursday friday saturday sunday january february march
+    april may june july august september october november december christmas easter
+    """.split()
+)
 # Words inside names: "Ludwig van Beethoven", "Maria de la Cruz", "Omar bin Laden".
 PARTICLES = frozenset("van von der de del della di da la le du bin ibn al el dos das ter".split())
 HONORIFICS = frozenset(
@@ -61,7 +73,8 @@ def _census(name: str) -> list[str]:
 
 @cache
 def given_names() -> frozenset[str]:
-    return frozenset(_census("dist.male.first") + _census("dist.female.first")) | EXTRA_GIVEN
+    census = frozenset(_census("dist.male.first") + _census("dist.female.first"))
+    return (census | EXTRA_GIVEN) - NOT_GIVEN
 
 
 @cache
