@@ -74,12 +74,12 @@ def _census(name: str) -> list[str]:
 @cache
 def given_names() -> frozenset[str]:
     census = frozenset(_census("dist.male.first") + _census("dist.female.first"))
-    return (census | EXTRA_GIVEN) - NOT_GIVEN
+    return (census | EXTRA_GIVEN) - NOT_GIVEN - STOP_WORDS  # the census lists hold "My", "In"
 
 
 @cache
 def surnames() -> frozenset[str]:
-    return frozenset(_census("dist.all.last")[:SURNAMES_KEPT]) | EXTRA_SURNAMES
+    return (frozenset(_census("dist.all.last")[:SURNAMES_KEPT]) | EXTRA_SURNAMES) - STOP_WORDS
 
 
 @cache

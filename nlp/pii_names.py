@@ -11,6 +11,9 @@ It reads the tokens of any English pipeline (a blank one is enough) and marks as
   English word ("Sarah called", but not "Will it work");
 - an initial and a surname: "J. Smith".
 
+Without a cue, words followed by a number or a model code are a product, not a person ("Marlo
+410", "Kyra K9").
+
 It misses names it has no evidence for: a single surname ("Smith said"), a name that is neither
 in the gazetteer nor after a cue ("Ngata Wirihana called"), and lower-case names. A trained NER
 pipeline (``--spacy-model``) adds its own PERSON spans on top.
@@ -63,6 +66,15 @@ def _capitalised(token: Token) -> bool:
     return all(c.isalpha() or c in "'-\u2019" for c in text) and any(c.islower() for c in text)
 
 
+def _model_number(doc: Doc, end: int) -> bool:
+    """A number or a model code follows: "Marlo 410", "Tess 16 Pro", "Kyra K9" name products,
+    not people."""
+    if end >= len(doc):
+        return False
+    token = doc[end]
+    return token.like_num or (any(c.isdigit() for c in token.text) and token.text.isalnum())
+
+
 class PersonNames:
     """Marks person names in ``doc.spans["pii"]`` (see the module docstring for the rules)."""
 
@@ -106,7 +118,7 @@ class PersonNames:
             return self._extend(doc, i, any_capitalised=True)
         if self.is_given(token):
             end = self._extend(doc, i, any_capitalised=False, surnames=not self.is_common(token))
-            if end > i + 1 or not self.is_common(token):
+            if (end > i + 1 or not self.is_common(token)) and not _model_number(doc, end):
                 return end
             return i
         if len(token) >= 2 and self._initial_surname(doc, i):
@@ -118,7 +130,8 @@ class PersonNames:
             and self.is_namey(nxt)
             and (token.lower_ in self.given or nxt.lower_ in self.surnames)
         ):
-            return self._extend(doc, i, any_capitalised=False)
+            end = self._extend(doc, i, any_capitalised=False)
+            return i if _model_number(doc, end) else end
         return i
 
     def _initial_surname(self, doc: Doc, i: int) -> bool:
