@@ -107,7 +107,7 @@ def test_anonymize_a_trained_pipeline_adds_its_person_and_place_entities(
 
 
 def test_anonymize_a_missing_spacy_pipeline_is_a_clear_error() -> None:
-    with pytest.raises(AnonymizeError, match="en_core_web_nope.*--spacy-model"):
+    with pytest.raises(AnonymizeError, match=r"en_core_web_nope.*--spacy-model"):
         Anonymizer(spacy_model="en_core_web_nope")
 
 
