@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nlp.anonymize import AnonymizeError, Anonymizer
 from nlp.pii_eval import read_gold, score
@@ -120,3 +122,21 @@ def test_anonymize_precision_and_recall_on_hand_written_texts_stay_above_floors(
     overall = score([g for _, g in rows], found)["all"]
     precision, recall = FLOORS[name]
     assert overall["precision"] >= precision and overall["recall"] >= recall, overall
+
+
+PIECES = ["Maria Gonzalez", "4111 1111 1111 1111", "+44 20 7946 0958", "a@b.io", "Dr.", "\n", "é"]
+
+
+@given(st.lists(st.one_of(st.text(max_size=30), st.sampled_from(PIECES)), max_size=8))
+def test_anonymize_any_text_keeps_every_character_outside_its_redactions(
+    anonymizer: Anonymizer, parts: list[str]
+) -> None:
+    text = " ".join(parts)
+    redacted = anonymizer.redact([text])[0]
+    rebuilt, at = [], 0
+    for span in redacted.spans:
+        assert at <= span.start < span.end <= len(text)
+        rebuilt += [text[at : span.start], f"[{span.type}]"]
+        at = span.end
+    assert "".join([*rebuilt, text[at:]]) == redacted.text
+    assert sum(redacted.counts.values()) == len(redacted.spans)
