@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ServeSettings
+from tests.conftest import run_cli_in_process
 
 pytestmark = pytest.mark.integration
 
@@ -49,3 +50,19 @@ def test_anonymize_api_is_off_by_default(tiny_bundle: Path) -> None:
     with TestClient(create_app(ServeSettings(bundle=tiny_bundle))) as client:
         body = client.post("/v1/predict", json={"texts": [TEXT]}).json()
     assert body["anonymized"] is None and body["predictions"][0]["text"] == TEXT
+
+
+def test_anonymize_cli_with_a_bundle_keeps_its_linked_entities(
+    tiny_bundle: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data, out = tmp_path / "data.csv", tmp_path / "out.csv"
+    data.write_text(f"text,label\n{TEXT},flu\ncovid-19 and a cough,viral\n")
+    args = ["anonymize", str(data), "-o", str(out), "--bundle", str(tiny_bundle)]
+    assert run_cli_in_process(monkeypatch, *args) == 0
+    assert "linked KG entities unchanged in 2 of 2 texts" in " ".join(
+        capsys.readouterr().out.split()
+    )
+    assert "Dr. [PERSON] has influenza" in out.read_text()
