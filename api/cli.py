@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from api.serve import serve_command
+from fusion.anonymize_data import anonymize_command
 from fusion.cli import (
     bundle_decrypt_command,
     bundle_encrypt_command,
@@ -62,6 +63,7 @@ bundle_app.command("decrypt")(bundle_decrypt_command)
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(config_app, name="config")
 app.command("link")(link_command)
+app.command("anonymize")(anonymize_command)
 app.command("split")(split_command)
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)

@@ -46,6 +46,7 @@ from kg.errors import KGLoadError, KGReadOnlyError
 from kg.formats import FORMATS, detect_format
 from kg.graph import KnowledgeGraph
 from kg.protocol import Graph
+from nlp.anonymize import Anonymizer, Redacted
 
 log = logging.getLogger("kgfuse.api")
 Answer = Prediction | Exception  # one text's prediction, or why it has none
@@ -158,6 +159,7 @@ class Engine:
             on_batch=metrics.observe_batch,
         )
         self._updates = update_executor()
+        self.anonymizer = Anonymizer() if settings.anonymize else None
         self._kg_lock = asyncio.Lock()
         self.started_at = time.time()
 
@@ -209,6 +211,20 @@ class Engine:
         """Queue the texts for the model; raises `QueueFull` / `ShuttingDown` at once. Each
         text's answer is its record, or the exception that it alone met."""
         result: list[Answer] = await self.batcher.submit(request, len(request.texts))
+        return result
+
+    async def redact(self, texts: list[str]) -> list[Redacted] | None:
+        """With ``anonymize`` on, ``texts`` with their personal data redacted, the KG mentions
+        the model's linker finds kept (on the model thread, between batches); else None."""
+        anonymizer = self.anonymizer
+        if anonymizer is None:
+            return None
+
+        def redact() -> list[Redacted]:
+            links = self.predictor.resources.link(texts)
+            return anonymizer.redact(texts, [[(e["start"], e["end"]) for e in s] for s in links])
+
+        result: list[Redacted] = await self.batcher.call(redact)
         return result
 
     # ----- hot triples -----

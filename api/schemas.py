@@ -43,10 +43,23 @@ class TextAnswer(Prediction):
     error: ErrorDetail | None = Field(default=None, description="why this text got no prediction")
 
 
+class Anonymized(BaseModel):
+    """What the server's ``--anonymize`` redacted from one text."""
+
+    redactions: dict[str, int] = Field(
+        description="placeholders put in, by type (PERSON, EMAIL, PHONE, ADDRESS, IBAN, CARD, SSN)"
+    )
+
+
 class PredictResponse(BaseModel):
     model_version: str
     kg_fingerprint: str
     predictions: list[TextAnswer]
+    anonymized: list[Anonymized] | None = Field(
+        default=None,
+        description="with the server's --anonymize, one entry per text: the model saw, and "
+        "`predictions` show, the redacted texts; null when it is off",
+    )
     timings_ms: dict[str, float] = Field(description="queue wait and total time of the request")
 
 

@@ -85,6 +85,7 @@ def serve_command(
     threads: int = _setting("threads"),
     cors_origins: list[str] = _setting("cors_origins"),
     log_texts: bool = _setting("log_texts"),
+    anonymize: bool = _setting("anonymize"),
     max_new_entities: int = _setting("max_new_entities"),
     hot_triples_dir: Path | None = _setting("hot_triples_dir"),
     kg_source: str | None = _setting("kg_source"),
@@ -181,6 +182,7 @@ def serve_command(
         threads=threads,
         cors_origins=tuple(cors_origins),
         log_texts=log_texts,
+        anonymize=anonymize,
         max_new_entities=max_new_entities,
         hot_triples_dir=hot_triples_dir,
         kg_source=kg_source,
@@ -196,7 +198,7 @@ def serve_command(
     else:
         read_meta(bundle)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if not settings.log_texts:
+    if not settings.log_texts or settings.anonymize:  # a search query is not redacted
         logging.getLogger("uvicorn.access").addFilter(drop_query_strings)
     if ray:
         from api.ray_serve import serve_with_ray

@@ -255,6 +255,13 @@ class ServeSettings:
         description="write request texts to the log (off: texts may be private)",
         json_schema_extra=_option("--log-texts"),
     )
+    anonymize: bool = Field(
+        default=False,
+        description="redact personal data (names, e-mails, phones, addresses, IBAN, card and SSN "
+        "numbers) from each text as it arrives, before it is linked, predicted or logged; the "
+        "KG's own entity names are kept",
+        json_schema_extra=_option("--anonymize"),
+    )
     max_new_entities: int = Field(
         default=10_000,
         ge=1,
@@ -302,6 +309,7 @@ class ServeSettings:
             "keys",
             "hot_triples_dir",
             "log_texts",
+            "anonymize",  # a client sees it in each answer's `anonymized`
             "cors_origins",
             "threads",
             "kg_source",

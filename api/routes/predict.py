@@ -54,10 +54,12 @@ async def predict(body: PredictBody, engine: EngineDep) -> dict[str, object]:
     """Classify texts. With `explain`, each prediction carries its supporting graph paths,
     every hop a triple of the KG."""
     _check_limits(body, engine)
-    if engine.settings.log_texts:
-        log.info("predict texts=%r", body.texts)
     started = time.perf_counter()
-    request = PredictRequest(body.texts, body.explain, body.top_k_paths)
+    redacted = await engine.redact(body.texts)  # before anything reads, logs or keeps a text
+    texts = body.texts if redacted is None else [r.text for r in redacted]
+    if engine.settings.log_texts:
+        log.info("predict texts=%r", texts)
+    request = PredictRequest(texts, body.explain, body.top_k_paths)
     try:
         records = await asyncio.wait_for(
             engine.predict(request), timeout=engine.settings.request_timeout_s
@@ -87,6 +89,7 @@ async def predict(body: PredictBody, engine: EngineDep) -> dict[str, object]:
         "model_version": engine.version,
         "kg_fingerprint": engine.graph.fingerprint,
         "predictions": predictions,
+        "anonymized": None if redacted is None else [{"redactions": r.counts} for r in redacted],
         "timings_ms": {
             "queue": round(max(0.0, total - sum(model.values())), 2),
             "total": round(total, 2),

@@ -1,0 +1,68 @@
+"""`kgfuse serve --anonymize`: texts are redacted as they arrive, so the model, the answer, the log
+(even with --log-texts) and the files beside the bundle never hold the raw personal data, while
+the KG entities of the text are still linked."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import ServeSettings
+from tests.conftest import run_cli_in_process
+
+pytestmark = pytest.mark.integration
+
+SECRETS = ["Jane Doe", "jane.doe@example.com", "+44 20 7946 0958", "DE89 3704 0044 0532 0130 00"]
+TEXT = (
+    "Dr. Jane Doe has influenza and a cough; mail jane.doe@example.com, call +44 20 7946 0958, "
+    "refund to DE89 3704 0044 0532 0130 00"
+)
+
+
+def test_anonymize_api_logs_answers_and_files_hold_no_raw_personal_data(
+    tiny_bundle: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bundle = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
+    settings = ServeSettings(bundle=bundle, anonymize=True, log_texts=True)
+    with caplog.at_level(logging.DEBUG), TestClient(create_app(settings)) as client:
+        response = client.post("/v1/predict", json={"texts": [TEXT], "explain": True})
+    assert response.status_code == 200
+    body = response.json()
+    answer = body["predictions"][0]
+    assert answer["text"] == (
+        "Dr. [PERSON] has influenza and a cough; mail [EMAIL], call [PHONE], refund to [IBAN]"
+    )
+    assert body["anonymized"] == [{"redactions": {"PERSON": 1, "EMAIL": 1, "PHONE": 1, "IBAN": 1}}]
+    assert "http://example.org/tiny/flu" in {e["iri"] for e in answer["entities"]}
+    assert "[EMAIL]" in caplog.text  # --log-texts logs the redacted text
+    written = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
+    for secret in SECRETS:
+        assert secret not in caplog.text and secret not in response.text
+        assert not any(secret.encode() in data for data in written)
+
+
+def test_anonymize_api_is_off_by_default(tiny_bundle: Path) -> None:
+    with TestClient(create_app(ServeSettings(bundle=tiny_bundle))) as client:
+        body = client.post("/v1/predict", json={"texts": [TEXT]}).json()
+    assert body["anonymized"] is None and body["predictions"][0]["text"] == TEXT
+
+
+def test_anonymize_cli_with_a_bundle_keeps_its_linked_entities(
+    tiny_bundle: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data, out = tmp_path / "data.csv", tmp_path / "out.csv"
+    data.write_text(f"text,label\n{TEXT},flu\ncovid-19 and a cough,viral\n")
+    args = ["anonymize", str(data), "-o", str(out), "--bundle", str(tiny_bundle)]
+    assert run_cli_in_process(monkeypatch, *args) == 0
+    assert "linked KG entities unchanged in 2 of 2 texts" in " ".join(
+        capsys.readouterr().out.split()
+    )
+    assert "Dr. [PERSON] has influenza" in out.read_text()
