@@ -23,7 +23,6 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -33,15 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 from relpaths import relative_paths  # noqa: E402
-
-
-def _fastest(work: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return min(times)
+from timing import fastest  # noqa: E402
 
 
 def _peak_mib(work: Callable[[], object]) -> float:
@@ -75,9 +66,9 @@ def measure(bundle: Path, work: Path, repeat: int) -> dict[str, Any]:
         shutil.rmtree(copied, ignore_errors=True)
         shutil.copytree(bundle, copied)
 
-    copy_s = _fastest(copy, repeat)
-    encrypt_s = _fastest(lambda: encrypt_bundle(bundle, sealed, key, force=True), repeat)
-    decrypt_s = _fastest(lambda: decrypt_bundle(sealed, opened, key, force=True), repeat)
+    copy_s = fastest(copy, repeat)
+    encrypt_s = fastest(lambda: encrypt_bundle(bundle, sealed, key, force=True), repeat)
+    decrypt_s = fastest(lambda: decrypt_bundle(sealed, opened, key, force=True), repeat)
     encrypt_mib = _peak_mib(lambda: encrypt_bundle(bundle, sealed, key, force=True))
     decrypt_mib = _peak_mib(lambda: decrypt_bundle(sealed, opened, key, force=True))
 
@@ -90,8 +81,8 @@ def measure(bundle: Path, work: Path, repeat: int) -> dict[str, Any]:
     start(bundle, None)()  # imports and first-touch caches, outside the timings
     plain_s, encrypted_s = [], []
     for _ in range(repeat):
-        plain_s.append(_fastest(start(bundle, None), 1))
-        encrypted_s.append(_fastest(start(sealed, key_file), 1))
+        plain_s.append(fastest(start(bundle, None), 1))
+        encrypted_s.append(fastest(start(sealed, key_file), 1))
     return {
         "bundle": str(bundle),
         "megabytes": round(mb, 1),

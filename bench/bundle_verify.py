@@ -15,8 +15,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 from relpaths import relative_paths  # noqa: E402
-
-
-def _fastest(work: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return min(times)
+from timing import fastest  # noqa: E402
 
 
 def run(repeat: int) -> dict[str, Any]:
@@ -46,8 +36,8 @@ def run(repeat: int) -> dict[str, Any]:
         bundle = export_bundle(trained, Path(tmp) / "merged")
         meta = read_meta(bundle)
         size = sum((bundle / name).stat().st_size for name in meta["files"])
-        verify_s = _fastest(lambda: verify_bundle(bundle, meta), repeat)
-        load_s = _fastest(lambda: load_bundle(bundle), repeat)
+        verify_s = fastest(lambda: verify_bundle(bundle, meta), repeat)
+        load_s = fastest(lambda: load_bundle(bundle), repeat)
     return {
         "bundle": "configs/tiny.yaml with the bundled MiniLM-L6, exported merged",
         "files": len(meta["files"]),

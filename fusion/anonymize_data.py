@@ -65,18 +65,11 @@ def config_linker(path: str | Path) -> Language:
         ConfigError: the config is wrong, naming each key.
     """
     from fusion.config import load_config
-    from fusion.setup import open_graph
+    from fusion.setup import linker_options, open_graph
     from nlp.linker import from_kg
 
     config = load_config(path)
-    linker: dict[str, Any] = {
-        "threshold": config.linker.threshold,
-        "head_match": config.linker.head_match,
-        "types": list(config.linker.types),
-    }
-    if config.linker.aliases:
-        linker["aliases"] = config.linker.aliases
-    return from_kg(open_graph(config), **linker)
+    return from_kg(open_graph(config), **linker_options(config))
 
 
 def linked(nlp: Language, texts: Sequence[str]) -> list[list[dict[str, Any]]]:

@@ -88,13 +88,7 @@ class Workspace:
     @classmethod
     def open(cls, config: RunConfig, run_dir: Path | None) -> Workspace:
         graph = open_graph(config)
-        linker: dict[str, Any] = {
-            "threshold": config.linker.threshold,
-            "head_match": config.linker.head_match,
-            "types": list(config.linker.types),
-        }
-        if config.linker.aliases:
-            linker["aliases"] = config.linker.aliases
+        linker = linker_options(config)
         nlp = from_kg(graph, **linker)
         text_encoder = TextEncoder(config.encoder, adapt=False)
         kept = None
@@ -123,6 +117,19 @@ class Workspace:
 
     def entity_ids(self, spans: list[dict[str, Any]]) -> list[int]:
         return list(dict.fromkeys(self.graph.entity_id(s["iri"]) for s in spans))
+
+
+def linker_options(config: RunConfig) -> dict[str, Any]:
+    """The kg_linker settings (`nlp.linker.from_kg` keywords) the config's ``linker`` section
+    describes."""
+    linker: dict[str, Any] = {
+        "threshold": config.linker.threshold,
+        "head_match": config.linker.head_match,
+        "types": list(config.linker.types),
+    }
+    if config.linker.aliases:
+        linker["aliases"] = config.linker.aliases
+    return linker
 
 
 def open_graph(config: RunConfig) -> Graph:
