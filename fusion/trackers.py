@@ -105,11 +105,16 @@ class MlflowTracker:
 
     By default the store is a SQLite file, ``OUTPUT/mlflow/mlflow.db``, with artifacts in
     ``OUTPUT/mlflow/artifacts``; ``uri`` (``train.tracker_uri``) points at a tracking server or
-    another store instead. MLflow's usage telemetry is off unless the environment turns it on.
+    another store instead. MLflow's usage telemetry is off, and a request to a server is retried
+    twice, unless the environment says otherwise (``MLFLOW_DISABLE_TELEMETRY``,
+    ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``).
     """
 
     def __init__(self, run_dir: Path, experiment: str, uri: str = ""):
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no call home
+        # a server that does not answer: an error within seconds at start, and a warning
+        # rather than minutes of training held up later (MLflow retries 7 times by default)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         from mlflow.tracking import MlflowClient
 
         self.folder = run_dir / "mlflow"
@@ -172,6 +177,7 @@ class WandbTracker:
     def start(self, config: dict[str, Any]) -> None:
         # offline for the process too: W&B's own usage analytics read the process's mode
         self.wandb.setup(self.wandb.Settings(mode="offline"))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         settings = self.wandb.Settings(
             silent=True,
             console="off",

@@ -143,10 +143,11 @@ def run(
     resources = plan.resources.walking(config.model.reads_walks)
     texts = _prepare_texts(config, plan, resources, unlabeled_texts, use_kg)
 
-    if distributed.is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)  # the inputs are all read and checked
-    distributed.barrier()
+    # started first: a tracker that cannot start (a server that does not answer) leaves no folder
     with tracking(tracker, config.train.tracker, config.to_dict()) as tracked:
+        if distributed.is_main():
+            run_dir.mkdir(parents=True, exist_ok=True)  # the inputs are all read and checked
+        distributed.barrier()
         return _train(
             config, plan, resources, texts, workspace, tracked, started, progress, on_epoch_end
         )

@@ -21,6 +21,7 @@ from fusion import distributed
 from fusion.config import ConfigError, load_config
 from fusion.trackers import TensorBoardTracker, TrackerError, tracking
 from fusion.train import TrainResult, main
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
@@ -218,6 +219,15 @@ def test_a_tracker_that_cannot_start_stops_the_run_before_training(
         train(tiny_bert, tmp_path / "run", "train.tracker=tensorboard")
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
     assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_an_mlflow_server_that_does_not_answer_stops_the_run_before_anything_is_written(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    server = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(TrackerError, match=rf"train.tracker=mlflow could not start .*{server}"):
+        train(tiny_bert, tmp_path / "run", "train.tracker=mlflow", f"train.tracker_uri={server}")
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_tracker_failing_mid_run_is_a_warning_and_the_run_completes(
