@@ -363,8 +363,9 @@ def _has_unused_parameters(model: FusionClassifier) -> bool:
 
 def settings_fingerprint(config: RunConfig, data_key: str = "") -> str:
     """What a resumed run must share with the interrupted one: the config (but epochs and
-    patience, which may grow, and the tracker settings), the data and KG (``data_key``), and the number of processes
-    (``train.batch_size`` is per process, so it sets the texts per optimizer step)."""
+    patience, which may grow, and the tracker settings), the data and KG (``data_key``), and
+    the number of processes (``train.batch_size`` is per process, so it sets the texts per
+    optimizer step)."""
     settings = config.to_dict()
     settings["train"] = {
         k: v for k, v in settings["train"].items() if k not in ("epochs", "patience", *TRACKING)
