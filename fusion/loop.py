@@ -6,7 +6,8 @@ validation, a checkpoint per epoch to resume from, and one line of ``metrics.jso
 `fusion.train.run` sets a run up around it and evaluates what it leaves.
 
 Under torchrun every rank steps through its shard of each epoch's order
-(fusion/distributed.py); rank 0 alone writes the checkpoint and the metrics.
+(fusion/distributed.py); rank 0 alone writes the checkpoint and the metrics and sends them
+to the tracker (fusion/trackers.py).
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ from fusion.optimization import (
 )
 from fusion.resources import Prepared, Resources
 from fusion.selection import Selection
+from fusion.trackers import Guarded, epoch_metrics
 
+# settings that change what a run reports, not what it learns: a resumed run may change them
+TRACKING = ("tracker", "tracker_uri", "tracker_project")
 # a fused model's KG branches, each also trained to classify on its own (`fit`)
 BRANCHES = ("counts_logits", "graph_logits")
 
@@ -68,6 +72,7 @@ def fit(
     data_key: str = "",
     val_unseen: Sequence[bool] | None = None,
     selection: Selection | None = None,
+    tracker: Guarded | None = None,
 ) -> tuple[int, int, float]:
     """Train with early stopping; leaves the best weights in ``model``.
     Returns (epochs run, best epoch, mean seconds per epoch).
@@ -75,6 +80,7 @@ def fit(
     After every epoch the model is scored on validation: ``selection`` says on what (val:unseen
     by default, `fusion.selection.Selection`); the best epoch's weights are kept and ``patience``
     epochs without a better score stop the run. ``val_unseen`` flags the val:unseen texts.
+    ``tracker`` (`fusion.trackers.tracking`) gets each epoch's figures too.
 
     A checkpoint from an earlier, interrupted run with the same settings is resumed; one
     written by other settings is refused (``train.epochs`` and ``train.patience`` may differ).
@@ -105,7 +111,6 @@ def fit(
         settings_fingerprint(config, data_key),
     )
     main = distributed.is_main()
-    writer = _tensorboard(run_dir) if settings.tensorboard and main else None
     steps = _Steps(
         model,
         resources,
@@ -138,15 +143,13 @@ def fit(
                 epoch, losses, score, selection, scores, improved, seconds, optimizer
             )
             if main:
-                _write_epoch(run_dir, writer, record)
+                _write_epoch(run_dir, tracker, record)
                 save_checkpoint(checkpoint, model, best, optimizer, state)
             distributed.barrier()  # no rank goes on (or stops) before the checkpoint is whole
             if on_epoch_end is not None:
                 on_epoch_end(epoch, record)
     finally:
         steps.close()
-        if writer is not None:
-            writer.close()
     load_trainable_state(model, best)
     return (
         state["epoch"],
@@ -341,14 +344,12 @@ def _epoch_record(
     }
 
 
-def _write_epoch(run_dir: Path, writer: Any, record: dict[str, Any]) -> None:
-    """Append the epoch's record to metrics.jsonl, and its figures to TensorBoard if on."""
+def _write_epoch(run_dir: Path, tracker: Guarded | None, record: dict[str, Any]) -> None:
+    """Append the epoch's record to metrics.jsonl, and send its figures to the tracker."""
     with (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
-    if writer is not None:
-        for key in ("train_loss", "score", "val:unseen_accuracy", "val:seen_accuracy"):
-            if record.get(key) is not None:
-                writer.add_scalar(key, record[key], record["epoch"])
+    if tracker is not None:
+        tracker.log_metrics(record["epoch"], epoch_metrics(record))
 
 
 def _has_unused_parameters(model: FusionClassifier) -> bool:
@@ -362,23 +363,15 @@ def _has_unused_parameters(model: FusionClassifier) -> bool:
 
 def settings_fingerprint(config: RunConfig, data_key: str = "") -> str:
     """What a resumed run must share with the interrupted one: the config (but epochs and
-    patience, which may grow), the data and KG (``data_key``), and the number of processes
-    (``train.batch_size`` is per process, so it sets the texts per optimizer step)."""
+    patience, which may grow, and the tracker settings), the data and KG (``data_key``), and
+    the number of processes (``train.batch_size`` is per process, so it sets the texts per
+    optimizer step)."""
     settings = config.to_dict()
     settings["train"] = {
-        k: v for k, v in settings["train"].items() if k not in ("epochs", "patience")
+        k: v for k, v in settings["train"].items() if k not in ("epochs", "patience", *TRACKING)
     }
+    settings["train"]["tensorboard"] = False  # the key before train.tracker: old checkpoints resume
     settings["data_key"] = data_key
     if distributed.world_size() > 1:  # absent in one process: older checkpoints stay valid
         settings["world_size"] = distributed.world_size()
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _tensorboard(run_dir: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as e:
-        raise ConfigError(
-            "train.tensorboard=true needs the tensorboard package: pip install tensorboard"
-        ) from e
-    return SummaryWriter(str(run_dir / "tensorboard"))

@@ -370,8 +370,54 @@ class TrainSettings:
     self_training_threshold: Number = Field(
         default=0.9, gt=0.0, le=1.0, description="the calibrated probability a pseudo-label needs"
     )
-    tensorboard: Bool = Field(default=False, description="also log to TensorBoard")
     threads: Int = Field(default=0, ge=0, description="torch CPU threads (0 = torch's default)")
+    tracker: Literal["none", "tensorboard", "mlflow", "wandb"] = Field(
+        default="none",
+        description="also send the config, metrics per epoch, final metrics and the bundle to an "
+        "experiment tracker, as local files under the run folder (fusion/trackers.py); "
+        "train.tensorboard=true is read as tensorboard",
+    )
+    tracker_uri: Text = Field(
+        default="",
+        description="mlflow only: a tracking server or store URI (default: "
+        "sqlite:///OUTPUT/mlflow/mlflow.db)",
+    )
+    tracker_project: Text = Field(
+        default="kgfuse", description="the MLflow experiment or W&B project the run goes in"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tensorboard_is_a_tracker(cls, data: Any) -> Any:
+        """``train.tensorboard`` (before train.tracker): ``true`` reads as
+        ``tracker: tensorboard``; ``false`` is dropped. Older configs and bundles keep it."""
+        if not isinstance(data, dict) or "tensorboard" not in data:
+            return data
+        data = dict(data)
+        on = data.pop("tensorboard")
+        if on not in (True, False):
+            raise ValueError(
+                f"train.tensorboard must be true or false (got {on!r}); it is the old spelling "
+                "of train.tracker=tensorboard"
+            )
+        if on:
+            if data.get("tracker", "none") not in ("none", "tensorboard"):
+                raise ValueError(
+                    f"train.tensorboard=true (the old spelling of train.tracker=tensorboard) "
+                    f"contradicts train.tracker={data['tracker']}: drop train.tensorboard"
+                )
+            data["tracker"] = "tensorboard"
+        return data
+
+    @model_validator(mode="after")
+    def _uri_is_for_mlflow(self) -> TrainSettings:
+        if self.tracker_uri and self.tracker != "mlflow":
+            raise ValueError(
+                f"train.tracker_uri is for train.tracker=mlflow (got train.tracker="
+                f"{self.tracker}); wandb runs offline (upload later with wandb sync) and "
+                "tensorboard writes OUTPUT/tensorboard"
+            )
+        return self
 
 
 @dataclass(frozen=True, config=SECTION)

@@ -7,7 +7,8 @@ per epoch to resume from), calibration and self-training, then evaluation of the
 
 Everything goes under ``config.output``: ``bundle/`` (what `predict`, `explain` and `export` load),
 ``checkpoint/`` (resume state), ``metrics.jsonl`` (one line per epoch), ``cache/`` (node
-features), and ``tensorboard/`` when enabled.
+features), and the tracker's files when ``train.tracker`` names one (``tensorboard/``,
+``mlflow/`` or ``wandb/``, fusion/trackers.py).
 
 Under ``torchrun --nproc_per_node=N`` the same script trains with DDP (fusion/distributed.py):
 each rank steps through its shard of every epoch's order, ``train.batch_size`` texts per rank
@@ -41,6 +42,7 @@ from fusion.report import final_metrics
 from fusion.resources import Prepared, Resources
 from fusion.self_training import self_train, usable
 from fusion.setup import RunPlan, Workspace, plan_run
+from fusion.trackers import Guarded, final_metrics_of, open_tracker, tracking
 from nlp.texts import check_texts, read_records
 
 # importable from here, where callers (compare, tune) have long found them
@@ -133,6 +135,7 @@ def run(
         torch.set_num_threads(config.train.threads)
     seed_everything(config.train.seed)
     unlabeled_texts = _unlabeled_texts(config)  # read and checked before anything is written
+    tracker = open_tracker(config.train, run_dir)  # a missing package is named here, too
     with distributed.main_first():
         workspace = workspace or Workspace.open(config, run_dir)
         plan = plan or plan_run(config, workspace)
@@ -140,9 +143,30 @@ def run(
     resources = plan.resources.walking(config.model.reads_walks)
     texts = _prepare_texts(config, plan, resources, unlabeled_texts, use_kg)
 
-    if distributed.is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)  # the inputs are all read and checked
-    distributed.barrier()
+    # started first: a tracker that cannot start (a server that does not answer) leaves no folder
+    with tracking(tracker, config.train.tracker, config.to_dict()) as tracked:
+        if distributed.is_main():
+            run_dir.mkdir(parents=True, exist_ok=True)  # the inputs are all read and checked
+        distributed.barrier()
+        return _train(
+            config, plan, resources, texts, workspace, tracked, started, progress, on_epoch_end
+        )
+
+
+def _train(
+    config: RunConfig,
+    plan: RunPlan,
+    resources: Resources,
+    texts: RunTexts,
+    workspace: Workspace,
+    tracker: Guarded,
+    started: float,
+    progress: bool,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None,
+) -> TrainResult:
+    """`run` from the model on: train, calibrate, evaluate, write the bundle; ``tracker``
+    gets the epochs, the final metrics and the bundle."""
+    run_dir = Path(config.output)
     seed_everything(config.train.seed)  # the model's initialisation does not depend on linking
     model = build_model(config, resources)
     data_key = data_fingerprint(resources, texts.train, texts.val)
@@ -160,6 +184,7 @@ def run(
         data_key,
         val_unseen,
         plan.selection,
+        tracker,
     )
     temperature, self_training = _calibrate_and_self_train(
         model, resources, config, plan, texts, run_dir, progress
@@ -177,6 +202,8 @@ def run(
         "self_training": self_training,
     }
     bundle = _save_bundle(run_dir, model, resources, config, metrics, training, workspace)
+    tracker.log_metrics(epochs, final_metrics_of(metrics))
+    tracker.log_artifact(bundle)
     return TrainResult(
         run_dir, bundle, metrics, epochs, seconds, best_epoch, temperature, plan.choices
     )
