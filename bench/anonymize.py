@@ -15,11 +15,19 @@ redacting the training data costs the demo.
    times with the same seed, on data/demo/train.csv as it is, anonymized with the demo config's
    linker protecting KG mentions, and anonymized without protection; the test texts as they
    are. ``--epochs`` (default: the demo config's own) keeps it short.
+4. What ``kgfuse serve --anonymize`` adds to a request: with the demo's fused bundle
+   (``--bundle``), each test text predicted alone as the service does without the option, and
+   with it (link to find the KG mentions, redact, then predict the redacted text), the two in
+   turn text by text; p50 and p95 ms and their ratio. One torch thread.
+
+With ``--json`` naming an existing file, a part left out (``--skip-training``) keeps its figures
+from that file.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -142,6 +150,51 @@ def demo_accuracy(anonymizer: Anonymizer, epochs: int | None) -> dict[str, Any]:
     return out
 
 
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def service_cost(anonymizer: Anonymizer, bundle: Path) -> dict[str, Any]:
+    """Per text, ms to predict it alone, plain and as ``--anonymize`` does (link, redact,
+    predict), the two in turn so that the machine's load falls on both alike."""
+    import torch
+
+    from fusion.predict import Predictor
+
+    torch.set_num_threads(1)
+    predictor = Predictor.from_dir(bundle)
+    texts = [r["text"] for r in read_records(REPO / "data/demo/test_unseen.csv")]
+
+    def plain(text: str) -> None:
+        predictor.predict([text])
+
+    def anonymized(text: str) -> None:
+        links = predictor.resources.link([text])
+        redacted = anonymizer.redact([text], [[(e["start"], e["end"]) for e in links[0]]])
+        predictor.predict([redacted[0].text])
+
+    for text in texts[:5]:  # warm-up
+        plain(text)
+        anonymized(text)
+    times: dict[str, list[float]] = {"plain": [], "anonymized": []}
+    ways = {"plain": plain, "anonymized": anonymized}
+    for i, text in enumerate(texts):
+        for name in list(ways) if i % 2 == 0 else list(ways)[::-1]:
+            started = time.perf_counter()
+            ways[name](text)
+            times[name].append((time.perf_counter() - started) * 1000)
+    out: dict[str, Any] = {"bundle": str(bundle.relative_to(REPO)), "texts": len(texts)}
+    for name, values in times.items():
+        out[f"{name}_p50_ms"] = percentile(values, 50)
+        out[f"{name}_p95_ms"] = percentile(values, 95)
+    out["p50_ratio"] = out["anonymized_p50_ms"] / out["plain_p50_ms"]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="write the figures here")
@@ -149,6 +202,12 @@ def main() -> None:
         "--epochs", type=int, default=None, help="train.epochs (default: the demo config's)"
     )
     parser.add_argument("--skip-training", action="store_true", help="leave out part 3")
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        default=REPO / "runs/demo/fused/bundle",
+        help="the bundle part 4 serves (kgfuse demo writes this one)",
+    )
     args = parser.parse_args()
     os.chdir(REPO)  # the configs' relative paths
     anonymizer = Anonymizer()
@@ -170,6 +229,15 @@ def main() -> None:
         for name in ("anonymized", "anonymized_without_protection"):
             change = report["demo_training"][f"{name}_accuracy_change"]
             print(f"demo accuracy change ({name} - raw): {change}")
+    elif args.json and args.json.exists():
+        kept = json.loads(args.json.read_text(encoding="utf-8")).get("demo_training")
+        if kept:
+            report["demo_training"] = {**kept, "from_an_earlier_run": True}
+    report["service_cost"] = cost = service_cost(anonymizer, args.bundle.resolve())
+    print(
+        f"one text, p50: {cost['plain_p50_ms']:.1f} ms plain, {cost['anonymized_p50_ms']:.1f} ms "
+        f"with --anonymize ({cost['p50_ratio']:.2f}x)"
+    )
     report["command"] = " ".join(["bench/anonymize.py", *sys.argv[1:]])
     if args.json:
         files.write_json(args.json, report)
