@@ -37,6 +37,8 @@ from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+from timing import percentile  # bench/timing.py (the script's own folder is on sys.path)
+
 from fusion.anonymize_data import (
     anonymize_texts,
     config_linker,
@@ -148,14 +150,6 @@ def demo_accuracy(anonymizer: Anonymizer, epochs: int | None) -> dict[str, Any]:
             if split.startswith("test")
         }
     return out
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def service_cost(anonymizer: Anonymizer, bundle: Path) -> dict[str, Any]:

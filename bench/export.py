@@ -53,6 +53,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the kgfuse CLI does, b
 import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
+from timing import percentile  # noqa: E402  (bench/timing.py)
 
 from fusion.auto import holdout_candidates  # noqa: E402
 from fusion.config import config_from_dict  # noqa: E402
@@ -196,14 +197,6 @@ def write_examples(examples: list[Example], path: Path) -> Path:
         writer.writerow(["text", "label"])
         writer.writerows([e.text, e.label] for e in examples)
     return path
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def latencies(predictors: dict[str, Predictor], texts: list[str]) -> dict[str, list[float]]:

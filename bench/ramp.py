@@ -17,8 +17,13 @@ from __future__ import annotations
 import io
 import itertools
 import math
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import percentile
 
 RUNNING = "RUNNING"
 STARTING = ("STARTING", "PENDING_MIGRATION")  # states of a replica on its way up
@@ -59,16 +64,6 @@ def bounds(phases: list[Phase]) -> list[tuple[Phase, float, float]]:
         out.append((phase, start, start + phase.seconds))
         start += phase.seconds
     return out
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear-interpolated percentile (numpy's default); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def _phase_at(phases: list[Phase], t: float) -> str:

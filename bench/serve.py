@@ -74,7 +74,9 @@ from rich.table import Table
 from kg.files import write_json
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/serve_reliability.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/serve_reliability.py, timing.py
+from timing import percentile  # noqa: E402  (kg_scale.py and serve_tls.py take it from here)
+
 DEMO_TEXTS = REPO / "data" / "demo" / "test_unseen.csv"
 DEMO_CONFIG = "configs/demo.yaml"
 KGFUSE = [sys.executable, "-c", "from api.cli import main; main()"]
@@ -117,18 +119,6 @@ PARTS = ("load", "schemathesis", "reliability")
 
 
 # ------------------------------------------------------------------ statistics
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The ``q``-th percentile (0..100) of ``values``, linear between closest ranks (numpy's
-    default); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    lo = int(rank)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:

@@ -15,3 +15,15 @@ def fastest(work: Callable[[], object], repeat: int) -> float:
         work()
         times.append(time.perf_counter() - started)
     return min(times)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The ``q``-th percentile (0..100) of ``values``, linear between closest ranks (numpy's
+    default); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    lo = int(rank)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
