@@ -43,19 +43,14 @@ def bundle_linker(folder: str | Path) -> Language:
     Raises:
         BundleError: the bundle is missing, incomplete or modified.
     """
-    from fusion.bundle import LINKER_INDEX, _index_fits, _linker_settings, read_meta, verify_bundle
+    from fusion.bundle import load_linker, read_meta, verify_bundle
     from kg.store_graph import open_saved_graph
-    from nlp.linker import from_kg
 
     folder = Path(folder)
     meta = read_meta(folder)
     verify_bundle(folder, meta)
-    graph = open_saved_graph(folder / "kg")
-    index = folder / LINKER_INDEX
-    linker = _linker_settings(folder, meta)
-    if _index_fits(index, graph):
-        linker["index"] = str(index)
-    return from_kg(graph, **linker)
+    _, nlp = load_linker(folder, meta, open_saved_graph(folder / "kg"))
+    return nlp
 
 
 def config_linker(path: str | Path) -> Language:

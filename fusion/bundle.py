@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from spacy.language import Language
 
 from fusion.config import ConfigError, EncoderConfig, RunConfig, config_from_dict
 from fusion.encoder import TextEncoder, encoder_id
@@ -326,13 +327,23 @@ def _linker_settings(folder: Path, meta: dict[str, Any]) -> dict[str, Any]:
     return linker
 
 
+def load_linker(
+    folder: Path, meta: dict[str, Any], graph: Graph
+) -> tuple[dict[str, Any], Language]:
+    """The bundle's linker settings and the linker they make over ``graph``: it reads the
+    bundle's stored index when that still fits the KG, else builds one."""
+    linker = _linker_settings(folder, meta)
+    index = folder / LINKER_INDEX
+    if _index_fits(index, graph):
+        return linker, from_kg(graph, **linker, index=str(index))
+    return linker, from_kg(graph, **linker)
+
+
 def _load_resources(stored: _Stored, graph: Graph, weights: _Weights) -> Resources:
     """The KG, linker, label nodes and node features the model reads, as trained; the linker
     reads its stored index when it still fits the KG, else builds one."""
     folder, meta, config = stored.folder, stored.meta, stored.config
-    linker = _linker_settings(folder, meta)
-    index = folder / LINKER_INDEX
-    nlp = from_kg(graph, **linker, index=str(index)) if _index_fits(index, graph) else None
+    linker, nlp = load_linker(folder, meta, graph)
     text_encoder = _text_encoder(stored)
     digests, vectors = weights.digests, weights.vectors
     if (
