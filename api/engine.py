@@ -46,7 +46,7 @@ from kg.errors import KGLoadError, KGReadOnlyError
 from kg.formats import FORMATS, detect_format
 from kg.graph import KnowledgeGraph
 from kg.protocol import Graph
-from nlp.anonymize import Anonymizer, Redacted
+from nlp.anonymize import Anonymizer, Redacted, mention_spans
 
 log = logging.getLogger("kgfuse.api")
 Answer = Prediction | Exception  # one text's prediction, or why it has none
@@ -222,7 +222,7 @@ class Engine:
 
         def redact() -> list[Redacted]:
             links = self.predictor.resources.link(texts)
-            return anonymizer.redact(texts, [[(e["start"], e["end"]) for e in s] for s in links])
+            return anonymizer.redact(texts, [mention_spans(s) for s in links])
 
         result: list[Redacted] = await self.batcher.call(redact)
         return result

@@ -47,7 +47,7 @@ from fusion.anonymize_data import (
     write_rows,
 )
 from kg import files
-from nlp.anonymize import Anonymizer
+from nlp.anonymize import Anonymizer, mention_spans
 from nlp.pii_eval import read_gold, score
 from nlp.texts import read_records
 
@@ -168,7 +168,7 @@ def service_cost(anonymizer: Anonymizer, bundle: Path) -> dict[str, Any]:
 
     def anonymized(text: str) -> None:
         links = predictor.resources.link([text])
-        redacted = anonymizer.redact([text], [[(e["start"], e["end"]) for e in links[0]]])
+        redacted = anonymizer.redact([text], [mention_spans(links[0])])
         predictor.predict([redacted[0].text])
 
     for text in texts[:5]:  # warm-up

@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 
 from kg.files import write_text
-from nlp.anonymize import PLACEHOLDERS, AnonymizeError, Anonymizer
+from nlp.anonymize import PLACEHOLDERS, AnonymizeError, Anonymizer, mention_spans
 from nlp.pii_patterns import PHONE_REGIONS
 from nlp.texts import DataError, read_records
 
@@ -72,11 +72,6 @@ def linked(nlp: Language, texts: Sequence[str]) -> list[list[dict[str, Any]]]:
     from nlp.linker import linked_entities
 
     return [linked_entities(doc) for doc in nlp.pipe(list(texts), batch_size=256)]
-
-
-def mention_spans(spans: list[dict[str, Any]]) -> list[tuple[int, int]]:
-    """The character spans of one text's linked mentions: what anonymization keeps."""
-    return [(e["start"], e["end"]) for e in spans]
 
 
 @dataclass

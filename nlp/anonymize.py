@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kg.errors import KGFuseError
 from nlp.pii_patterns import PHONE_REGIONS, PiiSpan, find_patterns
@@ -96,6 +96,12 @@ def replace_spans(text: str, spans: Sequence[PiiSpan]) -> str:
         out += [text[at : span.start], PLACEHOLDERS[span.type]]
         at = span.end
     return "".join([*out, text[at:]])
+
+
+def mention_spans(spans: Sequence[dict[str, Any]]) -> list[tuple[int, int]]:
+    """The character spans of one text's linked mentions (`nlp.linker.linked_entities`
+    records): the ``protected`` spans of `Anonymizer.redact`."""
+    return [(e["start"], e["end"]) for e in spans]
 
 
 class Anonymizer:
