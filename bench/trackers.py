@@ -27,7 +27,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-TRACKERS = ("none", "tensorboard", "mlflow", "wandb")
+from fusion.trackers import TRACKERS  # noqa: E402  (imports no backend)
 
 
 class Timed:

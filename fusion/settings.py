@@ -55,6 +55,7 @@ Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
 NamedFiles = Annotated[dict[str, str], BeforeValidator(_mapping)]
 Share = Annotated[Number, Field(ge=0.0, lt=1.0)]
 Rate = Annotated[Number, Field(ge=0.0, le=1.0)]
+TrackerName = Literal["none", "tensorboard", "mlflow", "wandb"]  # train.tracker
 AutoRate = Annotated[Rate | None, BeforeValidator(_auto), Field(json_schema_extra=_accepts_auto)]
 AutoHops = Annotated[
     Annotated[Int, Field(ge=1, le=4)] | None,
@@ -371,7 +372,7 @@ class TrainSettings:
         default=0.9, gt=0.0, le=1.0, description="the calibrated probability a pseudo-label needs"
     )
     threads: Int = Field(default=0, ge=0, description="torch CPU threads (0 = torch's default)")
-    tracker: Literal["none", "tensorboard", "mlflow", "wandb"] = Field(
+    tracker: TrackerName = Field(
         default="none",
         description="also send the config, metrics per epoch, final metrics and the bundle to an "
         "experiment tracker, as local files under the run folder (fusion/trackers.py); "

@@ -22,15 +22,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from fusion import distributed
-from fusion.settings import TrainSettings
+from fusion.settings import TrackerName, TrainSettings
 from kg.errors import KGFuseError
 
 log = logging.getLogger(__name__)
 
-TRACKERS = ("none", "tensorboard", "mlflow", "wandb")
+TRACKERS: tuple[str, ...] = get_args(TrackerName)  # what train.tracker may name
 # what each backend needs, as pip names it (all three come with kgfuse[tracking])
 PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow-skinny", "wandb": "wandb"}
 MLFLOW_PARAM_LENGTH = 6000  # MLflow refuses a longer parameter value
