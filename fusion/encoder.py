@@ -98,15 +98,18 @@ class TextEncoder(nn.Module):
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
     @torch.no_grad()
-    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Pooled, L2-normalized vectors [len(texts), hidden] in eval mode."""
+    def embed(self, texts: list[str], batch_size: int = 64, normalize: bool = True) -> np.ndarray:
+        """Pooled vectors [len(texts), hidden] in eval mode, L2-normalized unless told not to
+        (the raw ones are what a text head reads)."""
         was_training = self.training
         self.eval()
         chunks = []
         for start in range(0, len(texts), batch_size):
             batch = self.tokenize(texts[start : start + batch_size])
             vectors = self(batch["input_ids"], batch["attention_mask"])
-            chunks.append(torch.nn.functional.normalize(vectors, dim=-1).numpy())
+            if normalize:
+                vectors = torch.nn.functional.normalize(vectors, dim=-1)
+            chunks.append(vectors.numpy())
         self.train(was_training)
         return (
             np.concatenate(chunks) if chunks else np.zeros((0, self.hidden_size), dtype=np.float32)

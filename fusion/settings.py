@@ -299,6 +299,8 @@ class TrainSettings:
       new entities (fusion/examples.py; ``auto`` is chosen by fusion/auto.py).
     - ``mask_mentions``: the text branch cannot memorise a name and has to use the graph, as for
       a name it has never seen.
+    - ``probe_init``: a random text head is still learning when training stops, and tuning the
+      encoder under it distorts the features that carry over to unseen entities (fusion/probe.py).
     - ``branch_loss``: without it the text branch, which can memorise a training text's names,
       fits the training set first and the KG branches stop learning (modality competition, Wang
       et al., CVPR 2020, "What makes training multi-modal classification networks hard?").
@@ -347,6 +349,11 @@ class TrainSettings:
         default=0.0,
         description="share of training texts whose linked names are masked, drawn anew each "
         "epoch, so the text branch cannot memorise a name",
+    )
+    probe_init: bool = Field(
+        default=True,
+        description="start the text head from a logistic regression on the frozen encoder's "
+        "text vectors, its C chosen on validation (linear probe, then fine-tune)",
     )
     branch_loss: Number = Field(
         default=1.0,

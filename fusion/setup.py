@@ -75,7 +75,7 @@ class Workspace:
     features: NodeFeatures
     feature_cache: tuple[FeatureCache, Path] | None = None  # the vectors kept between runs
     links: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # pooled, not normalized
     hop_choices: dict[tuple[Any, ...], Choice] = field(default_factory=dict)  # `plan_run`'s memo
 
     def save_feature_cache(self) -> None:
@@ -108,12 +108,22 @@ class Workspace:
         return [self.links[t] for t in texts]
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Frozen base-encoder vectors of ``texts`` (the reference's text features)."""
+        """Frozen base-encoder vectors of ``texts``, L2-normalized (the reference's text
+        features)."""
+        raw = self.pooled(texts)
+        return raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+
+    def pooled(self, texts: list[str]) -> np.ndarray:
+        """Frozen base-encoder vectors of ``texts`` as pooled, not normalized: what the text
+        head reads before training (`fusion.probe`)."""
         todo = list(dict.fromkeys(t for t in texts if t not in self.embeddings))
         if todo:
-            for text, vector in zip(todo, self.text_encoder.embed(todo), strict=True):
+            vectors = self.text_encoder.embed(todo, normalize=False)
+            for text, vector in zip(todo, vectors, strict=True):
                 self.embeddings[text] = vector
-        return np.stack([self.embeddings[t] for t in texts]) if texts else np.zeros((0, 1))
+        if not texts:
+            return np.zeros((0, self.text_encoder.hidden_size), dtype=np.float32)
+        return np.stack([self.embeddings[t] for t in texts])
 
     def entity_ids(self, spans: list[dict[str, Any]]) -> list[int]:
         return list(dict.fromkeys(self.graph.entity_id(s["iri"]) for s in spans))

@@ -38,6 +38,7 @@ from fusion.encoder import TextEncoder
 from fusion.evaluate import predict_logits
 from fusion.loop import StaleRunError, fit, settings_fingerprint
 from fusion.model import FusionClassifier
+from fusion.probe import fit_text_probe, load_probe
 from fusion.report import final_metrics
 from fusion.resources import Prepared, Resources
 from fusion.self_training import self_train, usable
@@ -169,6 +170,7 @@ def _train(
     run_dir = Path(config.output)
     seed_everything(config.train.seed)  # the model's initialisation does not depend on linking
     model = build_model(config, resources)
+    probe = _probe_text_head(model, config, plan, workspace)
     data_key = data_fingerprint(resources, texts.train, texts.val)
     setup_s = time.perf_counter() - started  # KG, linker, links, subgraphs, automatic choices
     val_unseen = plan.splits.val_unseen
@@ -200,6 +202,7 @@ def _train(
         "choices": plan.choices,
         "counts": plan.splits.counts(),
         "self_training": self_training,
+        "probe": probe,
     }
     bundle = _save_bundle(run_dir, model, resources, config, metrics, training, workspace)
     tracker.log_metrics(epochs, final_metrics_of(metrics))
@@ -207,6 +210,34 @@ def _train(
     return TrainResult(
         run_dir, bundle, metrics, epochs, seconds, best_epoch, temperature, plan.choices
     )
+
+
+def _probe_text_head(
+    model: FusionClassifier, config: RunConfig, plan: RunPlan, workspace: Workspace
+) -> dict[str, Any] | None:
+    """With ``train.probe_init``, set the text head to a logistic regression on the frozen
+    encoder's vectors (`fusion.probe`), its C chosen on the texts that select checkpoints.
+    Returns what was fitted, for the bundle's training record."""
+    if not config.train.probe_init or model.text_encoder is None:
+        return None
+    splits = plan.splits
+    index = {label: i for i, label in enumerate(splits.labels)}
+    chosen = [
+        e for e, f in zip(splits.val, plan.selection.flags(splits.val_unseen), strict=True) if f
+    ]
+    if not splits.train or not chosen:
+        return None
+    train_x = workspace.pooled([e.text for e in splits.train])
+    val_x = workspace.pooled([e.text for e in chosen])
+    probe = fit_text_probe(
+        train_x,
+        np.array([index[e.label] for e in splits.train]),
+        val_x,
+        np.array([index[e.label] for e in chosen]),
+        len(splits.labels),
+    )
+    load_probe(model.text_head[-1], probe)
+    return {"C": probe.C, "val_accuracy": round(probe.val_accuracy, 4)}
 
 
 def _resolved(config: RunConfig, plan: RunPlan) -> RunConfig:

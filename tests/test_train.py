@@ -520,3 +520,46 @@ def test_unlabelled_texts_about_entities_validation_holds_out_are_left_out() -> 
     val = [Prepared("b", 0, [2]), Prepared("c", 1, [3])]  # 3: held out from training
     unlabeled = [Prepared("x", -1, [1]), Prepared("y", -1, [3, 1]), Prepared("z", -1, [])]
     assert [p.text for p in usable(unlabeled, train, val)] == ["x", "z"]
+
+
+def test_the_text_head_starts_as_the_probe_fitted_on_validation(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """With learning rates too small to move anything, the trained text head is the logistic
+    regression on the frozen encoder's vectors, fitted on the run's own training split with C
+    chosen on its validation texts."""
+    from fusion.probe import fit_text_probe
+    from fusion.setup import Workspace, plan_run
+
+    still = ("model.mode=text", "train.epochs=1", "train.lr=1e-12", "train.lora_lr=1e-12")
+    args = overrides(tiny_bert, tmp_path / "probe", *still, "train.weight_decay=0")
+    result = main(TINY, args, progress=False)
+    model, _, meta = load_bundle(result.bundle)
+
+    config = load_config(TINY, args)
+    workspace = Workspace.open(config, None)
+    plan = plan_run(config, workspace)
+    splits = plan.splits
+    index = {label: i for i, label in enumerate(splits.labels)}
+    flags = plan.selection.flags(splits.val_unseen)
+    val = [e for e, f in zip(splits.val, flags, strict=True) if f]
+    expected = fit_text_probe(
+        workspace.pooled([e.text for e in splits.train]),
+        np.array([index[e.label] for e in splits.train]),
+        workspace.pooled([e.text for e in val]),
+        np.array([index[e.label] for e in val]),
+        len(splits.labels),
+    )
+    head = model.text_head[-1]
+    assert np.allclose(head.weight.detach().numpy(), expected.weight, atol=1e-5)
+    assert np.allclose(head.bias.detach().numpy(), expected.bias, atol=1e-5)
+    assert meta["training"]["probe"]["C"] == expected.C
+
+    off = main(
+        TINY,
+        overrides(tiny_bert, tmp_path / "random", *still, "train.probe_init=false"),
+        progress=False,
+    )
+    assert json.loads((off.bundle / "bundle.json").read_text())["training"]["probe"] is None
+    random_head = load_bundle(off.bundle)[0].text_head[-1]
+    assert not np.allclose(random_head.weight.detach().numpy(), expected.weight, atol=1e-3)
