@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -443,22 +444,28 @@ def tune_command(
     console.print(f"train it: [bold]kgfuse train {summary['config']}[/]")
 
 
+def _print_whole(line: str) -> None:
+    """Print ``line`` uncoloured and never wrapped, so the paths in it can be copied."""
+    console.print(line, highlight=False, soft_wrap=True)
+
+
+def _since(started: float) -> str:
+    """The seconds since ``started`` (a `time.perf_counter` reading), as ``1.23 s``."""
+    return f"{time.perf_counter() - started:.2f} s"
+
+
 def bundle_verify_command(
     bundle: Path = typer.Argument(..., help="A bundle folder."),
 ) -> None:
     """Check every file of a bundle against the SHA-256s in its bundle.json (loads no model)."""
-    import time
-
     from fusion.bundle import read_meta, verify_bundle
 
     started = time.perf_counter()
     manifest = verify_bundle(bundle, read_meta(bundle))
     size = sum((bundle / name).stat().st_size for name in manifest)
-    console.print(
+    _print_whole(
         f"OK {bundle}: {len(manifest)} files ({size / 1e6:,.1f} MB) match bundle.json "
-        f"({time.perf_counter() - started:.2f} s)",
-        highlight=False,
-        soft_wrap=True,
+        f"({_since(started)})"
     )
 
 
@@ -493,18 +500,14 @@ def bundle_encrypt_command(
     force: bool = _force_option(),
 ) -> None:
     """Encrypt a bundle folder into one file (AES-256-GCM, checked chunk by chunk)."""
-    import time
-
     from fusion.bundle_crypto import encrypt_bundle, key_id, read_key
 
     key = read_key(key_file)
     started = time.perf_counter()
     size = encrypt_bundle(bundle, output, key, force)
-    console.print(
+    _print_whole(
         f"encrypted {bundle} -> {output} ({size / 1e6:,.1f} MB, key {key_id(key).hex()}, "
-        f"{time.perf_counter() - started:.2f} s)",
-        highlight=False,
-        soft_wrap=True,
+        f"{_since(started)})"
     )
 
 
@@ -515,15 +518,9 @@ def bundle_decrypt_command(
     force: bool = _force_option(),
 ) -> None:
     """Decrypt a .kgfe file back into a bundle folder (checked against its manifest)."""
-    import time
-
     from fusion.bundle_crypto import decrypt_bundle, read_key
 
     key = read_key(key_file)
     started = time.perf_counter()
     decrypt_bundle(encrypted, output, key, force)
-    console.print(
-        f"decrypted {encrypted} -> {output} ({time.perf_counter() - started:.2f} s)",
-        highlight=False,
-        soft_wrap=True,
-    )
+    _print_whole(f"decrypted {encrypted} -> {output} ({_since(started)})")
