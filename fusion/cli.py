@@ -14,7 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kg.cli import KG_OPTION
 from kg.files import write_json, write_text
+from nlp.cli import LABEL_COLUMN_OPTION, TEXT_COLUMN_OPTION
 
 if TYPE_CHECKING:
     from fusion.prediction import Prediction
@@ -31,9 +33,7 @@ def _share(flag: str, default: float, help: str, most: float = 0.9) -> Any:
 
 def split_command(
     data: Path = typer.Argument(..., help="Labelled texts: CSV, TSV or JSONL."),
-    kg_path: Path = typer.Option(
-        ..., "--kg", envvar="KGFUSE_KG", help="Compiled KG folder or triples file."
-    ),
+    kg_path: Path = KG_OPTION,
     output: Path = typer.Option(
         ...,
         "-o",
@@ -58,8 +58,8 @@ def split_command(
     seen_fraction: float = _share(
         "--seen-fraction", 0.0, "Also set aside this share of the other texts as test_seen.csv."
     ),
-    text_column: str = typer.Option("text", "--text-column"),
-    label_column: str = typer.Option("label", "--label-column"),
+    text_column: str = TEXT_COLUMN_OPTION,
+    label_column: str = LABEL_COLUMN_OPTION,
 ) -> None:
     """Hold out a seeded fraction of linked entities: test texts mention them, train never does."""
     import kg
@@ -161,8 +161,8 @@ def train_command(
 def evaluate_command(
     bundle: Path = typer.Argument(..., help="A bundle folder (OUTPUT/bundle of a training run)."),
     data: Path = typer.Argument(..., help="Labelled texts: CSV, TSV or JSONL."),
-    text_column: str = typer.Option("text", "--text-column"),
-    label_column: str = typer.Option("label", "--label-column"),
+    text_column: str = TEXT_COLUMN_OPTION,
+    label_column: str = LABEL_COLUMN_OPTION,
     json_out: Path | None = typer.Option(None, "--json", help="Also write the metrics as JSON."),
 ) -> None:
     """Accuracy, macro-F1, a per-class report and a confusion matrix on a labelled file."""
@@ -229,7 +229,7 @@ def predict_command(
         help="Print the predictions on stdout as JSON Lines, one object per text, as -o writes "
         "them (for scripts).",
     ),
-    text_column: str = typer.Option("text", "--text-column"),
+    text_column: str = TEXT_COLUMN_OPTION,
     paths: bool = typer.Option(False, "--paths", help="Also give supporting paths."),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace OUT (and an interrupted run's OUT.part) from scratch."
