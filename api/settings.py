@@ -458,8 +458,9 @@ def panel_of(cls: type, name: str) -> str | None:
 
 
 def _expected(prop: dict[str, Any]) -> str:
+    """What a field takes, in words; an optional one may be left out (None: a flag not given)."""
     options = [p for p in prop.get("anyOf", []) if p.get("type") != "null"]
-    return f"{describe(options[0])} or None" if options else describe(prop)
+    return f"{describe(options[0])}, or left out" if options else describe(prop)
 
 
 def _problems(cls: type, error: ValidationError) -> list[tuple[str, str]]:

@@ -137,11 +137,11 @@ def test_ray_serve_scaling_delays_reach_the_autoscaling_config() -> None:
     [
         (
             {"autoscale_min": 1, "autoscale_max": 3, "upscale_delay_s": -1},
-            [("upscale_delay_s", "must be a number of 0 or more or None (got -1)")],
+            [("upscale_delay_s", "must be a number of 0 or more, or left out (got -1)")],
         ),
         (
             {"autoscale_min": 1, "autoscale_max": 3, "downscale_delay_s": float("nan")},
-            [("downscale_delay_s", "must be a number of 0 or more or None (got nan)")],
+            [("downscale_delay_s", "must be a number of 0 or more, or left out (got nan)")],
         ),
         (
             {"replicas": 2, "upscale_delay_s": 5, "downscale_delay_s": 5},
@@ -233,7 +233,7 @@ def test_ray_serve_cli_refuses_a_negative_delay_before_starting_ray(tiny_bundle:
     assert r.stderr.splitlines() == [  # with the other settings' problems, each by its option
         "error: 2 bad serve setting(s):",
         "  - --max-batch: must be an integer of 1 or more (got 0)",
-        "  - --downscale-delay: must be a number of 0 or more or None (got -5.0)",
+        "  - --downscale-delay: must be a number of 0 or more, or left out (got -5.0)",
     ]
 
 
