@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import os
 import sys
 from collections.abc import Callable
@@ -407,32 +406,28 @@ class RayOptions:
 
     def _conflicts(self) -> list[tuple[str, str]]:
         """Values that are each fine but do not go together, as ``(field, problem)`` pairs."""
-        flag = functools.partial(option_of, RayOptions)
-        bounds = f"{flag('autoscale_min')} and {flag('autoscale_max')}"
+        low, high = self.autoscale_min, self.autoscale_max
+        low_flag, high_flag = (
+            option_of(RayOptions, "autoscale_min"),
+            option_of(RayOptions, "autoscale_max"),
+        )
+        bounds = f"{low_flag} and {high_flag}"
         problems = []
-        if (self.autoscale_min is None) != (self.autoscale_max is None):
-            given = "autoscale_min" if self.autoscale_max is None else "autoscale_max"
+        if (low is None) != (high is None):
+            given = "autoscale_min" if high is None else "autoscale_max"
             problems.append((given, f"autoscaling needs both {bounds}"))
-        elif self.autoscaling and self.autoscale_max < self.autoscale_min:  # type: ignore[operator]
+        elif low is not None and high is not None and high < low:
             problems.append(
-                (
-                    "autoscale_max",
-                    f"must be at least {flag('autoscale_min')} "
-                    f"(got {self.autoscale_max}, min {self.autoscale_min})",
-                )
+                ("autoscale_max", f"must be at least {low_flag} (got {high}, min {low})")
             )
         if not self.autoscaling:
             for name in ("target_ongoing_requests", "upscale_delay_s", "downscale_delay_s"):
                 if getattr(self, name) is not None:
                     problems.append((name, f"needs {bounds}"))
         if self.num_cpus is not None and self.address is not None:
-            problems.append(
-                (
-                    "num_cpus",
-                    "sizes a local Ray instance; a cluster's size is set by `ray start` "
-                    f"(got {flag('address')} {self.address})",
-                )
-            )
+            cluster = f"{option_of(RayOptions, 'address')} {self.address}"
+            why = "sizes a local Ray instance; a cluster's size is set by `ray start`"
+            problems.append(("num_cpus", f"{why} (got {cluster})"))
         return problems
 
 
