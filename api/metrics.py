@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,29 +25,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+if TYPE_CHECKING:  # the engine imports this module
+    from api.engine import Engine
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
-
-
-class _Batcher(Protocol):
-    @property
-    def depth(self) -> int: ...
-    @property
-    def closing(self) -> bool: ...
-
-
-class _Graph(Protocol):
-    @property
-    def fingerprint(self) -> str: ...
-
-
-class Served(Protocol):
-    """What the metrics read of `api.engine.Engine` (which imports this module)."""
-
-    @property
-    def batcher(self) -> _Batcher: ...
-    @property
-    def graph(self) -> _Graph: ...
 
 
 class _EngineCollector(Collector):
@@ -55,7 +37,7 @@ class _EngineCollector(Collector):
     (hot triples change it), as an info-style gauge whose one series carries it as a label."""
 
     def __init__(self) -> None:
-        self.engine: Served | None = None
+        self.engine: Engine | None = None
 
     def collect(self) -> Iterator[Metric]:
         engine = self.engine
@@ -126,7 +108,7 @@ class Metrics:
     def track_queue(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(lambda: float(depth()))
 
-    def track_engine(self, engine: Served, queue_size: int) -> None:
+    def track_engine(self, engine: Engine, queue_size: int) -> None:
         """Report ``engine``'s queue, readiness and KG from now on (called once it is loaded)."""
         self.track_queue(lambda: engine.batcher.depth)
         self.queue_size.set(queue_size)

@@ -27,12 +27,11 @@ import logging
 import signal
 import socket
 import time
-from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from api.settings import ServeSettings, SettingsError
+from api.settings import RayOptions, ServeSettings
 from kg.errors import KGFuseError
 
 if TYPE_CHECKING:
@@ -46,67 +45,6 @@ log = logging.getLogger("kgfuse.api")
 
 class RayServeError(KGFuseError):
     """Ray is missing, the cluster cannot be reached, or the deployment failed to start."""
-
-
-@dataclass(frozen=True)
-class RayOptions:
-    """How `kgfuse serve --ray` places the app on Ray. Checked when built.
-
-    Giving both autoscaling bounds switches autoscaling on; ``replicas`` is then ignored.
-    """
-
-    address: str | None = None  # None: a local instance; "auto" / "ray://HOST:PORT": a cluster
-    num_cpus: int | None = None  # CPUs of the local instance (None: every core)
-    replicas: int = 1  # fixed number of replicas (without autoscaling)
-    autoscale_min: int | None = None  # fewest replicas the autoscaler keeps (0: scale to zero)
-    autoscale_max: int | None = None  # most replicas the autoscaler starts
-    target_ongoing_requests: float | None = None  # autoscaling target per replica (None: Ray's)
-    upscale_delay_s: float | None = None  # load held this long before adding (None: Ray's 30 s)
-    downscale_delay_s: float | None = None  # calm this long before removing (None: Ray's 600 s)
-    replica_cpus: float = 1.0  # CPUs Ray reserves per replica; also its OMP_NUM_THREADS
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.replicas < 1:
-            problems.append(f"--replicas must be at least 1 (got {self.replicas})")
-        if (self.autoscale_min is None) != (self.autoscale_max is None):
-            problems.append("autoscaling needs both --autoscale-min and --autoscale-max")
-        if self.autoscale_min is not None and self.autoscale_min < 0:
-            problems.append(f"--autoscale-min must be 0 or more (got {self.autoscale_min})")
-        if self.autoscale_max is not None and self.autoscale_max < max(1, self.autoscale_min or 0):
-            problems.append(
-                f"--autoscale-max must be at least 1 and at least --autoscale-min "
-                f"(got {self.autoscale_max}, min {self.autoscale_min})"
-            )
-        if self.target_ongoing_requests is not None and not self.autoscaling:
-            problems.append("--target-ongoing-requests needs --autoscale-min and --autoscale-max")
-        if self.target_ongoing_requests is not None and self.target_ongoing_requests <= 0:
-            problems.append(
-                f"--target-ongoing-requests must be above 0 (got {self.target_ongoing_requests})"
-            )
-        for flag, delay in (
-            ("--upscale-delay", self.upscale_delay_s),
-            ("--downscale-delay", self.downscale_delay_s),
-        ):
-            if delay is not None and not self.autoscaling:
-                problems.append(f"{flag} needs --autoscale-min and --autoscale-max")
-            if delay is not None and not 0 <= delay < float("inf"):
-                problems.append(f"{flag} must be 0 or more seconds (got {delay:g})")
-        if self.replica_cpus <= 0:
-            problems.append(f"--replica-cpus must be above 0 (got {self.replica_cpus})")
-        if self.num_cpus is not None and self.num_cpus < 1:
-            problems.append(f"--ray-num-cpus must be at least 1 (got {self.num_cpus})")
-        if self.num_cpus is not None and self.address is not None:
-            problems.append(
-                "--ray-num-cpus sizes a local Ray instance; a cluster's size is set by "
-                f"`ray start` (got --ray-address {self.address})"
-            )
-        if problems:
-            raise SettingsError("bad Ray options: " + "; ".join(problems))
-
-    @property
-    def autoscaling(self) -> bool:
-        return self.autoscale_min is not None and self.autoscale_max is not None
 
 
 def deployment_options(settings: ServeSettings, options: RayOptions) -> dict[str, Any]:

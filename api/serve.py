@@ -14,30 +14,33 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from api.ray_serve import RayOptions
-from api.settings import ApiKeys, ServeSettings, SettingsError, help_text, option_of
+from api.settings import (
+    ApiKeys,
+    RayOptions,
+    ServeSettings,
+    SettingsError,
+    help_text,
+    option_of,
+    panel_of,
+)
 from fusion.bundle_crypto import KEY_ENV, BundleCryptoError, is_encrypted, read_header, read_key
 
 if TYPE_CHECKING:
     from api.engine import Engine
     from api.metrics import Metrics
 
-DEFAULTS = ServeSettings(bundle=Path("."))
-RAY_DEFAULTS = RayOptions()
-RAY_FLAGS = {  # the others: --NAME
-    "address": "--ray-address",
-    "num_cpus": "--ray-num-cpus",
-    "upscale_delay_s": "--upscale-delay",
-    "downscale_delay_s": "--downscale-delay",
+DEFAULTS: dict[type, Any] = {
+    ServeSettings: ServeSettings(bundle=Path(".")),
+    RayOptions: RayOptions(),
 }
 
 
 def _ray_options_without_ray(options: dict[str, Any]) -> list[tuple[str, str]]:
     """Ray options without ``--ray`` would be silently ignored: each is a problem instead."""
     return [
-        (RAY_FLAGS.get(name, "--" + name.replace("_", "-")), "needs --ray (serving with Ray Serve)")
+        (option_of(RayOptions, name), "needs --ray (serving with Ray Serve)")
         for name, value in options.items()
-        if value != getattr(RAY_DEFAULTS, name)
+        if value != getattr(DEFAULTS[RayOptions], name)
     ]
 
 
@@ -49,16 +52,23 @@ def drop_query_strings(record: logging.LogRecord) -> bool:
     return True
 
 
-def _setting(name: str) -> Any:
-    """The option of `ServeSettings`'s field ``name``: its flag, default and help all come from
-    the field, so ``--help`` says what the settings check."""
-    default = getattr(DEFAULTS, name)
+def _setting(name: str, cls: type = ServeSettings) -> Any:
+    """The option of ``cls``'s field ``name`` (`ServeSettings`, `RayOptions`): its flag,
+    default, help and panel all come from the field, so ``--help`` says what the settings
+    check."""
+    default = getattr(DEFAULTS[cls], name)
     return typer.Option(
         list(default) if isinstance(default, tuple) else default,
-        option_of(ServeSettings, name),
-        help=help_text(name),
+        option_of(cls, name),
+        help=help_text(name, cls),
         show_default=default is not None and default != (),
+        rich_help_panel=panel_of(cls, name),
     )
+
+
+def _fields(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """The items of ``values`` that are fields of ``cls``."""
+    return {f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values}
 
 
 def serve_command(
@@ -97,97 +107,27 @@ def serve_command(
         help="Serve with Ray Serve: replicas, autoscaling, clusters. Needs the 'ray' extra.",
         rich_help_panel="Ray Serve",
     ),
-    replicas: int = typer.Option(
-        1, "--replicas", help="Replicas, each with its own model.", rich_help_panel="Ray Serve"
-    ),
-    autoscale_min: int | None = typer.Option(
-        None,
-        "--autoscale-min",
-        help="Autoscale between this and --autoscale-max replicas (replaces --replicas).",
-        rich_help_panel="Ray Serve",
-    ),
-    autoscale_max: int | None = typer.Option(
-        None, "--autoscale-max", help="Most replicas when autoscaling.", rich_help_panel="Ray Serve"
-    ),
-    target_ongoing_requests: float | None = typer.Option(
-        None,
-        "--target-ongoing-requests",
-        help="Requests in flight per replica the autoscaler aims at (Ray's default: 2).",
-        rich_help_panel="Ray Serve",
-    ),
-    upscale_delay_s: float | None = typer.Option(
-        None,
-        "--upscale-delay",
-        help="Seconds the load must stay above the target before a replica is added "
-        "(Ray's default: 30).",
-        rich_help_panel="Ray Serve",
-    ),
-    downscale_delay_s: float | None = typer.Option(
-        None,
-        "--downscale-delay",
-        help="Seconds the load must stay below the target before a replica is removed "
-        "(Ray's default: 600).",
-        rich_help_panel="Ray Serve",
-    ),
-    replica_cpus: float = typer.Option(
-        1.0,
-        "--replica-cpus",
-        help="CPUs Ray reserves per replica (also its OpenMP threads).",
-        rich_help_panel="Ray Serve",
-    ),
-    ray_address: str | None = typer.Option(
-        None,
-        "--ray-address",
-        help="Join a running cluster: 'auto' (this node's) or 'ray://HEAD:10001'. "
-        "Default: start a local Ray instance.",
-        rich_help_panel="Ray Serve",
-    ),
-    ray_num_cpus: int | None = typer.Option(
-        None,
-        "--ray-num-cpus",
-        help="CPUs of the local Ray instance (default: every core).",
-        rich_help_panel="Ray Serve",
-    ),
+    replicas: int = _setting("replicas", RayOptions),
+    autoscale_min: int | None = _setting("autoscale_min", RayOptions),
+    autoscale_max: int | None = _setting("autoscale_max", RayOptions),
+    target_ongoing_requests: float | None = _setting("target_ongoing_requests", RayOptions),
+    upscale_delay_s: float | None = _setting("upscale_delay_s", RayOptions),
+    downscale_delay_s: float | None = _setting("downscale_delay_s", RayOptions),
+    replica_cpus: float = _setting("replica_cpus", RayOptions),
+    address: str | None = _setting("address", RayOptions),
+    num_cpus: int | None = _setting("num_cpus", RayOptions),
 ) -> None:
     """Serve a bundle over HTTP: predictions with paths, KG look-ups, a web page at /."""
-    ray_options: dict[str, Any] = {
-        "replicas": replicas,
-        "autoscale_min": autoscale_min,
-        "autoscale_max": autoscale_max,
-        "target_ongoing_requests": target_ongoing_requests,
-        "upscale_delay_s": upscale_delay_s,
-        "downscale_delay_s": downscale_delay_s,
-        "replica_cpus": replica_cpus,
-        "address": ray_address,
-        "num_cpus": ray_num_cpus,
-    }
+    given = locals()  # each option's value, under the name of the settings field it sets
+    ray_options = _fields(RayOptions, given)
     problems = tls_problems(tls_cert, tls_key)
     if ray and tls_cert is not None:
         problems.append(("--ray", RAY_TLS))
     problems += encryption_problems(bundle, bundle_key_file, hot_triples_dir, ray)
-    settings = _settings(
-        keys_file,
-        problems + ([] if ray else _ray_options_without_ray(ray_options)),
-        bundle=bundle,
-        bundle_key_file=bundle_key_file,
-        max_body_bytes=max_body_bytes,
-        max_texts=max_texts,
-        max_chars=max_chars,
-        max_top_k_paths=max_top_k_paths,
-        request_timeout_s=request_timeout_s,
-        max_batch=max_batch,
-        max_wait_ms=max_wait_ms,
-        queue_size=queue_size,
-        shutdown_timeout_s=shutdown_timeout_s,
-        threads=threads,
-        cors_origins=tuple(cors_origins),
-        log_texts=log_texts,
-        anonymize=anonymize,
-        max_new_entities=max_new_entities,
-        hot_triples_dir=hot_triples_dir,
-        kg_source=kg_source,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
+    if not ray:
+        problems += _ray_options_without_ray(ray_options)
+    settings, ray_settings = _settings(
+        keys_file, problems, ray_options if ray else None, **_fields(ServeSettings, given)
     )
     from fusion.bundle import read_meta
 
@@ -200,18 +140,22 @@ def serve_command(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not settings.log_texts or settings.anonymize:  # a search query is not redacted
         logging.getLogger("uvicorn.access").addFilter(drop_query_strings)
-    if ray:
+    if ray_settings is not None:  # --ray
         from api.ray_serve import serve_with_ray
 
-        serve_with_ray(settings, RayOptions(**ray_options), host, port)
+        serve_with_ray(settings, ray_settings, host, port)
         return
     run_server(settings, host, port, log_level="info")
 
 
 def _settings(
-    keys_file: Path | None, problems: list[tuple[str, str]], **options: Any
-) -> ServeSettings:
-    """`ServeSettings` from the command line and the environment.
+    keys_file: Path | None,
+    problems: list[tuple[str, str]],
+    ray_options: dict[str, Any] | None,
+    **options: Any,
+) -> tuple[ServeSettings, RayOptions | None]:
+    """`ServeSettings` from the command line and the environment, and the `RayOptions` built
+    from ``ray_options`` (None: not serving with Ray).
 
     Raises:
         SettingsError: ``problems`` (found before) and every problem of the settings at once,
@@ -230,13 +174,20 @@ def _settings(
             keys = keys.merged(ApiKeys.from_file(keys_file))
     except SettingsError as e:
         problems.extend(e.problems)
-    try:
-        settings = ServeSettings(keys=keys, **options)
-    except SettingsError as e:
-        problems.extend(e.renamed(lambda name: option_of(ServeSettings, name)).problems)
+    settings = _built(ServeSettings, {"keys": keys, **options}, problems)
+    ray = None if ray_options is None else _built(RayOptions, ray_options, problems)
     if problems:
         raise SettingsError.listing(problems)
-    return settings
+    return settings, ray
+
+
+def _built(cls: type, values: dict[str, Any], problems: list[tuple[str, str]]) -> Any:
+    """``cls(**values)``; or None, its problems added to ``problems``, each named by its option."""
+    try:
+        return cls(**values)
+    except SettingsError as e:
+        problems.extend(e.renamed(lambda name: option_of(cls, name)).problems)
+        return None
 
 
 RAY_ENCRYPTED = (

@@ -31,7 +31,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from relpaths import relative_paths  # noqa: E402
+from relpaths import write_report  # noqa: E402
 from timing import fastest  # noqa: E402
 
 
@@ -131,8 +131,7 @@ def main() -> None:
         for key, value in result.get(name, {}).items():
             print(f"{name:>6} {key:>22}: {value}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(relative_paths(result), indent=2) + "\n", encoding="utf-8")
+        write_report(args.json, result)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ merged export (``kgfuse export``) whose ``encoder/`` holds the whole bundled Min
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from relpaths import relative_paths  # noqa: E402
+from relpaths import write_report  # noqa: E402
 from timing import fastest  # noqa: E402
 
 
@@ -59,8 +58,7 @@ def main() -> None:
     for key, value in result.items():
         print(f"{key:>22}: {value}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(relative_paths(result), indent=2) + "\n", encoding="utf-8")
+        write_report(args.json, result)
 
 
 if __name__ == "__main__":

@@ -51,9 +51,9 @@ from typing import Any, TextIO
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from relpaths import relative_paths
+from relpaths import write_report
 
-from kg.files import atomic_file, write_json
+from kg.files import atomic_file
 
 SEED = 0
 IRI_BASE = "http://bench.kgfuse.local/"
@@ -753,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     print_verdict(rows)
     if args.json is not None:
-        write_json(args.json, relative_paths(build_report(args, dataset, measurements, rows)))
+        write_report(args.json, build_report(args, dataset, measurements, rows))
         print(f"\nwrote {args.json}")
     return 0
 

@@ -51,7 +51,6 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokenizer import Tokenizer
 
 import kg
-from kg import files
 from nlp.alias_learning import learn_aliases
 from nlp.alias_table import AliasTable
 from nlp.linker import KGLinker, from_kg
@@ -60,7 +59,7 @@ from nlp.semantic import Encoder, SemanticCandidates, default_encoder_dir
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 from linking_scale import measure_scale, print_scale  # noqa: E402
-from relpaths import relative_paths  # noqa: E402
+from relpaths import write_report  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "symptom2disease"
 GOLD = REPO / "bench" / "gold" / "symptom2disease_linking.jsonl"
@@ -311,7 +310,7 @@ def main() -> None:
             kept = ("scale",) if not args.scale_entities else ()
             kept += tuple(k for k in old if k != "scale") if args.only_scale else ()
             report = {**{k: old[k] for k in kept if k in old}, **report}
-        write_json(args.json, report)
+        write_report(args.json, report)
 
 
 def conditions() -> dict[str, Any]:
@@ -321,10 +320,6 @@ def conditions() -> dict[str, Any]:
         "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
         "cpu_count": os.cpu_count(),
     }
-
-
-def write_json(path: Path, report: dict[str, Any]) -> None:
-    files.write_json(path, relative_paths(report))
 
 
 def quality(args: argparse.Namespace) -> dict[str, Any]:

@@ -4,6 +4,7 @@ A result file is read on other machines and checked in: ``/home/alice/kgfuse/run
 nothing there, and leaks who ran it. `relative_paths` rewrites every absolute path in a report
 just before it is written: inside the repository as ``runs/x``; inside the temporary folder as
 ``<tmp>/name``; anywhere else relative to the repository (``../shared/data/...``).
+`write_report` does both: the one way a benchmark writes its ``--json`` file.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from kg.files import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,3 +50,9 @@ def relative_paths(report: Any, repo: Path = REPO) -> Any:
     ):
         return relative_path(report, repo)
     return report
+
+
+def write_report(path: str | Path, report: Any) -> None:
+    """Write ``report`` to ``path`` as JSON, its paths made relative, atomically (kg/files.py):
+    an interrupted benchmark leaves the last complete result in place."""
+    write_json(path, relative_paths(report))

@@ -58,7 +58,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ramp  # bench/ramp.py: the ramp's series, summary, checks and plot
 import serve as bench_serve  # bench/serve.py: statistics, clients, server helpers
-from relpaths import relative_paths
+from relpaths import write_report
 
 from kg.files import write_bytes
 
@@ -300,7 +300,7 @@ def main_ramp(args: argparse.Namespace, texts: list[str]) -> bool:
             "series": rows,
             "commands": [[sys.executable, *sys.argv], server.command],
         }
-        bench_serve.write_json(args.json, relative_paths(report))
+        write_report(args.json, report)
         title = (
             f"kgfuse serve --ray --autoscale-min {args.autoscale_min} --autoscale-max "
             f"{args.autoscale_max}, {args.replica_cpus:g} CPU a replica, "
@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> None:
             "throughput_2_vs_1_replicas": ratio,
             "commands": commands,
         }
-        bench_serve.write_json(args.json, relative_paths(report))
+        write_report(args.json, report)
         print(f"wrote {args.json}")
 
 

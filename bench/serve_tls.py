@@ -20,7 +20,6 @@ writes the same figures, with paths relative to the repository. The bundle defau
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import ssl
@@ -37,7 +36,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-from relpaths import relative_paths  # noqa: E402
+from relpaths import write_report  # noqa: E402
 from serve import KGFUSE, READY_TIMEOUT_S, ensure_bundle, percentile, read_texts, server_env  # noqa: E402
 
 
@@ -187,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
             "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
             "results": rows,
         }
-        args.json.write_text(json.dumps(relative_paths(result), indent=2) + "\n", encoding="utf-8")
+        write_report(args.json, result)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ model's accuracy.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from relpaths import relative_paths  # noqa: E402
+from relpaths import write_report  # noqa: E402
 from triplestore import serve  # noqa: E402
 
 
@@ -50,7 +49,8 @@ def _train(overrides: list[str]) -> tuple[Path, dict[str, Any]]:
 
 
 def _predict_each(predictor: Any, texts: list[str]) -> tuple[list[dict[str, Any]], list[float]]:
-    records, millis = [], []
+    records: list[dict[str, Any]] = []
+    millis: list[float] = []
     for text in texts:
         started = time.perf_counter()
         found = predictor.predict([text], explain_paths=True, top_k_paths=1)
@@ -174,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         figures = measure(args, Path(tmp))
     report(figures)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(relative_paths(figures), indent=2) + "\n")
+        write_report(args.json, figures)
     return 0
 
 

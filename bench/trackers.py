@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,27 +32,21 @@ from fusion.trackers import TRACKERS  # noqa: E402  (imports no backend)
 
 
 class Timed:
-    """A tracker whose every call is timed (seconds per call, by method)."""
+    """A tracker whose every call is timed (seconds per call, by method name): whatever
+    methods `fusion.trackers.Tracker` has, each is the tracker's own, timed."""
 
     def __init__(self, tracker: Any, seconds: dict[str, list[float]]):
         self.tracker, self.seconds = tracker, seconds
 
-    def _timed(self, method: str, *args: Any) -> None:
-        started = time.perf_counter()
-        getattr(self.tracker, method)(*args)
-        self.seconds[method].append(time.perf_counter() - started)
+    def __getattr__(self, method: str) -> Callable[..., None]:
+        call = getattr(self.tracker, method)
 
-    def start(self, config: dict[str, Any]) -> None:
-        self._timed("start", config)
+        def timed(*args: Any) -> None:
+            started = time.perf_counter()
+            call(*args)
+            self.seconds[method].append(time.perf_counter() - started)
 
-    def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
-        self._timed("log_metrics", step, metrics)
-
-    def log_artifact(self, folder: Path) -> None:
-        self._timed("log_artifact", folder)
-
-    def finish(self, status: str) -> None:
-        self._timed("finish", status)
+        return timed
 
 
 def one(tracker: str, epochs: int) -> dict[str, Any]:

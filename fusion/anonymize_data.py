@@ -26,6 +26,7 @@ from rich.console import Console
 
 from kg.files import write_text
 from nlp.anonymize import PLACEHOLDERS, AnonymizeError, Anonymizer, mention_spans
+from nlp.cli import TEXT_COLUMN_OPTION
 from nlp.pii_patterns import PHONE_REGIONS
 from nlp.texts import DataError, read_records
 
@@ -151,7 +152,7 @@ def anonymize_command(
         "-o",
         help="File to write (.csv, .tsv or .jsonl): the same rows and columns, the texts redacted.",
     ),
-    text_column: str = typer.Option("text", "--text-column", help="Column holding the texts."),
+    text_column: str = TEXT_COLUMN_OPTION,
     bundle: Path | None = typer.Option(
         None, "--bundle", help="Keep the KG entities this model's linker finds in the texts."
     ),

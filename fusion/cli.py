@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kg.cli import KG_OPTION
 from kg.files import write_json, write_text
+from nlp.cli import LABEL_COLUMN_OPTION, TEXT_COLUMN_OPTION
 
 if TYPE_CHECKING:
     from fusion.prediction import Prediction
@@ -30,9 +33,7 @@ def _share(flag: str, default: float, help: str, most: float = 0.9) -> Any:
 
 def split_command(
     data: Path = typer.Argument(..., help="Labelled texts: CSV, TSV or JSONL."),
-    kg_path: Path = typer.Option(
-        ..., "--kg", envvar="KGFUSE_KG", help="Compiled KG folder or triples file."
-    ),
+    kg_path: Path = KG_OPTION,
     output: Path = typer.Option(
         ...,
         "-o",
@@ -57,8 +58,8 @@ def split_command(
     seen_fraction: float = _share(
         "--seen-fraction", 0.0, "Also set aside this share of the other texts as test_seen.csv."
     ),
-    text_column: str = typer.Option("text", "--text-column"),
-    label_column: str = typer.Option("label", "--label-column"),
+    text_column: str = TEXT_COLUMN_OPTION,
+    label_column: str = LABEL_COLUMN_OPTION,
 ) -> None:
     """Hold out a seeded fraction of linked entities: test texts mention them, train never does."""
     import kg
@@ -160,8 +161,8 @@ def train_command(
 def evaluate_command(
     bundle: Path = typer.Argument(..., help="A bundle folder (OUTPUT/bundle of a training run)."),
     data: Path = typer.Argument(..., help="Labelled texts: CSV, TSV or JSONL."),
-    text_column: str = typer.Option("text", "--text-column"),
-    label_column: str = typer.Option("label", "--label-column"),
+    text_column: str = TEXT_COLUMN_OPTION,
+    label_column: str = LABEL_COLUMN_OPTION,
     json_out: Path | None = typer.Option(None, "--json", help="Also write the metrics as JSON."),
 ) -> None:
     """Accuracy, macro-F1, a per-class report and a confusion matrix on a labelled file."""
@@ -228,7 +229,7 @@ def predict_command(
         help="Print the predictions on stdout as JSON Lines, one object per text, as -o writes "
         "them (for scripts).",
     ),
-    text_column: str = typer.Option("text", "--text-column"),
+    text_column: str = TEXT_COLUMN_OPTION,
     paths: bool = typer.Option(False, "--paths", help="Also give supporting paths."),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace OUT (and an interrupted run's OUT.part) from scratch."
@@ -443,22 +444,28 @@ def tune_command(
     console.print(f"train it: [bold]kgfuse train {summary['config']}[/]")
 
 
+def _print_whole(line: str) -> None:
+    """Print ``line`` uncoloured and never wrapped, so the paths in it can be copied."""
+    console.print(line, highlight=False, soft_wrap=True)
+
+
+def _since(started: float) -> str:
+    """The seconds since ``started`` (a `time.perf_counter` reading), as ``1.23 s``."""
+    return f"{time.perf_counter() - started:.2f} s"
+
+
 def bundle_verify_command(
     bundle: Path = typer.Argument(..., help="A bundle folder."),
 ) -> None:
     """Check every file of a bundle against the SHA-256s in its bundle.json (loads no model)."""
-    import time
-
     from fusion.bundle import read_meta, verify_bundle
 
     started = time.perf_counter()
     manifest = verify_bundle(bundle, read_meta(bundle))
     size = sum((bundle / name).stat().st_size for name in manifest)
-    console.print(
+    _print_whole(
         f"OK {bundle}: {len(manifest)} files ({size / 1e6:,.1f} MB) match bundle.json "
-        f"({time.perf_counter() - started:.2f} s)",
-        highlight=False,
-        soft_wrap=True,
+        f"({_since(started)})"
     )
 
 
@@ -493,18 +500,14 @@ def bundle_encrypt_command(
     force: bool = _force_option(),
 ) -> None:
     """Encrypt a bundle folder into one file (AES-256-GCM, checked chunk by chunk)."""
-    import time
-
     from fusion.bundle_crypto import encrypt_bundle, key_id, read_key
 
     key = read_key(key_file)
     started = time.perf_counter()
     size = encrypt_bundle(bundle, output, key, force)
-    console.print(
+    _print_whole(
         f"encrypted {bundle} -> {output} ({size / 1e6:,.1f} MB, key {key_id(key).hex()}, "
-        f"{time.perf_counter() - started:.2f} s)",
-        highlight=False,
-        soft_wrap=True,
+        f"{_since(started)})"
     )
 
 
@@ -515,15 +518,9 @@ def bundle_decrypt_command(
     force: bool = _force_option(),
 ) -> None:
     """Decrypt a .kgfe file back into a bundle folder (checked against its manifest)."""
-    import time
-
     from fusion.bundle_crypto import decrypt_bundle, read_key
 
     key = read_key(key_file)
     started = time.perf_counter()
     decrypt_bundle(encrypted, output, key, force)
-    console.print(
-        f"decrypted {encrypted} -> {output} ({time.perf_counter() - started:.2f} s)",
-        highlight=False,
-        soft_wrap=True,
-    )
+    _print_whole(f"decrypted {encrypted} -> {output} ({_since(started)})")

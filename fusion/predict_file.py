@@ -25,7 +25,7 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kg.files import write_json
+from kg.files import read_json, write_json
 from nlp.texts import TEXT_FORMATS, DataError, delimited_rows, text_problem
 
 if TYPE_CHECKING:
@@ -183,10 +183,7 @@ def start_or_resume(output: Path, run: dict[str, Any], overwrite: bool) -> int |
         fix = f"choose another -o, or pass --overwrite to replace {output}"
         if not record.is_file():
             raise DataError(f"{existing[0]} exists and was not written by `kgfuse predict`; {fix}")
-        try:
-            old = json.loads(record.read_text(encoding="utf-8"))
-        except ValueError as e:
-            raise DataError(f"{record} is not valid JSON ({e}); {fix}") from e
+        old = read_json(record, DataError, fix)
         differs = _differences(old if isinstance(old, dict) else {}, run)
         if differs:
             raise DataError(

@@ -4,7 +4,7 @@ Everything kgfuse writes for later reading (compiled KGs, bundles, indexes, cach
 prediction files) goes through this module. Each writer assembles its output under a temporary
 name beside the target, in the same folder and so on the same file system, and renames it into
 place only when the write succeeded; on any error the temporary is removed and the target is left
-as it was.
+as it was. `read_json` reads a JSON file back, with an error that names the file and the fix.
 """
 
 from __future__ import annotations
@@ -63,6 +63,18 @@ def write_bytes(path: str | Path, data: bytes) -> None:
 def write_json(path: str | Path, data: Any, indent: int | None = 2) -> None:
     """Write ``data`` as JSON (UTF-8, non-ASCII kept, a final newline) to ``path`` atomically."""
     write_text(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path, error: type[KGFuseError], fix: str) -> Any:
+    """The JSON value in ``path`` (a file kgfuse wrote, say with `write_json`).
+
+    Raises:
+        error: ``path`` cannot be read or is not JSON, naming the file, the reason and ``fix``.
+    """
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: JSON, or a 5,000-digit int
+        raise error(f"{path} is not valid JSON ({e}); {fix}") from e
 
 
 @contextmanager

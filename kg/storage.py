@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kg.errors import KGFuseError, KGStoreError
-from kg.files import atomic_directory
+from kg.files import atomic_directory, read_json
 from kg.strings import StringTable
 
 if TYPE_CHECKING:
@@ -90,10 +90,7 @@ def read_versioned_json(
     """The JSON object in ``path`` if it declares ``format: fmt`` and ``format_version: version``;
     otherwise ``error`` (a compiled KG's `KGStoreError`, a bundle's `BundleError`) naming the
     file, the problem and ``fix``."""
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as e:  # ValueError: JSON, or a 5,000-digit int
-        raise error(f"{path} is not valid JSON ({e}); {fix}") from e
+    meta = read_json(path, error, fix)
     if not isinstance(meta, dict) or meta.get("format") != fmt:
         raise error(f"{path} does not describe a kgfuse {what}; {fix}")
     if meta.get("format_version") != version:

@@ -35,6 +35,7 @@ from nlp.keys import FUNCTION_WORDS
 SEED = 0xCBF29CE484222325
 PRIME = 0x100000001B3
 MASK = (1 << 64) - 1
+_PRIME = np.uint64(PRIME)
 _MEMO = 1_000_000  # word hashes kept in memory
 
 
@@ -54,14 +55,32 @@ class Hasher:
         return h
 
     def key(self, words: Iterable[str]) -> int:
-        h = SEED
-        for w in words:
-            h = ((h ^ self.word(w)) * PRIME) & MASK
-        return h
+        return fold(self.word(w) for w in words)
 
     def one(self, w: str) -> int:
         """The hash of the one-word key ``(w,)``."""
         return ((SEED ^ self.word(w)) * PRIME) & MASK
+
+    def span_hashes(self, words: Sequence[str], max_words: int) -> list[np.ndarray]:
+        """The key hash of every span of ``words``, by length: item ``n - 1`` holds the hashes of
+        the spans of ``n`` words (``words[a:a + n]`` at position ``a``), for ``n`` up to
+        ``max_words``. All spans of one length are folded at once."""
+        n = len(words)
+        hashes = np.array([self.word(w) for w in words], dtype=np.uint64)
+        h = np.full(n, SEED, dtype=np.uint64)
+        out = []
+        for length in range(1, min(max_words, n) + 1):
+            h = (h[: n - length + 1] ^ hashes[length - 1 :]) * _PRIME  # (wraps: mod 2**64)
+            out.append(h)
+        return out
+
+
+def fold(word_hashes: Iterable[int]) -> int:
+    """The hash of a key from its words' hashes (`Hasher.word`), in order."""
+    h = SEED
+    for wh in word_hashes:
+        h = ((h ^ wh) * PRIME) & MASK
+    return h
 
 
 class KeyTable:

@@ -19,14 +19,12 @@ from kg.graph import KnowledgeGraph
 from kg.search import normalize
 from kg.strings import StringTable
 from nlp.alias_arrays import (
-    MASK,
-    PRIME,
-    SEED,
     WORD,
     AliasTables,
     Hasher,
     KeyTable,
     content_words,
+    fold,
     head_word,
     is_acronym,
     long_form_key,
@@ -123,16 +121,10 @@ class _NameReader:
 
     def _add_keys(self, i: int, keys: tuple[str, ...], about: list[_KeyInfo], common: bool) -> None:
         """Name ``i`` under the hash of its keys and, for a lower-case KG name, its roots."""
-        h = SEED
-        for _, kh, _, _ in about:
-            h = ((h ^ kh) * PRIME) & MASK
-        self.key_hashes.append(h)
+        self.key_hashes.append(fold(kh for _, kh, _, _ in about))
         self.key_ids.append(i)
         if common:
-            h = SEED
-            for _, _, rh, _ in about:
-                h = ((h ^ rh) * PRIME) & MASK
-            self.root_hashes.append(h)
+            self.root_hashes.append(fold(rh for _, _, rh, _ in about))
             self.root_ids.append(i)
             self.common_words.update(keys)
         if len(keys) > self.max_words:

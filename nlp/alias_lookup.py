@@ -15,8 +15,6 @@ from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.tokens import Doc
 
 from nlp.alias_arrays import (
-    PRIME,
-    SEED,
     WORD,
     AliasTables,
     Hasher,
@@ -30,7 +28,6 @@ from nlp.ngram_index import Hit, NgramIndex
 
 RESPELL_RATIO = 0.85  # minimum edit ratio of a spelling variant
 MEMO = 200_000  # aliases and anchored entries kept rebuilt in memory
-_PRIME = np.uint64(PRIME)
 
 
 class Alias(NamedTuple):
@@ -196,13 +193,7 @@ class AliasLookup:
         n = len(keys)
         if not n or not len(table):
             return set()
-        word = self.hash.word
-        words = np.array([word(k) for k in keys], dtype=np.uint64)
-        h = np.full(n, SEED, dtype=np.uint64)
-        parts = []
-        for length in range(1, min(self.tables.max_words, n) + 1):
-            h = (h[: n - length + 1] ^ words[length - 1 :]) * _PRIME  # (wraps: mod 2**64)
-            parts.append(h)
+        parts = self.hash.span_hashes(keys, self.tables.max_words)
         hits = np.flatnonzero(table.found(np.concatenate(parts))).tolist()
         if not hits:
             return set()

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import Progress, track
 from rich.table import Table
 
+from kg.cli import KG_OPTION
 from kg.errors import KGFuseError
 from kg.files import atomic_file
 from nlp.errors import LinkingError
@@ -33,19 +34,21 @@ if TYPE_CHECKING:  # spaCy pulls in torch: import it only when a command links
 
 console = Console()
 
+# the options of every command that reads a data file (fusion's too)
+TEXT_COLUMN_OPTION = typer.Option("text", "--text-column", help="Column holding the texts.")
+LABEL_COLUMN_OPTION = typer.Option("label", "--label-column", help="Column holding the labels.")
+
 
 def link_command(
     text: str | None = typer.Argument(None, help="A text to link (or use --input)."),
-    kg_path: Path = typer.Option(
-        ..., "--kg", envvar="KGFUSE_KG", help="Compiled KG folder or triples file."
-    ),
+    kg_path: Path = KG_OPTION,
     input: Path | None = typer.Option(
         None, "--input", "-i", help="CSV, TSV, JSONL or TXT file of texts."
     ),
     output: Path | None = typer.Option(
         None, "--output", "-o", help="JSONL file to write (with --input)."
     ),
-    text_column: str = typer.Option("text", "--text-column", help="Column holding the texts."),
+    text_column: str = TEXT_COLUMN_OPTION,
     threshold: float = typer.Option(
         LINKER_DEFAULTS.threshold, "--threshold", min=0.0, max=1.0, help=linker_help("threshold")
     ),
@@ -175,12 +178,10 @@ def _print_links(graph: KnowledgeGraph, doc: Doc) -> None:
 
 def learn_aliases_command(
     input: Path = typer.Argument(..., help="CSV, TSV or JSONL file of labelled texts."),
-    kg_path: Path = typer.Option(
-        ..., "--kg", envvar="KGFUSE_KG", help="Compiled KG folder or triples file."
-    ),
+    kg_path: Path = KG_OPTION,
     output: Path = typer.Option(..., "--output", "-o", help="Alias table (TSV) to write."),
-    text_column: str = typer.Option("text", "--text-column", help="Column holding the texts."),
-    label_column: str = typer.Option("label", "--label-column", help="Column holding labels."),
+    text_column: str = TEXT_COLUMN_OPTION,
+    label_column: str = LABEL_COLUMN_OPTION,
     label_map: Path | None = typer.Option(
         None,
         "--label-map",

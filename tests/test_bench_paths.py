@@ -47,6 +47,13 @@ def test_every_absolute_path_in_a_report_is_rewritten(relpaths: Any) -> None:
     }
 
 
+def test_a_written_report_holds_relative_paths(relpaths: Any, tmp_path: Path) -> None:
+    target = tmp_path / "results" / "x.json"  # the folder is made
+    relpaths.write_report(target, {"bundle": REPO / "runs" / "b", "seconds": 2.5})
+    assert json.loads(target.read_text(encoding="utf-8")) == {"bundle": "runs/b", "seconds": 2.5}
+    assert [p.name for p in target.parent.iterdir()] == ["x.json"]  # no temporary left behind
+
+
 def _absolute_strings(value: Any) -> Iterator[str]:
     if isinstance(value, dict):
         for k, v in value.items():

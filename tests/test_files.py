@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kg.files import atomic_file, write_bytes, write_json, write_text
+from kg.errors import KGStoreError
+from kg.files import atomic_file, read_json, write_bytes, write_json, write_text
 
 
 def test_write_text_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
@@ -59,3 +60,14 @@ def test_written_files_and_folders_get_the_umask_permissions_not_private_ones(
     assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o755
     assert existing.stat().st_mode & 0o777 == 0o640
+
+
+def test_read_json_reads_back_and_names_a_broken_file_and_its_fix(tmp_path: Path) -> None:
+    target = tmp_path / "meta.json"
+    write_json(target, {"n": "é"})
+    assert read_json(target, KGStoreError, "rebuild it") == {"n": "é"}
+    target.write_text('{"n": ', encoding="utf-8")  # cut short
+    with pytest.raises(KGStoreError, match=r"meta\.json is not valid JSON .*; rebuild it$"):
+        read_json(target, KGStoreError, "rebuild it")
+    with pytest.raises(KGStoreError, match=r"missing\.json is not valid JSON"):
+        read_json(tmp_path / "missing.json", KGStoreError, "rebuild it")

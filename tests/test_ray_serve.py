@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.ray_serve import APP_NAME, RayOptions, connect, deploy, deployment_options, require_ray
-from api.settings import ServeSettings, SettingsError
+from api.ray_serve import APP_NAME, connect, deploy, deployment_options, require_ray
+from api.settings import RayOptions, ServeSettings, SettingsError
 from tests.conftest import REPO, run_cli
 
 pytestmark = [
@@ -137,35 +137,53 @@ def test_ray_serve_scaling_delays_reach_the_autoscaling_config() -> None:
     [
         (
             {"autoscale_min": 1, "autoscale_max": 3, "upscale_delay_s": -1},
-            ["--upscale-delay must be 0 or more seconds (got -1)"],
+            [("upscale_delay_s", "must be a number of 0 or more, or left out (got -1)")],
         ),
         (
             {"autoscale_min": 1, "autoscale_max": 3, "downscale_delay_s": float("nan")},
-            ["--downscale-delay must be 0 or more seconds (got nan)"],
+            [("downscale_delay_s", "must be a number of 0 or more, or left out (got nan)")],
         ),
         (
             {"replicas": 2, "upscale_delay_s": 5, "downscale_delay_s": 5},
             [
-                "--upscale-delay needs --autoscale-min and --autoscale-max",
-                "--downscale-delay needs --autoscale-min and --autoscale-max",
+                ("upscale_delay_s", "needs --autoscale-min and --autoscale-max"),
+                ("downscale_delay_s", "needs --autoscale-min and --autoscale-max"),
             ],
         ),
     ],
 )
 def test_ray_serve_refuses_a_negative_delay_or_one_without_autoscaling(
-    options: dict[str, Any], problems: list[str]
+    options: dict[str, Any], problems: list[tuple[str, str]]
 ) -> None:
     with pytest.raises(SettingsError) as e:
         RayOptions(**options)
-    assert str(e.value) == "bad Ray options: " + "; ".join(problems)
+    assert e.value.problems == problems
 
 
 def test_ray_serve_options_report_every_problem_at_once() -> None:
+    """Every bad value at once; then, once each value is fine, every bad combination."""
     with pytest.raises(SettingsError) as e:
-        RayOptions(autoscale_min=3, target_ongoing_requests=0, address="auto", num_cpus=2)
-    message = str(e.value)
-    for fragment in ("--autoscale-max", "--target-ongoing-requests must be above 0", "ray start"):
-        assert fragment in message
+        RayOptions(replicas=0, target_ongoing_requests=0, replica_cpus=-1, num_cpus=0)
+    assert [name for name, _ in e.value.problems] == [
+        "replicas",
+        "target_ongoing_requests",
+        "replica_cpus",
+        "num_cpus",
+    ]
+    with pytest.raises(SettingsError) as e:
+        RayOptions(autoscale_min=3, upscale_delay_s=1, address="auto", num_cpus=2)
+    assert e.value.problems == [
+        ("autoscale_min", "autoscaling needs both --autoscale-min and --autoscale-max"),
+        ("upscale_delay_s", "needs --autoscale-min and --autoscale-max"),
+        (
+            "num_cpus",
+            "sizes a local Ray instance; a cluster's size is set by `ray start` "
+            "(got --ray-address auto)",
+        ),
+    ]
+    with pytest.raises(SettingsError, match="autoscale_max: must be at least --autoscale-min"):
+        RayOptions(autoscale_min=3, autoscale_max=2)
+    assert RayOptions(autoscale_min=0, autoscale_max=1).autoscaling  # 0: scale to zero
 
 
 # ----------------------------------------------------------------- the command line
@@ -208,11 +226,15 @@ def test_ray_serve_cli_refuses_a_negative_delay_before_starting_ray(tiny_bundle:
         "2",
         "--downscale-delay",
         "-5",
+        "--max-batch",
+        "0",
     )
     assert r.returncode == 1, r.stderr
-    assert r.stderr.strip() == (
-        "error: bad Ray options: --downscale-delay must be 0 or more seconds (got -5)"
-    )
+    assert r.stderr.splitlines() == [  # with the other settings' problems, each by its option
+        "error: 2 bad serve setting(s):",
+        "  - --max-batch: must be an integer of 1 or more (got 0)",
+        "  - --downscale-delay: must be a number of 0 or more, or left out (got -5.0)",
+    ]
 
 
 def test_ray_serve_without_ray_installed_says_how_to_install_it(tiny_bundle: Path) -> None:

@@ -14,6 +14,7 @@ from api.settings import (
     BEGIN,
     END,
     ApiKeys,
+    RayOptions,
     ServeSettings,
     SettingsError,
     help_text,
@@ -120,16 +121,17 @@ def test_serve_help_and_defaults_are_the_settings_fields() -> None:
     """Every setting a user may give is an option whose flag, default and help are the field's:
     a new field cannot be forgotten, nor its help drift from what is checked."""
     params = _serve_params()
-    defaults = ServeSettings(bundle=Path("."))
-    for field in dataclasses.fields(ServeSettings):
-        if field.name == "keys":  # from the environment and --keys-file
-            continue
-        param = params[field.name]
-        assert param.opts[0] == option_of(ServeSettings, field.name).lower()  # BUNDLE: bundle
-        assert getattr(param, "help", None) == help_text(field.name)
-        if field.name != "bundle":
-            default = getattr(defaults, field.name)
-            assert param.default == (list(default) if isinstance(default, tuple) else default)
+    for defaults in (ServeSettings(bundle=Path(".")), RayOptions()):
+        cls = type(defaults)
+        for field in dataclasses.fields(cls):
+            if field.name == "keys":  # from the environment and --keys-file
+                continue
+            param = params[field.name]
+            assert param.opts[0] == option_of(cls, field.name).lower()  # BUNDLE: bundle
+            assert getattr(param, "help", None) == help_text(field.name, cls)
+            if field.name != "bundle":
+                default = getattr(defaults, field.name)
+                assert param.default == (list(default) if isinstance(default, tuple) else default)
 
 
 def test_serve_settings_readme_table_is_the_models_table() -> None:
