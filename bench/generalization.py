@@ -48,8 +48,11 @@ ROWS = (
 )
 ROW_NAMES = {"fused": "tuned"}
 # compare's rows this benchmark trains (bench/graph_encoder.py trains the encoder's and options')
-COMPARE_ROWS = "reference,text,fused,graph,counter,fused-shuffled,fused-no-kg,fused-mentions"
-MENTION_ROWS = ("fused-no-mention-mask", "fused-mention-mask-")  # compare's ablation, by prefix
+COMPARE_ROWS = (
+    "reference,text,fused,graph,counter,fused-shuffled,fused-no-kg,fused-mentions,fused-probe"
+)
+# compare's ablations, by prefix: mention masking, and the linear-probe start of the text head
+ABLATION_ROWS = ("fused-no-mention-mask", "fused-mention-mask-", "fused-no-probe", "fused-probe")
 README = REPO / "README.md"
 BEGIN, END = "<!-- generalization:begin -->", "<!-- generalization:end -->"
 # data set -> (config, the test set about unseen entities, the in-distribution one)
@@ -189,8 +192,8 @@ def row_record(name: str, summary: dict[str, Any], row: str, shown: str) -> dict
 def table(name: str, report: dict[str, Any]) -> list[dict[str, Any]]:
     """One record per row this benchmark trains, in the README's order."""
     s = report["summary"]
-    mention = [r for r in s if r.startswith(MENTION_ROWS)]
-    return [row_record(name, s, r, ROW_NAMES.get(r, r)) for r in (*ROWS, *mention) if r in s]
+    ablations = [r for r in s if r.startswith(ABLATION_ROWS)]
+    return [row_record(name, s, r, ROW_NAMES.get(r, r)) for r in (*ROWS, *ablations) if r in s]
 
 
 def mean(report: dict[str, Any], row: str, key: str) -> float:

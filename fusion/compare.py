@@ -20,7 +20,9 @@ be reproduced by one command):
 - the training-option ablations, each fused with one option off when the config uses it, else
   on at a stated value: mention masking (``fused-no-mention-mask`` or
   ``fused-mention-mask-0.5``), mention swap (``fused-no-swap`` or ``fused-swap-0.5``) and FGM
-  adversarial training (``fused-no-fgm`` or ``fused-fgm-1``).
+  adversarial training (``fused-no-fgm`` or ``fused-fgm-1``); and the linear-probe start of the
+  text head (``fused-no-probe`` or ``fused-probe``), over every seed, since the choice of its
+  default rests on it.
 Prints one table (mean ± std over seeds): val:unseen accuracy, every test set's accuracy and
 macro-F1, the ECE of the last test set after temperature scaling, and training time; then the
 explanation faithfulness of the first fused run (fusion/explain.py). Writes JSON. The table
@@ -91,26 +93,29 @@ VARIANTS = (
     Variant("fused-mentions", "fused", False, toggle="mask_mentions"),
     Variant("fused-swap", "fused", False, toggle="swap_mentions"),
     Variant("fused-fgm", "fused", False, toggle="adversarial"),
+    Variant("fused-probe", "fused", True, toggle="probe_init"),
     Variant("fused-encoder", "fused", True, encoder="other"),
     Variant("graph-encoder", "graph", False, encoder="other"),
     Variant("fused-no-gnn", "fused", False, encoder="none"),
     Variant("fused-counts", "fused", False, toggle_counts=True),
 )
 # train setting -> (the row's name for it, its value when the ablation turns it on)
-TOGGLES = {
+TOGGLES: dict[str, tuple[str, float | bool]] = {
     "mask_mentions": ("mention-mask", 0.5),
     "swap_mentions": ("swap", 0.5),
     "adversarial": ("fgm", 1.0),
+    "probe_init": ("probe", True),
 }
 
 
-def ablation(config: RunConfig, setting: str) -> tuple[str, float]:
+def ablation(config: RunConfig, setting: str) -> tuple[str, float | bool]:
     """The ablation of a train ``setting`` (`TOGGLES`): off when ``config`` uses it, else on
-    at its stated value; the row name says which (``fused-no-swap``, ``fused-swap-0.5``)."""
+    at its stated value; the row name says which (``fused-no-swap``, ``fused-swap-0.5``,
+    ``fused-probe`` for a switch)."""
     name, on = TOGGLES[setting]
     if getattr(config.train, setting) > 0:
-        return f"fused-no-{name}", 0.0
-    return f"fused-{name}-{on:g}", on
+        return f"fused-no-{name}", type(on)(0)
+    return (f"fused-{name}", on) if isinstance(on, bool) else (f"fused-{name}-{on:g}", on)
 
 
 def pick_variants(rows: str) -> tuple[tuple[Variant, ...], bool]:

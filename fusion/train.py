@@ -236,7 +236,9 @@ def _probe_text_head(
         np.array([index[e.label] for e in chosen]),
         len(splits.labels),
     )
-    load_probe(model.text_head[-1], probe)
+    head = model.text_head[-1]
+    assert isinstance(head, torch.nn.Linear)  # Dropout, then the Linear the probe sets
+    load_probe(head, probe)
     return {"C": probe.C, "val_accuracy": round(probe.val_accuracy, 4)}
 
 

@@ -218,6 +218,8 @@ def test_compare_trains_every_variant_and_measures_faithfulness(
         "fused-mention-mask-0.5",
         "fused-swap-0.5",
         "fused-fgm-1",
+        "fused-no-probe",
+        "fused-no-probe",
         "fused-paths",
         "fused-paths",
         "graph-paths",
