@@ -74,6 +74,9 @@ class TrainResult:
     choices: dict[str, dict[str, object]] = field(default_factory=dict)  # the auto settings
 
 
+PROBE_TEXTS = 20_000  # the linear probe fits on at most this many training texts
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -225,13 +228,17 @@ def _probe_text_head(
     chosen = [
         e for e, f in zip(splits.val, plan.selection.flags(splits.val_unseen), strict=True) if f
     ]
-    if not splits.train or not chosen:
+    if len({e.label for e in splits.train}) < 2 or not chosen:  # nothing for a regression
         return None
-    train_x = workspace.pooled([e.text for e in splits.train])
+    train = splits.train
+    if len(train) > PROBE_TEXTS:  # a seeded sample bounds the frozen pass and the fit
+        rng = np.random.default_rng(config.train.seed)
+        train = [train[i] for i in sorted(rng.choice(len(train), PROBE_TEXTS, replace=False))]
+    train_x = workspace.pooled([e.text for e in train])
     val_x = workspace.pooled([e.text for e in chosen])
     probe = fit_text_probe(
         train_x,
-        np.array([index[e.label] for e in splits.train]),
+        np.array([index[e.label] for e in train]),
         val_x,
         np.array([index[e.label] for e in chosen]),
         len(splits.labels),
