@@ -227,6 +227,12 @@ def test_compare_trains_every_variant_and_measures_faithfulness(
         "fused-no-counts",
     ]
     assert report["summary"]["text"]["seeds"] == [0, 1]
+    for record in report["runs"]:  # the probe ablation trains a random text head; graph, none
+        if record["bundle"]:
+            meta = json.loads((Path(record["bundle"]) / "bundle.json").read_text())
+            variant = record["variant"]
+            random_head = variant == "fused-no-probe" or variant.startswith("graph")
+            assert (meta["training"]["probe"] is None) == random_head
     assert set(report["summary"]["fused"]) >= {
         "val/accuracy",
         "test:unseen/macro_f1",
@@ -254,10 +260,12 @@ def test_compare_trains_every_variant_and_measures_faithfulness(
         lines = (run_dir / "metrics.jsonl").read_text().splitlines()
         return [(r["train_loss"], r["val_loss"]) for r in map(json.loads, lines)]
 
-    assert epochs(Path(row["bundle"]).parent) == epochs(alone.run_dir)
-    assert row["metrics"]["test:unseen"] == {
-        k: alone.metrics["test:unseen"][k] for k in ("accuracy", "macro_f1", "ece", "nll")
-    }
+    # equal up to float rounding: the probe's frozen vectors were embedded in other batches
+    # (compare memoises them across runs), and a batch's padding changes the sums' order
+    assert np.allclose(epochs(Path(row["bundle"]).parent), epochs(alone.run_dir), rtol=1e-5)
+    ours = row["metrics"]["test:unseen"]
+    for key in ("accuracy", "macro_f1", "ece", "nll"):
+        assert ours[key] == pytest.approx(alone.metrics["test:unseen"][key], rel=1e-5)
 
 
 def test_compare_with_counts_writes_bundles_that_reload(tiny_bert: Path, tmp_path: Path) -> None:
@@ -556,12 +564,3 @@ def test_the_text_head_starts_as_the_probe_fitted_on_validation(
     assert np.allclose(head.weight.detach().numpy(), expected.weight, atol=1e-5)
     assert np.allclose(head.bias.detach().numpy(), expected.bias, atol=1e-5)
     assert meta["training"]["probe"]["C"] == expected.C
-
-    off = main(
-        TINY,
-        overrides(tiny_bert, tmp_path / "random", *still, "train.probe_init=false"),
-        progress=False,
-    )
-    assert json.loads((off.bundle / "bundle.json").read_text())["training"]["probe"] is None
-    random_head = load_bundle(off.bundle)[0].text_head[-1]
-    assert not np.allclose(random_head.weight.detach().numpy(), expected.weight, atol=1e-3)
