@@ -21,8 +21,8 @@ be reproduced by one command):
   on at a stated value: mention masking (``fused-no-mention-mask`` or
   ``fused-mention-mask-0.5``), mention swap (``fused-no-swap`` or ``fused-swap-0.5``) and FGM
   adversarial training (``fused-no-fgm`` or ``fused-fgm-1``); and the linear-probe start of the
-  text head (``fused-no-probe`` or ``fused-probe``), over every seed, since the choice of its
-  default rests on it.
+  text head (``fused-no-probe`` or ``fused-probe``, against what ``auto`` chose for the seed),
+  over every seed, since its automatic choice rests on it.
 Prints one table (mean ± std over seeds): val:unseen accuracy, every test set's accuracy and
 macro-F1, the ECE of the last test set after temperature scaling, and training time; then the
 explanation faithfulness of the first fused run (fusion/explain.py). Writes JSON. The table
@@ -108,12 +108,16 @@ TOGGLES: dict[str, tuple[str, float | bool]] = {
 }
 
 
-def ablation(config: RunConfig, setting: str) -> tuple[str, float | bool]:
-    """The ablation of a train ``setting`` (`TOGGLES`): off when ``config`` uses it, else on
-    at its stated value; the row name says which (``fused-no-swap``, ``fused-swap-0.5``,
-    ``fused-probe`` for a switch)."""
+def ablation(
+    config: RunConfig, setting: str, resolved: float | bool | None = None
+) -> tuple[str, float | bool]:
+    """The ablation of a train ``setting`` (`TOGGLES`): off when ``config`` uses it (or, when
+    it is ``auto``, when it ``resolved`` to on), else on at its stated value; the row name says
+    which (``fused-no-swap``, ``fused-swap-0.5``, ``fused-probe`` for a switch)."""
     name, on = TOGGLES[setting]
-    if getattr(config.train, setting) > 0:
+    value = getattr(config.train, setting)
+    current = resolved if value is None else value
+    if current:  # a share above 0, or a switch that is on
         return f"fused-no-{name}", type(on)(0)
     return (f"fused-{name}", on) if isinstance(on, bool) else (f"fused-{name}-{on:g}", on)
 
@@ -324,7 +328,8 @@ def _variant_config(
     name, train = variant.name, dict[str, Any](seed=seed)
     settings: dict[str, Any] = {"mode": variant.mode}
     if variant.toggle:
-        name, train[variant.toggle] = ablation(config, variant.toggle)
+        auto = plan.probe_init if variant.toggle == "probe_init" else None
+        name, train[variant.toggle] = ablation(config, variant.toggle, auto)
     if (variant.encoder or variant.toggle_counts) and not plan.resources.label_nodes:
         return None
     if variant.encoder:

@@ -57,6 +57,7 @@ Share = Annotated[Number, Field(ge=0.0, lt=1.0)]
 Rate = Annotated[Number, Field(ge=0.0, le=1.0)]
 TrackerName = Literal["none", "tensorboard", "mlflow", "wandb"]  # train.tracker
 AutoRate = Annotated[Rate | None, BeforeValidator(_auto), Field(json_schema_extra=_accepts_auto)]
+AutoSwitch = Annotated[Bool | None, BeforeValidator(_auto), Field(json_schema_extra=_accepts_auto)]
 AutoHops = Annotated[
     Annotated[Int, Field(ge=1, le=4)] | None,
     BeforeValidator(_auto),
@@ -300,7 +301,9 @@ class TrainSettings:
     - ``mask_mentions``: the text branch cannot memorise a name and has to use the graph, as for
       a name it has never seen.
     - ``probe_init``: a random text head is still learning when training stops, and tuning the
-      encoder under it distorts the features that carry over to unseen entities (fusion/probe.py).
+      encoder under it distorts the features that carry over to unseen entities; but a text head
+      that starts converged wins the competition with the KG branches where the KG carries the
+      signal (fusion/probe.py).
     - ``branch_loss``: without it the text branch, which can memorise a training text's names,
       fits the training set first and the KG branches stop learning (modality competition, Wang
       et al., CVPR 2020, "What makes training multi-modal classification networks hard?").
@@ -350,10 +353,12 @@ class TrainSettings:
         description="share of training texts whose linked names are masked, drawn anew each "
         "epoch, so the text branch cannot memorise a name",
     )
-    probe_init: bool = Field(
-        default=True,
+    probe_init: AutoSwitch = Field(
+        default=None,
         description="start the text head from a logistic regression on the frozen encoder's "
-        "text vectors, its C chosen on validation (linear probe, then fine-tune)",
+        "text vectors, its C chosen on validation (linear probe, then fine-tune); auto: for "
+        "text-only models, and where the KG's label paths do not lift the reference on "
+        "validation",
     )
     branch_loss: Number = Field(
         default=1.0,

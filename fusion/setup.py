@@ -76,7 +76,10 @@ class Workspace:
     feature_cache: tuple[FeatureCache, Path] | None = None  # the vectors kept between runs
     links: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # pooled, not normalized
-    hop_choices: dict[tuple[Any, ...], Choice] = field(default_factory=dict)  # `plan_run`'s memo
+    # `plan_run`'s memo: the hops choice and the reference's validation accuracy by hops
+    hop_choices: dict[tuple[Any, ...], tuple[Choice, dict[int, float]]] = field(
+        default_factory=dict
+    )
 
     def save_feature_cache(self) -> None:
         """Keep the node features embedded so far for the next run (``run/cache/``): only at the
@@ -181,6 +184,7 @@ class RunPlan:
     choices: dict[str, dict[str, object]]  # automatic setting -> value and reason
     hide_val_facts: bool = False  # whether val:unseen texts come without their label facts
     hidden: frozenset[int] = frozenset()  # entities whose label facts training and val miss
+    probe_init: bool = False  # train.probe_init resolved for a model with a KG branch
 
     @property
     def val_masked(self) -> list[bool]:
@@ -210,6 +214,9 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
     choices.update(masking.choices)
     hops = _resolve_hops(config, workspace, splits, label_nodes, train_ids, masking, selection)
     choices.update(hops.choices)
+    probe = resolve_probe_init(config, hops.scores)
+    if config.train.probe_init is None:
+        choices["train.probe_init"] = probe.to_dict()
     resolved = replace(
         config,
         subgraph=replace(config.subgraph, hops=hops.value),
@@ -241,6 +248,7 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
         choices,
         masking.hide_val_facts,
         masking.hidden,
+        bool(probe.value),
     )
 
 
@@ -365,6 +373,7 @@ def _mask_label_facts(
 class _Hops:
     value: int | None  # subgraph.hops, resolved (None only where it was never auto)
     choices: dict[str, dict[str, object]]
+    scores: dict[int, float]  # the reference's validation accuracy by hops (0: text alone)
 
 
 def _resolve_hops(
@@ -377,14 +386,15 @@ def _resolve_hops(
     selection: Selection,
 ) -> _Hops:
     """``subgraph.hops`` as set, or chosen (`_choose_hops`); tuning trials with the same seed,
-    masking and data share one choice through the workspace."""
+    masking and data share one choice through the workspace. The reference's scores are
+    measured also where hops are set but ``train.probe_init`` is auto (`resolve_probe_init`)."""
     hops = config.subgraph.hops
-    if hops is not None:
-        return _Hops(hops, {})
+    if hops is not None and config.train.probe_init is not None:
+        return _Hops(hops, {}, {})
     memo = (config.train.seed, masking.mask, repr(config.data), config.subgraph.max_sequences)
-    choice = workspace.hop_choices.get(memo)
-    if choice is None:
-        choice = _choose_hops(
+    known = workspace.hop_choices.get(memo)
+    if known is None:
+        known = _choose_hops(
             config,
             workspace,
             splits,
@@ -395,8 +405,42 @@ def _resolve_hops(
             selection,
             masking.hidden,
         )
-        workspace.hop_choices[memo] = choice
-    return _Hops(int(choice.value), {"subgraph.hops": choice.to_dict()})  # type: ignore[call-overload]
+        workspace.hop_choices[memo] = known
+    choice, scores = known
+    if hops is not None:
+        return _Hops(hops, {}, scores)
+    return _Hops(int(choice.value), {"subgraph.hops": choice.to_dict()}, scores)  # type: ignore[call-overload]
+
+
+def resolve_probe_init(config: RunConfig, scores: dict[int, float]) -> Choice:
+    """``train.probe_init: auto`` for a model with a KG branch (a text-only model always starts
+    from the probe): on where the KG's label paths do not lift the reference on validation.
+    There the text carries the signal and a converged start helps; where the KG carries what
+    the text lacks, a text head that starts converged fits the training set first and the KG
+    branches learn less (modality competition), so the head starts at random."""
+    if config.train.probe_init is not None:
+        return Choice(config.train.probe_init, "as set")
+    paths = {h: a for h, a in scores.items() if h > 0}
+    if 0 not in scores or not paths:
+        return Choice(
+            False,
+            "no reference to weigh the text against the KG's label paths (no label map, or a "
+            "triple store): the text head starts at random",
+        )
+    best = max(paths, key=lambda h: (paths[h], -h))
+    figures = f"text alone {scores[0]:.3f}, with {best}-hop label paths {paths[best]:.3f}"
+    if scores[0] >= paths[best]:
+        return Choice(
+            True,
+            f"the reference's validation accuracy: {figures}; the paths add "
+            "nothing, so the text head starts from the probe",
+        )
+    return Choice(
+        False,
+        f"the reference's validation accuracy: {figures}; the KG carries what "
+        "the text lacks, so the text head starts at random and leaves the KG branches "
+        "room to learn",
+    )
 
 
 def _choose_hops(
@@ -409,11 +453,12 @@ def _choose_hops(
     hide_val_facts: bool,
     selection: Selection,
     hidden: frozenset[int],
-) -> Choice:
+) -> tuple[Choice, dict[int, float]]:
     """``subgraph.hops: auto`` by the reference on validation (see fusion/reference.py)."""
     graph = workspace.graph.compiled
     if not label_nodes or graph is None:
-        return Choice(DEFAULT_HOPS, "no label map, or a triple store: no reference to choose by")
+        reason = "no label map, or a triple store: no reference to choose by"
+        return Choice(DEFAULT_HOPS, reason), {}
     rng = np.random.default_rng(config.train.seed)
     sample = np.arange(len(splits.train))
     if len(sample) > MAX_TEXTS:
@@ -435,7 +480,7 @@ def _choose_hops(
     index = {label: i for i, label in enumerate(splits.labels)}
     gold = np.array([index[e.label] for e in texts])
     n = len(sample)
-    choice, _ = choose_hops(
+    return choose_hops(
         counter,
         embeddings,
         walks,
@@ -444,4 +489,3 @@ def _choose_hops(
         np.arange(n, len(texts)),
         config.subgraph.max_sequences,
     )
-    return choice

@@ -218,10 +218,13 @@ def _train(
 def _probe_text_head(
     model: FusionClassifier, config: RunConfig, plan: RunPlan, workspace: Workspace
 ) -> dict[str, Any] | None:
-    """With ``train.probe_init``, set the text head to a logistic regression on the frozen
-    encoder's vectors (`fusion.probe`), its C chosen on the texts that select checkpoints.
+    """With ``train.probe_init`` (auto: always for a text-only model, else as the plan chose),
+    set the text head to a logistic regression on the frozen encoder's vectors
+    (`fusion.probe`), its C chosen on the texts that select checkpoints.
     Returns what was fitted, for the bundle's training record."""
-    if not config.train.probe_init or model.text_encoder is None:
+    setting = config.train.probe_init  # None: auto, resolved by `fusion.setup.plan_run`
+    wanted = setting if setting is not None else (config.model.mode == "text" or plan.probe_init)
+    if not wanted or model.text_encoder is None:
         return None
     splits = plan.splits
     index = {label: i for i, label in enumerate(splits.labels)}

@@ -67,3 +67,26 @@ def test_a_wider_head_reads_the_probe_on_the_text_columns_and_zero_elsewhere() -
     assert torch.equal(head.weight[:, 4:], torch.zeros(3, 6))
     with pytest.raises(ValueError, match="does not fit the text head"):
         load_probe(nn.Linear(3, 3), probe)
+
+
+def test_auto_starts_from_the_probe_only_where_the_kg_paths_add_nothing_on_validation() -> None:
+    from fusion.config import RunConfig, config_from_dict
+    from fusion.setup import resolve_probe_init
+
+    def config(probe: object) -> RunConfig:
+        return config_from_dict(
+            {
+                "kg": {"files": ["kg.nt"]},
+                "data": {"train": "t.csv"},
+                "train": {"probe_init": probe},
+            },
+            "a test config",
+        )
+
+    auto = config("auto")
+    text_strong = resolve_probe_init(auto, {0: 0.92, 1: 0.90, 2: 0.91, 3: 0.90})
+    kg_strong = resolve_probe_init(auto, {0: 0.39, 1: 0.39, 2: 0.62, 3: 0.78})
+    assert text_strong.value is True and "text alone 0.920" in text_strong.reason
+    assert kg_strong.value is False and "3-hop label paths 0.780" in kg_strong.reason
+    assert resolve_probe_init(auto, {}).value is False  # no reference: no evidence, random start
+    assert resolve_probe_init(config(True), {0: 0.1, 3: 0.9}).value is True  # as set

@@ -204,6 +204,18 @@ def test_compare_trains_every_variant_and_measures_faithfulness(
 
     config = load_config(TINY, overrides(tiny_bert, tmp_path / "cmp", "train.epochs=1"))
     report = compare(config, seeds=2, faithfulness_texts=5, progress=False)
+    probes = {  # (variant, seed) -> the training record's probe (None: a random text head)
+        (r["variant"], r["seed"]): json.loads((Path(r["bundle"]) / "bundle.json").read_text())[
+            "training"
+        ]["probe"]
+        for r in report["runs"]
+        if r["bundle"]
+    }
+    # the probe ablation flips, per seed, what train.probe_init: auto chose for fused
+    probe_rows = ["fused-no-probe" if probes["fused", s] else "fused-probe" for s in (0, 1)]
+    for seed, row in enumerate(probe_rows):
+        assert (probes[row, seed] is None) != (probes["fused", seed] is None)
+        assert probes["text", seed] is not None  # auto: a text-only model starts from it
     assert [r["variant"] for r in report["runs"]] == [
         "reference",
         "reference",
@@ -218,8 +230,7 @@ def test_compare_trains_every_variant_and_measures_faithfulness(
         "fused-mention-mask-0.5",
         "fused-swap-0.5",
         "fused-fgm-1",
-        "fused-no-probe",
-        "fused-no-probe",
+        *probe_rows,
         "fused-paths",
         "fused-paths",
         "graph-paths",
@@ -227,12 +238,6 @@ def test_compare_trains_every_variant_and_measures_faithfulness(
         "fused-no-counts",
     ]
     assert report["summary"]["text"]["seeds"] == [0, 1]
-    for record in report["runs"]:  # the probe ablation trains a random text head; graph, none
-        if record["bundle"]:
-            meta = json.loads((Path(record["bundle"]) / "bundle.json").read_text())
-            variant = record["variant"]
-            random_head = variant == "fused-no-probe" or variant.startswith("graph")
-            assert (meta["training"]["probe"] is None) == random_head
     assert set(report["summary"]["fused"]) >= {
         "val/accuracy",
         "test:unseen/macro_f1",
