@@ -328,8 +328,8 @@ def _variant_config(
     name, train = variant.name, dict[str, Any](seed=seed)
     settings: dict[str, Any] = {"mode": variant.mode}
     if variant.toggle:
-        auto = plan.probe_init if variant.toggle == "probe_init" else None
-        name, train[variant.toggle] = ablation(config, variant.toggle, auto)
+        resolved = getattr(plan.config.train, variant.toggle)  # what auto chose, if auto
+        name, train[variant.toggle] = ablation(config, variant.toggle, resolved)
     if (variant.encoder or variant.toggle_counts) and not plan.resources.label_nodes:
         return None
     if variant.encoder:

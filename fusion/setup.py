@@ -184,7 +184,6 @@ class RunPlan:
     choices: dict[str, dict[str, object]]  # automatic setting -> value and reason
     hide_val_facts: bool = False  # whether val:unseen texts come without their label facts
     hidden: frozenset[int] = frozenset()  # entities whose label facts training and val miss
-    probe_init: bool = False  # train.probe_init resolved for a model with a KG branch
 
     @property
     def val_masked(self) -> list[bool]:
@@ -217,10 +216,13 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
     probe = resolve_probe_init(config, hops.scores)
     if config.train.probe_init is None:
         choices["train.probe_init"] = probe.to_dict()
+    # the resolved train settings; `fusion.train` reads probe_init from here for auto only, as
+    # a text-only run that shares this plan (`kgfuse compare`) always starts from the probe
+    train = replace(config.train, mask_label_facts=masking.mask, probe_init=bool(probe.value))
     resolved = replace(
         config,
         subgraph=replace(config.subgraph, hops=hops.value),
-        train=replace(config.train, mask_label_facts=masking.mask),
+        train=train,
     )
     resources = Resources(
         graph,
@@ -248,7 +250,6 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
         choices,
         masking.hide_val_facts,
         masking.hidden,
-        bool(probe.value),
     )
 
 
@@ -387,9 +388,11 @@ def _resolve_hops(
 ) -> _Hops:
     """``subgraph.hops`` as set, or chosen (`_choose_hops`); tuning trials with the same seed,
     masking and data share one choice through the workspace. The reference's scores are
-    measured also where hops are set but ``train.probe_init`` is auto (`resolve_probe_init`)."""
+    measured also where hops are set but ``train.probe_init`` is auto and the model has both a
+    text head and a KG branch (`resolve_probe_init`)."""
     hops = config.subgraph.hops
-    if hops is not None and config.train.probe_init is not None:
+    probe_asks = config.train.probe_init is None and config.model.mode not in ("text", "graph")
+    if hops is not None and not probe_asks:
         return _Hops(hops, {}, {})
     memo = (config.train.seed, masking.mask, repr(config.data), config.subgraph.max_sequences)
     known = workspace.hop_choices.get(memo)
@@ -420,6 +423,12 @@ def resolve_probe_init(config: RunConfig, scores: dict[int, float]) -> Choice:
     branches learn less (modality competition), so the head starts at random."""
     if config.train.probe_init is not None:
         return Choice(config.train.probe_init, "as set")
+    if config.model.mode == "text":
+        return Choice(
+            True, "a text-only model: no KG branch for a converged text head to crowd out"
+        )
+    if config.model.mode == "graph":
+        return Choice(False, "a graph-only model has no text head")
     paths = {h: a for h, a in scores.items() if h > 0}
     if 0 not in scores or not paths:
         return Choice(

@@ -222,8 +222,9 @@ def _probe_text_head(
     set the text head to a logistic regression on the frozen encoder's vectors
     (`fusion.probe`), its C chosen on the texts that select checkpoints.
     Returns what was fitted, for the bundle's training record."""
-    setting = config.train.probe_init  # None: auto, resolved by `fusion.setup.plan_run`
-    wanted = setting if setting is not None else (config.model.mode == "text" or plan.probe_init)
+    setting = config.train.probe_init  # None: auto, resolved in the plan's config
+    auto = config.model.mode == "text" or bool(plan.config.train.probe_init)
+    wanted = setting if setting is not None else auto
     if not wanted or model.text_encoder is None:
         return None
     splits = plan.splits
