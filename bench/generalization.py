@@ -270,7 +270,12 @@ def measured_markdown(payload: dict[str, Any], seeded: str) -> list[str]:
     return [
         f"Measured {payload.get('created', '')[:10]} on {payload.get('cores', 2)} cores; "
         f"{payload['seeds']} seeds for {seeded} (mean ± std), the first seed for the others; "
-        f"the whole benchmark took {payload['minutes']:.0f} min.",
+        f"the last run took {payload['minutes']:.0f} min"
+        + (
+            " (a data set with its own date is from an earlier run)."
+            if any(measured_on(payload, r) for r in payload["results"].values())
+            else "."
+        ),
         "",
     ]
 
@@ -284,7 +289,7 @@ def markdown(payload: dict[str, Any]) -> str:
         trials = result.get("trials", TRIALS[name])
         out += [
             f"**{name}** (tune: {trials} trials, {sec.get('tune', 0) / 60:.0f} min; compare: "
-            f"{sec.get('compare', 0) / 60:.0f} min)",
+            f"{sec.get('compare', 0) / 60:.0f} min{measured_on(payload, result)})",
             "",
         ]
         out += rows_markdown(name, table(name, result["report"]), ece=True)
@@ -325,21 +330,50 @@ def finish(
     for name, value, goal, ok in checks:
         print(f"{name:60} {value:8.3f} {goal:>9}  {'met' if ok else 'MISSED'}")
     print(f"\nwhole benchmark: {minutes:.1f} min")
+    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     payload = relative_paths(
         {
-            "results": results,
+            "results": {name: {**r, "created": created} for name, r in results.items()},
             "checks": [{"name": n, "value": v, "goal": g, "ok": ok} for n, v, g, ok in checks],
             "minutes": minutes,
             "seeds": seeds,
             "quick": args.quick,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "created": created,
             "cores": os.cpu_count(),
         }
     )
+    if args.json and args.json.is_file():
+        payload = carry_over(json.loads(args.json.read_text(encoding="utf-8")), payload)
     if args.readme:
         write(payload)
     if args.json:
         write_json(args.json, payload)
+
+
+def carry_over(earlier: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` plus the data sets of ``earlier`` (the JSON file's last run) that it did not
+    measure (``--datasets`` named fewer), in `DATASETS` order, with their targets; each data
+    set keeps the date it was measured (``created``), which the README block shows."""
+    done = payload["results"]
+    kept = {
+        name: {**result, "created": result.get("created", earlier.get("created", ""))}
+        for name, result in earlier.get("results", {}).items()
+        if name not in done and name in DATASETS
+    }
+    if not kept:
+        return payload
+    results = {n: (done.get(n) or kept[n]) for n in DATASETS if n in done or n in kept}
+    checks = [c for c in earlier.get("checks", []) if c["name"].split(":")[0] in kept]
+    every = payload["checks"] + checks
+    order = list(results)
+    every.sort(key=lambda c: order.index(c["name"].split(":")[0]))
+    return {**payload, "results": results, "checks": every}
+
+
+def measured_on(payload: dict[str, Any], result: dict[str, Any]) -> str:
+    """``"; measured 2026-12-06"`` for a data set carried over from an earlier run, else ``""``."""
+    day = result.get("created", "")[:10]
+    return f"; measured {day}" if day and day != payload.get("created", "")[:10] else ""
 
 
 def write_readme(payload: dict[str, Any]) -> None:

@@ -33,6 +33,7 @@ from generalization import (
     data_overrides,
     finish,
     measured_markdown,
+    measured_on,
     replace_block,
     row_record,
     rows_markdown,
@@ -142,7 +143,11 @@ def markdown(payload: dict[str, Any]) -> str:
     out = measured_markdown(payload, "reference, text and both fused rows")
     for name, result in payload["results"].items():
         unseen = DATASETS[name][1]
-        out += [f"**{name}**", ""]
+        out += [
+            f"**{name}**"
+            + (f" ({measured_on(payload, result)[2:]})" if measured_on(payload, result) else ""),
+            "",
+        ]
         out += rows_markdown(name, result["rows"], ece=False)
         f = result.get("faithfulness")
         if f:

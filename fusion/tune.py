@@ -3,12 +3,14 @@
     kgfuse tune configs/pokedex.yaml --trials 20          # -> OUTPUT/tune/best.yaml
     kgfuse train OUTPUT/tune/best.yaml                    # the command it prints
 
-Each trial trains the config with settings drawn from `SPACE` by a TPE sampler (seeded by
-``train.seed``, so a study is repeatable; random for the first third of the trials), reports its
-validation score after every epoch, and is pruned when that score falls below the median of
-earlier trials at the same epoch. The score is
-what training selects on: val:unseen accuracy (fusion/setup.py). The objective never opens a test
-file: trials train on a copy of the config without ``data.tests``.
+The first trials are the settings the config gives, then kgfuse's defaults (where they
+differ): tuning never returns a config that scores below them on validation, and on a small
+budget the sampler's draws have a baseline to beat. `SPACE` is widened to hold the config's own
+values. The other trials draw from it with a TPE sampler (seeded by ``train.seed``, so a study is
+repeatable; random for the first third of the trials). Each trial reports its validation score
+after every epoch, and is pruned when that score falls below the median of earlier trials at the
+same epoch. The score is what training selects on: val:unseen accuracy (fusion/setup.py). The
+objective never opens a test file: trials train on a copy of the config without ``data.tests``.
 
 The study lives in ``OUTPUT/tune/study.db`` (SQLite): run the same command again after an
 interruption and it goes on where it stopped, until N trials are finished in all; the trial that
@@ -22,7 +24,7 @@ import hashlib
 import json
 import math
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,16 +39,19 @@ from kg.files import write_text
 
 console = Console()
 
-# What matters: learning rates, the counts' head, label-fact masking, mention masking, hidden
-# size, dropout and epochs. Hops are not drawn: every trial chooses them as training does, by the
-# reference on validation (fusion/reference.py), which compares 1 to 3 hops in seconds where a
-# trial takes minutes; a config that sets `subgraph.hops` keeps its value.
-SPACE: dict[str, tuple[Any, ...]] = {
+# What matters: learning rates, the counts' head, label-fact masking, mention masking, the
+# linear-probe start of the text head, hidden size, dropout and epochs (None: the setting's
+# `auto`). Hops are not drawn: every trial chooses them as training does, by the reference on
+# validation (fusion/reference.py), which compares 1 to 3 hops in seconds where a trial takes
+# minutes; a config that sets `subgraph.hops` keeps its value.
+Space = dict[str, tuple[Any, ...]]
+SPACE: Space = {
     "train.lr": ("log", 1e-3, 3e-2),
     "train.lora_lr": ("log", 2e-4, 5e-3),
     "model.counts_head": ("choice", "per_label", "concat"),
-    "train.mask_label_facts": ("choice", 0.0, 0.5, 1.0),
+    "train.mask_label_facts": ("choice", None, 0.0, 0.5, 1.0),
     "train.mask_mentions": ("choice", 0.0, 0.25, 0.5),
+    "train.probe_init": ("choice", None, True, False),
     "model.hidden": ("choice", 64, 128, 256),
     "model.dropout": ("float", 0.0, 0.3),
     "train.epochs": ("int", 2, 6),
@@ -58,10 +63,64 @@ STUDY_FILE = "study.db"
 BEST_FILE = "best.yaml"
 
 
-def suggest(trial: Any) -> dict[str, Any]:
-    """One value per `SPACE` key from an Optuna trial."""
+def settings_of(config: RunConfig, keys: Iterable[str] = SPACE) -> dict[str, Any]:
+    """``config``'s value of each dotted key (None: auto)."""
+    out = {}
+    for key in keys:
+        section, name = key.split(".")
+        out[key] = getattr(getattr(config, section), name)
+    return out
+
+
+def space_for(config: RunConfig) -> Space:
+    """`SPACE`, widened to hold ``config``'s own values (a choice it lacks, a bound it passes)
+    and kgfuse's defaults, so that both can run as trials."""
+    space: Space = {}
+    defaults = settings_of(default_settings(config))
+    for key, value in settings_of(config).items():
+        kind, *args = SPACE[key]
+        for own in (value, defaults[key]):
+            if kind == "choice":
+                args = args if any(_same(own, a) for a in args) else [*args, own]
+            else:
+                args = [min(args[0], own), max(args[1], own)]
+        space[key] = (kind, *args)
+    return space
+
+
+def default_settings(config: RunConfig) -> RunConfig:
+    """``config`` with every searched setting at kgfuse's default."""
+    data = config.to_dict()
+    for key in SPACE:
+        section, name = key.split(".")
+        data[section].pop(name, None)
+    return config_from_dict(data, "the default settings")
+
+
+def baselines(config: RunConfig) -> list[dict[str, Any]]:
+    """The trials every study starts with: the config's settings, then the defaults where they
+    differ."""
+    given, defaults = settings_of(config), settings_of(default_settings(config))
+    same = all(_same(given[k], defaults[k]) for k in given)
+    return [given] if same else [given, defaults]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of one kind: True is not 1, and 0.0 is not False (Optuna keeps them apart)."""
+    return a == b and type(a) is type(b)
+
+
+def study_name(space: Space) -> str:
+    """The study of a search space: another space (another config's values, or a newer kgfuse)
+    starts its own study in the same file, where Optuna would refuse the old one's choices."""
+    key = json.dumps({k: list(v) for k, v in space.items()}, sort_keys=True).encode()
+    return "kgfuse-" + hashlib.sha256(key).hexdigest()[:12]
+
+
+def suggest(trial: Any, space: Space = SPACE) -> dict[str, Any]:
+    """One value per ``space`` key from an Optuna trial."""
     params: dict[str, Any] = {}
-    for key, (kind, *args) in SPACE.items():
+    for key, (kind, *args) in space.items():
         if kind == "log":
             params[key] = trial.suggest_float(key, args[0], args[1], log=True)
         elif kind == "float":
@@ -108,9 +167,10 @@ def tune(
     root = Path(config.output) / "tune"
     root.mkdir(parents=True, exist_ok=True)
     base = without_tests(config)
+    space = space_for(config)
     study = optuna.create_study(
         storage=f"sqlite:///{root / STUDY_FILE}",
-        study_name="kgfuse",
+        study_name=study_name(space),
         direction="maximize",
         sampler=optuna.samplers.TPESampler(
             seed=config.train.seed,
@@ -119,11 +179,14 @@ def tune(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
         load_if_exists=True,
     )
+    if not study.trials:
+        for settings in baselines(config):
+            study.enqueue_trial(settings)
     _requeue_interrupted(study)
     workspace = Workspace.open(base, root)
 
     def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial)
+        params = suggest(trial, space)
         folder = trial_folder(root, params)
         cfg = replace(with_params(base, params), output=str(folder))
         plan = plan_run(cfg, workspace)
@@ -228,6 +291,8 @@ def write_best(config: RunConfig, best: Any, total: int, path: Path) -> None:
 
 
 def _short(value: Any) -> str:
+    if value is None:
+        return "auto"
     if isinstance(value, float) and value and not math.isclose(value, round(value, 3)):
         return f"{value:.3g}"
     return str(value)

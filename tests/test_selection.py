@@ -13,9 +13,10 @@ from safetensors.numpy import load_file
 
 import fusion.data
 from fusion.config import load_config
+from fusion.settings import TrainSettings
 from fusion.setup import SelectionWarning, Workspace, plan_run
 from fusion.train import run
-from fusion.tune import tune
+from fusion.tune import default_settings, settings_of, space_for, study_name, tune
 
 from .conftest import species_overrides
 
@@ -86,12 +87,24 @@ def test_tune_never_opens_a_test_file_and_resumes(
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(fusion.data, "read_examples", spy)
-    config = config_for(species_data, tiny_bert, tmp_path / "tuned", "train.epochs=1")
+    config = config_for(
+        species_data, tiny_bert, tmp_path / "tuned", "train.epochs=1", "model.hidden=24"
+    )
     ran: list[dict[str, Any]] = []
     summary = tune(config, trials=2, progress=False, on_trial=ran.append)
     tests = {str(species_data["seen"]), str(species_data["unseen"])}
     assert opened and not tests & set(opened)
     assert summary["trials"] == 2 and len(ran) == 2
+    # the baselines run first: the config as given (outside SPACE: 1 epoch, hidden 24), then
+    # kgfuse's defaults, so the best is never below either on validation
+    assert ran[0]["params"] == settings_of(config)
+    assert ran[0]["params"]["train.epochs"] == 1 and ran[0]["params"]["model.hidden"] == 24
+    defaults = settings_of(default_settings(config))
+    assert ran[1]["params"] == defaults
+    assert (
+        defaults["train.epochs"] == TrainSettings().epochs and defaults["train.probe_init"] is None
+    )
+    assert summary["score"] == max(r["score"] for r in ran)
     best = Path(summary["config"]).read_text(encoding="utf-8")
     assert best.startswith(f"# kgfuse train {summary['config']}")
     header = [line for line in best.splitlines() if line.startswith("#")]
@@ -165,17 +178,16 @@ def test_tune_closes_a_trial_a_kill_left_running_and_runs_its_settings_again(
     config = config_for(species_data, tiny_bert, tmp_path / "killed", "train.epochs=1")
     root = Path(config.output) / "tune"
     root.mkdir(parents=True)
+    name = study_name(space_for(config))
     study = optuna.create_study(
-        storage=f"sqlite:///{root / 'study.db'}", study_name="kgfuse", direction="maximize"
+        storage=f"sqlite:///{root / 'study.db'}", study_name=name, direction="maximize"
     )
     killed = study.ask()  # what a kill -9 in the middle of a trial leaves behind
     lr = killed.suggest_float("train.lr", 1e-3, 3e-2, log=True)
     summary = tune(config, trials=1, progress=False)
     states = [
         t.state.name
-        for t in optuna.load_study(
-            study_name="kgfuse", storage=f"sqlite:///{root / 'study.db'}"
-        ).trials
+        for t in optuna.load_study(study_name=name, storage=f"sqlite:///{root / 'study.db'}").trials
     ]
     assert states == ["FAIL", "COMPLETE"] and summary["complete"] == 1
     assert summary["params"]["train.lr"] == lr  # the interrupted settings ran again
