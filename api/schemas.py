@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from fusion.prediction import LinkedEntity, Prediction
-from kg.graph_path import DescribedPath, Node
+from kg.described_path import DescribedPath, Node
 
 
 class PredictBody(BaseModel):

@@ -13,7 +13,7 @@ from fusion.explain import explain
 from fusion.model import FusionClassifier
 from fusion.prediction import LinkedEntity, Prediction
 from fusion.resources import Prepared, Resources
-from kg.graph_path import DescribedPath
+from kg.described_path import DescribedPath
 from nlp.texts import check_texts
 
 

@@ -7,7 +7,7 @@ import json
 
 from pydantic import BaseModel, Field
 
-from kg.graph_path import DescribedPath
+from kg.described_path import DescribedPath
 
 
 class Candidate(BaseModel):

@@ -8,6 +8,8 @@ sub = graph.subgraph([psoriasis], hops=2, max_nodes=128)
 paths = graph.paths(psoriasis, graph.resolve("joint pain"), k=3)
 """
 
+from typing import TYPE_CHECKING
+
 from kg.config import KGConfig
 from kg.errors import (
     AmbiguousEntityError,
@@ -19,10 +21,23 @@ from kg.errors import (
 from kg.extend import extend, extend_triples, id_map
 from kg.graph import KnowledgeGraph, Neighbor, Triple
 from kg.graph import load_graph as open
-from kg.graph_path import DescribedPath, GraphPath
+from kg.graph_path import GraphPath
 from kg.load import load, open_or_load
 from kg.protocol import Graph
 from kg.subgraph import Subgraph
+
+if TYPE_CHECKING:
+    from kg.described_path import DescribedPath
+
+
+def __getattr__(name: str) -> object:
+    """``kg.DescribedPath``, imported on first use (pydantic: see kg/graph_path.py)."""
+    if name == "DescribedPath":
+        from kg.described_path import DescribedPath
+
+        return DescribedPath
+    raise AttributeError(f"module 'kg' has no attribute {name!r}")
+
 
 __all__ = [
     "AmbiguousEntityError",

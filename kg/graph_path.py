@@ -2,8 +2,10 @@
 explain a prediction (`fusion.explain`) and the paths the HTTP API returns.
 
 `GraphPath` holds entity and relation ids, which mean something only next to their graph;
-`GraphPath.describe` turns it into a `DescribedPath`, with IRIs and labels, which is what the
-CLI's ``--json`` output, a prediction's JSON record and the HTTP responses carry.
+`GraphPath.describe` turns it into a `kg.described_path.DescribedPath`, with IRIs and labels,
+which is what the CLI's ``--json`` output, a prediction's JSON record and the HTTP responses
+carry. That module is imported on the first ``describe``: its pydantic models cost ``import kg``
+a third of its time and 10 MB, and loading or querying a KG never shows a path.
 """
 
 from __future__ import annotations
@@ -11,46 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
-
 from kg.protocol import describe_triple
 from kg.values import Triple
 
 if TYPE_CHECKING:
+    from kg.described_path import DescribedPath
     from kg.protocol import Graph
 
 SCORE_DIGITS = 6  # a described path's score and attribution are rounded to this many decimals
-
-
-class Node(BaseModel):
-    """An entity or a relation of the KG."""
-
-    iri: str
-    label: str
-
-
-class Hop(BaseModel):
-    """One triple of the KG."""
-
-    subject: Node
-    predicate: Node
-    object: Node
-
-
-class DescribedPath(BaseModel):
-    """A `GraphPath` in IRIs and labels."""
-
-    score: float = Field(
-        description="path search: exp(-cost), higher for shorter paths through rarer nodes; "
-        "an explanation: how much the predicted class's log-odds drop without this path"
-    )
-    attribution: float | None = Field(
-        default=None,
-        description="the paths encoder's own score for an explanation: the summed gradients of "
-        "the predicted class's log-odds with respect to its steps (absent otherwise)",
-    )
-    text: str = Field(description="the path in words, arrows following each triple")
-    hops: list[Hop] = Field(description="each hop is one triple of the KG")
 
 
 @dataclass(frozen=True)
@@ -85,6 +55,8 @@ class GraphPath:
 
     def describe(self, graph: Graph) -> DescribedPath:
         """The path in IRIs and labels of ``graph`` (the graph its ids belong to)."""
+        from kg.described_path import DescribedPath, Hop  # pydantic: only where paths are shown
+
         attribution = self.attribution
         return DescribedPath(
             score=round(self.score, SCORE_DIGITS),

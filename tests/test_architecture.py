@@ -32,3 +32,14 @@ def test_layers_import_only_layers_below_them(layer: str) -> None:
         if _imported_layers(p) - allowed
     }
     assert offenders == {}, f"{layer} may import only {sorted(allowed)}"
+
+
+def test_loading_a_kg_imports_no_web_or_ml_stack() -> None:
+    # `import kg` is what kgfuse kg load and every KG benchmark pay before reading a triple
+    import subprocess
+    import sys
+
+    heavy = ["pydantic", "torch", "transformers", "spacy", "fastapi", "sklearn"]
+    code = f"import sys, kg; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -10,7 +10,7 @@ import pytest
 
 from fusion.predict import Predictor
 from fusion.prediction import Prediction
-from kg.graph_path import DescribedPath
+from kg.described_path import DescribedPath
 
 from .conftest import run_cli
 
