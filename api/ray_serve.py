@@ -31,7 +31,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from api.settings import RayOptions, ServeSettings
+from api.ray_settings import RayOptions
+from api.settings import ServeSettings
 from kg.errors import KGFuseError
 
 if TYPE_CHECKING:

@@ -14,15 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from api.settings import (
-    ApiKeys,
-    RayOptions,
-    ServeSettings,
-    SettingsError,
-    help_text,
-    option_of,
-    panel_of,
-)
+from api.ray_settings import RayOptions
+from api.settings import ApiKeys, ServeSettings, SettingsError, option_of, panel_of
+from api.settings_docs import help_text
 from fusion.bundle_crypto import KEY_ENV, BundleCryptoError, is_encrypted, read_header, read_key
 
 if TYPE_CHECKING:

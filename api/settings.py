@@ -1,13 +1,13 @@
-"""What `kgfuse serve` can be told: the bundle, limits, batching, keys, Ray. Checked when built.
+"""What `kgfuse serve` can be told: the bundle, limits, batching, keys. Checked when built.
 
-`ServeSettings`, `ApiKeys` and `RayOptions` (``--ray``) are pydantic dataclasses: each field's
-description, default and bounds are the one definition of the setting. ``kgfuse serve --help``
-(api/serve.py) and the README's table (`settings_markdown`) are built from them, and a bad value
-is a `SettingsError` listing every problem at once, each under the name the user typed: the
-option (``--max-batch``), the environment variable (``KGFUSE_READ_KEYS``) or the key file's
-line. Every default is safe to expose on a network.
+`ServeSettings` and `ApiKeys`, like `api.ray_settings.RayOptions` (``--ray``), are pydantic
+dataclasses: each field's description, default and bounds are the one definition of the
+setting. ``kgfuse serve --help`` (api/serve.py) and the README's table (api/settings_docs.py)
+are built from them, and a bad value is a `SettingsError` listing every problem at once, each
+under the name the user typed: the option (``--max-batch``), the environment variable
+(``KGFUSE_READ_KEYS``) or the key file's line. Every default is safe to expose on a network.
 
-Rewrite the README's table after changing a field: ``python -m api.settings README.md``.
+Rewrite the README's table after changing a field: ``python -m api.settings_docs README.md``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import sys
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -26,10 +25,8 @@ from pydantic.dataclasses import dataclass
 
 from fusion.config_keys import describe
 from kg.errors import KGFuseError
-from kg.files import marked_block, rewrite_marked_block
 
 MIN_KEY_LENGTH = 16
-BEGIN, END = "<!-- serve-settings:begin -->", "<!-- serve-settings:end -->"
 SETTINGS = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
@@ -60,7 +57,7 @@ def _option(name: str) -> Any:
     return {"option": name}
 
 
-def _checked(cls: type, values: Any, handler: Callable[[Any], Any]) -> Any:
+def checked(cls: type, values: Any, handler: Callable[[Any], Any]) -> Any:
     """Validate ``values``; every problem becomes one line of a `SettingsError`."""
     try:
         return handler(values)
@@ -91,7 +88,7 @@ class ApiKeys:
     @model_validator(mode="wrap")
     @classmethod
     def _all_at_once(cls, values: Any, handler: Callable[[Any], Any]) -> Any:
-        return _checked(cls, values, handler)
+        return checked(cls, values, handler)
 
     @property
     def reading_open(self) -> bool:
@@ -295,7 +292,7 @@ class ServeSettings:
     @model_validator(mode="wrap")
     @classmethod
     def _all_at_once(cls, values: Any, handler: Callable[[Any], Any]) -> Any:
-        return _checked(cls, values, handler)
+        return checked(cls, values, handler)
 
     @property
     def hot_triples(self) -> Path:
@@ -319,116 +316,6 @@ class ServeSettings:
         return {
             f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in hidden
         }
-
-
-def _ray(option: str) -> Any:
-    """Field metadata of a Ray option: its flag, and its panel of ``kgfuse serve --help``."""
-    return {"option": option, "panel": "Ray Serve"}
-
-
-@dataclass(frozen=True, config=SETTINGS)
-class RayOptions:
-    """How `kgfuse serve --ray` places the app on Ray (api/ray_serve.py). Checked when built:
-    first each value, then how they combine.
-
-    Giving both autoscaling bounds switches autoscaling on; ``replicas`` is then ignored.
-    """
-
-    replicas: int = Field(
-        default=1,
-        ge=1,
-        description="replicas, each with its own model",
-        json_schema_extra=_ray("--replicas"),
-    )
-    autoscale_min: int | None = Field(
-        default=None,
-        ge=0,
-        description="autoscale between this and --autoscale-max replicas (replaces --replicas; "
-        "0: scale to zero)",
-        json_schema_extra=_ray("--autoscale-min"),
-    )
-    autoscale_max: int | None = Field(
-        default=None,
-        ge=1,
-        description="most replicas when autoscaling",
-        json_schema_extra=_ray("--autoscale-max"),
-    )
-    target_ongoing_requests: float | None = Field(
-        default=None,
-        gt=0,
-        description="requests in flight per replica the autoscaler aims at (none: Ray's 2)",
-        json_schema_extra=_ray("--target-ongoing-requests"),
-    )
-    upscale_delay_s: float | None = Field(
-        default=None,
-        ge=0,
-        description="seconds the load must stay above the target before a replica is added "
-        "(none: Ray's 30)",
-        json_schema_extra=_ray("--upscale-delay"),
-    )
-    downscale_delay_s: float | None = Field(
-        default=None,
-        ge=0,
-        description="seconds the load must stay below the target before a replica is removed "
-        "(none: Ray's 600)",
-        json_schema_extra=_ray("--downscale-delay"),
-    )
-    replica_cpus: float = Field(
-        default=1.0,
-        gt=0,
-        description="CPUs Ray reserves per replica (also its OpenMP threads)",
-        json_schema_extra=_ray("--replica-cpus"),
-    )
-    address: str | None = Field(
-        default=None,
-        description="join a running cluster: 'auto' (this node's) or 'ray://HEAD:10001' (none: "
-        "start a local Ray instance)",
-        json_schema_extra=_ray("--ray-address"),
-    )
-    num_cpus: int | None = Field(
-        default=None,
-        ge=1,
-        description="CPUs of the local Ray instance (none: every core)",
-        json_schema_extra=_ray("--ray-num-cpus"),
-    )
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _all_at_once(cls, values: Any, handler: Callable[[Any], Any]) -> Any:
-        options: RayOptions = _checked(cls, values, handler)
-        if problems := options._conflicts():
-            raise SettingsError.listing(problems)
-        return options
-
-    @property
-    def autoscaling(self) -> bool:
-        return self.autoscale_min is not None and self.autoscale_max is not None
-
-    def _conflicts(self) -> list[tuple[str, str]]:
-        """Values that are each fine but do not go together, as ``(field, problem)`` pairs."""
-        low, high = self.autoscale_min, self.autoscale_max
-        low_flag, high_flag = (
-            option_of(RayOptions, "autoscale_min"),
-            option_of(RayOptions, "autoscale_max"),
-        )
-        bounds = f"{low_flag} and {high_flag}"
-        problems = []
-        if (low is None) != (high is None):
-            given = "autoscale_min" if high is None else "autoscale_max"
-            problems.append((given, f"autoscaling needs both {bounds}"))
-        elif low is not None and high is not None and high < low:
-            problems.append(
-                ("autoscale_max", f"must be at least {low_flag} (got {high}, min {low})")
-            )
-        if not self.autoscaling:
-            for name in ("target_ongoing_requests", "upscale_delay_s", "downscale_delay_s"):
-                if getattr(self, name) is not None:
-                    problems.append((name, f"needs {bounds}"))
-        if self.num_cpus is not None and self.address is not None:
-            cluster = f"{option_of(RayOptions, 'address')} {self.address}"
-            why = "sizes a local Ray instance; a cluster's size is set by `ray start`"
-            problems.append(("num_cpus", f"{why} (got {cluster})"))
-        return problems
 
 
 # ----------------------------------------------------------------- problems, in the user's words
@@ -491,49 +378,3 @@ def _message(cls: type, name: str, errors: list[Any], names: list[str]) -> str:
     shown = repr(errors[0]["input"])
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
     return f"must be {_expected(_properties(cls).get(name, {}))} (got {shown})"
-
-
-# ----------------------------------------------------------------- help and README
-
-
-def help_text(name: str, cls: type = ServeSettings) -> str:
-    """The description of ``cls``'s field ``name`` as a sentence: ``kgfuse serve --help``."""
-    description = vars(cls)["__pydantic_fields__"][name].description or ""
-    return description[:1].upper() + description[1:] + "."
-
-
-def _default_text(value: Any) -> str:
-    if value is None or value == ():
-        return "none"
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def settings_markdown() -> str:
-    """The README's table of serve settings (between its `BEGIN` and `END` markers)."""
-    lines = ["| `kgfuse serve` option | default | meaning |", "| --- | --- | --- |"]
-    for defaults, after in ((ServeSettings(bundle=Path(".")), ""), (RayOptions(), " (`--ray`)")):
-        cls = type(defaults)
-        for f in dataclasses.fields(cls):
-            option = option_of(cls, f.name)
-            if option.startswith("--"):
-                default = _default_text(getattr(defaults, f.name))
-                lines.append(f"| `{option}`{after} | {default} | {help_text(f.name, cls)} |")
-    for name in ("read", "admin"):
-        lines.append(
-            f"| `{option_of(ApiKeys, name)}` (environment) | none | {help_text(name, ApiKeys)} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def readme_with_settings(text: str) -> str:
-    """``text`` (a README) with the block between `BEGIN` and `END` replaced by the table."""
-    return marked_block(text, BEGIN, END, settings_markdown(), "the README")
-
-
-if __name__ == "__main__":  # python -m api.settings README.md
-    readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
-    rewrite_marked_block(readme, BEGIN, END, settings_markdown())

@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.ray_serve import APP_NAME, connect, deploy, deployment_options, require_ray
-from api.settings import RayOptions, ServeSettings, SettingsError
+from api.ray_settings import RayOptions
+from api.settings import ServeSettings, SettingsError
 from tests.conftest import REPO, run_cli
 
 pytestmark = [

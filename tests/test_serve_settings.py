@@ -10,18 +10,9 @@ from typing import Any
 import pytest
 import typer
 
-from api.settings import (
-    BEGIN,
-    END,
-    ApiKeys,
-    RayOptions,
-    ServeSettings,
-    SettingsError,
-    help_text,
-    option_of,
-    readme_with_settings,
-    settings_markdown,
-)
+from api.ray_settings import RayOptions
+from api.settings import ApiKeys, ServeSettings, SettingsError, option_of
+from api.settings_docs import BEGIN, END, help_text, readme_with_settings, settings_markdown
 from kg.errors import KGFuseError
 from tests.conftest import run_cli_in_process
 
@@ -139,7 +130,7 @@ def test_serve_settings_readme_table_is_the_models_table() -> None:
     block = readme.split(BEGIN, 1)[1].split(END, 1)[0]
     assert block == "\n" + settings_markdown(), (
         "README.md's serve settings table differs from api/settings.py: run "
-        "`python -m api.settings README.md`"
+        "`python -m api.settings_docs README.md`"
     )
     assert readme_with_settings(readme) == readme
     assert "| `--max-texts` | 64 | Texts per POST /v1/predict request;" in block
