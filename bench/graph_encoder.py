@@ -6,9 +6,10 @@ encoder, against the reference; and the training options, each on and off.
 For each shared data set (the data sets and splits of bench/generalization.py: pokedex species,
 symptom2disease held-out symptoms, demo), one ``kgfuse compare configs/NAME.yaml --seeds S``
 with the config's settings and the paths encoder (``model.graph_encoder=paths``), and the rows:
-reference, text, fused with paths and fused with the RGCN over S seeds; graph-only with each encoder, fused-no-gnn (text plus the label counts),
-and fused with each training option toggled (mention masking, mention swap, FGM) on the first
-seed; the explanation faithfulness of the first fused run (top 3 paths and the top path alone).
+reference (text and label-path counts), the counts-only reference (the bar of a model that
+reads no text), text, fused with paths and fused with the RGCN, and graph-only with each encoder,
+over S seeds; fused-no-gnn (text plus the label counts) and fused with each training option
+toggled (mention masking, mention swap, FGM) on the first seed; the explanation faithfulness of the first fused run (top 3 paths and the top path alone).
 Every choice in those configs was made on validation; test figures are read only here, to
 report. Two data sets run at a time, one torch thread each, so the s/epoch figures compare rows
 of one data set, not data sets.
@@ -44,7 +45,7 @@ from generalization import (
 README = REPO / "README.md"
 BEGIN, END = "<!-- graph-encoder:begin -->", "<!-- graph-encoder:end -->"
 COMPARE_ROWS = (
-    "reference,text,fused,fused-encoder,graph,graph-encoder,fused-no-gnn,"
+    "reference,reference-counts,text,fused,fused-encoder,graph,graph-encoder,fused-no-gnn,"
     "fused-counts,fused-mentions,fused-swap,fused-fgm"
 )
 OPTION_PREFIXES = ("fused-no-", "fused-counts", "fused-mention-mask-", "fused-swap-", "fused-fgm-")
@@ -88,7 +89,7 @@ def encoders(report: dict[str, Any]) -> dict[str, str]:
 def rows(name: str, report: dict[str, Any]) -> list[dict[str, Any]]:
     """One record per row: the reference, text, each encoder's, then the options'."""
     s, names = report["summary"], encoders(report)
-    order = ["reference", "text", *names, "fused-no-gnn"]
+    order = ["reference", "reference-counts", "text", *names, "fused-no-gnn"]
     order += [r for r in s if r.startswith(OPTION_PREFIXES) and r not in order]
     return [row_record(name, s, row, names.get(row, row)) for row in order if row in s]
 
@@ -106,12 +107,14 @@ def checks(name: str, report: dict[str, Any]) -> list[tuple[str, float, str, boo
     mine = report.get("graph_encoder", "rgcn")
     paths, rgcn = ("fused", "fused-rgcn") if mine == "paths" else ("fused-paths", "fused")
     graph_paths = "graph" if mine == "paths" else "graph-paths"
+    # a graph-only model reads no text: its bar is the reference on the label-path counts alone
+    bar = acc("reference-counts")
     out = [
         (
-            f"{name}: graph (paths) - reference, unseen",
-            acc(graph_paths) - acc("reference"),
+            f"{name}: graph (paths) - counts-only reference, unseen",
+            acc(graph_paths) - bar,
             ">= 0",
-            acc(graph_paths) >= acc("reference"),
+            acc(graph_paths) >= bar,
         )
     ]
     gain = acc(paths) - acc("fused-no-gnn")
@@ -140,7 +143,7 @@ def checks(name: str, report: dict[str, Any]) -> list[tuple[str, float, str, boo
 
 
 def markdown(payload: dict[str, Any]) -> str:
-    out = measured_markdown(payload, "reference, text and both fused rows")
+    out = measured_markdown(payload, "the references, text, both fused and both graph rows")
     for name, result in payload["results"].items():
         unseen = DATASETS[name][1]
         out += [

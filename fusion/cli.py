@@ -324,14 +324,14 @@ def compare_command(
     from fusion.compare import write_json as write_report
     from fusion.config import load_config
 
-    variants, with_reference = pick_variants(rows)
+    variants, references = pick_variants(rows)
     report = compare(
         load_config(config, overrides or []),
         seeds=seeds,
         variants=variants,
         faithfulness_texts=faithfulness_texts,
         with_default=with_default,
-        with_reference=with_reference,
+        references=references,
     )
     print_report(report)
     if json_out is not None:

@@ -7,10 +7,12 @@ be reproduced by one command):
 - ``fused``: text + graph as the config says, over every seed;
 - ``reference``: frozen encoder embeddings + label-path counts by relation sequence, read by a
   logistic regression whose C is chosen on val:unseen (fusion/reference.py): the strong simple
-  baseline fused has to beat, over every seed (seconds each);
+  baseline fused has to beat, over every seed (seconds each); ``reference-counts``: the same
+  regression on the label-path counts alone, the bar of a model that reads no text (``graph``);
 - ``default`` (``--with-default``): fused with the config's KG, data and label map only, every
   other setting kgfuse's own, over every seed;
-- ``graph``: the graph encoder alone; ``counter``: the text vector plus the label counts, no GNN;
+- ``graph``: the graph encoder alone, over every seed; ``counter``: the text vector plus the label
+  counts, no GNN;
 - the graph-encoder ablations (with a label map): fused and graph with the encoder the config
   does not use (``fused-paths`` and ``graph-paths``, or ``fused-rgcn`` and ``graph-rgcn``), and
   ``fused-no-gnn``: the text plus the label counts, read as fused reads them, no graph encoder;
@@ -57,6 +59,7 @@ console = Console()
 
 # print_report and write_json (fusion/compare_report.py) are imported from here by the CLI
 __all__ = [
+    "REFERENCES",
     "TOGGLES",
     "VARIANTS",
     "Variant",
@@ -86,7 +89,7 @@ class Variant:
 VARIANTS = (
     Variant("text", "text", True),
     Variant("fused", "fused", True),
-    Variant("graph", "graph", False),
+    Variant("graph", "graph", True),
     Variant("counter", "counter", False),
     Variant("fused-shuffled", "fused", False, "shuffled"),
     Variant("fused-no-kg", "fused", False, "none"),
@@ -95,7 +98,7 @@ VARIANTS = (
     Variant("fused-fgm", "fused", False, toggle="adversarial"),
     Variant("fused-probe", "fused", True, toggle="probe_init"),
     Variant("fused-encoder", "fused", True, encoder="other"),
-    Variant("graph-encoder", "graph", False, encoder="other"),
+    Variant("graph-encoder", "graph", True, encoder="other"),
     Variant("fused-no-gnn", "fused", False, encoder="none"),
     Variant("fused-counts", "fused", False, toggle_counts=True),
 )
@@ -122,22 +125,26 @@ def ablation(
     return (f"fused-{name}", on) if isinstance(on, bool) else (f"fused-{name}-{on:g}", on)
 
 
-def pick_variants(rows: str) -> tuple[tuple[Variant, ...], bool]:
-    """(variants, with_reference) from ``--rows`` (comma-separated names; "" for all).
+# the regressions compare fits (fusion/reference.py), by row name: does the row read the text?
+REFERENCES = {"reference": True, "reference-counts": False}
+
+
+def pick_variants(rows: str) -> tuple[tuple[Variant, ...], tuple[str, ...]]:
+    """(variants, references) from ``--rows`` (comma-separated names; "" for all).
 
     Raises:
         ConfigError: an unknown row, named with the known ones.
     """
     names = [r.strip() for r in rows.split(",") if r.strip()]
     if not names:
-        return VARIANTS, True
+        return VARIANTS, tuple(REFERENCES)
     known = {v.name: v for v in VARIANTS}
-    unknown = [n for n in names if n not in known and n != "reference"]
+    unknown = [n for n in names if n not in known and n not in REFERENCES]
     if unknown:
         raise ConfigError(
-            f"unknown row(s) {unknown} for --rows; choose from reference, {', '.join(known)}"
+            f"unknown row(s) {unknown} for --rows; choose from {', '.join([*REFERENCES, *known])}"
         )
-    return tuple(v for v in VARIANTS if v.name in names), "reference" in names
+    return tuple(v for v in VARIANTS if v.name in names), tuple(r for r in REFERENCES if r in names)
 
 
 def encoder_ablation(config: RunConfig) -> str:
@@ -173,9 +180,12 @@ def default_config(config: RunConfig) -> RunConfig:
     return config_from_dict(kept, "the default config")
 
 
-def evaluate_reference(plan: RunPlan, workspace: Workspace) -> dict[str, dict[str, Any]]:
+def evaluate_reference(
+    plan: RunPlan, workspace: Workspace, text: bool = True
+) -> dict[str, dict[str, Any]]:
     """The reference (fusion/reference.py) trained on ``plan``'s training texts, C and
-    temperature chosen on what validation selects on, scored on val:unseen and every test set."""
+    temperature chosen on what validation selects on, scored on val:unseen and every test set.
+    ``text=False``: on the label-path counts alone (``reference-counts``)."""
     graph, resources, splits = workspace.graph.compiled, plan.resources, plan.splits
     if not resources.label_nodes or graph is None:
         raise ConfigError(
@@ -197,9 +207,9 @@ def evaluate_reference(plan: RunPlan, workspace: Workspace) -> dict[str, dict[st
         ]
         if part == "train":
             counter.sequences = fit_sequences(walks, plan.config.subgraph.max_sequences)
-        x = np.hstack(
-            [workspace.embed([e.text for e in examples]), count_features(counter, walks, hops)]
-        )
+        x = count_features(counter, walks, hops)
+        if text:
+            x = np.hstack([workspace.embed([e.text for e in examples]), x])
         return x, np.array([index[e.label] for e in examples])
 
     tx, ty = features("train", splits.train, plan.train_masked)
@@ -230,7 +240,7 @@ def compare(
     faithfulness_texts: int = 200,
     progress: bool = True,
     with_default: bool = False,
-    with_reference: bool = True,
+    references: tuple[str, ...] = tuple(REFERENCES),
 ) -> dict[str, Any]:
     """Train every variant (``seeds`` seeds for the seeded ones) and the reference and default
     runs when asked, under ``config.output/compare``; the report `print_report` prints: every
@@ -246,10 +256,11 @@ def compare(
     first = config.train.seed
     plans = _Plans(config, workspace)
     runs: list[dict[str, Any]] = []
-    for seed in range(first, first + seeds) if with_reference else ():
-        started = time.perf_counter()
-        metrics = evaluate_reference(plans.for_seed(seed), workspace)
-        runs.append(record("reference", seed, None, metrics, time.perf_counter() - started))
+    for name in references:
+        for seed in range(first, first + seeds):
+            started = time.perf_counter()
+            metrics = evaluate_reference(plans.for_seed(seed), workspace, text=REFERENCES[name])
+            runs.append(record(name, seed, None, metrics, time.perf_counter() - started))
     first_fused = _train_variants(config, variants, seeds, plans, workspace, base, progress, runs)
     if with_default:
         _train_defaults(config, seeds, base, progress, runs)

@@ -219,10 +219,13 @@ def test_compare_trains_every_variant_and_measures_faithfulness(
     assert [r["variant"] for r in report["runs"]] == [
         "reference",
         "reference",
+        "reference-counts",
+        "reference-counts",
         "text",
         "text",
         "fused",
         "fused",
+        "graph",
         "graph",
         "counter",
         "fused-shuffled",
@@ -233,6 +236,7 @@ def test_compare_trains_every_variant_and_measures_faithfulness(
         *probe_rows,
         "fused-paths",
         "fused-paths",
+        "graph-paths",
         "graph-paths",
         "fused-no-gnn",
         "fused-no-counts",
@@ -245,6 +249,7 @@ def test_compare_trains_every_variant_and_measures_faithfulness(
         "seconds_per_epoch",
     }
     assert set(report["summary"]["reference"]) >= {"test:unseen/accuracy", "test:unseen/ece"}
+    assert set(report["summary"]["reference-counts"]) >= {"test:unseen/accuracy"}
     faithful = report["faithfulness"]
     assert faithful["test"] == "unseen" and faithful["texts"] >= 1
     assert {"comp", "comp_random", "suff", "suff_random", "ratio"} <= set(faithful)
@@ -258,7 +263,7 @@ def test_compare_trains_every_variant_and_measures_faithfulness(
         ),
         progress=False,
     )
-    row = report["runs"][3]
+    row = report["runs"][5]
     assert row["variant"] == "text" and row["seed"] == 1
 
     def epochs(run_dir: Path) -> list[tuple[float, float]]:
@@ -273,16 +278,36 @@ def test_compare_trains_every_variant_and_measures_faithfulness(
         assert ours[key] == pytest.approx(alone.metrics["test:unseen"][key], rel=1e-5)
 
 
+def test_the_counts_only_reference_reads_no_text(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the bar of a model that reads no text (graph): the reference's regression, counts only
+    from fusion.compare import evaluate_reference
+    from fusion.setup import Workspace, plan_run
+
+    config = load_config(TINY, overrides(tiny_bert, tmp_path / "ref", "train.epochs=1"))
+    workspace = Workspace.open(config, None)
+    plan = plan_run(config, workspace)
+    with_text = evaluate_reference(plan, workspace)
+
+    def no_text(texts: list[str]) -> None:
+        raise AssertionError(f"the counts-only reference embedded {len(texts)} texts")
+
+    monkeypatch.setattr(workspace, "embed", no_text)
+    counts_only = evaluate_reference(plan, workspace, text=False)
+    assert set(counts_only) == set(with_text) and "test:unseen" in counts_only
+
+
 def test_compare_with_counts_writes_bundles_that_reload(tiny_bert: Path, tmp_path: Path) -> None:
     """With ``model.counts`` only the fused and counter variants read counts (fused-no-counts
     being the fused model without them); bundles reload."""
-    from fusion.compare import compare
+    from fusion.compare import REFERENCES, compare
 
     more = ("train.epochs=1", "model.counts=true", "subgraph.counts=relations")
     config = load_config(TINY, overrides(tiny_bert, tmp_path / "cmp", *more))
     report = compare(config, seeds=1, faithfulness_texts=0, progress=False)
     for entry in report["runs"]:
-        if entry["variant"] == "reference":
+        if entry["variant"] in REFERENCES:  # a regression: no bundle
             continue
         model, _, _ = load_bundle(entry["bundle"])
         variant = entry["variant"]
@@ -477,10 +502,12 @@ def test_paths_encoder_trains_with_the_options_and_explains_from_its_gradients(
 def test_compare_rows_are_picked_by_name_and_an_unknown_one_is_refused() -> None:
     from fusion.compare import pick_variants
 
-    variants, with_reference = pick_variants("reference, text,fused-no-gnn")
-    assert [v.name for v in variants] == ["text", "fused-no-gnn"] and with_reference
-    variants, with_reference = pick_variants("")
-    assert len(variants) > 5 and with_reference
+    variants, references = pick_variants("reference, text,fused-no-gnn")
+    assert [v.name for v in variants] == ["text", "fused-no-gnn"] and references == ("reference",)
+    variants, references = pick_variants("reference-counts,graph")
+    assert [v.name for v in variants] == ["graph"] and references == ("reference-counts",)
+    variants, references = pick_variants("")
+    assert len(variants) > 5 and references == ("reference", "reference-counts")
     with pytest.raises(ConfigError, match=r"unknown row\(s\) \['fused-gat'\].*fused-no-gnn"):
         pick_variants("fused,fused-gat")
 
