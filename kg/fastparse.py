@@ -59,7 +59,6 @@ _LANG = re.compile(rb"[a-zA-Z]{2,3}(?:-[a-zA-Z]{4})?(?:-(?:[a-zA-Z]{2}|[0-9]{3})
 _STRING = re.compile(rb'"([^"\n]*)"')  # no escapes reach here (a backslash sends to pyoxigraph)
 _COMMENT_LINE = re.compile(rb"(?m)^[ \t]*#[^\n]*")
 _EMPTY_LINES = re.compile(rb"\n\n+")
-_COMMENT_MARKS = (b"\n#",)  # indented comment lines are left to pyoxigraph
 _NUMBER = {
     vocab.XSD + "integer": re.compile(rb"[+-]?[0-9]+"),
     vocab.XSD + "decimal": re.compile(rb"[+-]?[0-9]*\.[0-9]+"),
@@ -139,6 +138,11 @@ class _Reject(Exception):
     """The text is outside the subset: pyoxigraph reads the file instead."""
 
 
+class _Comments(Exception):
+    """The chunk has a comment (a token starting with ``#``); raised before anything of the
+    chunk is kept, so that it can be read again with its whole-line comments removed."""
+
+
 def read_simple(data: bytes | IO[bytes], fmt: str, tag: str) -> Triples | None:
     """Every triple of ``data`` (a whole ``ntriples`` or ``turtle`` file), or None when the
     file is outside the subset this reader accepts (then pyoxigraph must read it).
@@ -155,9 +159,14 @@ def read_simple(data: bytes | IO[bytes], fmt: str, tag: str) -> Triples | None:
     prefixes: dict[bytes, str] = {}
     try:
         for n, chunk in enumerate(_chunks(data)):
-            if _has_any(chunk, b"\\\r\x00\x0b\x0c") or b'"""' in chunk:
+            # escapes, CR, NUL, VT, FF go to pyoxigraph; a '"""' string fails the grammar check
+            if _has_any(chunk, b"\\\r\x00\x0b\x0c"):
                 return None
-            _read_chunk(chunk, fmt, tag, out, seen, prefixes, first=n == 0)
+            try:
+                _read_chunk(chunk, fmt, tag, out, seen, prefixes, first=n == 0)
+            except _Comments:  # rare: read again without its whole-line comments
+                text = _COMMENT_LINE.sub(b"", chunk)
+                _read_chunk(text, fmt, tag, out, seen, prefixes, first=n == 0, comments=False)
     except (_Reject, UnicodeDecodeError):
         return None
     return out
@@ -195,15 +204,26 @@ def _read_chunk(
     seen: _Tokens,
     prefixes: dict[bytes, str],
     first: bool,
+    comments: bool = True,
 ) -> None:
-    if text.startswith(b"#") or any(m in text for m in _COMMENT_MARKS):
-        text = _COMMENT_LINE.sub(b"", text)  # whole-line comments; others go to pyoxigraph
+    """Add the statements of ``text`` to ``out``. With ``comments``, a comment raises
+    `_Comments` (nothing kept yet); the caller strips whole-line comments and calls again with
+    ``comments=False``, where a comment left (after a statement) is outside the subset. This
+    finds comments among the tokens, which costs nothing, instead of scanning every chunk."""
     parts = _STRING.split(text)  # text, literal, text, ...: literals out, so split() can cut
-    tokens = b'""'.join(parts[0::2]).split()
-    ids, fresh = _intern(tokens, fmt, seen.ids)
+    plain = b'""'.join(parts[0::2])
+    tokens = plain.split()
     strings = parts[1::2]
     if not tokens:
         return
+    try:
+        ids, fresh = _intern(tokens, fmt, seen.ids)
+    except _Reject:
+        if comments and any(t[:1] == b"#" for t in tokens):
+            raise _Comments from None
+        raise
+    if comments and any(t[:1] == b"#" for t in fresh):  # never interned: a "#" token is BAD
+        raise _Comments
     first_new = len(seen.unique)
     seen.add(fresh, _kinds(fresh, fmt))
     ids = _fill(ids, tokens, fmt, seen.ids)
@@ -212,7 +232,7 @@ def _read_chunk(
     if (kinds[start:] == PREFIX).any() or (seen.kinds[first_new:] == BAD).any():
         raise _Reject
     if fmt == "ntriples":
-        _check_one_statement_per_line(b'""'.join(parts[0::2]), kinds)
+        _check_one_statement_per_line(plain, kinds)
         subject, predicate, obj = _ntriples_roles(kinds)
     else:
         subject, predicate, obj = _turtle_roles(kinds[start:])
@@ -259,11 +279,6 @@ def _fill(ids: np.ndarray, tokens: list[bytes], fmt: str, known: dict[bytes, int
         got = map(known.__getitem__, compress(tokens, missing.tolist()))
         ids[missing] = np.fromiter(got, dtype=np.int64, count=int(missing.sum()))
     return ids
-
-
-def _interleave(parts: list[bytes]) -> list[bytes]:
-    """The text `_STRING.split` cut, with the literals' quotes put back."""
-    return [p if i % 2 == 0 else b'"' + p + b'"' for i, p in enumerate(parts)]
 
 
 def _kinds(unique: list[bytes], fmt: str) -> np.ndarray:
@@ -359,11 +374,13 @@ def _directives(tokens: list[bytes], kinds: np.ndarray, prefixes: dict[bytes, st
 def _check_one_statement_per_line(text: bytes, kinds: np.ndarray) -> None:
     """N-Triples puts one statement on each line: once runs of empty lines are one, every
     newline but a leading one follows `` .``, and there are as many statements as lines."""
-    if b"\n\n" in text:
+    newlines, ends = text.count(b"\n"), text.count(b" .\n")
+    if newlines != ends:  # an empty line (or a statement cut by a newline): the slow check
         text = _EMPTY_LINES.sub(b"\n", text)
+        newlines = text.count(b"\n")
     ending = text.endswith(b" .")
-    lines = text.count(b" .\n") + ending
-    if text.count(b"\n") != lines - ending + text.startswith(b"\n"):
+    lines = ends + ending
+    if newlines != lines - ending + text.startswith(b"\n"):
         raise _Reject
     if not (ending or not text or text.endswith(b"\n")):
         raise _Reject
