@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import compress, repeat
+from itertools import compress
 from typing import IO, NamedTuple
 
 import numpy as np
@@ -109,12 +109,34 @@ class Triples:
     _blank_keys: dict[bytes, str] = field(default_factory=dict)
 
 
+class _Ids(dict[bytes, int]):
+    """Token ids: a token met for the first time gets the next id, and joins `fresh`. The
+    look-up of a known token stays one C-level dict probe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fresh: list[bytes] = []
+
+    def __missing__(self, token: bytes) -> int:
+        i = self[token] = len(self)
+        self.fresh.append(token)
+        return i
+
+    def take_fresh(self) -> list[bytes]:
+        fresh, self.fresh = self.fresh, []
+        return fresh
+
+    def forget(self, tokens: list[bytes]) -> None:
+        for t in tokens:
+            del self[t]
+
+
 @dataclass
 class _Tokens:
     """Every distinct token met so far, with what it is; a chunk adds only its new ones, so
     the per-token Python work is done once per distinct token in the whole file."""
 
-    ids: dict[bytes, int] = field(default_factory=dict)
+    ids: _Ids = field(default_factory=_Ids)
     unique: list[bytes] = field(default_factory=list)
     values: list[str] = field(default_factory=list)  # IRI or blank-node key; "" for others
     kinds: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int8))
@@ -123,8 +145,7 @@ class _Tokens:
     form: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     def add(self, fresh: list[bytes], kinds: np.ndarray) -> None:
-        n = len(self.unique)
-        self.ids.update(zip(fresh, range(n, n + len(fresh)), strict=True))
+        """Describe the tokens `ids` just numbered (``len(unique)`` onwards)."""
         self.unique += fresh
         self.values += [""] * len(fresh)
         self.kinds = np.concatenate([self.kinds, kinds])
@@ -217,16 +238,17 @@ def _read_chunk(
     if not tokens:
         return
     try:
-        ids, fresh = _intern(tokens, fmt, seen.ids)
+        ids = _intern(tokens, fmt, seen.ids)
     except _Reject:
         if comments and any(t[:1] == b"#" for t in tokens):
             raise _Comments from None
         raise
-    if comments and any(t[:1] == b"#" for t in fresh):  # never interned: a "#" token is BAD
+    fresh = seen.ids.take_fresh()
+    if comments and any(t[:1] == b"#" for t in fresh):  # never kept: a "#" token is BAD
+        seen.ids.forget(fresh)
         raise _Comments
     first_new = len(seen.unique)
     seen.add(fresh, _kinds(fresh, fmt))
-    ids = _fill(ids, tokens, fmt, seen.ids)
     kinds = seen.kinds[ids]
     start = _directives(tokens, kinds, prefixes) if first and fmt == "turtle" else 0
     if (kinds[start:] == PREFIX).any() or (seen.kinds[first_new:] == BAD).any():
@@ -250,35 +272,20 @@ def _read_chunk(
         _literals(seen, strings, o[lit], seen.entity[s[lit]], seen.relation[p[lit]], prefixes, out)
 
 
-def _intern(
-    tokens: list[bytes], fmt: str, known: dict[bytes, int]
-) -> tuple[np.ndarray, list[bytes]]:
-    """The id of each token (-1 where it is new) and the new tokens, in order of appearance.
-    One dict probe per token; N-Triples' ``.`` tokens are not looked up at all (a statement
-    is four tokens, the last one ``.``: anything else is left to pyoxigraph)."""
+def _intern(tokens: list[bytes], fmt: str, known: _Ids) -> np.ndarray:
+    """The id of each token, new tokens numbered as they come (`_Ids`). One dict probe per
+    token; N-Triples' ``.`` tokens are not looked up at all (a statement is four tokens, the
+    last one ``.``: anything else is left to pyoxigraph)."""
     if fmt == "ntriples":
         n = len(tokens) // 4
         if len(tokens) % 4 or tokens[3::4].count(b".") != n:
             raise _Reject
         ids = np.empty(len(tokens), dtype=np.int64)
         for k in range(3):
-            part = tokens[k::4]
-            ids[k::4] = np.fromiter(map(known.get, part, repeat(-1)), dtype=np.int64, count=n)
-        ids[3::4] = known.get(b".", -1)
-    else:
-        ids = np.fromiter(map(known.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
-    missing = ids < 0
-    fresh = list(dict.fromkeys(compress(tokens, missing.tolist()))) if missing.any() else []
-    return ids, fresh
-
-
-def _fill(ids: np.ndarray, tokens: list[bytes], fmt: str, known: dict[bytes, int]) -> np.ndarray:
-    """``ids`` with the new tokens' ids (now in ``known``) filled in."""
-    missing = ids < 0
-    if missing.any():
-        got = map(known.__getitem__, compress(tokens, missing.tolist()))
-        ids[missing] = np.fromiter(got, dtype=np.int64, count=int(missing.sum()))
-    return ids
+            ids[k::4] = np.fromiter(map(known.__getitem__, tokens[k::4]), dtype=np.int64, count=n)
+        ids[3::4] = known[b"."]
+        return ids
+    return np.fromiter(map(known.__getitem__, tokens), dtype=np.int64, count=len(tokens))
 
 
 def _kinds(unique: list[bytes], fmt: str) -> np.ndarray:
