@@ -510,8 +510,7 @@ def _number_entities(
     seen: _Tokens, used: np.ndarray, ids: np.ndarray, kinds: np.ndarray, tag: str, out: Triples
 ) -> None:
     """Give an index into ``out.entities`` to each token of ``used`` that has none yet."""
-    used = np.unique(used)
-    need = used[seen.entity[used] < 0]
+    need = np.unique(used[seen.entity[used] < 0])  # few: most tokens were numbered before
     if not len(need):
         return
     blank = set(need[seen.kinds[need] == BLANK].tolist())
@@ -537,9 +536,8 @@ def _number_entities(
 
 def _number_predicates(seen: _Tokens, used: np.ndarray, out: Triples) -> None:
     """Give an index into ``out.predicates`` to each token of ``used`` that has none yet."""
-    used = np.unique(used)
     known, relation = out._predicate_ids, seen.relation
-    for i in used[relation[used] < 0].tolist():
+    for i in np.unique(used[relation[used] < 0]).tolist():
         v = seen.values[i]
         r = known.get(v)
         if r is None:
