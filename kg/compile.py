@@ -300,21 +300,39 @@ def _csr_with_inverse(
     r2 = max(2 * num_relations, 1)
     if pack is None:
         pack = n * n * r2 < 2**62
-    if len(src) and pack:
-        key = np.sort((src * num_relations + rel) * n + dst)
+    if len(src) and pack:  # in place where it can be: this is the peak of a first load
+        key = src * num_relations
+        key += rel
+        key *= n
+        key += dst
+        key.sort()
         distinct = np.ones(len(key), dtype=bool)
         distinct[1:] = key[1:] != key[:-1]
         key = key[distinct]  # sorted, duplicates dropped (np.unique hashes first: slower)
+        del distinct
+        m = len(key)
         src, rem = np.divmod(key, num_relations * n)
+        del key
         rel, dst = np.divmod(rem, n)
-        rows = np.concatenate([src, dst])
-        cols = np.concatenate([dst, src])
-        rels = np.concatenate([rel, rel + num_relations])
-        packed = np.sort((rows * r2 + rels) * n + cols)
-        rels_sorted, cols_sorted = np.divmod(packed % (r2 * n), n)
+        del rem
+        packed = np.empty(2 * m, dtype=np.int64)  # (row, relation, column) of both directions
+        forward, inverse = packed[:m], packed[m:]
+        np.multiply(src, r2, out=forward)
+        forward += rel
+        forward *= n
+        forward += dst
+        np.multiply(dst, r2, out=inverse)
+        inverse += rel + num_relations
+        inverse *= n
+        inverse += src
         indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-        return indptr, cols_sorted.astype(np.int32), rels_sorted.astype(np.int32)
+        np.cumsum(np.bincount(src, minlength=n) + np.bincount(dst, minlength=n), out=indptr[1:])
+        del src, rel, dst
+        packed.sort()
+        packed %= r2 * n
+        cols_sorted = (packed % n).astype(np.int32)
+        packed //= n
+        return indptr, cols_sorted, packed.astype(np.int32)
     if len(src):
         order = np.lexsort((dst, rel, src))
         src, rel, dst = src[order], rel[order], dst[order]
