@@ -146,6 +146,8 @@ def test_fastparse_leaves_trailing_comments_and_long_strings_to_pyoxigraph(
         "<http://ex.org/a> <http://ex.org/p> 42 .",  # Turtle only
         "<http://ex.org/a> <http://ex.org/p> <http://ex.org/b>",  # no dot
         "<http://ex.org/a> <http://ex.org/p>\n<http://ex.org/b> .",  # two lines
+        "<http://ex.org/a> <http://ex.org/p>\n<http://ex.org/b> . <http://ex.org/a>"
+        " <http://ex.org/p> <http://ex.org/c> .",  # as many newlines as statements, misplaced
         '<http://ex.org/a> <http://ex.org/p> "x\\"y" .',  # an escape
     ],
 )
