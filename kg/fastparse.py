@@ -199,14 +199,15 @@ def _chunks(data: bytes | IO[bytes]) -> Iterator[bytes]:
         )
     else:
         pieces = iter(lambda: data.read(CHUNK_BYTES), b"")
-    rest = b""
+    rest = bytearray()  # what follows the last cut: it holds no " .\n" (appends stay linear)
     for piece in pieces:
+        start = max(len(rest) - 2, 0)
         rest += piece
-        cut = rest.rfind(b" .\n")
+        cut = rest.rfind(b" .\n", start)
         if cut >= 0:
-            yield rest[: cut + 3]
-            rest = rest[cut + 3 :]
-    yield rest
+            yield bytes(memoryview(rest)[: cut + 3])
+            del rest[: cut + 3]
+    yield bytes(rest)
 
 
 def _read_chunk(
