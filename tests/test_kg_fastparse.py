@@ -135,6 +135,19 @@ def test_fastparse_leaves_trailing_comments_and_long_strings_to_pyoxigraph(
         _same(_outcome(path), _slow(monkeypatch, path))
 
 
+def test_fastparse_leaves_a_statement_longer_than_64_chunks_to_pyoxigraph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "long.nt"
+    path.write_text(
+        f'<http://ex.org/a> {LABEL} "{"x" * 2000}" .\n<http://ex.org/a> {LABEL} "b" .\n'
+    )
+    whole = kg.load(path)
+    monkeypatch.setattr(fastparse, "CHUNK_BYTES", 16)  # 64 chunks: 1,024 bytes
+    assert read_simple(path.read_bytes(), "ntriples", "f0") is None
+    _same(kg.load(path), whole)
+
+
 @pytest.mark.parametrize(
     "line",
     [
