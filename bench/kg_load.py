@@ -431,21 +431,26 @@ def parse_rows(
     target = TARGETS["first_load_triples_per_s"][1]
     return [
         (f"{key}_s", f"first load {syntax}: parse + compile", load.get("parse_compile_s"), "s"),
-        (f"{key}_triples_per_s", f"first load {syntax} triples/s", rate, "/s"),
+        (f"{key}_triples_per_s", f"first load {syntax} triples/s", rate, "triples/s"),
         (f"{key}_vs_target", "  ratio to the 500k/s target", ratio(rate, target), "x"),
-        (f"{oxigraph_key}_triples_per_s", f"pyoxigraph parse {syntax} /s", oxigraph_rate, "/s"),
+        (
+            f"{oxigraph_key}_triples_per_s",
+            f"pyoxigraph parse {syntax} /s",
+            oxigraph_rate,
+            "triples/s",
+        ),
         (f"{key}_vs_oxigraph", "  first load / pyoxigraph parse", ratio(rate, oxigraph_rate), "x"),
         (
             f"{key}_cpu_triples_per_s",
             "  per CPU-second (less sensitive to load)",
             ratio(n_triples, load.get("parse_compile_cpu_s")),
-            "/s",
+            "triples/s",
         ),
         (
             f"{oxigraph_key}_cpu_triples_per_s",
             "  pyoxigraph parse per CPU-second",
             ratio(n_triples, oxigraph.get("cpu_s")),
-            "/s",
+            "triples/s",
         ),
     ]
 
@@ -473,10 +478,10 @@ def build_rows(n_triples: int, m: dict[str, dict[str, Any] | None]) -> list[Row]
         ("first_load_save_s", "first load: save", load.get("save_s"), "s"),
         *parse_rows("first_load_turtle", "oxigraph_turtle", "Turtle", n_triples, turtle, ox_ttl),
         ("rdflib_s", "rdflib parse", rdflib_s, "s"),
-        ("rdflib_triples_per_s", "rdflib triples/s", ratio(n_triples, rdflib_s), "/s"),
+        ("rdflib_triples_per_s", "rdflib triples/s", ratio(n_triples, rdflib_s), "triples/s"),
         ("speedup_vs_rdflib", "first load speed-up vs rdflib", ratio(rdflib_s, first_s), "x"),
         ("reload_s", "reload (verify=True, best of 3)", reload_s, "s"),
-        ("reload_triples_per_s", "reload triples/s", ratio(n_triples, reload_s), "/s"),
+        ("reload_triples_per_s", "reload triples/s", ratio(n_triples, reload_s), "triples/s"),
         ("reload_speedup", "reload speed-up vs first load", ratio(first_s, reload_s), "x"),
         ("reload_noverify_s", "reload (verify=False, best of 3)", noverify_s, "s"),
         (
@@ -510,7 +515,7 @@ def build_rows(n_triples: int, m: dict[str, dict[str, Any] | None]) -> list[Row]
 def format_value(value: float | None, unit: str) -> str:
     if value is None:
         return "n/a"
-    if unit == "/s":
+    if unit == "triples/s":
         return f"{value:,.0f} /s"
     if unit == "x":
         return f"{value:,.2f}x"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 
@@ -29,8 +30,9 @@ class GraphBuilder:
         self._rel = array("q")
         self._dst = array("q")
         self._types: list[tuple[int, int]] = []
-        self._labels: dict[int, list[tuple[int, int, str]]] = {}
-        self._aliases: dict[int, set[str]] = {}
+        # labels and aliases, one row each: owner, label rank (-1: an alias), language rank
+        self._names: list[str] = []
+        self._name_rows = array("q")  # owner, rank, language rank, owner, ...
         self._descriptions: dict[int, list[tuple[int, int, str]]] = {}
         self._attributes: list[tuple[int, str, str, str]] = []
         self._relation_names: dict[str, str] = {}
@@ -159,17 +161,21 @@ class GraphBuilder:
         lang_rank = self._language_rank(lang)
         if lang_rank is None:
             return
-        aliases, labels, descriptions = self._aliases, self._labels, self._descriptions
+        values = [" ".join(v.split()) for v in values]
+        if not all(values):
+            kept = [k for k, v in enumerate(values) if v]
+            owners, values = [owners[k] for k in kept], [values[k] for k in kept]
+        if is_name:
+            rank = -1 if label_rank is None else label_rank
+            rows = np.empty((len(owners), 3), dtype=np.int64)
+            rows[:, 0], rows[:, 1], rows[:, 2] = owners, rank, lang_rank
+            self._name_rows.frombytes(rows.tobytes())
+            self._names += values
+            return
+        assert desc_rank is not None  # neither a name nor an attribute
+        descriptions = self._descriptions
         for s, value in zip(owners, values, strict=True):
-            value = " ".join(value.split())
-            if not value:
-                continue
-            if desc_rank is not None and not is_name:
-                descriptions.setdefault(s, []).append((desc_rank, lang_rank, value))
-                continue
-            aliases.setdefault(s, set()).add(value)
-            if label_rank is not None:
-                labels.setdefault(s, []).append((label_rank, lang_rank, value))
+            descriptions.setdefault(s, []).append((desc_rank, lang_rank, value))
 
     def add_literal(
         self, subject: str, predicate: str, value: str, lang: str | None, datatype: str
@@ -182,10 +188,8 @@ class GraphBuilder:
             lang_rank = self._language_rank(lang)
             if lang_rank is None or not value.strip():
                 return
-            value = " ".join(value.split())
-            self._aliases.setdefault(s, set()).add(value)
-            if label_rank is not None:
-                self._labels.setdefault(s, []).append((label_rank, lang_rank, value))
+            self._names.append(" ".join(value.split()))
+            self._name_rows.extend((s, -1 if label_rank is None else label_rank, lang_rank))
             return
         desc_rank = self._description_rank.get(predicate)
         if desc_rank is not None:
@@ -211,6 +215,40 @@ class GraphBuilder:
         """Record the plain name a delimited file gave a relation (its display label)."""
         self._relation_names.setdefault(predicate, name)
 
+    def _compile_names(self, ent_new: np.ndarray) -> tuple[list[str], list[list[str]]]:
+        """Each entity's display label (best label rank, then language rank, then the smallest
+        text) and its aliases (the label first, then the other names sorted), by new id. Most
+        entities have one name: theirs are read off without grouping."""
+        n = len(ent_new)
+        labels = [""] * n
+        aliases: list[list[str]] = [[] for _ in range(n)]
+        names = self._names
+        if not names:
+            return labels, aliases
+        rows = np.frombuffer(self._name_rows, dtype=np.int64).reshape(-1, 3)
+        owner, rank, lang = ent_new[rows[:, 0]], rows[:, 1], rows[:, 2]
+        single = np.bincount(owner, minlength=n)[owner] == 1
+        at = np.flatnonzero(single)
+        for k, i, r in zip(at.tolist(), owner[at].tolist(), rank[at].tolist(), strict=True):
+            if r >= 0:
+                labels[i] = names[k]
+            aliases[i] = [names[k]]
+        at = np.flatnonzero(~single)
+        if not len(at):
+            return labels, aliases
+        at = at[np.argsort(owner[at], kind="stable")]
+        starts = [*np.flatnonzero(np.diff(owner[at], prepend=-1)).tolist(), len(at)]
+        at_list, owners = at.tolist(), owner[at].tolist()
+        ranks, langs = rank[at].tolist(), lang[at].tolist()
+        for a, b in pairwise(starts):
+            texts = [names[k] for k in at_list[a:b]]
+            ranked = [(ranks[j], langs[j], texts[j - a]) for j in range(a, b) if ranks[j] >= 0]
+            label = min(ranked)[2] if ranked else ""
+            i = owners[a]
+            labels[i] = label
+            aliases[i] = ([label] if label else []) + sorted(set(texts) - {label})
+        return labels, aliases
+
     def build(self, sources: Sequence[str] = ()) -> KnowledgeGraph:
         ent_keys = list(self._entities)
         n = len(ent_keys)
@@ -230,14 +268,7 @@ class GraphBuilder:
         indptr, neighbors, edge_relations = _csr_with_inverse(src, rel, dst, n, num_relations)
 
         new_id = ent_new.tolist()
-        labels = [""] * n
-        for old, ranked in self._labels.items():
-            labels[new_id[old]] = min(ranked)[2]
-        alias_lists: list[list[str]] = [[] for _ in range(n)]
-        for old, names in self._aliases.items():
-            i = new_id[old]
-            head = [labels[i]] if labels[i] else []
-            alias_lists[i] = head + sorted(names - {labels[i]})
+        labels, alias_lists = self._compile_names(ent_new)
         descriptions = [""] * n
         for old, ranked in self._descriptions.items():
             # distinct texts, best predicate and language first
@@ -300,21 +331,39 @@ def _csr_with_inverse(
     r2 = max(2 * num_relations, 1)
     if pack is None:
         pack = n * n * r2 < 2**62
-    if len(src) and pack:
-        key = np.sort((src * num_relations + rel) * n + dst)
+    if len(src) and pack:  # in place where it can be: this is the peak of a first load
+        key = src * num_relations
+        key += rel
+        key *= n
+        key += dst
+        key.sort()
         distinct = np.ones(len(key), dtype=bool)
         distinct[1:] = key[1:] != key[:-1]
         key = key[distinct]  # sorted, duplicates dropped (np.unique hashes first: slower)
+        del distinct
+        m = len(key)
         src, rem = np.divmod(key, num_relations * n)
+        del key
         rel, dst = np.divmod(rem, n)
-        rows = np.concatenate([src, dst])
-        cols = np.concatenate([dst, src])
-        rels = np.concatenate([rel, rel + num_relations])
-        packed = np.sort((rows * r2 + rels) * n + cols)
-        rels_sorted, cols_sorted = np.divmod(packed % (r2 * n), n)
+        del rem
+        packed = np.empty(2 * m, dtype=np.int64)  # (row, relation, column) of both directions
+        forward, inverse = packed[:m], packed[m:]
+        np.multiply(src, r2, out=forward)
+        forward += rel
+        forward *= n
+        forward += dst
+        np.multiply(dst, r2, out=inverse)
+        inverse += rel + num_relations
+        inverse *= n
+        inverse += src
         indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-        return indptr, cols_sorted.astype(np.int32), rels_sorted.astype(np.int32)
+        np.cumsum(np.bincount(src, minlength=n) + np.bincount(dst, minlength=n), out=indptr[1:])
+        del src, rel, dst
+        packed.sort()
+        packed %= r2 * n
+        cols_sorted = (packed % n).astype(np.int32)
+        packed //= n
+        return indptr, cols_sorted, packed.astype(np.int32)
     if len(src):
         order = np.lexsort((dst, rel, src))
         src, rel, dst = src[order], rel[order], dst[order]

@@ -31,12 +31,20 @@ class StringTable(Sequence[str]):
 
     @classmethod
     def from_strings(cls, strings: Iterable[str]) -> StringTable:
-        encoded = [s.encode("utf-8") for s in strings]
-        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        if encoded:
-            np.cumsum([len(b) for b in encoded], out=offsets[1:])
-        blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        return cls(blob, offsets)
+        """The table of ``strings``, encoded as one text: when it is all ASCII (IRIs mostly
+        are), each string's byte length is its length, with no per-string encode."""
+        items = strings if isinstance(strings, list) else list(strings)
+        text = "".join(items)
+        data = text.encode("utf-8")
+        if len(data) == len(text):
+            lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+        else:
+            lengths = np.fromiter(
+                (len(s.encode("utf-8")) for s in items), dtype=np.int64, count=len(items)
+            )
+        offsets = np.zeros(len(items) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return cls(np.frombuffer(data, dtype=np.uint8), offsets)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1

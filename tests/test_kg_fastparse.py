@@ -96,6 +96,59 @@ def test_fastparse_chunks_give_the_same_graph(
 
 
 @pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("c.nt", '  # indented, with a "quote\n<http://ex.org/a> <http://ex.org/p> _:b .\n# end\n'),
+        ("c.nt", '<http://ex.org/a> <http://ex.org/p> "x # y" .\n\t#\n'),
+        (
+            "c.ttl",
+            "@prefix ex: <http://ex.org/> .\n# a . b . c .\nex:a ex:p ex:b ;\n  # mid\n  ex:q 1 .\n",
+        ),
+    ],
+)
+def test_fastparse_reads_whole_line_comments_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, text: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    fmt = "ntriples" if name.endswith(".nt") else "turtle"
+    assert read_simple(path.read_bytes(), fmt, "f0") is not None, "the subset should take it"
+    _same(_outcome(path), _slow(monkeypatch, path))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<http://ex.org/a> <http://ex.org/p> <http://ex.org/b> . # after a statement\n",
+        '<http://ex.org/a> <http://ex.org/p> """x""" .\n',
+        '<http://ex.org/a> <http://ex.org/p> "x"""" .\n',
+    ],
+)
+def test_fastparse_leaves_trailing_comments_and_long_strings_to_pyoxigraph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    for name in ("t.nt", "t.ttl"):
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        fmt = "ntriples" if name.endswith(".nt") else "turtle"
+        assert read_simple(path.read_bytes(), fmt, "f0") is None
+        _same(_outcome(path), _slow(monkeypatch, path))
+
+
+def test_fastparse_leaves_a_statement_longer_than_64_chunks_to_pyoxigraph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "long.nt"
+    path.write_text(
+        f'<http://ex.org/a> {LABEL} "{"x" * 2000}" .\n<http://ex.org/a> {LABEL} "b" .\n'
+    )
+    whole = kg.load(path)
+    monkeypatch.setattr(fastparse, "CHUNK_BYTES", 16)  # 64 chunks: 1,024 bytes
+    assert read_simple(path.read_bytes(), "ntriples", "f0") is None
+    _same(kg.load(path), whole)
+
+
+@pytest.mark.parametrize(
     "line",
     [
         "<http://ex.org/a> <http://ex.org/p> <b> .",  # relative IRI
@@ -106,6 +159,8 @@ def test_fastparse_chunks_give_the_same_graph(
         "<http://ex.org/a> <http://ex.org/p> 42 .",  # Turtle only
         "<http://ex.org/a> <http://ex.org/p> <http://ex.org/b>",  # no dot
         "<http://ex.org/a> <http://ex.org/p>\n<http://ex.org/b> .",  # two lines
+        "<http://ex.org/a> <http://ex.org/p>\n<http://ex.org/b> . <http://ex.org/a>"
+        " <http://ex.org/p> <http://ex.org/c> .",  # as many newlines as statements, misplaced
         '<http://ex.org/a> <http://ex.org/p> "x\\"y" .',  # an escape
     ],
 )

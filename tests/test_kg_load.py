@@ -306,3 +306,35 @@ def test_csr_packed_sort_equals_the_lexsort_fallback() -> None:
     assert packed[0][-1] == 2 * len(
         {(int(s), int(p), int(o)) for s, p, o in zip(src, rel, dst, strict=True)}
     )
+
+
+NAMES_TTL = """@prefix ex: <http://ex.org/> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+@prefix skos: <http://www.w3.org/2004/02/skos/core#> .
+ex:a rdfs:label "Zed" , "Alpha  beta"@en-GB ; skos:prefLabel "Pref" ;
+    skos:altLabel "Alt" , "Pref" , "  " .
+ex:b skos:altLabel "only alias" .
+ex:c rdfs:label "Second" , "First" .
+ex:d rdfs:label "x"@fr ; ex:p ex:a .
+ex:e rdfs:label "Zed" , "Ze"@en .
+"""
+
+
+@pytest.mark.parametrize("parser", ["oxigraph", "rdflib"])
+def test_load_display_label_is_best_predicate_then_language_then_text(
+    tmp_path: Path, parser: str
+) -> None:
+    path = tmp_path / "names.ttl"
+    path.write_text(NAMES_TTL, encoding="utf-8")
+    graph = kg.load(path, parser=parser)
+    names = {
+        iri.rsplit("/", 1)[1]: (graph.labels[i], graph.aliases_of(i))
+        for i, iri in enumerate(graph.entities)
+    }
+    assert names == {
+        "a": ("Pref", ["Pref", "Alpha beta", "Alt", "Zed"]),  # prefLabel first; spaces joined
+        "b": ("", ["only alias"]),
+        "c": ("First", ["First", "Second"]),  # same predicate and language: the smaller text
+        "d": ("", []),  # French is not among the accepted languages
+        "e": ("Ze", ["Ze", "Zed"]),  # English before no language tag
+    }
