@@ -48,12 +48,18 @@ class Lemmatizer:
     def __call__(self, word: str) -> str:
         key = self._cache.get(word)
         if key is None:
-            low = word.lower()
-            found = self._table.get(low) or self._table.get(word) if self._table else None
-            key = self._cache[word] = str(found).lower() if found else low
+            key = self._cache[word] = self.uncached(word)
             if len(self._cache) > 1_000_000:  # bound memory on endless vocabularies
                 self._cache.clear()
         return key
+
+    def uncached(self, word: str) -> str:
+        """The key of ``word``, not kept: for a caller that memoizes words itself (building
+        the alias tables reads every word of a KG's names once, and a 1M-entity KG has 700k
+        distinct ones that texts seldom use)."""
+        low = word.lower()
+        found = self._table.get(low) or self._table.get(word) if self._table else None
+        return str(found).lower() if found else low
 
     def vocabulary(self) -> set[str]:
         """Every lemma the table knows (a word outside it may be a typo). The table stores
@@ -81,6 +87,15 @@ def root(key: str) -> str:
     found = _ROOTS.get(key)
     if found is not None:
         return found
+    word = uncached_root(key)
+    if len(_ROOTS) > 1_000_000:
+        _ROOTS.clear()
+    _ROOTS[key] = word
+    return word
+
+
+def uncached_root(key: str) -> str:
+    """`root` without keeping the result (see `Lemmatizer.uncached`)."""
     word = key
     if word.isalpha():
         for _ in range(2):
@@ -93,7 +108,4 @@ def root(key: str) -> str:
                     break
             else:
                 break
-    if len(_ROOTS) > 1_000_000:
-        _ROOTS.clear()
-    _ROOTS[key] = word
     return word
