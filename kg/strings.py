@@ -59,7 +59,8 @@ class StringTable(Sequence[str]):
     def __getitem__(self, i: slice) -> list[str]: ...
     def __getitem__(self, i: int | slice) -> str | list[str]:
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+            o, b = self._bounds(), self._bytes
+            return [b[o[j] : o[j + 1]].decode("utf-8") for j in range(*i.indices(len(self)))]
         n = len(self)
         if i < 0:
             i += n

@@ -76,6 +76,10 @@ _SUFFIXES = tuple(
         "ational ation atory ition iness ness ment able ible ful ous ive ion ity ate ish ly al y e"
     ).split()
 )
+# the suffixes by their last letter, in the order above: a word is tried against those alone
+_SUFFIXES_BY_LAST: dict[str, tuple[str, ...]] = {
+    last: tuple(s for s in _SUFFIXES if s[-1] == last) for last in {s[-1] for s in _SUFFIXES}
+}
 _MIN_ROOT = {"ness": 3, "ful": 3}  # "redness" -> "red", "painful" -> "pain"
 MIN_ROOT = 4
 _ROOTS: dict[str, str] = {}
@@ -99,7 +103,7 @@ def uncached_root(key: str) -> str:
     word = key
     if word.isalpha():
         for _ in range(2):
-            for suffix in _SUFFIXES:
+            for suffix in _SUFFIXES_BY_LAST.get(word[-1], ()):
                 cut = len(word) - len(suffix)
                 if word.endswith(suffix) and cut >= _MIN_ROOT.get(suffix, MIN_ROOT):
                     word = word[:cut] + ("y" if suffix == "iness" else "")
