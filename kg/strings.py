@@ -7,7 +7,7 @@ and a sorted table answers look-ups by binary search with no dict to build.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import overload
 
 import numpy as np
@@ -23,9 +23,12 @@ class StringTable(Sequence[str]):
 
     __slots__ = ("_bytes", "_offsets_view", "blob", "offsets")
 
-    def __init__(self, blob: np.ndarray, offsets: np.ndarray):
+    def __init__(self, blob: np.ndarray | bytes, offsets: np.ndarray):
         # one copy of the text: ``blob`` is a read-only view of the bytes that `raw` slices
-        self._bytes = np.ascontiguousarray(blob, dtype=np.uint8).tobytes()
+        if isinstance(blob, bytes):
+            self._bytes = blob
+        else:
+            self._bytes = np.ascontiguousarray(blob, dtype=np.uint8).tobytes()
         self.blob = np.frombuffer(self._bytes, dtype=np.uint8)
         self.offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         # the offsets read as Python ints without a list of them (a 1M-entity KG's tables
@@ -34,12 +37,21 @@ class StringTable(Sequence[str]):
 
     @classmethod
     def from_strings(cls, strings: Iterable[str]) -> StringTable:
-        encoded = [s.encode("utf-8") for s in strings]
-        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        if encoded:
-            np.cumsum([len(b) for b in encoded], out=offsets[1:])
-        blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        return cls(blob, offsets)
+        """The table of ``strings``, encoded at once: no bytes object per string (on a KG's
+        million IRIs those, their join and a copy of it were the compile's last peak)."""
+        items = strings if isinstance(strings, Collection) else list(strings)
+        text = "".join(items)
+        data = text.encode("utf-8")
+        if len(data) == len(text):  # ASCII: a string's bytes are its characters
+            lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+        else:
+            lengths = np.fromiter(
+                (len(s.encode("utf-8")) for s in items), dtype=np.int64, count=len(items)
+            )
+        del text
+        offsets = np.zeros(len(items) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return cls(data, offsets)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
