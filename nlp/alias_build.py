@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from spacy.lang.en.stop_words import STOP_WORDS
@@ -23,16 +23,18 @@ from nlp.alias_arrays import (
     AliasTables,
     Hasher,
     KeyTable,
-    content_words,
     fold,
     head_word,
     is_acronym,
     long_form_key,
 )
-from nlp.keys import Lemmatizer, root
+from nlp.keys import FUNCTION_WORDS, Lemmatizer, uncached_root
 
 _Pairs = tuple[array, array]  # (key hashes "Q", alias ids "i"), as C arrays: 1M names cost less
 _KeyInfo = tuple[str, int, int, bool]  # a key's root, the hashes of both, is it a content word
+# What the reader keeps per name is in C arrays and shared strings, not a Python record per
+# name: on a KG of a million entities (1.3M names, 700k distinct words) the records, and a
+# second copy of the lemma and root caches, made the build's peak ~1 GB higher.
 
 
 def build_tables(
@@ -48,6 +50,18 @@ def build_tables(
     """The tables over the names of ``eligible`` entities (KG names, then table names); names
     shorter than ``min_alias_length`` or normalizing to one of ``stop_aliases`` are left out."""
     reader = _NameReader(split, lemmatizer)
+    _read_names(reader, kg, eligible, min_alias_length, stop_aliases, table_names)
+    return reader.tables()  # the names read are released first: the tables' peak is apart
+
+
+def _read_names(
+    reader: _NameReader,
+    kg: KnowledgeGraph,
+    eligible: set[int],
+    min_alias_length: int,
+    stop_aliases: frozenset[str],
+    table_names: dict[int, list[str]],
+) -> None:
     all_aliases = list(kg.aliases)  # read once: a look-up per alias costs more
     bounds = kg.alias_indptr.tolist()
     for e in sorted(eligible):
@@ -57,7 +71,6 @@ def build_tables(
             norm = normalize(text)
             if len(text) >= min_alias_length and norm not in stop_aliases:
                 reader.add(e, text, norm, from_table)
-    return reader.tables()
 
 
 class _NameReader:
@@ -67,9 +80,10 @@ class _NameReader:
         self.split = split
         self.lemmatizer = lemmatizer
         self.hasher = Hasher()
-        self.texts: list[str] = []
-        self.entity: list[int] = []
-        self.from_tables: list[bool] = []
+        self.text_bytes = bytearray()  # the names' UTF-8, one after another
+        self.text_ends = array("q")  # where each name's bytes end
+        self.entity = array("i")
+        self.from_tables = array("b")
         self.pairs: dict[str, _Pairs] = {
             name: (array("Q"), array("i"))
             for name in ("by_keys", "by_roots", "short_forms", "long_forms")
@@ -79,15 +93,22 @@ class _NameReader:
         self.max_words = 1
         self.lemma: dict[str, str] = {}  # per distinct word, not per name: far fewer
         self.info: dict[str, _KeyInfo] = {}  # per distinct lemma key
-        self.fuzzy: dict[str, list[int]] = {}  # normalized KG name -> its entities
+        self.fuzzy: dict[str, int | list[int]] = {}  # normalized KG name -> its entity, or all
         self.common_words: set[str] = set()  # keys of lower-case KG names
         self.common_names = 0
         self.root_df: dict[str, int] = defaultdict(int)  # lower-case KG names holding a root
         self.modifiers: set[str] = set()  # roots that are not the head of some KG name
         self.partials: list[tuple[tuple[str, ...], str, int]] = []  # (roots, head, alias id)
         self.heads: dict[str, int] = {}  # head word -> the one entity it heads, -1 for several
-        self.windows: list[tuple[tuple[str, ...], int, bool]] = []  # (needed, alias id, common)
-        self.key_count: dict[tuple[bool, str], int] = defaultdict(int)  # names needing a key
+        # window names: alias id, common (lower-case), and the words needed, flattened
+        self.window_ids, self.window_common = array("i"), array("b")
+        self.window_words: list[str] = []
+        self.window_ends = array("q")
+        # names needing a key: [KG names with capitals, lower-case KG names] by key
+        self.key_count: tuple[dict[str, int], dict[str, int]] = (
+            defaultdict(int),
+            defaultdict(int),
+        )
 
     def add(self, e: int, text: str, norm: str, from_table: bool) -> None:
         """Name ``text`` (normalized: ``norm``) of entity ``e``."""
@@ -97,14 +118,18 @@ class _NameReader:
         if not from_table:
             ids = self.fuzzy.get(norm)
             if ids is None:
-                self.fuzzy[norm] = [e]
+                self.fuzzy[norm] = e
+            elif isinstance(ids, int):
+                if ids != e:
+                    self.fuzzy[norm] = [ids, e]
             elif ids[-1] != e:
                 ids.append(e)
         lemma, info = self.lemma, self.info
         keys = tuple([lemma[w] if w in lemma else self._lemma(w) for w in words])
         about = [info[k] if k in info else self._key_info(k) for k in keys]
-        i = len(self.texts)
-        self.texts.append(text)
+        i = len(self.entity)
+        self.text_bytes += text.encode()
+        self.text_ends.append(len(self.text_bytes))
         self.entity.append(e)
         self.from_tables.append(from_table)
         common = not from_table and text == text.lower()
@@ -138,7 +163,7 @@ class _NameReader:
         for r in roots:
             self.root_df[r] += 1
         if len(roots) >= 2:
-            head = root(head_word(keys))
+            head = self.info[h][0] if (h := head_word(keys)) else ""  # its root
             self.partials.append((tuple(roots), head, i))
             self.modifiers.update(r for r in roots if r != head)
 
@@ -149,19 +174,24 @@ class _NameReader:
         every name is read) and, without function words, a head-word match."""
         if len(content) == len(keys):  # no function words: the last word is its head
             self.heads[content[-1]] = e if self.heads.get(content[-1], e) == e else -1
-        needed = tuple(dict.fromkeys([self.info[k][0] for k in content] if common else content))
-        self.windows.append((needed, i, common))
+        needed = dict.fromkeys([self.info[k][0] for k in content] if common else content)
+        self.window_ids.append(i)
+        self.window_common.append(common)
+        self.window_words.extend(needed)
+        self.window_ends.append(len(self.window_words))
+        count = self.key_count[common]
         for k in needed:
-            self.key_count[common, k] += 1
+            count[k] += 1
 
     def _lemma(self, word: str) -> str:
-        self.lemma[word] = out = self.lemmatizer(word)
+        self.lemma[word] = out = self.lemmatizer.uncached(word)  # memoized here, once
         return out
 
     def _key_info(self, key: str) -> _KeyInfo:
-        r = root(key)
+        r = uncached_root(key)
         h = self.hasher
-        self.info[key] = out = (r, h.word(key), h.word(r), bool(content_words([key])))
+        content = key not in FUNCTION_WORDS and WORD.match(key) is not None  # content_words
+        self.info[key] = out = (r, h.word(key), h.word(r), content)
         return out
 
     def tables(self) -> AliasTables:
@@ -175,9 +205,10 @@ class _NameReader:
         heads = self._unique_heads(by_keys)
         entities = np.array(self.entity, dtype=np.int32)
         fuzzy = self.fuzzy
-        fuzzy_counts = [len(es) for es in fuzzy.values()]
+        fuzzy_counts = [1 if isinstance(es, int) else len(es) for es in fuzzy.values()]
+        ends = np.frombuffer(self.text_ends, dtype=np.int64)
         return AliasTables(
-            texts=StringTable.from_strings(self.texts),
+            texts=StringTable(np.frombuffer(self.text_bytes, np.uint8), np.r_[0, ends]),
             entity=entities,
             from_table=np.array(self.from_tables, dtype=bool),
             by_keys=by_keys,
@@ -191,7 +222,7 @@ class _NameReader:
             short_forms=KeyTable.build(*pairs["short_forms"], np.int32),
             long_forms=KeyTable.build(*pairs["long_forms"], np.int32),
             alias_words=_set(hasher, all_words),
-            alias_roots=_set(hasher, {root(k) for k in all_words}),
+            alias_roots=_set(hasher, {self.info[k][0] for k in all_words}),  # their roots
             ambiguous=np.union1d(_ambiguous(by_keys, entities), _ambiguous(by_roots, entities)),
             spelling_words=StringTable.from_strings(
                 sorted(
@@ -202,7 +233,7 @@ class _NameReader:
             ),
             fuzzy_aliases=StringTable.from_strings(fuzzy),
             fuzzy_indptr=np.r_[0, np.cumsum(fuzzy_counts, dtype=np.int64)].astype(np.int64),
-            fuzzy_entities=np.array([e for es in fuzzy.values() for e in es], dtype=np.int32),
+            fuzzy_entities=np.fromiter(_flat(fuzzy.values()), dtype=np.int32),
             max_words=self.max_words,
         )
 
@@ -210,10 +241,13 @@ class _NameReader:
         """Each window name under its rarest needed word: (by keys, by roots)."""
         windows: _Pairs = (array("Q"), array("i"))
         root_windows: _Pairs = (array("Q"), array("i"))
-        key_count = self.key_count
-        for needed, i, common in self.windows:
-            anchor = min(needed, key=lambda k: (key_count[common, k], k))
+        words, ends = self.window_words, self.window_ends
+        start = 0
+        for i, common, end in zip(self.window_ids, self.window_common, ends, strict=True):
+            count = self.key_count[common]
+            anchor = min(words[start:end], key=lambda k: (count[k], k))
             _add(root_windows if common else windows, self.hasher.one(anchor), i)
+            start = end
         return windows, root_windows
 
     def _partial_anchors(self, idf: dict[str, float]) -> _Pairs:
@@ -244,6 +278,14 @@ class _NameReader:
 def _add(pairs: _Pairs, h: int, i: int) -> None:
     pairs[0].append(h)
     pairs[1].append(i)
+
+
+def _flat(entities: Iterable[int | list[int]]) -> Iterator[int]:
+    for es in entities:
+        if isinstance(es, int):
+            yield es
+        else:
+            yield from es
 
 
 def _set(hasher: Hasher, words: Iterable[str]) -> KeyTable:

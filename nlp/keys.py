@@ -48,12 +48,18 @@ class Lemmatizer:
     def __call__(self, word: str) -> str:
         key = self._cache.get(word)
         if key is None:
-            low = word.lower()
-            found = self._table.get(low) or self._table.get(word) if self._table else None
-            key = self._cache[word] = str(found).lower() if found else low
+            key = self._cache[word] = self.uncached(word)
             if len(self._cache) > 1_000_000:  # bound memory on endless vocabularies
                 self._cache.clear()
         return key
+
+    def uncached(self, word: str) -> str:
+        """The key of ``word``, not kept: for a caller that memoizes words itself (building
+        the alias tables reads every word of a KG's names once, and a 1M-entity KG has 700k
+        distinct ones that texts seldom use)."""
+        low = word.lower()
+        found = self._table.get(low) or self._table.get(word) if self._table else None
+        return str(found).lower() if found else low
 
     def vocabulary(self) -> set[str]:
         """Every lemma the table knows (a word outside it may be a typo). The table stores
@@ -70,6 +76,10 @@ _SUFFIXES = tuple(
         "ational ation atory ition iness ness ment able ible ful ous ive ion ity ate ish ly al y e"
     ).split()
 )
+# the suffixes by their last letter, in the order above: a word is tried against those alone
+_SUFFIXES_BY_LAST: dict[str, tuple[str, ...]] = {
+    last: tuple(s for s in _SUFFIXES if s[-1] == last) for last in {s[-1] for s in _SUFFIXES}
+}
 _MIN_ROOT = {"ness": 3, "ful": 3}  # "redness" -> "red", "painful" -> "pain"
 MIN_ROOT = 4
 _ROOTS: dict[str, str] = {}
@@ -81,10 +91,19 @@ def root(key: str) -> str:
     found = _ROOTS.get(key)
     if found is not None:
         return found
+    word = uncached_root(key)
+    if len(_ROOTS) > 1_000_000:
+        _ROOTS.clear()
+    _ROOTS[key] = word
+    return word
+
+
+def uncached_root(key: str) -> str:
+    """`root` without keeping the result (see `Lemmatizer.uncached`)."""
     word = key
     if word.isalpha():
         for _ in range(2):
-            for suffix in _SUFFIXES:
+            for suffix in _SUFFIXES_BY_LAST.get(word[-1], ()):
                 cut = len(word) - len(suffix)
                 if word.endswith(suffix) and cut >= _MIN_ROOT.get(suffix, MIN_ROOT):
                     word = word[:cut] + ("y" if suffix == "iness" else "")
@@ -93,7 +112,4 @@ def root(key: str) -> str:
                     break
             else:
                 break
-    if len(_ROOTS) > 1_000_000:
-        _ROOTS.clear()
-    _ROOTS[key] = word
     return word

@@ -88,3 +88,20 @@ def test_atomic_directory_leaves_the_old_folder_when_writing_fails(tmp_path: Pat
         raise RuntimeError("disk full")
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_kg_storage_string_table_reads_back_every_string() -> None:
+    """Items, negative items, slices with steps and iteration give the strings stored."""
+    from kg.strings import StringTable
+
+    strings = ["alpha", "", "bêta", "γάμμα", "d"]
+    table = StringTable.from_strings(strings)
+    assert list(table) == strings
+    assert [table[i] for i in range(-5, 5)] == strings + strings
+    assert (
+        table[1:4] == strings[1:4] and table[::2] == strings[::2] and table[::-1] == strings[::-1]
+    )
+    with pytest.raises(IndexError):
+        table[5]
+    again = StringTable(table.blob.copy(), table.offsets.copy())
+    assert again == table and list(again) == strings

@@ -338,3 +338,16 @@ def test_plain_names_split_as_the_spacy_tokenizer_splits_them() -> None:
     for name in names:
         expected = [t.text for t in nlp.make_doc(name) if not t.is_space and t.text not in JOINERS]
         assert list(split(name)) == expected, name
+
+
+def test_linker_fuzzy_match_of_a_shared_name_offers_every_entity(tmp_path: Path) -> None:
+    """A misspelt name that two entities share (and a third spells apart) offers both."""
+    ex, label = "http://example.org/x/", "http://www.w3.org/2000/01/rdf-schema#label"
+    rows = [("a", "Zephyrion Blender"), ("b", "Zephyrion Blender"), ("c", "Quartzel Toaster")]
+    path = tmp_path / "shared.nt"
+    path.write_text("".join(f'<{ex}{e}> <{label}> "{name}" .\n' for e, name in rows))
+    pipeline = from_kg(kg.load(path), threshold=0.0)
+    spans = pipeline("It broke, my zephyrionn blender.")._.kg_entities
+    assert [s.text for s in spans] == ["zephyrionn blender"]
+    offered = {iri.removeprefix(ex) for iri, _ in spans[0]._.kg_candidates}
+    assert offered == {"a", "b"}
