@@ -68,7 +68,20 @@ _:b1 ex:p <http://ex.org/a> ; ex:q ex:a.b .
 """
 
 
-@pytest.mark.parametrize(("name", "text"), [("a.nt", NTRIPLES), ("a.ttl", TURTLE)])
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("a.nt", NTRIPLES),
+        ("a.ttl", TURTLE),
+        # whole-line comments anywhere, indented or holding what looks like a statement
+        ("c.nt", '  # indented, with a "quote\n<http://ex.org/a> <http://ex.org/p> _:b .\n# end\n'),
+        ("c.nt", '<http://ex.org/a> <http://ex.org/p> "x # y" .\n\t#\n'),
+        (
+            "c.ttl",
+            "@prefix ex: <http://ex.org/> .\n# a . b . c .\nex:a ex:p ex:b ;\n  # mid\n  ex:q 1 .\n",
+        ),
+    ],
+)
 def test_fastparse_reads_plain_files_as_pyoxigraph_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, text: str
 ) -> None:
@@ -93,27 +106,6 @@ def test_fastparse_chunks_give_the_same_graph(
     assert read_simple(path.read_bytes(), "ntriples", "f0") is not None
     _same(kg.load(path), whole)
     _same(whole, _slow(monkeypatch, path))
-
-
-@pytest.mark.parametrize(
-    ("name", "text"),
-    [
-        ("c.nt", '  # indented, with a "quote\n<http://ex.org/a> <http://ex.org/p> _:b .\n# end\n'),
-        ("c.nt", '<http://ex.org/a> <http://ex.org/p> "x # y" .\n\t#\n'),
-        (
-            "c.ttl",
-            "@prefix ex: <http://ex.org/> .\n# a . b . c .\nex:a ex:p ex:b ;\n  # mid\n  ex:q 1 .\n",
-        ),
-    ],
-)
-def test_fastparse_reads_whole_line_comments_anywhere(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, text: str
-) -> None:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    fmt = "ntriples" if name.endswith(".nt") else "turtle"
-    assert read_simple(path.read_bytes(), fmt, "f0") is not None, "the subset should take it"
-    _same(_outcome(path), _slow(monkeypatch, path))
 
 
 @pytest.mark.parametrize(
