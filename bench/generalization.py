@@ -371,9 +371,12 @@ def carry_over(earlier: dict[str, Any], payload: dict[str, Any]) -> dict[str, An
 
 
 def measured_on(payload: dict[str, Any], result: dict[str, Any]) -> str:
-    """``"; measured 2026-12-06"`` for a data set carried over from an earlier run, else ``""``."""
-    day = result.get("created", "")[:10]
-    return f"; measured {day}" if day and day != payload.get("created", "")[:10] else ""
+    """``"; measured 2026-12-06 21:40"`` for a data set carried over from an earlier run (its
+    own ``created``, not the payload's), else ``""``."""
+    created = result.get("created", "")
+    if not created or created == payload.get("created", ""):
+        return ""
+    return f"; measured {created[:10]} {created[11:16]}"
 
 
 def write_readme(payload: dict[str, Any]) -> None:
