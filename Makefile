@@ -7,14 +7,20 @@ STAMP := $(VENV)/.installed
 # The web page tests drive Debian's Chromium (tests/test_web_page.py looks for this path).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test test-slow fuzz browser bench bench-serve bench-all lint format clean
+.PHONY: demo test test-slow fuzz browser bench bench-serve bench-all lint format clean constraints
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,ray,onnx,tracking]'
+	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,ray,onnx,tracking]'
 	touch $(STAMP)
+
+# Rewrite constraints.txt from the venv (after changing pyproject.toml's dependencies): the
+# header stays, torch stays pinned above, kgfuse itself is left out.
+constraints: $(STAMP)
+	{ grep '^#' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/kgfuse demo
