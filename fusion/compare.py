@@ -67,7 +67,7 @@ __all__ = [
     "compare",
     "default_config",
     "encoder_ablation",
-    "evaluate_reference",
+    "evaluate_references",
     "pick_variants",
     "print_report",
     "train_or_reuse",
@@ -180,24 +180,29 @@ def default_config(config: RunConfig) -> RunConfig:
     return config_from_dict(kept, "the default config")
 
 
-def evaluate_reference(
-    plan: RunPlan, workspace: Workspace, text: bool = True
-) -> dict[str, dict[str, Any]]:
-    """The reference (fusion/reference.py) trained on ``plan``'s training texts, C and
-    temperature chosen on what validation selects on, scored on val:unseen and every test set.
-    ``text=False``: on the label-path counts alone (``reference-counts``)."""
+def evaluate_references(
+    plan: RunPlan, workspace: Workspace, names: tuple[str, ...] = tuple(REFERENCES)
+) -> dict[str, tuple[dict[str, dict[str, Any]], float]]:
+    """The regressions ``names`` (`REFERENCES`: fusion/reference.py, with or without the text
+    vectors) trained on ``plan``'s training texts, C and temperature chosen on what validation
+    selects on, scored on val:unseen and every test set. The label-path counts are walked once
+    for all of them, and the texts embedded only when one reads them. Returns, per name, the
+    metrics and the seconds it took: the shared features plus its own fit."""
     graph, resources, splits = workspace.graph.compiled, plan.resources, plan.splits
     if not resources.label_nodes or graph is None:
         raise ConfigError(
             "the reference counts label paths in a compiled KG: set kg.label_map and kg.files"
         )
+    started = time.perf_counter()
     hops = plan.config.subgraph.hops or 2
     counter = PathCounter(graph, resources.label_nodes, hops=hops)
     index = {label: i for i, label in enumerate(splits.labels)}
+    reads_text = any(REFERENCES[name] for name in names)
 
     def features(
         part: str, examples: list[Any], masked: list[bool]
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[dict[bool, np.ndarray], np.ndarray]:
+        """{reads text: features} of ``examples``, and their labels."""
         ids = [workspace.entity_ids(s) for s in plan.spans[part]]
         # as in training: the held-out entities' label facts are hidden, but not from tests
         hidden = frozenset() if part.startswith("test:") else plan.hidden
@@ -207,30 +212,42 @@ def evaluate_reference(
         ]
         if part == "train":
             counter.sequences = fit_sequences(walks, plan.config.subgraph.max_sequences)
-        x = count_features(counter, walks, hops)
-        if text:
-            x = np.hstack([workspace.embed([e.text for e in examples]), x])
+        counts = count_features(counter, walks, hops)
+        x = {False: counts}
+        if reads_text:
+            x[True] = np.hstack([workspace.embed([e.text for e in examples]), counts])
         return x, np.array([index[e.label] for e in examples])
 
     tx, ty = features("train", splits.train, plan.train_masked)
     vx, vy = features("val", splits.val, plan.val_masked)
+    tests = {
+        f"test:{name}": features(f"test:{name}", examples, [False] * len(examples))
+        for name, examples in splits.tests.items()
+    }
+    shared = time.perf_counter() - started
     chosen = np.array(plan.selection.flags(splits.val_unseen), dtype=bool)
-    fit = fit_reference(tx, ty, vx[chosen], vy[chosen], len(splits.labels))
-    temperature = fit_temperature(full_logits(fit, vx[chosen], len(splits.labels)), vy[chosen])
     unseen = np.array(splits.val_unseen, dtype=bool)
-    parts = {"val:unseen": (vx[unseen], vy[unseen]), "val": (vx, vy)}
-    for name, examples in splits.tests.items():
-        parts[f"test:{name}"] = features(f"test:{name}", examples, [False] * len(examples))
-    out: dict[str, dict[str, Any]] = {}
-    for name, (x, y) in parts.items():
-        if not len(y):
-            continue
-        logits = full_logits(fit, x, len(splits.labels))
-        m = classification_metrics(y.tolist(), logits.argmax(1).tolist(), splits.labels)
-        m.update(calibration_report(np.where(np.isinf(logits), -1e9, logits), y, temperature))
-        m["C"] = fit.C
-        out[name] = m
-    return out
+    results: dict[str, tuple[dict[str, dict[str, Any]], float]] = {}
+    for name in names:
+        began, text = time.perf_counter(), REFERENCES[name]
+        train_x, val_x = tx[text], vx[text]
+        fit = fit_reference(train_x, ty, val_x[chosen], vy[chosen], len(splits.labels))
+        temperature = fit_temperature(
+            full_logits(fit, val_x[chosen], len(splits.labels)), vy[chosen]
+        )
+        parts = {"val:unseen": (val_x[unseen], vy[unseen]), "val": (val_x, vy)}
+        parts |= {part: (x[text], y) for part, (x, y) in tests.items()}
+        out: dict[str, dict[str, Any]] = {}
+        for part, (x, y) in parts.items():
+            if not len(y):
+                continue
+            logits = full_logits(fit, x, len(splits.labels))
+            m = classification_metrics(y.tolist(), logits.argmax(1).tolist(), splits.labels)
+            m.update(calibration_report(np.where(np.isinf(logits), -1e9, logits), y, temperature))
+            m["C"] = fit.C
+            out[part] = m
+        results[name] = (out, shared + time.perf_counter() - began)
+    return results
 
 
 def compare(
@@ -256,11 +273,14 @@ def compare(
     first = config.train.seed
     plans = _Plans(config, workspace)
     runs: list[dict[str, Any]] = []
-    for name in references:
-        for seed in range(first, first + seeds):
-            started = time.perf_counter()
-            metrics = evaluate_reference(plans.for_seed(seed), workspace, text=REFERENCES[name])
-            runs.append(record(name, seed, None, metrics, time.perf_counter() - started))
+    fitted = {
+        seed: evaluate_references(plans.for_seed(seed), workspace, references)
+        for seed in (range(first, first + seeds) if references else ())
+    }
+    for name in references:  # rows by reference, then seed
+        for seed, by_name in fitted.items():
+            metrics, seconds = by_name[name]
+            runs.append(record(name, seed, None, metrics, seconds))
     first_fused = _train_variants(config, variants, seeds, plans, workspace, base, progress, runs)
     if with_default:
         _train_defaults(config, seeds, base, progress, runs)

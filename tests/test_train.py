@@ -282,19 +282,19 @@ def test_the_counts_only_reference_reads_no_text(
     tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the bar of a model that reads no text (graph): the reference's regression, counts only
-    from fusion.compare import evaluate_reference
+    from fusion.compare import evaluate_references
     from fusion.setup import Workspace, plan_run
 
     config = load_config(TINY, overrides(tiny_bert, tmp_path / "ref", "train.epochs=1"))
     workspace = Workspace.open(config, None)
     plan = plan_run(config, workspace)
-    with_text = evaluate_reference(plan, workspace)
+    with_text, _ = evaluate_references(plan, workspace, ("reference",))["reference"]
 
     def no_text(texts: list[str]) -> None:
         raise AssertionError(f"the counts-only reference embedded {len(texts)} texts")
 
     monkeypatch.setattr(workspace, "embed", no_text)
-    counts_only = evaluate_reference(plan, workspace, text=False)
+    counts_only, _ = evaluate_references(plan, workspace, ("reference-counts",))["reference-counts"]
     assert set(counts_only) == set(with_text) and "test:unseen" in counts_only
 
 
