@@ -289,7 +289,9 @@ def markdown(payload: dict[str, Any]) -> str:
         trials = result.get("trials", TRIALS[name])
         out += [
             f"**{name}** (tune: {trials} trials, {sec.get('tune', 0) / 60:.0f} min; compare: "
-            f"{sec.get('compare', 0) / 60:.0f} min{measured_on(payload, result)})",
+            f"{sec.get('compare', 0) / 60:.0f} min"
+            + (f"; {when}" if (when := measured_on(payload, result)) else "")
+            + ")",
             "",
         ]
         out += rows_markdown(name, table(name, result["report"]), ece=True)
@@ -371,12 +373,12 @@ def carry_over(earlier: dict[str, Any], payload: dict[str, Any]) -> dict[str, An
 
 
 def measured_on(payload: dict[str, Any], result: dict[str, Any]) -> str:
-    """``"; measured 2026-12-06 21:40"`` for a data set carried over from an earlier run (its
+    """``"measured 2026-12-06 21:40"`` for a data set carried over from an earlier run (its
     own ``created``, not the payload's), else ``""``."""
     created = result.get("created", "")
     if not created or created == payload.get("created", ""):
         return ""
-    return f"; measured {created[:10]} {created[11:16]}"
+    return f"measured {created[:10]} {created[11:16]}"
 
 
 def write_readme(payload: dict[str, Any]) -> None:

@@ -9,7 +9,8 @@ with the config's settings and the paths encoder (``model.graph_encoder=paths``)
 reference (text and label-path counts), the counts-only reference (the bar of a model that
 reads no text), text, fused with paths and fused with the RGCN, and graph-only with each encoder,
 over S seeds; fused-no-gnn (text plus the label counts) and fused with each training option
-toggled (mention masking, mention swap, FGM) on the first seed; the explanation faithfulness of the first fused run (top 3 paths and the top path alone).
+toggled (mention masking, mention swap, FGM) on the first seed; the explanation faithfulness
+of the first fused run (top 3 paths and the top path alone).
 Every choice in those configs was made on validation; test figures are read only here, to
 report. Two data sets run at a time, one torch thread each, so the s/epoch figures compare rows
 of one data set, not data sets.
@@ -146,11 +147,8 @@ def markdown(payload: dict[str, Any]) -> str:
     out = measured_markdown(payload, "the references, text, both fused and both graph rows")
     for name, result in payload["results"].items():
         unseen = DATASETS[name][1]
-        out += [
-            f"**{name}**"
-            + (f" ({measured_on(payload, result)[2:]})" if measured_on(payload, result) else ""),
-            "",
-        ]
+        when = measured_on(payload, result)
+        out += [f"**{name}**" + (f" ({when})" if when else ""), ""]
         out += rows_markdown(name, result["rows"], ece=False)
         f = result.get("faithfulness")
         if f:

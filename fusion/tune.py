@@ -73,13 +73,14 @@ def settings_of(config: RunConfig, keys: Iterable[str] = SPACE) -> dict[str, Any
 
 
 def space_for(config: RunConfig) -> Space:
-    """`SPACE`, widened to hold ``config``'s own values (a choice it lacks, a bound it passes)
-    and kgfuse's defaults, so that both can run as trials."""
+    """`SPACE`, widened to hold the values of every baseline (`baselines`: ``config``'s own
+    and kgfuse's defaults; a choice it lacks, a bound it passes), so that each can run as a
+    trial."""
     space: Space = {}
-    defaults = settings_of(default_settings(config))
-    for key, value in settings_of(config).items():
+    starts = baselines(config)
+    for key in SPACE:
         kind, *args = SPACE[key]
-        for own in (value, defaults[key]):
+        for own in (start[key] for start in starts):
             if kind == "choice":
                 args = args if any(_same(own, a) for a in args) else [*args, own]
             else:
