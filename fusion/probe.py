@@ -10,8 +10,10 @@ Out-of-Distribution"), and texts about unseen entities are such inputs.
 So with ``train.probe_init`` the text head's weights are first set to a multinomial logistic
 regression (`fusion.reference.fit_reference`: standardised inputs, ``C`` chosen on the same
 validation texts that select the checkpoint) fitted on the frozen encoder's pooled vectors, the
-very vectors the head reads before any adapter step (a LoRA adapter starts as the identity). The
-standardisation is folded into the weights, so the head reads raw vectors as before.
+very vectors the head reads before any adapter step (a LoRA adapter starts as the identity), and,
+for a head that reads them after the text vector (``counts_head: concat``), on the label counts
+too (fusion/train.py passes both). The standardisation is folded into the weights, so the head
+reads raw inputs as before.
 """
 
 from __future__ import annotations

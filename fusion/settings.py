@@ -355,8 +355,9 @@ class TrainSettings:
     )
     probe_init: AutoSwitch = Field(
         default=None,
-        description="start the text head from a logistic regression on the frozen encoder's "
-        "text vectors, its C chosen on validation (linear probe, then fine-tune); auto: for "
+        description="start the text head from a logistic regression on what it reads: the "
+        "frozen encoder's text vectors (with counts_head concat, the label counts too), its C "
+        "chosen on validation (linear probe, then fine-tune); auto: for "
         "text-only models, and where the KG's label paths do not lift the reference on "
         "validation",
     )

@@ -173,7 +173,7 @@ def _train(
     run_dir = Path(config.output)
     seed_everything(config.train.seed)  # the model's initialisation does not depend on linking
     model = build_model(config, resources)
-    probe = _probe_text_head(model, config, plan, workspace)
+    probe = _probe_text_head(model, config, plan, workspace, texts)
     data_key = data_fingerprint(resources, texts.train, texts.val)
     setup_s = time.perf_counter() - started  # KG, linker, links, subgraphs, automatic choices
     val_unseen = plan.splits.val_unseen
@@ -216,11 +216,17 @@ def _train(
 
 
 def _probe_text_head(
-    model: FusionClassifier, config: RunConfig, plan: RunPlan, workspace: Workspace
+    model: FusionClassifier,
+    config: RunConfig,
+    plan: RunPlan,
+    workspace: Workspace,
+    texts: RunTexts,
 ) -> dict[str, Any] | None:
     """With ``train.probe_init`` (auto: always for a text-only model, else as the plan chose),
-    set the text head to a logistic regression on the frozen encoder's vectors
-    (`fusion.probe`), its C chosen on the texts that select checkpoints.
+    set the text head to a logistic regression on what it reads before training
+    (`fusion.probe`): the frozen encoder's vectors, and with a concat counts head the label
+    counts too, each text's as training and validation prepared them (label facts masked
+    alike). Its C is chosen on the texts that select checkpoints.
     Returns what was fitted, for the bundle's training record."""
     setting = config.train.probe_init  # None: auto, resolved in the plan's config
     auto = config.model.mode == "text" or bool(plan.config.train.probe_init)
@@ -229,28 +235,34 @@ def _probe_text_head(
         return None
     splits = plan.splits
     index = {label: i for i, label in enumerate(splits.labels)}
-    chosen = [
-        e for e, f in zip(splits.val, plan.selection.flags(splits.val_unseen), strict=True) if f
-    ]
+    flags = plan.selection.flags(splits.val_unseen)
+    chosen = [i for i, f in enumerate(flags) if f]
     if len({e.label for e in splits.train}) < 2 or not chosen:  # nothing for a regression
         return None
-    train = splits.train
-    if len(train) > PROBE_TEXTS:  # a seeded sample bounds the frozen pass and the fit
+    rows = list(range(len(splits.train)))  # texts.train[i] is splits.train[i] (swaps follow)
+    if len(rows) > PROBE_TEXTS:  # a seeded sample bounds the frozen pass and the fit
         rng = np.random.default_rng(config.train.seed)
-        train = [train[i] for i in sorted(rng.choice(len(train), PROBE_TEXTS, replace=False))]
-    train_x = workspace.pooled([e.text for e in train])
-    val_x = workspace.pooled([e.text for e in chosen])
+        rows = sorted(rng.choice(len(rows), PROBE_TEXTS, replace=False).tolist())
+    reads_counts = model.reads_counts and not model.counts_per_label
+
+    def inputs(examples: list[Any], prepared: list[Prepared], which: list[int]) -> np.ndarray:
+        vectors = workspace.pooled([examples[i].text for i in which])
+        if not reads_counts:
+            return vectors
+        counts = np.stack([np.asarray(prepared[i].counts, dtype=np.float32) for i in which])
+        return np.hstack([vectors, counts])
+
     probe = fit_text_probe(
-        train_x,
-        np.array([index[e.label] for e in train]),
-        val_x,
-        np.array([index[e.label] for e in chosen]),
+        inputs(splits.train, texts.train, rows),
+        np.array([index[splits.train[i].label] for i in rows]),
+        inputs(splits.val, texts.val, chosen),
+        np.array([index[splits.val[i].label] for i in chosen]),
         len(splits.labels),
     )
     head = model.text_head[-1]
     assert isinstance(head, torch.nn.Linear)  # Dropout, then the Linear the probe sets
     load_probe(head, probe)
-    return {"C": probe.C, "val_accuracy": round(probe.val_accuracy, 4)}
+    return {"C": probe.C, "val_accuracy": round(probe.val_accuracy, 4), "counts": reads_counts}
 
 
 def _resolved(config: RunConfig, plan: RunPlan) -> RunConfig:

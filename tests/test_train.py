@@ -596,3 +596,52 @@ def test_the_text_head_starts_as_the_probe_fitted_on_validation(
     assert np.allclose(head.weight.detach().numpy(), expected.weight, atol=1e-5)
     assert np.allclose(head.bias.detach().numpy(), expected.bias, atol=1e-5)
     assert meta["training"]["probe"]["C"] == expected.C
+
+
+def test_a_fused_head_that_reads_the_counts_starts_as_the_probe_on_text_and_counts(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """A concat counts head reads [text vector; label counts], so its probe is the regression
+    on both, each text's counts as training and validation prepared them (label facts masked
+    alike): the fused model starts where the reference's regression ends, not at zero weight
+    on the counts."""
+    from fusion.probe import fit_text_probe
+    from fusion.setup import Workspace, plan_run
+    from fusion.train import _prepare_texts, _resolved
+
+    still = ("train.epochs=1", "train.lr=1e-12", "train.lora_lr=1e-12", "train.weight_decay=0")
+    args = overrides(
+        tiny_bert, tmp_path / "probe", *still, "train.probe_init=true", "model.counts_head=concat"
+    )
+    result = main(TINY, args, progress=False)
+    model, _, meta = load_bundle(result.bundle)
+    assert meta["training"]["probe"]["counts"] is True
+
+    config = load_config(TINY, args)
+    workspace = Workspace.open(config, None)
+    plan = plan_run(config, workspace)
+    config = _resolved(config, plan)
+    resources = plan.resources.walking(config.model.reads_walks)
+    texts = _prepare_texts(config, plan, resources, [], True)
+    splits = plan.splits
+    index = {label: i for i, label in enumerate(splits.labels)}
+    flags = plan.selection.flags(splits.val_unseen)
+    val = [i for i, f in enumerate(flags) if f]
+
+    def inputs(examples: list, prepared: list, rows: list[int]) -> np.ndarray:  # type: ignore[type-arg]
+        vectors = workspace.pooled([examples[i].text for i in rows])
+        return np.hstack([vectors, np.stack([prepared[i].counts for i in rows])])
+
+    train = list(range(len(splits.train)))
+    expected = fit_text_probe(
+        inputs(splits.train, texts.train, train),
+        np.array([index[splits.train[i].label] for i in train]),
+        inputs(splits.val, texts.val, val),
+        np.array([index[splits.val[i].label] for i in val]),
+        len(splits.labels),
+    )
+    head = model.text_head[-1]
+    width = workspace.pooled([splits.train[0].text]).shape[1]  # the text vector's columns
+    assert head.in_features == expected.weight.shape[1] > width
+    assert np.allclose(head.weight.detach().numpy(), expected.weight, atol=1e-5)
+    assert np.abs(expected.weight[:, width:]).sum() > 0  # the counts' columns are fitted too
