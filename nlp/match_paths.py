@@ -102,32 +102,30 @@ def windows(lookup: AliasLookup, words: Words, add: Add, slack: int) -> None:
     ``len + slack`` words of its rarest one, inside one sentence; of overlapping windows for
     one alias, only those that hold no tighter one are kept ("filled with pus-filled pimples"
     -> "pus-filled pimples")."""
-    n = len(words.keys)
     sentence = _sentences(words)
     found: dict[Alias, set[tuple[int, int]]] = defaultdict(set)
-    spaces = ((words.keys, "windows"), (words.roots, "root_windows"))
-    for (keys, table), a in itertools.product(spaces, range(n)):
-        k = keys[a]
-        entries = lookup.anchored_on(table, k)
-        if not entries:
-            continue
-        # only aliases whose every word is in the sentence can match: a set test in C
-        # skips the scan for the many anchored on a frequent word
-        inside = {keys[j] for j in range(n) if sentence[j] == sentence[a]}
-        for content, alias in [e for e in entries if e[0] <= inside]:
-            reach = len(content) + slack
-            where: dict[str, list[int]] = defaultdict(list)
-            for j in range(max(0, a - reach + 1), min(n, a + reach)):
-                if keys[j] in content and keys[j] != k and sentence[j] == sentence[a]:
-                    where[keys[j]].append(j)
-            if len(where) + 1 != len(content):
+    for keys, table in ((words.keys, "windows"), (words.roots, "root_windows")):
+        at: dict[tuple[int, str], list[int]] = defaultdict(list)  # (sentence, word) -> positions
+        inside: dict[int, set[str]] = defaultdict(set)  # sentence -> its words
+        for j, k in enumerate(keys):
+            at[sentence[j], k].append(j)
+            inside[sentence[j]].add(k)
+        for a, k in enumerate(keys):
+            if not lookup.anchored_on(table, k):
                 continue
-            first, last = min(
-                ((min(a, *c), max(a, *c)) for c in itertools.product(*where.values())),
-                key=lambda span: (span[1] - span[0], span[0]),
-            )
-            if last - first + 1 <= reach:
-                found[alias].add((first, last + 1))
+            s = sentence[a]  # only aliases whose every word is in the sentence can match
+            for content, alias in lookup.anchored_within(table, k, inside[s]):
+                reach = len(content) + slack
+                lo, hi = a - reach + 1, a + reach
+                where = [[j for j in at[s, w] if lo <= j < hi] for w in content if w != k]
+                if not all(where):
+                    continue
+                first, last = min(
+                    ((min(a, *c), max(a, *c)) for c in itertools.product(*where)),
+                    key=lambda span: (span[1] - span[0], span[0]),
+                )
+                if last - first + 1 <= reach:
+                    found[alias].add((first, last + 1))
     sim = KIND_SIMILARITY["window"]
     for alias, spans in found.items():
         for a, b in spans:
