@@ -133,46 +133,49 @@ class Disambiguator:
         total = w.string + w.prior + w.context + w.coherence
         text_vector = None
         kept = [self._shortlist(m) for m in mentions]
-        entity_sets = [frozenset(c.entity for c in cands) for cands in kept]
+        entity_sets = [frozenset(c.entity for c in cands) for cands, _ in kept]
         out = []
-        for m, (mention, cands) in enumerate(zip(mentions, kept, strict=True)):
+        for m, (mention, (cands, degree)) in enumerate(zip(mentions, kept, strict=True)):
             others = [
                 entity_sets[j]
                 for j, o in enumerate(mentions)
                 if j != m and (o.end <= mention.start or o.start >= mention.end)
             ]
             anywhere = frozenset().union(*others)  # every candidate of the other mentions
-            degree = self._degrees(cands) + 1
+            entities = [c.entity for c in cands]
             prior = degree / degree.sum()
             context = np.full(len(cands), NEUTRAL)
             if len(cands) > 1 and w.context:
                 if text_vector is None:
                     text_vector = self._vectorize(text)
-                context = self._contexts(text_vector, [c.entity for c in cands])
-            scored = []
-            for c, p, ctx in zip(cands, prior, context, strict=True):
-                coherence = self._coherence(c.entity, others, anywhere) if w.coherence else NEUTRAL
-                score = (
-                    w.string * c.similarity
-                    + w.prior * p
-                    + w.context * float(ctx)
-                    + w.coherence * coherence
-                ) / total
-                scored.append((c.entity, round(float(score), 4)))
+                context = self._contexts(text_vector, entities)
+            coherence = np.array(
+                [self._coherence(e, others, anywhere) for e in entities]
+                if w.coherence
+                else [NEUTRAL] * len(entities)
+            )
+            # the four terms summed in this order, as floats, for every candidate at once (the
+            # first term stays a scalar product: a float32 similarity keeps its precision)
+            string = np.array([w.string * c.similarity for c in cands], dtype=np.float64)
+            score = (
+                string + w.prior * prior + w.context * context + w.coherence * coherence
+            ) / total
+            scored = [(e, round(s, 4)) for e, s in zip(entities, score.tolist(), strict=True)]
             scored.sort(key=lambda es: (-es[1], es[0]))
             out.append(scored)
         return out
 
-    def _shortlist(self, mention: Mention) -> list[Any]:
-        """The mention's ``MAX_RANKED`` best candidates by string similarity and prior."""
+    def _shortlist(self, mention: Mention) -> tuple[list[Any], np.ndarray]:
+        """The mention's ``MAX_RANKED`` best candidates by string similarity and prior, and
+        their degrees plus one."""
         cands = mention.candidates
-        if len(cands) <= MAX_RANKED:
-            return cands
-        w = self.weights
         degree = self._degrees(cands) + 1
+        if len(cands) <= MAX_RANKED:
+            return cands, degree
+        w = self.weights
         first = w.string * np.array([c.similarity for c in cands]) + w.prior * degree / degree.sum()
         order = np.lexsort(([c.entity for c in cands], -first))[:MAX_RANKED]
-        return [cands[i] for i in order]
+        return [cands[i] for i in order], degree[order]
 
     def _degrees(self, cands: list[Any]) -> np.ndarray:
         """The degree of each candidate's entity in the graph, as floats (one batched call: a
@@ -299,14 +302,19 @@ class Disambiguator:
         lengths = ends - starts
         if not lengths.sum():
             return np.zeros(len(rows))
-        text = dict(zip(text_vector.indices.tolist(), text_vector.data.tolist(), strict=True))
+        # the text's terms sorted, to find each row entry's term by binary search
+        order = np.argsort(text_vector.indices, kind="stable")
+        text_terms = text_vector.indices[order]
+        text_weights = text_vector.data[order].astype(np.float64)
         # positions of every stored entry of the chosen rows, row after row
         offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
         entries = offsets + np.arange(int(lengths.sum()))
         terms = m.indices[entries]
-        hit = np.isin(terms, text_vector.indices)
         weights = np.zeros(len(terms), dtype=np.float64)
-        weights[hit] = m.data[entries[hit]] * np.array([text[t] for t in terms[hit].tolist()])
+        if len(text_terms):
+            where = np.minimum(np.searchsorted(text_terms, terms), len(text_terms) - 1)
+            hit = text_terms[where] == terms
+            weights[hit] = m.data[entries[hit]] * text_weights[where[hit]]
         owner = np.repeat(np.arange(len(rows)), lengths)
         return np.bincount(owner, weights=weights, minlength=len(rows))
 
