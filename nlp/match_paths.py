@@ -102,19 +102,25 @@ def windows(lookup: AliasLookup, words: Words, add: Add, slack: int) -> None:
     ``len + slack`` words of its rarest one, inside one sentence; of overlapping windows for
     one alias, only those that hold no tighter one are kept ("filled with pus-filled pimples"
     -> "pus-filled pimples")."""
+    n = len(words.keys)
     sentence = _sentences(words)
     found: dict[Alias, set[tuple[int, int]]] = defaultdict(set)
+    widest = lookup.tables.max_words + slack  # the reach of the longest name
     for keys, table in ((words.keys, "windows"), (words.roots, "root_windows")):
         at: dict[tuple[int, str], list[int]] = defaultdict(list)  # (sentence, word) -> positions
-        inside: dict[int, set[str]] = defaultdict(set)  # sentence -> its words
         for j, k in enumerate(keys):
             at[sentence[j], k].append(j)
-            inside[sentence[j]].add(k)
         for a, k in enumerate(keys):
             if not lookup.anchored_on(table, k):
                 continue
-            s = sentence[a]  # only aliases whose every word is in the sentence can match
-            for content, alias in lookup.anchored_within(table, k, inside[s]):
+            s = sentence[a]
+            # only aliases whose every word is within reach, in the sentence, can match
+            near = {
+                keys[j]
+                for j in range(max(0, a - widest + 1), min(n, a + widest))
+                if sentence[j] == s
+            }
+            for content, alias in lookup.anchored_within(table, k, near):
                 reach = len(content) + slack
                 lo, hi = a - reach + 1, a + reach
                 where = [[j for j in at[s, w] if lo <= j < hi] for w in content if w != k]
