@@ -131,9 +131,10 @@ class Disambiguator:
         """For each mention, its candidates as ``(entity, score)``, best first."""
         w = self.weights
         total = w.string + w.prior + w.context + w.coherence
-        text_vector = None
-        kept = [self._shortlist(m) for m in mentions]
-        entity_sets = [frozenset(c.entity for c in cands) for cands, _ in kept]
+        kept = self._shortlists(mentions)
+        entity_lists = [[c.entity for c in cands] for cands, _ in kept]
+        entity_sets = [frozenset(entities) for entities in entity_lists]
+        contexts = self._text_contexts(text, entity_lists)
         out = []
         for m, (mention, (cands, degree)) in enumerate(zip(mentions, kept, strict=True)):
             others = [
@@ -142,13 +143,11 @@ class Disambiguator:
                 if j != m and (o.end <= mention.start or o.start >= mention.end)
             ]
             anywhere = frozenset().union(*others)  # every candidate of the other mentions
-            entities = [c.entity for c in cands]
+            entities = entity_lists[m]
             prior = degree / degree.sum()
-            context = np.full(len(cands), NEUTRAL)
-            if len(cands) > 1 and w.context:
-                if text_vector is None:
-                    text_vector = self._vectorize(text)
-                context = self._contexts(text_vector, entities)
+            context = contexts.get(m)
+            if context is None:
+                context = np.full(len(cands), NEUTRAL)
             coherence = np.array(
                 [self._coherence(e, others, anywhere) for e in entities]
                 if w.coherence
@@ -165,17 +164,36 @@ class Disambiguator:
             out.append(scored)
         return out
 
-    def _shortlist(self, mention: Mention) -> tuple[list[Any], np.ndarray]:
-        """The mention's ``MAX_RANKED`` best candidates by string similarity and prior, and
-        their degrees plus one."""
-        cands = mention.candidates
-        degree = self._degrees(cands) + 1
-        if len(cands) <= MAX_RANKED:
-            return cands, degree
+    def _shortlists(self, mentions: list[Mention]) -> list[tuple[list[Any], np.ndarray]]:
+        """Each mention's ``MAX_RANKED`` best candidates by string similarity and prior, and
+        their degrees plus one (the degrees of all mentions read at once)."""
+        if not mentions:
+            return []
         w = self.weights
-        first = w.string * np.array([c.similarity for c in cands]) + w.prior * degree / degree.sum()
-        order = np.lexsort(([c.entity for c in cands], -first))[:MAX_RANKED]
-        return [cands[i] for i in order], degree[order]
+        sizes = [len(m.candidates) for m in mentions]
+        degrees = self._degrees([c for m in mentions for c in m.candidates]) + 1
+        out = []
+        for mention, degree in zip(mentions, np.split(degrees, np.cumsum(sizes)[:-1]), strict=True):
+            cands = mention.candidates
+            if len(cands) <= MAX_RANKED:
+                out.append((cands, degree))
+                continue
+            similarity = np.array([c.similarity for c in cands])
+            first = w.string * similarity + w.prior * degree / degree.sum()
+            order = np.lexsort(([c.entity for c in cands], -first))[:MAX_RANKED]
+            out.append(([cands[i] for i in order], degree[order]))
+        return out
+
+    def _text_contexts(self, text: str, entity_lists: list[list[int]]) -> dict[int, np.ndarray]:
+        """The context signal of the candidates of each mention that has more than one (by
+        mention), computed for all those mentions at once."""
+        scored = [m for m, entities in enumerate(entity_lists) if len(entities) > 1]
+        if not scored or not self.weights.context:
+            return {}
+        flat = [e for m in scored for e in entity_lists[m]]
+        values = self._contexts(self._vectorize(text), flat)
+        bounds = np.cumsum([len(entity_lists[m]) for m in scored])[:-1]
+        return dict(zip(scored, np.split(values, bounds), strict=True))
 
     def _degrees(self, cands: list[Any]) -> np.ndarray:
         """The degree of each candidate's entity in the graph, as floats (one batched call: a
