@@ -150,10 +150,14 @@ class KeyTable:
         """False where hash ``q`` is surely not a key: a bitmap of the keys' top bits, 16 bits
         a key (a 2 MB bitmap for a million keys; about 6% of absent hashes pass). Most spans of
         a text name nothing, and a binary search in a large table costs a cache miss a step."""
-        if self._bits is None:
-            bits = np.zeros(1 << (64 - int(self._shift)), dtype=bool)
-            bits[self.hashes >> self._shift] = True
-            self._bits = np.packbits(bits, bitorder="little")
+        if self._bits is None:  # set bit i % 8 of byte i // 8, a slice of keys at a time
+            bits = np.zeros(1 << (61 - int(self._shift)), dtype=np.uint8)
+            for start in range(0, len(self.hashes), 1 << 16):
+                i = self.hashes[start : start + (1 << 16)] >> self._shift
+                np.bitwise_or.at(
+                    bits, i >> np.uint64(3), np.uint8(1) << (i & np.uint64(7)).astype(np.uint8)
+                )
+            self._bits = bits
         i = q >> self._shift
         return (self._bits[i >> np.uint64(3)] >> (i & np.uint64(7)).astype(np.uint8)) & 1 == 1
 
