@@ -37,6 +37,7 @@ PRIME = 0x100000001B3
 MASK = (1 << 64) - 1
 _PRIME = np.uint64(PRIME)
 _MEMO = 1_000_000  # word hashes kept in memory
+FILTER_FROM = 1 << 16  # keys from which `KeyTable.found` tests a bitmap before searching
 
 
 class Hasher:
@@ -138,6 +139,9 @@ class KeyTable:
         if not len(self.hashes) or not len(hs):
             return np.zeros(len(hs), dtype=bool)
         q = np.asarray(hs, dtype=np.uint64)
+        if len(self.hashes) < FILTER_FROM:
+            where = np.minimum(self.hashes.searchsorted(q), len(self.hashes) - 1)
+            return self.hashes[where] == q
         out = self._filter(q)
         maybe = np.flatnonzero(out)
         if len(maybe):  # binary search for the few the filter lets through

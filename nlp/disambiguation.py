@@ -148,18 +148,17 @@ class Disambiguator:
             context = contexts.get(m)
             if context is None:
                 context = np.full(len(cands), NEUTRAL)
-            coherence = np.array(
-                [self._coherence(e, others, anywhere) for e in entities]
-                if w.coherence
-                else [NEUTRAL] * len(entities)
-            )
-            # the four terms summed in this order, as floats, for every candidate at once (the
-            # first term stays a scalar product: a float32 similarity keeps its precision)
-            string = np.array([w.string * c.similarity for c in cands], dtype=np.float64)
-            score = (
-                string + w.prior * prior + w.context * context + w.coherence * coherence
-            ) / total
-            scored = [(e, round(s, 4)) for e, s in zip(entities, score.tolist(), strict=True)]
+            scored = []
+            for e, c, p, ctx in zip(entities, cands, prior.tolist(), context.tolist(), strict=True):
+                coherence = self._coherence(e, others, anywhere) if w.coherence else NEUTRAL
+                # float(): a float32 similarity keeps its product's precision, then all is float64
+                score = (
+                    float(w.string * c.similarity)
+                    + w.prior * p
+                    + w.context * ctx
+                    + w.coherence * coherence
+                ) / total
+                scored.append((e, round(score, 4)))
             scored.sort(key=lambda es: (-es[1], es[0]))
             out.append(scored)
         return out

@@ -107,12 +107,13 @@ def windows(lookup: AliasLookup, words: Words, add: Add, slack: int) -> None:
     found: dict[Alias, set[tuple[int, int]]] = defaultdict(set)
     widest = lookup.tables.max_words + slack  # the reach of the longest name
     for keys, table in ((words.keys, "windows"), (words.roots, "root_windows")):
-        at: dict[tuple[int, str], list[int]] = defaultdict(list)  # (sentence, word) -> positions
-        for j, k in enumerate(keys):
-            at[sentence[j], k].append(j)
+        at: dict[tuple[int, str], list[int]] = {}  # (sentence, word) -> positions, on first use
         for a, k in enumerate(keys):
             if not lookup.anchored_on(table, k):
                 continue
+            if not at:
+                for j, w in enumerate(keys):
+                    at.setdefault((sentence[j], w), []).append(j)
             s = sentence[a]
             # only aliases whose every word is within reach, in the sentence, can match
             near = {
