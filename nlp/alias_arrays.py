@@ -37,6 +37,7 @@ PRIME = 0x100000001B3
 MASK = (1 << 64) - 1
 _PRIME = np.uint64(PRIME)
 _MEMO = 1_000_000  # word hashes kept in memory
+FILTER_FROM = 1 << 16  # keys from which `KeyTable.found` tests a bitmap before searching
 
 
 class Hasher:
@@ -83,6 +84,11 @@ def fold(word_hashes: Iterable[int]) -> int:
     return h
 
 
+def _filter_bits(keys: int) -> int:
+    """Bits of a key's hash that index `KeyTable._filter`'s bitmap: 16 bitmap bits a key."""
+    return max(10, (16 * keys - 1).bit_length())
+
+
 class KeyTable:
     """Keys (by hash) to a run of values: alias ids, or one number per key.
 
@@ -92,6 +98,8 @@ class KeyTable:
 
     def __init__(self, hashes: np.ndarray, indptr: np.ndarray, values: np.ndarray):
         self.hashes, self.indptr, self.values = hashes, indptr, values
+        self._bits: np.ndarray | None = None  # see `_filter`, made on first use
+        self._shift = np.uint64(64 - _filter_bits(len(hashes)))
 
     @classmethod
     def build(
@@ -131,8 +139,31 @@ class KeyTable:
         if not len(self.hashes) or not len(hs):
             return np.zeros(len(hs), dtype=bool)
         q = np.asarray(hs, dtype=np.uint64)
-        where = np.minimum(self.hashes.searchsorted(q), len(self.hashes) - 1)
-        return self.hashes[where] == q
+        if len(self.hashes) < FILTER_FROM:
+            where = np.minimum(self.hashes.searchsorted(q), len(self.hashes) - 1)
+            return self.hashes[where] == q
+        out = self._filter(q)
+        maybe = np.flatnonzero(out)
+        if len(maybe):  # binary search for the few the filter lets through
+            q = q[maybe]
+            where = np.minimum(self.hashes.searchsorted(q), len(self.hashes) - 1)
+            out[maybe] = self.hashes[where] == q
+        return out
+
+    def _filter(self, q: np.ndarray) -> np.ndarray:
+        """False where hash ``q`` is surely not a key: a bitmap of the keys' top bits, 16 bits
+        a key (a 2 MB bitmap for a million keys; about 6% of absent hashes pass). Most spans of
+        a text name nothing, and a binary search in a large table costs a cache miss a step."""
+        if self._bits is None:  # set bit i % 8 of byte i // 8, a slice of keys at a time
+            bits = np.zeros(1 << (61 - int(self._shift)), dtype=np.uint8)
+            for start in range(0, len(self.hashes), 1 << 16):
+                i = self.hashes[start : start + (1 << 16)] >> self._shift
+                np.bitwise_or.at(
+                    bits, i >> np.uint64(3), np.uint8(1) << (i & np.uint64(7)).astype(np.uint8)
+                )
+            self._bits = bits
+        i = q >> self._shift
+        return (self._bits[i >> np.uint64(3)] >> (i & np.uint64(7)).astype(np.uint8)) & 1 == 1
 
     def save(self, folder: Path, prefix: str) -> None:
         for name in ("hashes", "indptr", "values"):

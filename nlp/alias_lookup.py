@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -28,6 +29,7 @@ from nlp.ngram_index import Hit, NgramIndex
 
 RESPELL_RATIO = 0.85  # minimum edit ratio of a spelling variant
 MEMO = 200_000  # aliases and anchored entries kept rebuilt in memory
+SCAN = 16  # window entries of one anchor word tested one by one; more are read by file
 
 
 class Alias(NamedTuple):
@@ -82,6 +84,7 @@ class AliasLookup:
         self._aliases_memo: dict[int, tuple[Alias, tuple[str, ...]]] = {}
         self._anchored: dict[tuple[str, str], list[Any]] = {}  # (table, word) -> entries
         self._keyed: dict[tuple[bool, tuple[str, ...]], list[Alias]] = {}  # (roots?, key)
+        self._files: dict[tuple[str, str], dict[str, list[int]]] = {}  # `anchored_within`
 
     def alias(self, i: int) -> tuple[Alias, tuple[str, ...]]:
         """Alias ``i`` of the tables, and its lemma keys."""
@@ -152,6 +155,27 @@ class AliasLookup:
             self._anchored.clear()
         self._anchored[table, word] = entries
         return entries
+
+    def anchored_within(
+        self, table: str, word: str, words: set[str]
+    ) -> list[tuple[frozenset[str], Alias]]:
+        """The window entries anchored on ``word`` (``windows`` or ``root_windows``) whose
+        needed words are all in ``words`` (which holds ``word``), in `anchored_on`'s order.
+        A frequent word anchors thousands of names of a large KG; each is filed under one
+        other word it needs, so only the files of ``words`` are read."""
+        entries = self.anchored_on(table, word)
+        if len(entries) <= SCAN:
+            return [e for e in entries if e[0] <= words]
+        files = self._files.get((table, word))
+        if files is None:
+            files = defaultdict(list)
+            for n, (needed, _) in enumerate(entries):
+                files[min(needed - {word}, default=word)].append(n)
+            if len(self._files) > MEMO:
+                self._files.clear()
+            self._files[table, word] = files
+        held = sorted(n for w in words for n in files.get(w, ()))
+        return [entries[n] for n in held if entries[n][0] <= words]
 
     def short_forms(self, letter: str) -> list[Alias]:
         """The acronym aliases starting with ``letter``."""

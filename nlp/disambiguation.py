@@ -131,47 +131,68 @@ class Disambiguator:
         """For each mention, its candidates as ``(entity, score)``, best first."""
         w = self.weights
         total = w.string + w.prior + w.context + w.coherence
-        text_vector = None
-        kept = [self._shortlist(m) for m in mentions]
-        entity_sets = [frozenset(c.entity for c in cands) for cands in kept]
+        kept = self._shortlists(mentions)
+        entity_lists = [[c.entity for c in cands] for cands, _ in kept]
+        entity_sets = [frozenset(entities) for entities in entity_lists]
+        contexts = self._text_contexts(text, entity_lists)
         out = []
-        for m, (mention, cands) in enumerate(zip(mentions, kept, strict=True)):
+        for m, (mention, (cands, degree)) in enumerate(zip(mentions, kept, strict=True)):
             others = [
                 entity_sets[j]
                 for j, o in enumerate(mentions)
                 if j != m and (o.end <= mention.start or o.start >= mention.end)
             ]
-            degree = self._degrees(cands) + 1
+            anywhere = frozenset().union(*others)  # every candidate of the other mentions
+            entities = entity_lists[m]
             prior = degree / degree.sum()
-            context = np.full(len(cands), NEUTRAL)
-            if len(cands) > 1 and w.context:
-                if text_vector is None:
-                    text_vector = self._vectorize(text)
-                context = self._contexts(text_vector, [c.entity for c in cands])
+            context = contexts.get(m)
+            if context is None:
+                context = np.full(len(cands), NEUTRAL)
             scored = []
-            for c, p, ctx in zip(cands, prior, context, strict=True):
-                coherence = self._coherence(c.entity, others) if w.coherence else NEUTRAL
+            for e, c, p, ctx in zip(entities, cands, prior.tolist(), context.tolist(), strict=True):
+                coherence = self._coherence(e, others, anywhere) if w.coherence else NEUTRAL
+                # float(): a float32 similarity keeps its product's precision, then all is float64
                 score = (
-                    w.string * c.similarity
+                    float(w.string * c.similarity)
                     + w.prior * p
-                    + w.context * float(ctx)
+                    + w.context * ctx
                     + w.coherence * coherence
                 ) / total
-                scored.append((c.entity, round(float(score), 4)))
+                scored.append((e, round(score, 4)))
             scored.sort(key=lambda es: (-es[1], es[0]))
             out.append(scored)
         return out
 
-    def _shortlist(self, mention: Mention) -> list[Any]:
-        """The mention's ``MAX_RANKED`` best candidates by string similarity and prior."""
-        cands = mention.candidates
-        if len(cands) <= MAX_RANKED:
-            return cands
+    def _shortlists(self, mentions: list[Mention]) -> list[tuple[list[Any], np.ndarray]]:
+        """Each mention's ``MAX_RANKED`` best candidates by string similarity and prior, and
+        their degrees plus one (the degrees of all mentions read at once)."""
+        if not mentions:
+            return []
         w = self.weights
-        degree = self._degrees(cands) + 1
-        first = w.string * np.array([c.similarity for c in cands]) + w.prior * degree / degree.sum()
-        order = np.lexsort(([c.entity for c in cands], -first))[:MAX_RANKED]
-        return [cands[i] for i in order]
+        sizes = [len(m.candidates) for m in mentions]
+        degrees = self._degrees([c for m in mentions for c in m.candidates]) + 1
+        out = []
+        for mention, degree in zip(mentions, np.split(degrees, np.cumsum(sizes)[:-1]), strict=True):
+            cands = mention.candidates
+            if len(cands) <= MAX_RANKED:
+                out.append((cands, degree))
+                continue
+            similarity = np.array([c.similarity for c in cands])
+            first = w.string * similarity + w.prior * degree / degree.sum()
+            order = np.lexsort(([c.entity for c in cands], -first))[:MAX_RANKED]
+            out.append(([cands[i] for i in order], degree[order]))
+        return out
+
+    def _text_contexts(self, text: str, entity_lists: list[list[int]]) -> dict[int, np.ndarray]:
+        """The context signal of the candidates of each mention that has more than one (by
+        mention), computed for all those mentions at once."""
+        scored = [m for m, entities in enumerate(entity_lists) if len(entities) > 1]
+        if not scored or not self.weights.context:
+            return {}
+        flat = [e for m in scored for e in entity_lists[m]]
+        values = self._contexts(self._vectorize(text), flat)
+        bounds = np.cumsum([len(entity_lists[m]) for m in scored])[:-1]
+        return dict(zip(scored, np.split(values, bounds), strict=True))
 
     def _degrees(self, cands: list[Any]) -> np.ndarray:
         """The degree of each candidate's entity in the graph, as floats (one batched call: a
@@ -298,14 +319,19 @@ class Disambiguator:
         lengths = ends - starts
         if not lengths.sum():
             return np.zeros(len(rows))
-        text = dict(zip(text_vector.indices.tolist(), text_vector.data.tolist(), strict=True))
+        # the text's terms sorted, to find each row entry's term by binary search
+        order = np.argsort(text_vector.indices, kind="stable")
+        text_terms = text_vector.indices[order]
+        text_weights = text_vector.data[order].astype(np.float64)
         # positions of every stored entry of the chosen rows, row after row
         offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
         entries = offsets + np.arange(int(lengths.sum()))
         terms = m.indices[entries]
-        hit = np.isin(terms, text_vector.indices)
         weights = np.zeros(len(terms), dtype=np.float64)
-        weights[hit] = m.data[entries[hit]] * np.array([text[t] for t in terms[hit].tolist()])
+        if len(text_terms):
+            where = np.minimum(np.searchsorted(text_terms, terms), len(text_terms) - 1)
+            hit = text_terms[where] == terms
+            weights[hit] = m.data[entries[hit]] * text_weights[where[hit]]
         owner = np.repeat(np.arange(len(rows)), lengths)
         return np.bincount(owner, weights=weights, minlength=len(rows))
 
@@ -375,12 +401,15 @@ class Disambiguator:
         rows = self.graph.edge_entries(nodes)
         return {n: [m for _, m in row] for n, row in rows.items()}
 
-    def _coherence(self, e: int, others: list[frozenset[int]]) -> float:
-        """``others``: the candidate entities of each other mention of the text."""
+    def _coherence(self, e: int, others: list[frozenset[int]], anywhere: frozenset[int]) -> float:
+        """``others``: the candidate entities of each other mention of the text; ``anywhere``:
+        their union."""
         if not others:
             return NEUTRAL
-        hood = self.neighbourhood(e)
-        connected = sum(not hood.isdisjoint(o) for o in others)
+        # one intersection in C first: most candidates of a large KG reach no other mention,
+        # and a test per other mention cost more than the rest of the ranking
+        reached = self.neighbourhood(e) & anywhere
+        connected = sum(not reached.isdisjoint(o) for o in others) if reached else 0
         return (connected + 1) / (len(others) + 2)
 
 

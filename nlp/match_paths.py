@@ -105,29 +105,34 @@ def windows(lookup: AliasLookup, words: Words, add: Add, slack: int) -> None:
     n = len(words.keys)
     sentence = _sentences(words)
     found: dict[Alias, set[tuple[int, int]]] = defaultdict(set)
-    spaces = ((words.keys, "windows"), (words.roots, "root_windows"))
-    for (keys, table), a in itertools.product(spaces, range(n)):
-        k = keys[a]
-        entries = lookup.anchored_on(table, k)
-        if not entries:
-            continue
-        # only aliases whose every word is in the sentence can match: a set test in C
-        # skips the scan for the many anchored on a frequent word
-        inside = {keys[j] for j in range(n) if sentence[j] == sentence[a]}
-        for content, alias in [e for e in entries if e[0] <= inside]:
-            reach = len(content) + slack
-            where: dict[str, list[int]] = defaultdict(list)
-            for j in range(max(0, a - reach + 1), min(n, a + reach)):
-                if keys[j] in content and keys[j] != k and sentence[j] == sentence[a]:
-                    where[keys[j]].append(j)
-            if len(where) + 1 != len(content):
+    widest = lookup.tables.max_words + slack  # the reach of the longest name
+    for keys, table in ((words.keys, "windows"), (words.roots, "root_windows")):
+        at: dict[tuple[int, str], list[int]] = {}  # (sentence, word) -> positions, on first use
+        for a, k in enumerate(keys):
+            if not lookup.anchored_on(table, k):
                 continue
-            first, last = min(
-                ((min(a, *c), max(a, *c)) for c in itertools.product(*where.values())),
-                key=lambda span: (span[1] - span[0], span[0]),
-            )
-            if last - first + 1 <= reach:
-                found[alias].add((first, last + 1))
+            if not at:
+                for j, w in enumerate(keys):
+                    at.setdefault((sentence[j], w), []).append(j)
+            s = sentence[a]
+            # only aliases whose every word is within reach, in the sentence, can match
+            near = {
+                keys[j]
+                for j in range(max(0, a - widest + 1), min(n, a + widest))
+                if sentence[j] == s
+            }
+            for content, alias in lookup.anchored_within(table, k, near):
+                reach = len(content) + slack
+                lo, hi = a - reach + 1, a + reach
+                where = [[j for j in at[s, w] if lo <= j < hi] for w in content if w != k]
+                if not all(where):
+                    continue
+                first, last = min(
+                    ((min(a, *c), max(a, *c)) for c in itertools.product(*where)),
+                    key=lambda span: (span[1] - span[0], span[0]),
+                )
+                if last - first + 1 <= reach:
+                    found[alias].add((first, last + 1))
     sim = KIND_SIMILARITY["window"]
     for alias, spans in found.items():
         for a, b in spans:

@@ -19,6 +19,7 @@ once per KG (see nlp/linker_index.py).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -28,7 +29,8 @@ from rapidfuzz import fuzz
 
 N = 3  # characters per gram
 MAX_POSTINGS = 20_000  # a gram held by more strings is skipped while rarer grams exist
-CHUNK = 100_000  # strings whose 3-grams are cut at once while building
+CHUNK = 20_000  # strings whose 3-grams are cut at once while building (their temporaries:
+# about 20 bytes per character each)
 _ARRAYS = ("grams", "indptr", "postings", "sizes")
 
 
@@ -141,20 +143,35 @@ def _build(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     if not texts:
         z = np.zeros(0, np.int64)
         return z, np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32)
-    parts = [  # a chunk of texts at a time: int64 temporaries of every code point of a
-        # million names cost gigabytes at once
-        _chunk_pairs(texts[start : start + CHUNK], start)
-        for start in range(0, len(texts), CHUNK)
-    ]
-    pairs = _distinct(np.concatenate(parts))  # (gram, text) pairs
-    del parts
-    postings = (pairs & 0xFFFFFFFF).astype(np.int32)
-    gram_of = pairs >> 32
+    pairs = _all_pairs(texts)  # (gram, text) pairs, sorted
+    # the two 32-bit halves of each pair, read in place: ``pairs & 0xFFFFFFFF`` and
+    # ``pairs >> 32`` would each be an int64 copy of every pair (120 MB apiece at 1M names)
+    low, high = (0, 1) if sys.byteorder == "little" else (1, 0)
+    halves = pairs.view(np.uint32)
+    postings = halves[low::2].astype(np.int32)  # text ids are below 2**31
+    gram_of = halves[high::2]  # gram codes are 31-bit
     starts = np.flatnonzero(np.r_[True, gram_of[1:] != gram_of[:-1]])
-    grams = gram_of[starts]
+    grams = gram_of[starts].astype(np.int64)
     indptr = np.r_[starts, len(pairs)].astype(np.int64)
+    del pairs, halves, gram_of
     sizes = np.bincount(postings, minlength=len(texts)).astype(np.int32)
     return grams, indptr, postings, sizes
+
+
+def _all_pairs(texts: Sequence[str]) -> np.ndarray:
+    """The distinct ``gram << 32 | text id`` of every text, sorted. Each chunk's pairs are
+    written into one array sized for the most a text can have (a padded text of ``n``
+    characters has ``n`` grams), then sorted in place: the pairs are never held twice (a list
+    of chunks, their concatenation and its sorted copy made the build's peak at 1M names)."""
+    out = np.empty(sum(map(len, texts)), dtype=np.int64)
+    filled = 0
+    for start in range(0, len(texts), CHUNK):
+        chunk = _chunk_pairs(texts[start : start + CHUNK], start)
+        out[filled : filled + len(chunk)] = chunk
+        filled += len(chunk)
+    pairs = out[:filled]  # chunks hold distinct ids, so their pairs are distinct too
+    pairs.sort()
+    return pairs
 
 
 def _chunk_pairs(texts: Sequence[str], first: int) -> np.ndarray:
