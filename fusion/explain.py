@@ -344,11 +344,13 @@ def _best_set(
         list(dict.fromkeys(t for p in [first, *(others[i] for i in c)] for t in p.triples))
         for c in sets
     ]
-    variants = [example.graph] + [_without(example.graph, u, R) for u in unions]
+    # the largest joint drop is the lowest log-odds left: the full graph's need not be scored
+    variants = [_without(example.graph, u, R) for u in unions]
     counts = _counts(model, resources, example, unions)
-    odds = _log_odds(model, text_vector, variants, predicted, counts, temperature)
-    joint = (odds[0] - odds[1:]).tolist()
-    best = max(range(len(sets)), key=lambda i: (joint[i], -len(unions[i]), -i))
+    left = _log_odds(
+        model, text_vector, variants, predicted, None if counts is None else counts[1:], temperature
+    ).tolist()
+    best = min(range(len(sets)), key=lambda i: (left[i], len(unions[i]), i))
     return [first, *(others[i] for i in sets[best])]
 
 
