@@ -19,6 +19,12 @@ weight on every step of the walk subgraph, and a beam search keeps, per node and
 the walks from a linked entity with the largest summed step gradients (`gradient_paths`).
 Each is then checked by removal, as above, and ``attribution`` reports its gradient sum.
 
+The top-k are chosen as a set (`_best_set`): the best path alone first, then the others that,
+removed together with it, drop the log-odds most. Ranking paths one by one would show three
+walks through the same decisive edge, or one linked entity's paths while another entity's edge
+to the class still carries the prediction; the set covers the evidence the model reads. Paths
+with the same triples are candidates once (`_distinct`).
+
 Faithfulness (`faithfulness`, ERASER-style, DeYoung et al. 2020): *comprehensiveness* is the
 log-odds drop when the top-k paths are removed (higher: the model needed them), *sufficiency*
 the drop when only they are kept (lower: they are enough). Each is set against k random walks
@@ -27,6 +33,7 @@ of the same lengths from the linked entities, removed or kept the same way.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import random
 
@@ -43,6 +50,7 @@ from kg.graph_path import GraphPath
 
 MAX_CANDIDATES = 48
 BEAM_WIDTH = 8  # walks kept per node and length by the gradient beam search
+SET_POOL = 5  # the paths best alone among which `_best_set` chooses the top-k set
 
 
 def step_triple(u: int, r: int, v: int, num_relations: int) -> Triple:
@@ -71,18 +79,25 @@ def _hop_graph(graph: LinkedSubgraph, num_relations: int) -> nx.Graph:
 
 def _edges_of(graph: LinkedSubgraph, triples: list[Triple], num_relations: int) -> torch.Tensor:
     """bool [edges]: which of ``graph``'s edges are ``triples`` or their inverses."""
-    pos = {int(e): i for i, e in enumerate(graph.n_id.tolist())}
     ei, et = graph.edge_index, graph.edge_type
-    hit = torch.zeros(et.shape[0], dtype=torch.bool)
+    if not triples or not et.numel():
+        return torch.zeros(et.shape[0], dtype=torch.bool)
+    pos = {int(e): i for i, e in enumerate(graph.n_id.tolist())}
+    n, types = len(pos), max(2 * num_relations, int(et.max()) + 1)
+    # one key per (source, target, type): a triple's edge, or its inverse walked back
+    keys = (ei[0] * n + ei[1]) * types + et
+    wanted = []
     for t in triples:
         s, o = pos[t.subject], pos[t.object]
-        hit |= (ei[0] == s) & (ei[1] == o) & (et == t.relation)
-        hit |= (ei[0] == o) & (ei[1] == s) & (et == t.relation + num_relations)
-    return hit
+        wanted += [
+            (s * n + o) * types + t.relation,
+            (o * n + s) * types + t.relation + num_relations,
+        ]
+    return torch.isin(keys, torch.tensor(wanted, dtype=keys.dtype))
 
 
 def _keep_edges(graph: LinkedSubgraph, keep: torch.Tensor) -> LinkedSubgraph:
-    out = graph.clone()
+    out = copy.copy(graph)  # shares the node tensors, which no variant changes
     out.edge_index, out.edge_type = graph.edge_index[:, keep], graph.edge_type[keep]
     return out
 
@@ -148,23 +163,29 @@ def _log_odds(
 def candidate_paths(
     resources: Resources, example: Prepared, target: int, max_hops: int
 ) -> list[tuple[list[int], list[Triple]]]:
-    """Simple paths (node ids, triples) from the linked entities to the entity ``target``."""
+    """Simple paths (node ids, triples) from the linked entities to the entity ``target``,
+    shortest first, taken from each linked entity in turn (so that one entity with many paths
+    leaves room for the others'), at most ``MAX_CANDIDATES``."""
     assert example.graph is not None
     g = _hop_graph(example.graph, resources.graph.num_relations)
     local = {int(e): i for i, e in enumerate(example.graph.n_id.tolist())}
     nodes = example.graph.n_id.tolist()
-    found: list[tuple[list[int], list[Triple]]] = []
     if target not in local or local[target] not in g:
-        return found
-    for e in example.linked:
+        return []
+    per_entity: list[list[tuple[list[int], list[Triple]]]] = []
+    for e in dict.fromkeys(example.linked):
         if local.get(e) not in g or e == target:
             continue
+        paths = []
         for path in nx.all_simple_paths(g, local[e], local[target], cutoff=max_hops):
             hops = [g.edges[a, b]["triples"][0] for a, b in itertools.pairwise(path)]
-            found.append(([int(nodes[i]) for i in path], hops))
-            if len(found) >= MAX_CANDIDATES:
+            paths.append(([int(nodes[i]) for i in path], hops))
+            if len(paths) >= MAX_CANDIDATES:
                 break
-    found.sort(key=lambda p: len(p[1]))
+        paths.sort(key=lambda p: len(p[1]))
+        per_entity.append(paths)
+    found = [p for turn in itertools.zip_longest(*per_entity) for p in turn if p is not None]
+    found.sort(key=lambda p: len(p[1]))  # stable: within a length, entities take turns
     return found[:MAX_CANDIDATES]
 
 
@@ -263,6 +284,7 @@ def explain(
         )
         candidates = [c for t in targets for c in candidate_paths(resources, example, t, max_hops)]
         attributions = [None] * len(candidates)
+    candidates, attributions = _distinct(candidates, attributions)
     if not candidates:
         return []
     variants = [example.graph] + [_without(example.graph, hops, R) for _, hops in candidates]
@@ -274,7 +296,62 @@ def explain(
         for (nodes, hops), d, a in zip(candidates, drops, attributions, strict=True)
     ]
     scored.sort(key=lambda p: (-p.score, p.hops))
-    return scored[:top_k]
+    return _best_set(model, resources, example, text_vector, predicted, scored, top_k, temperature)
+
+
+def _distinct(
+    candidates: list[tuple[list[int], list[Triple]]], attributions: list[float | None]
+) -> tuple[list[tuple[list[int], list[Triple]]], list[float | None]]:
+    """The candidates without repeats: a path whose triples are those of an earlier one
+    (the same facts walked through other entities, or in another order) is dropped."""
+    seen: set[frozenset[Triple]] = set()
+    kept, kept_attributions = [], []
+    for candidate, attribution in zip(candidates, attributions, strict=True):
+        key = frozenset(candidate[1])
+        if key not in seen:
+            seen.add(key)
+            kept.append(candidate)
+            kept_attributions.append(attribution)
+    return kept, kept_attributions
+
+
+def _best_set(
+    model: FusionClassifier,
+    resources: Resources,
+    example: Prepared,
+    text_vector: torch.Tensor,
+    predicted: int,
+    ranked: list[GraphPath],
+    top_k: int,
+    temperature: float,
+) -> list[GraphPath]:
+    """The ``top_k`` paths chosen as a set: the path whose removal alone drops the log-odds
+    most, then the ``top_k - 1`` others, of the next ``SET_POOL - 1`` best alone, whose triples
+    removed together with its own drop the log-odds most (every such set is tried, in one
+    batched forward pass). Paths that share their triples, or stand for the same evidence
+    (two entities with an edge each to the class), add little to that joint drop, so a set
+    that covers other evidence wins; the individually best ``top_k`` are one of the sets tried,
+    so the chosen set's joint drop is never smaller. Ties go to the set with fewer triples,
+    then to the better paths alone. Each path keeps its own drop as ``score``; the first is the
+    best alone, the others follow in their order alone."""
+    if len(ranked) <= top_k or top_k <= 1:
+        return ranked[:top_k]
+    assert example.graph is not None
+    R = resources.graph.num_relations
+    first, others = ranked[0], ranked[1 : max(SET_POOL, top_k)]
+    sets = list(itertools.combinations(range(len(others)), top_k - 1))
+    unions = [
+        list(dict.fromkeys(t for p in [first, *(others[i] for i in c)] for t in p.triples))
+        for c in sets
+    ]
+    # the largest joint drop is the lowest log-odds left: the full graph's need not be scored
+    variants = [_without(example.graph, u, R) for u in unions]
+    counts = _counts(model, resources, example, unions)
+    left = _log_odds(
+        model, text_vector, variants, predicted, None if counts is None else counts[1:], temperature
+    ).tolist()
+    best = min(range(len(sets)), key=lambda i: (left[i], len(unions[i]), i))
+    return [first, *(others[i] for i in sets[best])]
 
 
 def _attended(
