@@ -96,3 +96,67 @@ def test_bad_settings_and_ids_are_refused(graph: kg.KnowledgeGraph) -> None:
     counter = PathCounter(graph, ids(graph, "water"))
     with pytest.raises(kg.EntityNotFoundError, match="linked entity 999"):
         counter.walk_counts([999])
+
+
+def _walks_by_definition(
+    graph: kg.KnowledgeGraph,
+    counter: PathCounter,
+    linked: list[int],
+    masked: set[int],
+    triples: list[Triple],
+) -> dict[tuple[int, ...], list[int]]:
+    """The module docstring's rule, one walk at a time over ``triples``: from each linked
+    entity, every walk of at most ``hops`` steps whose inner nodes are neither a label node,
+    nor linked, nor a hub of the whole KG, ending on a label node by a step whose source is not
+    masked."""
+    R, labels = graph.num_relations, list(counter.label_nodes)
+    steps: dict[int, list[tuple[int, int]]] = {}
+    for t in triples:
+        steps.setdefault(t.subject, []).append((t.relation, t.object))
+        steps.setdefault(t.object, []).append((t.relation + R, t.subject))
+    degree = np.diff(graph.indptr)
+    out: dict[tuple[int, ...], list[int]] = {}
+
+    def walk(node: int, sequence: tuple[int, ...]) -> None:
+        for r, nxt in steps.get(node, []):
+            path = (*sequence, r)
+            if nxt in labels and node not in masked:
+                out.setdefault(path, [0] * len(labels))[labels.index(nxt)] += 1
+            inner = nxt not in labels and nxt not in linked and degree[nxt] <= counter.max_degree
+            if len(path) < counter.hops and inner:
+                walk(nxt, path)
+
+    for e in sorted(set(linked)):
+        walk(e, ())
+    return out
+
+
+def test_walk_counts_equal_the_rule_walk_by_walk_on_random_graphs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The frontier-at-once counting against walks enumerated one by one, on random graphs with
+    label-to-label facts, masks, a hub cap, and triples removed (`without`) or kept alone
+    (`only`)."""
+    rng = np.random.default_rng(7)
+    for trial in range(4):
+        rows = {f"n{rng.integers(12)} r{rng.integers(3)} n{rng.integers(12)}" for _ in range(40)}
+        rows |= {f"n{rng.integers(12)} has_type t{rng.integers(3)}" for _ in range(10)}
+        rows |= {"t0 opposes t1"}
+        (tmp_path / f"g{trial}").mkdir()
+        graph = graph_from_rows("\n".join(sorted(rows)), EX, tmp_path / f"g{trial}")
+        labels = [graph.entity_id(EX + f"t{j}") for j in range(3) if graph.has_entity(EX + f"t{j}")]
+        every = list(graph.triples())
+        nodes = [i for i in range(graph.num_entities) if i not in labels]
+        for hops in (1, 2, 3, 4):
+            counter = PathCounter(graph, labels, hops=hops, max_degree=9)
+            for _ in range(5):
+                linked = rng.choice(nodes, size=2, replace=False).tolist()
+                masked = {linked[0]} if rng.random() < 0.5 else set()
+                picked = [every[i] for i in rng.choice(len(every), size=8, replace=False)]
+                rest = [t for t in every if t not in picked]
+                for changed, kept in ((counter, every), (counter.without(picked), rest)):
+                    got = changed.walk_counts(linked, masked)
+                    want = _walks_by_definition(graph, counter, linked, masked, kept)
+                    assert {k: v.tolist() for k, v in got.items()} == want
+                got = counter.only(picked).walk_counts(linked, masked)
+                assert {k: v.tolist() for k, v in got.items()} == _walks_by_definition(
+                    graph, counter, linked, masked, picked
+                )
