@@ -159,3 +159,12 @@ def test_round4_rounds_as_python_does() -> None:
     halves = (np.arange(20_000) + 0.5) / 1e4  # decimal halves: their floats lie either side
     values = np.concatenate([rng.random(20_000), halves, np.nextafter(halves, 2), [0.0, 1.0]])
     assert disambiguation._round4(values).tolist() == [round(v, 4) for v in values.tolist()]
+
+
+def test_ngram_candidates_count_postings_as_np_unique() -> None:
+    rng = np.random.default_rng(0)
+    runs = [np.sort(rng.choice(500, rng.integers(0, 60), replace=False)) for _ in range(30)]
+    for found in [np.concatenate(runs).astype(np.int32), np.zeros(0, np.int32), np.array([7])]:
+        ids, counts = ngram_index._counted(found)
+        expected = np.unique(found, return_counts=True)
+        assert ids.tolist() == expected[0].tolist() and counts.tolist() == expected[1].tolist()
