@@ -33,6 +33,8 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from itertools import chain, pairwise
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,10 @@ MAX_NEIGHBOURHOOD = 5000
 MAX_RANKED = 50  # candidates of one mention scored in full (see the module docstring)
 FIT_SAMPLE = 20_000  # entities whose contexts fit the vocabulary when no name is shared
 MEMO = 200_000  # entries per memo (entity vectors, neighbourhoods) before it is cleared
+# candidates of one text from which `Disambiguator.rank` scores them as arrays (the same scores:
+# below, a handful of numpy calls per text cost more than the loop over the candidates)
+ARRAY_RANKING = 200
+_ENTITY, _SIMILARITY = itemgetter(0), itemgetter(2)  # fields of a MentionCandidate
 
 
 @dataclass(frozen=True)
@@ -132,9 +138,11 @@ class Disambiguator:
         w = self.weights
         total = w.string + w.prior + w.context + w.coherence
         kept = self._shortlists(mentions)
-        entity_lists = [[c.entity for c in cands] for cands, _ in kept]
+        entity_lists = [list(map(_ENTITY, cands)) for cands, _ in kept]  # c.entity, in C
         entity_sets = [frozenset(entities) for entities in entity_lists]
         contexts = self._text_contexts(text, entity_lists)
+        if sum(map(len, entity_lists)) >= ARRAY_RANKING:
+            return self._rank_arrays(mentions, kept, entity_lists, entity_sets, contexts)
         out = []
         for m, (mention, (cands, degree)) in enumerate(zip(mentions, kept, strict=True)):
             others = [
@@ -163,6 +171,89 @@ class Disambiguator:
             out.append(scored)
         return out
 
+    def _rank_arrays(
+        self,
+        mentions: list[Mention],
+        kept: list[tuple[list[Any], np.ndarray]],
+        entity_lists: list[list[int]],
+        entity_sets: list[frozenset[int]],
+        contexts: dict[int, np.ndarray],
+    ) -> list[list[tuple[int, float]]]:
+        """`rank`'s scores and order for a text with many candidates (a large KG's common words),
+        every candidate of every mention at once: the same terms summed in the same order as
+        float64, rounded to the same 4 decimals, sorted by the same key."""
+        w = self.weights
+        total = w.string + w.prior + w.context + w.coherence
+        sizes = [len(entities) for entities in entity_lists]
+        flat_entities, _, similarities, _ = zip(
+            *chain.from_iterable(c for c, _ in kept), strict=True
+        )
+        if set(map(type, similarities)) == {float}:
+            string = w.string * np.array(similarities)
+        else:  # a float32 similarity's product is a float32 (what the loop's product gives)
+            string = np.array([w.string * s for s in similarities], float)
+        prior = np.concatenate([degree / degree.sum() for _, degree in kept])
+        context = np.concatenate(
+            [contexts.get(m, np.full(size, NEUTRAL)) for m, size in enumerate(sizes)]
+        )
+        coherence = np.array(self._text_coherences(mentions, entity_lists, entity_sets), float)
+        score = (string + w.prior * prior + w.context * context + w.coherence * coherence) / total
+        rounded = _round4(score)
+        # one sort for the whole text: by mention, then best score, then entity
+        owner = np.repeat(np.arange(len(sizes)), sizes)
+        flat = np.array(flat_entities, dtype=np.int64)
+        order = np.lexsort((flat, -rounded, owner))
+        pairs = list(zip(flat[order].tolist(), rounded[order].tolist(), strict=True))
+        bounds = np.cumsum([0, *sizes]).tolist()
+        return [pairs[a:b] for a, b in pairwise(bounds)]
+
+    def _text_coherences(
+        self,
+        mentions: list[Mention],
+        entity_lists: list[list[int]],
+        entity_sets: list[frozenset[int]],
+    ) -> list[float]:
+        """`_coherence` of every candidate of every mention, in order, with sets of mentions as
+        bit masks: a candidate's neighbourhood is intersected once with the text's candidates,
+        giving the mentions it reaches; its ``connected`` count for a mention is how many of
+        them are that mention's others (``reached & o`` is ``hood & o``: ``o`` lies in
+        ``anywhere``). At scale most candidates reach no mention at all."""
+        if not self.weights.coherence:
+            return [NEUTRAL] * sum(map(len, entity_lists))
+        mask_of: dict[int, int] = {}  # entity -> the mentions it is a candidate of
+        for j, entities in enumerate(entity_lists):
+            bit = 1 << j
+            for e in entities:
+                mask_of[e] = mask_of.get(e, 0) | bit
+        everywhere = frozenset(mask_of)
+        memo, neighbourhood = self._neighbourhoods, self.neighbourhood
+        reaches: dict[int, int] = {}  # entity -> the mentions its neighbourhood reaches
+        for e in mask_of:
+            hood = memo.get(e)
+            if hood is None:
+                hood = neighbourhood(e)
+            if hood and not hood.isdisjoint(everywhere):
+                mask = 0
+                for t in hood & everywhere:
+                    mask |= mask_of[t]
+                reaches[e] = mask
+        out: list[float] = []
+        for m, (mention, entities) in enumerate(zip(mentions, entity_lists, strict=True)):
+            others = 0  # the mentions that do not overlap this one
+            for j, o in enumerate(mentions):
+                if j != m and (o.end <= mention.start or o.start >= mention.end):
+                    others |= 1 << j
+            if not others:
+                out += [NEUTRAL] * len(entities)
+                continue
+            n = others.bit_count() + 2
+            lone = 1 / n  # (0 + 1) / (others + 2): no other mention reached
+            out += [
+                (((reaches[e] & others).bit_count() + 1) / n) if e in reaches else lone
+                for e in entities
+            ]
+        return out
+
     def _shortlists(self, mentions: list[Mention]) -> list[tuple[list[Any], np.ndarray]]:
         """Each mention's ``MAX_RANKED`` best candidates by string similarity and prior, and
         their degrees plus one (the degrees of all mentions read at once)."""
@@ -177,9 +268,9 @@ class Disambiguator:
             if len(cands) <= MAX_RANKED:
                 out.append((cands, degree))
                 continue
-            similarity = np.array([c.similarity for c in cands])
+            similarity = np.array(list(map(_SIMILARITY, cands)))
             first = w.string * similarity + w.prior * degree / degree.sum()
-            order = np.lexsort(([c.entity for c in cands], -first))[:MAX_RANKED]
+            order = np.lexsort((list(map(_ENTITY, cands)), -first))[:MAX_RANKED]
             out.append(([cands[i] for i in order], degree[order]))
         return out
 
@@ -197,7 +288,7 @@ class Disambiguator:
     def _degrees(self, cands: list[Any]) -> np.ndarray:
         """The degree of each candidate's entity in the graph, as floats (one batched call: a
         common word's mention has hundreds of candidates)."""
-        entities = [c.entity for c in cands]
+        entities = list(map(_ENTITY, cands))
         return np.asarray(self.graph.degrees_of(self._nodes(entities)), dtype=float)
 
     # ----- candidates' ids and the graph's -----
@@ -411,6 +502,18 @@ class Disambiguator:
         reached = self.neighbourhood(e) & anywhere
         connected = sum(not reached.isdisjoint(o) for o in others) if reached else 0
         return (connected + 1) / (len(others) + 2)
+
+
+def _round4(values: np.ndarray) -> np.ndarray:
+    """``round(v, 4)`` of each value, as Python rounds it (the exact decimal value, half to
+    even). ``rint(v * 1e4) / 1e4`` gives the same float unless the product's rounding moved it
+    across a half; the values within a hair of a half are rounded by Python itself."""
+    scaled = values * 1e4
+    out = np.rint(scaled) / 1e4
+    near_half = np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6)
+    for i in near_half.tolist():
+        out[i] = round(float(values[i]), 4)
+    return out
 
 
 class _Analyzer:

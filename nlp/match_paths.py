@@ -135,6 +135,10 @@ def windows(lookup: AliasLookup, words: Words, add: Add, slack: int) -> None:
                     found[alias].add((first, last + 1))
     sim = KIND_SIMILARITY["window"]
     for alias, spans in found.items():
+        if len(spans) == 1:  # most aliases: nothing to compare (no generator per alias)
+            ((a, b),) = spans
+            add(a, b, MentionCandidate(alias.entity, alias.text, sim, "window"))
+            continue
         for a, b in spans:
             if not any(c >= a and d <= b and (c, d) != (a, b) for c, d in spans):
                 add(a, b, MentionCandidate(alias.entity, alias.text, sim, "window"))

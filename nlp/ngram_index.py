@@ -90,7 +90,7 @@ class NgramIndex:
         rare = where[lengths <= MAX_POSTINGS]
         chosen = rare if len(rare) else where[np.argsort(lengths, kind="stable")[:1]]
         found = np.concatenate([self.postings[self.indptr[g] : self.indptr[g + 1]] for g in chosen])
-        ids, shared = np.unique(found, return_counts=True)
+        ids, shared = _counted(found)
         dice = 2.0 * shared / (len(codes) + self.sizes[ids])
         keep = dice >= min_dice
         ids, dice = ids[keep], dice[keep]
@@ -120,6 +120,16 @@ class NgramIndex:
         if len(index.sizes) != len(index.texts) or len(index.indptr) != len(index.grams) + 1:
             raise ValueError(f"the saved {prefix} index does not fit its {len(texts)} strings")
         return index
+
+
+def _counted(found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(found, return_counts=True)`` for postings lists laid end to end: each list
+    is sorted, so a stable sort (a merge of runs) takes half the time of np.unique's sort."""
+    found = np.sort(found, kind="stable")
+    first = np.empty(len(found), dtype=bool)
+    first[:1] = True
+    np.not_equal(found[1:], found[:-1], out=first[1:])
+    return found[first], np.diff(np.append(np.flatnonzero(first), len(found)))
 
 
 def _codes(texts: Sequence[str]) -> list[np.ndarray]:

@@ -12,7 +12,7 @@ import pytest
 import spacy
 
 import kg
-from nlp import alias_lookup, ngram_index
+from nlp import alias_lookup, disambiguation, ngram_index
 from nlp.alias_arrays import KeyTable
 from nlp.candidates import Mention, MentionCandidate
 from nlp.disambiguation import Disambiguator, Weights
@@ -108,3 +108,63 @@ def test_disambiguation_coherence_counts_other_mentions_within_two_hops(
     assert ranked[0] == [(e[0], 0.4), (e[5], 0.2)]  # e5 reaches none: (0 + 1) / (3 + 2)
     assert ranked[2] == [(e[3], 0.6)]  # e3 reaches e1 (two hops) and e4: (2 + 1) / (3 + 2)
     assert disambiguator.rank("n0", mentions[:1]) == [[(e[0], 0.5), (e[5], 0.5)]]  # alone
+
+
+def test_disambiguation_ranks_as_arrays_what_the_loop_ranks(
+    chain: kg.KnowledgeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    e = {i: chain.entity_id(f"{EX}e{i}") for i in range(6)}
+    rng = random.Random(0)
+
+    def mention(start: int, end: int, *ids: int) -> Mention:
+        sims = [rng.choice([1.0, 0.8, 0.65, rng.random()]) for _ in ids]
+        return Mention(
+            start,
+            end,
+            [MentionCandidate(e[i], f"n{i}", s, "x") for i, s in zip(ids, sims, strict=True)],
+        )
+
+    texts = [
+        # overlapping mentions (not each other's others), a repeated word, a lone entity
+        [mention(0, 2, 0, 5), mention(1, 2, 1, 2), mention(2, 3, 3, 0), mention(4, 5, 4, 5, 2)],
+        [mention(0, 1, 0, 1, 2, 3, 4, 5), mention(3, 4, 0, 1, 2, 3, 4, 5)],
+        [mention(0, 1, 5), mention(2, 3, 4)],
+        [mention(0, 1, 2, 3)],
+    ]
+    # a float32 similarity (a semantic candidate's cosine) keeps its float32 product
+    texts.append(
+        [
+            Mention(
+                0,
+                1,
+                [
+                    MentionCandidate(e[0], "n0", np.float32(0.7071), "semantic"),
+                    MentionCandidate(e[1], "n1", 0.9, "fuzzy"),
+                ],
+            ),
+            texts[3][0],
+        ]
+    )
+    for weights in (Weights(), Weights(string=0.3, prior=0.3, context=0.0, coherence=0.4)):
+        disambiguator = Disambiguator(chain, weights)
+        monkeypatch.setattr(disambiguation, "ARRAY_RANKING", 10**9)
+        looped = [disambiguator.rank("n0 n1 n2 n3 n4 n5", m) for m in texts]
+        monkeypatch.setattr(disambiguation, "ARRAY_RANKING", 1)
+        assert [disambiguator.rank("n0 n1 n2 n3 n4 n5", m) for m in texts] == looped
+        assert len({s for r in looped for cands in r for _, s in cands}) > 5
+
+
+def test_round4_rounds_as_python_does() -> None:
+    rng = np.random.default_rng(0)
+    halves = (np.arange(20_000) + 0.5) / 1e4  # decimal halves: their floats lie either side
+    values = np.concatenate([rng.random(20_000), halves, np.nextafter(halves, 2), [0.0, 1.0]])
+    assert disambiguation._round4(values).tolist() == [round(v, 4) for v in values.tolist()]
+
+
+def test_ngram_candidates_count_postings_as_np_unique() -> None:
+    rng = np.random.default_rng(0)
+    runs = [np.sort(rng.choice(500, rng.integers(0, 60), replace=False)) for _ in range(30)]
+    for found in [np.concatenate(runs).astype(np.int32), np.zeros(0, np.int32), np.array([7])]:
+        ids, counts = ngram_index._counted(found)
+        expected = np.unique(found, return_counts=True)
+        assert ids.tolist() == expected[0].tolist() and counts.tolist() == expected[1].tolist()
