@@ -139,26 +139,24 @@ class Disambiguator:
         total = w.string + w.prior + w.context + w.coherence
         kept = self._shortlists(mentions)
         entity_lists = [list(map(_ENTITY, cands)) for cands, _ in kept]  # c.entity, in C
-        entity_sets = [frozenset(entities) for entities in entity_lists]
         contexts = self._text_contexts(text, entity_lists)
+        coherences = self._text_coherences(mentions, entity_lists)
         if sum(map(len, entity_lists)) >= ARRAY_RANKING:
-            return self._rank_arrays(mentions, kept, entity_lists, entity_sets, contexts)
+            return self._rank_arrays(kept, entity_lists, contexts, coherences)
         out = []
-        for m, (mention, (cands, degree)) in enumerate(zip(mentions, kept, strict=True)):
-            others = [
-                entity_sets[j]
-                for j, o in enumerate(mentions)
-                if j != m and (o.end <= mention.start or o.start >= mention.end)
-            ]
-            anywhere = frozenset().union(*others)  # every candidate of the other mentions
+        first = 0  # the mention's first candidate in ``coherences``
+        for m, (cands, degree) in enumerate(kept):
             entities = entity_lists[m]
             prior = degree / degree.sum()
             context = contexts.get(m)
             if context is None:
                 context = np.full(len(cands), NEUTRAL)
+            coherence_of = coherences[first : first + len(cands)]
+            first += len(cands)
             scored = []
-            for e, c, p, ctx in zip(entities, cands, prior.tolist(), context.tolist(), strict=True):
-                coherence = self._coherence(e, others, anywhere) if w.coherence else NEUTRAL
+            for e, c, p, ctx, coherence in zip(
+                entities, cands, prior.tolist(), context.tolist(), coherence_of, strict=True
+            ):
                 # float(): a float32 similarity keeps its product's precision, then all is float64
                 score = (
                     float(w.string * c.similarity)
@@ -173,11 +171,10 @@ class Disambiguator:
 
     def _rank_arrays(
         self,
-        mentions: list[Mention],
         kept: list[tuple[list[Any], np.ndarray]],
         entity_lists: list[list[int]],
-        entity_sets: list[frozenset[int]],
         contexts: dict[int, np.ndarray],
+        coherences: list[float],
     ) -> list[list[tuple[int, float]]]:
         """`rank`'s scores and order for a text with many candidates (a large KG's common words),
         every candidate of every mention at once: the same terms summed in the same order as
@@ -196,7 +193,7 @@ class Disambiguator:
         context = np.concatenate(
             [contexts.get(m, np.full(size, NEUTRAL)) for m, size in enumerate(sizes)]
         )
-        coherence = np.array(self._text_coherences(mentions, entity_lists, entity_sets), float)
+        coherence = np.array(coherences, float)
         score = (string + w.prior * prior + w.context * context + w.coherence * coherence) / total
         rounded = _round4(score)
         # one sort for the whole text: by mention, then best score, then entity
@@ -208,16 +205,14 @@ class Disambiguator:
         return [pairs[a:b] for a, b in pairwise(bounds)]
 
     def _text_coherences(
-        self,
-        mentions: list[Mention],
-        entity_lists: list[list[int]],
-        entity_sets: list[frozenset[int]],
+        self, mentions: list[Mention], entity_lists: list[list[int]]
     ) -> list[float]:
-        """`_coherence` of every candidate of every mention, in order, with sets of mentions as
-        bit masks: a candidate's neighbourhood is intersected once with the text's candidates,
-        giving the mentions it reaches; its ``connected`` count for a mention is how many of
-        them are that mention's others (``reached & o`` is ``hood & o``: ``o`` lies in
-        ``anywhere``). At scale most candidates reach no mention at all."""
+        """The coherence of every candidate of every mention, in order: ``(connected + 1) /
+        (others + 2)``, where ``others`` are the mentions that do not overlap the candidate's
+        and ``connected`` those of them with a candidate in its neighbourhood (NEUTRAL without
+        others). Sets of mentions are bit masks: a candidate's neighbourhood is intersected
+        once with the text's candidates, giving the mentions it reaches. At scale most
+        candidates reach no mention at all."""
         if not self.weights.coherence:
             return [NEUTRAL] * sum(map(len, entity_lists))
         mask_of: dict[int, int] = {}  # entity -> the mentions it is a candidate of
@@ -491,17 +486,6 @@ class Disambiguator:
         """Each graph node's neighbours, one entry per edge, in the graph's order."""
         rows = self.graph.edge_entries(nodes)
         return {n: [m for _, m in row] for n, row in rows.items()}
-
-    def _coherence(self, e: int, others: list[frozenset[int]], anywhere: frozenset[int]) -> float:
-        """``others``: the candidate entities of each other mention of the text; ``anywhere``:
-        their union."""
-        if not others:
-            return NEUTRAL
-        # one intersection in C first: most candidates of a large KG reach no other mention,
-        # and a test per other mention cost more than the rest of the ranking
-        reached = self.neighbourhood(e) & anywhere
-        connected = sum(not reached.isdisjoint(o) for o in others) if reached else 0
-        return (connected + 1) / (len(others) + 2)
 
 
 def _round4(values: np.ndarray) -> np.ndarray:
