@@ -264,9 +264,14 @@ class AliasTables:
         return tables
 
 
+def is_content_word(key: str) -> bool:
+    """A key that carries content: not a function word, letters only."""
+    return key not in FUNCTION_WORDS and WORD.match(key) is not None
+
+
 def content_words(keys: Sequence[str]) -> list[str]:
-    """The keys that carry content (no function words, letters only)."""
-    return [k for k in keys if k not in FUNCTION_WORDS and WORD.match(k)]
+    """The keys that carry content (`is_content_word`)."""
+    return [k for k in keys if is_content_word(k)]
 
 
 def head_word(keys: Sequence[str]) -> str:
@@ -274,7 +279,7 @@ def head_word(keys: Sequence[str]) -> str:
     follows one ("skin rash" -> "rash", "loss of appetite" -> "loss")."""
     head = ""
     for k in keys:
-        if k in FUNCTION_WORDS or not WORD.match(k):
+        if not is_content_word(k):
             if head:
                 break
             continue

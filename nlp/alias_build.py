@@ -26,9 +26,10 @@ from nlp.alias_arrays import (
     fold,
     head_word,
     is_acronym,
+    is_content_word,
     long_form_key,
 )
-from nlp.keys import FUNCTION_WORDS, Lemmatizer, uncached_root
+from nlp.keys import Lemmatizer, uncached_root
 
 _Pairs = tuple[array, array]  # (key hashes "Q", alias ids "i"), as C arrays: 1M names cost less
 _KeyInfo = tuple[str, int, int, bool]  # a key's root, the hashes of both, is it a content word
@@ -190,8 +191,7 @@ class _NameReader:
     def _key_info(self, key: str) -> _KeyInfo:
         r = uncached_root(key)
         h = self.hasher
-        content = key not in FUNCTION_WORDS and WORD.match(key) is not None  # content_words
-        self.info[key] = out = (r, h.word(key), h.word(r), content)
+        self.info[key] = out = (r, h.word(key), h.word(r), is_content_word(key))
         return out
 
     def tables(self) -> AliasTables:
