@@ -65,8 +65,9 @@ class FusionClassifier(nn.Module):
         # always does (build_model refuses it without one)
         self.reads_counts = config.reads_counts and (counter_dim > 0 or config.mode == "counter")
         self.counts_per_label = config.counts_per_label and self.reads_counts
-        concat = self.reads_counts and not self.counts_per_label
-        head_in = text_dim + (counter_dim if concat else 0)
+        # the text head reads [t; n] (``counts_head: concat``); its probe fits on both
+        self.counts_in_text_head = self.reads_counts and not self.counts_per_label
+        head_in = text_dim + (counter_dim if self.counts_in_text_head else 0)
         self.text_head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(head_in, num_labels))
         if self.counts_per_label:
             self.counts_head = PerLabelCounts(

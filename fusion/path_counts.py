@@ -196,7 +196,11 @@ class PathCounter:
         found = self._entries(triples)
         if not found:
             return self
-        usable = self._all_usable()
+        usable = (
+            np.ones(len(self._neighbors), dtype=bool)
+            if self._usable is None
+            else self._usable.copy()
+        )
         usable[found] = False
         return self._restricted(usable)
 
@@ -207,11 +211,6 @@ class PathCounter:
         if self._usable is not None:
             usable &= self._usable  # a triple this counter was without stays out
         return self._restricted(usable)
-
-    def _all_usable(self) -> np.ndarray:
-        if self._usable is None:
-            return np.ones(len(self._neighbors), dtype=bool)
-        return self._usable.copy()
 
     def _entries(self, triples: Iterable[Triple]) -> list[int]:
         """The CSR entries of ``triples``, each read from both ends."""

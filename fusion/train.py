@@ -243,7 +243,7 @@ def _probe_text_head(
     if len(rows) > PROBE_TEXTS:  # a seeded sample bounds the frozen pass and the fit
         rng = np.random.default_rng(config.train.seed)
         rows = sorted(rng.choice(len(rows), PROBE_TEXTS, replace=False).tolist())
-    reads_counts = model.reads_counts and not model.counts_per_label
+    reads_counts = model.counts_in_text_head
 
     def inputs(examples: list[Any], prepared: list[Prepared], which: list[int]) -> np.ndarray:
         vectors = workspace.pooled([examples[i].text for i in which])
