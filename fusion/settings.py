@@ -127,6 +127,13 @@ class DataConfig:
         default=0.05,
         description="entity split: share of the other texts added at random (val:seen)",
     )
+    choice_splits: Int = Field(
+        default=5,
+        ge=1,
+        description="entity-held-out splits the automatic choices (hops, the text head's "
+        "start) pool: validation's own, then others carved from the same labelled texts; "
+        "1: validation's own only",
+    )
     holdout_types: Names = Field(
         default=(),
         description="rdf:type IRIs of the entities validation may hold out "

@@ -26,13 +26,13 @@ import numpy as np
 
 import kg
 from fusion.auto import Choice, holdout_candidates, label_facts_restate_labels
+from fusion.choice_splits import LinkedTexts, extra_splits, own_split
 from fusion.config import ConfigError, RunConfig
-from fusion.data import Example, Splits, load_splits
+from fusion.data import Splits, load_splits
 from fusion.encoder import TextEncoder
-from fusion.examples import hidden_facts
 from fusion.features import FeatureCache, FeatureTable, NodeFeatures, encoder_key
 from fusion.path_counts import PathCounter
-from fusion.reference import HOP_CHOICES, MAX_TEXTS, choose_hops
+from fusion.reference import HOP_CHOICES, choose_hops
 from fusion.resources import Resources
 from fusion.selection import Selection, SelectionWarning, choose_selection
 from fusion.split import partition_validation, validation_split
@@ -57,6 +57,8 @@ __all__ = [
 ]
 
 DEFAULT_HOPS = 2  # where no reference can choose (no label map, or a triple store)
+# the extra splits of the automatic choices hold out validation's own share of the texts, within:
+MIN_SHARE, MAX_SHARE = 0.05, 0.5
 FEATURE_FOLDER = (
     "node-features"  # run/cache/node-features/: vectors by entity text (fusion/features.py)
 )
@@ -403,10 +405,8 @@ def _resolve_hops(
             splits,
             label_nodes,
             train_ids,
-            masking.train_masked,
-            masking.hide_val_facts,
+            masking,
             selection,
-            masking.hidden,
         )
         workspace.hop_choices[memo] = known
     choice, scores = known
@@ -458,43 +458,46 @@ def _choose_hops(
     splits: Splits,
     label_nodes: list[int],
     train_ids: list[list[int]],
-    train_masked: list[bool],
-    hide_val_facts: bool,
+    masking: _Masking,
     selection: Selection,
-    hidden: frozenset[int],
 ) -> tuple[Choice, dict[int, float]]:
-    """``subgraph.hops: auto`` by the reference on validation (see fusion/reference.py)."""
+    """``subgraph.hops: auto`` by the reference on validation's own split and, where validation
+    selects on val:unseen, ``data.choice_splits - 1`` more carved the same way
+    (fusion/choice_splits.py)."""
     graph = workspace.graph.compiled
     if not label_nodes or graph is None:
         reason = "no label map, or a triple store: no reference to choose by"
         return Choice(DEFAULT_HOPS, reason), {}
-    rng = np.random.default_rng(config.train.seed)
-    sample = np.arange(len(splits.train))
-    if len(sample) > MAX_TEXTS:
-        sample = np.sort(rng.choice(sample, MAX_TEXTS, replace=False))
+    seed = config.train.seed
+    val_ids = [workspace.entity_ids(s) for s in workspace.link([e.text for e in splits.val])]
     chosen = [i for i, f in enumerate(selection.flags(splits.val_unseen)) if f]
-    val_spans = workspace.link([splits.val[i].text for i in chosen])
-    val_ids = [workspace.entity_ids(s) for s in val_spans]
-    val_masked = [splits.val_unseen[i] and hide_val_facts for i in chosen]
     counter = PathCounter(graph, label_nodes, hops=max(HOP_CHOICES))
-    walks = [
-        counter.walk_counts(train_ids[i], hidden_facts(train_ids[i], train_masked[i], hidden))
-        for i in sample
-    ] + [
-        counter.walk_counts(ids, hidden_facts(ids, m, hidden))
-        for ids, m in zip(val_ids, val_masked, strict=True)
-    ]
-    texts: list[Example] = [splits.train[i] for i in sample] + [splits.val[i] for i in chosen]
-    embeddings = workspace.embed([e.text for e in texts])
-    index = {label: i for i, label in enumerate(splits.labels)}
-    gold = np.array([index[e.label] for e in texts])
-    n = len(sample)
-    return choose_hops(
-        counter,
-        embeddings,
-        walks,
-        gold,
-        np.arange(n),
-        np.arange(n, len(texts)),
-        config.subgraph.max_sequences,
+    train = LinkedTexts(splits.train, train_ids, masking.train_masked)
+    val = LinkedTexts(
+        [splits.val[i] for i in chosen],
+        [val_ids[i] for i in chosen],
+        [splits.val_unseen[i] and masking.hide_val_facts for i in chosen],
     )
+    own = own_split(counter, workspace.embed, splits.labels, train, val, masking.hidden, seed)
+    folds = [own]
+    if selection.on == "unseen" and config.data.choice_splits > 1:
+        pool = LinkedTexts(
+            list(splits.train) + list(splits.val),
+            train_ids + val_ids,
+            [False] * (len(splits.train) + len(splits.val)),
+        )
+        candidates, _ = holdout_candidates(graph, label_nodes, pool.ids, config.data.holdout_types)
+        share = sum(splits.val_unseen) / len(pool.examples)  # validation's own share
+        folds += extra_splits(
+            counter,
+            workspace.embed,
+            splits.labels,
+            pool,
+            candidates,
+            config.data.choice_splits - 1,
+            min(max(share, MIN_SHARE), MAX_SHARE),
+            seed,
+            masking.hide_val_facts,
+            masking.mask,
+        )
+    return choose_hops(counter, folds, config.subgraph.max_sequences)

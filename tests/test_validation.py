@@ -153,7 +153,7 @@ def test_data_files_not_read_by_selection_are_named_in_one_place(tmp_path: Path)
 
 def test_hops_probe_warns_when_the_kg_adds_nothing_to_the_text(facts_kg: kg.KnowledgeGraph) -> None:
     from fusion.path_counts import PathCounter
-    from fusion.reference import KGHelpWarning, choose_hops
+    from fusion.reference import ChoiceSplit, KGHelpWarning, choose_hops
 
     ex = "http://example.org/facts/"
     counter = PathCounter(
@@ -165,6 +165,6 @@ def test_hops_probe_warns_when_the_kg_adds_nothing_to_the_text(facts_kg: kg.Know
     walks: list[dict] = [{} for _ in range(120)]  # nothing linked: no label path at all
     with pytest.warns(KGHelpWarning, match="do not help on validation"):
         choice, scores = choose_hops(
-            counter, embeddings, walks, gold, np.arange(80), np.arange(80, 120), 8
+            counter, [ChoiceSplit(embeddings, walks, gold, np.arange(80), np.arange(80, 120))], 8
         )
     assert choice.value == 1 and scores[1] == scores[0]  # a tie goes to fewer hops
