@@ -16,6 +16,7 @@ adds noise elsewhere.
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -122,8 +123,10 @@ def choose_hops(
     ``splits``, pooled: for each ``C``, the share of all their validation texts predicted right,
     then the best ``C``. One split of a few hundred texts ranks hops a point or two apart by
     chance; several splits, each holding out other entities, rank them on more texts and more
-    entities. ``counter`` counts up to the longest choice; a tie goes to fewer hops. Hops 0 (the
-    text embedding alone) is fitted too, as the bar."""
+    entities. ``counter`` counts up to the longest choice. The fewest hops that score within one
+    standard error of the best win (the one-standard-error rule): where validation cannot tell
+    two radii apart, the smaller one costs less and brings fewer noisy paths. Hops 0 (the text
+    embedding alone) is fitted too, as the bar."""
     if not splits:
         raise ValueError("choose_hops needs at least one validation split")
     num_labels = counter.num_labels
@@ -152,18 +155,24 @@ def choose_hops(
         scores[hops] = max(correct.values()) / max(total, 1)
     for split_scores in per_split:
         wins[max(HOP_CHOICES, key=lambda h: (split_scores[h], -h))] += 1
-    best = max(HOP_CHOICES, key=lambda h: (scores[h], -h))
+    texts = sum(len(s.val_idx) for s in splits)
+    best, top, margin = fewest_within_one_se({h: scores[h] for h in HOP_CHOICES}, texts)
     figures = ", ".join(f"{h} hops {scores[h]:.3f}" for h in HOP_CHOICES)
     over = ""
     if len(splits) > 1:
-        texts = sum(len(s.val_idx) for s in splits)
         over = (
             f" over {len(splits)} entity-held-out splits ({texts} val:unseen texts in all; "
-            f"{best} hops best in {wins[best]} of them)"
+            f"{top} hops best in {wins[top]} of them)"
+        )
+    verdict = f"{best} scores best"
+    if best != top:
+        verdict = (
+            f"{best} scores within one standard error ({margin:.3f}) of {top}'s, and fewer hops "
+            "win where validation cannot tell them apart"
         )
     reason = (
-        f"the reference's validation accuracy{over}: {figures} (text alone {scores[0]:.3f}); "
-        f"{best} scores best"
+        f"the reference's validation accuracy{over}: {figures} "
+        f"(text alone {scores[0]:.3f}); {verdict}"
     )
     if scores[best] <= scores[0]:
         warnings.warn(
@@ -176,6 +185,14 @@ def choose_hops(
             stacklevel=2,
         )
     return Choice(best, reason), scores
+
+
+def fewest_within_one_se(scores: dict[int, float], texts: int) -> tuple[int, int, float]:
+    """(chosen, top, margin): the smallest key whose accuracy is within one standard error
+    (``margin``, binomial, of the top accuracy on ``texts`` texts) of the top-scoring key."""
+    top = max(scores, key=lambda k: (scores[k], -k))
+    margin = math.sqrt(scores[top] * (1.0 - scores[top]) / max(texts, 1))
+    return min(k for k in scores if scores[k] >= scores[top] - margin), top, margin
 
 
 class KGHelpWarning(UserWarning):

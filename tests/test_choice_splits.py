@@ -137,3 +137,21 @@ def test_a_plan_pools_as_many_splits_as_configured(
         reasons[n] = str(plan.choices["subgraph.hops"]["reason"])
     assert "entity-held-out splits" not in reasons[1]
     assert "over 3 entity-held-out splits" in reasons[3]
+
+
+@pytest.mark.parametrize(
+    ("scores", "texts", "chosen"),
+    [
+        ({1: 0.861, 2: 0.984, 3: 0.988}, 252, 2),  # one text apart: validation cannot tell
+        ({1: 0.466, 2: 0.750, 3: 0.856}, 2280, 3),  # far apart: the longer paths decide
+        ({1: 0.780, 2: 0.780, 3: 0.771}, 641, 1),  # a tie: the fewest
+        ({1: 0.70, 2: 0.80, 3: 0.81}, 50, 2),  # few texts widen the margin (0.055)
+        ({1: 0.70, 2: 0.80, 3: 0.81}, 50_000, 3),  # many narrow it (0.002)
+    ],
+)
+def test_hops_are_the_fewest_within_one_standard_error_of_the_best(
+    scores: dict[int, float], texts: int, chosen: int
+) -> None:
+    from fusion.reference import fewest_within_one_se
+
+    assert fewest_within_one_se(scores, texts)[0] == chosen
