@@ -116,9 +116,25 @@ class ChoiceSplit:
     val_idx: np.ndarray
 
 
+@dataclass(frozen=True)
+class HopScores:
+    """The reference's pooled validation accuracy by hops (0: the text alone), and on how many
+    val:unseen texts it was measured."""
+
+    accuracy: dict[int, float]
+    texts: int
+
+    def lift_of_paths(self) -> tuple[int, bool]:
+        """(the best hops, whether its label paths lift the reference above the text alone by
+        more than one standard error; a smaller lift is within what validation cannot tell)."""
+        best = max(HOP_CHOICES, key=lambda h: (self.accuracy[h], -h))
+        margin = standard_error(self.accuracy[best], self.texts)
+        return best, self.accuracy[best] > self.accuracy[0] + margin
+
+
 def choose_hops(
     counter: PathCounter, splits: Sequence[ChoiceSplit], max_sequences: int
-) -> tuple[Choice, dict[int, float]]:
+) -> tuple[Choice, HopScores]:
     """``subgraph.hops: auto``: the hops whose reference scores best on the validation texts of
     ``splits``, pooled: for each ``C``, the share of all their validation texts predicted right,
     then the best ``C``. One split of a few hundred texts ranks hops a point or two apart by
@@ -184,15 +200,20 @@ def choose_hops(
             KGHelpWarning,
             stacklevel=2,
         )
-    return Choice(best, reason), scores
+    return Choice(best, reason), HopScores(scores, texts)
 
 
 def fewest_within_one_se(scores: dict[int, float], texts: int) -> tuple[int, int, float]:
     """(chosen, top, margin): the smallest key whose accuracy is within one standard error
     (``margin``, binomial, of the top accuracy on ``texts`` texts) of the top-scoring key."""
     top = max(scores, key=lambda k: (scores[k], -k))
-    margin = math.sqrt(scores[top] * (1.0 - scores[top]) / max(texts, 1))
+    margin = standard_error(scores[top], texts)
     return min(k for k in scores if scores[k] >= scores[top] - margin), top, margin
+
+
+def standard_error(accuracy: float, texts: int) -> float:
+    """The binomial standard error of an accuracy measured on ``texts`` texts."""
+    return math.sqrt(accuracy * (1.0 - accuracy) / max(texts, 1))
 
 
 class KGHelpWarning(UserWarning):

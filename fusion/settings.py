@@ -366,7 +366,7 @@ class TrainSettings:
         "frozen encoder's text vectors (with counts_head concat, the label counts too), its C "
         "chosen on validation (linear probe, then fine-tune); auto: for "
         "text-only models, and where the KG's label paths do not lift the reference on "
-        "validation",
+        "validation by more than one standard error",
     )
     branch_loss: Number = Field(
         default=1.0,

@@ -32,7 +32,7 @@ from fusion.data import Splits, load_splits
 from fusion.encoder import TextEncoder
 from fusion.features import FeatureCache, FeatureTable, NodeFeatures, encoder_key
 from fusion.path_counts import PathCounter
-from fusion.reference import HOP_CHOICES, choose_hops
+from fusion.reference import HOP_CHOICES, HopScores, choose_hops
 from fusion.resources import Resources
 from fusion.selection import Selection, SelectionWarning, choose_selection
 from fusion.split import partition_validation, validation_split
@@ -79,9 +79,7 @@ class Workspace:
     links: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # pooled, not normalized
     # `plan_run`'s memo: the hops choice and the reference's validation accuracy by hops
-    hop_choices: dict[tuple[Any, ...], tuple[Choice, dict[int, float]]] = field(
-        default_factory=dict
-    )
+    hop_choices: dict[tuple[Any, ...], tuple[Choice, HopScores | None]] = field(default_factory=dict)
 
     def save_feature_cache(self) -> None:
         """Keep the node features embedded so far for the next run (``run/cache/``): only at the
@@ -376,7 +374,7 @@ def _mask_label_facts(
 class _Hops:
     value: int | None  # subgraph.hops, resolved (None only where it was never auto)
     choices: dict[str, dict[str, object]]
-    scores: dict[int, float]  # the reference's validation accuracy by hops (0: text alone)
+    scores: HopScores | None  # the reference's validation accuracy by hops (0: text alone)
 
 
 def _resolve_hops(
@@ -395,7 +393,7 @@ def _resolve_hops(
     hops = config.subgraph.hops
     probe_asks = config.train.probe_init is None and config.model.mode not in ("text", "graph")
     if hops is not None and not probe_asks:
-        return _Hops(hops, {}, {})
+        return _Hops(hops, {}, None)
     memo = (config.train.seed, masking.mask, repr(config.data), config.subgraph.max_sequences)
     known = workspace.hop_choices.get(memo)
     if known is None:
@@ -412,12 +410,15 @@ def _resolve_hops(
     choice, scores = known
     if hops is not None:
         return _Hops(hops, {}, scores)
-    return _Hops(int(choice.value), {"subgraph.hops": choice.to_dict()}, scores)  # type: ignore[call-overload]
+    value = choice.value
+    assert isinstance(value, int), "hops are chosen among integers"
+    return _Hops(value, {"subgraph.hops": choice.to_dict()}, scores)
 
 
-def resolve_probe_init(config: RunConfig, scores: dict[int, float]) -> Choice:
+def resolve_probe_init(config: RunConfig, scores: HopScores | None) -> Choice:
     """``train.probe_init: auto`` for a model with a KG branch (a text-only model always starts
-    from the probe): on where the KG's label paths do not lift the reference on validation.
+    from the probe): on where the KG's label paths do not lift the reference on validation by
+    more than one standard error.
     There the text carries the signal and a converged start helps; where the KG carries what
     the text lacks, a text head that starts converged fits the training set first and the KG
     branches learn less (modality competition), so the head starts at random."""
@@ -429,20 +430,21 @@ def resolve_probe_init(config: RunConfig, scores: dict[int, float]) -> Choice:
         )
     if config.model.mode == "graph":
         return Choice(False, "a graph-only model has no text head")
-    paths = {h: a for h, a in scores.items() if h > 0}
-    if 0 not in scores or not paths:
+    if scores is None or 0 not in scores.accuracy:
         return Choice(
             False,
             "no reference to weigh the text against the KG's label paths (no label map, or a "
             "triple store): the text head starts at random",
         )
-    best = max(paths, key=lambda h: (paths[h], -h))
-    figures = f"text alone {scores[0]:.3f}, with {best}-hop label paths {paths[best]:.3f}"
-    if scores[0] >= paths[best]:
+    best, lifts = scores.lift_of_paths()
+    accuracy = scores.accuracy
+    figures = f"text alone {accuracy[0]:.3f}, with {best}-hop label paths {accuracy[best]:.3f}"
+    if not lifts:
         return Choice(
             True,
-            f"the reference's validation accuracy: {figures}; the paths add "
-            "nothing, so the text head starts from the probe",
+            f"the reference's validation accuracy: {figures} ({scores.texts} texts); the "
+            "paths add nothing beyond one standard error, so the text head starts from the "
+            "probe",
         )
     return Choice(
         False,
@@ -460,14 +462,14 @@ def _choose_hops(
     train_ids: list[list[int]],
     masking: _Masking,
     selection: Selection,
-) -> tuple[Choice, dict[int, float]]:
+) -> tuple[Choice, HopScores | None]:
     """``subgraph.hops: auto`` by the reference on validation's own split and, where validation
     selects on val:unseen, ``data.choice_splits - 1`` more carved the same way
     (fusion/choice_splits.py)."""
     graph = workspace.graph.compiled
     if not label_nodes or graph is None:
         reason = "no label map, or a triple store: no reference to choose by"
-        return Choice(DEFAULT_HOPS, reason), {}
+        return Choice(DEFAULT_HOPS, reason), None
     seed = config.train.seed
     val_ids = [workspace.entity_ids(s) for s in workspace.link([e.text for e in splits.val])]
     chosen = [i for i, f in enumerate(selection.flags(splits.val_unseen)) if f]

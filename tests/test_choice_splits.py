@@ -110,7 +110,8 @@ def test_the_choice_pools_the_splits_and_says_so(kin_kg: kg.KnowledgeGraph) -> N
     # only the kin (2 hops) tells a held-out species' type, and a third hop adds nothing: every
     # split says so, and the pooled score is the share of val texts whose kin is not held out
     assert pooled.value == 2 and one.value == 2 and "2 hops best in" in str(pooled.reason)
-    assert scores[2] > max(scores[1], scores[0]) and scores[3] == scores[2]
+    accuracy = scores.accuracy
+    assert accuracy[2] > max(accuracy[1], accuracy[0]) and accuracy[3] == accuracy[2]
 
 
 def test_a_plan_pools_as_many_splits_as_configured(

@@ -71,6 +71,7 @@ def test_a_wider_head_reads_the_probe_on_the_text_columns_and_zero_elsewhere() -
 
 def test_auto_starts_from_the_probe_only_where_the_kg_paths_add_nothing_on_validation() -> None:
     from fusion.config import RunConfig, config_from_dict
+    from fusion.reference import HopScores
     from fusion.setup import resolve_probe_init
 
     def config(probe: object) -> RunConfig:
@@ -84,9 +85,14 @@ def test_auto_starts_from_the_probe_only_where_the_kg_paths_add_nothing_on_valid
         )
 
     auto = config("auto")
-    text_strong = resolve_probe_init(auto, {0: 0.92, 1: 0.90, 2: 0.91, 3: 0.90})
-    kg_strong = resolve_probe_init(auto, {0: 0.39, 1: 0.39, 2: 0.62, 3: 0.78})
+    text_strong = resolve_probe_init(auto, HopScores({0: 0.92, 1: 0.90, 2: 0.91, 3: 0.90}, 300))
+    kg_strong = resolve_probe_init(auto, HopScores({0: 0.39, 1: 0.39, 2: 0.62, 3: 0.78}, 300))
     assert text_strong.value is True and "text alone 0.920" in text_strong.reason
     assert kg_strong.value is False and "3-hop label paths 0.780" in kg_strong.reason
-    assert resolve_probe_init(auto, {}).value is False  # no reference: no evidence, random start
-    assert resolve_probe_init(config(True), {0: 0.1, 3: 0.9}).value is True  # as set
+    # a lift within one standard error (0.016 on 642 texts) is no lift; on 50,000 texts it is
+    slight = {0: 0.780, 1: 0.782, 2: 0.779, 3: 0.776}
+    assert resolve_probe_init(auto, HopScores(slight, 642)).value is True
+    assert resolve_probe_init(auto, HopScores(slight, 50_000)).value is False
+    assert resolve_probe_init(auto, None).value is False  # no reference: no evidence, random start
+    as_set = resolve_probe_init(config(True), HopScores({0: 0.1, 3: 0.9}, 300))
+    assert as_set.value is True
