@@ -43,7 +43,7 @@ $(CHROMIUM):
 browser: $(CHROMIUM)
 
 test: $(CHROMIUM) $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q --durations=20
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
