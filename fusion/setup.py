@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,9 @@ class Workspace:
     links: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # pooled, not normalized
     # `plan_run`'s memo: the hops choice and the reference's validation accuracy by hops
-    hop_choices: dict[tuple[Any, ...], tuple[Choice, HopScores | None]] = field(default_factory=dict)
+    hop_choices: dict[tuple[Any, ...], tuple[Choice, HopScores | None]] = field(
+        default_factory=dict
+    )
 
     def save_feature_cache(self) -> None:
         """Keep the node features embedded so far for the next run (``run/cache/``): only at the
@@ -211,7 +214,12 @@ def plan_run(config: RunConfig, workspace: Workspace, splits: Splits | None = No
     choices["selection"] = Choice(selection.on, selection.reason).to_dict()
     masking = _mask_label_facts(config, graph, splits, label_nodes, train_ids, unseen_entities)
     choices.update(masking.choices)
-    hops = _resolve_hops(config, workspace, splits, label_nodes, train_ids, masking, selection)
+    hops = _resolve_hops(
+        config,
+        workspace,
+        masking.mask,
+        lambda: _choose_hops(config, workspace, splits, label_nodes, train_ids, masking, selection),
+    )
     choices.update(hops.choices)
     probe = resolve_probe_init(config, hops.scores)
     if config.train.probe_init is None:
@@ -380,33 +388,21 @@ class _Hops:
 def _resolve_hops(
     config: RunConfig,
     workspace: Workspace,
-    splits: Splits,
-    label_nodes: list[int],
-    train_ids: list[list[int]],
-    masking: _Masking,
-    selection: Selection,
+    mask: float,
+    choose: Callable[[], tuple[Choice, HopScores | None]],
 ) -> _Hops:
-    """``subgraph.hops`` as set, or chosen (`_choose_hops`); tuning trials with the same seed,
-    masking and data share one choice through the workspace. The reference's scores are
+    """``subgraph.hops`` as set, or chosen (``choose``: `_choose_hops`); tuning trials with the
+    same seed, masking and data share one choice through the workspace. The reference's scores are
     measured also where hops are set but ``train.probe_init`` is auto and the model has both a
     text head and a KG branch (`resolve_probe_init`)."""
     hops = config.subgraph.hops
     probe_asks = config.train.probe_init is None and config.model.mode not in ("text", "graph")
     if hops is not None and not probe_asks:
         return _Hops(hops, {}, None)
-    memo = (config.train.seed, masking.mask, repr(config.data), config.subgraph.max_sequences)
+    memo = (config.train.seed, mask, repr(config.data), config.subgraph.max_sequences)
     known = workspace.hop_choices.get(memo)
     if known is None:
-        known = _choose_hops(
-            config,
-            workspace,
-            splits,
-            label_nodes,
-            train_ids,
-            masking,
-            selection,
-        )
-        workspace.hop_choices[memo] = known
+        known = workspace.hop_choices[memo] = choose()
     choice, scores = known
     if hops is not None:
         return _Hops(hops, {}, scores)
