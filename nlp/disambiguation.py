@@ -343,8 +343,8 @@ class Disambiguator:
         return self._vectorize_many([text])
 
     def _vectorize_many(self, texts: list[str]) -> csr_matrix:
-        """L2-normalized sublinear TF-IDF rows over the fitted vocabulary, built directly
-        (sklearn's ``transform`` validates its input on every call: slower than the work)."""
+        """L2-normalized sublinear TF-IDF rows over the fitted vocabulary: the rows
+        scikit-learn's ``TfidfVectorizer(sublinear_tf=True).transform`` gives, built directly."""
         indptr, indices, data = [0], [], []
         vocabulary, idf = self._vocabulary, self._idf
         for text in texts:
@@ -434,8 +434,7 @@ class Disambiguator:
             np.save(folder / f"context.{name}.npy", array, allow_pickle=False)
 
     def _load(self, folder: Path) -> None:
-        """The statistics `save` wrote; the text analyzer is rebuilt from its saved stop words
-        (importing scikit-learn costs seconds at every start)."""
+        """The statistics `save` wrote; the text analyzer is rebuilt from its saved stop words."""
 
         def array(name: str) -> np.ndarray:
             return np.load(folder / f"context.{name}.npy", allow_pickle=False)
