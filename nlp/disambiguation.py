@@ -44,6 +44,7 @@ from scipy.sparse import csr_matrix
 from kg.protocol import Graph
 from nlp.candidates import Mention
 from nlp.errors import LinkingError
+from nlp.stop_words import ENGLISH_STOP_WORDS
 
 NEUTRAL = 0.5
 MAX_CONTEXT_NEIGHBOURS = 30
@@ -305,24 +306,15 @@ class Disambiguator:
     def _fit(self) -> None:
         """Vocabulary and IDF over the ambiguous entities' contexts (a sample of all entities
         when no name is shared), and those entities' vectors."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         fit_on = self.ambiguous
         if len(fit_on) < 2:
             num_entities = self.names.num_entities
             step = max(1, num_entities // FIT_SAMPLE)
             fit_on = np.arange(0, num_entities, step, dtype=np.int32)
-        vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True, dtype=np.float32)
+        self._analyze = _Analyzer(ENGLISH_STOP_WORDS)
         corpus = self._corpus(fit_on.tolist())
-        try:
-            vectorizer.fit(corpus)
-        except ValueError:  # no word at all (an empty KG, or names of stop words only)
-            self._analyze = vectorizer.build_analyzer()
-            return
-        self._vocabulary = {t: int(i) for t, i in vectorizer.vocabulary_.items()}
-        self._idf = vectorizer.idf_.astype(np.float32)
-        self._analyze = vectorizer.build_analyzer()
-        if self.fit_on_contexts:
+        self._vocabulary, self._idf = _idf(corpus, self._analyze)
+        if self.fit_on_contexts and self._vocabulary:
             same = fit_on is self.ambiguous
             contexts = (  # the corpus already holds them: each context is read once
                 corpus if same else [self.entity_context(e) for e in self.ambiguous.tolist()]
@@ -351,8 +343,8 @@ class Disambiguator:
         return self._vectorize_many([text])
 
     def _vectorize_many(self, texts: list[str]) -> csr_matrix:
-        """L2-normalized sublinear TF-IDF rows over the fitted vocabulary, built directly
-        (sklearn's ``transform`` validates its input on every call: slower than the work)."""
+        """L2-normalized sublinear TF-IDF rows over the fitted vocabulary: the rows
+        scikit-learn's ``TfidfVectorizer(sublinear_tf=True).transform`` gives, built directly."""
         indptr, indices, data = [0], [], []
         vocabulary, idf = self._vocabulary, self._idf
         for text in texts:
@@ -428,7 +420,7 @@ class Disambiguator:
         for term, i in self._vocabulary.items():
             terms[i] = term
         (folder / "context.vocabulary.json").write_text(json.dumps(terms), encoding="utf-8")
-        stop_words = sorted(_sklearn_stop_words())
+        stop_words = sorted(ENGLISH_STOP_WORDS)
         (folder / "context.stop_words.json").write_text(json.dumps(stop_words), encoding="utf-8")
         arrays = {
             "idf": self._idf,
@@ -442,8 +434,7 @@ class Disambiguator:
             np.save(folder / f"context.{name}.npy", array, allow_pickle=False)
 
     def _load(self, folder: Path) -> None:
-        """The statistics `save` wrote; the text analyzer is rebuilt from its saved stop words
-        (importing scikit-learn costs seconds at every start)."""
+        """The statistics `save` wrote; the text analyzer is rebuilt from its saved stop words."""
 
         def array(name: str) -> np.ndarray:
             return np.load(folder / f"context.{name}.npy", allow_pickle=False)
@@ -500,6 +491,27 @@ def _round4(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _idf(corpus: list[str], analyze: _Analyzer) -> tuple[dict[str, int], np.ndarray]:
+    """The vocabulary and IDF that scikit-learn's ``TfidfVectorizer(stop_words="english",
+    dtype=np.float32)`` fits on ``corpus``, computed the same way without importing it: the
+    terms in sorted order, and ``ln((n + 1) / (df + 1)) + 1`` in float32 (smoothed IDF; n
+    documents, df of them holding the term). Empty when no document holds a word.
+
+    Shapes: idf: float32 [len(vocabulary)]."""
+    df: dict[str, int] = {}
+    for document in corpus:
+        for term in set(analyze(document)):
+            df[term] = df.get(term, 0) + 1
+    terms = sorted(df)
+    counts = np.array([df[t] for t in terms], dtype=np.float32)
+    idf = np.full_like(counts, len(corpus) + 1)
+    counts += 1.0
+    idf /= counts  # in place, in float32, as scikit-learn does
+    np.log(idf, out=idf)
+    idf += 1.0
+    return {t: i for i, t in enumerate(terms)}, idf
+
+
 class _Analyzer:
     """scikit-learn's default word analyzer (what ``TfidfVectorizer(stop_words=...)
     .build_analyzer()`` does for ``analyzer="word"``, ``ngram_range=(1, 1)``): lower case,
@@ -512,9 +524,3 @@ class _Analyzer:
 
     def __call__(self, text: str) -> list[str]:
         return [w for w in self.TOKEN.findall(text.lower()) if w not in self.stop_words]
-
-
-def _sklearn_stop_words() -> frozenset[str]:
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return frozenset(ENGLISH_STOP_WORDS)
