@@ -427,12 +427,20 @@ def tune_command(
     timeout: float | None = typer.Option(
         None, "--timeout", min=0.1, help="Stop starting trials after this many minutes."
     ),
+    seeds: int = typer.Option(
+        1,
+        "--seeds",
+        min=1,
+        max=10,
+        help="Seeds each trial trains (train.seed, +1, ...); its score is their mean "
+        "validation score. Without a val file each seed holds out other entities.",
+    ),
 ) -> None:
     """Choose settings on validation with Optuna (TPE, pruning, resumable); writes best.yaml."""
     from fusion.config import load_config
     from fusion.tune import tune
 
-    summary = tune(load_config(config, overrides or []), trials, timeout)
+    summary = tune(load_config(config, overrides or []), trials, timeout, seeds=seeds)
     table = Table("setting", "value", title=f"best of {summary['trials']} trials")
     for key, value in sorted(summary["params"].items()):
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))

@@ -170,6 +170,27 @@ def test_held_out_entities_lose_their_label_facts_for_training_and_validation(
     assert (prepared[0].counts == expected).all()
 
 
+def test_tune_over_seeds_scores_the_mean_of_each_seeds_own_validation(
+    species_data: dict[str, Path], tiny_bert: Path, tmp_path: Path
+) -> None:
+    config = config_for(species_data, tiny_bert, tmp_path / "seeds", "train.epochs=1")
+    summary = tune(config, trials=1, progress=False, seeds=2)
+    folder = Path(summary["attrs"]["folder"])
+    runs = [folder / f"seed-{s}" for s in (0, 1)]
+    scores = []
+    for run_dir in runs:
+        meta = json.loads((run_dir / "bundle" / "bundle.json").read_text())
+        assert meta["config"]["train"]["seed"] == int(run_dir.name.split("-")[1])
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        scores.append(max(json.loads(x)["score"] for x in lines))
+    assert summary["attrs"]["seed_scores"] == pytest.approx(scores)
+    assert summary["score"] == pytest.approx(sum(scores) / 2)
+    best = Path(summary["config"]).read_text(encoding="utf-8")
+    assert "(mean of 2 seeds: " in best.splitlines()[1]
+    # a one-seed study of the same config is another study: its score is not the mean's
+    assert study_name(space_for(config), 2) != study_name(space_for(config))
+
+
 def test_tune_closes_a_trial_a_kill_left_running_and_runs_its_settings_again(
     species_data: dict[str, Path], tiny_bert: Path, tmp_path: Path
 ) -> None:
