@@ -85,12 +85,11 @@ def fit_reference(
     scores: dict[float, float] = {}
     path = LogisticRegression(max_iter=1000, warm_start=True)
     for C in sorted(grid):
-        path.set_params(C=C)
-        model = copy.deepcopy(path.fit(tx, train_y))  # the next C refits `path` in place
-        acc = float((model.predict(vx) == val_y).mean()) if len(val_y) else 0.0
+        path.set_params(C=C).fit(tx, train_y)
+        acc = float((path.predict(vx) == val_y).mean()) if len(val_y) else 0.0
         scores[C] = acc
-        if best is None or acc > best.val_accuracy:
-            best = ReferenceFit(model, scaler, C, acc, scores)
+        if best is None or acc > best.val_accuracy:  # a copy: the next C refits `path`
+            best = ReferenceFit(copy.deepcopy(path), scaler, C, acc, scores)
     assert best is not None, "the C grid is not empty"
     best.scores = scores
     return best
@@ -127,8 +126,9 @@ class HopScores:
     def lift_of_paths(self) -> tuple[int, bool]:
         """(the best hops, whether its label paths lift the reference above the text alone by
         more than one standard error; a smaller lift is within what validation cannot tell)."""
-        best = max(HOP_CHOICES, key=lambda h: (self.accuracy[h], -h))
-        margin = standard_error(self.accuracy[best], self.texts)
+        _, best, margin = fewest_within_one_se(
+            {h: self.accuracy[h] for h in HOP_CHOICES}, self.texts
+        )
         return best, self.accuracy[best] > self.accuracy[0] + margin
 
 
@@ -170,7 +170,7 @@ def choose_hops(
             per_split[k][hops] = fit.val_accuracy
         scores[hops] = max(correct.values()) / max(total, 1)
     for split_scores in per_split:
-        wins[max(HOP_CHOICES, key=lambda h: (split_scores[h], -h))] += 1
+        wins[_top({h: split_scores[h] for h in HOP_CHOICES})] += 1
     texts = sum(len(s.val_idx) for s in splits)
     best, top, margin = fewest_within_one_se({h: scores[h] for h in HOP_CHOICES}, texts)
     figures = ", ".join(f"{h} hops {scores[h]:.3f}" for h in HOP_CHOICES)
@@ -206,9 +206,14 @@ def choose_hops(
 def fewest_within_one_se(scores: dict[int, float], texts: int) -> tuple[int, int, float]:
     """(chosen, top, margin): the smallest key whose accuracy is within one standard error
     (``margin``, binomial, of the top accuracy on ``texts`` texts) of the top-scoring key."""
-    top = max(scores, key=lambda k: (scores[k], -k))
+    top = _top(scores)
     margin = standard_error(scores[top], texts)
     return min(k for k in scores if scores[k] >= scores[top] - margin), top, margin
+
+
+def _top(scores: dict[int, float]) -> int:
+    """The key with the highest accuracy; a tie goes to the smaller key."""
+    return max(scores, key=lambda k: (scores[k], -k))
 
 
 def standard_error(accuracy: float, texts: int) -> float:

@@ -208,12 +208,12 @@ def tune(
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
+        settings = with_params(base, params)
         runs = []
         for k in range(seeds):
-            cfg = with_params(base, params)
-            seed = cfg.train.seed + k
+            seed = settings.train.seed + k
             out = folder if seeds == 1 else folder / f"seed-{seed}"
-            cfg = replace(cfg, output=str(out), train=replace(cfg.train, seed=seed))
+            cfg = replace(settings, output=str(out), train=replace(settings.train, seed=seed))
             runs.append(_train_trial(cfg, workspace, out, report if k == 0 else None))
         scores = [plan.selection.score(result.metrics)[0] for plan, result in runs]
         score = sum(scores) / len(scores)
