@@ -42,8 +42,10 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
+# One pytest worker per physical core (pytest-xdist): each test runs alone in its worker, its
+# files in its own tmp_path and its servers on free ports, so the order does not matter.
 test: $(CHROMIUM) $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q --durations=20
+	$(BIN)/python -m pytest -m "not slow" -q -n auto --durations=20
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
