@@ -1,0 +1,73 @@
+"""The service as a careless client meets it: every bad request gets a 4xx JSON error naming the
+problem and the fix, and inside a batch a bad text fails only itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import ServeSettings
+
+pytestmark = pytest.mark.integration
+
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def client(tiny_bundle: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(ServeSettings(bundle=tiny_bundle))) as c:
+        yield c
+
+
+def post_raw(client: TestClient, body: bytes) -> Any:
+    return client.post("/v1/predict", content=body, headers=JSON)
+
+
+# ----------------------------------------------------------------- one bad text, one failure
+
+BAD_TEXTS = [  # (the text as a JSON string literal, its error code)
+    ('""', "empty_text"),
+    ('" \\t\\n\\u200b\\u0000"', "empty_text"),
+    ('"fever \\ud800 cough"', "invalid_text"),
+    ('"' + "flu " * 1300 + '"', "text_too_long"),
+]
+
+
+@pytest.mark.parametrize(("bad", "code"), BAD_TEXTS, ids=[c for _, c in BAD_TEXTS])
+def test_a_bad_text_in_a_batch_gets_its_own_error_and_the_others_are_answered(
+    client: TestClient, bad: str, code: str
+) -> None:
+    body = '{"texts": ["a bad case of influenza", ' + bad + ', "covid-19 and a cough"]}'
+    r = post_raw(client, body.encode())
+    assert r.status_code == 200, r.text
+    first, refused, last = r.json()["predictions"]
+    assert first["label"] in {"flu", "viral"} and first["error"] is None
+    assert last["label"] in {"flu", "viral"} and last["error"] is None
+    assert last["text"] == "covid-19 and a cough"  # answers stay in the order of the texts
+    assert refused["label"] is None and refused["probabilities"] == {}
+    assert refused["error"]["status"] == 422 and refused["error"]["code"] == code
+    assert "texts[1]" in refused["error"]["message"]
+
+
+def test_a_request_whose_only_texts_are_bad_gets_the_first_ones_error(client: TestClient) -> None:
+    r = post_raw(client, b'{"texts": ["  ", "\\ud800"]}')
+    assert r.status_code == 422 and r.json()["error"]["code"] == "empty_text"
+    assert "texts[0]" in r.json()["error"]["message"]
+
+
+def test_a_refused_text_is_not_echoed_unredacted_when_the_server_anonymizes(
+    tiny_bundle: Path,
+) -> None:
+    too_long = "Alice Smith, alice@example.com, has the flu. " * 120
+    with TestClient(create_app(ServeSettings(bundle=tiny_bundle, anonymize=True))) as c:
+        r = c.post("/v1/predict", json={"texts": ["Bob Jones has a fever", too_long]})
+    assert r.status_code == 200, r.text
+    answered, refused = r.json()["predictions"]
+    assert "Bob Jones" not in answered["text"] and answered["error"] is None
+    assert refused["text"] == "" and refused["error"]["code"] == "text_too_long"
+    assert [len(a["redactions"]) > 0 for a in r.json()["anonymized"]] == [True, False]
