@@ -88,6 +88,26 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
 INTERNAL = "internal error; the server log has the details"
 
 
+def unreadable_body(exc: StarletteHTTPException) -> str | None:
+    """What made FastAPI's bare 400 "There was an error parsing the body" (a body that is not
+    UTF-8, or JSON nested past the parser's depth), said as a fix; None for any other error."""
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        byte = cause.object[cause.start : cause.start + 1].hex().upper()
+        return (
+            f"the body is not valid JSON: it is not UTF-8 (byte 0x{byte} at offset {cause.start});"
+            " send the JSON encoded as UTF-8"
+        )
+    if isinstance(cause, RecursionError):
+        return (
+            "the body is not valid JSON: its arrays or objects nest too deep to parse; send an "
+            'object such as {"texts": ["..."]}'
+        )
+    return None
+
+
 def describe_error(exc: BaseException) -> tuple[int, str, str]:
     """(status, code, message) of any exception: its own for `APIError`, the `DOMAIN_ERRORS`
     row for a domain error, 500 ``internal`` (message withheld) for anything else."""
@@ -111,6 +131,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        unreadable = unreadable_body(exc)
+        if unreadable is not None:  # as malformed JSON is
+            return error_response(422, "invalid_request", unreadable)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         headers = getattr(exc, "headers", None)
         return error_response(exc.status_code, code, str(exc.detail), headers)

@@ -11,9 +11,12 @@ from kg.described_path import DescribedPath, Node
 
 
 class PredictBody(BaseModel):
-    """Texts to classify. Limits on their number and length are set by the server."""
+    """Texts to classify. Limits on their number and length are set by the server.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict: a value of the wrong JSON type is refused, never coerced (``"explain": "yes"`` or
+    ``"top_k_paths": true`` would otherwise pass as ``true`` and ``1``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
     texts: list[str] = Field(
         ..., min_length=1, description="texts to classify", examples=[["my new earbuds crackle"]]
     )

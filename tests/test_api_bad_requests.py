@@ -71,3 +71,42 @@ def test_a_refused_text_is_not_echoed_unredacted_when_the_server_anonymizes(
     assert "Bob Jones" not in answered["text"] and answered["error"] is None
     assert refused["text"] == "" and refused["error"]["code"] == "text_too_long"
     assert [len(a["redactions"]) > 0 for a in r.json()["anonymized"]] == [True, False]
+
+
+# ----------------------------------------------------------------- the body itself
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("explain", "yes"),
+        ("explain", "true"),
+        ("explain", 1),
+        ("top_k_paths", "3"),
+        ("top_k_paths", True),
+        ("top_k_paths", 2.0),
+    ],
+)
+def test_a_field_of_the_wrong_json_type_is_refused_not_coerced(
+    client: TestClient, field: str, value: Any
+) -> None:
+    r = client.post("/v1/predict", json={"texts": ["influenza"], field: value})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert r.json()["error"]["message"].startswith(f"{field}: Input should be a valid")
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ('{"texts": ["caf\xe9 fever"]}'.encode("latin-1"), "not UTF-8 (byte 0xE9 at offset 15)"),
+        (b'{"texts": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nest too deep"),
+    ],
+    ids=["latin-1", "nested"],
+)
+def test_a_body_json_cannot_read_gets_422_saying_why(
+    client: TestClient, body: bytes, problem: str
+) -> None:
+    r = post_raw(client, body)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    message = r.json()["error"]["message"]
+    assert message.startswith("the body is not valid JSON") and problem in message
