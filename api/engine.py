@@ -34,6 +34,7 @@ from api.hot_triples import (
     embed_between_batches,
     hot_files,
     persist,
+    refuse_literal_relations,
     update_executor,
 )
 from api.metrics import Metrics
@@ -91,14 +92,14 @@ def answer_each(predictor: Predictor, texts: list[str], explain: bool, top_k: in
     )
 
 
-def _parse_body(graph: KnowledgeGraph, body: bytes, ext: str) -> KnowledgeGraph:
-    """``graph`` plus the triples of a request body; errors name the "request body", never the
+def _parse_body(body: bytes, ext: str, read: Callable[[Path], KnowledgeGraph]) -> KnowledgeGraph:
+    """``read`` of a file holding a request body; errors name the "request body", never the
     server's temporary file."""
     with tempfile.TemporaryDirectory(prefix="kgfuse-triples-") as tmp:
         upload = Path(tmp) / f"body.{ext}"
         upload.write_bytes(body)
         try:
-            return kg.extend(graph, upload)
+            return read(upload)
         except KGLoadError as e:
             reason = e.reason
             for name in (upload.as_uri(), str(upload), tmp):
@@ -238,7 +239,8 @@ class Engine:
 
         Raises:
             KGLoadError: the body is not valid triples (named "request body").
-            APIError: 413, the triples add more than ``settings.max_new_entities`` entities.
+            APIError: 413, the triples add more than ``settings.max_new_entities`` entities;
+                422, they give a literal object to a predicate the KG uses between entities.
             UnknownRelationError: they use a predicate the model was not trained with.
         """
         name = detect_format("request body", fmt)
@@ -277,7 +279,10 @@ class Engine:
     ) -> tuple[Predictor, Path]:
         """Update thread: the predictor over ``before`` plus ``body`` (new entity texts embedded
         by ``embed``), and the file that now holds ``body``."""
-        graph = _parse_body(before, body, ext)
+        graph = _parse_body(body, ext, lambda path: kg.extend(before, path))
+        if len(graph.attribute_values) > len(before.attribute_values):  # literals among them
+            alone = _parse_body(body, ext, lambda path: kg.load(path, config=before.config))
+            refuse_literal_relations(before, alone)
         added = graph.num_entities - before.num_entities
         limit = self.settings.max_new_entities
         if added > limit:

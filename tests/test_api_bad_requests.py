@@ -3,6 +3,7 @@ problem and the fix, and inside a batch a bad text fails only itself."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import ServeSettings
+from api.settings import ApiKeys, ServeSettings
 
 pytestmark = pytest.mark.integration
 
@@ -110,3 +111,53 @@ def test_a_body_json_cannot_read_gets_422_saying_why(
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
     message = r.json()["error"]["message"]
     assert message.startswith("the body is not valid JSON") and problem in message
+
+
+# ----------------------------------------------------------------- hot triples
+
+ADMIN = "a" * 20
+TURTLE = {"content-type": "text/turtle", "Authorization": f"Bearer {ADMIN}"}
+PREFIXES = (
+    "@prefix ex: <http://example.org/tiny/> .\n@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .\n"
+)
+
+
+@pytest.fixture
+def admin_client(tiny_bundle: Path, tmp_path: Path) -> Iterator[TestClient]:
+    """A private copy of the bundle (hot triples write beside it), with an admin key."""
+    bundle = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
+    settings = ServeSettings(bundle=bundle, keys=ApiKeys(admin=(ADMIN,)))
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [
+        'ex:flu ex:hasSymptom "fever" .\n',
+        'ex:flu ex:hasSymptom "3"^^xsd:integer .\n',
+        'ex:measles ex:hasSymptom ex:fever .\nex:measles ex:hasSymptom "rash" .\n',
+    ],
+    ids=["string", "typed", "beside-a-good-triple"],
+)
+def test_a_literal_where_a_relation_needs_an_entity_gets_422_and_adds_nothing(
+    admin_client: TestClient, facts: str
+) -> None:
+    before = admin_client.get("/v1/model").json()["kg"]
+    r = admin_client.post("/v1/kg/triples", content=PREFIXES + facts, headers=TURTLE)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "literal_object"
+    message = r.json()["error"]["message"]
+    assert "<http://example.org/tiny/hasSymptom>" in message and "IRI" in message
+    assert admin_client.get("/v1/model").json()["kg"] == before
+    engine = admin_client.app.state.engine  # type: ignore[attr-defined]
+    assert not list(engine.settings.hot_triples.glob("0*"))  # nothing persisted
+
+
+def test_a_literal_of_a_predicate_that_is_no_relation_is_still_an_attribute(
+    admin_client: TestClient,
+) -> None:
+    before = admin_client.get("/v1/model").json()["kg"]["attributes"]
+    facts = PREFIXES + 'ex:flu ex:severity "4"^^xsd:integer ; ex:hasSymptom ex:headache .\n'
+    r = admin_client.post("/v1/kg/triples", content=facts, headers=TURTLE)
+    assert r.status_code == 200, r.text
+    assert r.json()["added_triples"] == 1 and r.json()["kg"]["attributes"] == before + 1
