@@ -86,6 +86,37 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
 
 
 INTERNAL = "internal error; the server log has the details"
+EXAMPLE = '{"texts": ["my new earbuds crackle"]}'  # the one JSON body the API takes
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
+def body_problem(media: str, errors: list[dict[str, Any]]) -> tuple[int, str, str] | None:
+    """What is wrong with a request body as a whole (empty, not sent as JSON, not a JSON
+    object), as (status, code, message) with the fix; None when only its fields are wrong.
+
+    Args:
+        media: the request's Content-Type header ("" when it has none).
+        errors: the validation errors of the request.
+    """
+    whole = next((e for e in errors if tuple(e.get("loc", ())) == ("body",)), None)
+    if whole is None:
+        return None
+    if whole.get("type") == "missing":
+        return 422, "invalid_request", f"the body is empty; send a JSON object such as {EXAMPLE}"
+    main = media.split(";")[0].strip().lower()
+    if main != "application/json" and not (main.startswith("application/") and "+json" in main):
+        return (
+            415,
+            "unsupported_media_type",
+            f"the body must be JSON sent with Content-Type: application/json (got "
+            f"{repr(media) if media else 'none'}); send a JSON object such as {EXAMPLE}",
+        )
+    got = _json_kind(whole.get("input"))
+    return 422, "invalid_request", f"the body must be a JSON object such as {EXAMPLE}, not {got}"
 
 
 def unreadable_body(exc: StarletteHTTPException) -> str | None:
@@ -127,7 +158,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(422, "invalid_request", validation_message(list(exc.errors())))
+        errors = list(exc.errors())
+        problem = body_problem(request.headers.get("content-type", ""), errors)
+        if problem is not None:
+            return error_response(*problem)
+        return error_response(422, "invalid_request", validation_message(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -113,6 +113,36 @@ def test_a_body_json_cannot_read_gets_422_saying_why(
     assert message.startswith("the body is not valid JSON") and problem in message
 
 
+@pytest.mark.parametrize(
+    ("request_kwargs", "status", "problem"),
+    [
+        ({"content": b'{"texts": ["flu"]}'}, 415, "(got none)"),
+        (
+            {"content": b'{"texts": ["flu"]}', "headers": {"content-type": "text/plain"}},
+            415,
+            "(got 'text/plain')",
+        ),
+        ({"data": {"texts": "flu"}}, 415, "(got 'application/x-www-form-urlencoded')"),
+        ({"json": ["flu"]}, 422, "not an array"),
+        ({"json": "flu"}, 422, "not a string"),
+        ({"content": b"", "headers": JSON}, 422, "the body is empty"),
+    ],
+    ids=["no-content-type", "text-plain", "form", "array", "string", "empty"],
+)
+def test_a_body_that_is_not_a_json_object_gets_a_4xx_saying_what_to_send(
+    client: TestClient, request_kwargs: dict[str, Any], status: int, problem: str
+) -> None:
+    """(Each was a 422 "body: Input should be a valid dictionary or object to extract fields
+    from", or "body: Field required", which say neither what was wrong nor what to send.)"""
+    r = client.post("/v1/predict", **request_kwargs)
+    assert r.status_code == status and r.json()["error"]["status"] == status
+    message = r.json()["error"]["message"]
+    assert problem in message and '{"texts": [' in message
+    if status == 415:
+        assert r.json()["error"]["code"] == "unsupported_media_type"
+        assert "Content-Type: application/json" in message
+
+
 # ----------------------------------------------------------------- hot triples
 
 ADMIN = "a" * 20
