@@ -143,6 +143,28 @@ def test_a_body_that_is_not_a_json_object_gets_a_4xx_saying_what_to_send(
         assert "Content-Type: application/json" in message
 
 
+# ----------------------------------------------------------------- probes and metrics
+
+
+def test_health_and_readiness_answer_head_as_they_answer_get(tiny_bundle: Path) -> None:
+    app = create_app(ServeSettings(bundle=tiny_bundle))
+    loading = TestClient(app)  # the lifespan has not run: no model yet
+    assert loading.head("/health").status_code == 200
+    assert loading.head("/ready").status_code == loading.get("/ready").status_code == 503
+    with TestClient(app) as c:
+        r = c.head("/ready")
+        assert r.status_code == 200 and r.content == b""
+        assert r.headers["content-type"] == "application/json"
+
+
+def test_junk_methods_are_counted_under_one_metrics_label(client: TestClient) -> None:
+    for method in ("FOO", "BAR", "GET"):
+        assert client.request(method, "/v1/predict").status_code == 405
+    metrics = client.get("/metrics").text
+    assert 'method="other",route="/v1/predict",status="405"} 2.0' in metrics
+    assert 'method="FOO"' not in metrics and 'method="BAR"' not in metrics
+
+
 # ----------------------------------------------------------------- hot triples
 
 ADMIN = "a" * 20
