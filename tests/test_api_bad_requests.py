@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,6 +17,7 @@ from api.settings import ApiKeys, ServeSettings
 
 pytestmark = pytest.mark.integration
 
+EX = "http://example.org/tiny/"
 JSON = {"content-type": "application/json"}
 
 
@@ -141,6 +143,27 @@ def test_a_body_that_is_not_a_json_object_gets_a_4xx_saying_what_to_send(
     if status == 415:
         assert r.json()["error"]["code"] == "unsupported_media_type"
         assert "Content-Type: application/json" in message
+
+
+# ----------------------------------------------------------------- KG look-ups
+
+
+def test_an_iri_cut_short_by_its_own_question_mark_is_refused_not_answered(
+    client: TestClient,
+) -> None:
+    """``/v1/kg/entities/http://example.org/tiny/flu?v=2`` answered Influenza, the entity of
+    the IRI before the '?', and never said the rest was dropped."""
+    r = client.get(f"/v1/kg/entities/{EX}flu?v=2")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert "'v'" in r.json()["error"]["message"] and "%3F" in r.json()["error"]["message"]
+    r = client.get(f"/v1/kg/entities/{quote(EX + 'flu?v=2', safe=':/')}")  # encoded: looked up
+    assert r.status_code == 404 and "%23" in r.json()["error"]["message"]
+    assert client.get(f"/v1/kg/entities/{EX}flu?limit=1").status_code == 200
+
+
+def test_a_search_for_nothing_but_whitespace_gets_422(client: TestClient) -> None:
+    r = client.get("/v1/kg/search", params={"q": " \t\u200b"})
+    assert r.status_code == 422 and r.json()["error"]["message"].startswith("q is empty")
 
 
 # ----------------------------------------------------------------- probes and metrics
