@@ -34,6 +34,7 @@ from api.hot_triples import (
     embed_between_batches,
     hot_files,
     persist,
+    refuse_iri_objects,
     refuse_literal_relations,
     update_executor,
 )
@@ -240,7 +241,8 @@ class Engine:
         Raises:
             KGLoadError: the body is not valid triples (named "request body").
             APIError: 413, the triples add more than ``settings.max_new_entities`` entities;
-                422, they give a literal object to a predicate the KG uses between entities.
+                422, they give a literal object to a predicate the KG uses between entities,
+                or an IRI object to a label, alias or description predicate.
             UnknownRelationError: they use a predicate the model was not trained with.
         """
         name = detect_format("request body", fmt)
@@ -280,6 +282,7 @@ class Engine:
         """Update thread: the predictor over ``before`` plus ``body`` (new entity texts embedded
         by ``embed``), and the file that now holds ``body``."""
         graph = _parse_body(body, ext, lambda path: kg.extend(before, path))
+        refuse_iri_objects(before, graph)
         if len(graph.attribute_values) > len(before.attribute_values):  # literals among them
             alone = _parse_body(body, ext, lambda path: kg.load(path, config=before.config))
             refuse_literal_relations(before, alone)

@@ -212,8 +212,9 @@ def admin_client(tiny_bundle: Path, tmp_path: Path) -> Iterator[TestClient]:
         'ex:flu ex:hasSymptom "fever" .\n',
         'ex:flu ex:hasSymptom "3"^^xsd:integer .\n',
         'ex:measles ex:hasSymptom ex:fever .\nex:measles ex:hasSymptom "rash" .\n',
+        'ex:flu a "Disease" .\n',
     ],
-    ids=["string", "typed", "beside-a-good-triple"],
+    ids=["string", "typed", "beside-a-good-triple", "type"],
 )
 def test_a_literal_where_a_relation_needs_an_entity_gets_422_and_adds_nothing(
     admin_client: TestClient, facts: str
@@ -222,7 +223,8 @@ def test_a_literal_where_a_relation_needs_an_entity_gets_422_and_adds_nothing(
     r = admin_client.post("/v1/kg/triples", content=PREFIXES + facts, headers=TURTLE)
     assert r.status_code == 422 and r.json()["error"]["code"] == "literal_object"
     message = r.json()["error"]["message"]
-    assert "<http://example.org/tiny/hasSymptom>" in message and "IRI" in message
+    predicate = "rdf-syntax-ns#type" if " a " in facts else "<http://example.org/tiny/hasSymptom>"
+    assert predicate in message and "IRI" in message
     assert admin_client.get("/v1/model").json()["kg"] == before
     engine = admin_client.app.state.engine  # type: ignore[attr-defined]
     assert not list(engine.settings.hot_triples.glob("0*"))  # nothing persisted
@@ -236,3 +238,19 @@ def test_a_literal_of_a_predicate_that_is_no_relation_is_still_an_attribute(
     r = admin_client.post("/v1/kg/triples", content=facts, headers=TURTLE)
     assert r.status_code == 200, r.text
     assert r.json()["added_triples"] == 1 and r.json()["kg"]["attributes"] == before + 1
+
+
+def test_an_iri_where_a_label_needs_a_literal_gets_422_not_a_409_to_retrain(
+    admin_client: TestClient,
+) -> None:
+    """``ex:flu rdfs:label ex:fever`` was a 409 unknown_relation telling to retrain the model
+    with rdfs:label as a relation."""
+    before = admin_client.get("/v1/model").json()["kg"]
+    facts = PREFIXES + "@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n"
+    r = admin_client.post(
+        "/v1/kg/triples", content=facts + "ex:flu rdfs:label ex:fever .\n", headers=TURTLE
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "iri_object"
+    message = r.json()["error"]["message"]
+    assert "rdf-schema#label" in message and "quoted string" in message
+    assert admin_client.get("/v1/model").json()["kg"] == before
