@@ -254,3 +254,9 @@ def test_an_iri_where_a_label_needs_a_literal_gets_422_not_a_409_to_retrain(
     message = r.json()["error"]["message"]
     assert "rdf-schema#label" in message and "quoted string" in message
     assert admin_client.get("/v1/model").json()["kg"] == before
+
+
+def test_the_spec_lists_the_415_that_predict_and_triples_answer(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/predict", "/v1/kg/triples"):
+        assert "415" in paths[path]["post"]["responses"]
