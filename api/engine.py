@@ -261,14 +261,15 @@ class Engine:
             new, saved = await loop.run_in_executor(
                 self._updates, self._extend, old, before, body, ext, embed
             )
-            self.predictor = new
-            self.hot_files.append(saved)
+            if saved is not None:
+                self.predictor = new
+                self.hot_files.append(saved)
         graph = _writable(new.resources.graph, "")  # extended from `before`, which is one
         return {
             "added_triples": graph.num_triples - before.num_triples,
             "new_entities": graph.num_entities - before.num_entities,
             "kg": self.kg_stats(),
-            "saved_as": saved.name,
+            "saved_as": "" if saved is None else saved.name,
         }
 
     def _extend(
@@ -278,14 +279,18 @@ class Engine:
         body: bytes,
         ext: str,
         embed: Callable[[list[str]], np.ndarray],
-    ) -> tuple[Predictor, Path]:
+    ) -> tuple[Predictor, Path | None]:
         """Update thread: the predictor over ``before`` plus ``body`` (new entity texts embedded
-        by ``embed``), and the file that now holds ``body``."""
+        by ``embed``), and the file that now holds ``body``; ``old`` and None when the body
+        changes nothing (every fact in it is in the KG already: a retried request, say), so a
+        retry adds no file for each restart to replay."""
         graph = _parse_body(body, ext, lambda path: kg.extend(before, path))
         refuse_iri_objects(before, graph)
         if len(graph.attribute_values) > len(before.attribute_values):  # literals among them
             alone = _parse_body(body, ext, lambda path: kg.load(path, config=before.config))
             refuse_literal_relations(before, alone)
+        if graph.fingerprint == before.fingerprint:
+            return old, None
         added = graph.num_entities - before.num_entities
         limit = self.settings.max_new_entities
         if added > limit:

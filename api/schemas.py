@@ -108,7 +108,10 @@ class TriplesResponse(BaseModel):
     added_triples: int
     new_entities: int
     kg: dict[str, Any]
-    saved_as: str
+    saved_as: str = Field(
+        description="the file of the hot-triples folder that now holds the body; empty when "
+        "every fact in it was in the KG already (nothing was saved)"
+    )
 
 
 class ModelResponse(BaseModel):

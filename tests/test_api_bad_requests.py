@@ -260,3 +260,22 @@ def test_the_spec_lists_the_415_that_predict_and_triples_answer(client: TestClie
     paths = client.get("/openapi.json").json()["paths"]
     for path in ("/v1/predict", "/v1/kg/triples"):
         assert "415" in paths[path]["post"]["responses"]
+
+
+def test_triples_already_in_the_kg_are_answered_and_add_no_hot_triples_file(
+    admin_client: TestClient,
+) -> None:
+    """A retried insert, or facts the KG holds already, wrote one more file for every restart
+    to replay."""
+    facts = PREFIXES + "ex:measles ex:hasSymptom ex:fever , ex:fever .\n"
+    first = admin_client.post("/v1/kg/triples", content=facts, headers=TURTLE)
+    assert first.status_code == 200 and first.json()["saved_as"] == "000001.ttl"
+    again = admin_client.post("/v1/kg/triples", content=facts, headers=TURTLE)
+    known = PREFIXES + "ex:flu ex:hasSymptom ex:fever .\n"
+    held = admin_client.post("/v1/kg/triples", content=known, headers=TURTLE)
+    for r in (again, held):
+        assert r.status_code == 200 and r.json()["saved_as"] == ""
+        assert r.json()["added_triples"] == r.json()["new_entities"] == 0
+        assert r.json()["kg"] == first.json()["kg"]
+    engine = admin_client.app.state.engine  # type: ignore[attr-defined]
+    assert [p.name for p in engine.settings.hot_triples.glob("0*")] == ["000001.ttl"]
