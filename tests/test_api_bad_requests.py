@@ -279,3 +279,19 @@ def test_triples_already_in_the_kg_are_answered_and_add_no_hot_triples_file(
         assert r.json()["kg"] == first.json()["kg"]
     engine = admin_client.app.state.engine  # type: ignore[attr-defined]
     assert [p.name for p in engine.settings.hot_triples.glob("0*")] == ["000001.ttl"]
+
+
+# ----------------------------------------------------------------- limits
+
+
+def test_a_request_that_leaves_top_k_paths_out_fits_a_server_limit_below_the_default(
+    tiny_bundle: Path,
+) -> None:
+    """With --max-top-k-paths 2, a request that never sent top_k_paths was a 422 "top_k_paths
+    is 3; the limit is 2"."""
+    with TestClient(create_app(ServeSettings(bundle=tiny_bundle, max_top_k_paths=2))) as c:
+        r = c.post("/v1/predict", json={"texts": ["a bad case of influenza"], "explain": True})
+        assert r.status_code == 200, r.text
+        assert len(r.json()["predictions"][0]["paths"]) <= 2
+        asked = c.post("/v1/predict", json={"texts": ["influenza"], "top_k_paths": 3})
+        assert asked.status_code == 422 and asked.json()["error"]["code"] == "too_many_paths"

@@ -34,7 +34,8 @@ def _check_request(body: PredictBody, engine: EngineDep) -> None:
             f"{len(body.texts)} texts in one request; send at most {limits.max_texts} "
             "(split the list over several requests)",
         )
-    if body.top_k_paths > limits.max_top_k_paths:
+    # only when asked for: the default (3) is lowered to the limit by `predict`
+    if "top_k_paths" in body.model_fields_set and body.top_k_paths > limits.max_top_k_paths:
         raise APIError(
             422,
             "too_many_paths",
@@ -76,7 +77,8 @@ async def predict(body: PredictBody, engine: EngineDep) -> dict[str, object]:
     texts = good if redacted is None else [r.text for r in redacted]
     if engine.settings.log_texts:
         log.info("predict texts=%r", texts)
-    records = await _queued(engine, PredictRequest(texts, body.explain, body.top_k_paths))
+    top_k = min(body.top_k_paths, engine.settings.max_top_k_paths)
+    records = await _queued(engine, PredictRequest(texts, body.explain, top_k))
     n = len(body.texts)
     shown = _in_place({i: _echo(body.texts[i], redacted is not None) for i in refused}, texts, n)
     answers = _in_place(dict[int, Answer](refused), records, n)
