@@ -134,7 +134,7 @@ def unreadable_body(exc: StarletteHTTPException) -> str | None:
     if isinstance(cause, RecursionError):
         return (
             "the body is not valid JSON: its arrays or objects nest too deep to parse; send an "
-            'object such as {"texts": ["..."]}'
+            f"object such as {EXAMPLE}"
         )
     return None
 
