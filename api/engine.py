@@ -34,6 +34,8 @@ from api.hot_triples import (
     embed_between_batches,
     hot_files,
     persist,
+    refuse_iri_objects,
+    refuse_literal_relations,
     update_executor,
 )
 from api.metrics import Metrics
@@ -91,14 +93,14 @@ def answer_each(predictor: Predictor, texts: list[str], explain: bool, top_k: in
     )
 
 
-def _parse_body(graph: KnowledgeGraph, body: bytes, ext: str) -> KnowledgeGraph:
-    """``graph`` plus the triples of a request body; errors name the "request body", never the
+def _parse_body(body: bytes, ext: str, read: Callable[[Path], KnowledgeGraph]) -> KnowledgeGraph:
+    """``read`` of a file holding a request body; errors name the "request body", never the
     server's temporary file."""
     with tempfile.TemporaryDirectory(prefix="kgfuse-triples-") as tmp:
         upload = Path(tmp) / f"body.{ext}"
         upload.write_bytes(body)
         try:
-            return kg.extend(graph, upload)
+            return read(upload)
         except KGLoadError as e:
             reason = e.reason
             for name in (upload.as_uri(), str(upload), tmp):
@@ -238,7 +240,9 @@ class Engine:
 
         Raises:
             KGLoadError: the body is not valid triples (named "request body").
-            APIError: 413, the triples add more than ``settings.max_new_entities`` entities.
+            APIError: 413, the triples add more than ``settings.max_new_entities`` entities;
+                422, they give a literal object to a predicate the KG uses between entities,
+                or an IRI object to a label, alias or description predicate.
             UnknownRelationError: they use a predicate the model was not trained with.
         """
         name = detect_format("request body", fmt)
@@ -257,14 +261,15 @@ class Engine:
             new, saved = await loop.run_in_executor(
                 self._updates, self._extend, old, before, body, ext, embed
             )
-            self.predictor = new
-            self.hot_files.append(saved)
+            if saved is not None:
+                self.predictor = new
+                self.hot_files.append(saved)
         graph = _writable(new.resources.graph, "")  # extended from `before`, which is one
         return {
             "added_triples": graph.num_triples - before.num_triples,
             "new_entities": graph.num_entities - before.num_entities,
             "kg": self.kg_stats(),
-            "saved_as": saved.name,
+            "saved_as": "" if saved is None else saved.name,
         }
 
     def _extend(
@@ -274,10 +279,18 @@ class Engine:
         body: bytes,
         ext: str,
         embed: Callable[[list[str]], np.ndarray],
-    ) -> tuple[Predictor, Path]:
+    ) -> tuple[Predictor, Path | None]:
         """Update thread: the predictor over ``before`` plus ``body`` (new entity texts embedded
-        by ``embed``), and the file that now holds ``body``."""
-        graph = _parse_body(before, body, ext)
+        by ``embed``), and the file that now holds ``body``; ``old`` and None when the body
+        changes nothing (every fact in it is in the KG already: a retried request, say), so a
+        retry adds no file for each restart to replay."""
+        graph = _parse_body(body, ext, lambda path: kg.extend(before, path))
+        refuse_iri_objects(before, graph)
+        if len(graph.attribute_values) > len(before.attribute_values):  # literals among them
+            alone = _parse_body(body, ext, lambda path: kg.load(path, config=before.config))
+            refuse_literal_relations(before, alone)
+        if graph.fingerprint == before.fingerprint:
+            return old, None
         added = graph.num_entities - before.num_entities
         limit = self.settings.max_new_entities
         if added > limit:

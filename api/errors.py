@@ -86,6 +86,57 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
 
 
 INTERNAL = "internal error; the server log has the details"
+EXAMPLE = '{"texts": ["my new earbuds crackle"]}'  # the one JSON body the API takes
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
+def body_problem(media: str, errors: list[dict[str, Any]]) -> tuple[int, str, str] | None:
+    """What is wrong with a request body as a whole (empty, not sent as JSON, not a JSON
+    object), as (status, code, message) with the fix; None when only its fields are wrong.
+
+    Args:
+        media: the request's Content-Type header ("" when it has none).
+        errors: the validation errors of the request.
+    """
+    whole = next((e for e in errors if tuple(e.get("loc", ())) == ("body",)), None)
+    if whole is None:
+        return None
+    if whole.get("type") == "missing":
+        return 422, "invalid_request", f"the body is empty; send a JSON object such as {EXAMPLE}"
+    main = media.split(";")[0].strip().lower()
+    if main != "application/json" and not (main.startswith("application/") and "+json" in main):
+        return (
+            415,
+            "unsupported_media_type",
+            f"the body must be JSON sent with Content-Type: application/json (got "
+            f"{repr(media) if media else 'none'}); send a JSON object such as {EXAMPLE}",
+        )
+    got = _json_kind(whole.get("input"))
+    return 422, "invalid_request", f"the body must be a JSON object such as {EXAMPLE}, not {got}"
+
+
+def unreadable_body(exc: StarletteHTTPException) -> str | None:
+    """What made FastAPI's bare 400 "There was an error parsing the body" (a body that is not
+    UTF-8, or JSON nested past the parser's depth), said as a fix; None for any other error."""
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        byte = cause.object[cause.start : cause.start + 1].hex().upper()
+        return (
+            f"the body is not valid JSON: it is not UTF-8 (byte 0x{byte} at offset {cause.start});"
+            " send the JSON encoded as UTF-8"
+        )
+    if isinstance(cause, RecursionError):
+        return (
+            "the body is not valid JSON: its arrays or objects nest too deep to parse; send an "
+            f"object such as {EXAMPLE}"
+        )
+    return None
 
 
 def describe_error(exc: BaseException) -> tuple[int, str, str]:
@@ -107,10 +158,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(422, "invalid_request", validation_message(list(exc.errors())))
+        errors = list(exc.errors())
+        problem = body_problem(request.headers.get("content-type", ""), errors)
+        if problem is not None:
+            return error_response(*problem)
+        return error_response(422, "invalid_request", validation_message(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        unreadable = unreadable_body(exc)
+        if unreadable is not None:  # as malformed JSON is
+            return error_response(422, "invalid_request", unreadable)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         headers = getattr(exc, "headers", None)
         return error_response(exc.status_code, code, str(exc.detail), headers)

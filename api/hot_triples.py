@@ -20,6 +20,7 @@ lower-priority one stalls everyone when it is descheduled holding the GIL.)
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -29,7 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from api.errors import APIError
 from fusion.features import write_new
+from kg.graph import KnowledgeGraph
 
 FEATURES = "features"
 log = logging.getLogger("kgfuse.api")
@@ -80,3 +83,52 @@ def embed_between_batches(
         return np.concatenate(parts) if parts else embed([])
 
     return sliced
+
+
+def refuse_iri_objects(served: KnowledgeGraph, extended: KnowledgeGraph) -> None:
+    """Raise a 422 when ``extended`` (``served`` plus one request's triples) gives a label,
+    alias or description predicate an IRI object: ``ex:flu rdfs:label ex:fever`` made it a new
+    relation, refused as a 409 "retrain the model with it", when a quoted name was meant."""
+    config = served.config
+    literal_only = {
+        *config.label_predicates,
+        *config.alias_predicates,
+        *config.description_predicates,
+    }
+    for predicate in extended.relations:
+        if predicate in literal_only and served.relations.find_sorted(predicate) < 0:
+            raise APIError(
+                422,
+                "iri_object",
+                f"the triples give <{predicate}> an IRI as object, but it names or describes an "
+                'entity with a literal: write the object as a quoted string ("Influenza"), not '
+                "<...> or prefix:name; nothing was added",
+            )
+
+
+def refuse_literal_relations(served: KnowledgeGraph, added: KnowledgeGraph) -> None:
+    """Raise a 422 when ``added`` (the triples of one request, alone) gives a predicate that
+    ``served`` uses between entities (a relation, or a type predicate such as ``rdf:type``) a
+    literal object: the loader would keep it as an attribute that no path or prediction reads,
+    so ``ex:flu ex:hasSymptom "fever"`` (a string where an IRI was meant) would be answered 200
+    and change nothing. A predicate that already holds literals in ``served`` is left alone: its
+    literals were kept that way when the model was trained.
+    """
+    types = set(served.config.type_predicates)
+    for entity in range(added.num_entities):
+        for predicate, value, _ in added.attributes_of(entity):
+            if predicate not in types and served.relations.find_sorted(predicate) < 0:
+                continue
+            if any(p == predicate for p in served.attribute_predicates):
+                continue
+            shown = json.dumps(
+                value if len(value) <= 60 else value[:57] + "...", ensure_ascii=False
+            )
+            raise APIError(
+                422,
+                "literal_object",
+                f"the triple <{added.iri(entity)}> <{predicate}> {shown} has a literal object, "
+                f"but in this model's KG <{predicate}> links entities: write its object as an "
+                "IRI (<http://...>, or prefix:name in Turtle), not a quoted string; nothing was "
+                "added",
+            )

@@ -118,6 +118,11 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
+# Methods counted by name; any other (a client may send any token) is "other", so junk methods
+# cannot add a label series each.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
 class MetricsMiddleware:
     """Counts and times every HTTP request by method, route template and status."""
 
@@ -142,5 +147,6 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(scope["method"], template, str(status[0])).inc()
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.metrics.requests.labels(method, template, str(status[0])).inc()
             self.metrics.latency.labels(template).observe(time.perf_counter() - started)

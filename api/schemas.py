@@ -11,9 +11,12 @@ from kg.described_path import DescribedPath, Node
 
 
 class PredictBody(BaseModel):
-    """Texts to classify. Limits on their number and length are set by the server."""
+    """Texts to classify. Limits on their number and length are set by the server.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict: a value of the wrong JSON type is refused, never coerced (``"explain": "yes"`` or
+    ``"top_k_paths": true`` would otherwise pass as ``true`` and ``1``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
     texts: list[str] = Field(
         ..., min_length=1, description="texts to classify", examples=[["my new earbuds crackle"]]
     )
@@ -105,7 +108,10 @@ class TriplesResponse(BaseModel):
     added_triples: int
     new_entities: int
     kg: dict[str, Any]
-    saved_as: str
+    saved_as: str = Field(
+        description="the file of the hot-triples folder that now holds the body; empty when "
+        "every fact in it was in the KG already (nothing was saved)"
+    )
 
 
 class ModelResponse(BaseModel):
@@ -125,5 +131,5 @@ class Health(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422, 503, 504)
+    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 415, 422, 503, 504)
 }

@@ -97,7 +97,8 @@ def assert_no_5xx(response: Any) -> None:
 def test_any_predict_body_gets_no_5xx(client: TestClient, body: Any) -> None:
     if isinstance(body, dict) and body and "texts" not in body:
         body = {"texts": list(body)}  # often a valid shape, with odd texts
-    r = client.post("/v1/predict", content=json.dumps(body), headers=HEADERS)
+    headers = {**HEADERS, "Content-Type": "application/json"}  # else the body is never parsed
+    r = client.post("/v1/predict", content=json.dumps(body), headers=headers)
     assert_no_5xx(r)
 
 

@@ -16,7 +16,9 @@ from api.schemas import (
     SearchResponse,
     TriplesResponse,
 )
+from kg.errors import EntityNotFoundError
 from kg.formats import FORMATS, describe_formats
+from nlp.texts import text_problem
 
 router = APIRouter(prefix="/v1/kg", tags=["kg"], responses=ERROR_RESPONSES)
 
@@ -39,11 +41,31 @@ def _node(graph: Any, entity: int) -> dict[str, str]:
 
 @router.get("/entities/{iri:path}", response_model=EntityResponse, dependencies=[ReadAccess])
 def entity(
-    iri: str, engine: EngineDep, limit: Annotated[int, Query(ge=0, le=1000)] = 50
+    iri: str,
+    request: Request,
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=0, le=1000)] = 50,
 ) -> dict[str, Any]:
     """One entity by IRI (or by label, when only one entity bears it) and its first edges."""
+    unknown = sorted(set(request.query_params) - {"limit"})
+    if unknown:  # most likely the IRI's own '?', which ended the path
+        raise APIError(
+            422,
+            "invalid_request",
+            f"unknown query parameter(s) {', '.join(map(repr, unknown))}; this route takes only "
+            "limit. If the IRI holds '?', percent-encode it as %3F (and '#' as %23)",
+        )
     graph = engine.graph
-    e = graph.resolve(iri)
+    try:
+        e = graph.resolve(iri)
+    except EntityNotFoundError as error:
+        if "://" not in iri:
+            raise
+        raise APIError(  # the client may have dropped a '#...' from the IRI
+            404,
+            "not_found",
+            f"{error}; if the IRI holds '#' or '?', percent-encode them in the URL (%23, %3F)",
+        ) from None
     neighbors = [
         {
             "direction": "out" if n.outgoing else "in",
@@ -72,6 +94,15 @@ def search(
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
     """Entities named like `q`: exact (case-insensitive) matches first, then fuzzy ones."""
+    problem = text_problem(q)
+    if problem is not None and problem.kind == "empty":
+        raise APIError(
+            422,
+            "invalid_request",
+            "q is empty (only whitespace or invisible characters); send a name to search for",
+        )
+    if problem is not None:
+        raise APIError(422, "invalid_request", f"q {problem.message}")
     matches = engine.graph.search(q, limit=limit)
     return {
         "query": q,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any, TypeVar
 
 from fastapi import APIRouter
 
@@ -15,13 +16,16 @@ from api.engine import Answer, PredictRequest
 from api.errors import APIError, describe_error
 from api.schemas import ERROR_RESPONSES, ErrorDetail, PredictBody, PredictResponse, TextAnswer
 from fusion.prediction import Prediction
+from nlp.anonymize import Redacted
 from nlp.texts import text_problem
 
 router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[ReadAccess])
 log = logging.getLogger("kgfuse.api")
+T = TypeVar("T")
 
 
-def _check_limits(body: PredictBody, engine: EngineDep) -> None:
+def _check_request(body: PredictBody, engine: EngineDep) -> None:
+    """Refuse a request whose shape breaks a limit (too many texts, too many paths)."""
     limits = engine.settings
     if len(body.texts) > limits.max_texts:
         raise APIError(
@@ -30,18 +34,8 @@ def _check_limits(body: PredictBody, engine: EngineDep) -> None:
             f"{len(body.texts)} texts in one request; send at most {limits.max_texts} "
             "(split the list over several requests)",
         )
-    for i, text in enumerate(body.texts):
-        if len(text) > limits.max_chars:
-            raise APIError(
-                422,
-                "text_too_long",
-                f"texts[{i}] has {len(text)} characters; the limit is {limits.max_chars} "
-                "(shorten or split it)",
-            )
-        problem = text_problem(text)
-        if problem:
-            raise APIError(422, f"{problem.kind}_text", f"texts[{i}] {problem.message}")
-    if body.top_k_paths > limits.max_top_k_paths:
+    # only when asked for: the default (3) is lowered to the limit by `predict`
+    if "top_k_paths" in body.model_fields_set and body.top_k_paths > limits.max_top_k_paths:
         raise APIError(
             422,
             "too_many_paths",
@@ -49,19 +43,83 @@ def _check_limits(body: PredictBody, engine: EngineDep) -> None:
         )
 
 
+def _text_error(i: int, text: str, max_chars: int) -> APIError | None:
+    """Why ``texts[i]`` cannot be classified (too long, not valid Unicode, empty), or None."""
+    if len(text) > max_chars:
+        return APIError(
+            422,
+            "text_too_long",
+            f"texts[{i}] has {len(text)} characters; the limit is {max_chars} "
+            "(shorten or split it)",
+        )
+    problem = text_problem(text)
+    if problem:
+        return APIError(422, f"{problem.kind}_text", f"texts[{i}] {problem.message}")
+    return None
+
+
 @router.post("/predict", response_model=PredictResponse, responses=ERROR_RESPONSES)
 async def predict(body: PredictBody, engine: EngineDep) -> dict[str, object]:
     """Classify texts. With `explain`, each prediction carries its supporting graph paths,
-    every hop a triple of the KG."""
-    _check_limits(body, engine)
+    every hop a triple of the KG. A text that cannot be classified (empty, too long, not valid
+    Unicode) gets its own error and the others are answered."""
+    _check_request(body, engine)
+    refused = {
+        i: error
+        for i, text in enumerate(body.texts)
+        if (error := _text_error(i, text, engine.settings.max_chars)) is not None
+    }
+    if len(refused) == len(body.texts):
+        raise refused[0]
     started = time.perf_counter()
-    redacted = await engine.redact(body.texts)  # before anything reads, logs or keeps a text
-    texts = body.texts if redacted is None else [r.text for r in redacted]
+    good = [text for i, text in enumerate(body.texts) if i not in refused]
+    redacted = await engine.redact(good)  # before anything reads, logs or keeps a text
+    texts = good if redacted is None else [r.text for r in redacted]
     if engine.settings.log_texts:
         log.info("predict texts=%r", texts)
-    request = PredictRequest(texts, body.explain, body.top_k_paths)
+    top_k = min(body.top_k_paths, engine.settings.max_top_k_paths)
+    records = await _queued(engine, PredictRequest(texts, body.explain, top_k))
+    n = len(body.texts)
+    shown = _in_place({i: _echo(body.texts[i], redacted is not None) for i in refused}, texts, n)
+    answers = _in_place(dict[int, Answer](refused), records, n)
+    total = (time.perf_counter() - started) * 1e3
+    model = next((a.timings_ms for a in records if isinstance(a, Prediction)), {})
+    return {
+        "model_version": engine.version,
+        "kg_fingerprint": engine.graph.fingerprint,
+        "predictions": _answered(shown, answers),
+        "anonymized": None if redacted is None else _redactions(redacted, refused, n),
+        "timings_ms": {
+            "queue": round(max(0.0, total - sum(model.values())), 2),
+            "total": round(total, 2),
+        },
+    }
+
+
+def _in_place(refused: dict[int, T], rest: list[T], n: int) -> list[T]:
+    """``n`` items: ``refused[i]`` at each refused index ``i``, ``rest`` in order elsewhere."""
+    others = iter(rest)
+    return [refused[i] if i in refused else next(others) for i in range(n)]
+
+
+def _redactions(redacted: list[Redacted], refused: dict[int, APIError], n: int) -> list[Any]:
+    """The ``anonymized`` entries of ``n`` texts: a refused text had nothing redacted."""
+    none: dict[str, int] = {}
+    counts = _in_place({i: none for i in refused}, [r.counts for r in redacted], n)
+    return [{"redactions": c} for c in counts]
+
+
+def _echo(text: str, anonymized: bool) -> str:
+    """What a refused text's answer shows as its text: nothing when the server anonymizes (it
+    was never redacted), else the text with what JSON cannot carry (lone surrogates) as '?'."""
+    return "" if anonymized else text.encode("utf-8", "replace").decode("utf-8")
+
+
+async def _queued(engine: EngineDep, request: PredictRequest) -> list[Answer]:
+    """The answers of the model for ``request``; a full queue, a stopping server or no answer in
+    time are a 503 or 504."""
     try:
-        records = await asyncio.wait_for(
+        return await asyncio.wait_for(
             engine.predict(request), timeout=engine.settings.request_timeout_s
         )
     except QueueFull:
@@ -82,19 +140,6 @@ async def predict(body: PredictBody, engine: EngineDep) -> dict[str, object]:
             f"no answer within {engine.settings.request_timeout_s:g} s; "
             "retry with fewer texts or without explain",
         ) from None
-    predictions = _answered(request.texts, records)
-    total = (time.perf_counter() - started) * 1e3
-    model = next((a.timings_ms for a in records if isinstance(a, Prediction)), {})
-    return {
-        "model_version": engine.version,
-        "kg_fingerprint": engine.graph.fingerprint,
-        "predictions": predictions,
-        "anonymized": None if redacted is None else [{"redactions": r.counts} for r in redacted],
-        "timings_ms": {
-            "queue": round(max(0.0, total - sum(model.values())), 2),
-            "total": round(total, 2),
-        },
-    }
 
 
 def _answered(texts: list[str], answers: list[Answer]) -> list[Prediction]:

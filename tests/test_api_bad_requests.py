@@ -1,0 +1,297 @@
+"""The service as a careless client meets it: every bad request gets a 4xx JSON error naming the
+problem and the fix, and inside a batch a bad text fails only itself."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import ApiKeys, ServeSettings
+
+pytestmark = pytest.mark.integration
+
+EX = "http://example.org/tiny/"
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def client(tiny_bundle: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(ServeSettings(bundle=tiny_bundle))) as c:
+        yield c
+
+
+def post_raw(client: TestClient, body: bytes) -> Any:
+    return client.post("/v1/predict", content=body, headers=JSON)
+
+
+# ----------------------------------------------------------------- one bad text, one failure
+
+BAD_TEXTS = [  # (the text as a JSON string literal, its error code)
+    ('""', "empty_text"),
+    ('" \\t\\n\\u200b\\u0000"', "empty_text"),
+    ('"fever \\ud800 cough"', "invalid_text"),
+    ('"' + "flu " * 1300 + '"', "text_too_long"),
+]
+
+
+@pytest.mark.parametrize(("bad", "code"), BAD_TEXTS, ids=[c for _, c in BAD_TEXTS])
+def test_a_bad_text_in_a_batch_gets_its_own_error_and_the_others_are_answered(
+    client: TestClient, bad: str, code: str
+) -> None:
+    body = '{"texts": ["a bad case of influenza", ' + bad + ', "covid-19 and a cough"]}'
+    r = post_raw(client, body.encode())
+    assert r.status_code == 200, r.text
+    first, refused, last = r.json()["predictions"]
+    assert first["label"] in {"flu", "viral"} and first["error"] is None
+    assert last["label"] in {"flu", "viral"} and last["error"] is None
+    assert last["text"] == "covid-19 and a cough"  # answers stay in the order of the texts
+    assert refused["label"] is None and refused["probabilities"] == {}
+    assert refused["error"]["status"] == 422 and refused["error"]["code"] == code
+    assert "texts[1]" in refused["error"]["message"]
+
+
+def test_a_request_whose_only_texts_are_bad_gets_the_first_ones_error(client: TestClient) -> None:
+    r = post_raw(client, b'{"texts": ["  ", "\\ud800"]}')
+    assert r.status_code == 422 and r.json()["error"]["code"] == "empty_text"
+    assert "texts[0]" in r.json()["error"]["message"]
+
+
+def test_a_refused_text_is_not_echoed_unredacted_when_the_server_anonymizes(
+    tiny_bundle: Path,
+) -> None:
+    too_long = "Alice Smith, alice@example.com, has the flu. " * 120
+    with TestClient(create_app(ServeSettings(bundle=tiny_bundle, anonymize=True))) as c:
+        r = c.post("/v1/predict", json={"texts": ["Bob Jones has a fever", too_long]})
+    assert r.status_code == 200, r.text
+    answered, refused = r.json()["predictions"]
+    assert "Bob Jones" not in answered["text"] and answered["error"] is None
+    assert refused["text"] == "" and refused["error"]["code"] == "text_too_long"
+    assert [len(a["redactions"]) > 0 for a in r.json()["anonymized"]] == [True, False]
+
+
+# ----------------------------------------------------------------- the body itself
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("explain", "yes"),
+        ("explain", "true"),
+        ("explain", 1),
+        ("top_k_paths", "3"),
+        ("top_k_paths", True),
+        ("top_k_paths", 2.0),
+    ],
+)
+def test_a_field_of_the_wrong_json_type_is_refused_not_coerced(
+    client: TestClient, field: str, value: Any
+) -> None:
+    r = client.post("/v1/predict", json={"texts": ["influenza"], field: value})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert r.json()["error"]["message"].startswith(f"{field}: Input should be a valid")
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ('{"texts": ["caf\xe9 fever"]}'.encode("latin-1"), "not UTF-8 (byte 0xE9 at offset 15)"),
+        (b'{"texts": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nest too deep"),
+    ],
+    ids=["latin-1", "nested"],
+)
+def test_a_body_json_cannot_read_gets_422_saying_why(
+    client: TestClient, body: bytes, problem: str
+) -> None:
+    r = post_raw(client, body)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    message = r.json()["error"]["message"]
+    assert message.startswith("the body is not valid JSON") and problem in message
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "status", "problem"),
+    [
+        ({"content": b'{"texts": ["flu"]}'}, 415, "(got none)"),
+        (
+            {"content": b'{"texts": ["flu"]}', "headers": {"content-type": "text/plain"}},
+            415,
+            "(got 'text/plain')",
+        ),
+        ({"data": {"texts": "flu"}}, 415, "(got 'application/x-www-form-urlencoded')"),
+        ({"json": ["flu"]}, 422, "not an array"),
+        ({"json": "flu"}, 422, "not a string"),
+        ({"content": b"", "headers": JSON}, 422, "the body is empty"),
+    ],
+    ids=["no-content-type", "text-plain", "form", "array", "string", "empty"],
+)
+def test_a_body_that_is_not_a_json_object_gets_a_4xx_saying_what_to_send(
+    client: TestClient, request_kwargs: dict[str, Any], status: int, problem: str
+) -> None:
+    """(Each was a 422 "body: Input should be a valid dictionary or object to extract fields
+    from", or "body: Field required", which say neither what was wrong nor what to send.)"""
+    r = client.post("/v1/predict", **request_kwargs)
+    assert r.status_code == status and r.json()["error"]["status"] == status
+    message = r.json()["error"]["message"]
+    assert problem in message and '{"texts": [' in message
+    if status == 415:
+        assert r.json()["error"]["code"] == "unsupported_media_type"
+        assert "Content-Type: application/json" in message
+
+
+# ----------------------------------------------------------------- KG look-ups
+
+
+def test_an_iri_cut_short_by_its_own_question_mark_is_refused_not_answered(
+    client: TestClient,
+) -> None:
+    """``/v1/kg/entities/http://example.org/tiny/flu?v=2`` answered Influenza, the entity of
+    the IRI before the '?', and never said the rest was dropped."""
+    r = client.get(f"/v1/kg/entities/{EX}flu?v=2")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert "'v'" in r.json()["error"]["message"] and "%3F" in r.json()["error"]["message"]
+    r = client.get(f"/v1/kg/entities/{quote(EX + 'flu?v=2', safe=':/')}")  # encoded: looked up
+    assert r.status_code == 404 and "%23" in r.json()["error"]["message"]
+    assert client.get(f"/v1/kg/entities/{EX}flu?limit=1").status_code == 200
+
+
+def test_a_search_for_nothing_but_whitespace_gets_422(client: TestClient) -> None:
+    r = client.get("/v1/kg/search", params={"q": " \t\u200b"})
+    assert r.status_code == 422 and r.json()["error"]["message"].startswith("q is empty")
+
+
+# ----------------------------------------------------------------- probes and metrics
+
+
+def test_health_and_readiness_answer_head_as_they_answer_get(tiny_bundle: Path) -> None:
+    app = create_app(ServeSettings(bundle=tiny_bundle))
+    loading = TestClient(app)  # the lifespan has not run: no model yet
+    assert loading.head("/health").status_code == 200
+    assert loading.head("/ready").status_code == loading.get("/ready").status_code == 503
+    with TestClient(app) as c:
+        r = c.head("/ready")
+        assert r.status_code == 200 and r.content == b""
+        assert r.headers["content-type"] == "application/json"
+
+
+def test_junk_methods_are_counted_under_one_metrics_label(client: TestClient) -> None:
+    for method in ("FOO", "BAR", "GET"):
+        assert client.request(method, "/v1/predict").status_code == 405
+    metrics = client.get("/metrics").text
+    assert 'method="other",route="/v1/predict",status="405"} 2.0' in metrics
+    assert 'method="FOO"' not in metrics and 'method="BAR"' not in metrics
+
+
+# ----------------------------------------------------------------- hot triples
+
+ADMIN = "a" * 20
+TURTLE = {"content-type": "text/turtle", "Authorization": f"Bearer {ADMIN}"}
+PREFIXES = (
+    "@prefix ex: <http://example.org/tiny/> .\n@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .\n"
+)
+
+
+@pytest.fixture
+def admin_client(tiny_bundle: Path, tmp_path: Path) -> Iterator[TestClient]:
+    """A private copy of the bundle (hot triples write beside it), with an admin key."""
+    bundle = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
+    settings = ServeSettings(bundle=bundle, keys=ApiKeys(admin=(ADMIN,)))
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [
+        'ex:flu ex:hasSymptom "fever" .\n',
+        'ex:flu ex:hasSymptom "3"^^xsd:integer .\n',
+        'ex:measles ex:hasSymptom ex:fever .\nex:measles ex:hasSymptom "rash" .\n',
+        'ex:flu a "Disease" .\n',
+    ],
+    ids=["string", "typed", "beside-a-good-triple", "type"],
+)
+def test_a_literal_where_a_relation_needs_an_entity_gets_422_and_adds_nothing(
+    admin_client: TestClient, facts: str
+) -> None:
+    before = admin_client.get("/v1/model").json()["kg"]
+    r = admin_client.post("/v1/kg/triples", content=PREFIXES + facts, headers=TURTLE)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "literal_object"
+    message = r.json()["error"]["message"]
+    predicate = "rdf-syntax-ns#type" if " a " in facts else "<http://example.org/tiny/hasSymptom>"
+    assert predicate in message and "IRI" in message
+    assert admin_client.get("/v1/model").json()["kg"] == before
+    engine = admin_client.app.state.engine  # type: ignore[attr-defined]
+    assert not list(engine.settings.hot_triples.glob("0*"))  # nothing persisted
+
+
+def test_a_literal_of_a_predicate_that_is_no_relation_is_still_an_attribute(
+    admin_client: TestClient,
+) -> None:
+    before = admin_client.get("/v1/model").json()["kg"]["attributes"]
+    facts = PREFIXES + 'ex:flu ex:severity "4"^^xsd:integer ; ex:hasSymptom ex:headache .\n'
+    r = admin_client.post("/v1/kg/triples", content=facts, headers=TURTLE)
+    assert r.status_code == 200, r.text
+    assert r.json()["added_triples"] == 1 and r.json()["kg"]["attributes"] == before + 1
+
+
+def test_an_iri_where_a_label_needs_a_literal_gets_422_not_a_409_to_retrain(
+    admin_client: TestClient,
+) -> None:
+    """``ex:flu rdfs:label ex:fever`` was a 409 unknown_relation telling to retrain the model
+    with rdfs:label as a relation."""
+    before = admin_client.get("/v1/model").json()["kg"]
+    facts = PREFIXES + "@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n"
+    r = admin_client.post(
+        "/v1/kg/triples", content=facts + "ex:flu rdfs:label ex:fever .\n", headers=TURTLE
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "iri_object"
+    message = r.json()["error"]["message"]
+    assert "rdf-schema#label" in message and "quoted string" in message
+    assert admin_client.get("/v1/model").json()["kg"] == before
+
+
+def test_the_spec_lists_the_415_that_predict_and_triples_answer(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/predict", "/v1/kg/triples"):
+        assert "415" in paths[path]["post"]["responses"]
+
+
+def test_triples_already_in_the_kg_are_answered_and_add_no_hot_triples_file(
+    admin_client: TestClient,
+) -> None:
+    """A retried insert, or facts the KG holds already, wrote one more file for every restart
+    to replay."""
+    facts = PREFIXES + "ex:measles ex:hasSymptom ex:fever , ex:fever .\n"
+    first = admin_client.post("/v1/kg/triples", content=facts, headers=TURTLE)
+    assert first.status_code == 200 and first.json()["saved_as"] == "000001.ttl"
+    again = admin_client.post("/v1/kg/triples", content=facts, headers=TURTLE)
+    known = PREFIXES + "ex:flu ex:hasSymptom ex:fever .\n"
+    held = admin_client.post("/v1/kg/triples", content=known, headers=TURTLE)
+    for r in (again, held):
+        assert r.status_code == 200 and r.json()["saved_as"] == ""
+        assert r.json()["added_triples"] == r.json()["new_entities"] == 0
+        assert r.json()["kg"] == first.json()["kg"]
+    engine = admin_client.app.state.engine  # type: ignore[attr-defined]
+    assert [p.name for p in engine.settings.hot_triples.glob("0*")] == ["000001.ttl"]
+
+
+# ----------------------------------------------------------------- limits
+
+
+def test_a_request_that_leaves_top_k_paths_out_fits_a_server_limit_below_the_default(
+    tiny_bundle: Path,
+) -> None:
+    """With --max-top-k-paths 2, a request that never sent top_k_paths was a 422 "top_k_paths
+    is 3; the limit is 2"."""
+    with TestClient(create_app(ServeSettings(bundle=tiny_bundle, max_top_k_paths=2))) as c:
+        r = c.post("/v1/predict", json={"texts": ["a bad case of influenza"], "explain": True})
+        assert r.status_code == 200, r.text
+        assert len(r.json()["predictions"][0]["paths"]) <= 2
+        asked = c.post("/v1/predict", json={"texts": ["influenza"], "top_k_paths": 3})
+        assert asked.status_code == 422 and asked.json()["error"]["code"] == "too_many_paths"
