@@ -190,10 +190,11 @@ def choose_hops(
         f"the reference's validation accuracy{over}: {figures} "
         f"(text alone {scores[0]:.3f}); {verdict}"
     )
-    if scores[best] <= scores[0]:
+    if paths_add_nothing(scores):
         warnings.warn(
             f"the KG's label paths do not help on validation: the reference scores "
-            f"{scores[0]:.3f} on the text alone and {scores[best]:.3f} with {best}-hop paths. "
+            f"{scores[0]:.3f} on the text alone and at best {scores[top]:.3f} with paths "
+            f"({top} hops). "
             "Check how many texts are linked (kgfuse link), that the label map names the "
             "classes' KG nodes, and whether the paths that decide are longer than "
             f"{max(HOP_CHOICES)} hops",
@@ -201,6 +202,13 @@ def choose_hops(
             stacklevel=2,
         )
     return Choice(best, reason), HopScores(scores, texts)
+
+
+def paths_add_nothing(scores: dict[int, float]) -> bool:
+    """True when no hop count lifts the reference above the text alone (``scores[0]``). The
+    top score decides, not the chosen one: the one-standard-error rule may choose fewer hops
+    that score below the text alone while more hops score above it."""
+    return max(scores[h] for h in HOP_CHOICES) <= scores[0]
 
 
 def fewest_within_one_se(scores: dict[int, float], texts: int) -> tuple[int, int, float]:

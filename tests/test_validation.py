@@ -168,3 +168,12 @@ def test_hops_probe_warns_when_the_kg_adds_nothing_to_the_text(facts_kg: kg.Know
             counter, [ChoiceSplit(embeddings, walks, gold, np.arange(80), np.arange(80, 120))], 8
         )
     assert choice.value == 1 and scores.accuracy[1] == scores.accuracy[0]  # a tie: fewer hops
+
+
+def test_the_kg_warning_reads_the_best_hops_not_the_fewest_within_one_standard_error() -> None:
+    from fusion.reference import fewest_within_one_se, paths_add_nothing
+
+    scores = {0: 0.80, 1: 0.79, 2: 0.80, 3: 0.83}
+    assert fewest_within_one_se({h: scores[h] for h in (1, 2, 3)}, 60)[0] == 1  # below text
+    assert not paths_add_nothing(scores)  # yet 3 hops lift the reference: no warning
+    assert paths_add_nothing({0: 0.80, 1: 0.79, 2: 0.80, 3: 0.78})
