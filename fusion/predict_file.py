@@ -25,7 +25,7 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kg.files import read_json, write_json
+from kg.files import make_folder, read_json, write_json
 from nlp.texts import TEXT_FORMATS, DataError, delimited_rows, text_problem
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ def start_or_resume(output: Path, run: dict[str, Any], overwrite: bool) -> int |
     elif existing:
         for p in existing:
             p.unlink()
-    output.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(output.parent)
     write_json(record, run)
     if not part.exists():
         part.touch()

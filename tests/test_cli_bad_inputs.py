@@ -1,0 +1,103 @@
+"""A new user's mistakes on the `kgfuse` command line: each gets one line naming the problem
+and the fix, a non-zero exit, no traceback, and nothing half-written."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import FIXTURES, run_cli, run_cli_in_process
+
+LINKER_KG = FIXTURES / "linker.ttl"
+
+
+def _refused(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    """Exit 1, one line on stderr that holds every word, no traceback."""
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+def _texts(tmp_path: Path) -> Path:
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text\nA cough, then a runny nose\n")
+    return texts
+
+
+def test_cli_output_under_a_file_names_the_file(tiny_ttl: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("keep me\n")
+    load = run_cli("kg", "load", str(tiny_ttl), "-o", str(blocker / "kg"))
+    _refused(load, f"{blocker} is a file, not a folder")
+    link = run_cli(
+        "link", "--kg", str(LINKER_KG), "-i", str(_texts(tmp_path)), "-o", str(blocker / "x.jsonl")
+    )
+    _refused(link, f"{blocker} is a file, not a folder")
+    assert blocker.read_text() == "keep me\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "texts.csv"]
+
+
+def test_cli_link_output_that_is_a_folder_is_refused_before_linking(tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    result = run_cli("link", "--kg", str(LINKER_KG), "-i", str(_texts(tmp_path)), "-o", str(folder))
+    _refused(result, f"cannot write {folder}: it is a folder")
+    assert list(folder.iterdir()) == []
+
+
+def test_cli_output_without_permission_says_so(
+    tiny_ttl: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A read-only folder (simulated: these tests may run as root, whom chmod does not stop)."""
+
+    def refuse(path: object, *args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "mkdir", refuse)
+    out = tmp_path / "ro" / "kg"
+    assert run_cli_in_process(monkeypatch, "kg", "load", str(tiny_ttl), "-o", str(out)) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"cannot write {out}" in err and "Permission denied" in err
+    assert "choose a folder you may write to" in err
+    assert not (tmp_path / "ro").exists()
+
+
+def test_cli_file_system_errors_end_as_one_line(
+    tiny_ttl: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A full disk while a KG is saved: one line, exit 1, no traceback, no folder left."""
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "index.safetensors")
+
+    monkeypatch.setattr("safetensors.numpy.save_file", full)
+    out = tmp_path / "kg"
+    assert run_cli_in_process(monkeypatch, "kg", "load", str(tiny_ttl), "-o", str(out)) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "No space left on device" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_train_output_that_is_a_file_is_refused_first(tmp_path: Path) -> None:
+    blocker = tmp_path / "run.txt"
+    blocker.write_text("")
+    for output in (blocker, blocker / "run"):
+        result = run_cli("train", "configs/tiny.yaml", f"output={output}")
+        _refused(
+            result, f"{blocker} is a file, not a folder" if output != blocker else "it is a file"
+        )
+    assert [p.name for p in tmp_path.iterdir()] == ["run.txt"]
