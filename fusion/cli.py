@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kg.cli import KG_OPTION
-from kg.files import write_json, write_text
+from kg.files import check_file_writable, write_json, write_text
 from nlp.cli import LABEL_COLUMN_OPTION, TEXT_COLUMN_OPTION
 
 if TYPE_CHECKING:
@@ -128,7 +128,11 @@ def train_command(
     """Train a model from a config; writes OUTPUT/bundle and prints its metrics."""
     from fusion.train import main
 
-    result = main(config, overrides or [])
+    try:
+        result = main(config, overrides or [])
+    except KeyboardInterrupt:
+        _say_interrupted(config, overrides or [])
+        raise typer.Exit(130) from None
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return
     for setting, choice in result.choices.items():
@@ -325,6 +329,8 @@ def compare_command(
     from fusion.config import load_config
 
     variants, references = pick_variants(rows)
+    if json_out is not None:
+        check_file_writable(json_out)  # not after an hour of training
     report = compare(
         load_config(config, overrides or []),
         seeds=seeds,
@@ -397,6 +403,8 @@ def export_command(
         from fusion.predict_file import iter_texts
 
         texts = list(iter_texts(prune_data))
+    if data is not None:  # a bad --data file is refused before the export is written
+        _check_labelled(bundle, data)
     export_bundle(bundle, output, int8=int8, onnx=onnx, prune=amounts, prune_texts=texts)
     kinds = [
         f"pruned: {amounts[0]:g} of heads, {amounts[1]:g} of FFN rows" if amounts else "",
@@ -417,6 +425,48 @@ def export_command(
         console.print(
             f"accuracy change {after['accuracy'] - before['accuracy']:+.3f}, "
             f"speed-up {after['texts_per_s'] / before['texts_per_s']:.2f}x"
+        )
+
+
+def _say_interrupted(config: Path, overrides: list[str]) -> None:
+    """After Ctrl-C in `kgfuse train`: what is left in the output folder and how to go on."""
+    from fusion.checkpoint import CheckpointError, checkpoint_state
+    from fusion.config import load_config
+
+    output = Path(load_config(config, overrides).output)
+    try:
+        state = checkpoint_state(output / "checkpoint")
+    except CheckpointError:
+        state = None
+    if state and state.get("epoch"):
+        console.print(
+            f"interrupted: {output / 'checkpoint'} keeps epoch {state['epoch']}; rerun the same "
+            f"command to resume from there (or delete {output} to start afresh); no bundle "
+            "was written",
+            highlight=False,
+        )
+    else:
+        console.print(
+            "interrupted before the first epoch ended: no checkpoint and no bundle were written; "
+            "rerun the command to start again",
+            highlight=False,
+        )
+
+
+def _check_labelled(bundle: Path, data: Path) -> None:
+    """Refuse a labelled file that `measure` could not read: unreadable, a missing column or an
+    empty field, a text that cannot be classified, or a label ``bundle`` does not know."""
+    from fusion.bundle import read_meta
+    from fusion.data import read_examples
+    from nlp.texts import DataError, check_texts
+
+    examples = read_examples(data)
+    check_texts([e.text for e in examples])
+    labels = read_meta(bundle).get("labels", [])
+    unknown = sorted({e.label for e in examples} - set(labels))
+    if unknown:
+        raise DataError(
+            f"{data} has label(s) {unknown} the model does not know; its labels are {labels}"
         )
 
 

@@ -4,6 +4,7 @@ and the fix, a non-zero exit, no traceback, and nothing half-written."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -101,3 +102,66 @@ def test_cli_train_output_that_is_a_file_is_refused_first(tmp_path: Path) -> Non
             result, f"{blocker} is a file, not a folder" if output != blocker else "it is a file"
         )
     assert [p.name for p in tmp_path.iterdir()] == ["run.txt"]
+
+
+def test_cli_export_checks_its_data_file_before_writing(tiny_bundle: Path, tmp_path: Path) -> None:
+    no_label = tmp_path / "no_label.csv"
+    no_label.write_text("text\nInfluenza with fever\n")
+    other_label = tmp_path / "other_label.csv"
+    other_label.write_text("text,label\nInfluenza with fever,no such class\n")
+    out = tmp_path / "exported"
+    _refused(
+        run_cli("export", str(tiny_bundle), "-o", str(out), "--data", str(no_label)),
+        "no column 'label'",
+    )
+    _refused(
+        run_cli("export", str(tiny_bundle), "-o", str(out), "--data", str(other_label)),
+        "['no such class'] the model does not know",
+    )
+    assert not out.exists()
+
+
+def test_cli_train_interrupted_says_what_is_left_and_how_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fusion.train
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fusion.train, "main", interrupted)
+    out = tmp_path / "run"
+    args = ("train", "configs/tiny.yaml", f"output={out}")
+    assert run_cli_in_process(monkeypatch, *args) == 130
+    said = " ".join(capsys.readouterr().out.split())
+    assert "interrupted before the first epoch ended" in said and "rerun" in said
+    (out / "checkpoint").mkdir(parents=True)
+    (out / "checkpoint" / "state.json").write_text(json.dumps({"state": {"epoch": 2}}))
+    assert run_cli_in_process(monkeypatch, *args) == 130
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"{out / 'checkpoint'} keeps epoch 2" in said
+    assert "rerun the same command to resume" in said
+
+
+def test_checkpoint_damaged_is_named_with_the_fix(tmp_path: Path) -> None:
+    import torch
+
+    from fusion.checkpoint import (
+        CheckpointError,
+        checkpoint_state,
+        load_checkpoint,
+        save_checkpoint,
+    )
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    folder = tmp_path / "checkpoint"
+    save_checkpoint(folder, model, dict(model.state_dict()), optimizer, {"epoch": 1})
+    assert checkpoint_state(folder) == {"epoch": 1}
+    best = folder / "best.safetensors"
+    best.write_bytes(best.read_bytes()[:50])
+    with pytest.raises(CheckpointError, match=f"cannot resume from {folder}.*delete {folder}"):
+        load_checkpoint(folder, model, optimizer)
+    (folder / "state.json").write_text('{"state": {"epo')
+    with pytest.raises(CheckpointError, match=r"state\.json is not valid JSON.*train afresh"):
+        checkpoint_state(folder)
