@@ -165,3 +165,26 @@ def test_checkpoint_damaged_is_named_with_the_fix(tmp_path: Path) -> None:
     (folder / "state.json").write_text('{"state": {"epo')
     with pytest.raises(CheckpointError, match=r"state\.json is not valid JSON.*train afresh"):
         checkpoint_state(folder)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("facts.csv", "head,relation,tail\nflu,has symptom,fever\n"),
+        ("facts.tsv", "flu\thas symptom\tfever\n"),
+        ("facts.nt", "<http://e/flu> <http://e/has_symptom> <http://e/fever> .\n"),
+        ("facts.ttl", "@prefix e: <http://e/> .\ne:flu e:has_symptom e:fever .\n"),
+    ],
+)
+def test_kg_load_skips_a_byte_order_mark(name: str, content: str, tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" and Windows editors start a file with U+FEFF: it is no part of the
+    first name, does not turn a header into a triple, and is no syntax error."""
+    import kg
+
+    plain, marked = tmp_path / name, tmp_path / "bom" / name
+    marked.parent.mkdir()
+    plain.write_text(content, encoding="utf-8")
+    marked.write_text(content, encoding="utf-8-sig")
+    graph = kg.load(marked)
+    assert graph.num_triples == 1
+    assert graph.fingerprint == kg.load(plain).fingerprint
