@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kg.cli import KG_OPTION
-from kg.files import check_file_writable, write_json, write_text
+from kg.files import check_file_writable, check_folder_writable, write_json, write_text
 from nlp.cli import LABEL_COLUMN_OPTION, TEXT_COLUMN_OPTION
 
 if TYPE_CHECKING:
@@ -66,7 +66,14 @@ def split_command(
     from fusion.data import read_examples
     from fusion.split import held_out_entity_split, labels_only_in_test, write_split
     from nlp.linker import from_kg
+    from nlp.texts import DataError
 
+    if not 0.0 < fraction < 1.0:  # before the KG loads and the texts link
+        raise DataError(
+            f"--fraction must lie strictly between 0 and 1, e.g. 0.25 (got {fraction:g}: "
+            f"{'nothing' if fraction <= 0 else 'everything'} would be held out)"
+        )
+    check_folder_writable(output)
     graph = kg.open_or_load(kg_path)
     examples = read_examples(data, text_column, label_column)
     nlp = from_kg(graph)
@@ -76,7 +83,7 @@ def split_command(
     ]
     candidates = None
     if types:
-        wanted = {graph.resolve(t) for t in types}
+        wanted = {_type_node(graph, t) for t in types}
         candidates = {
             graph.iri(e) for e in range(graph.num_entities) if wanted & set(graph.types_of(e))
         }
@@ -90,6 +97,13 @@ def split_command(
         seen_fraction=seen_fraction,
         val_seen_fraction=val_seen_fraction,
     )
+    if not split.held_out:
+        linked = len({iri for m in mentions for iri in m})
+        raise DataError(
+            f"held out no entity: {len(examples)} text(s) of {data} link {linked} entit(ies), too "
+            "few to hold out this --fraction without leaving a label nearly bare; give more "
+            "texts or raise --fraction (nothing was written)"
+        )
     settings = {
         "data": str(data),
         "kg": str(kg_path),
@@ -117,6 +131,17 @@ def split_command(
         console.print(
             f"[yellow]warning:[/] labels {missing} occur only in test; try another --seed"
         )
+
+
+def _type_node(graph: Any, name: str) -> int:
+    """The entity id of a --type IRI; an error names the flag."""
+    from kg.errors import AmbiguousEntityError, EntityNotFoundError
+    from nlp.texts import DataError
+
+    try:
+        return int(graph.resolve(name))
+    except (EntityNotFoundError, AmbiguousEntityError) as e:
+        raise DataError(f"--type {name!r}: {e}; give the IRI of an rdf:type class of the KG") from e
 
 
 def train_command(
@@ -490,7 +515,16 @@ def tune_command(
     from fusion.config import load_config
     from fusion.tune import tune
 
-    summary = tune(load_config(config, overrides or []), trials, timeout, seeds=seeds)
+    resolved = load_config(config, overrides or [])
+    try:
+        summary = tune(resolved, trials, timeout, seeds=seeds)
+    except KeyboardInterrupt:
+        study = Path(resolved.output) / "tune"
+        _print_whole(
+            f"interrupted: {study} keeps the finished trials; rerun the same command to go on "
+            "from there (the interrupted trial runs again, from its last checkpoint)"
+        )
+        raise typer.Exit(130) from None
     table = Table("setting", "value", title=f"best of {summary['trials']} trials")
     for key, value in sorted(summary["params"].items()):
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))

@@ -188,3 +188,74 @@ def test_kg_load_skips_a_byte_order_mark(name: str, content: str, tmp_path: Path
     graph = kg.load(marked)
     assert graph.num_triples == 1
     assert graph.fingerprint == kg.load(plain).fingerprint
+
+
+def test_cli_a_folder_given_as_a_file_is_called_a_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "texts.csv"
+    folder.mkdir()
+    link = run_cli("link", "--kg", str(LINKER_KG), "-i", str(folder), "--json")
+    _refused(link, f"{folder} is a folder; give the file inside it")
+    train = run_cli("train", str(tmp_path))
+    _refused(train, f"config file {tmp_path} is a folder, not a YAML file")
+
+
+def test_label_map_rows_the_kg_or_the_data_lack_are_named(tiny_kg: object, tmp_path: Path) -> None:
+    from nlp.texts import DataError, read_label_map
+
+    wrong_iri = tmp_path / "wrong_iri.tsv"
+    wrong_iri.write_text("label\tentity\nflu\thttp://example.org/tiny/nosuch\n")
+    with pytest.raises(DataError, match=r"wrong_iri\.tsv: label 'flu' maps to 'http://ex"):
+        read_label_map(wrong_iri, tiny_kg, ["flu"])  # type: ignore[arg-type]
+    upper = tmp_path / "upper.tsv"
+    upper.write_text("label\tentity\nFLU\thttp://example.org/tiny/influenza_virus\n")
+    with pytest.raises(DataError, match=r"no entity for label\(s\) \['flu'\].*it maps \['FLU'\]"):
+        read_label_map(upper, tiny_kg, ["flu"])  # type: ignore[arg-type]
+
+
+def test_cli_jsonl_text_that_is_null_or_a_list_is_refused(tmp_path: Path) -> None:
+    for value in ("null", '["a cough"]'):
+        texts = tmp_path / "texts.jsonl"
+        texts.write_text(f'{{"text": "a cough"}}\n{{"text": {value}}}\n')
+        result = run_cli("link", "--kg", str(LINKER_KG), "-i", str(texts), "--json")
+        _refused(result, "texts.jsonl:2: 'text' must be a string")
+        assert result.stdout == ""
+
+
+def test_cli_split_refuses_a_split_that_holds_nothing_out(tiny_ttl: Path, tmp_path: Path) -> None:
+    train = FIXTURES / "tiny_train.csv"
+    out = tmp_path / "split"
+    for fraction, word in (("0", "nothing"), ("1", "everything")):
+        result = run_cli(
+            "split", str(train), "--kg", str(tiny_ttl), "-o", str(out), "--fraction", fraction
+        )
+        _refused(result, "strictly between 0 and 1", f"{word} would be held out")
+    one = tmp_path / "one.csv"
+    one.write_text("text,label\nInfluenza with a fatigue,flu\n")
+    _refused(
+        run_cli("split", str(one), "--kg", str(tiny_ttl), "-o", str(out)),
+        "held out no entity",
+        "raise --fraction",
+    )
+    _refused(
+        run_cli(
+            "split", str(train), "--kg", str(tiny_ttl), "-o", str(out), "--type", "http://nosuch/T"
+        ),
+        "--type 'http://nosuch/T': no entity has the IRI",
+    )
+    assert not out.exists()
+
+
+def test_cli_tune_interrupted_says_rerunning_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fusion.tune
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fusion.tune, "tune", interrupted)
+    out = tmp_path / "run"
+    assert run_cli_in_process(monkeypatch, "tune", "configs/tiny.yaml", f"output={out}") == 130
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"interrupted: {out / 'tune'} keeps the finished trials" in said
+    assert "rerun the same command" in said
