@@ -259,3 +259,12 @@ def test_cli_tune_interrupted_says_rerunning_goes_on(
     said = " ".join(capsys.readouterr().out.split())
     assert f"interrupted: {out / 'tune'} keeps the finished trials" in said
     assert "rerun the same command" in said
+
+
+def test_cli_train_on_an_empty_kg_says_the_kg_is_empty(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.nt"
+    empty.write_text("# no triples yet\n")
+    out = tmp_path / "run"
+    result = run_cli("train", "configs/tiny.yaml", f"kg.files=[{empty}]", f"output={out}")
+    _refused(result, "the KG is empty", str(empty))
+    assert not out.exists()
