@@ -268,3 +268,15 @@ def test_cli_train_on_an_empty_kg_says_the_kg_is_empty(tmp_path: Path) -> None:
     result = run_cli("train", "configs/tiny.yaml", f"kg.files=[{empty}]", f"output={out}")
     _refused(result, "the KG is empty", str(empty))
     assert not out.exists()
+
+
+def test_cli_store_under_a_file_names_the_file(tiny_ttl: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("keep me\n")
+    for store in (blocker, blocker / "store"):
+        result = run_cli(
+            "kg", "load", "--backend", "oxigraph", str(tiny_ttl), "--store", str(store)
+        )
+        _refused(result, "is a file, not a folder", "choose another output path")
+        assert "IO error" not in result.stderr
+    assert blocker.read_text() == "keep me\n"
