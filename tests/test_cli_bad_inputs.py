@@ -280,3 +280,14 @@ def test_cli_store_under_a_file_names_the_file(tiny_ttl: Path, tmp_path: Path) -
         _refused(result, "is a file, not a folder", "choose another output path")
         assert "IO error" not in result.stderr
     assert blocker.read_text() == "keep me\n"
+
+
+def test_cli_compare_refuses_an_unwritable_json_report_before_training(tmp_path: Path) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("")
+    out = tmp_path / "run"
+    result = run_cli(
+        "compare", "configs/tiny.yaml", f"output={out}", "--json", str(blocker / "report.json")
+    )
+    _refused(result, f"cannot write {blocker / 'report.json'}: {blocker} is a file")
+    assert not out.exists()
