@@ -1,7 +1,7 @@
 """The `kgfuse` command: one entry point for every layer's commands.
 
-Every `KGFuseError` (bad input, missing file, ...) ends as one readable line on stderr and exit
-code 1; usage errors exit 2 (typer's convention). No traceback reaches the user for bad input.
+Every `KGFuseError` (bad input, missing file, ...) and every file-system error (no permission,
+a full disk) ends as one readable line on stderr and exit code 1; usage errors exit 2 (typer's convention). No traceback reaches the user for bad input.
 """
 
 from __future__ import annotations
@@ -98,10 +98,21 @@ def main() -> None:
     try:
         app()
     except KGFuseError as e:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"[bold red]error:[/] {escape(str(e))}", markup=True
-        )
+        _fail(str(e))
+    except BrokenPipeError:  # `kgfuse ... | head`: the reader left; nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
         sys.exit(1)
+    except OSError as e:  # the file system refused (permission, full disk, ...): no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        _fail(f"{where}{e.strerror or e}; check the path, its permissions and the free space")
+
+
+def _fail(message: str) -> None:
+    """One line on stderr and exit code 1."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(message)}", markup=True
+    )
+    sys.exit(1)
 
 
 if __name__ == "__main__":

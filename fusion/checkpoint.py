@@ -17,7 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from kg.files import atomic_directory
+from kg.errors import KGFuseError
+from kg.files import atomic_directory, read_json
+
+
+class CheckpointError(KGFuseError):
+    """A checkpoint folder that cannot be resumed from (damaged, or edited by hand)."""
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -79,15 +84,46 @@ def save_checkpoint(
 
 
 def checkpoint_state(folder: Path) -> dict[str, Any] | None:
-    """The training state of a checkpoint folder, or None when there is none."""
+    """The training state of a checkpoint folder, or None when there is none.
+
+    Raises:
+        CheckpointError: ``state.json`` is there but unreadable, naming it and the fix.
+    """
     path = folder / "state.json"
-    return json.loads(path.read_text(encoding="utf-8"))["state"] if path.is_file() else None
+    if not path.is_file():
+        return None
+    payload = read_json(path, CheckpointError, _fresh_start(folder))
+    state = payload.get("state") if isinstance(payload, dict) else None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds no training state; {_fresh_start(folder)}")
+    return state
+
+
+def _fresh_start(folder: Path) -> str:
+    return f"delete {folder} to train afresh (the interrupted run's epochs are lost)"
 
 
 def load_checkpoint(
     folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Restore weights, optimizer and RNGs; returns (best weights, training state)."""
+    """Restore weights, optimizer and RNGs; returns (best weights, training state).
+
+    Raises:
+        CheckpointError: a file of ``folder`` is missing, damaged or does not fit the model.
+    """
+    from safetensors import SafetensorError
+
+    try:
+        return _load_checkpoint(folder, model, optimizer)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, SafetensorError) as e:
+        raise CheckpointError(
+            f"cannot resume from {folder} ({type(e).__name__}: {e}); {_fresh_start(folder)}"
+        ) from e
+
+
+def _load_checkpoint(
+    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     from safetensors.torch import load_file
 
     payload = json.loads((folder / "state.json").read_text(encoding="utf-8"))

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kg.cli import KG_OPTION
-from kg.files import write_json, write_text
+from kg.files import check_file_writable, check_folder_writable, write_json, write_text
 from nlp.cli import LABEL_COLUMN_OPTION, TEXT_COLUMN_OPTION
 
 if TYPE_CHECKING:
@@ -66,7 +66,14 @@ def split_command(
     from fusion.data import read_examples
     from fusion.split import held_out_entity_split, labels_only_in_test, write_split
     from nlp.linker import from_kg
+    from nlp.texts import DataError
 
+    if not 0.0 < fraction < 1.0:  # before the KG loads and the texts link
+        raise DataError(
+            f"--fraction must lie strictly between 0 and 1, e.g. 0.25 (got {fraction:g}: "
+            f"{'nothing' if fraction <= 0 else 'everything'} would be held out)"
+        )
+    check_folder_writable(output)
     graph = kg.open_or_load(kg_path)
     examples = read_examples(data, text_column, label_column)
     nlp = from_kg(graph)
@@ -76,7 +83,7 @@ def split_command(
     ]
     candidates = None
     if types:
-        wanted = {graph.resolve(t) for t in types}
+        wanted = {_type_node(graph, t) for t in types}
         candidates = {
             graph.iri(e) for e in range(graph.num_entities) if wanted & set(graph.types_of(e))
         }
@@ -90,6 +97,13 @@ def split_command(
         seen_fraction=seen_fraction,
         val_seen_fraction=val_seen_fraction,
     )
+    if not split.held_out:
+        linked = len({iri for m in mentions for iri in m})
+        raise DataError(
+            f"held out no entity: {len(examples)} text(s) of {data} link {linked} entit(ies), too "
+            "few to hold out this --fraction without leaving a label nearly bare; give more "
+            "texts or raise --fraction (nothing was written)"
+        )
     settings = {
         "data": str(data),
         "kg": str(kg_path),
@@ -119,6 +133,17 @@ def split_command(
         )
 
 
+def _type_node(graph: Any, name: str) -> int:
+    """The entity id of a --type IRI; an error names the flag."""
+    from kg.errors import AmbiguousEntityError, EntityNotFoundError
+    from nlp.texts import DataError
+
+    try:
+        return int(graph.resolve(name))
+    except (EntityNotFoundError, AmbiguousEntityError) as e:
+        raise DataError(f"--type {name!r}: {e}; give the IRI of an rdf:type class of the KG") from e
+
+
 def train_command(
     config: Path = typer.Argument(..., help="YAML config (see configs/)."),
     overrides: list[str] = typer.Argument(
@@ -128,7 +153,11 @@ def train_command(
     """Train a model from a config; writes OUTPUT/bundle and prints its metrics."""
     from fusion.train import main
 
-    result = main(config, overrides or [])
+    try:
+        result = main(config, overrides or [])
+    except KeyboardInterrupt:
+        _say_interrupted(config, overrides or [])
+        raise typer.Exit(130) from None
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return
     for setting, choice in result.choices.items():
@@ -325,6 +354,8 @@ def compare_command(
     from fusion.config import load_config
 
     variants, references = pick_variants(rows)
+    if json_out is not None:
+        check_file_writable(json_out)  # not after an hour of training
     report = compare(
         load_config(config, overrides or []),
         seeds=seeds,
@@ -397,6 +428,8 @@ def export_command(
         from fusion.predict_file import iter_texts
 
         texts = list(iter_texts(prune_data))
+    if data is not None:  # a bad --data file is refused before the export is written
+        _check_labelled(bundle, data)
     export_bundle(bundle, output, int8=int8, onnx=onnx, prune=amounts, prune_texts=texts)
     kinds = [
         f"pruned: {amounts[0]:g} of heads, {amounts[1]:g} of FFN rows" if amounts else "",
@@ -420,6 +453,48 @@ def export_command(
         )
 
 
+def _say_interrupted(config: Path, overrides: list[str]) -> None:
+    """After Ctrl-C in `kgfuse train`: what is left in the output folder and how to go on."""
+    from fusion.checkpoint import CheckpointError, checkpoint_state
+    from fusion.config import load_config
+
+    output = Path(load_config(config, overrides).output)
+    try:
+        state = checkpoint_state(output / "checkpoint")
+    except CheckpointError:
+        state = None
+    if state and state.get("epoch"):
+        console.print(
+            f"interrupted: {output / 'checkpoint'} keeps epoch {state['epoch']}; rerun the same "
+            f"command to resume from there (or delete {output} to start afresh); no bundle "
+            "was written",
+            highlight=False,
+        )
+    else:
+        console.print(
+            "interrupted before the first epoch ended: no checkpoint and no bundle were written; "
+            "rerun the command to start again",
+            highlight=False,
+        )
+
+
+def _check_labelled(bundle: Path, data: Path) -> None:
+    """Refuse a labelled file that `measure` could not read: unreadable, a missing column or an
+    empty field, a text that cannot be classified, or a label ``bundle`` does not know."""
+    from fusion.bundle import read_meta
+    from fusion.data import read_examples
+    from nlp.texts import DataError, check_texts
+
+    examples = read_examples(data)
+    check_texts([e.text for e in examples])
+    labels = read_meta(bundle).get("labels", [])
+    unknown = sorted({e.label for e in examples} - set(labels))
+    if unknown:
+        raise DataError(
+            f"{data} has label(s) {unknown} the model does not know; its labels are {labels}"
+        )
+
+
 def tune_command(
     config: Path = typer.Argument(..., help="YAML config (see configs/)."),
     overrides: list[str] = typer.Argument(None, help=f"key=value overrides. {KEYS_HINT}"),
@@ -440,7 +515,16 @@ def tune_command(
     from fusion.config import load_config
     from fusion.tune import tune
 
-    summary = tune(load_config(config, overrides or []), trials, timeout, seeds=seeds)
+    resolved = load_config(config, overrides or [])
+    try:
+        summary = tune(resolved, trials, timeout, seeds=seeds)
+    except KeyboardInterrupt:
+        study = Path(resolved.output) / "tune"
+        _print_whole(
+            f"interrupted: {study} keeps the finished trials; rerun the same command to go on "
+            "from there (the interrupted trial runs again, from its last checkpoint)"
+        )
+        raise typer.Exit(130) from None
     table = Table("setting", "value", title=f"best of {summary['trials']} trials")
     for key, value in sorted(summary["params"].items()):
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))

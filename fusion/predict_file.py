@@ -25,8 +25,15 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kg.files import read_json, write_json
-from nlp.texts import TEXT_FORMATS, DataError, delimited_rows, text_problem
+from kg.files import make_folder, read_json, write_json
+from nlp.texts import (
+    TEXT_FORMATS,
+    DataError,
+    check_json_value,
+    delimited_rows,
+    missing_file,
+    text_problem,
+)
 
 if TYPE_CHECKING:
     from fusion.predict import Predictor
@@ -51,7 +58,7 @@ def iter_texts(path: Path, column: str = "text") -> Iterator[str]:
             f"{', '.join(TEXT_FORMATS)}"
         )
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataError(missing_file(path))
     rows = {"txt": _txt_rows, "jsonl": _jsonl_rows}.get(kind, _delimited_rows)
     with path.open(encoding="utf-8-sig", newline="") as f:
         try:
@@ -87,6 +94,7 @@ def _jsonl_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
         if column not in record:
             raise DataError(f"{path}:{n}: no key {column!r}; the keys are {list(record)}")
         value = record[column]
+        check_json_value(path, n, column, value)
         yield n, {column: value if isinstance(value, str) else json.dumps(value)}
 
 
@@ -195,7 +203,7 @@ def start_or_resume(output: Path, run: dict[str, Any], overwrite: bool) -> int |
     elif existing:
         for p in existing:
             p.unlink()
-    output.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(output.parent)
     write_json(record, run)
     if not part.exists():
         part.touch()

@@ -152,7 +152,13 @@ def open_graph(config: RunConfig) -> Graph:
     """The run's KG: compiled from files, or a view of a triple store read on demand."""
     if config.kg.source:
         return StoreGraph.connect(config.kg.source)
-    return kg.open_or_load(config.kg.files)
+    graph = kg.open_or_load(config.kg.files)
+    if graph.num_entities == 0:  # else the label map's first row would take the blame
+        raise ConfigError(
+            f"the KG is empty: kg.files {list(map(str, config.kg.files))} hold no triple; "
+            "point kg.files at the triples files (or compiled KG folder) of your domain"
+        )
+    return graph
 
 
 def load_data(config: RunConfig, carve_val: bool | None = None) -> Splits:

@@ -79,7 +79,10 @@ def hold_out_entities(
         candidates: entities that may be held out (default: every mentioned entity).
     """
     if not 0.0 < fraction < 1.0:
-        raise DataError(f"the held-out fraction must be between 0 and 1 (got {fraction})")
+        raise DataError(
+            f"the held-out fraction must lie strictly between 0 and 1, e.g. 0.25 (got {fraction}:"
+            f" {'nothing' if fraction <= 0 else 'everything'} would be held out)"
+        )
     if unit not in ("texts", "entities"):
         raise ValueError(f"unit must be 'texts' or 'entities' (got {unit!r})")
     texts_of: dict[str, list[int]] = defaultdict(list)

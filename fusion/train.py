@@ -44,6 +44,7 @@ from fusion.resources import Prepared, Resources
 from fusion.self_training import self_train, usable
 from fusion.setup import RunPlan, Workspace, plan_run
 from fusion.trackers import Guarded, final_metrics_of, open_tracker, tracking
+from kg.files import check_folder_writable, make_folder
 from nlp.texts import check_texts, read_records
 
 # importable from here, where callers (compare, tune) have long found them
@@ -135,6 +136,7 @@ def run(
     started = time.perf_counter()
     distributed.init_from_env()  # the model trains on the CPU: gloo
     run_dir = Path(config.output)
+    check_folder_writable(run_dir)  # before the KG, the links and the encoder: not after
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
     seed_everything(config.train.seed)
@@ -150,7 +152,7 @@ def run(
     # started first: a tracker that cannot start (a server that does not answer) leaves no folder
     with tracking(tracker, config.train.tracker, config.to_dict()) as tracked:
         if distributed.is_main():
-            run_dir.mkdir(parents=True, exist_ok=True)  # the inputs are all read and checked
+            make_folder(run_dir)  # the inputs are all read and checked
         distributed.barrier()
         return _train(
             config, plan, resources, texts, workspace, tracked, started, progress, on_epoch_end

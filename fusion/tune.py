@@ -37,7 +37,7 @@ from rich.console import Console
 from fusion.config import RunConfig, config_from_dict
 from fusion.setup import Workspace, plan_run
 from fusion.train import StaleRunError, run
-from kg.files import write_text
+from kg.files import make_folder, write_text
 
 console = Console()
 
@@ -179,7 +179,7 @@ def tune(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     root = Path(config.output) / "tune"
-    root.mkdir(parents=True, exist_ok=True)
+    make_folder(root)
     base = without_tests(config)
     space = space_for(config)
     study = optuna.create_study(

@@ -37,6 +37,11 @@ class KGStoreError(KGFuseError):
     """A compiled KG folder is missing, incomplete, corrupt or of another format version."""
 
 
+class OutputError(KGStoreError):
+    """An output file or folder cannot be written (a file where a folder must be, no
+    permission, a read-only or full disk)."""
+
+
 class InvalidIRIError(KGFuseError, ValueError):
     """A string given as an IRI is not one, so no SPARQL query can name it."""
 

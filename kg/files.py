@@ -9,6 +9,7 @@ as it was. `read_json` reads a JSON file back, with an error that names the file
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
-from kg.errors import KGFuseError, KGStoreError
+from kg.errors import KGFuseError, OutputError
 
 
 @contextmanager
@@ -29,10 +30,14 @@ def atomic_file(
     """Yield a file opened for writing (UTF-8 text for ``"w"``, bytes for ``"wb"``); on
     success it replaces ``path``, on error it vanishes. The parent folder is created."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp, fd = _exclusive(
-        path, lambda name: os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    )
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder; choose a file name")
+    _refuse_file_in_the_way(path.parent, path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp, fd = _exclusive(
+            path, lambda name: os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        )
     try:
         f: IO[Any] = (
             os.fdopen(fd, "wb")
@@ -43,7 +48,8 @@ def atomic_file(
             if path.exists():  # a replaced file keeps its permissions, as an in-place write would
                 os.chmod(f.fileno(), stat.S_IMODE(path.stat().st_mode))
             yield f
-        os.replace(tmp, path)
+        with writing(path):
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -84,14 +90,18 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     An existing ``target`` is moved aside first and removed only once the new folder is in
     place, so a failed rename puts the old one back."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp, _ = _exclusive(target, lambda name: os.mkdir(name, 0o777))
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{target} exists and is not a folder; choose another output path")
+    _refuse_file_in_the_way(target.parent, target)
+    with writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp, _ = _exclusive(target, lambda name: os.mkdir(name, 0o777))
     try:
         yield tmp
         old = None
         if target.exists():
             if not target.is_dir():
-                raise KGStoreError(
+                raise OutputError(
                     f"{target} exists and is not a folder; choose another output path"
                 )
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
@@ -110,6 +120,94 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
 
 
 T = TypeVar("T")
+
+
+def make_folder(path: str | Path) -> Path:
+    """Create the folder ``path`` (and its parents) unless it exists; ``path``.
+
+    Raises:
+        OutputError: it cannot be made (a file stands in its way, no permission, a read-only
+            file system), naming the folder, the reason and the fix.
+    """
+    path = Path(path)
+    _refuse_file_in_the_way(path)
+    with writing(path):
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_folder_writable(path: str | Path) -> None:
+    """Refuse, before any work, an output folder that could not be made later: ``path`` or
+    a folder above it is a file, or the nearest existing folder above it cannot be written.
+
+    Raises:
+        OutputError: naming the folder, the reason and the fix.
+    """
+    path = Path(path)
+    _refuse_file_in_the_way(path)
+    _refuse_unwritable(path)
+
+
+def check_file_writable(path: str | Path) -> None:
+    """Refuse, before any work, an output file that could not be written later: ``path`` is a
+    folder, a folder above it is a file, or the nearest existing folder cannot be written.
+
+    Raises:
+        OutputError: naming the file, the reason and the fix.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder; choose a file name")
+    _refuse_file_in_the_way(path.parent, path)
+    _refuse_unwritable(path)
+
+
+def _refuse_unwritable(path: Path) -> None:
+    nearest = next(p for p in (path, *path.parents) if p.exists())
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"cannot write {path}: {nearest} is not writable; choose a folder you may "
+            "write to, or change its permissions"
+        )
+
+
+def _refuse_file_in_the_way(folder: Path, output: Path | None = None) -> None:
+    """An `OutputError` naming ``output`` (default: ``folder``) when ``folder`` or one above it
+    exists as something other than a folder (so no folder can be made there)."""
+    output = output or folder
+    for p in (folder, *folder.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "it" if p == output else str(p)
+                raise OutputError(
+                    f"cannot write {output}: {where} is a file, not a folder; "
+                    "choose another output path"
+                )
+            return
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn a file-system error met while creating ``path`` into an `OutputError` that names it
+    and what to do (the parts of a path that are files, a permission, a read-only disk)."""
+    try:
+        yield
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {_write_problem(path, e)}") from None
+
+
+def _write_problem(path: Path, error: OSError) -> str:
+    blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        return f"{blocker} is a file, not a folder; choose another output path"
+    if isinstance(error, IsADirectoryError) or path.is_dir():
+        return "it is a folder; choose another output path"
+    reason = error.strerror or str(error)
+    if isinstance(error, PermissionError) or error.errno == errno.EROFS:
+        return f"{reason}; choose a folder you may write to, or change its permissions"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{reason}; free space or choose another output path"
+    return f"{reason}; choose another output path"
 
 
 def _exclusive(target: Path, create: Callable[[Path], T]) -> tuple[Path, T]:

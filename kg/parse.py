@@ -9,6 +9,7 @@ their label.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -124,10 +125,12 @@ class _CountingReader(io.RawIOBase):
 
 @contextmanager
 def _open_binary(path: Path, progress: Progress | None) -> Iterator[IO[bytes]]:
-    """The file's bytes, gunzipped when it is gzip (by its magic number, not its name)."""
+    """The file's bytes, gunzipped when it is gzip (by its magic number, not its name), without
+    a leading UTF-8 byte-order mark (which editors on Windows add; no RDF parser skips it)."""
     with open(path, "rb") as raw:
-        magic = raw.read(2)
-        raw.seek(0)
+        start = raw.read(3)
+        magic = start[:2]
+        raw.seek(len(codecs.BOM_UTF8) if start == codecs.BOM_UTF8 else 0)
         stream: IO[bytes] = raw
         if progress is not None:
             stream = io.BufferedReader(_CountingReader(raw, progress), buffer_size=1 << 20)
@@ -393,7 +396,8 @@ def _read_delimited(
     path: Path, fmt: str, builder: GraphBuilder, progress: Progress | None, limits: ReadLimits
 ) -> None:
     with _open_binary(path, progress) as stream:
-        text = _decode_utf8(stream.read(), path)
+        # a byte-order mark (Excel's "CSV UTF-8") is no part of the first name or the header
+        text = _decode_utf8(stream.read(), path).removeprefix("\ufeff")
     base = builder.config.base_iri
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
     first = True

@@ -12,6 +12,7 @@ from kg import vocab
 from kg.compile import GraphBuilder
 from kg.config import KGConfig
 from kg.errors import KGStoreError
+from kg.files import make_folder
 from kg.graph import KnowledgeGraph
 from kg.parse import OXIGRAPH_FORMATS
 from kg.sparql import Select
@@ -31,7 +32,11 @@ def bulk_load(files: Sequence[str | Path], store: str | Path, format: str | None
     from kg.load import check_files
 
     paths = check_files(files, format, allow_empty=True)  # an empty file adds no quad
-    target = pyoxigraph.Store(str(store))
+    make_folder(store)  # a file in the way or no permission: named, not Oxigraph's "IO error"
+    try:
+        target = pyoxigraph.Store(str(store))
+    except OSError as e:  # held by another process, or not a store
+        raise KGStoreError(f"cannot open the store {store}: {e}; choose another --store") from e
     for path in paths:
         name = detect_format(path, format)
         if name not in OXIGRAPH_FORMATS:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from kg.cli import KG_OPTION
 from kg.errors import KGFuseError
-from kg.files import atomic_file
+from kg.files import atomic_file, check_file_writable
 from nlp.errors import LinkingError
 from nlp.linker_settings import LINKER_DEFAULTS, linker_help
 from nlp.texts import read_records
@@ -115,6 +115,8 @@ def _check_link_outputs(
         )
     if input is not None and output is None and not json_lines:
         raise LinkingError("--input needs --output FILE.jsonl (or --json) for the linked records")
+    if output is not None:
+        check_file_writable(output)  # before the KG loads and the texts link
 
 
 def _spacy_pipeline(name: str | None) -> Language | None:

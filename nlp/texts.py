@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from kg.errors import KGFuseError
+from kg.errors import AmbiguousEntityError, EntityNotFoundError, KGFuseError
 from kg.protocol import Graph
 
 TEXT_FORMATS = {
@@ -82,7 +82,7 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
             f"{path}: cannot read {path.suffix or 'extensionless'} files; use one of {', '.join(TEXT_FORMATS)}"
         )
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataError(missing_file(path))
     try:
         content = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
@@ -93,7 +93,7 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
         numbered = [(n, line) for n, line in enumerate(_lines(content), 1) if line.strip()]
         rows, lines = [{"text": line} for _, line in numbered], [n for n, _ in numbered]
     elif kind == "jsonl":
-        rows, lines = _read_jsonl(path, content)
+        rows, lines = _read_jsonl(path, content, required)
     else:
         rows, lines = _read_delimited(path, content, "\t" if kind == "tsv" else ",", required)
     if not rows:
@@ -111,14 +111,24 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
     return rows
 
 
+def missing_file(path: Path) -> str:
+    """Why ``path``, which is not a regular file, cannot be read: it is absent or a folder."""
+    if path.is_dir():
+        return f"{path} is a folder; give the file inside it"
+    return f"{path}: file not found"
+
+
 def _lines(content: str) -> list[str]:
     """The lines of ``content`` as an editor counts them: split at \\n, \\r\\n or \\r only (not at
     the other breaks `str.splitlines` knows, such as U+2028, which may sit inside a text)."""
     return [line.rstrip("\r\n") for line in io.StringIO(content, newline="")]
 
 
-def _read_jsonl(path: Path, content: str) -> tuple[list[dict[str, str]], list[int]]:
-    """JSON objects, one a line, and the line of each."""
+def _read_jsonl(
+    path: Path, content: str, required: Sequence[str] = ()
+) -> tuple[list[dict[str, str]], list[int]]:
+    """JSON objects, one a line, and the line of each; a ``required`` key must hold a string
+    or a number (a null, list or object is refused, not read as its JSON text)."""
     rows, lines = [], []
     for n, line in enumerate(_lines(content), 1):
         if not line.strip():
@@ -133,9 +143,20 @@ def _read_jsonl(path: Path, content: str) -> tuple[list[dict[str, str]], list[in
             raise DataError(
                 f"{path}:{n}: each line must be a JSON object, got {type(record).__name__}"
             )
+        for key in required:
+            check_json_value(path, n, key, record.get(key, ""))
         rows.append({k: v if isinstance(v, str) else json.dumps(v) for k, v in record.items()})
         lines.append(n)
     return rows, lines
+
+
+def check_json_value(path: Path, line: int, key: str, value: object) -> None:
+    """Refuse a JSON value that is no string or number where text or a label must be."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        got = "null" if value is None else type(value).__name__
+        raise DataError(
+            f"{path}:{line}: {key!r} must be a string (got {got}); write it as a JSON string"
+        )
 
 
 def delimited_rows(
@@ -191,7 +212,8 @@ def read_label_map(path: str | Path, graph: Graph, labels: Sequence[str]) -> lis
     """Entity ids of the label nodes, in the order of ``labels``; every label must be mapped."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"label map {path} not found")
+        where = "is a folder; give the TSV file inside it" if path.is_dir() else "not found"
+        raise DataError(f"label map {path} {where}")
     try:
         with path.open(encoding="utf-8", newline="") as f:
             reader = csv.reader(f, delimiter="\t")
@@ -209,7 +231,29 @@ def read_label_map(path: str | Path, graph: Graph, labels: Sequence[str]) -> lis
         mapping[row[0].strip()] = row[1].strip()
     missing = [label for label in labels if label not in mapping]
     if missing:
+        header = ("label", "entity")
+        mapped = [
+            label
+            for label, entity in mapping.items()
+            if label not in labels and (label.lower(), entity.lower()) != header
+        ]
         raise DataError(
             f"{path} maps no entity for label(s) {missing}; add a row `label<TAB>entity IRI` for each"
+            + (
+                f" (it maps {mapped[:10]}, which no text has: spelt as in the data?)"
+                if mapped
+                else ""
+            )
         )
-    return [graph.resolve(mapping[label]) for label in labels]
+    return [_label_node(graph, path, label, mapping[label]) for label in labels]
+
+
+def _label_node(graph: Graph, path: Path, label: str, entity: str) -> int:
+    """The id of the entity a label map row names; an error names the row when the KG lacks it."""
+    try:
+        return graph.resolve(entity)
+    except (EntityNotFoundError, AmbiguousEntityError) as e:
+        raise DataError(
+            f"{path}: label {label!r} maps to {entity!r}, but {e}; give the IRI of the class's "
+            "node in the KG (`kgfuse kg search NAME --kg KG` finds it)"
+        ) from e
