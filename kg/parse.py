@@ -54,6 +54,10 @@ _RDFLIB_FORMATS = {
     "json-ld": "json-ld",
     "xml": "xml",
 }
+N3_FORMULA = (
+    "N3 formulas ({ ... }, rules among them) are not supported: their triples are quoted, not "
+    "asserted; remove the formulas, or give the facts as Turtle"
+)
 _HEADERS = {
     ("head", "relation", "tail"),
     ("subject", "predicate", "object"),
@@ -245,6 +249,7 @@ def _parse_oxigraph(
 
     add_literal = builder.add_literal
     short, names = limits.smallest, _name_predicates(builder)
+    n3, default_graph = fmt == "n3", ox.DefaultGraph
     subjects: list[str] = []
     predicates: list[str] = []
     objects: list[str] = []
@@ -255,6 +260,8 @@ def _parse_oxigraph(
             base_iri=path.resolve().as_uri(),
         ):
             s, o = q.subject, q.object
+            if n3 and type(q.graph_name) is not default_graph:
+                raise KGLoadError(N3_FORMULA, path)
             sk = s.value if type(s) is named else key(s)
             if type(o) is literal:
                 value = o.value
@@ -310,6 +317,8 @@ def _read_rdf_rdflib(
     limits = limits or ReadLimits()
     names = _name_predicates(builder)
     for s, p, o, _graph in dataset.quads((None, None, None, None)):
+        if isinstance(s, rdflib.Graph) or isinstance(o, rdflib.Graph):  # an N3 formula
+            raise KGLoadError(N3_FORMULA, path)
         _refuse_surrogates(path, s, p, o, getattr(o, "datatype", ""), getattr(o, "language", ""))
         if isinstance(o, rdflib.Literal):
             limits.check_literal(str(o), str(p), names, path)

@@ -338,3 +338,19 @@ def test_load_display_label_is_best_predicate_then_language_then_text(
         "d": ("", []),  # French is not among the accepted languages
         "e": ("Ze", ["Ze", "Zed"]),  # English before no language tag
     }
+
+
+@pytest.mark.parametrize("parser", ["oxigraph", "rdflib"])
+def test_load_refuses_an_n3_formula_instead_of_asserting_its_quoted_triples(
+    tmp_path: Path, parser: str
+) -> None:
+    path = tmp_path / "rules.n3"
+    path.write_text(
+        "@prefix ex: <http://example.org/> .\nex:x ex:p ex:y .\n{ ex:a ex:p ex:b } ex:p ex:c .\n"
+    )
+    err = _error(path, parser=parser)
+    assert err.path == str(path) and "N3 formulas" in str(err) and "as Turtle" in str(err)
+    plain = tmp_path / "facts.n3"
+    plain.write_text("@prefix ex: <http://example.org/> .\nex:x ex:p ex:y .\n")
+    graph = kg.load(plain, parser=parser)
+    assert graph.num_triples == 1
