@@ -23,7 +23,7 @@ from kg.errors import KGFuseError
 from kg.files import atomic_file, check_file_writable
 from nlp.errors import LinkingError
 from nlp.linker_settings import LINKER_DEFAULTS, linker_help
-from nlp.texts import read_records
+from nlp.texts import read_records, text_problem
 
 if TYPE_CHECKING:  # spaCy pulls in torch: import it only when a command links
     from spacy.language import Language
@@ -109,6 +109,9 @@ def _check_link_outputs(
     """One source of texts (TEXT or --input) and one place for a file's links."""
     if (text is None) == (input is None):
         raise LinkingError("give either a TEXT argument or --input FILE (not both)")
+    problem = None if text is None else text_problem(text)
+    if problem:  # as `kgfuse predict` refuses it; in a file, such a row links to nothing
+        raise LinkingError(f"the TEXT argument {problem.message}")
     if json_lines and output is not None:
         raise LinkingError(
             "--json prints the linked records and -o writes them to a file; pass one"

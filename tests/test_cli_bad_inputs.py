@@ -293,3 +293,8 @@ def test_cli_compare_refuses_an_unwritable_json_report_before_training(tmp_path:
     )
     _refused(result, f"cannot write {blocker / 'report.json'}: {blocker} is a file")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("text", "problem"), [("", "is empty"), (" \u200b ", "is empty")])
+def test_cli_link_refuses_an_empty_text_argument_as_predict_does(text: str, problem: str) -> None:
+    _refused(run_cli("link", text, "--kg", str(LINKER_KG)), "TEXT argument", problem)
