@@ -98,6 +98,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         tmp, _ = _exclusive(target, lambda name: os.mkdir(name, 0o777))
     try:
         yield tmp
+        _umask_private_files(tmp)
         old = None
         if target.exists():
             if not target.is_dir():
@@ -117,6 +118,34 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def current_umask() -> int:
+    """The process's umask, read from /proc where it can be (setting it to read it back races
+    with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _umask_private_files(folder: Path) -> None:
+    """Give the files that a library created private (safetensors' ``save_file`` and so PEFT's
+    ``save_pretrained`` write 0600) the mode the umask gives any other file: a bundle or index
+    built by one user is read by a server running as another. With umask 077 they stay 0600."""
+    mode = 0o666 & ~current_umask()
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600 != mode:
+                os.chmod(path, mode)
 
 
 T = TypeVar("T")

@@ -62,6 +62,28 @@ def test_written_files_and_folders_get_the_umask_permissions_not_private_ones(
     assert existing.stat().st_mode & 0o777 == 0o640
 
 
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_safetensors_written_in_a_folder_get_the_umask_mode_too(
+    tmp_path: Path, umask: int, mode: int
+) -> None:
+    """safetensors' save_file (and PEFT's save_pretrained through it) creates 0600 files: the
+    bundle's weights were unreadable to a server running as another user."""
+    import os
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from kg.files import atomic_directory
+
+    before = os.umask(umask)
+    try:
+        with atomic_directory(tmp_path / "bundle") as tmp:
+            save_file({"w": np.zeros(3)}, str(tmp / "model.safetensors"))
+    finally:
+        os.umask(before)
+    assert (tmp_path / "bundle" / "model.safetensors").stat().st_mode & 0o777 == mode
+
+
 def test_read_json_reads_back_and_names_a_broken_file_and_its_fix(tmp_path: Path) -> None:
     target = tmp_path / "meta.json"
     write_json(target, {"n": "é"})
