@@ -37,9 +37,10 @@ class KGStoreError(KGFuseError):
     """A compiled KG folder is missing, incomplete, corrupt or of another format version."""
 
 
-class OutputError(KGStoreError):
+class OutputError(KGStoreError, OSError):
     """An output file or folder cannot be written (a file where a folder must be, no
-    permission, a read-only or full disk)."""
+    permission, a read-only or full disk). Also an `OSError`, as the error it replaces, so
+    code that handles a failed write as one keeps doing so."""
 
 
 class InvalidIRIError(KGFuseError, ValueError):
