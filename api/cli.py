@@ -1,7 +1,8 @@
 """The `kgfuse` command: one entry point for every layer's commands.
 
 Every `KGFuseError` (bad input, missing file, ...) and every file-system error (no permission,
-a full disk) ends as one readable line on stderr and exit code 1; usage errors exit 2 (typer's convention). No traceback reaches the user for bad input.
+a full disk) ends as one readable line on stderr and exit code 1; usage errors exit 2 (typer's
+convention). No traceback reaches the user for bad input.
 """
 
 from __future__ import annotations
