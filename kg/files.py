@@ -30,9 +30,7 @@ def atomic_file(
     """Yield a file opened for writing (UTF-8 text for ``"w"``, bytes for ``"wb"``); on
     success it replaces ``path``, on error it vanishes. The parent folder is created."""
     path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"cannot write {path}: it is a folder; choose a file name")
-    _refuse_file_in_the_way(path.parent, path)
+    _refuse_unwritable_file_path(path)
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp, fd = _exclusive(
@@ -120,7 +118,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def current_umask() -> int:
+def _current_umask() -> int:
     """The process's umask, read from /proc where it can be (setting it to read it back races
     with other threads creating files)."""
     try:
@@ -139,7 +137,7 @@ def _umask_private_files(folder: Path) -> None:
     """Give the files that a library created private (safetensors' ``save_file`` and so PEFT's
     ``save_pretrained`` write 0600) the mode the umask gives any other file: a bundle or index
     built by one user is read by a server running as another. With umask 077 they stay 0600."""
-    mode = 0o666 & ~current_umask()
+    mode = 0o666 & ~_current_umask()
     for root, _, names in os.walk(folder):
         for name in names:
             path = os.path.join(root, name)
@@ -185,10 +183,16 @@ def check_file_writable(path: str | Path) -> None:
         OutputError: naming the file, the reason and the fix.
     """
     path = Path(path)
+    _refuse_unwritable_file_path(path)
+    _refuse_unwritable(path)
+
+
+def _refuse_unwritable_file_path(path: Path) -> None:
+    """An `OutputError` when no file can be written at ``path``: it is a folder, or a folder
+    above it is a file."""
     if path.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder; choose a file name")
     _refuse_file_in_the_way(path.parent, path)
-    _refuse_unwritable(path)
 
 
 def _refuse_unwritable(path: Path) -> None:
@@ -204,15 +208,19 @@ def _refuse_file_in_the_way(folder: Path, output: Path | None = None) -> None:
     """An `OutputError` naming ``output`` (default: ``folder``) when ``folder`` or one above it
     exists as something other than a folder (so no folder can be made there)."""
     output = output or folder
-    for p in (folder, *folder.parents):
-        if p.exists():
-            if not p.is_dir():
-                where = "it" if p == output else str(p)
-                raise OutputError(
-                    f"cannot write {output}: {where} is a file, not a folder; "
-                    "choose another output path"
-                )
-            return
+    blocker = _file_in_the_way(folder)
+    if blocker is not None:
+        where = "it" if blocker == output else str(blocker)
+        raise OutputError(
+            f"cannot write {output}: {where} is a file, not a folder; choose another output path"
+        )
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest of ``folder`` and the folders above it that exists, when it is not a folder
+    (so ``folder`` cannot be made); None when that one is a folder."""
+    nearest = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return None if nearest is None or nearest.is_dir() else nearest
 
 
 @contextmanager
@@ -226,7 +234,7 @@ def writing(path: Path) -> Iterator[None]:
 
 
 def _write_problem(path: Path, error: OSError) -> str:
-    blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+    blocker = _file_in_the_way(path.parent)
     if blocker is not None:
         return f"{blocker} is a file, not a folder; choose another output path"
     if isinstance(error, IsADirectoryError) or path.is_dir():
