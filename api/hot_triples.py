@@ -115,11 +115,14 @@ def refuse_literal_relations(served: KnowledgeGraph, added: KnowledgeGraph) -> N
     literals were kept that way when the model was trained.
     """
     types = set(served.config.type_predicates)
+    holding_literals: set[str] | None = None  # read once, and only when a literal needs it
     for entity in range(added.num_entities):
         for predicate, value, _ in added.attributes_of(entity):
             if predicate not in types and served.relations.find_sorted(predicate) < 0:
                 continue
-            if any(p == predicate for p in served.attribute_predicates):
+            if holding_literals is None:
+                holding_literals = set(served.attribute_predicates)
+            if predicate in holding_literals:
                 continue
             shown = json.dumps(
                 value if len(value) <= 60 else value[:57] + "...", ensure_ascii=False
