@@ -63,16 +63,12 @@ def split_command(
 ) -> None:
     """Hold out a seeded fraction of linked entities: test texts mention them, train never does."""
     import kg
-    from fusion.data import read_examples
+    from fusion.data import check_fraction, read_examples
     from fusion.split import held_out_entity_split, labels_only_in_test, write_split
     from nlp.linker import from_kg
     from nlp.texts import DataError
 
-    if not 0.0 < fraction < 1.0:  # before the KG loads and the texts link
-        raise DataError(
-            f"--fraction must lie strictly between 0 and 1, e.g. 0.25 (got {fraction:g}: "
-            f"{'nothing' if fraction <= 0 else 'everything'} would be held out)"
-        )
+    check_fraction(fraction, "--fraction")  # before the KG loads and the texts link
     check_folder_writable(output)
     graph = kg.open_or_load(kg_path)
     examples = read_examples(data, text_column, label_column)
@@ -482,17 +478,12 @@ def _check_labelled(bundle: Path, data: Path) -> None:
     """Refuse a labelled file that `measure` could not read: unreadable, a missing column or an
     empty field, a text that cannot be classified, or a label ``bundle`` does not know."""
     from fusion.bundle import read_meta
-    from fusion.data import read_examples
-    from nlp.texts import DataError, check_texts
+    from fusion.data import read_examples, refuse_unknown_labels
+    from nlp.texts import check_texts
 
     examples = read_examples(data)
     check_texts([e.text for e in examples])
-    labels = read_meta(bundle).get("labels", [])
-    unknown = sorted({e.label for e in examples} - set(labels))
-    if unknown:
-        raise DataError(
-            f"{data} has label(s) {unknown} the model does not know; its labels are {labels}"
-        )
+    refuse_unknown_labels(data, examples, read_meta(bundle).get("labels", []))
 
 
 def tune_command(

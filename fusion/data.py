@@ -64,13 +64,34 @@ def read_examples(
     ]
 
 
+def check_fraction(fraction: float, name: str = "a split fraction") -> None:
+    """Refuse a share of the texts or entities to hold out that is not strictly between 0 and 1
+    (``name`` says which option gave it)."""
+    if not 0.0 < fraction < 1.0:
+        raise DataError(
+            f"{name} must lie strictly between 0 and 1, e.g. 0.25 (got {fraction:g}: "
+            f"{'nothing' if fraction <= 0 else 'everything'} would be held out)"
+        )
+
+
+def refuse_unknown_labels(
+    path: str | Path, examples: Sequence[Example], labels: Sequence[str]
+) -> None:
+    """Refuse labelled ``examples`` (read from ``path``) with a label outside ``labels``, the
+    model's."""
+    unknown = sorted({e.label for e in examples} - set(labels))
+    if unknown:
+        raise DataError(
+            f"{path} has label(s) {unknown} the model does not know; its labels are {list(labels)}"
+        )
+
+
 def stratified_indices(
     labels: Sequence[str], fraction: float, seed: int
 ) -> tuple[list[int], list[int]]:
     """``(rest, held)`` positions with about ``fraction`` of each label in ``held`` (at least one
     per label with two or more texts), in input order, deterministic for a seed."""
-    if not 0.0 < fraction < 1.0:
-        raise DataError(f"a split fraction must be between 0 and 1 (got {fraction})")
+    check_fraction(fraction)
     by_label: dict[str, list[int]] = defaultdict(list)
     for i, label in enumerate(labels):
         by_label[label].append(i)

@@ -35,7 +35,6 @@ from kg.graph import KnowledgeGraph
 from kg.protocol import Graph
 from nlp.alias_table import AliasTable
 from nlp.linker import KGLinker, from_kg, linked_entities
-from nlp.texts import DataError
 
 if TYPE_CHECKING:
     from fusion.model import FusionClassifier
@@ -225,14 +224,10 @@ class Resources:
         self, path: str | Path, text_column: str = "text", label_column: str = "label"
     ) -> list[Prepared]:
         """A labelled file, linked and prepared; labels the model does not know are refused."""
-        from fusion.data import read_examples
+        from fusion.data import read_examples, refuse_unknown_labels
 
         examples = read_examples(path, text_column, label_column)
-        unknown = sorted({e.label for e in examples} - set(self.labels))
-        if unknown:
-            raise DataError(
-                f"{path} has label(s) {unknown} the model does not know; its labels are {self.labels}"
-            )
+        refuse_unknown_labels(path, examples, self.labels)
         index = {label: i for i, label in enumerate(self.labels)}
         return self.prepare([e.text for e in examples], [index[e.label] for e in examples])
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fusion.data import Example, stratified_indices
+from fusion.data import Example, check_fraction, stratified_indices
 from kg.files import atomic_directory
 from kg.graph import KnowledgeGraph
 from nlp.texts import DataError
@@ -78,11 +78,7 @@ def hold_out_entities(
             entities (``unit="entities"``).
         candidates: entities that may be held out (default: every mentioned entity).
     """
-    if not 0.0 < fraction < 1.0:
-        raise DataError(
-            f"the held-out fraction must lie strictly between 0 and 1, e.g. 0.25 (got {fraction}:"
-            f" {'nothing' if fraction <= 0 else 'everything'} would be held out)"
-        )
+    check_fraction(fraction, "the held-out fraction")
     if unit not in ("texts", "entities"):
         raise ValueError(f"unit must be 'texts' or 'entities' (got {unit!r})")
     texts_of: dict[str, list[int]] = defaultdict(list)
