@@ -121,25 +121,33 @@ def test_cli_export_checks_its_data_file_before_writing(tiny_bundle: Path, tmp_p
     assert not out.exists()
 
 
+def _interrupt(*args: object, **kwargs: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _said_when_interrupted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[str, str]:
+    """`kgfuse ARGS` in this process must exit 130; what it printed, with each run of
+    whitespace made one space, and with none (the console may wrap a long path anywhere)."""
+    assert run_cli_in_process(monkeypatch, *args) == 130
+    said = " ".join(capsys.readouterr().out.split())
+    return said, said.replace(" ", "")
+
+
 def test_cli_train_interrupted_says_what_is_left_and_how_to_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import fusion.train
 
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(fusion.train, "main", interrupted)
+    monkeypatch.setattr(fusion.train, "main", _interrupt)
     out = tmp_path / "run"
     args = ("train", "configs/tiny.yaml", f"output={out}")
-    assert run_cli_in_process(monkeypatch, *args) == 130
-    said = " ".join(capsys.readouterr().out.split())
+    said, _ = _said_when_interrupted(monkeypatch, capsys, *args)
     assert "interrupted before the first epoch ended" in said and "rerun" in said
     (out / "checkpoint").mkdir(parents=True)
     (out / "checkpoint" / "state.json").write_text(json.dumps({"state": {"epoch": 2}}))
-    assert run_cli_in_process(monkeypatch, *args) == 130
-    said = " ".join(capsys.readouterr().out.split())
-    squeezed = said.replace(" ", "")  # the console may wrap a long path anywhere
+    said, squeezed = _said_when_interrupted(monkeypatch, capsys, *args)
     assert f"{out / 'checkpoint'}keepsepoch2" in squeezed
     assert "rerun the same command to resume" in said
 
@@ -251,14 +259,10 @@ def test_cli_tune_interrupted_says_rerunning_goes_on(
 ) -> None:
     import fusion.tune
 
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(fusion.tune, "tune", interrupted)
+    monkeypatch.setattr(fusion.tune, "tune", _interrupt)
     out = tmp_path / "run"
-    assert run_cli_in_process(monkeypatch, "tune", "configs/tiny.yaml", f"output={out}") == 130
-    said = " ".join(capsys.readouterr().out.split())
-    squeezed = said.replace(" ", "")  # the console may wrap a long path anywhere
+    args = ("tune", "configs/tiny.yaml", f"output={out}")
+    said, squeezed = _said_when_interrupted(monkeypatch, capsys, *args)
     assert f"interrupted:{out / 'tune'}keepsthefinishedtrials" in squeezed
     assert "rerun the same command" in said
 
