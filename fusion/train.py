@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -150,13 +151,27 @@ def run(
     texts = _prepare_texts(config, plan, resources, unlabeled_texts, use_kg)
 
     # started first: a tracker that cannot start (a server that does not answer) leaves no folder
-    with tracking(tracker, config.train.tracker, config.to_dict()) as tracked:
-        if distributed.is_main():
-            make_folder(run_dir)  # the inputs are all read and checked
-        distributed.barrier()
-        return _train(
-            config, plan, resources, texts, workspace, tracked, started, progress, on_epoch_end
-        )
+    made_here = not run_dir.exists()
+    try:
+        with tracking(tracker, config.train.tracker, config.to_dict()) as tracked:
+            if distributed.is_main():
+                make_folder(run_dir)  # the inputs are all read and checked
+            distributed.barrier()
+            return _train(
+                config, plan, resources, texts, workspace, tracked, started, progress, on_epoch_end
+            )
+    except BaseException:  # Ctrl-C or a failure
+        if made_here and config.train.tracker == "none" and distributed.is_main():
+            _remove_unless_resumable(run_dir)
+        raise
+
+
+def _remove_unless_resumable(run_dir: Path) -> None:
+    """Remove the output folder a run made when it stopped before its first checkpoint: a
+    rerun could not resume from anything in it. (A tracker's record of the stopped run, when
+    one is on, is kept with its folder.)"""
+    if not (run_dir / "checkpoint" / "state.json").is_file():
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _train(

@@ -152,6 +152,33 @@ def test_cli_train_interrupted_says_what_is_left_and_how_to_resume(
     assert "rerun the same command to resume" in said
 
 
+def test_cli_train_interrupted_in_its_first_epoch_leaves_no_output_folder(
+    tiny_bert: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import fusion.train
+
+    out = tmp_path / "run"
+    args = ("train", "configs/tiny.yaml", f"output={out}", f"encoder.path={tiny_bert}")
+    made: list[bool] = []
+
+    def first_epoch(*args: object, **kwargs: object) -> None:
+        made.append(out.is_dir())  # the run folder is there while training
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fusion.train, "fit", first_epoch)
+    said, _ = _said_when_interrupted(monkeypatch, capsys, *args)
+    assert made == [True] and "interrupted before the first epoch ended" in said
+    assert not out.exists()
+    # a folder that was there before (a run to resume) is never removed
+    (out / "checkpoint").mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    _said_when_interrupted(monkeypatch, capsys, *args)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
 def test_checkpoint_damaged_is_named_with_the_fix(tmp_path: Path) -> None:
     import torch
 
