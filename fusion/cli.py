@@ -26,9 +26,9 @@ console = Console()
 KEYS_HINT = "`kgfuse config keys` lists every key with its type, default and meaning."
 
 
-def _share(flag: str, default: float, help: str, most: float = 0.9) -> Any:
-    """An option for a share of texts or entities, between 0 and ``most``."""
-    return typer.Option(default, flag, min=0.0, max=most, help=help)
+def _share(flag: str, default: float, help: str) -> Any:
+    """An option for a share of the texts, between 0 and 0.9."""
+    return typer.Option(default, flag, min=0.0, max=0.9, help=help)
 
 
 def split_command(
@@ -40,7 +40,9 @@ def split_command(
         "--output",
         help="Folder for train.csv, val.csv, test.csv, held_out.tsv, split.json.",
     ),
-    fraction: float = _share("--fraction", 0.25, "Share of the linked entities to hold out.", 1.0),
+    fraction: float = typer.Option(  # check_fraction: 0 and 1 excluded, which typer cannot say
+        0.25, "--fraction", help="Share of the linked entities to hold out, between 0 and 1."
+    ),
     seed: int = typer.Option(0, "--seed"),
     val_fraction: float = _share(
         "--val-fraction",
