@@ -18,7 +18,8 @@ import hashlib
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,8 @@ from fusion.features import FeatureCache, encoder_key
 from fusion.predict import Predictor
 from fusion.prediction import Prediction
 from fusion.resources import UnknownRelationError
-from kg.errors import KGLoadError, KGReadOnlyError
+from kg.errors import KGLoadError, KGReadOnlyError, OutputError
+from kg.files import check_folder_writable
 from kg.formats import FORMATS, detect_format
 from kg.graph import KnowledgeGraph
 from kg.protocol import Graph
@@ -91,6 +93,21 @@ def answer_each(predictor: Predictor, texts: list[str], explain: bool, top_k: in
     return answer_each(predictor, texts[:half], explain, top_k) + answer_each(
         predictor, texts[half:], explain, top_k
     )
+
+
+@contextmanager
+def _unwritable_as_503(folder: Path) -> Iterator[None]:
+    """A hot-triples folder the server cannot write is the operator's to fix, not the
+    client's: a 503 that says so, with nothing added."""
+    try:
+        yield
+    except OutputError as e:
+        raise APIError(
+            503,
+            "hot_triples_unwritable",
+            f"the server cannot save added triples ({e}); nothing was added. The operator can "
+            f"restart it with --hot-triples-dir set to a folder it may write to",
+        ) from None
 
 
 def _parse_body(body: bytes, ext: str, read: Callable[[Path], KnowledgeGraph]) -> KnowledgeGraph:
@@ -300,9 +317,11 @@ class Engine:
                 f"the triples add {added} new entities; at most {limit} may be added in one "
                 "request (--max-new-entities); split them over several requests",
             )
-        resources = old.resources.with_graph(graph, self.features, embed)
         folder = self.settings.hot_triples
-        saved = persist(folder, body, ext)
+        with _unwritable_as_503(folder):
+            check_folder_writable(folder)  # before the new entities are embedded
+            resources = old.resources.with_graph(graph, self.features, embed)
+            saved = persist(folder, body, ext)
         self.features.save(folder / FEATURES, saved.stem)
         return Predictor(old.model, resources, old.meta), saved
 

@@ -106,6 +106,23 @@ def test_hot_triples_with_a_new_predicate_get_409_naming_it_and_change_nothing(
     assert not list((bundle / "hot-triples").glob("0*"))
 
 
+def test_hot_triples_the_server_cannot_save_get_503_naming_the_folder_and_change_nothing(
+    bundle: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with serve(bundle, hot_triples_dir=blocker / "hot") as c:
+        before = logits(engine_of(c).predictor, UNTOUCHED)
+        r = c.post("/v1/kg/triples", content=FAR_FACTS, headers=TURTLE)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "hot_triples_unwritable"
+        message = r.json()["error"]["message"]
+        assert f"{blocker} is a file" in message and "--hot-triples-dir" in message
+        assert c.post("/v1/predict", json={"texts": UNTOUCHED}).status_code == 200
+        assert torch.equal(logits(engine_of(c).predictor, UNTOUCHED), before)
+        assert c.get("/v1/model", headers=TURTLE).json()["kg"]["hot_triple_files"] == 0
+    assert blocker.read_text() == ""
+
+
 # ----------------------------------------------------------------- 2. one bad text, one failure
 
 
