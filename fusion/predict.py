@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,30 @@ from fusion.prediction import LinkedEntity, Prediction
 from fusion.resources import Prepared, Resources
 from kg.described_path import DescribedPath
 from nlp.texts import check_texts
+
+# A batch of at most this many tokens (texts x padded length) runs on one torch thread when
+# OpenMP's threads sleep between calls (OMP_WAIT_POLICY=PASSIVE, which the kgfuse CLI sets):
+# waking them for each of the encoder's many small operations costs more than they save.
+# Measured on the demo bundle, 2 cores: one 22-token text 18.3 ms on one thread against 25.1
+# on two; a 128-token text 44.7 against 48.9; 4 texts (88 tokens) level; 6 texts 75.5
+# against 70.3 (README, "The service under load").
+ONE_THREAD_TOKENS = 128
+
+
+@contextmanager
+def threads_for(tokens: int) -> Iterator[None]:
+    """Run a model call of ``tokens`` tokens on one thread when it is small and OpenMP's
+    threads sleep between calls; the thread count is restored afterwards."""
+    threads = torch.get_num_threads()
+    passive = os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
+    if threads == 1 or not passive or tokens > ONE_THREAD_TOKENS:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class Predictor:
@@ -75,15 +102,17 @@ class Predictor:
         started = time.perf_counter()
         model = self.model
         tokens, graph, counts = self.resources.inputs(model, prepared)
-        text = model.text_vector(tokens, len(prepared))
-        parts = model.forward_parts(tokens, graph, text_vector=text, counts=counts)
-        probs = torch.softmax(parts["logits"] / self.temperature, dim=-1)  # calibrated
-        best = probs.argmax(dim=-1).tolist()
-        model_at = time.perf_counter()
-        paths = [
-            self._paths(p, text[i : i + 1], best[i], top_k_paths) if explain_paths else None
-            for i, p in enumerate(prepared)
-        ]
+        size = int(tokens["input_ids"].numel()) if tokens is not None else 32 * len(prepared)
+        with threads_for(size):
+            text = model.text_vector(tokens, len(prepared))
+            parts = model.forward_parts(tokens, graph, text_vector=text, counts=counts)
+            probs = torch.softmax(parts["logits"] / self.temperature, dim=-1)  # calibrated
+            best = probs.argmax(dim=-1).tolist()
+            model_at = time.perf_counter()
+            paths = [
+                self._paths(p, text[i : i + 1], best[i], top_k_paths) if explain_paths else None
+                for i, p in enumerate(prepared)
+            ]
         timings = {
             "link_ms": link_ms,
             "model_ms": (model_at - started) * 1e3,

@@ -67,3 +67,28 @@ def test_cli_predict_json_and_output_together_are_refused(
     result = run_cli("predict", str(tiny_bundle), "a cough", "--json", "-o", str(out))
     assert result.returncode == 1 and "pass one" in result.stderr and not out.exists()
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("policy", "tokens", "inside"),
+    [("PASSIVE", 22, 1), ("PASSIVE", 128, 1), ("PASSIVE", 129, 2), ("", 22, 2), ("ACTIVE", 22, 2)],
+)
+def test_small_model_calls_run_on_one_thread_only_when_threads_sleep(
+    monkeypatch: pytest.MonkeyPatch, policy: str, tokens: int, inside: int
+) -> None:
+    import torch
+
+    from fusion.predict import threads_for
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with threads_for(tokens):
+            assert torch.get_num_threads() == inside
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), threads_for(tokens):  # restored on an error too
+            raise RuntimeError
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
