@@ -5,7 +5,10 @@ Requests wait in an `asyncio.Queue` of at most ``queue_size``; a full queue refu
 without bound. One collector task takes the first waiting request, then keeps taking more for up
 to ``max_wait_ms`` or until ``max_batch`` items are in hand, and hands the batch to ``run`` on a
 single worker thread (the model is not thread-safe and torch already uses every core). While that
-batch runs, new requests queue up, so the batch size grows with the load by itself.
+batch runs, new requests queue up, so the batch size grows with the load by itself. A request that
+finds the model idle and nothing queued, after a batch of one request, runs at once: a lone
+client gains nothing from the wait (demo server: 5.8 ms of a 29 ms p50). One that had to queue
+behind a running batch waits for company as before, so two or more clients still share calls.
 
 A request whose caller gave up (timeout, disconnect) before its batch started is skipped. When
 ``run`` raises on a batch, each of its requests is run alone: a request fails only by itself.
@@ -39,6 +42,7 @@ class _Pending(Generic[Item]):
     size: int  # how many model inputs (texts) the item holds
     future: asyncio.Future[Any] = field(repr=False)
     queued_at: float = field(default_factory=time.perf_counter)
+    arrived_idle: bool = False  # nothing was running or waiting when it came
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class MicroBatcher(Generic[Item]):
         self._closing = False
         self._held: _Pending[Item] | None = None  # taken from the queue, did not fit the batch
         self._busy = False  # a batch is running on the model thread
+        self._last_requests = 0  # requests in the last batch (0: none yet)
 
     @property
     def depth(self) -> int:
@@ -97,6 +102,7 @@ class MicroBatcher(Generic[Item]):
         if self._closing:
             raise ShuttingDown("the service is shutting down")
         pending = _Pending(item, size, asyncio.get_running_loop().create_future())
+        pending.arrived_idle = not self._busy and not self.depth
         try:
             self.queue.put_nowait(pending)
         except asyncio.QueueFull:
@@ -117,6 +123,8 @@ class MicroBatcher(Generic[Item]):
         first = await self._next()
         batch, size = [first], first.size
         deadline = time.perf_counter() + self.max_wait
+        if first.arrived_idle and self._last_requests == 1 and self.queue.empty():
+            deadline = 0.0  # a lone client: waiting for company would only add to its latency
         while size < self.max_batch:
             try:
                 nxt = self.queue.get_nowait()
@@ -151,6 +159,7 @@ class MicroBatcher(Generic[Item]):
             batch = [p for p in await self._gather() if not p.future.done()]
             if not batch:
                 continue
+            self._last_requests = len(batch)
             started = time.perf_counter()
             self._busy = True
             try:
