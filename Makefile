@@ -58,12 +58,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/kg_load.py --json bench/results/kg_load.json
 
 bench-serve: $(STAMP)
-	$(BIN)/python bench/serve.py --threads 1 --json bench/results/serve.json
+	$(BIN)/python bench/serve.py --json bench/results/serve.json
 
 bench-all: bench
 	$(BIN)/python bench/linking.py --json bench/results/linking.json
 	$(BIN)/python bench/generalization.py --json bench/results/generalization.json
-	$(BIN)/python bench/serve.py --threads 1 --json bench/results/serve.json
+	$(BIN)/python bench/serve.py --json bench/results/serve.json
 	$(BIN)/python bench/kg_scale.py --json bench/results/kg_scale.json
 
 lint: $(STAMP)

@@ -220,7 +220,8 @@ class ServeSettings:
     max_wait_ms: float = Field(
         default=5.0,
         ge=0,
-        description="milliseconds the first request of a batch waits for more to join it",
+        description="milliseconds the first request of a batch waits for more to join it (not a "
+        "request that finds the model idle after a batch of one: a lone client)",
         json_schema_extra=_option("--max-wait-ms"),
     )
     queue_size: int = Field(
