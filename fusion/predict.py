@@ -17,7 +17,7 @@ from fusion.model import FusionClassifier
 from fusion.prediction import LinkedEntity, Prediction
 from fusion.resources import Prepared, Resources
 from kg.described_path import DescribedPath
-from nlp.texts import check_texts
+from nlp.texts import DataError, check_texts
 
 # A batch of at most this many tokens (texts x padded length) runs on one torch thread when
 # OpenMP's threads sleep between calls (OMP_WAIT_POLICY=PASSIVE, which the kgfuse CLI sets):
@@ -81,10 +81,17 @@ class Predictor:
     ) -> list[Prediction]:
         """Label, probabilities, linked entities and (``explain_paths``) supporting paths.
 
+        An empty list gets an empty list.
+
         Raises:
-            DataError: a text is empty or not valid Unicode (naming it: "text 2 ...").
+            DataError: ``texts`` is one string, not a list; a text is not a string, is empty
+                or is not valid Unicode (naming it: "text 2 ..."); ``top_k_paths`` is below 1.
         """
         check_texts(texts)
+        if top_k_paths < 1:
+            raise DataError(f"top_k_paths must be 1 or more (got {top_k_paths})")
+        if not texts:
+            return []
         started = time.perf_counter()
         prepared = self.prepare(texts)
         link_ms = (time.perf_counter() - started) * 1e3

@@ -62,8 +62,17 @@ def text_problem(text: str) -> TextProblem | None:
 
 def check_texts(texts: Sequence[str], first: int = 1) -> None:
     """Raise `DataError` naming the first text (numbered from ``first``) that `text_problem`
-    refuses."""
+    refuses, or that is not a string; one string given for the list is refused as such (its
+    characters would otherwise be classified one by one)."""
+    if isinstance(texts, str | bytes):
+        raise DataError(
+            f"texts must be a list of strings, not one {type(texts).__name__}: pass [text]"
+        )
     for i, text in enumerate(texts, first):
+        if not isinstance(text, str):
+            raise DataError(
+                f"text {i} is {type(text).__name__}, not a string; pass the texts as strings"
+            )
         problem = text_problem(text)
         if problem:
             raise DataError(f"text {i} {problem.message}")

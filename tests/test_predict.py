@@ -92,3 +92,20 @@ def test_small_model_calls_run_on_one_thread_only_when_threads_sleep(
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_python_api_misuse_gets_a_data_error_naming_the_fix(tiny_bundle: Path) -> None:
+    from nlp.texts import DataError
+
+    predictor = Predictor.from_dir(tiny_bundle)
+    assert predictor.predict([]) == []
+    cases = [
+        ("influenza with fever", "texts must be a list of strings, not one str: pass [text]"),
+        (["influenza", None], "text 2 is NoneType, not a string"),
+        ([b"influenza"], "text 1 is bytes, not a string"),
+    ]
+    for texts, message in cases:
+        with pytest.raises(DataError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            predictor.predict(texts)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="top_k_paths must be 1 or more"):
+        predictor.predict(["influenza"], explain_paths=True, top_k_paths=0)
