@@ -21,7 +21,7 @@ from kg.csr import csr_entries
 from kg.errors import AmbiguousEntityError, EntityNotFoundError, KGStoreError
 from kg.graph_path import GraphPath
 from kg.paths import top_k_paths
-from kg.protocol import describe_triple
+from kg.protocol import check_ref, describe_triple
 from kg.search import EntityMatch, LabelIndex
 from kg.storage import (
     ARRAY_FIELDS,
@@ -181,6 +181,7 @@ class KnowledgeGraph:
 
     def resolve(self, ref: str) -> int:
         """An entity from an IRI or a label (case-insensitive); raises if none or several."""
+        check_ref(ref)
         i = self.entities.find_sorted(ref)
         if i >= 0:
             return i

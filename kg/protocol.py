@@ -113,6 +113,16 @@ class Graph(Protocol):
     def paths(self, source: int, target: int, k: int = 5, max_hops: int = 3) -> list[GraphPath]: ...
 
 
+def check_ref(ref: object) -> None:
+    """Refuse, as a `TypeError` with the fix, a reference to resolve that is not a string (an
+    entity id needs no resolving)."""
+    if not isinstance(ref, str):
+        raise TypeError(
+            f"resolve takes an IRI or a label (a string), not {type(ref).__name__} {ref!r}; an "
+            "entity id needs no resolving"
+        )
+
+
 def describe_triple(graph: Graph, t: Triple) -> dict[str, dict[str, str]]:
     """A triple as JSON-ready IRIs and labels."""
     return {

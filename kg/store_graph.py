@@ -37,11 +37,11 @@ from kg.errors import EntityNotFoundError
 from kg.graph import KnowledgeGraph, load_graph
 from kg.graph_path import GraphPath
 from kg.paths import top_k_paths
-from kg.protocol import Graph, describe_triple
+from kg.protocol import Graph, check_ref, describe_triple
 from kg.search import EntityMatch
 from kg.store_names import describe, names_graph
 from kg.store_reference import StoreReference, is_store_reference
-from kg.subgraph import Subgraph, k_hop_subgraph
+from kg.subgraph import Subgraph, k_hop_subgraph, seed_ids
 from kg.triplestore import TripleStore
 from kg.values import Neighbor, Triple, humanize, local_name
 
@@ -166,6 +166,7 @@ class StoreGraph:
 
     def resolve(self, ref: str) -> int:
         """An entity id from an IRI or a label (case-insensitive); raises if none or several."""
+        check_ref(ref)
         with self._lock:
             return self._intern(self.store.resolve(ref))
 
@@ -322,9 +323,9 @@ class StoreGraph:
         """`kg.subgraph.k_hop_subgraph` over the store: one request for the seeds' degrees,
         one for each hop's edges and one for its candidates' degrees, one for the last hop's
         edges, and one for the names and types of the nodes it keeps (what a model reads)."""
-        seeds = list(seeds)
+        seeds = seed_ids(seeds)
         with self._lock:
-            self.store.check_entities([self.iri(int(s)) for s in seeds])
+            self.store.check_entities([self.iri(s) for s in seeds])
             sub = k_hop_subgraph(self, seeds, hops=hops, max_nodes=max_nodes)
             unnamed = [self.iri(n) for n in sub.nodes.tolist() if n not in self._info]
             if unnamed:

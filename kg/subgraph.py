@@ -18,6 +18,7 @@ two equal).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -134,10 +135,29 @@ def _sorted_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordered[starts], np.diff(np.append(starts, len(ordered)))
 
 
+def seed_ids(seeds: Iterable[int]) -> list[int]:
+    """``seeds`` as ints; a name given where an entity id belongs is a `TypeError` with the fix.
+
+    Raises:
+        TypeError: ``seeds`` is a string, or holds something that is not an integer id.
+    """
+    if isinstance(seeds, str | bytes):
+        raise TypeError(f"seeds are entity ids, not a string: pass [graph.resolve({seeds!r})]")
+    out = []
+    for s in seeds:
+        try:
+            out.append(operator.index(s))  # an int, numpy or 0-d torch integer
+        except TypeError:
+            raise TypeError(
+                f"seed {s!r} is not an entity id (an int); turn an IRI or label into one with "
+                "graph.resolve(name)"
+            ) from None
+    return out
+
+
 def _unique_seeds(kg: Graph, seeds: Iterable[int]) -> np.ndarray:
     out: list[int] = []
-    for s in seeds:
-        s = int(s)
+    for s in seed_ids(seeds):
         if not 0 <= s < kg.num_entities:
             raise EntityNotFoundError(
                 f"seed {s} is not an entity id (the KG has {kg.num_entities})"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import kg
@@ -156,6 +157,21 @@ def test_graph_parity_store_subgraph_sends_one_request_per_hop(store_dir: Path) 
 def test_graph_parity_store_subgraph_refuses_an_unknown_seed(store: StoreGraph) -> None:
     with pytest.raises(EntityNotFoundError, match="nowhere"):
         store.subgraph([store.entity_id(EX + "nowhere")])
+
+
+def test_graph_parity_a_name_where_an_id_belongs_is_a_type_error_with_the_fix(
+    memory: kg.KnowledgeGraph, store: StoreGraph
+) -> None:
+    for graph in (memory, store):
+        with pytest.raises(TypeError, match=r"pass \[graph.resolve\('flu'\)\]"):
+            graph.subgraph("flu")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="seed 'flu' is not an entity id"):
+            graph.subgraph(["flu"])  # type: ignore[list-item]
+        with pytest.raises(TypeError, match=r"resolve takes an IRI or a label .* not int 3"):
+            graph.resolve(3)  # type: ignore[arg-type]
+        seed = graph.resolve(EX + "flu")
+        numpy_ids = np.asarray([seed])  # numpy (and torch) integer ids are ids too
+        assert graph.subgraph(numpy_ids).nodes.tolist() == graph.subgraph([seed]).nodes.tolist()
 
 
 @pytest.mark.parametrize(
