@@ -115,7 +115,8 @@ class Predictor:
             parts = model.forward_parts(tokens, graph, text_vector=text, counts=counts)
             probs = torch.softmax(parts["logits"] / self.temperature, dim=-1)  # calibrated
             best = probs.argmax(dim=-1).tolist()
-            model_at = time.perf_counter()
+        model_at = time.perf_counter()
+        with threads_for(0):  # a text's explanation is a few small passes over its subgraph
             paths = [
                 self._paths(p, text[i : i + 1], best[i], top_k_paths) if explain_paths else None
                 for i, p in enumerate(prepared)
