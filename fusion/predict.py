@@ -109,6 +109,7 @@ class Predictor:
         started = time.perf_counter()
         model = self.model
         tokens, graph, counts = self.resources.inputs(model, prepared)
+        # graph mode reads no tokens: its work grows with the texts, counted as short ones
         size = int(tokens["input_ids"].numel()) if tokens is not None else 32 * len(prepared)
         with threads_for(size):
             text = model.text_vector(tokens, len(prepared))
