@@ -69,6 +69,16 @@ def write_json(path: str | Path, data: Any, indent: int | None = 2) -> None:
     write_text(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
 
 
+def as_path(value: object, what: str) -> Path:
+    """``value`` as a `Path`; a `TypeError` naming ``what`` when it is not a str or a path
+    (a list of paths, a graph, None...)."""
+    if isinstance(value, str | os.PathLike) and not isinstance(os.fspath(value), bytes):
+        return Path(value)
+    raise TypeError(
+        f"{what} is a path (a str or pathlib.Path), not {type(value).__name__} {value!r}"
+    )
+
+
 def read_json(path: Path, error: type[KGFuseError], fix: str) -> Any:
     """The JSON value in ``path`` (a file kgfuse wrote, say with `write_json`).
 

@@ -16,12 +16,14 @@ an algorithm that breaks ties between entities compares their IRIs.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from kg.errors import EntityNotFoundError
 from kg.values import Neighbor, Triple
 
 if TYPE_CHECKING:
@@ -121,6 +123,66 @@ def check_ref(ref: object) -> None:
             f"resolve takes an IRI or a label (a string), not {type(ref).__name__} {ref!r}; an "
             "entity id needs no resolving"
         )
+
+
+def entity_index(entity: object) -> int:
+    """``entity`` as an int; a `TypeError` with the fix when it is not an integer."""
+    try:
+        return operator.index(entity)  # type: ignore[arg-type]  # an int, numpy or torch int
+    except TypeError:
+        fix = (
+            f"; turn an IRI or label into one with graph.resolve({entity!r})"
+            if isinstance(entity, str)
+            else ""
+        )
+        raise TypeError(
+            f"entity ids are ints, not {type(entity).__name__} {entity!r}{fix}"
+        ) from None
+
+
+def check_entity(entity: object, num_entities: int) -> int:
+    """``entity`` as an int id of a graph with ``num_entities`` entities.
+
+    Raises:
+        TypeError: ``entity`` is not an integer (a name, a float, None...), with the fix.
+        EntityNotFoundError: it is out of range, negative ids included (they would silently
+            count from the end).
+    """
+    i = entity_index(entity)
+    if not 0 <= i < num_entities:
+        raise EntityNotFoundError(
+            f"entity id {i} is out of range: the KG has {num_entities} entities, ids 0 to "
+            f"{num_entities - 1}; find one with graph.resolve(name) or graph.search(text)"
+        )
+    return i
+
+
+def check_count(name: str, value: object, minimum: int) -> int:
+    """``value`` as an int of at least ``minimum``: a size such as ``k``, ``hops`` or ``limit``.
+
+    Raises:
+        TypeError: it is not an integer (a string such as "3" included).
+        ValueError: it is below ``minimum``.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    try:
+        n = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {type(value).__name__} {value!r}") from None
+    if n < minimum:
+        raise ValueError(f"{name} must be at least {minimum} (got {n})")
+    return n
+
+
+def check_name(what: str, value: object) -> str:
+    """Refuse, as a `TypeError` with the fix, a name or IRI to look up that is not a string."""
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{what} takes a string, not {type(value).__name__} {value!r}"
+            + ("; an entity id needs no look-up" if isinstance(value, int) else "")
+        )
+    return value
 
 
 def describe_triple(graph: Graph, t: Triple) -> dict[str, dict[str, str]]:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kg.errors import KGFuseError, KGStoreError
-from kg.files import atomic_directory, read_json
+from kg.errors import KGFuseError, KGStoreError, OutputError
+from kg.files import as_path, atomic_directory, read_json
 from kg.strings import StringTable
 
 if TYPE_CHECKING:
@@ -72,11 +72,27 @@ def save_graph(kg: KnowledgeGraph, directory: str | Path) -> Path:
             "triples": kg.num_triples,
         },
     }
-    directory = Path(directory)
+    directory = as_path(directory, "the folder to save the KG to")
+    _refuse_foreign_folder(directory)
     with atomic_directory(directory) as tmp:
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / INDEX_FILE))
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return directory
+
+
+def _refuse_foreign_folder(directory: Path) -> None:
+    """Refuse to replace a folder that holds files but no compiled KG: saving replaces the
+    whole folder, and the user's files in it would be lost."""
+    if not directory.is_dir() or (directory / META_FILE).is_file():
+        return
+    found = sorted(p.name for p in directory.iterdir())
+    if found:
+        shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+        raise OutputError(
+            f"{directory} is a folder that holds other files ({shown}), not a compiled KG; "
+            "saving would replace it: choose a new or empty folder, e.g. "
+            f"{directory / 'kg'}"
+        )
 
 
 def read_versioned_json(
@@ -111,8 +127,13 @@ def read_graph_folder(directory: str | Path) -> tuple[dict[str, Any], dict[str, 
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    directory = Path(directory)
+    directory = as_path(directory, "the compiled KG folder to open")
     rebuild = rebuild_hint(directory)
+    if directory.is_file():
+        raise KGStoreError(
+            f"{directory} is a file, not a compiled KG folder: kg.open reads a folder written "
+            f"by graph.save; read triples files with kg.load({str(directory)!r}), or {rebuild}"
+        )
     if not directory.is_dir():
         raise KGStoreError(f"no compiled KG folder at {directory}; {rebuild}")
     meta_path, index_path = directory / META_FILE, directory / INDEX_FILE
