@@ -24,6 +24,8 @@ in their word order (candidate kind ``table``, nlp/candidates.py), and saved wit
 
 from __future__ import annotations
 
+import difflib
+import os
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import spacy
+from confection import ConfigValidationError
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans, minibatch
@@ -449,12 +452,75 @@ def _longest_best(spans: list[tuple[Span, float]]) -> list[Span]:
 
 def from_kg(graph: Graph | str | Path, nlp: Language | None = None, **config: Any) -> Language:
     """A pipeline (``spacy.blank("en")`` unless given) with a `kg_linker` for ``graph`` (a
-    graph, or the path of a compiled KG folder or triples file)."""
+    graph, or the path of a compiled KG folder or triples file).
+
+    Raises:
+        TypeError: ``graph`` is neither a graph nor a path, or ``nlp`` is not a pipeline.
+        LinkingError: an unknown or invalid setting, or a KG that cannot be read; ``nlp`` is
+            then left without the component, as it was.
+    """
+    if nlp is not None and not isinstance(nlp, Language):
+        raise TypeError(
+            f"nlp is a spaCy pipeline (spacy.blank('en'), spacy.load(...)) or None, not "
+            f"{type(nlp).__name__} {nlp!r}"
+        )
+    path = os.fspath(graph) if isinstance(graph, str | os.PathLike) else None
+    if path is None and not hasattr(type(graph), "names_graph"):
+        fix = "; several triples files: kg.load([...])" if isinstance(graph, list | tuple) else ""
+        raise TypeError(
+            "from_kg takes a graph (kg.load(...), kg.open(...)) or the path of a compiled KG "
+            f"folder or triples file, not {type(graph).__name__} {graph!r}{fix}"
+        )
+    check_linker_config(config)
     nlp = nlp if nlp is not None else spacy.blank("en")
-    if isinstance(graph, (str, Path)):
-        linker: KGLinker = nlp.add_pipe("kg_linker", config={**config, "kg": str(graph)})  # type: ignore[assignment]
-        linker._ready()
-    else:
-        linker = nlp.add_pipe("kg_linker", config=config)  # type: ignore[assignment]
-        linker.set_kg(graph)
+    settings = {**config, "kg": str(path)} if path is not None else config
+    try:
+        linker: KGLinker = nlp.add_pipe("kg_linker", config=settings)  # type: ignore[assignment]
+    except ConfigValidationError as e:
+        raise LinkingError(f"invalid kg_linker config: {settings_problems(e)}") from None
+    try:
+        if path is not None:
+            linker._ready()
+        else:
+            linker.set_kg(graph)  # type: ignore[arg-type]
+    except BaseException:
+        nlp.remove_pipe(linker.name)  # a caller's pipeline is left as it was
+        raise
     return nlp
+
+
+def check_linker_config(config: dict[str, Any]) -> None:
+    """Refuse a setting `from_kg` does not know (a misspelling, say), with the closest one, or
+    the graph given twice.
+
+    Raises:
+        LinkingError: naming the setting and the known ones.
+    """
+    known = set(Language.get_factory_meta("kg_linker").default_config or {})
+    if "kg" in config:
+        raise LinkingError(
+            f"from_kg takes the KG as its first argument: drop the 'kg' setting ({config['kg']!r})"
+        )
+    unknown = sorted(set(config) - known)
+    if unknown:
+        hints = []
+        for key in unknown:
+            near = difflib.get_close_matches(key, known, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+        raise LinkingError(
+            f"unknown kg_linker setting(s) {', '.join(hints)}; the settings are "
+            f"{', '.join(sorted(known - {'kg'}))}"
+        )
+
+
+def settings_problems(error: ConfigValidationError) -> str:
+    """spaCy's config validation error as one line per setting, without its config dump."""
+    out = []
+    for problem in error.errors or []:
+        loc = [str(p) for p in problem.get("loc", [])]
+        key = ".".join(loc[1:] if loc[:1] == ["kg_linker"] else loc)
+        msg = str(problem.get("msg", "invalid")).removeprefix("at root: ")
+        if "list[" in msg and "is not" in msg:
+            msg += " (pass a list, e.g. ['...'])"
+        out.append(f"{key!r}: {msg}")
+    return "; ".join(out) or str(error)
