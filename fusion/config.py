@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,16 @@ class ConfigError(KGFuseError):
 def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
     """``key=value`` arguments as ``(key, value)``: the value is read as YAML, except for a
     string field, which takes the text as written (``output=2024`` is the folder "2024")."""
+    if isinstance(overrides, str | bytes):  # its characters would be read one by one
+        raise ConfigError(
+            f"overrides are a list of key=value strings, not one string: pass [{overrides!r}]"
+        )
     out = []
     for item in overrides:
+        if not isinstance(item, str):
+            raise ConfigError(
+                f"override {item!r} is not a key=value string (e.g. 'train.epochs=3')"
+            )
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
@@ -294,6 +303,16 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     Raises:
         ConfigError: every problem, one line each, starting with its dotted key.
     """
+    if isinstance(path, dict):
+        raise ConfigError(
+            "load_config reads a YAML file; build a config from a dict with "
+            "fusion.config.config_from_dict(data)"
+        )
+    if path is not None and not isinstance(path, str | os.PathLike):
+        raise ConfigError(
+            f"the config is the path of a YAML file (a str or pathlib.Path) or None, not "
+            f"{type(path).__name__} {path!r}"
+        )
     data = _read(Path(path)) if path is not None else {}
     problems: list[tuple[str, str]] = []
     for key, value in parse_overrides(overrides or []):
@@ -307,6 +326,11 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> RunConfig:
     """A `RunConfig` from a plain dict (e.g. the resolved config stored in a bundle)."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{where} must be a mapping of sections (kg, data, model, ...), not "
+            f"{type(data).__name__} {data!r}"
+        )
     problems: list[tuple[str, str]] = []
     config = _validate(data, problems)
     if problems:

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import spacy
 
 import kg
+from fusion.config import ConfigError, config_from_dict, load_config
 from kg.errors import EntityNotFoundError, KGLoadError, KGStoreError, OutputError
+from nlp.errors import LinkingError
+from nlp.linker import from_kg
+from tests.conftest import FIXTURES, REPO
 
 EX = "http://example.org/tiny/"
 
@@ -153,3 +158,70 @@ def test_search_and_entity_id_take_strings(tiny_kg: kg.KnowledgeGraph, bad: obje
         tiny_kg.search(bad)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="entity_id takes a string"):
         tiny_kg.entity_id(bad)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ nlp.linker.from_kg
+
+
+def test_from_kg_names_an_unknown_setting_and_the_closest_one(tiny_kg: kg.KnowledgeGraph) -> None:
+    with pytest.raises(LinkingError, match=r"unknown kg_linker setting.*'treshold'.*'threshold'"):
+        from_kg(tiny_kg, treshold=0.5)
+
+
+def test_from_kg_names_a_setting_of_the_wrong_type_without_a_config_dump(
+    tiny_kg: kg.KnowledgeGraph,
+) -> None:
+    with pytest.raises(LinkingError, match=r"'types': .* is not list\[str\].*pass a list") as e:
+        from_kg(tiny_kg, types=EX + "Disease")
+    assert "stop_aliases" not in str(e.value)  # not spaCy's dump of the whole config
+
+
+@pytest.mark.parametrize("bad", [None, [FIXTURES / "tiny.ttl"], 5])
+def test_from_kg_refuses_what_is_not_a_graph_or_a_path(bad: object) -> None:
+    with pytest.raises(TypeError, match="from_kg takes a graph"):
+        from_kg(bad)  # type: ignore[arg-type]
+
+
+def test_from_kg_refuses_a_model_name_given_as_the_pipeline(tiny_kg: kg.KnowledgeGraph) -> None:
+    with pytest.raises(TypeError, match=r"nlp is a spaCy pipeline .*not str 'en'"):
+        from_kg(tiny_kg, nlp="en")  # type: ignore[arg-type]
+
+
+def test_from_kg_leaves_a_callers_pipeline_as_it_was_when_it_fails(
+    tiny_kg: kg.KnowledgeGraph, tmp_path: Path
+) -> None:
+    pipeline = spacy.blank("en")
+    with pytest.raises(LinkingError, match="alias table"):
+        from_kg(tiny_kg, nlp=pipeline, aliases=str(tmp_path / "missing.tsv"))
+    assert "kg_linker" not in pipeline.pipe_names
+    from_kg(tiny_kg, nlp=pipeline)  # a second try is not refused as a duplicate component
+    assert [e.kb_id_ for e in pipeline("I have a fever").ents] == [EX + "fever"]
+
+
+# ------------------------------------------------------------------ fusion.config.load_config
+
+DEMO_CONFIG = REPO / "configs" / "demo.yaml"
+
+
+def test_load_config_refuses_one_override_string_read_character_by_character() -> None:
+    with pytest.raises(ConfigError, match=r"list of key=value strings.*\['train.epochs=3'\]"):
+        load_config(DEMO_CONFIG, "train.epochs=3")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="override 3 is not a key=value string"):
+        load_config(DEMO_CONFIG, [3])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("bad", [5, [str(DEMO_CONFIG)]])
+def test_load_config_refuses_what_is_not_a_path(bad: object) -> None:
+    with pytest.raises(ConfigError, match="path of a YAML file"):
+        load_config(bad)  # type: ignore[arg-type]
+
+
+def test_load_config_given_a_dict_points_to_config_from_dict() -> None:
+    with pytest.raises(ConfigError, match="config_from_dict"):
+        load_config({"train": {"epochs": 3}})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [None, [1], "train"])
+def test_config_from_dict_refuses_what_is_not_a_mapping(bad: object) -> None:
+    with pytest.raises(ConfigError, match="must be a mapping of sections"):
+        config_from_dict(bad)  # type: ignore[arg-type]
