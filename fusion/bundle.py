@@ -42,7 +42,7 @@ from fusion.model import FusionClassifier
 from fusion.path_graph import walk_length
 from fusion.resources import Resources
 from kg.errors import KGFuseError
-from kg.files import atomic_directory
+from kg.files import as_path, atomic_directory
 from kg.protocol import Graph
 from kg.storage import read_versioned_json
 from kg.store_graph import open_saved_graph
@@ -238,8 +238,9 @@ def load_bundle(
         allow_unchecked: also load a bundle without a manifest (see `verify_bundle`).
 
     Raises:
-        BundleError: a missing, incomplete, corrupt or modified bundle, naming the file."""
-    folder = Path(folder)
+        BundleError: a missing, incomplete, corrupt or modified bundle, naming the file.
+        TypeError: ``folder`` is not a path."""
+    folder = as_path(folder, "the bundle folder")
     meta = read_meta(folder)
     verify_bundle(folder, meta, allow_unchecked)
     try:

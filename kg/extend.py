@@ -86,16 +86,16 @@ def check_graph(graph: object, call: str) -> None:
         return
     if isinstance(graph, str | os.PathLike):
         raise TypeError(
-            f"kg.{call} takes a compiled graph, not the path {str(graph)!r}: pass "
+            f"{call} takes a compiled graph, not the path {str(graph)!r}: pass "
             f"kg.open({str(graph)!r}) (a compiled folder) or kg.load({str(graph)!r}) (triples)"
         )
     if hasattr(type(graph), "names_graph") and getattr(graph, "compiled", 0) is None:
         raise KGReadOnlyError(
-            f"kg.{call} needs a compiled graph; this one is read from a triple store: add the "
+            f"{call} needs a compiled graph; this one is read from a triple store: add the "
             "triples to the store itself"
         )
     raise TypeError(
-        f"kg.{call} takes a compiled graph (kg.load or kg.open), not {type(graph).__name__}"
+        f"{call} takes a compiled graph (kg.load or kg.open), not {type(graph).__name__}"
     )
 
 
@@ -257,7 +257,7 @@ def extend(
         KGLoadError: a missing, empty, unreadable or malformed file (naming file and line), a
             file without triples, RDF/XML that declares entities, or a literal over ``limits``.
     """
-    check_graph(graph, "extend")
+    check_graph(graph, "kg.extend")
     if parser not in PARSERS:
         raise KGLoadError(f"unknown parser {parser!r}; choose one of {', '.join(PARSERS)}")
     if isinstance(paths, KnowledgeGraph):
@@ -326,7 +326,7 @@ def extend_triples(
             holds whitespace (the message names the row's index and content), or a literal
             longer than ``limits`` allow.
     """
-    check_graph(graph, "extend_triples")
+    check_graph(graph, "kg.extend_triples")
     if isinstance(triples, str | bytes) or (
         isinstance(triples, tuple)
         and len(triples) == 3
