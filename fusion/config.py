@@ -245,6 +245,12 @@ def _checks(config: RunConfig, bad: set[str]) -> Iterator[tuple[str, str]]:
             )
         if kg.endpoint and not kg.endpoint.startswith(("http://", "https://")):
             yield "kg.endpoint", f"'kg.endpoint' must be an http(s) URL (got {kg.endpoint!r})"
+    if "output" not in bad and not config.output.strip():
+        yield (
+            "output",
+            "must name the run's folder (e.g. output=runs/my-run); empty, the run would write "
+            "its bundle, checkpoints and metrics into the current folder",
+        )
     if "data" not in bad and not (data.train or data.path):
         yield "data", "'data.train' or 'data.path' is required: the labelled texts"
     if not bad & {"train", "data"} and train.self_training_rounds > 0 and not data.unlabeled:

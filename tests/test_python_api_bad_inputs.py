@@ -4,6 +4,7 @@ from deep inside numpy, pathlib or spaCy, a silent wrong answer, or a half-writt
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,13 @@ import spacy
 
 import kg
 from fusion.config import ConfigError, config_from_dict, load_config
+from fusion.predict import Predictor
+from fusion.prediction import Prediction, PredictionError
+from fusion.resources import UnknownRelationError
 from kg.errors import EntityNotFoundError, KGLoadError, KGStoreError, OutputError
 from nlp.errors import LinkingError
 from nlp.linker import from_kg
+from nlp.texts import DataError
 from tests.conftest import FIXTURES, REPO
 
 EX = "http://example.org/tiny/"
@@ -225,3 +230,79 @@ def test_load_config_given_a_dict_points_to_config_from_dict() -> None:
 def test_config_from_dict_refuses_what_is_not_a_mapping(bad: object) -> None:
     with pytest.raises(ConfigError, match="must be a mapping of sections"):
         config_from_dict(bad)  # type: ignore[arg-type]
+
+
+def test_load_config_refuses_an_empty_output_that_would_train_into_the_current_folder() -> None:
+    with pytest.raises(ConfigError, match=r"output: must name the run's folder"):
+        load_config(DEMO_CONFIG, ["output="])
+
+
+# ------------------------------------------------------------------ Predictor and Prediction
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_bundle: Path) -> Predictor:
+    return Predictor.from_dir(tiny_bundle)
+
+
+@pytest.mark.parametrize("bad", [None, 5])
+def test_predictor_from_dir_refuses_what_is_not_a_path(bad: object) -> None:
+    with pytest.raises(TypeError, match="bundle folder is a path"):
+        Predictor.from_dir(bad)  # type: ignore[arg-type]
+
+
+def test_with_graph_refuses_a_path_or_none_naming_the_fix(predictor: Predictor) -> None:
+    with pytest.raises(
+        TypeError, match=r"with_graph takes a compiled graph, not the path.*kg\.load"
+    ):
+        predictor.with_graph(str(FIXTURES / "tiny.ttl"))
+    with pytest.raises(TypeError, match="with_graph takes a compiled graph"):
+        predictor.with_graph(None)
+
+
+def test_with_graph_of_another_kg_names_the_relations_and_a_missing_label_node(
+    predictor: Predictor, tmp_path: Path
+) -> None:
+    with pytest.raises(UnknownRelationError, match="not trained with"):
+        predictor.with_graph(kg.load(REPO / "data" / "demo" / "kg.ttl"))
+    # the same relations, but without the node the label "viral" is scored through
+    ttl = (FIXTURES / "tiny.ttl").read_text().replace("ex:sars_cov_2", "ex:sars_cov_two")
+    (tmp_path / "other.ttl").write_text(ttl)
+    with pytest.raises(UnknownRelationError, match=r"lacks .*sars_cov_2.*label 'viral'"):
+        predictor.with_graph(kg.load(tmp_path / "other.ttl"))
+
+
+def test_resources_link_and_prepare_refuse_one_string(predictor: Predictor) -> None:
+    for call in (predictor.resources.link, predictor.resources.prepare):
+        with pytest.raises(DataError, match=r"not one str: pass \[text\]"):
+            call("I have a fever")  # type: ignore[arg-type]  # used to link "I", " ", "h"...
+    with pytest.raises(DataError, match="text 2 is NoneType"):
+        predictor.resources.link(["fever", None])  # type: ignore[list-item]
+
+
+def test_predict_refuses_a_generator_it_would_use_up(predictor: Predictor) -> None:
+    with pytest.raises(DataError, match=r"not generator: pass list\(texts\)"):
+        predictor.predict(t for t in ["I have a fever"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"probabilities": {"flu": float("nan")}}, "not finite"),
+        ({"graph_weight": float("inf")}, "not finite"),
+        ({"text": "fever \ud800"}, r"lone surrogate U\+D800"),
+    ],
+)
+def test_prediction_json_line_refuses_what_json_or_utf8_cannot_carry(
+    fields: dict[str, object], problem: str
+) -> None:
+    values: dict[str, object] = {
+        "text": "fever",
+        "label": "flu",
+        "probabilities": {"flu": 1.0},
+        "entities": [],
+    }
+    prediction = Prediction(**{**values, **fields})  # type: ignore[arg-type]
+    with pytest.raises(PredictionError, match=problem):
+        prediction.json_line()
+    assert json.loads(Prediction(**values).json_line()) == values  # type: ignore[arg-type]
