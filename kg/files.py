@@ -79,6 +79,26 @@ def as_path(value: object, what: str) -> Path:
     )
 
 
+def refuse_foreign_folder(target: str | Path, markers: tuple[str, ...], what: str) -> None:
+    """Refuse to replace ``target`` when it is a folder that holds files but none of
+    ``markers`` (the file every ``what`` holds): an atomic write replaces the whole folder, and
+    a user's files in it would be lost. An empty folder, or an older ``what``, may be replaced.
+
+    Raises:
+        OutputError: naming the folder, a few of its files and the fix.
+    """
+    target = Path(target)
+    if not target.is_dir() or any((target / m).is_file() for m in markers):
+        return
+    found = sorted(p.name for p in target.iterdir())
+    if found:
+        shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+        raise OutputError(
+            f"{target} holds other files ({shown}), not {what}; writing {what} there would "
+            f"replace the whole folder: choose a new or empty folder, e.g. {target / 'out'}"
+        )
+
+
 def read_json(path: Path, error: type[KGFuseError], fix: str) -> Any:
     """The JSON value in ``path`` (a file kgfuse wrote, say with `write_json`).
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kg.errors import KGFuseError, KGStoreError, OutputError
-from kg.files import as_path, atomic_directory, read_json
+from kg.errors import KGFuseError, KGStoreError
+from kg.files import as_path, atomic_directory, read_json, refuse_foreign_folder
 from kg.strings import StringTable
 
 if TYPE_CHECKING:
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 FORMAT = "kgfuse-kg"
 FORMAT_VERSION = 1
 META_FILE = "kg.json"
+# a folder holding one of these is a KG kgfuse wrote (compiled, or a triple store's reference)
+KG_MARKERS = (META_FILE, "store.json")
 INDEX_FILE = "index.safetensors"
 
 # Arrays and string tables that make up a compiled graph, in save order.
@@ -73,26 +75,11 @@ def save_graph(kg: KnowledgeGraph, directory: str | Path) -> Path:
         },
     }
     directory = as_path(directory, "the folder to save the KG to")
-    _refuse_foreign_folder(directory)
+    refuse_foreign_folder(directory, KG_MARKERS, "a compiled KG")
     with atomic_directory(directory) as tmp:
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / INDEX_FILE))
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return directory
-
-
-def _refuse_foreign_folder(directory: Path) -> None:
-    """Refuse to replace a folder that holds files but no compiled KG: saving replaces the
-    whole folder, and the user's files in it would be lost."""
-    if not directory.is_dir() or (directory / META_FILE).is_file():
-        return
-    found = sorted(p.name for p in directory.iterdir())
-    if found:
-        shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
-        raise OutputError(
-            f"{directory} is a folder that holds other files ({shown}), not a compiled KG; "
-            "saving would replace it: choose a new or empty folder, e.g. "
-            f"{directory / 'kg'}"
-        )
 
 
 def read_versioned_json(
