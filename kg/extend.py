@@ -409,6 +409,8 @@ def id_map(old: KnowledgeGraph, new: KnowledgeGraph) -> np.ndarray:
     Returns:
         int64 array of length ``old.num_entities``.
     """
+    check_graph(old, "kg.id_map")
+    check_graph(new, "kg.id_map")
     return _positions(old.entities, new.entities)
 
 

@@ -21,7 +21,14 @@ from kg.csr import csr_entries
 from kg.errors import AmbiguousEntityError, EntityNotFoundError, KGStoreError
 from kg.graph_path import GraphPath
 from kg.paths import top_k_paths
-from kg.protocol import check_count, check_entity, check_name, check_ref, describe_triple
+from kg.protocol import (
+    check_count,
+    check_entity,
+    check_name,
+    check_ref,
+    describe_triple,
+    entity_index,
+)
 from kg.search import EntityMatch, LabelIndex
 from kg.storage import (
     ARRAY_FIELDS,
@@ -212,13 +219,27 @@ class KnowledgeGraph:
     # ----- relations -----
     def relation_id(self, iri: str) -> int:
         """Id of the relation with this exact IRI; raises `EntityNotFoundError`."""
-        return _row_of(self.relations, iri, "relation")
+        return _row_of(self.relations, check_name("relation_id", iri), "relation")
 
     def relation_iri(self, relation: int) -> str:
-        return self.relations[relation % max(1, self.num_relations)]
+        return self.relations[self._relation(relation) % max(1, self.num_relations)]
+
+    def _relation(self, relation: int) -> int:
+        """``relation``, checked: an int id of a relation or of its inverse (``r + R``)."""
+        R = self.num_relations
+        if type(relation) is int and 0 <= relation < 2 * R:
+            return relation
+        r = entity_index(relation, "relation")
+        if not 0 <= r < 2 * R:
+            raise EntityNotFoundError(
+                f"relation id {r} is out of range: the KG has {R} relations, ids 0 to {R - 1} "
+                f"({R} to {2 * R - 1} for their inverses)"
+            )
+        return r
 
     def relation_label(self, relation: int) -> str:
         """Readable name of a relation (ids ``>= num_relations`` are inverses: "~name")."""
+        relation = self._relation(relation)
         base = relation % max(1, self.num_relations)
         iri = self.relations[base]
         name = self.relation_names[base]
@@ -317,6 +338,7 @@ class KnowledgeGraph:
         return describe_triple(self, t)
 
     def has_triple(self, subject: int, relation: int, obj: int) -> bool:
+        subject, relation, obj = self._entity(subject), self._relation(relation), self._entity(obj)
         lo, hi = int(self.indptr[subject]), int(self.indptr[subject + 1])
         rows = (self.edge_relations[lo:hi] == relation) & (self.neighbors[lo:hi] == obj)
         return bool(rows.any())

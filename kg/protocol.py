@@ -125,18 +125,19 @@ def check_ref(ref: object) -> None:
         )
 
 
-def entity_index(entity: object) -> int:
-    """``entity`` as an int; a `TypeError` with the fix when it is not an integer."""
+def entity_index(entity: object, what: str = "entity") -> int:
+    """``entity`` as an int; a `TypeError` with the fix when it is not an integer.
+
+    Args:
+        what: "entity" or "relation": which kind of id, for the message and its fix.
+    """
     try:
         return operator.index(entity)  # type: ignore[arg-type]  # an int, numpy or torch int
     except TypeError:
-        fix = (
-            f"; turn an IRI or label into one with graph.resolve({entity!r})"
-            if isinstance(entity, str)
-            else ""
-        )
+        lookup = "graph.resolve" if what == "entity" else "graph.relation_id"
+        fix = f"; turn a name into one with {lookup}({entity!r})" if isinstance(entity, str) else ""
         raise TypeError(
-            f"entity ids are ints, not {type(entity).__name__} {entity!r}{fix}"
+            f"{what} ids are ints, not {type(entity).__name__} {entity!r}{fix}"
         ) from None
 
 

@@ -13,12 +13,15 @@ import spacy
 
 import kg
 from fusion.config import ConfigError, config_from_dict, load_config
+from fusion.export import export_bundle
 from fusion.predict import Predictor
 from fusion.prediction import Prediction, PredictionError
 from fusion.resources import UnknownRelationError
+from fusion.split import EntitySplit, write_split
 from kg.errors import EntityNotFoundError, KGLoadError, KGStoreError, OutputError
 from nlp.errors import LinkingError
 from nlp.linker import from_kg
+from nlp.linker_index import save_index
 from nlp.texts import DataError
 from tests.conftest import FIXTURES, REPO
 
@@ -306,3 +309,79 @@ def test_prediction_json_line_refuses_what_json_or_utf8_cannot_carry(
     with pytest.raises(PredictionError, match=problem):
         prediction.json_line()
     assert json.loads(Prediction(**values).json_line()) == values  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ outputs that would replace a user's folder
+
+
+def test_save_index_and_from_kg_index_never_replace_a_folder_of_other_files(
+    tiny_kg: kg.KnowledgeGraph, tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    pipeline = from_kg(tiny_kg)
+    with pytest.raises(OutputError, match=r"holds other files \(notes\.txt\), not a linker index"):
+        save_index(pipeline, tmp_path)
+    with pytest.warns(UserWarning, match="could not write the linker index"):
+        from_kg(tiny_kg, index=str(tmp_path))  # links without the index, and says why
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    save_index(pipeline, tmp_path / "index")
+    save_index(pipeline, tmp_path / "index")  # an index is replaced by a newer one
+
+
+def test_export_bundle_never_replaces_a_folder_of_other_files(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"holds other files \(notes\.txt\), not a model bundle"):
+        export_bundle(tiny_bundle, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_write_split_never_replaces_a_folder_of_other_files(
+    tiny_kg: kg.KnowledgeGraph, tmp_path: Path
+) -> None:
+    (tmp_path / "train.csv").write_text("text,label\nfever,flu\n")  # the input, say
+    split = EntitySplit(train=[], val=[], test=[], test_seen=[], held_out=[], mentions=[])
+    with pytest.raises(OutputError, match=r"holds other files \(train\.csv\), not a split"):
+        write_split(split, tiny_kg, tmp_path, "text", "label", {})
+    assert (tmp_path / "train.csv").read_text() == "text,label\nfever,flu\n"
+
+
+# ------------------------------------------------------------------ relations, triples, paths
+
+
+def test_relation_ids_out_of_range_are_refused_not_wrapped(tiny_kg: kg.KnowledgeGraph) -> None:
+    R = tiny_kg.num_relations
+    assert tiny_kg.relation_label(R) == "~" + tiny_kg.relation_label(0)  # an inverse: valid
+    for bad in (2 * R, 99, -1):  # used to answer relation bad % R
+        with pytest.raises(EntityNotFoundError, match=f"relation id {bad} is out of range"):
+            tiny_kg.relation_label(bad)
+        with pytest.raises(EntityNotFoundError, match="out of range"):
+            tiny_kg.relation_iri(bad)
+    with pytest.raises(TypeError, match=r"relation ids are ints.*graph\.relation_id"):
+        tiny_kg.relation_iri("hasSymptom")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="relation_id takes a string"):
+        tiny_kg.relation_id(0)  # type: ignore[arg-type]
+
+
+def test_has_triple_checks_its_ids(tiny_kg: kg.KnowledgeGraph) -> None:
+    with pytest.raises(EntityNotFoundError, match="entity id 99 is out of range"):
+        tiny_kg.has_triple(99, 0, 1)
+    with pytest.raises(EntityNotFoundError, match="relation id 7 is out of range"):
+        tiny_kg.has_triple(0, 7, 1)
+
+
+def test_a_path_is_read_with_a_graph(tiny_kg: kg.KnowledgeGraph) -> None:
+    path = tiny_kg.paths(tiny_kg.resolve("flu"), tiny_kg.resolve("fever"), k=1)[0]
+    for bad in (None, "flu", str(FIXTURES / "tiny.ttl")):
+        with pytest.raises(TypeError, match=r"read with the graph that found it"):
+            path.text(bad)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"read with the graph that found it"):
+            path.describe(bad)  # type: ignore[arg-type]
+
+
+def test_id_map_refuses_what_is_not_a_compiled_graph(tiny_kg: kg.KnowledgeGraph) -> None:
+    with pytest.raises(TypeError, match=r"kg\.id_map takes a compiled graph"):
+        kg.id_map(tiny_kg, None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"kg\.id_map takes a compiled graph, not the path"):
+        kg.id_map("out/kg", tiny_kg)  # type: ignore[arg-type]
