@@ -59,8 +59,16 @@ INDEX_FOLDER = "index"  # the linker's index (nlp/linker_index.py), beside the K
 
 if not Span.has_extension("kg_candidates"):
     Span.set_extension("kg_candidates", default=None)
+SPANS_KEY_DATA = "kg_linker.spans_key"  # doc.user_data: where the linker put its spans
+
+
+def _kg_entities(doc: Doc) -> list[Span]:
+    """The linked spans, under the ``spans_key`` the linker that ran used (default "kg")."""
+    return list(doc.spans.get(doc.user_data.get(SPANS_KEY_DATA, "kg"), []))
+
+
 if not Doc.has_extension("kg_entities"):
-    Doc.set_extension("kg_entities", getter=lambda doc: list(doc.spans.get("kg", [])))
+    Doc.set_extension("kg_entities", getter=_kg_entities)
 
 
 @Language.factory(
@@ -373,6 +381,8 @@ class KGLinker:
             spans.append((span, best_score))
         chosen = _longest_best(spans)
         doc.spans[self.spans_key] = chosen
+        if self.spans_key != "kg":  # doc._.kg_entities reads it there
+            doc.user_data[SPANS_KEY_DATA] = self.spans_key
         existing = list(doc.ents)  # reading doc.ents walks every token: once is enough
         if not existing:
             doc.ents = chosen

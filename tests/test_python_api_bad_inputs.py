@@ -385,3 +385,9 @@ def test_id_map_refuses_what_is_not_a_compiled_graph(tiny_kg: kg.KnowledgeGraph)
         kg.id_map(tiny_kg, None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"kg\.id_map takes a compiled graph, not the path"):
         kg.id_map("out/kg", tiny_kg)  # type: ignore[arg-type]
+
+
+def test_kg_entities_finds_the_spans_under_a_custom_spans_key(tiny_kg: kg.KnowledgeGraph) -> None:
+    doc = from_kg(tiny_kg, spans_key="links")("I have a fever and a cough")
+    assert [s.kb_id_ for s in doc._.kg_entities] == [EX + "fever", EX + "cough"]  # was []
+    assert [s.text for s in doc.spans["links"]] == ["fever", "cough"]
