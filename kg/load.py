@@ -48,6 +48,10 @@ def load(
             RDF/XML that declares entities; a literal or label longer than ``limits`` allow.
     """
     files = check_files(paths, format, allow_empty=True)
+    if limits is not None and not isinstance(limits, ReadLimits):
+        raise TypeError(f"limits is a kg.guards.ReadLimits, not {type(limits).__name__}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress is a function of the bytes read, not {progress!r}")
     with without_gc():
         builder = GraphBuilder(config)
         read_files(

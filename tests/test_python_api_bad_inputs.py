@@ -19,6 +19,7 @@ from fusion.prediction import Prediction, PredictionError
 from fusion.resources import UnknownRelationError
 from fusion.split import EntitySplit, write_split
 from kg.errors import EntityNotFoundError, KGLoadError, KGStoreError, OutputError
+from nlp.alias_table import AliasTable
 from nlp.errors import LinkingError
 from nlp.linker import from_kg
 from nlp.linker_index import save_index
@@ -391,3 +392,18 @@ def test_kg_entities_finds_the_spans_under_a_custom_spans_key(tiny_kg: kg.Knowle
     doc = from_kg(tiny_kg, spans_key="links")("I have a fever and a cough")
     assert [s.kb_id_ for s in doc._.kg_entities] == [EX + "fever", EX + "cough"]  # was []
     assert [s.text for s in doc.spans["links"]] == ["fever", "cough"]
+
+
+def test_kg_load_refuses_settings_of_the_wrong_type(tiny_ttl: Path) -> None:
+    with pytest.raises(TypeError, match=r"config is a kg\.KGConfig, not dict.*from_dict"):
+        kg.load(tiny_ttl, config={"label_predicates": [EX + "name"]})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"limits is a kg\.guards\.ReadLimits"):
+        kg.load(tiny_ttl, limits=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="progress is a function"):
+        kg.load(tiny_ttl, progress=5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [None, 5])
+def test_alias_table_load_refuses_what_is_not_a_path(bad: object) -> None:
+    with pytest.raises(TypeError, match="alias table is a path"):
+        AliasTable.load(bad)  # type: ignore[arg-type]
