@@ -94,8 +94,14 @@ def check_graph(graph: object, call: str) -> None:
             f"{call} needs a compiled graph; this one is read from a triple store: add the "
             "triples to the store itself"
         )
+    hint = (
+        " (graph.compiled is None for a graph read from a triple store: add the triples to the "
+        "store itself)"
+        if graph is None
+        else ""
+    )
     raise TypeError(
-        f"{call} takes a compiled graph (kg.load or kg.open), not {type(graph).__name__}"
+        f"{call} takes a compiled graph (kg.load or kg.open), not {type(graph).__name__}{hint}"
     )
 
 
