@@ -26,8 +26,8 @@ from kg.protocol import (
     check_entity,
     check_name,
     check_ref,
+    check_relation,
     describe_triple,
-    entity_index,
 )
 from kg.search import EntityMatch, LabelIndex
 from kg.storage import (
@@ -229,13 +229,7 @@ class KnowledgeGraph:
         R = self.num_relations
         if type(relation) is int and 0 <= relation < 2 * R:
             return relation
-        r = entity_index(relation, "relation")
-        if not 0 <= r < 2 * R:
-            raise EntityNotFoundError(
-                f"relation id {r} is out of range: the KG has {R} relations, ids 0 to {R - 1} "
-                f"({R} to {2 * R - 1} for their inverses)"
-            )
-        return r
+        return check_relation(relation, R)
 
     def relation_label(self, relation: int) -> str:
         """Readable name of a relation (ids ``>= num_relations`` are inverses: "~name")."""

@@ -158,6 +158,23 @@ def check_entity(entity: object, num_entities: int) -> int:
     return i
 
 
+def check_relation(relation: object, num_relations: int) -> int:
+    """``relation`` as an int id of a relation (``0..R-1``) or of its inverse (``R..2R-1``).
+
+    Raises:
+        TypeError: it is not an integer.
+        EntityNotFoundError: it is out of range.
+    """
+    r = entity_index(relation, "relation")
+    if not 0 <= r < 2 * num_relations:
+        R = num_relations
+        raise EntityNotFoundError(
+            f"relation id {r} is out of range: the KG has {R} relations, ids 0 to {R - 1} "
+            f"({R} to {2 * R - 1} for their inverses)"
+        )
+    return r
+
+
 def check_count(name: str, value: object, minimum: int) -> int:
     """``value`` as an int of at least ``minimum``: a size such as ``k``, ``hops`` or ``limit``.
 

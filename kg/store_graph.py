@@ -37,7 +37,15 @@ from kg.errors import EntityNotFoundError
 from kg.graph import KnowledgeGraph, load_graph
 from kg.graph_path import GraphPath
 from kg.paths import top_k_paths
-from kg.protocol import Graph, check_count, check_name, check_ref, describe_triple, entity_index
+from kg.protocol import (
+    Graph,
+    check_count,
+    check_name,
+    check_ref,
+    check_relation,
+    describe_triple,
+    entity_index,
+)
 from kg.search import EntityMatch
 from kg.store_names import describe, names_graph
 from kg.store_reference import StoreReference, is_store_reference
@@ -239,6 +247,7 @@ class StoreGraph:
         return r
 
     def relation_iri(self, relation: int) -> str:
+        relation = check_relation(relation, self.num_relations)
         return self._relations[relation % max(1, self.num_relations)]
 
     def relation_label(self, relation: int) -> str:
@@ -250,6 +259,7 @@ class StoreGraph:
                     small.labels[small.entity_id(iri)] or humanize(local_name(iri))
                     for iri in self._relations
                 ]
+        relation = check_relation(relation, self.num_relations)
         name = self._relation_labels[relation % max(1, self.num_relations)]
         return name if relation < self.num_relations else f"~{name}"
 

@@ -18,13 +18,20 @@ from fusion.predict import Predictor
 from fusion.prediction import Prediction, PredictionError
 from fusion.resources import UnknownRelationError
 from fusion.split import EntitySplit, write_split
-from kg.errors import EntityNotFoundError, KGLoadError, KGStoreError, OutputError
+from kg.errors import (
+    EntityNotFoundError,
+    KGLoadError,
+    KGReadOnlyError,
+    KGStoreError,
+    OutputError,
+)
+from kg.store_graph import StoreGraph
 from nlp.alias_table import AliasTable
 from nlp.errors import LinkingError
 from nlp.linker import from_kg
 from nlp.linker_index import save_index
 from nlp.texts import DataError
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import FIXTURES, REPO, oxigraph_store
 
 EX = "http://example.org/tiny/"
 
@@ -407,3 +414,23 @@ def test_kg_load_refuses_settings_of_the_wrong_type(tiny_ttl: Path) -> None:
 def test_alias_table_load_refuses_what_is_not_a_path(bad: object) -> None:
     with pytest.raises(TypeError, match="alias table is a path"):
         AliasTable.load(bad)  # type: ignore[arg-type]
+
+
+def test_a_store_graph_checks_ids_and_names_as_a_compiled_one_does(
+    tiny_ttl: Path, tmp_path: Path
+) -> None:
+    store = StoreGraph.connect(oxigraph_store([tiny_ttl], tmp_path))
+    flu = store.resolve("flu")
+    assert store.label(flu) == "Influenza"
+    with pytest.raises(TypeError, match=r"entity ids are ints.*graph\.resolve\('flu'\)"):
+        store.iri("flu")  # type: ignore[arg-type]
+    with pytest.raises(EntityNotFoundError, match="entity id -1"):
+        store.iri(-1)
+    with pytest.raises(EntityNotFoundError, match="relation id 99 is out of range"):
+        store.relation_label(99)  # used to wrap modulo the relation count
+    with pytest.raises(TypeError, match="entity_id takes a string"):
+        store.entity_id(5)  # type: ignore[arg-type]  # used to intern 5 as an IRI
+    with pytest.raises(TypeError, match="search takes a string"):
+        store.search(None)  # type: ignore[arg-type]
+    with pytest.raises(KGReadOnlyError, match="triple store"):
+        kg.extend_triples(store, [(EX + "x", EX + "hasSymptom", EX + "fever")])  # type: ignore[arg-type]
