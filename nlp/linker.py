@@ -228,7 +228,21 @@ class KGLinker:
     # ----- the graph -----
     def set_kg(self, graph: Graph) -> KGLinker:
         """Use ``graph`` (builds the alias tables now): the linker indexes its names graph (a
-        triple store exports its names in pages) and disambiguates with its edges."""
+        triple store exports its names in pages) and disambiguates with its edges.
+
+        Raises:
+            TypeError: ``graph`` is a path or anything else that is not a graph.
+        """
+        if not hasattr(type(graph), "names_graph"):
+            fix = (
+                f": pass kg.open({str(graph)!r}) or kg.load({str(graph)!r})"
+                if isinstance(graph, str | os.PathLike)
+                else ""
+            )
+            raise TypeError(
+                f"set_kg takes a graph (kg.load, kg.open), not {type(graph).__name__} "
+                f"{graph!r}{fix}"
+            )
         self.kg = graph.names_graph
         self.store = None if self.kg is graph else graph
         self._build()
@@ -237,7 +251,12 @@ class KGLinker:
     def set_aliases(self, table: AliasTable | str | Path | None) -> KGLinker:
         """Match the names of ``table`` (an `AliasTable` or its file) too; None: no table.
         Rebuilds the alias tables when the graph is already set."""
-        loaded = AliasTable.load(table) if isinstance(table, (str, Path)) else table
+        if table is not None and not isinstance(table, AliasTable | str | os.PathLike):
+            raise TypeError(
+                f"set_aliases takes an AliasTable, the path of its TSV file or None, not "
+                f"{type(table).__name__} {table!r}"
+            )
+        loaded = AliasTable.load(table) if isinstance(table, str | os.PathLike) else table
         before = self.alias_table, self.aliases_path
         self.alias_table, self.aliases_path = loaded, None
         if self.kg is not None:

@@ -434,3 +434,15 @@ def test_a_store_graph_checks_ids_and_names_as_a_compiled_one_does(
         store.search(None)  # type: ignore[arg-type]
     with pytest.raises(KGReadOnlyError, match="triple store"):
         kg.extend_triples(store, [(EX + "x", EX + "hasSymptom", EX + "fever")])  # type: ignore[arg-type]
+
+
+def test_linker_set_kg_and_set_aliases_name_what_they_take(tiny_kg: kg.KnowledgeGraph) -> None:
+    pipeline = from_kg(tiny_kg)
+    linker = pipeline.get_pipe("kg_linker")
+    with pytest.raises(TypeError, match=r"set_kg takes a graph .*kg\.open\('out/kg'\)"):
+        linker.set_kg("out/kg")
+    with pytest.raises(TypeError, match="set_kg takes a graph"):
+        linker.set_kg(None)
+    with pytest.raises(TypeError, match="set_aliases takes an AliasTable"):
+        linker.set_aliases(5)
+    assert [e.kb_id_ for e in pipeline("a fever").ents] == [EX + "fever"]  # still linking
