@@ -282,12 +282,33 @@ def _report(problems: list[tuple[str, str]], where: str) -> ConfigError:
     return ConfigError(f"{len(problems)} problem(s){where}:\n  - " + "\n  - ".join(lines), problems)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: plain YAML keeps the last
+    one and drops the first without a word (a second ``train:`` section erased the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"{key!r} is given twice (lines {seen[key]} and {line}); YAML would keep "
+                    "only the last: merge them into one",
+                    key_node.start_mark,
+                )
+            seen.setdefault(key, line)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         what = "is a folder, not a YAML file" if path.is_dir() else "not found"
         raise ConfigError(f"config file {path} {what}; see configs/ for examples")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path} is not UTF-8 ({e.reason} at byte {e.start})") from None
     except yaml.YAMLError as e:

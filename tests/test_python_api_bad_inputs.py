@@ -446,3 +446,10 @@ def test_linker_set_kg_and_set_aliases_name_what_they_take(tiny_kg: kg.Knowledge
     with pytest.raises(TypeError, match="set_aliases takes an AliasTable"):
         linker.set_aliases(5)
     assert [e.kb_id_ for e in pipeline("a fever").ents] == [EX + "fever"]  # still linking
+
+
+def test_load_config_refuses_a_section_given_twice(tmp_path: Path) -> None:
+    text = (REPO / "configs" / "tiny.yaml").read_text() + "\ntrain:\n  lr: 0.1\n"
+    (tmp_path / "twice.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"'train' is given twice \(lines \d+ and \d+\)"):
+        load_config(tmp_path / "twice.yaml")  # YAML kept the last: epochs etc. were dropped
