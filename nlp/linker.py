@@ -86,7 +86,7 @@ if not Doc.has_extension("kg_entities"):
 def make_kg_linker(
     nlp: Language,
     name: str,
-    kg: str | None,
+    kg: Any,  # a path (str or Path) or None; checked by KGLinker, which names the fix
     threshold: float,
     max_candidates: int,
     weights: dict[str, float],
@@ -162,7 +162,18 @@ class KGLinker:
     ):
         self.nlp = nlp
         self.name = name
-        self.kg_path = kg
+        if kg is not None and not isinstance(kg, str | os.PathLike):
+            fix = (
+                ": compile several triples files into one folder first, "
+                "kg.load([...]).save('out/kg'), and give that folder"
+                if isinstance(kg, list | tuple)
+                else ""
+            )
+            raise LinkingError(
+                "the kg_linker's 'kg' is the path of a compiled KG folder or a triples file, "
+                f"not {type(kg).__name__} {kg!r}{fix}"
+            )
+        self.kg_path = None if kg is None else str(kg)
         self.threshold = float(config.get("threshold", LINKER_DEFAULTS.threshold))
         self.max_candidates = int(config.get("max_candidates", LINKER_DEFAULTS.max_candidates))
         self.weights = Weights.from_dict(config.get("weights"))

@@ -226,3 +226,12 @@ def test_load_config_refuses_a_section_given_twice(tmp_path: Path) -> None:
     (tmp_path / "twice.yaml").write_text(text)
     with pytest.raises(ConfigError, match=r"'train' is given twice \(lines \d+ and \d+\)"):
         load_config(tmp_path / "twice.yaml")  # YAML kept the last: epochs etc. were dropped
+
+
+@pytest.mark.parametrize("bad", [5, [str(FIXTURES / "tiny.ttl")]])
+def test_add_pipe_with_a_kg_that_is_not_a_path_names_the_fix(bad: object) -> None:
+    pipeline = spacy.blank("en")
+    with pytest.raises(LinkingError, match=r"'kg' is the path of a compiled KG folder") as e:
+        pipeline.add_pipe("kg_linker", config={"kg": bad})
+    if isinstance(bad, list):
+        assert "kg.load([...]).save" in str(e.value)
