@@ -42,7 +42,7 @@ from fusion.model import FusionClassifier
 from fusion.path_graph import walk_length
 from fusion.resources import Resources
 from kg.errors import KGFuseError
-from kg.files import atomic_directory
+from kg.files import as_path, atomic_directory, refuse_foreign_folder
 from kg.protocol import Graph
 from kg.storage import read_versioned_json
 from kg.store_graph import open_saved_graph
@@ -56,7 +56,8 @@ FORMAT_VERSION = 3  # 2: temperature and the label-path sequences; 3: touched no
 LINKER_INDEX = (
     "kg/linker"  # the linker's index, stored with the KG it indexes (nlp/linker_index.py)
 )
-REQUIRED = ("bundle.json", "model.safetensors", "node_features.safetensors", "kg")
+BUNDLE_FILE = "bundle.json"
+REQUIRED = (BUNDLE_FILE, "model.safetensors", "node_features.safetensors", "kg")
 
 
 class BundleError(KGFuseError):
@@ -93,7 +94,11 @@ def save_bundle(
     prune: dict[str, Any] | None = None,
 ) -> Path:
     """Write the bundle atomically. ``merged``: the encoder is saved whole under ``encoder/``;
-    ``prune``: it is pruned to this plan (`fusion.prune.PrunePlan.to_dict`)."""
+    ``prune``: it is pruned to this plan (`fusion.prune.PrunePlan.to_dict`).
+
+    Raises:
+        OutputError: ``folder`` holds files but no bundle (they would be replaced)."""
+    refuse_foreign_folder(folder, (BUNDLE_FILE,), "a model bundle")
     from safetensors.numpy import save_file as save_numpy
     from safetensors.torch import save_file
 
@@ -238,8 +243,9 @@ def load_bundle(
         allow_unchecked: also load a bundle without a manifest (see `verify_bundle`).
 
     Raises:
-        BundleError: a missing, incomplete, corrupt or modified bundle, naming the file."""
-    folder = Path(folder)
+        BundleError: a missing, incomplete, corrupt or modified bundle, naming the file.
+        TypeError: ``folder`` is not a path."""
+    folder = as_path(folder, "the bundle folder")
     meta = read_meta(folder)
     verify_bundle(folder, meta, allow_unchecked)
     try:

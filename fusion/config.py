@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,16 @@ class ConfigError(KGFuseError):
 def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
     """``key=value`` arguments as ``(key, value)``: the value is read as YAML, except for a
     string field, which takes the text as written (``output=2024`` is the folder "2024")."""
+    if isinstance(overrides, str | bytes):  # its characters would be read one by one
+        raise ConfigError(
+            f"overrides are a list of key=value strings, not one string: pass [{overrides!r}]"
+        )
     out = []
     for item in overrides:
+        if not isinstance(item, str):
+            raise ConfigError(
+                f"override {item!r} is not a key=value string (e.g. 'train.epochs=3')"
+            )
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
@@ -236,6 +245,12 @@ def _checks(config: RunConfig, bad: set[str]) -> Iterator[tuple[str, str]]:
             )
         if kg.endpoint and not kg.endpoint.startswith(("http://", "https://")):
             yield "kg.endpoint", f"'kg.endpoint' must be an http(s) URL (got {kg.endpoint!r})"
+    if "output" not in bad and not config.output.strip():
+        yield (
+            "output",
+            "must name the run's folder (e.g. output=runs/my-run); empty, the run would write "
+            "its bundle, checkpoints and metrics into the current folder",
+        )
     if "data" not in bad and not (data.train or data.path):
         yield "data", "'data.train' or 'data.path' is required: the labelled texts"
     if not bad & {"train", "data"} and train.self_training_rounds > 0 and not data.unlabeled:
@@ -267,12 +282,33 @@ def _report(problems: list[tuple[str, str]], where: str) -> ConfigError:
     return ConfigError(f"{len(problems)} problem(s){where}:\n  - " + "\n  - ".join(lines), problems)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: plain YAML keeps the last
+    one and drops the first without a word (a second ``train:`` section erased the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"{key!r} is given twice (lines {seen[key]} and {line}); YAML would keep "
+                    "only the last: merge them into one",
+                    key_node.start_mark,
+                )
+            seen.setdefault(key, line)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         what = "is a folder, not a YAML file" if path.is_dir() else "not found"
         raise ConfigError(f"config file {path} {what}; see configs/ for examples")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path} is not UTF-8 ({e.reason} at byte {e.start})") from None
     except yaml.YAMLError as e:
@@ -294,6 +330,16 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     Raises:
         ConfigError: every problem, one line each, starting with its dotted key.
     """
+    if isinstance(path, dict):
+        raise ConfigError(
+            "load_config reads a YAML file; build a config from a dict with "
+            "fusion.config.config_from_dict(data)"
+        )
+    if path is not None and not isinstance(path, str | os.PathLike):
+        raise ConfigError(
+            f"the config is the path of a YAML file (a str or pathlib.Path) or None, not "
+            f"{type(path).__name__} {path!r}"
+        )
     data = _read(Path(path)) if path is not None else {}
     problems: list[tuple[str, str]] = []
     for key, value in parse_overrides(overrides or []):
@@ -307,6 +353,11 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> RunConfig:
     """A `RunConfig` from a plain dict (e.g. the resolved config stored in a bundle)."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{where} must be a mapping of sections (kg, data, model, ...), not "
+            f"{type(data).__name__} {data!r}"
+        )
     problems: list[tuple[str, str]] = []
     config = _validate(data, problems)
     if problems:

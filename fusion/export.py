@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fusion.bundle import BundleError, load_bundle, save_bundle
+from fusion.bundle import BUNDLE_FILE, BundleError, load_bundle, save_bundle
 from fusion.config import config_from_dict
 from fusion.manifest import build_manifest
 from fusion.onnx_encoder import ONNX_FILE, export_onnx, require
 from fusion.prune import activation_scores, apply_plan, check_fraction, plan_pruning
-from kg.files import write_text
+from kg.files import refuse_foreign_folder, write_text
 
 
 def export_bundle(
@@ -57,6 +57,7 @@ def export_bundle(
         raise BundleError(
             "export writes a new bundle: choose an output folder other than the source"
         )
+    refuse_foreign_folder(target, (BUNDLE_FILE,), "a model bundle")  # before any work
     if int8 and onnx:
         raise BundleError("--int8 quantizes the PyTorch encoder and --onnx replaces it: choose one")
     if prune is not None:  # before anything is read or written

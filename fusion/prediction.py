@@ -8,6 +8,7 @@ import json
 from pydantic import BaseModel, Field
 
 from kg.described_path import DescribedPath
+from kg.errors import KGFuseError
 
 
 class Candidate(BaseModel):
@@ -49,4 +50,28 @@ class Prediction(BaseModel):
         file of predictions is byte for byte the same when made again) and those that are
         null; non-ASCII text is kept as is."""
         record = self.model_dump(mode="json", exclude={"timings_ms"}, exclude_none=True)
-        return json.dumps(record, ensure_ascii=False) + "\n"
+        try:  # NaN and Infinity are not JSON: strict readers (jq, browsers) refuse the file
+            line = json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+        except ValueError:
+            raise PredictionError(
+                f"the prediction for {_shown(self.text)} holds a number that is not finite "
+                f"(probabilities {self.probabilities}, graph_weight {self.graph_weight}): JSON "
+                "cannot carry it; a model whose outputs are NaN has diverged: retrain it"
+            ) from None
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise PredictionError(
+                f"the prediction for {_shown(self.text)} holds a lone surrogate "
+                f"U+{ord(line[e.start]):04X}, which UTF-8 cannot write; build its text from "
+                "valid Unicode"
+            ) from None
+        return line
+
+
+class PredictionError(KGFuseError):
+    """A prediction cannot be written as JSON (a value that is not finite, or not Unicode)."""
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:40] + "...")

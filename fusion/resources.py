@@ -30,11 +30,12 @@ from fusion.features import FeatureTable, NodeFeatures, VectorCache
 from fusion.path_counts import PathCounter, RelationSequence, fit_sequences
 from fusion.path_graph import build_path_subgraph, walk_length
 from kg.errors import KGFuseError, KGReadOnlyError
-from kg.extend import id_map
+from kg.extend import check_graph, id_map
 from kg.graph import KnowledgeGraph
 from kg.protocol import Graph
 from nlp.alias_table import AliasTable
 from nlp.linker import KGLinker, from_kg, linked_entities
+from nlp.texts import check_text_list
 
 if TYPE_CHECKING:
     from fusion.model import FusionClassifier
@@ -164,7 +165,12 @@ class Resources:
         return self.text_encoder.tokenize(texts)
 
     def link(self, texts: Sequence[str]) -> list[list[dict[str, Any]]]:
-        """The linked spans of every text (`nlp.linker.linked_entities` records)."""
+        """The linked spans of every text (`nlp.linker.linked_entities` records).
+
+        Raises:
+            DataError: ``texts`` is one string or an iterator, or holds a non-string.
+        """
+        check_text_list(texts)
         return [linked_entities(doc) for doc in self.nlp.pipe(list(texts), batch_size=256)]
 
     def entity_ids(self, spans: Sequence[dict[str, Any]]) -> list[int]:
@@ -189,6 +195,7 @@ class Resources:
         text sees (validation's held-out entities while a model trains: fusion/setup.py).
         ``use_kg=False`` is the no-KG control: nothing is linked and subgraphs hold only the
         label nodes, without edges."""
+        check_text_list(texts)
         if spans is None:
             spans = self.link(texts) if use_kg else [[] for _ in texts]
         if isinstance(mask_label_facts, (int, float)):
@@ -273,7 +280,9 @@ class Resources:
                 e.g. to run the embedding elsewhere.
 
         Raises:
-            UnknownRelationError: ``graph`` has relations this graph lacks, or lacks some.
+            UnknownRelationError: ``graph`` has relations this graph lacks, or lacks some, or
+                lacks a label's node.
+            TypeError: ``graph`` is not a compiled graph (a path, say).
             KGReadOnlyError: this graph is a triple store (add triples to the store itself).
         """
         old = self.graph.compiled
@@ -282,15 +291,26 @@ class Resources:
                 f"this model reads its KG from the triple store {self.graph.source}; add triples "
                 "to the store itself (they are read on the next prediction)"
             )
+        check_graph(graph, "with_graph")
         check_relations(old, graph)
+        label_nodes = []
+        for i, node in enumerate(self.label_nodes):  # one per label, or none without a map
+            label = self.labels[i] if i < len(self.labels) else i
+            iri = self.graph.iri(node)
+            if not graph.has_entity(iri):
+                raise UnknownRelationError(
+                    f"the new graph lacks {iri}, the KG node of the label {label!r} this model "
+                    "scores through; a graph for this model must keep every label's node (extend "
+                    "the model's own graph: kg.extend(predictor.resources.graph.compiled, FILES))"
+                )
+            label_nodes.append(graph.entity_id(iri))
         features = self.features.on_graph(graph)
         if cache is not None or embed is not None:
             features.cover(changed_entities(old, graph), embed, cache)
-        label_iris = [self.graph.iri(e) for e in self.label_nodes]
         return Resources(
             graph,
             self.labels,
-            [graph.entity_id(i) for i in label_iris],
+            label_nodes,
             self.encoder_config,
             self.subgraph,
             self.linker_config,

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from fusion.data import Example, check_fraction, stratified_indices
-from kg.files import atomic_directory
+from kg.files import atomic_directory, refuse_foreign_folder
 from kg.graph import KnowledgeGraph
 from nlp.texts import DataError
 
@@ -233,6 +233,7 @@ def write_split(
     extra = sorted(
         {k for part in (split.train, split.val, split.test) for e in part for k in e.fields}
     )
+    refuse_foreign_folder(out, ("split.json",), "a split")
     with atomic_directory(out) as tmp:
         parts = [("train", split.train), ("val", split.val), ("test", split.test)]
         if split.test_seen:

@@ -22,6 +22,11 @@ class GraphBuilder:
     """Accumulates triples; `build()` returns the compiled graph."""
 
     def __init__(self, config: KGConfig | None = None):
+        if config is not None and not isinstance(config, KGConfig):
+            raise TypeError(
+                f"config is a kg.KGConfig, not {type(config).__name__}: pass "
+                "kg.KGConfig(label_predicates=[...], ...) or kg.KGConfig.from_dict(settings)"
+            )
         self.config = config or KGConfig()
         self.statements = 0  # triples read, of every kind
         self._entities: dict[str, int] = {}

@@ -21,6 +21,7 @@ old text, in the builder's usual (rank, text) order.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -31,7 +32,7 @@ import numpy as np
 from kg import vocab
 from kg.compile import GraphBuilder
 from kg.config import KGConfig
-from kg.errors import KGLoadError
+from kg.errors import KGLoadError, KGReadOnlyError
 from kg.graph import KnowledgeGraph
 from kg.guards import ReadLimits
 from kg.load import check_files, read_files
@@ -71,6 +72,37 @@ def builder_from_graph(graph: KnowledgeGraph) -> GraphBuilder:
     _replay_attributes(graph, builder, iris)
     _replay_relation_names(graph, builder)
     return builder
+
+
+def check_graph(graph: object, call: str) -> None:
+    """Refuse what is not a compiled graph: a path (with `kg.open`), a graph in a triple store
+    (read-only here) or anything else, each naming the fix.
+
+    Raises:
+        KGReadOnlyError: a graph read from a triple store.
+        TypeError: anything else that is not a `KnowledgeGraph`.
+    """
+    if isinstance(graph, KnowledgeGraph):
+        return
+    if isinstance(graph, str | os.PathLike):
+        raise TypeError(
+            f"{call} takes a compiled graph, not the path {str(graph)!r}: pass "
+            f"kg.open({str(graph)!r}) (a compiled folder) or kg.load({str(graph)!r}) (triples)"
+        )
+    if hasattr(type(graph), "names_graph") and getattr(graph, "compiled", 0) is None:
+        raise KGReadOnlyError(
+            f"{call} needs a compiled graph; this one is read from a triple store: add the "
+            "triples to the store itself"
+        )
+    hint = (
+        " (graph.compiled is None for a graph read from a triple store: add the triples to the "
+        "store itself)"
+        if graph is None
+        else ""
+    )
+    raise TypeError(
+        f"{call} takes a compiled graph (kg.load or kg.open), not {type(graph).__name__}{hint}"
+    )
 
 
 def _owners(indptr: np.ndarray) -> np.ndarray:
@@ -231,8 +263,14 @@ def extend(
         KGLoadError: a missing, empty, unreadable or malformed file (naming file and line), a
             file without triples, RDF/XML that declares entities, or a literal over ``limits``.
     """
+    check_graph(graph, "kg.extend")
     if parser not in PARSERS:
         raise KGLoadError(f"unknown parser {parser!r}; choose one of {', '.join(PARSERS)}")
+    if isinstance(paths, KnowledgeGraph):
+        raise TypeError(
+            "kg.extend(graph, paths) adds triples files to a graph; to add another graph's "
+            "triples, save it in a triples format or pass its triples to kg.extend_triples"
+        )
     files = check_files(paths, format)
     builder = builder_from_graph(graph)
     first = _first_free_file_tag(graph.entities, len(graph.sources))
@@ -294,6 +332,16 @@ def extend_triples(
             holds whitespace (the message names the row's index and content), or a literal
             longer than ``limits`` allow.
     """
+    check_graph(graph, "kg.extend_triples")
+    if isinstance(triples, str | bytes) or (
+        isinstance(triples, tuple)
+        and len(triples) == 3
+        and all(isinstance(c, str) for c in triples)
+    ):
+        raise KGLoadError(
+            f"triples are a list of (subject, predicate, object) rows, not one {triples!r}: "
+            f"pass [{triples!r}]"
+        )
     rows = [_parse_row(i, row) for i, row in enumerate(triples)]
     if not rows:
         raise KGLoadError("no triples given; pass at least one (subject, predicate, object) row")
@@ -367,6 +415,8 @@ def id_map(old: KnowledgeGraph, new: KnowledgeGraph) -> np.ndarray:
     Returns:
         int64 array of length ``old.num_entities``.
     """
+    check_graph(old, "kg.id_map")
+    check_graph(new, "kg.id_map")
     return _positions(old.entities, new.entities)
 
 

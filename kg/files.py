@@ -69,6 +69,36 @@ def write_json(path: str | Path, data: Any, indent: int | None = 2) -> None:
     write_text(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
 
 
+def as_path(value: object, what: str) -> Path:
+    """``value`` as a `Path`; a `TypeError` naming ``what`` when it is not a str or a path
+    (a list of paths, a graph, None...)."""
+    if isinstance(value, str | os.PathLike) and not isinstance(os.fspath(value), bytes):
+        return Path(value)
+    raise TypeError(
+        f"{what} is a path (a str or pathlib.Path), not {type(value).__name__} {value!r}"
+    )
+
+
+def refuse_foreign_folder(target: str | Path, markers: tuple[str, ...], what: str) -> None:
+    """Refuse to replace ``target`` when it is a folder that holds files but none of
+    ``markers`` (the file every ``what`` holds): an atomic write replaces the whole folder, and
+    a user's files in it would be lost. An empty folder, or an older ``what``, may be replaced.
+
+    Raises:
+        OutputError: naming the folder, a few of its files and the fix.
+    """
+    target = Path(target)
+    if not target.is_dir() or any((target / m).is_file() for m in markers):
+        return
+    found = sorted(p.name for p in target.iterdir())
+    if found:
+        shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+        raise OutputError(
+            f"{target} holds other files ({shown}), not {what}; writing {what} there would "
+            f"replace the whole folder: choose a new or empty folder, e.g. {target / 'out'}"
+        )
+
+
 def read_json(path: Path, error: type[KGFuseError], fix: str) -> Any:
     """The JSON value in ``path`` (a file kgfuse wrote, say with `write_json`).
 

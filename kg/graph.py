@@ -21,7 +21,14 @@ from kg.csr import csr_entries
 from kg.errors import AmbiguousEntityError, EntityNotFoundError, KGStoreError
 from kg.graph_path import GraphPath
 from kg.paths import top_k_paths
-from kg.protocol import check_ref, describe_triple
+from kg.protocol import (
+    check_count,
+    check_entity,
+    check_name,
+    check_ref,
+    check_relation,
+    describe_triple,
+)
 from kg.search import EntityMatch, LabelIndex
 from kg.storage import (
     ARRAY_FIELDS,
@@ -138,41 +145,51 @@ class KnowledgeGraph:
     # ----- entities -----
     def entity_id(self, iri: str) -> int:
         """Id of the entity with this exact IRI; raises `EntityNotFoundError`."""
-        return _row_of(self.entities, iri, "entity")
+        return _row_of(self.entities, check_name("entity_id", iri), "entity")
+
+    def _entity(self, entity: int) -> int:
+        """``entity``, checked: an int id in range (`kg.protocol.check_entity`)."""
+        if type(entity) is int and 0 <= entity < len(self.entities.offsets) - 1:
+            return entity  # the common case, without a call
+        return check_entity(entity, self.num_entities)
 
     def has_entity(self, iri: str) -> bool:
         return self.entities.find_sorted(iri) >= 0
 
     def iri(self, entity: int) -> str:
-        return self.entities[entity]
+        return self.entities[self._entity(entity)]
 
     def label(self, entity: int) -> str:
         """Display label; the IRI's local name when the KG gives none."""
+        entity = self._entity(entity)
         return self.labels[entity] or local_name(self.entities[entity])
 
     def aliases_of(self, entity: int) -> list[str]:
+        entity = self._entity(entity)
         lo, hi = self.alias_indptr[entity], self.alias_indptr[entity + 1]
         return [self.aliases[j] for j in range(int(lo), int(hi))]
 
     def names(self, entity: int) -> list[str]:
         """What the entity may be called in text: its aliases, else its humanized local name
         ("joint_pain" -> "joint pain") when the KG gives it no label."""
-        return self.aliases_of(entity) or [humanize(local_name(self.entities[entity]))]
+        return self.aliases_of(entity) or [humanize(local_name(self.iri(entity)))]
 
     def description(self, entity: int) -> str:
-        return self.descriptions[entity]
+        return self.descriptions[self._entity(entity)]
 
     def text(self, entity: int) -> str:
         """The entity's text for encoders: label, then its description."""
-        desc = self.descriptions[entity]
+        desc = self.description(entity)
         return f"{self.label(entity)}. {desc}" if desc else self.label(entity)
 
     def types_of(self, entity: int) -> list[int]:
+        entity = self._entity(entity)
         lo, hi = self.type_indptr[entity], self.type_indptr[entity + 1]
         return self.type_ids[lo:hi].tolist()
 
     def attributes_of(self, entity: int) -> list[tuple[str, str, str]]:
         """``(predicate IRI, value, datatype IRI or "@lang")`` for non-label literals."""
+        entity = self._entity(entity)
         lo, hi = int(self.attribute_indptr[entity]), int(self.attribute_indptr[entity + 1])
         return [
             (self.attribute_predicates[j], self.attribute_values[j], self.attribute_datatypes[j])
@@ -202,13 +219,21 @@ class KnowledgeGraph:
     # ----- relations -----
     def relation_id(self, iri: str) -> int:
         """Id of the relation with this exact IRI; raises `EntityNotFoundError`."""
-        return _row_of(self.relations, iri, "relation")
+        return _row_of(self.relations, check_name("relation_id", iri), "relation")
 
     def relation_iri(self, relation: int) -> str:
-        return self.relations[relation % max(1, self.num_relations)]
+        return self.relations[self._relation(relation) % max(1, self.num_relations)]
+
+    def _relation(self, relation: int) -> int:
+        """``relation``, checked: an int id of a relation or of its inverse (``r + R``)."""
+        R = self.num_relations
+        if type(relation) is int and 0 <= relation < 2 * R:
+            return relation
+        return check_relation(relation, R)
 
     def relation_label(self, relation: int) -> str:
         """Readable name of a relation (ids ``>= num_relations`` are inverses: "~name")."""
+        relation = self._relation(relation)
         base = relation % max(1, self.num_relations)
         iri = self.relations[base]
         name = self.relation_names[base]
@@ -219,6 +244,7 @@ class KnowledgeGraph:
 
     # ----- structure -----
     def degree(self, entity: int) -> int:
+        entity = self._entity(entity)
         return int(self.indptr[entity + 1] - self.indptr[entity])
 
     def degrees(self) -> np.ndarray:
@@ -246,6 +272,7 @@ class KnowledgeGraph:
 
     def neighbors_of(self, entity: int) -> list[Neighbor]:
         """Every edge touching ``entity``, in either direction, sorted by relation then node."""
+        entity = self._entity(entity)
         lo, hi = int(self.indptr[entity]), int(self.indptr[entity + 1])
         R = self.num_relations
         return [
@@ -305,6 +332,7 @@ class KnowledgeGraph:
         return describe_triple(self, t)
 
     def has_triple(self, subject: int, relation: int, obj: int) -> bool:
+        subject, relation, obj = self._entity(subject), self._relation(relation), self._entity(obj)
         lo, hi = int(self.indptr[subject]), int(self.indptr[subject + 1])
         rows = (self.edge_relations[lo:hi] == relation) & (self.neighbors[lo:hi] == obj)
         return bool(rows.any())
@@ -318,7 +346,8 @@ class KnowledgeGraph:
 
     def search(self, query: str, limit: int = 10) -> list[EntityMatch]:
         """Entities named like ``query``: exact (case-insensitive) first, then fuzzy."""
-        return self.label_index.search(query, limit=limit)
+        check_name("search", query)
+        return self.label_index.search(query, limit=check_count("limit", limit, 0))
 
     def subgraph(self, seeds: Iterable[int], hops: int = 2, max_nodes: int = 128) -> Subgraph:
         """`kg.subgraph.k_hop_subgraph`, by its vectorised CSR form."""

@@ -46,6 +46,7 @@ class GraphPath:
 
     def text(self, graph: Graph) -> str:
         """'Psoriasis --has symptom--> joint pain' (arrows follow each triple's direction)."""
+        _check_graph(graph)
         parts = [graph.label(self.entities[0])]
         for here, t in zip(self.entities[1:], self.triples, strict=True):
             name = graph.relation_label(t.relation)
@@ -63,4 +64,13 @@ class GraphPath:
             attribution=None if attribution is None else round(attribution, SCORE_DIGITS),
             text=self.text(graph),
             hops=[Hop.model_validate(describe_triple(graph, t)) for t in self.triples],
+        )
+
+
+def _check_graph(graph: object) -> None:
+    """A path's ids mean something only next to a graph: refuse anything else, with the fix."""
+    if not hasattr(type(graph), "relation_label"):
+        raise TypeError(
+            f"a path is read with the graph that found it: p.text(graph), p.describe(graph); "
+            f"got {type(graph).__name__} {graph!r}"
         )

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from kg.compile import GraphBuilder
 from kg.config import KGConfig
 from kg.errors import KGLoadError
+from kg.files import as_path
 from kg.formats import detect_format
 from kg.graph import KnowledgeGraph, load_graph
 from kg.guards import ReadLimits
 from kg.parse import read_file
+from kg.storage import META_FILE
 
 
 def load(
@@ -45,6 +48,10 @@ def load(
             RDF/XML that declares entities; a literal or label longer than ``limits`` allow.
     """
     files = check_files(paths, format, allow_empty=True)
+    if limits is not None and not isinstance(limits, ReadLimits):
+        raise TypeError(f"limits is a kg.guards.ReadLimits, not {type(limits).__name__}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress is a function of the bytes read, not {progress!r}")
     with without_gc():
         builder = GraphBuilder(config)
         read_files(
@@ -74,9 +81,9 @@ def without_gc() -> Iterator[None]:
 
 def open_or_load(paths: str | Path | Sequence[str | Path]) -> KnowledgeGraph:
     """One compiled KG folder (reloaded), or triples files (compiled in memory now)."""
-    if isinstance(paths, (str, Path)):
+    if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    if len(paths) == 1 and Path(paths[0]).is_dir():
+    if len(paths) == 1 and as_path(paths[0], "the KG").is_dir():
         return load_graph(paths[0])
     return load(paths)
 
@@ -86,14 +93,23 @@ def check_files(
 ) -> list[Path]:
     """The files as paths, refused before any parsing when one is plainly unusable (or, unless
     ``allow_empty``, empty: adding an empty file to a KG is most likely a mistake)."""
-    if isinstance(paths, (str, Path)):
+    if isinstance(paths, str | os.PathLike):
         paths = [paths]
     if not paths:
         raise KGLoadError("no triples files given; pass at least one file")
-    files = [Path(p) for p in paths]
+    if not isinstance(paths, Iterable) or isinstance(paths, bytes):
+        raise TypeError(
+            f"triples files are a path or a list of paths, not {type(paths).__name__} {paths!r}"
+        )
+    files = [as_path(p, "each triples file") for p in paths]
     for path in files:
         if not path.exists():
             raise KGLoadError("file not found", path)
+        if (path / META_FILE).is_file():
+            raise KGLoadError(
+                f"a compiled KG folder, not a triples file: open it with kg.open({str(path)!r})",
+                path,
+            )
         if not path.is_file():
             raise KGLoadError("not a regular file (pass the triples files themselves)", path)
         if not allow_empty and path.stat().st_size == 0:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kg.graph_path import GraphPath
+from kg.protocol import check_count
 
 if TYPE_CHECKING:
     from kg.protocol import Graph
@@ -47,8 +48,9 @@ def top_k_paths(
 
 
 def check_path_query(k: int, max_hops: int) -> None:
-    if k < 1 or max_hops < 1:
-        raise ValueError(f"need k >= 1 and max_hops >= 1 (got k={k}, max_hops={max_hops})")
+    """Refuse ``k`` or ``max_hops`` below 1 (`ValueError`) or not an int (`TypeError`)."""
+    check_count("k", k, 1)
+    check_count("max_hops", max_hops, 1)
 
 
 def rank_paths(

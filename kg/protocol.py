@@ -16,12 +16,14 @@ an algorithm that breaks ties between entities compares their IRIs.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from kg.errors import EntityNotFoundError
 from kg.values import Neighbor, Triple
 
 if TYPE_CHECKING:
@@ -121,6 +123,84 @@ def check_ref(ref: object) -> None:
             f"resolve takes an IRI or a label (a string), not {type(ref).__name__} {ref!r}; an "
             "entity id needs no resolving"
         )
+
+
+def entity_index(entity: object, what: str = "entity") -> int:
+    """``entity`` as an int; a `TypeError` with the fix when it is not an integer.
+
+    Args:
+        what: "entity" or "relation": which kind of id, for the message and its fix.
+    """
+    try:
+        return operator.index(entity)  # type: ignore[arg-type]  # an int, numpy or torch int
+    except TypeError:
+        lookup = "graph.resolve" if what == "entity" else "graph.relation_id"
+        fix = f"; turn a name into one with {lookup}({entity!r})" if isinstance(entity, str) else ""
+        raise TypeError(
+            f"{what} ids are ints, not {type(entity).__name__} {entity!r}{fix}"
+        ) from None
+
+
+def check_entity(entity: object, num_entities: int) -> int:
+    """``entity`` as an int id of a graph with ``num_entities`` entities.
+
+    Raises:
+        TypeError: ``entity`` is not an integer (a name, a float, None...), with the fix.
+        EntityNotFoundError: it is out of range, negative ids included (they would silently
+            count from the end).
+    """
+    i = entity_index(entity)
+    if not 0 <= i < num_entities:
+        raise EntityNotFoundError(
+            f"entity id {i} is out of range: the KG has {num_entities} entities, ids 0 to "
+            f"{num_entities - 1}; find one with graph.resolve(name) or graph.search(text)"
+        )
+    return i
+
+
+def check_relation(relation: object, num_relations: int) -> int:
+    """``relation`` as an int id of a relation (``0..R-1``) or of its inverse (``R..2R-1``).
+
+    Raises:
+        TypeError: it is not an integer.
+        EntityNotFoundError: it is out of range.
+    """
+    r = entity_index(relation, "relation")
+    if not 0 <= r < 2 * num_relations:
+        R = num_relations
+        raise EntityNotFoundError(
+            f"relation id {r} is out of range: the KG has {R} relations, ids 0 to {R - 1} "
+            f"({R} to {2 * R - 1} for their inverses)"
+        )
+    return r
+
+
+def check_count(name: str, value: object, minimum: int) -> int:
+    """``value`` as an int of at least ``minimum``: a size such as ``k``, ``hops`` or ``limit``.
+
+    Raises:
+        TypeError: it is not an integer (a string such as "3" included).
+        ValueError: it is below ``minimum``.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    try:
+        n = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {type(value).__name__} {value!r}") from None
+    if n < minimum:
+        raise ValueError(f"{name} must be at least {minimum} (got {n})")
+    return n
+
+
+def check_name(what: str, value: object) -> str:
+    """Refuse, as a `TypeError` with the fix, a name or IRI to look up that is not a string."""
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{what} takes a string, not {type(value).__name__} {value!r}"
+            + ("; an entity id needs no look-up" if isinstance(value, int) else "")
+        )
+    return value
 
 
 def describe_triple(graph: Graph, t: Triple) -> dict[str, dict[str, str]]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kg.errors import KGFuseError, KGStoreError
-from kg.files import atomic_directory, read_json
+from kg.files import as_path, atomic_directory, read_json, refuse_foreign_folder
 from kg.strings import StringTable
 
 if TYPE_CHECKING:
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 FORMAT = "kgfuse-kg"
 FORMAT_VERSION = 1
 META_FILE = "kg.json"
+# a folder holding one of these is a KG kgfuse wrote (compiled, or a triple store's reference)
+KG_MARKERS = (META_FILE, "store.json")
 INDEX_FILE = "index.safetensors"
 
 # Arrays and string tables that make up a compiled graph, in save order.
@@ -72,7 +74,8 @@ def save_graph(kg: KnowledgeGraph, directory: str | Path) -> Path:
             "triples": kg.num_triples,
         },
     }
-    directory = Path(directory)
+    directory = as_path(directory, "the folder to save the KG to")
+    refuse_foreign_folder(directory, KG_MARKERS, "a compiled KG")
     with atomic_directory(directory) as tmp:
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / INDEX_FILE))
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -111,8 +114,13 @@ def read_graph_folder(directory: str | Path) -> tuple[dict[str, Any], dict[str, 
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    directory = Path(directory)
+    directory = as_path(directory, "the compiled KG folder to open")
     rebuild = rebuild_hint(directory)
+    if directory.is_file():
+        raise KGStoreError(
+            f"{directory} is a file, not a compiled KG folder: kg.open reads a folder written "
+            f"by graph.save; read triples files with kg.load({str(directory)!r}), or {rebuild}"
+        )
     if not directory.is_dir():
         raise KGStoreError(f"no compiled KG folder at {directory}; {rebuild}")
     meta_path, index_path = directory / META_FILE, directory / INDEX_FILE

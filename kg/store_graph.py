@@ -37,7 +37,15 @@ from kg.errors import EntityNotFoundError
 from kg.graph import KnowledgeGraph, load_graph
 from kg.graph_path import GraphPath
 from kg.paths import top_k_paths
-from kg.protocol import Graph, check_ref, describe_triple
+from kg.protocol import (
+    Graph,
+    check_count,
+    check_name,
+    check_ref,
+    check_relation,
+    describe_triple,
+    entity_index,
+)
 from kg.search import EntityMatch
 from kg.store_names import describe, names_graph
 from kg.store_reference import StoreReference, is_store_reference
@@ -157,6 +165,7 @@ class StoreGraph:
     def entity_id(self, iri: str) -> int:
         """The id of ``iri``, given now if it is new. Ids come from the store's own answers or
         the names index; `resolve` checks an IRI from elsewhere."""
+        check_name("entity_id", iri)
         with self._lock:
             return self._intern(iri)
 
@@ -171,6 +180,7 @@ class StoreGraph:
             return self._intern(self.store.resolve(ref))
 
     def iri(self, entity: int) -> str:
+        entity = entity_index(entity)
         if not 0 <= entity < len(self._iris):
             raise EntityNotFoundError(f"entity id {entity} was never seen in {self.source}")
         return self._iris[entity]
@@ -237,6 +247,7 @@ class StoreGraph:
         return r
 
     def relation_iri(self, relation: int) -> str:
+        relation = check_relation(relation, self.num_relations)
         return self._relations[relation % max(1, self.num_relations)]
 
     def relation_label(self, relation: int) -> str:
@@ -248,6 +259,7 @@ class StoreGraph:
                     small.labels[small.entity_id(iri)] or humanize(local_name(iri))
                     for iri in self._relations
                 ]
+        relation = check_relation(relation, self.num_relations)
         name = self._relation_labels[relation % max(1, self.num_relations)]
         return name if relation < self.num_relations else f"~{name}"
 
@@ -350,6 +362,8 @@ class StoreGraph:
     def search(self, query: str, limit: int = 10) -> list[EntityMatch]:
         """`KnowledgeGraph.search` over the names graph, with this graph's ids and ranked by
         whole-store degrees, as the same triples compiled rank them."""
+        check_name("search", query)
+        limit = check_count("limit", limit, 0)
         names = self.names_graph
 
         def degrees_of(found: list[int]) -> np.ndarray:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from kg.config import KGConfig
 from kg.errors import KGStoreError
-from kg.files import atomic_directory
+from kg.files import atomic_directory, refuse_foreign_folder
 from kg.graph import KnowledgeGraph, load_graph
-from kg.storage import read_versioned_json
+from kg.storage import KG_MARKERS, read_versioned_json
 
 REFERENCE_FILE = "store.json"
 NAMES_DIR = "names"
@@ -57,6 +57,7 @@ class StoreReference:
             "entities": self.entities,
             "fingerprint": self.fingerprint,
         }
+        refuse_foreign_folder(directory, KG_MARKERS, "a KG reference")
         with atomic_directory(directory) as tmp:
             names.save(tmp / NAMES_DIR)
             (tmp / REFERENCE_FILE).write_text(

@@ -27,7 +27,7 @@ import numpy as np
 
 from kg.csr import csr_entries
 from kg.errors import EntityNotFoundError
-from kg.protocol import Graph
+from kg.protocol import Graph, check_count
 from kg.values import Triple
 
 if TYPE_CHECKING:
@@ -143,6 +143,8 @@ def seed_ids(seeds: Iterable[int]) -> list[int]:
     """
     if isinstance(seeds, str | bytes):
         raise TypeError(f"seeds are entity ids, not a string: pass [graph.resolve({seeds!r})]")
+    if not isinstance(seeds, Iterable):
+        raise TypeError(f"seeds are a list of entity ids, not one {seeds!r}: pass [{seeds!r}]")
     out = []
     for s in seeds:
         try:
@@ -168,10 +170,10 @@ def _unique_seeds(kg: Graph, seeds: Iterable[int]) -> np.ndarray:
 
 
 def _check_size(hops: int, max_nodes: int) -> None:
-    if hops < 0 or max_nodes < 1:
-        raise ValueError(
-            f"need hops >= 0 and max_nodes >= 1 (got hops={hops}, max_nodes={max_nodes})"
-        )
+    """Refuse a hop count below 0 or a node cap below 1 (`ValueError`), or one that is not an
+    int (`TypeError`)."""
+    check_count("hops", hops, 0)
+    check_count("max_nodes", max_nodes, 1)
 
 
 def k_hop_subgraph(

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kg.errors import AmbiguousEntityError, EntityNotFoundError
-from kg.files import write_text
+from kg.files import as_path, write_text
 from kg.graph import KnowledgeGraph
 from nlp.errors import LinkingError
 
@@ -60,7 +60,7 @@ class AliasTable:
     @classmethod
     def load(cls, path: str | Path) -> AliasTable:
         """Read a table; every problem names the file and line and how to fix it."""
-        path = Path(path)
+        path = as_path(path, "the alias table")
         if not path.is_file():
             raise LinkingError(
                 f"alias table {path} not found; learn one with `kgfuse aliases learn` or write "

@@ -24,6 +24,8 @@ in their word order (candidate kind ``table``, nlp/candidates.py), and saved wit
 
 from __future__ import annotations
 
+import difflib
+import os
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import spacy
+from confection import ConfigValidationError
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans, minibatch
@@ -56,8 +59,16 @@ INDEX_FOLDER = "index"  # the linker's index (nlp/linker_index.py), beside the K
 
 if not Span.has_extension("kg_candidates"):
     Span.set_extension("kg_candidates", default=None)
+SPANS_KEY_DATA = "kg_linker.spans_key"  # doc.user_data: where the linker put its spans
+
+
+def _kg_entities(doc: Doc) -> list[Span]:
+    """The linked spans, under the ``spans_key`` the linker that ran used (default "kg")."""
+    return list(doc.spans.get(doc.user_data.get(SPANS_KEY_DATA, "kg"), []))
+
+
 if not Doc.has_extension("kg_entities"):
-    Doc.set_extension("kg_entities", getter=lambda doc: list(doc.spans.get("kg", [])))
+    Doc.set_extension("kg_entities", getter=_kg_entities)
 
 
 @Language.factory(
@@ -75,7 +86,7 @@ if not Doc.has_extension("kg_entities"):
 def make_kg_linker(
     nlp: Language,
     name: str,
-    kg: str | None,
+    kg: Any,  # a path (str or Path) or None; checked by KGLinker, which names the fix
     threshold: float,
     max_candidates: int,
     weights: dict[str, float],
@@ -151,7 +162,18 @@ class KGLinker:
     ):
         self.nlp = nlp
         self.name = name
-        self.kg_path = kg
+        if kg is not None and not isinstance(kg, str | os.PathLike):
+            fix = (
+                ": compile several triples files into one folder first, "
+                "kg.load([...]).save('out/kg'), and give that folder"
+                if isinstance(kg, list | tuple)
+                else ""
+            )
+            raise LinkingError(
+                "the kg_linker's 'kg' is the path of a compiled KG folder or a triples file, "
+                f"not {type(kg).__name__} {kg!r}{fix}"
+            )
+        self.kg_path = None if kg is None else str(kg)
         self.threshold = float(config.get("threshold", LINKER_DEFAULTS.threshold))
         self.max_candidates = int(config.get("max_candidates", LINKER_DEFAULTS.max_candidates))
         self.weights = Weights.from_dict(config.get("weights"))
@@ -217,7 +239,21 @@ class KGLinker:
     # ----- the graph -----
     def set_kg(self, graph: Graph) -> KGLinker:
         """Use ``graph`` (builds the alias tables now): the linker indexes its names graph (a
-        triple store exports its names in pages) and disambiguates with its edges."""
+        triple store exports its names in pages) and disambiguates with its edges.
+
+        Raises:
+            TypeError: ``graph`` is a path or anything else that is not a graph.
+        """
+        if not hasattr(type(graph), "names_graph"):
+            fix = (
+                f": pass kg.open({str(graph)!r}) or kg.load({str(graph)!r})"
+                if isinstance(graph, str | os.PathLike)
+                else ""
+            )
+            raise TypeError(
+                f"set_kg takes a graph (kg.load, kg.open), not {type(graph).__name__} "
+                f"{graph!r}{fix}"
+            )
         self.kg = graph.names_graph
         self.store = None if self.kg is graph else graph
         self._build()
@@ -226,7 +262,12 @@ class KGLinker:
     def set_aliases(self, table: AliasTable | str | Path | None) -> KGLinker:
         """Match the names of ``table`` (an `AliasTable` or its file) too; None: no table.
         Rebuilds the alias tables when the graph is already set."""
-        loaded = AliasTable.load(table) if isinstance(table, (str, Path)) else table
+        if table is not None and not isinstance(table, AliasTable | str | os.PathLike):
+            raise TypeError(
+                f"set_aliases takes an AliasTable, the path of its TSV file or None, not "
+                f"{type(table).__name__} {table!r}"
+            )
+        loaded = AliasTable.load(table) if isinstance(table, str | os.PathLike) else table
         before = self.alias_table, self.aliases_path
         self.alias_table, self.aliases_path = loaded, None
         if self.kg is not None:
@@ -370,6 +411,8 @@ class KGLinker:
             spans.append((span, best_score))
         chosen = _longest_best(spans)
         doc.spans[self.spans_key] = chosen
+        if self.spans_key != "kg":  # doc._.kg_entities reads it there
+            doc.user_data[SPANS_KEY_DATA] = self.spans_key
         existing = list(doc.ents)  # reading doc.ents walks every token: once is enough
         if not existing:
             doc.ents = chosen
@@ -449,12 +492,75 @@ def _longest_best(spans: list[tuple[Span, float]]) -> list[Span]:
 
 def from_kg(graph: Graph | str | Path, nlp: Language | None = None, **config: Any) -> Language:
     """A pipeline (``spacy.blank("en")`` unless given) with a `kg_linker` for ``graph`` (a
-    graph, or the path of a compiled KG folder or triples file)."""
+    graph, or the path of a compiled KG folder or triples file).
+
+    Raises:
+        TypeError: ``graph`` is neither a graph nor a path, or ``nlp`` is not a pipeline.
+        LinkingError: an unknown or invalid setting, or a KG that cannot be read; ``nlp`` is
+            then left without the component, as it was.
+    """
+    if nlp is not None and not isinstance(nlp, Language):
+        raise TypeError(
+            f"nlp is a spaCy pipeline (spacy.blank('en'), spacy.load(...)) or None, not "
+            f"{type(nlp).__name__} {nlp!r}"
+        )
+    path = os.fspath(graph) if isinstance(graph, str | os.PathLike) else None
+    if path is None and not hasattr(type(graph), "names_graph"):
+        fix = "; several triples files: kg.load([...])" if isinstance(graph, list | tuple) else ""
+        raise TypeError(
+            "from_kg takes a graph (kg.load(...), kg.open(...)) or the path of a compiled KG "
+            f"folder or triples file, not {type(graph).__name__} {graph!r}{fix}"
+        )
+    check_linker_config(config)
     nlp = nlp if nlp is not None else spacy.blank("en")
-    if isinstance(graph, (str, Path)):
-        linker: KGLinker = nlp.add_pipe("kg_linker", config={**config, "kg": str(graph)})  # type: ignore[assignment]
-        linker._ready()
-    else:
-        linker = nlp.add_pipe("kg_linker", config=config)  # type: ignore[assignment]
-        linker.set_kg(graph)
+    settings = {**config, "kg": str(path)} if path is not None else config
+    try:
+        linker: KGLinker = nlp.add_pipe("kg_linker", config=settings)  # type: ignore[assignment]
+    except ConfigValidationError as e:
+        raise LinkingError(f"invalid kg_linker config: {settings_problems(e)}") from None
+    try:
+        if path is not None:
+            linker._ready()
+        else:
+            linker.set_kg(graph)  # type: ignore[arg-type]
+    except BaseException:
+        nlp.remove_pipe(linker.name)  # a caller's pipeline is left as it was
+        raise
     return nlp
+
+
+def check_linker_config(config: dict[str, Any]) -> None:
+    """Refuse a setting `from_kg` does not know (a misspelling, say), with the closest one, or
+    the graph given twice.
+
+    Raises:
+        LinkingError: naming the setting and the known ones.
+    """
+    known = set(Language.get_factory_meta("kg_linker").default_config or {})
+    if "kg" in config:
+        raise LinkingError(
+            f"from_kg takes the KG as its first argument: drop the 'kg' setting ({config['kg']!r})"
+        )
+    unknown = sorted(set(config) - known)
+    if unknown:
+        hints = []
+        for key in unknown:
+            near = difflib.get_close_matches(key, known, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+        raise LinkingError(
+            f"unknown kg_linker setting(s) {', '.join(hints)}; the settings are "
+            f"{', '.join(sorted(known - {'kg'}))}"
+        )
+
+
+def settings_problems(error: ConfigValidationError) -> str:
+    """spaCy's config validation error as one line per setting, without its config dump."""
+    out = []
+    for problem in error.errors or []:
+        loc = [str(p) for p in problem.get("loc", [])]
+        key = ".".join(loc[1:] if loc[:1] == ["kg_linker"] else loc)
+        msg = str(problem.get("msg", "invalid")).removeprefix("at root: ")
+        if "list[" in msg and "is not" in msg:
+            msg += " (pass a list, e.g. ['...'])"
+        out.append(f"{key!r}: {msg}")
+    return "; ".join(out) or str(error)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import spacy
 from spacy.language import Language
 
-from kg.files import atomic_directory
+from kg.files import as_path, atomic_directory, refuse_foreign_folder
 from nlp.errors import LinkingError
 
 if TYPE_CHECKING:
@@ -106,7 +106,8 @@ def save_index(pipeline: KGLinker | Language, folder: str | Path) -> Path:
     failed write leaves the old folder as it was."""
     linker = linker_of(pipeline)
     graph, generator, disambiguator = linker._ready()
-    folder = Path(folder)
+    folder = as_path(folder, "the linker index folder")
+    refuse_foreign_folder(folder, (META,), "a linker index")
     with atomic_directory(folder) as tmp:
         generator.save_indexes(tmp)
         disambiguator.save(tmp)

@@ -60,19 +60,31 @@ def text_problem(text: str) -> TextProblem | None:
     return None
 
 
-def check_texts(texts: Sequence[str], first: int = 1) -> None:
-    """Raise `DataError` naming the first text (numbered from ``first``) that `text_problem`
-    refuses, or that is not a string; one string given for the list is refused as such (its
-    characters would otherwise be classified one by one)."""
+def check_text_list(texts: Sequence[str], first: int = 1) -> None:
+    """Raise `DataError` when ``texts`` is one string (its characters would be read as texts)
+    or an iterator (the check would use it up), or holds something that is not a string
+    (naming it, numbered from ``first``)."""
     if isinstance(texts, str | bytes):
         raise DataError(
             f"texts must be a list of strings, not one {type(texts).__name__}: pass [text]"
+        )
+    if isinstance(texts, Iterator) or not isinstance(texts, Iterable):
+        raise DataError(
+            f"texts must be a list of strings, not {type(texts).__name__}: pass list(texts)"
         )
     for i, text in enumerate(texts, first):
         if not isinstance(text, str):
             raise DataError(
                 f"text {i} is {type(text).__name__}, not a string; pass the texts as strings"
             )
+
+
+def check_texts(texts: Sequence[str], first: int = 1) -> None:
+    """Raise `DataError` naming the first text (numbered from ``first``) that `text_problem`
+    refuses, or that is not a string; one string given for the list is refused as such (its
+    characters would otherwise be classified one by one), and so is an iterator."""
+    check_text_list(texts, first)
+    for i, text in enumerate(texts, first):
         problem = text_problem(text)
         if problem:
             raise DataError(f"text {i} {problem.message}")
