@@ -19,6 +19,7 @@ from kg.files import check_file_writable, check_folder_writable, write_json, wri
 from nlp.cli import LABEL_COLUMN_OPTION, TEXT_COLUMN_OPTION
 
 if TYPE_CHECKING:
+    from fusion.predict_file import TextFailure
     from fusion.prediction import Prediction
 
 console = Console()
@@ -228,11 +229,16 @@ def _print_prediction(p: Prediction) -> None:
         console.print(f"  path {n} (score {path.score:.3f}): {path.text}")
 
 
-def _show(predictions: Iterable[Prediction], json_lines: bool) -> None:
-    """Each prediction as a JSON line on stdout (``--json``), or in words."""
+def _show(predictions: Iterable[Prediction | TextFailure], json_lines: bool) -> None:
+    """Each prediction as a JSON line on stdout (``--json``), or in words; a text that could
+    not be classified, as its error."""
+    from fusion.predict_file import TextFailure
+
     for p in predictions:
         if json_lines:
             sys.stdout.write(p.json_line())
+        elif isinstance(p, TextFailure):
+            _print_whole(f"[red]error:[/] {p.message}")
         else:
             _print_prediction(p)
 
@@ -267,9 +273,9 @@ def predict_command(
     from fusion.bundle import read_meta
     from fusion.predict import Predictor
     from fusion.predict_file import (
+        answers,
         iter_texts,
         predict_file,
-        predictions,
         run_record,
         scan,
         start_or_resume,
@@ -290,10 +296,11 @@ def predict_command(
             console.print(f"{len(found)} prediction(s) -> {output}")
         return
     read_meta(bundle)  # a missing bundle is named before the input is read
-    total, digest = scan(input, text_column)  # every text checked before the model loads
+    total, digest, failing = scan(input, text_column)  # read whole before the model loads
     if output is None:
         predictor = Predictor.from_dir(bundle)
-        _show(predictions(predictor, iter_texts(input, text_column), paths), json_lines)
+        _show(answers(predictor, iter_texts(input, text_column), paths), json_lines)
+        _say_failing(failing, total)
         return
     run = run_record(bundle, input, text_column, paths, digest, total)
     done = start_or_resume(output, run, overwrite)
@@ -308,7 +315,23 @@ def predict_command(
     except KeyboardInterrupt:
         console.print(f"interrupted: {output}.part keeps what was written; rerun to resume")
         raise typer.Exit(130) from None
-    console.print(f"{predicted} prediction(s) -> {output} ({total} in all)")
+    console.print(f"{predicted} answer(s) -> {output} ({total} in all)")
+    _say_failing(failing, total)
+
+
+def _say_failing(failing: list[int], total: int) -> None:
+    """After a file's answers: name the texts that got an error line instead of a prediction,
+    and exit 1, so a script sees them; the others were all answered."""
+    if not failing:
+        return
+    from nlp.texts import DataError
+
+    shown = ", ".join(map(str, failing[:5])) + (", ..." if len(failing) > 5 else "")
+    raise DataError(
+        f"{len(failing)} of {total} texts could not be classified (text {shown}: empty or not "
+        "valid Unicode); each has an error line in its place, with the reason, and every other "
+        "text was answered; fix them in the input and rerun with --overwrite to predict them"
+    )
 
 
 def explain_command(

@@ -81,15 +81,20 @@ class Predictor:
     ) -> list[Prediction]:
         """Label, probabilities, linked entities and (``explain_paths``) supporting paths.
 
-        An empty list gets an empty list.
+        An empty list gets an empty list. Every text is checked before any is predicted, so a
+        bad one raises for the call (naming it); the service and ``kgfuse predict`` FILE answer
+        the others and give the bad one its own error.
 
         Raises:
             DataError: ``texts`` is one string, not a list; a text is not a string, is empty
-                or is not valid Unicode (naming it: "text 2 ..."); ``top_k_paths`` is below 1.
+                or is not valid Unicode (naming it: "text 2 ..."); ``explain_paths`` is not a
+                bool, or ``top_k_paths`` not an int of 1 or more.
         """
         check_texts(texts)
-        if top_k_paths < 1:
-            raise DataError(f"top_k_paths must be 1 or more (got {top_k_paths})")
+        if not isinstance(explain_paths, bool):
+            raise DataError(f"explain_paths must be True or False (got {explain_paths!r})")
+        if isinstance(top_k_paths, bool) or not isinstance(top_k_paths, int) or top_k_paths < 1:
+            raise DataError(f"top_k_paths must be an int of 1 or more (got {top_k_paths!r})")
         if not texts:
             return []
         started = time.perf_counter()

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,9 +48,11 @@ PART_SUFFIX = ".part"
 def iter_texts(path: Path, column: str = "text") -> Iterator[str]:
     """The texts of a CSV, TSV, JSONL or TXT file, read lazily (one row in memory at a time).
 
+    An empty field is yielded as "": `answers` gives it an error line in its place.
+
     Raises:
-        DataError: an unknown extension, a missing or non-UTF-8 file, a malformed row, no such
-            column, or an empty field, naming the file and the line.
+        DataError: an unknown extension, a missing or non-UTF-8 file, a malformed row, or no
+            such column, naming the file and the line.
     """
     kind = TEXT_FORMATS.get(path.suffix.lower())
     if kind is None:
@@ -62,11 +65,8 @@ def iter_texts(path: Path, column: str = "text") -> Iterator[str]:
     rows = {"txt": _txt_rows, "jsonl": _jsonl_rows}.get(kind, _delimited_rows)
     with path.open(encoding="utf-8-sig", newline="") as f:
         try:
-            for line, row in rows(path, f, "\t" if kind == "tsv" else ",", column):
-                value = row.get(column)
-                if value is None or not str(value).strip():
-                    raise DataError(f"{path}:{line}: this row has an empty {column!r}")
-                yield value
+            for _, row in rows(path, f, "\t" if kind == "tsv" else ",", column):
+                yield row.get(column) or ""  # an empty text is its own failure (`answers`)
         except UnicodeDecodeError as e:
             raise DataError(f"{path}: not UTF-8 ({e.reason}); re-encode it as UTF-8") from e
 
@@ -111,17 +111,18 @@ def _delimited_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
         raise DataError(f"{path}: the file is empty; it needs a header row with {column!r}")
 
 
-def scan(path: Path, column: str) -> tuple[int, str]:
-    """Check every text (numbered over the whole file) before a model loads; return how many
-    there are and the file's SHA-256. Raises `DataError` naming the first bad text."""
-    total = 0
+def scan(path: Path, column: str) -> tuple[int, str, list[int]]:
+    """Read the whole file before a model loads: how many texts it holds, its SHA-256, and the
+    numbers (from 1) of the texts that cannot be classified (empty, or not valid Unicode),
+    which get an error line in their place. Raises `DataError` for a file that cannot be read
+    as texts, naming it and the line."""
+    total, failing = 0, []
     for total, text in enumerate(iter_texts(path, column), 1):
-        problem = text_problem(text)
-        if problem:
-            raise DataError(f"text {total} {problem.message}")
+        if text_problem(text):
+            failing.append(total)
     if not total:
         raise DataError(f"{path}: no rows")
-    return total, _sha256(path)
+    return total, _sha256(path), failing
 
 
 def _sha256(path: Path) -> str:
@@ -216,10 +217,39 @@ def start_or_resume(output: Path, run: dict[str, Any], overwrite: bool) -> int |
     return done
 
 
-def predictions(predictor: Predictor, texts: Iterator[str], paths: bool) -> Iterator[Prediction]:
-    """The predictions of ``texts``, made ``BATCH`` texts at a time, as they come."""
+@dataclass(frozen=True)
+class TextFailure:
+    """A text of the file that cannot be classified, answered in its place by an error line,
+    as the service answers a bad text of a batch: the others are predicted."""
+
+    number: int  # the text's position in the file, from 1
+    text: str
+    code: str  # "empty" or "invalid"
+    message: str  # "text N is empty ...", with the fix
+
+    def json_line(self) -> str:
+        shown = self.text.encode("utf-8", "backslashreplace").decode("utf-8")
+        error = {"code": self.code, "message": self.message}
+        return json.dumps({"text": shown, "label": None, "error": error}, ensure_ascii=False) + "\n"
+
+
+def answers(
+    predictor: Predictor, texts: Iterator[str], paths: bool, first: int = 1
+) -> Iterator[Prediction | TextFailure]:
+    """One answer per text, in order, made ``BATCH`` texts at a time as they come: a
+    `Prediction`, or a `TextFailure` for a text that cannot be classified. ``first`` is the
+    number of the first text (batches keep their place in the file when a run resumes)."""
     while batch := list(islice(texts, BATCH)):
-        yield from predictor.predict(batch, explain_paths=paths)
+        problems = [text_problem(text) for text in batch]
+        good = [text for text, problem in zip(batch, problems, strict=True) if problem is None]
+        found = iter(predictor.predict(good, explain_paths=paths))
+        for i, (text, problem) in enumerate(zip(batch, problems, strict=True)):
+            if problem is None:
+                yield next(found)
+            else:
+                number = first + i
+                yield TextFailure(number, text, problem.kind, f"text {number} {problem.message}")
+        first += len(batch)
 
 
 def predict_file(
@@ -239,9 +269,9 @@ def predict_file(
     texts = islice(iter_texts(data, run["text_column"]), done, None)
     bar = tqdm(total=run["texts"], initial=done, unit="text", disable=not progress, smoothing=0.1)
     with part.open("a", encoding="utf-8") as out, bar:
-        while batch := list(islice(texts, BATCH)):
-            records = predictor.predict(batch, explain_paths=run["paths"])
-            out.write("".join(r.json_line() for r in records))
+        batches = answers(predictor, texts, run["paths"], first=done + 1)
+        while batch := list(islice(batches, BATCH)):
+            out.write("".join(answer.json_line() for answer in batch))
             out.flush()  # a kill loses at most the batch being written
             bar.update(len(batch))
         os.fsync(out.fileno())

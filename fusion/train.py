@@ -134,6 +134,11 @@ def run(
     Under torchrun (``WORLD_SIZE`` > 1) every rank runs this and returns the same metrics;
     rank 0 alone writes the node-feature cache (at the end), the checkpoints,
     ``metrics.jsonl`` and the bundle, which exists once this returns on any rank."""
+    if not isinstance(config, RunConfig):
+        raise TypeError(
+            f"run takes a RunConfig, not {type(config).__name__}: use fusion.train.main(path, "
+            "overrides) for a YAML file, or fusion.config.load_config / config_from_dict first"
+        )
     started = time.perf_counter()
     distributed.init_from_env()  # the model trains on the CPU: gloo
     run_dir = Path(config.output)

@@ -107,5 +107,9 @@ def test_python_api_misuse_gets_a_data_error_naming_the_fix(tiny_bundle: Path) -
     for texts, message in cases:
         with pytest.raises(DataError, match=message.replace("[", r"\[").replace("]", r"\]")):
             predictor.predict(texts)  # type: ignore[arg-type]
-    with pytest.raises(DataError, match="top_k_paths must be 1 or more"):
+    with pytest.raises(DataError, match="top_k_paths must be an int of 1 or more"):
         predictor.predict(["influenza"], explain_paths=True, top_k_paths=0)
+    with pytest.raises(DataError, match="top_k_paths must be an int of 1 or more"):
+        predictor.predict(["influenza"], explain_paths=True, top_k_paths="2")  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="explain_paths must be True or False"):
+        predictor.predict(["influenza"], explain_paths="no")  # type: ignore[arg-type]

@@ -46,7 +46,7 @@ def stopping(batch, explain_paths=False):  # Ctrl-C when batch number `batches` 
     return predict(batch, explain_paths=explain_paths)
 
 predictor.predict = stopping
-total, digest = scan(texts, "text")
+total, digest, _ = scan(texts, "text")
 run = run_record(bundle, texts, "text", False, digest, total)
 predict_file(predictor, texts, out, run, start_or_resume(out, run, False), progress=False)
 """
@@ -118,9 +118,7 @@ def test_predict_file_refuses_an_output_it_did_not_write(tmp_path: Path) -> None
     ("name", "content", "message"),
     [
         ("a.csv", "body,label\nhello,x\n", "no column 'text'; the columns are ['body', 'label']"),
-        ("a.csv", "text,label\nhello,x\n,y\n", "a.csv:3: this row has an empty 'text'"),
         ("a.jsonl", '{"text": "hi"}\n[1]\n', "a.jsonl:2: each line must be a JSON object"),
-        ("a.txt", "hi\n\u200b\n", "text 2 is empty"),
         ("a.pdf", "", "cannot read .pdf files"),
     ],
 )
@@ -131,3 +129,26 @@ def test_predict_file_scan_names_the_bad_row(
     path.write_text(content, encoding="utf-8")
     with pytest.raises(DataError, match=message.replace("[", r"\[").replace("]", r"\]")):
         scan(path, "text")
+
+
+def test_predict_file_answers_every_text_and_gives_a_bad_one_an_error_line_in_its_place(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    texts = tmp_path / "texts.csv"
+    rows = ["my fever and a cough", "", "influenza again", " \u200b ", "a skin rash"]
+    texts.write_text("text\n" + "\n".join(f'"{r}"' for r in rows) + "\n", encoding="utf-8")
+    assert scan(texts, "text")[0::2] == (5, [2, 4])
+    out = tmp_path / "out.jsonl"
+    result = run_cli("predict", str(tiny_bundle), "-i", str(texts), "-o", str(out))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    said = " ".join(result.stderr.split())
+    assert "2 of 5 texts could not be classified (text 2, 4:" in said and "every other" in said
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in records] == rows
+    assert [r["label"] is None for r in records] == [False, True, False, True, False]
+    assert records[1]["error"]["code"] == "empty"
+    assert records[3]["error"]["message"].startswith("text 4 is empty")
+    alone = run_cli("predict", str(tiny_bundle), *rows[::2], "--json")
+    assert [json.loads(x)["label"] for x in alone.stdout.splitlines()] == [
+        r["label"] for r in records[::2]
+    ]

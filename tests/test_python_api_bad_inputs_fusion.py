@@ -235,3 +235,11 @@ def test_add_pipe_with_a_kg_that_is_not_a_path_names_the_fix(bad: object) -> Non
         pipeline.add_pipe("kg_linker", config={"kg": bad})
     if isinstance(bad, list):
         assert "kg.load([...]).save" in str(e.value)
+
+
+@pytest.mark.parametrize("given", ["configs/tiny.yaml", {"output": "runs/x"}])
+def test_train_run_given_a_path_or_a_dict_names_main_and_load_config(given: object) -> None:
+    from fusion.train import run
+
+    with pytest.raises(TypeError, match=r"run takes a RunConfig.*fusion\.train\.main\(path"):
+        run(given)  # type: ignore[arg-type]
