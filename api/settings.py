@@ -240,7 +240,8 @@ class ServeSettings:
     threads: int = Field(
         default=0,
         ge=0,
-        description="torch threads of the model (0: torch's default, one per core)",
+        description="torch threads of the model (0: torch's default, one per core); a call of at "
+        "most 128 tokens, and each explanation, runs on one",
         json_schema_extra=_option("--threads"),
     )
     cors_origins: tuple[str, ...] = Field(

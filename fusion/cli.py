@@ -300,12 +300,13 @@ def predict_command(
     if output is None:
         predictor = Predictor.from_dir(bundle)
         _show(answers(predictor, iter_texts(input, text_column), paths), json_lines)
-        _say_failing(failing, total)
+        _say_failing(failing, total, "rerun")
         return
     run = run_record(bundle, input, text_column, paths, digest, total)
     done = start_or_resume(output, run, overwrite)
     if done is None:
-        console.print(f"{output} already holds the {total} predictions of this input and bundle")
+        console.print(f"{output} already holds the {total} answers of this input and bundle")
+        _say_failing(failing, total, "rerun with --overwrite")
         return
     if done:
         console.print(f"resuming {output}: {done} of {total} predictions kept")
@@ -316,10 +317,10 @@ def predict_command(
         console.print(f"interrupted: {output}.part keeps what was written; rerun to resume")
         raise typer.Exit(130) from None
     console.print(f"{predicted} answer(s) -> {output} ({total} in all)")
-    _say_failing(failing, total)
+    _say_failing(failing, total, "rerun with --overwrite")
 
 
-def _say_failing(failing: list[int], total: int) -> None:
+def _say_failing(failing: list[int], total: int, rerun: str) -> None:
     """After a file's answers: name the texts that got an error line instead of a prediction,
     and exit 1, so a script sees them; the others were all answered."""
     if not failing:
@@ -330,7 +331,7 @@ def _say_failing(failing: list[int], total: int) -> None:
     raise DataError(
         f"{len(failing)} of {total} texts could not be classified (text {shown}: empty or not "
         "valid Unicode); each has an error line in its place, with the reason, and every other "
-        "text was answered; fix them in the input and rerun with --overwrite to predict them"
+        f"text was answered; fix them in the input and {rerun} to predict them"
     )
 
 

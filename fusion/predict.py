@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from fusion.bundle import load_bundle
@@ -17,6 +18,7 @@ from fusion.model import FusionClassifier
 from fusion.prediction import LinkedEntity, Prediction
 from fusion.resources import Prepared, Resources
 from kg.described_path import DescribedPath
+from kg.protocol import check_count
 from nlp.texts import DataError, check_texts
 
 # A batch of at most this many tokens (texts x padded length) runs on one torch thread when
@@ -91,10 +93,13 @@ class Predictor:
                 bool, or ``top_k_paths`` not an int of 1 or more.
         """
         check_texts(texts)
-        if not isinstance(explain_paths, bool):
+        if not isinstance(explain_paths, bool | np.bool_):
             raise DataError(f"explain_paths must be True or False (got {explain_paths!r})")
-        if isinstance(top_k_paths, bool) or not isinstance(top_k_paths, int) or top_k_paths < 1:
-            raise DataError(f"top_k_paths must be an int of 1 or more (got {top_k_paths!r})")
+        try:
+            top_k_paths = check_count("top_k_paths", top_k_paths, 1)
+        except (TypeError, ValueError) as e:
+            raise DataError(f"{e}; top_k_paths is how many paths to give per text") from None
+        texts = [str(text) for text in texts]  # numpy strings are strings too
         if not texts:
             return []
         started = time.perf_counter()

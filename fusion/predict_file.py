@@ -224,7 +224,7 @@ class TextFailure:
 
     number: int  # the text's position in the file, from 1
     text: str
-    code: str  # "empty" or "invalid"
+    code: str  # "empty_text" or "invalid_text", as the service answers
     message: str  # "text N is empty ...", with the fix
 
     def json_line(self) -> str:
@@ -248,7 +248,8 @@ def answers(
                 yield next(found)
             else:
                 number = first + i
-                yield TextFailure(number, text, problem.kind, f"text {number} {problem.message}")
+                code = f"{problem.kind}_text"  # the code the service answers it with
+                yield TextFailure(number, text, code, f"text {number} {problem.message}")
         first += len(batch)
 
 

@@ -49,9 +49,9 @@ def test_a_request_that_queued_behind_a_running_batch_waits_for_company() -> Non
         b1 = asyncio.create_task(batcher.submit("b1"))  # queues behind a1
         await asyncio.sleep(0.01)
         release.set()
-        await a1
+        await asyncio.wait_for(a1, timeout=30)
         a2 = await asyncio.wait_for(batcher.submit("a2"), timeout=30)  # A's next request
-        assert a2 == "a2" and await b1 == "b1"
+        assert a2 == "a2" and await asyncio.wait_for(b1, timeout=30) == "b1"
         await batcher.close(1)
         return calls
 

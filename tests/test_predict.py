@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fusion.predict import Predictor
@@ -107,9 +108,14 @@ def test_python_api_misuse_gets_a_data_error_naming_the_fix(tiny_bundle: Path) -
     for texts, message in cases:
         with pytest.raises(DataError, match=message.replace("[", r"\[").replace("]", r"\]")):
             predictor.predict(texts)  # type: ignore[arg-type]
-    with pytest.raises(DataError, match="top_k_paths must be an int of 1 or more"):
+    with pytest.raises(DataError, match=r"top_k_paths must be at least 1 \(got 0\)"):
         predictor.predict(["influenza"], explain_paths=True, top_k_paths=0)
-    with pytest.raises(DataError, match="top_k_paths must be an int of 1 or more"):
+    with pytest.raises(DataError, match="top_k_paths must be an int, not str '2'"):
         predictor.predict(["influenza"], explain_paths=True, top_k_paths="2")  # type: ignore[arg-type]
     with pytest.raises(DataError, match="explain_paths must be True or False"):
         predictor.predict(["influenza"], explain_paths="no")  # type: ignore[arg-type]
+    # numpy's strings, ints and bools are what they stand for
+    (found,) = predictor.predict(
+        np.array(["influenza with fever"]), explain_paths=np.True_, top_k_paths=np.int64(2)
+    )
+    assert found.text == "influenza with fever" and found.paths is not None

@@ -79,7 +79,7 @@ def test_predict_file_resumed_after_an_interruption_equals_an_uninterrupted_run(
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["text"] for r in records] == list(iter_texts(texts))
     again = run_cli("predict", str(tiny_bundle), "-i", str(texts), "-o", str(out))
-    assert again.returncode == 0 and "already holds the 148 predictions" in again.stdout
+    assert again.returncode == 0 and "already holds the 148 answers" in again.stdout
 
 
 def test_predict_file_refuses_an_output_of_another_input_until_overwrite(
@@ -146,8 +146,11 @@ def test_predict_file_answers_every_text_and_gives_a_bad_one_an_error_line_in_it
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["text"] for r in records] == rows
     assert [r["label"] is None for r in records] == [False, True, False, True, False]
-    assert records[1]["error"]["code"] == "empty"
+    assert records[1]["error"]["code"] == "empty_text"  # the service's code for it
     assert records[3]["error"]["message"].startswith("text 4 is empty")
+    again = run_cli("predict", str(tiny_bundle), "-i", str(texts), "-o", str(out))
+    assert again.returncode == 1 and "already holds the 5 answers" in again.stdout
+    assert "text 2, 4" in " ".join(again.stderr.split())  # a rerun does not hide them
     alone = run_cli("predict", str(tiny_bundle), *rows[::2], "--json")
     assert [json.loads(x)["label"] for x in alone.stdout.splitlines()] == [
         r["label"] for r in records[::2]

@@ -243,3 +243,21 @@ def test_train_run_given_a_path_or_a_dict_names_main_and_load_config(given: obje
 
     with pytest.raises(TypeError, match=r"run takes a RunConfig.*fusion\.train\.main\(path"):
         run(given)  # type: ignore[arg-type]
+
+
+def test_load_config_keeps_yaml_merge_keys_and_their_overrides(tmp_path: Path) -> None:
+    text = (REPO / "configs" / "tiny.yaml").read_text().replace("train:\n", "train: &base\n", 1)
+    text += "\nmodel:\n  hidden: 16\n"  # a section given twice is still refused ...
+    (tmp_path / "twice.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="'model' is given twice"):
+        load_config(tmp_path / "twice.yaml")
+    merged = (
+        (REPO / "configs" / "tiny.yaml")
+        .read_text()
+        .replace("train:\n", "train: &base\n", 1)
+        .replace("output: runs/tiny", "output: runs/tiny\nalso: {<<: *base, epochs: 3}")
+    )
+    (tmp_path / "merged.yaml").write_text(merged)
+    with pytest.raises(ConfigError) as e:  # ... but `<<` and a key it brings overridden are YAML
+        load_config(tmp_path / "merged.yaml")
+    assert "also: unknown key" in str(e.value) and "twice" not in str(e.value)
