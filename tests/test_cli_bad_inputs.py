@@ -279,6 +279,9 @@ def test_cli_split_refuses_a_split_that_holds_nothing_out(tiny_ttl: Path, tmp_pa
         "--type 'http://nosuch/T': no entity has the IRI",
     )
     assert not out.exists()
+    shown = "".join(run_cli("split", "--help").stdout.split())  # the console wraps anywhere
+    assert "Shareofthelinkedentitiestoholdout,between0and1." in shown
+    assert "0.0<=x<=1.0" not in shown  # 0 and 1 are refused: the help must not offer them
 
 
 def test_cli_tune_interrupted_says_rerunning_goes_on(
