@@ -248,8 +248,8 @@ def answers(
                 yield next(found)
             else:
                 number = first + i
-                code = f"{problem.kind}_text"  # the code the service answers it with
-                yield TextFailure(number, text, code, f"text {number} {problem.message}")
+                message = f"text {number} {problem.message}"
+                yield TextFailure(number, text, problem.code, message)
         first += len(batch)
 
 

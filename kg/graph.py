@@ -25,7 +25,6 @@ from kg.protocol import (
     check_count,
     check_entity,
     check_name,
-    check_ref,
     check_relation,
     describe_triple,
 )
@@ -198,7 +197,7 @@ class KnowledgeGraph:
 
     def resolve(self, ref: str) -> int:
         """An entity from an IRI or a label (case-insensitive); raises if none or several."""
-        check_ref(ref)
+        check_name("resolve", ref, "an IRI or a label (a string)")
         i = self.entities.find_sorted(ref)
         if i >= 0:
             return i

@@ -115,16 +115,6 @@ class Graph(Protocol):
     def paths(self, source: int, target: int, k: int = 5, max_hops: int = 3) -> list[GraphPath]: ...
 
 
-def check_ref(ref: object) -> None:
-    """Refuse, as a `TypeError` with the fix, a reference to resolve that is not a string (an
-    entity id needs no resolving)."""
-    if not isinstance(ref, str):
-        raise TypeError(
-            f"resolve takes an IRI or a label (a string), not {type(ref).__name__} {ref!r}; an "
-            "entity id needs no resolving"
-        )
-
-
 def entity_index(entity: object, what: str = "entity") -> int:
     """``entity`` as an int; a `TypeError` with the fix when it is not an integer.
 
@@ -193,11 +183,12 @@ def check_count(name: str, value: object, minimum: int) -> int:
     return n
 
 
-def check_name(what: str, value: object) -> str:
-    """Refuse, as a `TypeError` with the fix, a name or IRI to look up that is not a string."""
+def check_name(what: str, value: object, takes: str = "a string") -> str:
+    """Refuse, as a `TypeError` with the fix, a name or IRI to look up that is not a string
+    (``takes`` says what ``what`` takes, e.g. "an IRI or a label (a string)")."""
     if not isinstance(value, str):
         raise TypeError(
-            f"{what} takes a string, not {type(value).__name__} {value!r}"
+            f"{what} takes {takes}, not {type(value).__name__} {value!r}"
             + ("; an entity id needs no look-up" if isinstance(value, int) else "")
         )
     return value

@@ -41,7 +41,6 @@ from kg.protocol import (
     Graph,
     check_count,
     check_name,
-    check_ref,
     check_relation,
     describe_triple,
     entity_index,
@@ -175,7 +174,7 @@ class StoreGraph:
 
     def resolve(self, ref: str) -> int:
         """An entity id from an IRI or a label (case-insensitive); raises if none or several."""
-        check_ref(ref)
+        check_name("resolve", ref, "an IRI or a label (a string)")
         with self._lock:
             return self._intern(self.store.resolve(ref))
 

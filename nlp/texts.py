@@ -37,6 +37,11 @@ class TextProblem(NamedTuple):
     kind: str  # "invalid" (not valid Unicode) or "empty"
     message: str  # completes "text N ...": what is wrong and what to send instead
 
+    @property
+    def code(self) -> str:
+        """The error code the service and ``kgfuse predict`` give such a text."""
+        return f"{self.kind}_text"
+
 
 def text_problem(text: str) -> TextProblem | None:
     """Why ``text`` cannot be classified, or None when it can.

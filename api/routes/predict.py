@@ -54,7 +54,7 @@ def _text_error(i: int, text: str, max_chars: int) -> APIError | None:
         )
     problem = text_problem(text)
     if problem:
-        return APIError(422, f"{problem.kind}_text", f"texts[{i}] {problem.message}")
+        return APIError(422, problem.code, f"texts[{i}] {problem.message}")
     return None
 
 
