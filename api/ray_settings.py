@@ -25,63 +25,31 @@ class RayOptions:
     Giving both autoscaling bounds switches autoscaling on; ``replicas`` is then ignored.
     """
 
-    replicas: int = Field(
-        default=1,
-        ge=1,
-        description="replicas, each with its own model",
-        json_schema_extra=_ray("--replicas"),
-    )
-    autoscale_min: int | None = Field(
-        default=None,
-        ge=0,
-        description="autoscale between this and --autoscale-max replicas (replaces --replicas; "
-        "0: scale to zero)",
-        json_schema_extra=_ray("--autoscale-min"),
-    )
-    autoscale_max: int | None = Field(
-        default=None,
-        ge=1,
-        description="most replicas when autoscaling",
-        json_schema_extra=_ray("--autoscale-max"),
-    )
+    replicas: int = Field(default=1, ge=1, json_schema_extra=_ray("--replicas"))
+    """replicas, each with its own model"""
+    autoscale_min: int | None = Field(default=None, ge=0, json_schema_extra=_ray("--autoscale-min"))
+    """autoscale between this and --autoscale-max replicas (replaces --replicas; 0: scale to zero)"""
+    autoscale_max: int | None = Field(default=None, ge=1, json_schema_extra=_ray("--autoscale-max"))
+    """most replicas when autoscaling"""
     target_ongoing_requests: float | None = Field(
-        default=None,
-        gt=0,
-        description="requests in flight per replica the autoscaler aims at (none: Ray's 2)",
-        json_schema_extra=_ray("--target-ongoing-requests"),
+        default=None, gt=0, json_schema_extra=_ray("--target-ongoing-requests")
     )
+    """requests in flight per replica the autoscaler aims at (none: Ray's 2)"""
     upscale_delay_s: float | None = Field(
-        default=None,
-        ge=0,
-        description="seconds the load must stay above the target before a replica is added "
-        "(none: Ray's 30)",
-        json_schema_extra=_ray("--upscale-delay"),
+        default=None, ge=0, json_schema_extra=_ray("--upscale-delay")
     )
+    """seconds the load must stay above the target before a replica is added (none: Ray's 30)"""
     downscale_delay_s: float | None = Field(
-        default=None,
-        ge=0,
-        description="seconds the load must stay below the target before a replica is removed "
-        "(none: Ray's 600)",
-        json_schema_extra=_ray("--downscale-delay"),
+        default=None, ge=0, json_schema_extra=_ray("--downscale-delay")
     )
-    replica_cpus: float = Field(
-        default=1.0,
-        gt=0,
-        description="CPUs Ray reserves per replica (also its OpenMP threads)",
-        json_schema_extra=_ray("--replica-cpus"),
-    )
-    address: str | None = Field(
-        default=None,
-        description="join a running cluster: 'auto' (this node's) or 'ray://HEAD:10001' (none: "
-        "start a local Ray instance)",
-        json_schema_extra=_ray("--ray-address"),
-    )
-    num_cpus: int | None = Field(
-        default=None,
-        ge=1,
-        description="CPUs of the local Ray instance (none: every core)",
-        json_schema_extra=_ray("--ray-num-cpus"),
-    )
+    """seconds the load must stay below the target before a replica is removed (none: Ray's 600)"""
+    replica_cpus: float = Field(default=1.0, gt=0, json_schema_extra=_ray("--replica-cpus"))
+    """CPUs Ray reserves per replica (also its OpenMP threads)"""
+    address: str | None = Field(default=None, json_schema_extra=_ray("--ray-address"))
+    """join a running cluster: 'auto' (this node's) or 'ray://HEAD:10001' (none: start a local Ray
+    instance)"""
+    num_cpus: int | None = Field(default=None, ge=1, json_schema_extra=_ray("--ray-num-cpus"))
+    """CPUs of the local Ray instance (none: every core)"""
 
     @model_validator(mode="wrap")
     @classmethod

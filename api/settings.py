@@ -1,9 +1,9 @@
 """What `kgfuse serve` can be told: the bundle, limits, batching, keys. Checked when built.
 
 `ServeSettings` and `ApiKeys`, like `api.ray_settings.RayOptions` (``--ray``), are pydantic
-dataclasses: each field's description, default and bounds are the one definition of the
-setting. ``kgfuse serve --help`` (api/serve.py) and the README's table (api/settings_docs.py)
-are built from them, and a bad value is a `SettingsError` listing every problem at once, each
+dataclasses: each field's default, bounds and docstring (its description) are the one
+definition of the setting. ``kgfuse serve --help`` (api/serve.py) and the README's table
+(api/settings_docs.py) are built from them, and a bad value is a `SettingsError` listing every problem at once, each
 under the name the user typed: the option (``--max-batch``), the environment variable
 (``KGFUSE_READ_KEYS``) or the key file's line. Every default is safe to expose on a network.
 
@@ -27,7 +27,7 @@ from fusion.config_keys import describe
 from kg.errors import KGFuseError
 
 MIN_KEY_LENGTH = 16
-SETTINGS = ConfigDict(extra="forbid", allow_inf_nan=False)
+SETTINGS = ConfigDict(extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True)
 
 
 class SettingsError(KGFuseError):
@@ -69,26 +69,25 @@ Key = Annotated[str, Field(min_length=MIN_KEY_LENGTH)]
 
 
 @dataclass(frozen=True, config=SETTINGS)
-class ApiKeys:
-    """Keys by scope. ``admin`` keys may also read. Without read keys, reading is open (and the
-    server warns); without admin keys, the KG cannot be changed over HTTP."""
-
-    read: tuple[Key, ...] = Field(
-        default=(),
-        description="keys that may call the read routes, comma-separated (none: reading is open)",
-        json_schema_extra=_option("KGFUSE_READ_KEYS"),
-    )
-    admin: tuple[Key, ...] = Field(
-        default=(),
-        description="keys that may also add triples over HTTP, comma-separated (none: the KG "
-        "cannot be changed over HTTP)",
-        json_schema_extra=_option("KGFUSE_ADMIN_KEYS"),
-    )
+class Checked:
+    """Settings checked when built: every bad value is one line of a single `SettingsError`."""
 
     @model_validator(mode="wrap")
     @classmethod
     def _all_at_once(cls, values: Any, handler: Callable[[Any], Any]) -> Any:
         return checked(cls, values, handler)
+
+
+@dataclass(frozen=True, config=SETTINGS)
+class ApiKeys(Checked):
+    """Keys by scope. ``admin`` keys may also read. Without read keys, reading is open (and the
+    server warns); without admin keys, the KG cannot be changed over HTTP."""
+
+    read: tuple[Key, ...] = Field(default=(), json_schema_extra=_option("KGFUSE_READ_KEYS"))
+    """keys that may call the read routes, comma-separated (none: reading is open)"""
+    admin: tuple[Key, ...] = Field(default=(), json_schema_extra=_option("KGFUSE_ADMIN_KEYS"))
+    """keys that may also add triples over HTTP, comma-separated (none: the KG cannot be changed
+    over HTTP)"""
 
     @property
     def reading_open(self) -> bool:
@@ -160,141 +159,71 @@ def _split(value: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, config=SETTINGS)
-class ServeSettings:
+class ServeSettings(Checked):
     """Settings of one service process. Defaults suit a single 2-core machine."""
 
-    bundle: Path = Field(
-        description="a bundle folder written by kgfuse train or kgfuse export, or a .kgfe file "
-        "written by kgfuse bundle encrypt",
-        json_schema_extra=_option("BUNDLE"),
-    )
-    bundle_key_file: Path | None = Field(
-        default=None,
-        description="the key of an encrypted BUNDLE (.kgfe), a file written by kgfuse bundle "
-        "keygen (none: the KGFUSE_BUNDLE_KEY variable); it is decrypted into a private "
-        "temporary folder (in /dev/shm when it has room) removed once loaded",
-        json_schema_extra=_option("--key-file"),
-    )
-    keys: ApiKeys = Field(
-        default_factory=ApiKeys,
-        description="API keys by scope (KGFUSE_READ_KEYS, KGFUSE_ADMIN_KEYS, --keys-file)",
-    )
+    bundle: Path = Field(json_schema_extra=_option("BUNDLE"))
+    """a bundle folder written by kgfuse train or kgfuse export, or a .kgfe file written by kgfuse
+    bundle encrypt"""
+    bundle_key_file: Path | None = Field(default=None, json_schema_extra=_option("--key-file"))
+    """the key of an encrypted BUNDLE (.kgfe), a file written by kgfuse bundle keygen (none: the
+    KGFUSE_BUNDLE_KEY variable); it is decrypted into a private temporary folder (in /dev/shm
+    when it has room) removed once loaded"""
+    keys: ApiKeys = Field(default_factory=ApiKeys)
+    """API keys by scope (KGFUSE_READ_KEYS, KGFUSE_ADMIN_KEYS, --keys-file)"""
     max_body_bytes: int = Field(
-        default=1_000_000,
-        ge=1,
-        description="bytes a request body may hold; more is a 413 (declared, or counted while a "
-        "chunked body arrives)",
-        json_schema_extra=_option("--max-body-bytes"),
+        default=1_000_000, ge=1, json_schema_extra=_option("--max-body-bytes")
     )
-    max_texts: int = Field(
-        default=64,
-        ge=1,
-        description="texts per POST /v1/predict request; more is a 422 too_many_texts",
-        json_schema_extra=_option("--max-texts"),
-    )
-    max_chars: int = Field(
-        default=5_000,
-        ge=1,
-        description="characters per text; more is a 422 text_too_long",
-        json_schema_extra=_option("--max-chars"),
-    )
-    max_top_k_paths: int = Field(
-        default=10,
-        ge=1,
-        description="paths per text a request may ask for (top_k_paths); more is a 422 "
-        "too_many_paths",
-        json_schema_extra=_option("--max-top-k-paths"),
-    )
+    """bytes a request body may hold; more is a 413 (declared, or counted while a chunked body
+    arrives)"""
+    max_texts: int = Field(default=64, ge=1, json_schema_extra=_option("--max-texts"))
+    """texts per POST /v1/predict request; more is a 422 too_many_texts"""
+    max_chars: int = Field(default=5_000, ge=1, json_schema_extra=_option("--max-chars"))
+    """characters per text; more is a 422 text_too_long"""
+    max_top_k_paths: int = Field(default=10, ge=1, json_schema_extra=_option("--max-top-k-paths"))
+    """paths per text a request may ask for (top_k_paths); more is a 422 too_many_paths"""
     request_timeout_s: float = Field(
-        default=30.0,
-        gt=0,
-        description="seconds a request may wait for the model; then a 504 timeout",
-        json_schema_extra=_option("--request-timeout"),
+        default=30.0, gt=0, json_schema_extra=_option("--request-timeout")
     )
-    max_batch: int = Field(
-        default=32,
-        ge=1,
-        description="texts the model runs at once: concurrent requests share one model call",
-        json_schema_extra=_option("--max-batch"),
-    )
-    max_wait_ms: float = Field(
-        default=5.0,
-        ge=0,
-        description="milliseconds the first request of a batch waits for more to join it (not a "
-        "request that finds the model idle after a batch of one: a lone client)",
-        json_schema_extra=_option("--max-wait-ms"),
-    )
-    queue_size: int = Field(
-        default=256,
-        ge=1,
-        description="requests that may wait for the model; beyond, a 503 overloaded with "
-        "Retry-After: 1",
-        json_schema_extra=_option("--queue-size"),
-    )
+    """seconds a request may wait for the model; then a 504 timeout"""
+    max_batch: int = Field(default=32, ge=1, json_schema_extra=_option("--max-batch"))
+    """texts the model runs at once: concurrent requests share one model call"""
+    max_wait_ms: float = Field(default=5.0, ge=0, json_schema_extra=_option("--max-wait-ms"))
+    """milliseconds the first request of a batch waits for more to join it (not a request that finds
+    the model idle after a batch of one: a lone client)"""
+    queue_size: int = Field(default=256, ge=1, json_schema_extra=_option("--queue-size"))
+    """requests that may wait for the model; beyond, a 503 overloaded with Retry-After: 1"""
     shutdown_timeout_s: float = Field(
-        default=30.0,
-        gt=0,
-        description="seconds the queued requests get to finish when the server is stopped",
-        json_schema_extra=_option("--shutdown-timeout"),
+        default=30.0, gt=0, json_schema_extra=_option("--shutdown-timeout")
     )
-    threads: int = Field(
-        default=0,
-        ge=0,
-        description="torch threads of the model (0: torch's default, one per core); a call of at "
-        "most 128 tokens, and each explanation, runs on one",
-        json_schema_extra=_option("--threads"),
-    )
-    cors_origins: tuple[str, ...] = Field(
-        default=(),
-        description="a browser origin allowed to call the API; repeat for more (none: CORS off)",
-        json_schema_extra=_option("--cors-origin"),
-    )
-    log_texts: bool = Field(
-        default=False,
-        description="write request texts to the log (off: texts may be private)",
-        json_schema_extra=_option("--log-texts"),
-    )
-    anonymize: bool = Field(
-        default=False,
-        description="redact personal data (names, e-mails, phones, addresses, IBAN, card and SSN "
-        "numbers) from each text as it arrives, before it is linked, predicted or logged; the "
-        "KG's own entity names are kept",
-        json_schema_extra=_option("--anonymize"),
-    )
+    """seconds the queued requests get to finish when the server is stopped"""
+    threads: int = Field(default=0, ge=0, json_schema_extra=_option("--threads"))
+    """torch threads of the model (0: torch's default, one per core); a call of at most 128 tokens,
+    and each explanation, runs on one"""
+    cors_origins: tuple[str, ...] = Field(default=(), json_schema_extra=_option("--cors-origin"))
+    """a browser origin allowed to call the API; repeat for more (none: CORS off)"""
+    log_texts: bool = Field(default=False, json_schema_extra=_option("--log-texts"))
+    """write request texts to the log (off: texts may be private)"""
+    anonymize: bool = Field(default=False, json_schema_extra=_option("--anonymize"))
+    """redact personal data (names, e-mails, phones, addresses, IBAN, card and SSN numbers) from
+    each text as it arrives, before it is linked, predicted or logged; the KG's own entity names
+    are kept"""
     max_new_entities: int = Field(
-        default=10_000,
-        ge=1,
-        description="entities one POST /v1/kg/triples may add; more is a 413 too_many_entities",
-        json_schema_extra=_option("--max-new-entities"),
+        default=10_000, ge=1, json_schema_extra=_option("--max-new-entities")
     )
+    """entities one POST /v1/kg/triples may add; more is a 413 too_many_entities"""
     hot_triples_dir: Path | None = Field(
-        default=None,
-        description="where the triples added over HTTP persist (none: BUNDLE/hot-triples)",
-        json_schema_extra=_option("--hot-triples-dir"),
+        default=None, json_schema_extra=_option("--hot-triples-dir")
     )
-    kg_source: str | None = Field(
-        default=None,
-        description="for a bundle trained over a triple store: read it from this SPARQL "
-        "endpoint URL or store folder instead (same triples)",
-        json_schema_extra=_option("--kg-endpoint"),
-    )
+    """where the triples added over HTTP persist (none: BUNDLE/hot-triples)"""
+    kg_source: str | None = Field(default=None, json_schema_extra=_option("--kg-endpoint"))
+    """for a bundle trained over a triple store: read it from this SPARQL endpoint URL or store
+    folder instead (same triples)"""
 
-    tls_cert: Path | None = Field(
-        default=None,
-        description="serve HTTPS with this PEM certificate (chain), with --tls-key (none: plain "
-        "HTTP)",
-        json_schema_extra=_option("--tls-cert"),
-    )
-    tls_key: Path | None = Field(
-        default=None,
-        description="the unencrypted PEM private key of --tls-cert",
-        json_schema_extra=_option("--tls-key"),
-    )
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _all_at_once(cls, values: Any, handler: Callable[[Any], Any]) -> Any:
-        return checked(cls, values, handler)
+    tls_cert: Path | None = Field(default=None, json_schema_extra=_option("--tls-cert"))
+    """serve HTTPS with this PEM certificate (chain), with --tls-key (none: plain HTTP)"""
+    tls_key: Path | None = Field(default=None, json_schema_extra=_option("--tls-key"))
+    """the unencrypted PEM private key of --tls-cert"""
 
     @property
     def hot_triples(self) -> Path:

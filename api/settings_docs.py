@@ -14,14 +14,14 @@ from typing import Any
 from api.ray_settings import RayOptions
 from api.settings import ApiKeys, ServeSettings, option_of
 from kg.files import marked_block, rewrite_marked_block
+from nlp.linker_settings import field_help
 
 BEGIN, END = "<!-- serve-settings:begin -->", "<!-- serve-settings:end -->"
 
 
 def help_text(name: str, cls: type = ServeSettings) -> str:
     """The description of ``cls``'s field ``name`` as a sentence: ``kgfuse serve --help``."""
-    description = vars(cls)["__pydantic_fields__"][name].description or ""
-    return description[:1].upper() + description[1:] + "."
+    return field_help(cls, name)
 
 
 def _default_text(value: Any) -> str:

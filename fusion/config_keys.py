@@ -21,7 +21,19 @@ from fusion.settings import AUTO, RunConfig
 
 @cache
 def _schema() -> dict[str, Any]:
-    return TypeAdapter(RunConfig).json_schema()
+    return _one_line(TypeAdapter(RunConfig).json_schema())
+
+
+def _one_line(schema: Any) -> Any:
+    """``schema`` with each description on one line (a field's docstring may wrap)."""
+    if isinstance(schema, list):
+        return [_one_line(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {
+        k: " ".join(v.split()) if k == "description" and isinstance(v, str) else _one_line(v)
+        for k, v in schema.items()
+    }
 
 
 def schema() -> dict[str, Any]:

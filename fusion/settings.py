@@ -4,7 +4,8 @@ key means, its type, its default and its bounds.
 fusion/config.py reads a YAML file and ``key=value`` overrides into `RunConfig` and reports every
 problem at once; ``kgfuse config schema`` exports these models as JSON Schema, and
 ``kgfuse config keys`` (and the README's table) lists their fields from the same descriptions.
-The sections are frozen dataclasses, so ``dataclasses.replace`` gives a validated copy.
+The sections are frozen dataclasses, so ``dataclasses.replace`` gives a validated copy. A
+field's docstring is its description (pydantic's ``use_attribute_docstrings``).
 
 This module imports no torch: the model, encoder and subgraph code import their sections from it.
 """
@@ -64,29 +65,21 @@ AutoHops = Annotated[
     Field(json_schema_extra=_accepts_auto),
 ]
 
-SECTION = ConfigDict(extra="forbid", allow_inf_nan=False)
+SECTION = ConfigDict(extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True)
 
 
 @dataclass(frozen=True, config=SECTION)
 class KGSource:
     """Where the KG comes from: exactly one of ``files``, ``endpoint`` and ``store``."""
 
-    files: Names = Field(
-        default=(), description="triples files to compile in memory, or one compiled KG folder"
-    )
-    endpoint: Text = Field(
-        default="",
-        description="a SPARQL 1.1 endpoint URL holding the KG (read on demand, never loaded whole)",
-    )
-    store: Text = Field(
-        default="",
-        description="an on-disk Oxigraph store folder (kgfuse kg load --backend oxigraph)",
-    )
-    label_map: Text = Field(
-        default="",
-        description="a TSV file of label and entity IRI: each class becomes a graph node the model "
-        "scores",
-    )
+    files: Names = ()
+    """triples files to compile in memory, or one compiled KG folder"""
+    endpoint: Text = ""
+    """a SPARQL 1.1 endpoint URL holding the KG (read on demand, never loaded whole)"""
+    store: Text = ""
+    """an on-disk Oxigraph store folder (kgfuse kg load --backend oxigraph)"""
+    label_map: Text = ""
+    """a TSV file of label and entity IRI: each class becomes a graph node the model scores"""
 
     @property
     def source(self) -> str:
@@ -100,51 +93,38 @@ class DataConfig:
     Test files are read only to report: no choice (epoch, checkpoint, temperature, automatic
     setting) reads them."""
 
-    train: Text = Field(default="", description="the labelled training file (.csv, .tsv or .jsonl)")
-    val: Text = Field(default="", description="the validation file; none: carved out of train")
-    tests: NamedFiles = Field(
-        default_factory=lambda: {},
-        description="test files by name, e.g. {seen: a.csv, unseen: b.csv}",
-    )
-    path: Text = Field(
-        default="",
-        description="one labelled file, split by split_column or at random (test_fraction)",
-    )
-    split_column: Text = Field(
-        default="", description="with path: the column naming each row's split (train, val, test)"
-    )
-    text_column: Text = Field(default="text", description="the column holding the text")
-    label_column: Text = Field(default="label", description="the column holding the label")
-    val_split: Literal["entity", "random"] = Field(
-        default="entity",
-        description="without a val file: entity (texts about held-out entities, which no "
-        "training text mentions, plus val_seen_fraction at random) or random (stratified)",
-    )
-    val_fraction: Share = Field(
-        default=0.15, description="share of the texts carved out for validation"
-    )
-    val_seen_fraction: Share = Field(
-        default=0.05,
-        description="entity split: share of the other texts added at random (val:seen)",
-    )
-    choice_splits: Int = Field(
-        default=5,
-        ge=1,
-        description="entity-held-out splits the automatic choices (hops, the text head's "
-        "start) pool: validation's own, then others carved from the same labelled texts; "
-        "1: validation's own only",
-    )
-    holdout_types: Names = Field(
-        default=(),
-        description="rdf:type IRIs of the entities validation may hold out "
-        "(empty: the type the most training texts mention)",
-    )
-    test_fraction: Share = Field(default=0.0, description="with path: share held out as a test set")
-    unlabeled: Text = Field(
-        default="",
-        description="texts without labels (.txt one per line, or .csv/.tsv/.jsonl with "
-        "text_column), for self-training",
-    )
+    train: Text = ""
+    """the labelled training file (.csv, .tsv or .jsonl)"""
+    val: Text = ""
+    """the validation file; none: carved out of train"""
+    tests: NamedFiles = Field(default_factory=lambda: {})
+    """test files by name, e.g. {seen: a.csv, unseen: b.csv}"""
+    path: Text = ""
+    """one labelled file, split by split_column or at random (test_fraction)"""
+    split_column: Text = ""
+    """with path: the column naming each row's split (train, val, test)"""
+    text_column: Text = "text"
+    """the column holding the text"""
+    label_column: Text = "label"
+    """the column holding the label"""
+    val_split: Literal["entity", "random"] = "entity"
+    """without a val file: entity (texts about held-out entities, which no training text mentions,
+    plus val_seen_fraction at random) or random (stratified)"""
+    val_fraction: Share = 0.15
+    """share of the texts carved out for validation"""
+    val_seen_fraction: Share = 0.05
+    """entity split: share of the other texts added at random (val:seen)"""
+    choice_splits: Int = Field(default=5, ge=1)
+    """entity-held-out splits the automatic choices (hops, the text head's start) pool: validation's
+    own, then others carved from the same labelled texts; 1: validation's own only"""
+    holdout_types: Names = ()
+    """rdf:type IRIs of the entities validation may hold out (empty: the type the most training
+    texts mention)"""
+    test_fraction: Share = 0.0
+    """with path: share held out as a test set"""
+    unlabeled: Text = ""
+    """texts without labels (.txt one per line, or .csv/.tsv/.jsonl with text_column), for
+    self-training"""
 
     @model_validator(mode="after")
     def _leaves_training_texts(self) -> DataConfig:
@@ -163,11 +143,9 @@ class LinkerConfig:
     threshold: Number = linker_field("threshold")
     head_match: Bool = linker_field("head_match")
     types: Names = linker_field("types")
-    aliases: Text = Field(
-        default="",
-        description="an alias table (TSV of alias and entity) whose names are linked too, e.g. from "
-        "kgfuse aliases learn; the bundle keeps a copy",
-    )
+    aliases: Text = ""
+    """an alias table (TSV of alias and entity) whose names are linked too, e.g. from kgfuse aliases
+    learn; the bundle keeps a copy"""
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -178,53 +156,41 @@ class SubgraphSettings:
     fusion/path_counts.py, "relations" and "entities" fusion/counter.py.
     """
 
-    hops: AutoHops = Field(
-        default=None,
-        description="the subgraph's radius and the longest label path counted, 1 to 4; "
-        "auto: chosen on val:unseen",
-    )
-    max_nodes: Int = Field(default=64, ge=1, description="nodes kept besides the seeds")
-    counts: Literal["sequences", "relations", "entities"] = Field(
-        default="sequences",
-        description="the label counts a model may read: sequences (walks to each label node by "
-        "relation sequence; a triple store counts relations), relations (direct and two-hop "
-        "counts plus paths by first-hop relation), entities (direct and two-hop only)",
-    )
-    max_sequences: Int = Field(
-        default=64,
-        ge=1,
-        description="relation sequences kept: those reaching a label in the most texts",
-    )
+    hops: AutoHops = None
+    """the subgraph's radius and the longest label path counted, 1 to 4; auto: chosen on val:unseen"""
+    max_nodes: Int = Field(default=64, ge=1)
+    """nodes kept besides the seeds"""
+    counts: Literal["sequences", "relations", "entities"] = "sequences"
+    """the label counts a model may read: sequences (walks to each label node by relation sequence;
+    a triple store counts relations), relations (direct and two-hop counts plus paths by
+    first-hop relation), entities (direct and two-hop only)"""
+    max_sequences: Int = Field(default=64, ge=1)
+    """relation sequences kept: those reaching a label in the most texts"""
 
 
 @dataclass(frozen=True, config=SECTION)
 class EncoderConfig:
     """How the text encoder is loaded and tuned."""
 
-    path: Text = Field(
-        default="",
-        description='a local Hugging Face encoder folder; "" = the bundled MiniLM-L6-H384',
-    )
-    pooling: Literal["mean", "cls"] = Field(default="mean", description="mean over tokens, or cls")
-    max_length: Int = Field(
-        default=128, ge=8, le=512, description="texts are truncated to this many tokens"
-    )
-    adapter: Literal["lora", "adalora", "ia3", "full", "frozen"] = Field(
-        default="lora", description="lora, adalora, ia3 (PEFT), full fine-tuning, or frozen"
-    )
-    lora_r: Int = Field(default=8, ge=1, description="LoRA (and AdaLoRA) rank")
-    lora_alpha: Int = Field(default=16, description="LoRA (and AdaLoRA) scale")
-    lora_dropout: Share = Field(default=0.1, description="LoRA (and AdaLoRA) dropout")
-    target_modules: Names = Field(
-        default=("query", "value"),
-        description="module names the adapter wraps (BERT: query, key, value, dense)",
-    )
-    top_layers: Int = Field(
-        default=3,
-        ge=0,
-        description="adapt only the top N layers (0: all): back-propagation stops below them, "
-        "about half the step time with 3 of MiniLM's 6",
-    )
+    path: Text = ""
+    """a local Hugging Face encoder folder; "" = the bundled MiniLM-L6-H384"""
+    pooling: Literal["mean", "cls"] = "mean"
+    """mean over tokens, or cls"""
+    max_length: Int = Field(default=128, ge=8, le=512)
+    """texts are truncated to this many tokens"""
+    adapter: Literal["lora", "adalora", "ia3", "full", "frozen"] = "lora"
+    """lora, adalora, ia3 (PEFT), full fine-tuning, or frozen"""
+    lora_r: Int = Field(default=8, ge=1)
+    """LoRA (and AdaLoRA) rank"""
+    lora_alpha: Int = 16
+    """LoRA (and AdaLoRA) scale"""
+    lora_dropout: Share = 0.1
+    """LoRA (and AdaLoRA) dropout"""
+    target_modules: Names = ("query", "value")
+    """module names the adapter wraps (BERT: query, key, value, dense)"""
+    top_layers: Int = Field(default=3, ge=0)
+    """adapt only the top N layers (0: all): back-propagation stops below them, about half the step
+    time with 3 of MiniLM's 6"""
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -240,30 +206,27 @@ class ModelConfig:
     that shows what the encoder adds.
     """
 
-    mode: Literal["text", "graph", "fused", "counter"] = Field(
-        default="fused", description="text, graph, fused (text + counts + gated graph) or counter"
-    )
-    hidden: Int = Field(default=128, ge=4, description="graph node state size")
-    gnn_layers: Int = Field(default=2, ge=2, description="message-passing rounds")
-    num_bases: Int = Field(default=8, description="RGCN basis matrices")
-    dropout: Share = Field(default=0.1, description="in the graph encoder and heads")
-    counts: Bool = Field(
-        default=True,
-        description="fused mode: the logits also read the parameter-free label counts that "
-        "subgraph.counts names",
-    )
-    counts_head: Literal["concat", "per_label"] = Field(
-        default="per_label",
-        description="how a fused model reads the counts: per_label (one MLP shared by the "
-        "classes scores each class from its own counts) or concat (appended to the text vector)",
-    )
-    counts_hidden: Int = Field(default=32, ge=1, description="the per-label MLP's hidden size")
-    graph_encoder: Literal["rgcn", "paths", "none"] = Field(
-        default="rgcn",
-        description="rgcn (a relational GNN over the capped neighbourhood), paths "
-        "(label-conditioned path reasoning; needs kg.label_map and kg.files) or none "
-        "(fused reads the text and the counts only)",
-    )
+    mode: Literal["text", "graph", "fused", "counter"] = "fused"
+    """text, graph, fused (text + counts + gated graph) or counter"""
+    hidden: Int = Field(default=128, ge=4)
+    """graph node state size"""
+    gnn_layers: Int = Field(default=2, ge=2)
+    """message-passing rounds"""
+    num_bases: Int = 8
+    """RGCN basis matrices"""
+    dropout: Share = 0.1
+    """in the graph encoder and heads"""
+    counts: Bool = True
+    """fused mode: the logits also read the parameter-free label counts that subgraph.counts names"""
+    counts_head: Literal["concat", "per_label"] = "per_label"
+    """how a fused model reads the counts: per_label (one MLP shared by the classes scores each
+    class from its own counts) or concat (appended to the text vector)"""
+    counts_hidden: Int = Field(default=32, ge=1)
+    """the per-label MLP's hidden size"""
+    graph_encoder: Literal["rgcn", "paths", "none"] = "rgcn"
+    """rgcn (a relational GNN over the capped neighbourhood), paths (label-conditioned path
+    reasoning; needs kg.label_map and kg.files) or none (fused reads the text and the counts
+    only)"""
 
     @model_validator(mode="after")
     def _has_something_to_read(self) -> ModelConfig:
@@ -323,89 +286,60 @@ class TrainSettings:
       validation loss.
     """
 
-    epochs: Int = Field(
-        default=5, ge=1, description="passes over the training set (early stopping may end sooner)"
-    )
-    batch_size: Int = Field(default=16, ge=1, description="texts per step")
-    lr: Number = Field(
-        default=1e-3, gt=0.0, description="learning rate of the graph encoder and heads"
-    )
-    lora_lr: Number = Field(
-        default=5e-4, gt=0.0, description="learning rate of the encoder's adapter"
-    )
-    weight_decay: Number = Field(default=0.01, description="AdamW weight decay")
-    warmup: Share = Field(default=0.1, description="share of the steps of linear warm-up")
-    clip: Number = Field(default=1.0, description="max gradient norm (0 = off)")
-    class_weights: Bool = Field(
-        default=False, description="weight the loss by inverse class frequency"
-    )
-    patience: Int = Field(
-        default=2,
-        ge=1,
-        description="epochs without a better validation score (val:unseen accuracy, then loss) "
-        "before stopping",
-    )
-    seed: Int = Field(
-        default=0,
-        description="of everything: the validation split, data order, dropout, initialisation",
-    )
-    mask_label_facts: AutoRate = Field(
-        default=None,
-        description="share of training texts whose own entity-label facts are hidden (1.0 forces "
-        "reasoning over neighbours); auto: 1.0 when the KG's label facts restate the training "
-        "labels, else 0",
-    )
-    mask_mentions: Rate = Field(
-        default=0.0,
-        description="share of training texts whose linked names are masked, drawn anew each "
-        "epoch, so the text branch cannot memorise a name",
-    )
-    probe_init: AutoSwitch = Field(
-        default=None,
-        description="start the text head from a logistic regression on what it reads: the "
-        "frozen encoder's text vectors (with counts_head concat, the label counts too), its C "
-        "chosen on validation (linear probe, then fine-tune); auto: for "
-        "text-only models, and where the KG's label paths do not lift the reference on "
-        "validation by more than one standard error",
-    )
-    branch_loss: Number = Field(
-        default=1.0,
-        ge=0.0,
-        description="weight of a fused model's per-branch losses (counts and graph logits each "
-        "scored on their own), against modality competition; 0 = off",
-    )
-    swap_mentions: Rate = Field(
-        default=0.0,
-        description="share of the qualifying training texts copied about another entity of the "
-        "same type, labelled with its class; 0 = off",
-    )
-    adversarial: Number = Field(
-        default=0.0,
-        ge=0.0,
-        description="L2 norm per text of FGM's word-embedding perturbation; 0 = off "
-        "(one more forward and backward pass per step)",
-    )
-    self_training_rounds: Int = Field(
-        default=0, ge=0, description="rounds of self-training on data.unlabeled; 0 = off"
-    )
-    self_training_threshold: Number = Field(
-        default=0.9, gt=0.0, le=1.0, description="the calibrated probability a pseudo-label needs"
-    )
-    threads: Int = Field(default=0, ge=0, description="torch CPU threads (0 = torch's default)")
-    tracker: TrackerName = Field(
-        default="none",
-        description="also send the config, metrics per epoch, final metrics and the bundle to an "
-        "experiment tracker, as local files under the run folder (fusion/trackers.py); "
-        "train.tensorboard=true is read as tensorboard",
-    )
-    tracker_uri: Text = Field(
-        default="",
-        description="mlflow only: a tracking server or store URI (default: "
-        "sqlite:///OUTPUT/mlflow/mlflow.db)",
-    )
-    tracker_project: Text = Field(
-        default="kgfuse", description="the MLflow experiment or W&B project the run goes in"
-    )
+    epochs: Int = Field(default=5, ge=1)
+    """passes over the training set (early stopping may end sooner)"""
+    batch_size: Int = Field(default=16, ge=1)
+    """texts per step"""
+    lr: Number = Field(default=1e-3, gt=0.0)
+    """learning rate of the graph encoder and heads"""
+    lora_lr: Number = Field(default=5e-4, gt=0.0)
+    """learning rate of the encoder's adapter"""
+    weight_decay: Number = 0.01
+    """AdamW weight decay"""
+    warmup: Share = 0.1
+    """share of the steps of linear warm-up"""
+    clip: Number = 1.0
+    """max gradient norm (0 = off)"""
+    class_weights: Bool = False
+    """weight the loss by inverse class frequency"""
+    patience: Int = Field(default=2, ge=1)
+    """epochs without a better validation score (val:unseen accuracy, then loss) before stopping"""
+    seed: Int = 0
+    """of everything: the validation split, data order, dropout, initialisation"""
+    mask_label_facts: AutoRate = None
+    """share of training texts whose own entity-label facts are hidden (1.0 forces reasoning over
+    neighbours); auto: 1.0 when the KG's label facts restate the training labels, else 0"""
+    mask_mentions: Rate = 0.0
+    """share of training texts whose linked names are masked, drawn anew each epoch, so the text
+    branch cannot memorise a name"""
+    probe_init: AutoSwitch = None
+    """start the text head from a logistic regression on what it reads: the frozen encoder's text
+    vectors (with counts_head concat, the label counts too), its C chosen on validation (linear
+    probe, then fine-tune); auto: for text-only models, and where the KG's label paths do not
+    lift the reference on validation by more than one standard error"""
+    branch_loss: Number = Field(default=1.0, ge=0.0)
+    """weight of a fused model's per-branch losses (counts and graph logits each scored on their
+    own), against modality competition; 0 = off"""
+    swap_mentions: Rate = 0.0
+    """share of the qualifying training texts copied about another entity of the same type, labelled
+    with its class; 0 = off"""
+    adversarial: Number = Field(default=0.0, ge=0.0)
+    """L2 norm per text of FGM's word-embedding perturbation; 0 = off (one more forward and backward
+    pass per step)"""
+    self_training_rounds: Int = Field(default=0, ge=0)
+    """rounds of self-training on data.unlabeled; 0 = off"""
+    self_training_threshold: Number = Field(default=0.9, gt=0.0, le=1.0)
+    """the calibrated probability a pseudo-label needs"""
+    threads: Int = Field(default=0, ge=0)
+    """torch CPU threads (0 = torch's default)"""
+    tracker: TrackerName = "none"
+    """also send the config, metrics per epoch, final metrics and the bundle to an experiment
+    tracker, as local files under the run folder (fusion/trackers.py); train.tensorboard=true is
+    read as tensorboard"""
+    tracker_uri: Text = ""
+    """mlflow only: a tracking server or store URI (default: sqlite:///OUTPUT/mlflow/mlflow.db)"""
+    tracker_project: Text = "kgfuse"
+    """the MLflow experiment or W&B project the run goes in"""
 
     @model_validator(mode="before")
     @classmethod
@@ -445,23 +379,22 @@ class TrainSettings:
 class RunConfig:
     """A training run: every section, and where its bundle goes."""
 
-    kg: KGSource = Field(default_factory=lambda: KGSource(), description="the knowledge graph")
-    data: DataConfig = Field(default_factory=lambda: DataConfig(), description="the labelled texts")
-    linker: LinkerConfig = Field(
-        default_factory=lambda: LinkerConfig(), description="entity linking"
-    )
-    subgraph: SubgraphSettings = Field(
-        default_factory=lambda: SubgraphSettings(),
-        description="each text's subgraph and label counts",
-    )
-    encoder: EncoderConfig = Field(
-        default_factory=lambda: EncoderConfig(), description="the text encoder"
-    )
-    model: ModelConfig = Field(default_factory=lambda: ModelConfig(), description="the classifier")
-    train: TrainSettings = Field(default_factory=lambda: TrainSettings(), description="training")
-    output: Text = Field(
-        default="runs/model", description="the run folder (the bundle goes in OUTPUT/bundle)"
-    )
+    kg: KGSource = Field(default_factory=lambda: KGSource())
+    """the knowledge graph"""
+    data: DataConfig = Field(default_factory=lambda: DataConfig())
+    """the labelled texts"""
+    linker: LinkerConfig = Field(default_factory=lambda: LinkerConfig())
+    """entity linking"""
+    subgraph: SubgraphSettings = Field(default_factory=lambda: SubgraphSettings())
+    """each text's subgraph and label counts"""
+    encoder: EncoderConfig = Field(default_factory=lambda: EncoderConfig())
+    """the text encoder"""
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig())
+    """the classifier"""
+    train: TrainSettings = Field(default_factory=lambda: TrainSettings())
+    """training"""
+    output: Text = "runs/model"
+    """the run folder (the bundle goes in OUTPUT/bundle)"""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (lists, not tuples): what a bundle stores."""

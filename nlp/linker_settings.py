@@ -29,57 +29,39 @@ Number = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
 
 
-@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+@dataclass(frozen=True, config=ConfigDict(extra="forbid", use_attribute_docstrings=True))
 class LinkerSettings:
     """The tunable settings of `nlp.linker.KGLinker` (its graph, index, alias table, semantic
     candidates and disambiguation weights are given apart)."""
 
-    threshold: Number = Field(
-        default=0.55, ge=0.0, le=1.0, description="minimum final score of a link"
-    )
-    max_candidates: Int = Field(
-        default=10,
-        ge=1,
-        description="ranked candidates kept per linked span (Span._.kg_candidates)",
-    )
-    types: tuple[str, ...] = Field(
-        default=(), description="link only entities of these rdf:type IRIs (empty: any type)"
-    )
-    link_classes: Bool = Field(
-        default=False, description="also link class nodes (entities that are others' types)"
-    )
-    min_alias_length: Int = Field(default=3, ge=1, description="shorter aliases are never matched")
-    stop_aliases: tuple[str, ...] = Field(
-        default=DEFAULT_STOP_ALIASES, description="aliases never matched (common English words)"
-    )
-    fuzzy_threshold: Number = Field(
-        default=0.8,
-        gt=0.0,
-        le=1.0,
-        description="minimum edit ratio of a fuzzy match (and half of it, of its 3-gram Dice)",
-    )
-    window_slack: Int = Field(
-        default=3, ge=0, description="extra words allowed inside a window match"
-    )
-    head_match: Bool = Field(
-        default=False,
-        description="link a head word alone when it names one alias ('legs' -> 'swollen legs'): "
-        "more coverage, less precision",
-    )
-    partial_coverage: Number = Field(
-        default=0.6,
-        gt=0.0,
-        le=1.0,
-        description="share of a multi-word alias's IDF weight a partial match must hold; "
-        "1.0 turns partial matching off",
-    )
-    max_length: Int = Field(
-        default=100_000, ge=1, description="longer texts are refused with an error"
-    )
-    overwrite_ents: Bool = Field(
-        default=False, description="replace overlapping entities already in doc.ents"
-    )
-    spans_key: str = Field(default="kg", description="the doc.spans key of the linked spans")
+    threshold: Number = Field(default=0.55, ge=0.0, le=1.0)
+    """minimum final score of a link"""
+    max_candidates: Int = Field(default=10, ge=1)
+    """ranked candidates kept per linked span (Span._.kg_candidates)"""
+    types: tuple[str, ...] = ()
+    """link only entities of these rdf:type IRIs (empty: any type)"""
+    link_classes: Bool = False
+    """also link class nodes (entities that are others' types)"""
+    min_alias_length: Int = Field(default=3, ge=1)
+    """shorter aliases are never matched"""
+    stop_aliases: tuple[str, ...] = DEFAULT_STOP_ALIASES
+    """aliases never matched (common English words)"""
+    fuzzy_threshold: Number = Field(default=0.8, gt=0.0, le=1.0)
+    """minimum edit ratio of a fuzzy match (and half of it, of its 3-gram Dice)"""
+    window_slack: Int = Field(default=3, ge=0)
+    """extra words allowed inside a window match"""
+    head_match: Bool = False
+    """link a head word alone when it names one alias ('legs' -> 'swollen legs'): more coverage,
+    less precision"""
+    partial_coverage: Number = Field(default=0.6, gt=0.0, le=1.0)
+    """share of a multi-word alias's IDF weight a partial match must hold; 1.0 turns partial
+    matching off"""
+    max_length: Int = Field(default=100_000, ge=1)
+    """longer texts are refused with an error"""
+    overwrite_ents: Bool = False
+    """replace overlapping entities already in doc.ents"""
+    spans_key: str = "kg"
+    """the doc.spans key of the linked spans"""
 
     def spacy_config(self) -> dict[str, Any]:
         """These settings as a spaCy component config (lists, not tuples)."""
@@ -97,7 +79,13 @@ def linker_field(name: str) -> Any:
     return copy.copy(fields[name])
 
 
+def field_help(cls: type, name: str) -> str:
+    """The description of the settings class ``cls``'s field ``name`` (its attribute docstring)
+    as one help sentence: the docstring's line breaks become spaces."""
+    description = " ".join((vars(cls)["__pydantic_fields__"][name].description or "").split())
+    return description[:1].upper() + description[1:] + "."
+
+
 def linker_help(name: str) -> str:
     """Field ``name``'s description as a CLI help sentence (``kgfuse link``'s options)."""
-    description = vars(LinkerSettings)["__pydantic_fields__"][name].description or ""
-    return description[:1].upper() + description[1:] + "."
+    return field_help(LinkerSettings, name)

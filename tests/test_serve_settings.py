@@ -14,6 +14,7 @@ from api.ray_settings import RayOptions
 from api.settings import ApiKeys, ServeSettings, SettingsError, option_of
 from api.settings_docs import BEGIN, END, help_text, readme_with_settings, settings_markdown
 from kg.errors import KGFuseError
+from nlp.linker_settings import LinkerSettings
 from tests.conftest import run_cli_in_process
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,6 +124,22 @@ def test_serve_help_and_defaults_are_the_settings_fields() -> None:
             if field.name != "bundle":
                 default = getattr(defaults, field.name)
                 assert param.default == (list(default) if isinstance(default, tuple) else default)
+
+
+def test_every_setting_is_described_in_one_sentence() -> None:
+    """A field's description is its attribute docstring: a field without one would show an
+    empty help, and a docstring that wraps must still read as one line in help and tables."""
+    for cls in (ServeSettings, RayOptions, ApiKeys, LinkerSettings):
+        for field in dataclasses.fields(cls):
+            text = help_text(field.name, cls)
+            assert len(text) > 10, f"{cls.__name__}.{field.name} has no docstring"
+            assert "\n" not in text and "  " not in text, text
+    wrapped = vars(ServeSettings)["__pydantic_fields__"]["max_wait_ms"].description
+    assert "\n" in wrapped  # the docstring wraps; its help does not
+    assert help_text("max_wait_ms") == (
+        "Milliseconds the first request of a batch waits for more to join it (not a request "
+        "that finds the model idle after a batch of one: a lone client)."
+    )
 
 
 def test_serve_settings_readme_table_is_the_models_table() -> None:
