@@ -57,7 +57,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from fusion.manifest import META_FILE, first_mismatch, is_manifest
 from kg.errors import KGFuseError
-from kg.files import atomic_directory, atomic_file
+from kg.files import atomic_directory, atomic_file, writing
 
 MAGIC = b"\x89KGFENC\n"
 VERSION = 1
@@ -148,7 +148,7 @@ def write_key(path: Path, force: bool = False) -> bytes:
         BundleCryptoError: ``path`` exists and ``force`` is off."""
     _refuse_existing(path, force)
     text = generate_key()
-    with _writing(path), atomic_file(path) as f:
+    with writing(path), atomic_file(path) as f:
         os.fchmod(f.fileno(), 0o600)  # before the key is written (a replaced key's mode too)
         f.write(text + "\n")
     return key_id(base64.b64decode(text))
@@ -307,17 +307,6 @@ class _OpeningReader(io.RawIOBase):
 # ----------------------------------------------------------------------------------- commands
 
 
-@contextmanager
-def _writing(path: Path) -> Iterator[None]:
-    """A file system error while writing ``path`` (no space, no permission) is one line."""
-    try:
-        yield
-    except OSError as e:
-        raise BundleCryptoError(
-            f"cannot write {path}: {e.strerror or e}; free space or choose another output"
-        ) from None
-
-
 def _refuse_existing(path: Path, force: bool) -> None:
     if (path.exists() or path.is_symlink()) and not force:
         raise BundleCryptoError(f"{path} exists; choose another output or pass --force")
@@ -367,7 +356,7 @@ def encrypt_bundle(
     salt, prefix = secrets.token_bytes(16), secrets.token_bytes(6)
     file_key, mac_key = _derive(key, salt)
     header = Header(chunk_size, key_id(key), salt, prefix).pack(mac_key)
-    with _writing(out), atomic_file(out, "wb") as f:
+    with writing(out), atomic_file(out, "wb") as f:
         sealing = _SealingWriter(f, header, file_key, prefix, chunk_size)
         with tarfile.open(
             fileobj=sealing, mode="w|", format=tarfile.PAX_FORMAT, bufsize=CHUNK_SIZE
@@ -452,7 +441,7 @@ def decrypt_bundle(path: Path, out: Path, key: bytes, force: bool = False) -> No
         BundleCryptoError: see `decrypt_into`; ``out`` exists without ``force``."""
     path, out = Path(path), Path(out)
     _refuse_existing(out, force)
-    with _writing(out), atomic_directory(out) as tmp:
+    with writing(out), atomic_directory(out) as tmp:
         decrypt_into(path, key, tmp)
 
 

@@ -259,6 +259,8 @@ def writing(path: Path) -> Iterator[None]:
     and what to do (the parts of a path that are files, a permission, a read-only disk)."""
     try:
         yield
+    except OutputError:
+        raise  # named already, by an inner write
     except OSError as e:
         raise OutputError(f"cannot write {path}: {_write_problem(path, e)}") from None
 

@@ -242,6 +242,7 @@ def test_bundle_crypto_cli_errors_are_one_line(
         code = kgfuse(monkeypatch, "bundle", *args)
         lines = capsys.readouterr().err.splitlines()
         assert code == 1 and len(lines) == 1 and message in lines[0], (args, lines)
+        assert lines[0].count("cannot write") <= 1, lines  # named once, not once per layer
     assert not (tmp_path / "o").exists() and not (tmp_path / "x.kgfe").exists()
     r = run_cli(
         "bundle", "decrypt", str(sealed), "-o", str(tmp_path / "o"), "--key-file", str(other)
