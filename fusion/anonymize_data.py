@@ -171,8 +171,10 @@ def anonymize_command(
         help="Region (ISO code) a phone number without +country code is read in; repeat.",
     ),
 ) -> None:
-    """Redact personal data (names, e-mails, phones, addresses, IBAN/card/SSN numbers) from
-    the texts of a data file, with typed placeholders ([PERSON], [EMAIL], ...)."""
+    """Redact personal data from the texts of a data file, with typed placeholders.
+
+    Names, e-mails, phones, addresses and IBAN, card and SSN numbers become [PERSON], [EMAIL],
+    [PHONE], ..."""
     if bundle is not None and config is not None:
         raise AnonymizeError(
             "give --bundle or --config (the linker whose KG names are kept), not both"
