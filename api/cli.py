@@ -47,6 +47,42 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def version_line() -> str:
+    """``kgfuse 0.1.0 (python 3.11.7, torch 2.13.0+cpu, ...)``: what a bug report needs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    libraries = ("torch", "transformers", "peft", "torch-geometric", "spacy", "rdflib", "fastapi")
+    parts = [f"python {sys.version.split()[0]}", *(f"{p} {of(p)}" for p in libraries)]
+    return f"kgfuse {of('kgfuse')} ({', '.join(parts)})"
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(version_line())
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Show kgfuse's version and the versions of the libraries it runs on, and exit.",
+    ),
+) -> None:
+    """Knowledge-graph-augmented text classification."""
+
+
 app.add_typer(kg_app, name="kg")
 aliases_app = typer.Typer(
     help="Alias tables: names of KG entities the KG itself lacks.", no_args_is_help=True

@@ -196,3 +196,13 @@ def test_cli_link_json_and_output_together_are_refused(tmp_path: Path) -> None:
     out = tmp_path / "o.jsonl"
     result = run_cli("link", "--kg", str(LINKER_KG), "-i", str(texts), "-o", str(out), "--json")
     assert result.returncode == 1 and "pass one" in result.stderr and not out.exists()
+
+
+def test_cli_version_names_kgfuse_and_the_libraries_it_runs_on() -> None:
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stderr == ""
+    line = r.stdout.strip()
+    assert line.startswith("kgfuse 0.") and "torch 2." in line and "transformers " in line, line
+    assert "not installed" not in line  # every library kgfuse needs is found
+    train = run_cli("train", "--help")  # the callback leaves commands alone
+    assert train.returncode == 0 and "Usage: " in train.stdout
