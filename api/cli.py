@@ -26,6 +26,7 @@ from fusion.cli import (
     bundle_encrypt_command,
     bundle_keygen_command,
     bundle_verify_command,
+    check_command,
     compare_command,
     evaluate_command,
     explain_command,
@@ -103,6 +104,7 @@ app.command("link")(link_command)
 app.command("anonymize")(anonymize_command)
 app.command("split")(split_command)
 app.command("train")(train_command)
+app.command("check")(check_command)
 app.command("evaluate")(evaluate_command)
 app.command("predict")(predict_command)
 app.command("explain")(explain_command)

@@ -1,0 +1,152 @@
+"""``kgfuse check CONFIG``: what a training run would see, before it trains.
+
+It runs the set-up of ``kgfuse train`` (the KG, the linker, the splits and the automatic
+choices: fusion/setup.py) and stops before the first step. Then it reports:
+
+- per split, how many texts the linker links, and how many entities it finds;
+- per training and validation split, how many texts have a label path (within the chosen hops,
+  with label facts hidden as training hides them) to their own class, and for how many the
+  class that the most label paths reach is their own: a classifier that reads the KG alone;
+- the automatic choices with their figures. Where a label map names the classes' KG nodes,
+  the reference (frozen text embeddings plus label-path counts, fusion/reference.py) was fitted
+  on the text alone and with paths, on val:unseen texts: whether the KG can help on these texts.
+
+Test files are linked, to report their coverage, and nothing else: no figure that reads their
+labels is shown, so nothing here invites a choice made on a test set. Nothing is written.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fusion.examples import hidden_facts
+from fusion.path_counts import PathCounter
+from fusion.reference import HopScores
+from fusion.settings import RunConfig
+from fusion.setup import RunPlan, Workspace, plan_run
+
+
+@dataclass(frozen=True)
+class SplitCheck:
+    """One split, as training would read it."""
+
+    name: str
+    texts: int
+    linked: int  # texts with at least one linked entity
+    entities: int  # linked entities, summed over texts
+    reachable: int | None = None  # texts with a label path to their own class (None: not shown)
+    paths_pick_label: int | None = None  # texts whose most-reached class is their own
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What `check` found; ``to_dict`` is the JSON of ``kgfuse check --json``."""
+
+    kg: dict[str, object]  # entities, relations, triples, as the backend knows them
+    classes: int
+    classes_in_kg: int  # classes whose label node the label map names (0: no label map)
+    hops: int | None
+    splits: list[SplitCheck]
+    choices: dict[str, dict[str, object]]
+    reference: dict[str, Any] = field(default_factory=dict)  # accuracy by hops, texts, verdict
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check(config: RunConfig) -> CheckReport:
+    """The set-up of a training run of ``config``, reported (see the module docstring).
+
+    Raises what ``kgfuse train`` raises on the same inputs (`fusion.config.ConfigError`,
+    `kg.errors.KGLoadError`, `nlp.texts.DataError`, ...), before anything is trained."""
+    started = time.perf_counter()
+    workspace = Workspace.open(config, None)  # no run folder: no feature cache is written
+    plan = plan_run(config, workspace)
+    graph = workspace.graph
+    splits = plan.splits
+    train_flags = plan.train_masked
+    val_flags = plan.val_masked
+    unseen = splits.val_unseen or [False] * len(splits.val)
+    rows = [
+        _split("train", plan, splits.train, plan.spans["train"], train_flags),
+        _split(
+            "val:unseen",
+            plan,
+            [e for e, u in zip(splits.val, unseen, strict=True) if u],
+            [s for s, u in zip(plan.spans["val"], unseen, strict=True) if u],
+            [f for f, u in zip(val_flags, unseen, strict=True) if u],
+        ),
+        _split(
+            "val:seen",
+            plan,
+            [e for e, u in zip(splits.val, unseen, strict=True) if not u],
+            [s for s, u in zip(plan.spans["val"], unseen, strict=True) if not u],
+            [f for f, u in zip(val_flags, unseen, strict=True) if not u],
+        ),
+    ]
+    for name in splits.tests:
+        spans = plan.spans[f"test:{name}"]
+        rows.append(_coverage(f"test:{name}", spans))
+    return CheckReport(
+        kg={k: v for k, v in graph.stats().items() if k in ("entities", "relations", "triples")},
+        classes=len(splits.labels),
+        classes_in_kg=len(plan.resources.label_nodes),
+        hops=plan.config.subgraph.hops,
+        splits=[r for r in rows if r.texts],
+        choices=plan.choices,
+        reference=_reference(workspace),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _coverage(name: str, spans: list[list[dict[str, Any]]]) -> SplitCheck:
+    linked = sum(1 for s in spans if s)
+    return SplitCheck(name, len(spans), linked, sum(len(s) for s in spans))
+
+
+def _split(
+    name: str,
+    plan: RunPlan,
+    examples: list[Any],
+    spans: list[list[dict[str, Any]]],
+    own_facts_hidden: list[bool],
+) -> SplitCheck:
+    """Coverage, plus what the label paths say of each text's own class, with the label facts
+    hidden as training hides them (a text's own, where masked; every held-out entity's)."""
+    coverage = _coverage(name, spans)
+    counter = plan.resources.counter
+    if not isinstance(counter, PathCounter):  # no label map, or another kind of counts
+        return coverage
+    resources, labels = plan.resources, plan.splits.labels
+    reachable = picks = 0
+    for example, mine, hide in zip(examples, spans, own_facts_hidden, strict=True):
+        ids = resources.entity_ids(mine)
+        walks = counter.walk_counts(ids, masked=hidden_facts(ids, hide, plan.hidden))
+        if not walks:
+            continue
+        per_class = np.sum(list(walks.values()), axis=0)
+        own = labels.index(example.label)
+        reachable += bool(per_class[own] > 0)
+        picks += bool(per_class[own] > 0 and per_class.argmax() == own)
+    return SplitCheck(name, coverage.texts, coverage.linked, coverage.entities, reachable, picks)
+
+
+def _reference(workspace: Workspace) -> dict[str, Any]:
+    """The reference's pooled val:unseen accuracy by hops (0: the text alone), when the hop
+    choice measured it, and whether the label paths lift it beyond one standard error."""
+    scores: list[HopScores] = [s for _, s in workspace.hop_choices.values() if s is not None]
+    if not scores:
+        return {}
+    found = scores[0]
+    best, lifts = found.lift_of_paths()
+    return {
+        "accuracy_by_hops": {str(h): a for h, a in sorted(found.accuracy.items())},
+        "texts": found.texts,
+        "best_hops": best,
+        "kg_helps": lifts,
+    }
