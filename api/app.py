@@ -52,7 +52,10 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
         metrics.track_engine(loaded, settings.queue_size)
         app.state.engine = loaded
         if settings.keys.reading_open:
-            log.warning("no API keys configured: reading is open to anyone who can connect")
+            log.warning(
+                "no read keys configured (KGFUSE_READ_KEYS, or 'read KEY' lines of --keys-file): "
+                "reading is open to anyone who can connect"
+            )
         log.info("serving %s (version %s)", settings.bundle, loaded.version)
         try:
             yield

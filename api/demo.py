@@ -162,6 +162,10 @@ def run_demo(
     overrides: Sequence[str] = (),
 ) -> dict[str, TrainResult]:
     config = demo_config(output, threads, overrides)
+    if serve:  # a port in use is named now, not after the training
+        from api.serve import check_port
+
+        check_port(host, port)
     console.rule("[bold]1. the demo product KG")
     import kg
 

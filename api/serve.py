@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import signal
+import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +20,7 @@ from api.ray_settings import RayOptions
 from api.settings import ApiKeys, ServeSettings, SettingsError, option_of, panel_of
 from api.settings_docs import help_text
 from fusion.bundle_crypto import KEY_ENV, BundleCryptoError, is_encrypted, read_header, read_key
+from kg.errors import KGFuseError
 
 if TYPE_CHECKING:
     from api.engine import Engine
@@ -310,15 +313,55 @@ def _unreadable(path: Path) -> str:
     return ""
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse an address uvicorn could not listen on (a port another program holds, an address
+    of another machine), before minutes of loading or training are spent on it.
+
+    Raises:
+        KGFuseError: naming the address and the fix.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise KGFuseError(
+            f"--host {host!r} cannot be resolved to an address ({e.strerror}); "
+            "pass --host 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+        ) from e
+    for family, kind, proto, _, address in infos:  # asyncio's server binds every one
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does
+                probe.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise KGFuseError(
+                    f"port {port} on {host} is in use by another program; pass another "
+                    f"--port (e.g. --port {port + 1 if port < 65535 else 8000}) or stop that "
+                    "program"
+                ) from e
+            if e.errno == errno.EADDRNOTAVAIL:
+                raise KGFuseError(
+                    f"--host {host} is not an address of this machine; pass --host 127.0.0.1 "
+                    "(this machine only) or 0.0.0.0 (every interface)"
+                ) from e
+            if e.errno == errno.EACCES:
+                raise KGFuseError(
+                    f"no permission to listen on port {port} (ports below 1024 need root); "
+                    "pass --port 1024 or above"
+                ) from e
+            raise
+
+
 def run_server(settings: ServeSettings, host: str, port: int, log_level: str) -> None:
     """Load the bundle (a broken bundle or hot-triples file is one `KGFuseError`, before the
-    server starts), then serve it on uvicorn until stopped."""
+    server starts), then serve it on uvicorn until stopped. A port in use is refused first."""
     import uvicorn
 
     from api.app import create_app
     from api.http_protocol import http_protocol
     from api.metrics import Metrics
 
+    check_port(host, port)
     engine = load_engine(settings, Metrics())
     uvicorn.run(
         create_app(settings, engine),

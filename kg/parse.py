@@ -379,12 +379,20 @@ def _rdflib_line(e: Exception) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def is_iri_cell(name: str) -> bool:
+    """Whether a delimited file's cell already is an IRI (``<...>`` or ``http://...``)."""
+    name = name.strip()
+    return (name.startswith("<") and name.endswith(">")) or bool(
+        re.match(r"^(https?|urn|ftp|file):", name)
+    )
+
+
 def name_to_iri(name: str, base: str, kind: str) -> str:
     """IRI for a plain name from a delimited file; a name that already is an IRI is kept."""
     name = name.strip()
     if name.startswith("<") and name.endswith(">"):
         return name[1:-1]
-    if re.match(r"^(https?|urn|ftp|file):", name):
+    if is_iri_cell(name):
         return name
     return f"{base}{kind}/{quote('_'.join(name.split()), safe='')}"
 
@@ -437,7 +445,10 @@ def _read_delimited(
         r = name_to_iri(relation, base, "relation")
         t = name_to_iri(tail, base, "entity")
         builder.add_edge(h, r, t)
-        builder.name_relation(r, " ".join(relation.split()))
+        # only a plain name names what it stands for: an IRI cell refers to a relation or an
+        # entity that keeps its own label (from its triples, or its IRI's local name)
+        if not is_iri_cell(relation):
+            builder.name_relation(r, " ".join(relation.split()))
         for name, iri in ((head, h), (tail, t)):
-            if iri.startswith(base):
+            if not is_iri_cell(name):
                 builder.add_literal(iri, vocab.RDFS_LABEL, name, None, vocab.XSD_STRING)

@@ -119,7 +119,8 @@ def read_graph_folder(directory: str | Path) -> tuple[dict[str, Any], dict[str, 
     if directory.is_file():
         raise KGStoreError(
             f"{directory} is a file, not a compiled KG folder: kg.open reads a folder written "
-            f"by graph.save; read triples files with kg.load({str(directory)!r}), or {rebuild}"
+            f"by graph.save; read triples files with kg.load({str(directory)!r}), or compile "
+            f"them once with `kgfuse kg load {directory} -o FOLDER` and open FOLDER"
         )
     if not directory.is_dir():
         raise KGStoreError(f"no compiled KG folder at {directory}; {rebuild}")

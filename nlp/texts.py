@@ -128,7 +128,9 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
     missing = [c for c in required if c not in columns]
     if missing:
         raise DataError(
-            f"{path}: no column {', '.join(map(repr, missing))}; the columns are {columns}"
+            f"{path}: no column {', '.join(map(repr, missing))}; the columns are {columns}: name "
+            "the ones to read (--text-column, --label-column on the command line; "
+            "data.text_column, data.label_column in a config)"
         )
     for n, (row, line) in enumerate(zip(rows, lines, strict=True), 1):
         for c in required:
