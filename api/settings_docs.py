@@ -13,6 +13,7 @@ from typing import Any
 
 from api.ray_settings import RayOptions
 from api.settings import ApiKeys, ServeSettings, option_of
+from kg.errors import KGFuseError
 from kg.files import marked_block, rewrite_marked_block
 from nlp.linker_settings import field_help
 
@@ -56,6 +57,20 @@ def readme_with_settings(text: str) -> str:
     return marked_block(text, BEGIN, END, settings_markdown(), "the README")
 
 
-if __name__ == "__main__":  # python -m api.settings_docs README.md
-    readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
-    rewrite_marked_block(readme, BEGIN, END, settings_markdown())
+def main(args: list[str]) -> int:
+    """``python -m api.settings_docs [README]``: rewrite README's serve-settings table."""
+    if args[:1] in (["-h"], ["--help"]) or len(args) > 1:
+        print("usage: python -m api.settings_docs [README.md]: rewrites its serve-settings table")
+        return 0 if args[:1] in (["-h"], ["--help"]) else 2
+    try:
+        rewrite_marked_block(
+            Path(args[0] if args else "README.md"), BEGIN, END, settings_markdown()
+        )
+    except KGFuseError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -621,13 +621,20 @@ def tune_command(
         raise typer.Exit(130) from None
     table = Table("setting", "value", title=f"best of {summary['trials']} trials")
     for key, value in sorted(summary["params"].items()):
-        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+        table.add_row(key, setting_text(value))
     console.print(table)
     console.print(
         f"trial {summary['best_trial']}: {summary['score']:.3f} on validation "
         f"({summary['complete']} finished, {summary['pruned']} pruned)"
     )
     console.print(f"train it: [bold]kgfuse train {summary['config']}[/]")
+
+
+def setting_text(value: object) -> str:
+    """A tuned setting as best.yaml writes it: None is ``auto`` (kgfuse chooses)."""
+    if value is None:
+        return "auto"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _print_whole(line: str) -> None:

@@ -92,7 +92,10 @@ def _jsonl_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
         if not isinstance(record, dict):
             raise DataError(f"{path}:{n}: each line must be a JSON object")
         if column not in record:
-            raise DataError(f"{path}:{n}: no key {column!r}; the keys are {list(record)}")
+            raise DataError(
+                f"{path}:{n}: no key {column!r}; the keys are {list(record)}: name the one to "
+                "read with --text-column"
+            )
         value = record[column]
         check_json_value(path, n, column, value)
         yield n, {column: value if isinstance(value, str) else json.dumps(value)}
@@ -103,7 +106,10 @@ def _delimited_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
     for start, row in delimited_rows(path, f, delimiter):
         if index is None:
             if column not in row:
-                raise DataError(f"{path}: no column {column!r}; the columns are {row}")
+                raise DataError(
+                    f"{path}: no column {column!r}; the columns are {row}: name the one to read "
+                    "with --text-column"
+                )
             index = row.index(column)
             continue
         yield start, {column: row[index] if index < len(row) else ""}

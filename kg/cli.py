@@ -251,8 +251,8 @@ def neighbors_command(
     endpoint: str | None = ENDPOINT_OPTION,
     store: Path | None = STORE_OPTION,
 ) -> None:
-    """The triples that touch one entity, in both directions: with more than ``limit``
-    neighbours, those to its ``limit`` most relevant ones (the subgraph's rule: the less
+    """The triples that touch one entity, in both directions: with more than --limit
+    neighbours, those to its --limit most relevant ones (the subgraph's rule: the less
     connected first)."""
     kg = _open_graph(kg_path, endpoint, store)
     e = kg.resolve(entity)

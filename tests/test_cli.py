@@ -206,3 +206,14 @@ def test_cli_version_names_kgfuse_and_the_libraries_it_runs_on() -> None:
     assert "not installed" not in line  # every library kgfuse needs is found
     train = run_cli("train", "--help")  # the callback leaves commands alone
     assert train.returncode == 0 and "Usage: " in train.stdout
+
+
+def test_tune_table_writes_a_chosen_auto_as_best_yaml_does() -> None:
+    from fusion.cli import setting_text
+
+    assert [setting_text(v) for v in (None, 0.000123456, 3, True)] == [
+        "auto",
+        "0.0001235",
+        "3",
+        "True",
+    ]

@@ -117,8 +117,14 @@ def test_predict_file_refuses_an_output_it_did_not_write(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("a.csv", "body,label\nhello,x\n", "no column 'text'; the columns are ['body', 'label']"),
+        (
+            "a.csv",
+            "body,label\nhello,x\n",
+            "no column 'text'; the columns are ['body', 'label']: name the one to read with "
+            "--text-column",
+        ),
         ("a.jsonl", '{"text": "hi"}\n[1]\n', "a.jsonl:2: each line must be a JSON object"),
+        ("b.jsonl", '{"body": "hi"}\n', "no key 'text'; the keys are ['body']: name the one"),
         ("a.pdf", "", "cannot read .pdf files"),
     ],
 )

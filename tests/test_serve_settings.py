@@ -169,3 +169,13 @@ def test_serve_settings_public_limits_are_the_clients_view() -> None:
         "shutdown_timeout_s": 30.0,
         "max_new_entities": 10_000,
     }
+
+
+def test_settings_docs_tool_answers_help_and_a_missing_readme_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from api.settings_docs import main
+
+    assert main(["--help"]) == 0 and "usage:" in capsys.readouterr().out
+    assert main([str(tmp_path / "README.md")]) == 1
+    assert "not found" in capsys.readouterr().err
