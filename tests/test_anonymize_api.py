@@ -7,11 +7,14 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.engine import Engine
+from api.metrics import Metrics
 from api.settings import ServeSettings
 from tests.conftest import run_cli_in_process
 
@@ -66,3 +69,34 @@ def test_anonymize_cli_with_a_bundle_keeps_its_linked_entities(
         capsys.readouterr().out.split()
     )
     assert "Dr. [PERSON] has influenza" in out.read_text()
+
+
+def test_anonymize_api_a_text_that_cannot_be_redacted_fails_alone_and_stays_out_of_the_log(
+    tiny_bundle: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redaction links each text first; a text that breaks that step got the whole request a
+    500, and the log the raw text that the error quoted (here the e-mail address)."""
+    settings = ServeSettings(bundle=tiny_bundle, anonymize=True)
+    engine = Engine.load(settings, Metrics())
+    resources = engine.predictor.resources
+    real = resources.nlp
+
+    class Breaking:  # the linker pipeline, failing on one text as an unforeseen bug would
+        def pipe(self, texts: list[str], **kwargs: Any) -> Any:
+            for text in texts:
+                if "POISON" in text:
+                    raise RuntimeError(f"the linker broke on {text!r}")
+            return real.pipe(texts, **kwargs)
+
+    resources.nlp = Breaking()  # type: ignore[assignment]
+    texts = ["a bad case of influenza", "POISON: write to jane.doe@example.com"]
+    with caplog.at_level(logging.DEBUG), TestClient(create_app(settings, engine)) as client:
+        response = client.post("/v1/predict", json={"texts": texts})
+    assert response.status_code == 200, response.text
+    good, bad = response.json()["predictions"]
+    assert good["label"] is not None and good.get("error") is None
+    assert bad["label"] is None and bad["error"]["code"] == "internal"
+    assert bad["text"] == ""  # never echoed unredacted
+    assert "anonymization failed for one text: RuntimeError" in caplog.text
+    assert "jane.doe@example.com" not in caplog.text
+    assert "jane.doe@example.com" not in response.text

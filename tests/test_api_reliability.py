@@ -4,6 +4,7 @@ ids, texts that break a batch, large inserts, and the smaller defects found by p
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import threading
 import time
@@ -189,6 +190,32 @@ def test_a_text_that_fails_inside_a_batch_fails_only_itself(tiny_bundle: Path) -
     assert bad["text"] == "POISON fever"
     assert invalid.status_code == 422 and "texts[0]" in invalid.json()["error"]["message"]
     assert poisoned.status_code == 500 and poisoned.json()["error"]["code"] == "internal"
+
+
+def test_a_text_that_fails_alone_stays_out_of_the_log_unless_texts_may_be_logged(
+    tiny_bundle: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The failure is logged for the operator; its message quoted the text (as a parser's or a
+    tokenizer's error may), and went to the log with --log-texts off."""
+    secret = "POISON patient Jane Roe"
+    for log_texts in (False, True):
+        settings = ServeSettings(bundle=tiny_bundle, log_texts=log_texts)
+        engine = Engine.load(settings, Metrics())
+        real = engine.predictor.predict
+
+        def failing(texts: list[str], real: Any = real, **kwargs: Any) -> Any:
+            if secret in texts:
+                raise RuntimeError(f"cannot read {texts!r}")
+            return real(texts, **kwargs)
+
+        engine.predictor.predict = failing  # type: ignore[method-assign]
+        caplog.clear()
+        with caplog.at_level(logging.INFO), TestClient(create_app(settings, engine)) as c:
+            r = c.post("/v1/predict", json={"texts": ["influenza", secret]})
+        assert r.status_code == 200 and r.json()["predictions"][1]["error"]["status"] == 500
+        assert "prediction failed for one text" in caplog.text
+        assert "RuntimeError" in caplog.text and "failing" in caplog.text  # type and frames
+        assert (secret in caplog.text) == log_texts
 
 
 # ----------------------------------------------------------------- 4. large inserts
