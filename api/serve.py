@@ -292,7 +292,8 @@ def tls_problems(cert: Path | None, key: Path | None) -> list[tuple[str, str]]:
         fix = f"openssl pkey -in {key} -out PLAIN.pem, readable only by the server's user"
         return [("--tls-key", f"{key} is encrypted; give it unencrypted ({fix})")]
     except ssl.SSLError as e:
-        if e.reason == "KEY_VALUES_MISMATCH":
+        # a key of another type (EC for an RSA certificate) finds no certificate of its type
+        if e.reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"):
             return [("--tls-key", f"{key} is not the private key of the certificate {cert}")]
         if e.reason is None:  # OpenSSL's "PEM lib": the file parsed as no key at all
             return [("--tls-key", f"{key} holds no PEM private key (-----BEGIN PRIVATE KEY-----)")]
