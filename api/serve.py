@@ -216,37 +216,53 @@ def encryption_problems(
     return problems
 
 
+# Signals whose default action ends the process at once, skipping every `finally`: SIGTERM
+# (kill, systemd, docker stop), SIGHUP (the terminal or SSH session closed), SIGQUIT, SIGUSR1/2.
+STOPPING_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+    if hasattr(signal, name)
+)
+
+
 @contextmanager
-def _exit_on_sigterm() -> Iterator[None]:
-    """SIGTERM raises SystemExit meanwhile, so cleanup runs (Python's default would kill the
-    process outright and leave the decrypted bundle behind)."""
+def _exit_on_stop_signals() -> Iterator[None]:
+    """A signal that would end the process outright (`STOPPING_SIGNALS`: SIGHUP when the
+    terminal closes, SIGTERM, ...) raises SystemExit meanwhile, so cleanup runs instead of the
+    decrypted bundle being left behind. A signal the process ignores stays ignored (``nohup``
+    ignores SIGHUP: the server must outlive the terminal)."""
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(128 + signum)
 
+    previous: dict[int, Any] = {}
     try:
-        previous = signal.signal(signal.SIGTERM, stop)
+        for signum in STOPPING_SIGNALS:
+            current = signal.getsignal(signum)
+            if current is not None and current != signal.SIG_IGN:  # None: set outside Python
+                previous[signum] = signal.signal(signum, stop)
     except ValueError:  # not the main thread: signals are not ours to handle
-        yield
-        return
+        pass
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def load_engine(settings: ServeSettings, metrics: Metrics) -> Engine:
     """`Engine.load` of ``settings.bundle``; an encrypted one is decrypted into a private
     temporary folder (RAM-backed when /dev/shm exists) that is removed once the bundle is in
-    memory, or on any error or SIGTERM on the way. After loading the service reads nothing
-    from the bundle folder: hot triples live in ``--hot-triples-dir`` (required here)."""
+    memory, or on any error or stopping signal (SIGTERM, SIGHUP, ...) on the way. After loading
+    the service reads nothing from the bundle folder: hot triples live in ``--hot-triples-dir``
+    (required here)."""
     from api.engine import Engine
     from fusion.bundle_crypto import decrypted_bundle
 
     if not is_encrypted(settings.bundle):
         return Engine.load(settings, metrics)
     key = read_key(settings.bundle_key_file)
-    with _exit_on_sigterm(), decrypted_bundle(settings.bundle, key) as folder:
+    with _exit_on_stop_signals(), decrypted_bundle(settings.bundle, key) as folder:
         engine = Engine.load(dataclasses.replace(settings, bundle=folder), metrics)
     engine.settings = settings  # the user's path, not the removed folder
     return engine
