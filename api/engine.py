@@ -35,6 +35,7 @@ from api.hot_triples import (
     FEATURES,
     embed_between_batches,
     hot_files,
+    next_stem,
     persist,
     refuse_iri_objects,
     refuse_literal_relations,
@@ -47,7 +48,7 @@ from fusion.predict import Predictor
 from fusion.prediction import Prediction
 from fusion.resources import UnknownRelationError
 from kg.errors import KGLoadError, KGReadOnlyError, OutputError
-from kg.files import check_folder_writable
+from kg.files import check_folder_writable, writing
 from kg.formats import FORMATS, detect_format
 from kg.graph import KnowledgeGraph
 from kg.protocol import Graph
@@ -365,8 +366,12 @@ class Engine:
         with _unwritable_as_503(folder):
             check_folder_writable(folder)  # before the new entities are embedded
             resources = old.resources.with_graph(graph, self.features, embed)
+            # the features first: they are a cache, harmless if the triples then fail to save,
+            # while triples saved for an insert that failed would be served after a restart
+            stem = next_stem(folder)
+            with writing(folder / FEATURES / f"{stem}.safetensors"):
+                self.features.save(folder / FEATURES, stem)
             saved = persist(folder, body, ext)
-        self.features.save(folder / FEATURES, saved.stem)
         return Predictor(old.model, resources, old.meta), saved
 
     # ----- descriptions -----

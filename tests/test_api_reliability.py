@@ -4,6 +4,7 @@ ids, texts that break a batch, large inserts, and the smaller defects found by p
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import shutil
 import threading
@@ -21,6 +22,7 @@ from api.app import create_app
 from api.engine import Engine
 from api.metrics import Metrics
 from api.settings import ApiKeys, ServeSettings
+from fusion import features as features_module
 from fusion.encoder import TextEncoder
 from fusion.features import FeatureCache
 from fusion.predict import Predictor
@@ -122,6 +124,35 @@ def test_hot_triples_the_server_cannot_save_get_503_naming_the_folder_and_change
         assert torch.equal(logits(engine_of(c).predictor, UNTOUCHED), before)
         assert c.get("/v1/model", headers=TURTLE).json()["kg"]["hot_triple_files"] == 0
     assert blocker.read_text() == ""
+
+
+@pytest.mark.parametrize("failing", ["triples", "features"])
+def test_hot_triples_on_a_full_disk_get_503_and_leave_no_file_behind(
+    bundle: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """A disk that fills up while an insert is saved: writing the triples was a 500 that left
+    its partial file; writing their features, after the triples, left the triples saved for an
+    insert answered as failed, to be served after the next restart."""
+    hot = bundle / "hot-triples"
+
+    def full(*args: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if failing == "triples":  # the body's file is written, and its fsync meets the full disk
+        monkeypatch.setattr(FeatureCache, "save", lambda *args: None)
+        monkeypatch.setattr(features_module.os, "fsync", full)
+    else:
+        monkeypatch.setattr(FeatureCache, "save", full)
+    with serve(bundle) as c:
+        fingerprint = engine_of(c).graph.fingerprint
+        r = c.post("/v1/kg/triples", content=FAR_FACTS, headers=TURTLE)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "hot_triples_unwritable"
+        assert "No space left on device; free space" in r.json()["error"]["message"]
+        assert engine_of(c).graph.fingerprint == fingerprint
+    assert not [p for p in hot.rglob("*") if p.is_file()]  # nothing saved, nothing partial
+    with serve(bundle) as c:  # restarted, the server serves the graph it answered with
+        assert engine_of(c).graph.fingerprint == fingerprint
 
 
 # ----------------------------------------------------------------- 2. one bad text, one failure
