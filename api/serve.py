@@ -5,10 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import signal
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -216,40 +213,6 @@ def encryption_problems(
     return problems
 
 
-# Signals whose default action ends the process at once, skipping every `finally`: SIGTERM
-# (kill, systemd, docker stop), SIGHUP (the terminal or SSH session closed), SIGQUIT, SIGUSR1/2.
-STOPPING_SIGNALS = tuple(
-    getattr(signal, name)
-    for name in ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
-    if hasattr(signal, name)
-)
-
-
-@contextmanager
-def _exit_on_stop_signals() -> Iterator[None]:
-    """A signal that would end the process outright (`STOPPING_SIGNALS`: SIGHUP when the
-    terminal closes, SIGTERM, ...) raises SystemExit meanwhile, so cleanup runs instead of the
-    decrypted bundle being left behind. A signal the process ignores stays ignored (``nohup``
-    ignores SIGHUP: the server must outlive the terminal)."""
-
-    def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous: dict[int, Any] = {}
-    try:
-        for signum in STOPPING_SIGNALS:
-            current = signal.getsignal(signum)
-            if current is not None and current != signal.SIG_IGN:  # None: set outside Python
-                previous[signum] = signal.signal(signum, stop)
-    except ValueError:  # not the main thread: signals are not ours to handle
-        pass
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def load_engine(settings: ServeSettings, metrics: Metrics) -> Engine:
     """`Engine.load` of ``settings.bundle``; an encrypted one is decrypted into a private
     temporary folder (RAM-backed when /dev/shm exists) that is removed once the bundle is in
@@ -262,7 +225,7 @@ def load_engine(settings: ServeSettings, metrics: Metrics) -> Engine:
     if not is_encrypted(settings.bundle):
         return Engine.load(settings, metrics)
     key = read_key(settings.bundle_key_file)
-    with _exit_on_stop_signals(), decrypted_bundle(settings.bundle, key) as folder:
+    with decrypted_bundle(settings.bundle, key) as folder:  # stopping signals included
         engine = Engine.load(dataclasses.replace(settings, bundle=folder), metrics)
     engine.settings = settings  # the user's path, not the removed folder
     return engine

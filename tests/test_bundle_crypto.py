@@ -369,6 +369,41 @@ def test_bundle_crypto_serve_removes_the_plaintext_when_a_signal_stops_the_load(
     assert not Path(ignored.stdout.splitlines()[0]).exists()
 
 
+_DECRYPT_STOPPED_BY_SIGNAL = """
+import os, signal, sys, time
+from fusion import bundle_crypto
+real, signum = bundle_crypto._extract, getattr(signal, sys.argv[1])
+def extract(reader, dest):  # the signal comes once the plaintext is written, before the rename
+    real(reader, dest)
+    os.kill(os.getpid(), signum)
+    time.sleep(5)
+bundle_crypto._extract = extract
+sys.argv = ["kgfuse", "bundle", "decrypt", *sys.argv[2:]]
+from api.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_bundle_crypto_decrypt_stopped_by_a_signal_leaves_no_plaintext(
+    sealed: Path, key_file: Path, tmp_path: Path, name: str
+) -> None:
+    """`kgfuse bundle decrypt` writes into a hidden temporary folder beside the output; killed
+    by SIGTERM or SIGHUP it left that folder, the whole bundle in plaintext, behind."""
+    out = tmp_path / "out"
+    args = [name, str(sealed), "-o", str(out), "--key-file", str(key_file)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run(
+        [sys.executable, "-c", _DECRYPT_STOPPED_BY_SIGNAL, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 128 + getattr(signal, name), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([sealed.name, key_file.name])
+
+
 def _sealed_tar(path: Path, key: bytes, members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
     """An authentic .kgfe (right key, every tag good) holding any tar: what an attacker with
     the key, or a bug, could write."""
