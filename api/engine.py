@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 import kg
-from api.batching import MicroBatcher, ShuttingDown
+from api.batching import MicroBatcher, QueueFull, ShuttingDown
 from api.errors import APIError
 from api.hot_triples import (
     FEATURES,
@@ -213,6 +213,7 @@ class Engine:
         )
         self._updates = update_executor()
         self.anonymizer = Anonymizer() if settings.anonymize else None
+        self._redacting = 0  # requests waiting for (or in) redaction on the model thread
         self._kg_lock = asyncio.Lock()
         self.started_at = time.time()
 
@@ -274,12 +275,16 @@ class Engine:
 
         Raises:
             ShuttingDown: the server is stopping.
+            QueueFull: ``queue_size`` requests wait for redaction already (they wait on the
+                model thread too, so they count against the same bound as predictions).
         """
         anonymizer = self.anonymizer
         if anonymizer is None:
             return None
         if self.batcher.closing:
             raise ShuttingDown("the service is shutting down")
+        if self._redacting >= self.settings.queue_size:
+            raise QueueFull(f"{self._redacting} requests are already waiting for redaction")
 
         def run(part: list[str]) -> list[Redacted]:
             links = self.predictor.resources.link(part)
@@ -288,7 +293,11 @@ class Engine:
         def redact() -> list[Redacted | Exception]:  # never the raw text in the log
             return one_by_one(run, texts, "anonymization", log_texts=False)
 
-        result: list[Redacted | Exception] = await self.batcher.call(redact)
+        self._redacting += 1
+        try:
+            result: list[Redacted | Exception] = await self.batcher.call(redact)
+        finally:
+            self._redacting -= 1
         return result
 
     # ----- hot triples -----

@@ -4,11 +4,14 @@ the KG entities of the text are still linked."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -100,3 +103,37 @@ def test_anonymize_api_a_text_that_cannot_be_redacted_fails_alone_and_stays_out_
     assert "anonymization failed for one text: RuntimeError" in caplog.text
     assert "jane.doe@example.com" not in caplog.text
     assert "jane.doe@example.com" not in response.text
+
+
+def test_anonymize_api_requests_waiting_for_redaction_count_against_the_queue(
+    tiny_bundle: Path,
+) -> None:
+    """Redaction waits for the model thread, but outside the bounded queue: with the model busy,
+    every request waited there, however many, where the queue answers 503 at once."""
+    settings = ServeSettings(bundle=tiny_bundle, anonymize=True, queue_size=1)
+    engine = Engine.load(settings, Metrics())
+    app = create_app(settings, engine)
+    release = threading.Event()
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        async with app.router.lifespan_context(app):
+            busy = asyncio.ensure_future(engine.batcher.call(release.wait))  # the model is busy
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://kgfuse") as c:
+                body = {"texts": ["Jane Doe has influenza"]}
+                first = asyncio.ensure_future(c.post("/v1/predict", json=body))
+                try:
+                    while engine.batcher.executor._work_queue.qsize() < 1:  # first waits for it
+                        await asyncio.sleep(0.01)
+                    # the old code kept it waiting while the model was busy: here, for ever
+                    second = await asyncio.wait_for(c.post("/v1/predict", json=body), 60)
+                finally:
+                    release.set()
+                await busy
+                return await first, second
+
+    first, second = asyncio.run(scenario())
+    assert first.status_code == 200, first.text
+    assert first.json()["predictions"][0]["text"] == "[PERSON] has influenza"
+    assert second.status_code == 503 and second.json()["error"]["code"] == "overloaded"
+    assert second.headers["retry-after"] == "1"
