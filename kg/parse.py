@@ -13,6 +13,7 @@ import codecs
 import csv
 import gzip
 import io
+import json
 import re
 import reprlib
 import zlib
@@ -172,6 +173,13 @@ def _oxigraph_error(e: SyntaxError, path: Path) -> KGLoadError:
     if "UTF-8" in what:
         return KGLoadError(
             "the file is not UTF-8; re-encode it, e.g. `iconv -f latin1 -t utf-8 IN > OUT`",
+            path,
+            e.lineno,
+        )
+    if "LoadDocumentCallback" in what:  # a "@context" or "@import" given as a URL
+        return KGLoadError(
+            "a JSON-LD context is given by URL, and kgfuse fetches nothing over the network; "
+            'put the context in the document itself ("@context": {...})',
             path,
             e.lineno,
         )
@@ -349,10 +357,24 @@ def _refuse_surrogates(path: Path, *terms: object) -> None:
 
 
 def _locate_with_rdflib(path: Path, fmt: str) -> int | None:
+    if fmt == "json-ld":  # rdflib would fetch the URL of a remote @context: the JSON's line only
+        return _json_error_line(path)
     try:
         _read_rdf_rdflib(path, fmt, GraphBuilder(), "x", None)
     except KGLoadError as e:
         return e.line
+    return None
+
+
+def _json_error_line(path: Path) -> int | None:
+    """The line of the first JSON syntax error of ``path`` (None: valid JSON, or unreadable)."""
+    try:
+        with _open_binary(path, None) as stream:
+            json.loads(stream.read())
+    except json.JSONDecodeError as e:
+        return e.lineno
+    except (OSError, ValueError, RecursionError, EOFError, zlib.error):
+        return None
     return None
 
 
