@@ -162,14 +162,35 @@ def _settings(
         problems.extend(e.problems)
     try:
         if keys_file is not None:
-            keys = keys.merged(ApiKeys.from_file(keys_file))
+            from_file = ApiKeys.from_file(keys_file)
+            if not from_file.read + from_file.admin:
+                problems.append((str(keys_file), NO_KEY_IN_FILE))
+            keys = keys.merged(from_file)
     except SettingsError as e:
         problems.extend(e.problems)
+    problems += [(variable, NO_KEY_IN_VARIABLE) for variable in _empty_key_variables()]
     settings = _built(ServeSettings, {"keys": keys, **options}, problems)
     ray = None if ray_options is None else _built(RayOptions, ray_options, problems)
     if problems:
         raise SettingsError.listing(problems)
     return settings, ray
+
+
+# Keys asked for but none given: refused, not read as "no keys" (which leaves reading open).
+NO_KEY_IN_FILE = (
+    "holds no key (only blank or '#' lines); add lines 'read KEY' or 'admin KEY' (openssl rand "
+    "-hex 16 makes a key), or drop --keys-file"
+)
+NO_KEY_IN_VARIABLE = (
+    "is set but holds no key (was the variable it came from empty?), so reading would be open "
+    "to anyone; give at least one key, or unset it to serve without keys"
+)
+
+
+def _empty_key_variables() -> list[str]:
+    """The read-key variable when it is set yet holds nothing but commas and spaces."""
+    name = option_of(ApiKeys, "read")
+    return [name] if name in os.environ and not os.environ[name].replace(",", "").strip() else []
 
 
 def _built(cls: type, values: dict[str, Any], problems: list[tuple[str, str]]) -> Any:

@@ -169,3 +169,29 @@ def test_serve_settings_public_limits_are_the_clients_view() -> None:
         "shutdown_timeout_s": 30.0,
         "max_new_entities": 10_000,
     }
+
+
+def test_serve_cli_refuses_keys_asked_for_but_none_given(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A key file of only comments, or KGFUSE_READ_KEYS set from an empty variable, served with
+    reading open to anyone (one warning line in the log) where the operator meant keys."""
+    keys = tmp_path / "keys"
+    keys.write_text("# the keys go here\n\n")
+    monkeypatch.setenv("KGFUSE_READ_KEYS", " , ")
+    monkeypatch.delenv("KGFUSE_ADMIN_KEYS", raising=False)
+    monkeypatch.delenv("KGFUSE_KEYS_FILE", raising=False)
+    monkeypatch.setenv("COLUMNS", "300")
+    args = ["serve", str(tmp_path / "no-bundle"), "--keys-file", str(keys)]
+    code = run_cli_in_process(monkeypatch, *args)
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err, err
+    lines = err.splitlines()
+    assert lines[0] == "error: 2 bad serve setting(s):"
+    assert lines[1].startswith(f"  - {keys}: holds no key (only blank or '#' lines); add lines")
+    assert lines[2].startswith("  - KGFUSE_READ_KEYS: is set but holds no key")
+    # unset, and without a key file, there are no keys: reading is open, as documented
+    monkeypatch.delenv("KGFUSE_READ_KEYS")
+    code = run_cli_in_process(monkeypatch, "serve", str(tmp_path / "no-bundle"))
+    err = capsys.readouterr().err
+    assert code == 1 and "no model bundle" in err and "bad serve setting" not in err
