@@ -165,6 +165,32 @@ def _decode_utf8(data: bytes, path: Path) -> str:
 _OX_MESSAGE = re.compile(r"^Parser error at line \d+ ((?:between )?columns? [^:]*):\s*(.*)$", re.S)
 
 
+REMOTE_CONTEXT = (
+    "a JSON-LD context is given by URL, and kgfuse fetches nothing over the network; put the "
+    'context in the document itself ("@context": {...})'
+)
+
+
+def _names_a_remote_context(text: str) -> bool:
+    """Whether a JSON-LD document gives a ``@context`` (or an ``@import`` in one) as a URL, which
+    a JSON-LD processor fetches. Invalid JSON: False (the parser reports it)."""
+    try:
+        stack = [json.loads(text)]
+    except (ValueError, RecursionError):
+        return False
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            for context in (node.get("@context"), node.get("@import")):
+                contexts = context if isinstance(context, list) else [context]
+                if any(isinstance(c, str) for c in contexts):
+                    return True
+            stack.extend(node.values())
+    return False
+
+
 def _oxigraph_error(e: SyntaxError, path: Path) -> KGLoadError:
     text = str(e.msg or e)
     m = _OX_MESSAGE.match(text)
@@ -177,12 +203,7 @@ def _oxigraph_error(e: SyntaxError, path: Path) -> KGLoadError:
             e.lineno,
         )
     if "LoadDocumentCallback" in what:  # a "@context" or "@import" given as a URL
-        return KGLoadError(
-            "a JSON-LD context is given by URL, and kgfuse fetches nothing over the network; "
-            'put the context in the document itself ("@context": {...})',
-            path,
-            e.lineno,
-        )
+        return KGLoadError(REMOTE_CONTEXT, path, e.lineno)
     if where and not where.startswith("between"):
         where = "at " + where
     return KGLoadError(f"syntax error{' ' + where if where else ''}: {what}", path, e.lineno)
@@ -306,6 +327,8 @@ def _read_rdf_rdflib(
     with _open_binary(path, progress) as stream:
         data = stream.read()
     text = _decode_utf8(data, path)
+    if fmt == "json-ld" and _names_a_remote_context(text):  # rdflib would fetch it
+        raise KGLoadError(REMOTE_CONTEXT, path)
     dataset = rdflib.Dataset()
     try:
         dataset.parse(data=text, format=_RDFLIB_FORMATS[fmt], publicID=path.resolve().as_uri())
