@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import ssl
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +121,8 @@ def serve_command(
     settings, ray_settings = _settings(
         keys_file, problems, ray_options if ray else None, **_fields(ServeSettings, given)
     )
+    for warning in exposed_secrets(keys_file, bundle_key_file, tls_key):
+        typer.echo(f"warning: {warning}", err=True)
     from fusion.bundle import read_meta
 
     # a missing or broken bundle (or a wrong key) is one clear line, before the server starts
@@ -191,6 +194,27 @@ def _empty_key_variables() -> list[str]:
     """The read-key variable when it is set yet holds nothing but commas and spaces."""
     name = option_of(ApiKeys, "read")
     return [name] if name in os.environ and not os.environ[name].replace(",", "").strip() else []
+
+
+def exposed_secrets(
+    keys_file: Path | None, bundle_key_file: Path | None, tls_key: Path | None
+) -> list[str]:
+    """A line for each secret file that every user of the machine may read: the API keys, the
+    bundle key, the TLS private key (``chmod 600`` is the fix; a warning, not a refusal, since
+    a container's mounted secrets are often 0644 with no other user to read them)."""
+    named = (("--keys-file", keys_file), ("--key-file", bundle_key_file), ("--tls-key", tls_key))
+    lines = []
+    for option, path in named:
+        try:
+            mode = path.stat().st_mode if path is not None else 0
+        except OSError:
+            continue  # a missing file is reported as such elsewhere
+        if mode & stat.S_IROTH and stat.S_ISREG(mode):
+            lines.append(
+                f"{option} {path} may be read by every user (mode {stat.S_IMODE(mode):04o}), and "
+                f"it holds a secret; make it private: chmod 600 {path}"
+            )
+    return lines
 
 
 def _built(cls: type, values: dict[str, Any], problems: list[tuple[str, str]]) -> Any:

@@ -195,3 +195,27 @@ def test_serve_cli_refuses_keys_asked_for_but_none_given(
     code = run_cli_in_process(monkeypatch, "serve", str(tmp_path / "no-bundle"))
     err = capsys.readouterr().err
     assert code == 1 and "no model bundle" in err and "bad serve setting" not in err
+
+
+def test_serve_cli_warns_of_secret_files_every_user_may_read(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An API key file left 0644 (what a shell's umask gives) let every local user read the
+    admin key, silently."""
+    keys = tmp_path / "keys"
+    keys.write_text(f"admin {ADMIN}\n")
+    for variable in ("KGFUSE_READ_KEYS", "KGFUSE_ADMIN_KEYS", "KGFUSE_KEYS_FILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("COLUMNS", "300")
+    args = ["serve", str(tmp_path / "no-bundle"), "--keys-file", str(keys)]
+    keys.chmod(0o644)
+    assert run_cli_in_process(monkeypatch, *args) == 1  # the bundle is missing
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (
+        f"warning: --keys-file {keys} may be read by every user (mode 0644), and it holds a "
+        f"secret; make it private: chmod 600 {keys}"
+    )
+    assert "no model bundle" in err[1] and ADMIN not in "\n".join(err)
+    keys.chmod(0o640)  # a group the operator chose: no warning
+    assert run_cli_in_process(monkeypatch, *args) == 1
+    assert "warning" not in capsys.readouterr().err
