@@ -18,22 +18,24 @@ import hashlib
 import logging
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 import kg
-from api.batching import MicroBatcher
+from api.batching import MicroBatcher, QueueFull, ShuttingDown
 from api.errors import APIError
 from api.hot_triples import (
     FEATURES,
     embed_between_batches,
     hot_files,
+    next_stem,
     persist,
     refuse_iri_objects,
     refuse_literal_relations,
@@ -46,7 +48,7 @@ from fusion.predict import Predictor
 from fusion.prediction import Prediction
 from fusion.resources import UnknownRelationError
 from kg.errors import KGLoadError, KGReadOnlyError, OutputError
-from kg.files import check_folder_writable
+from kg.files import check_folder_writable, writing
 from kg.formats import FORMATS, detect_format
 from kg.graph import KnowledgeGraph
 from kg.protocol import Graph
@@ -54,6 +56,7 @@ from nlp.anonymize import Anonymizer, Redacted, mention_spans
 
 log = logging.getLogger("kgfuse.api")
 Answer = Prediction | Exception  # one text's prediction, or why it has none
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -80,19 +83,50 @@ def _bundle_version(bundle: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def answer_each(predictor: Predictor, texts: list[str], explain: bool, top_k: int) -> list[Answer]:
-    """`Predictor.predict` of ``texts``; when it raises, each half is tried again, so only the
-    texts that fail on their own get their exception (logged) and the others are answered."""
+def log_failure(what: str, error: Exception, log_texts: bool) -> None:
+    """Log that ``what`` failed for one text. The exception's message may quote the text (a
+    parser's error, say), so unless texts may be logged only its type and traceback frames are:
+    the text itself stays out of the log."""
+    if log_texts:
+        log.error("%s failed for one text", what, exc_info=error)
+        return
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    log.error(
+        "%s failed for one text: %s (message withheld: it may quote the text; --log-texts "
+        "shows it)\nTraceback (most recent call last):\n%s",
+        what,
+        type(error).__qualname__,
+        frames.rstrip(),
+    )
+
+
+def one_by_one(
+    run: Callable[[list[str]], list[T]], texts: list[str], what: str, log_texts: bool
+) -> list[T | Exception]:
+    """``run(texts)``; when it raises, each half is tried again, so only the texts that fail on
+    their own get their exception (logged) and the others get their result."""
     try:
-        return list(predictor.predict(texts, explain_paths=explain, top_k_paths=top_k))
+        return list(run(texts))
     except Exception as e:
         if len(texts) <= 1:
-            log.error("prediction failed for one text", exc_info=e)
+            log_failure(what, e, log_texts)
             return [e] * len(texts)
     half = len(texts) // 2
-    return answer_each(predictor, texts[:half], explain, top_k) + answer_each(
-        predictor, texts[half:], explain, top_k
+    return one_by_one(run, texts[:half], what, log_texts) + one_by_one(
+        run, texts[half:], what, log_texts
     )
+
+
+def answer_each(
+    predictor: Predictor, texts: list[str], explain: bool, top_k: int, log_texts: bool = False
+) -> list[Answer]:
+    """`Predictor.predict` of ``texts``; only the texts that fail on their own get their
+    exception (logged) and the others are answered."""
+
+    def run(part: list[str]) -> list[Prediction]:
+        return list(predictor.predict(part, explain_paths=explain, top_k_paths=top_k))
+
+    return one_by_one(run, texts, "prediction", log_texts)
 
 
 @contextmanager
@@ -179,6 +213,7 @@ class Engine:
         )
         self._updates = update_executor()
         self.anonymizer = Anonymizer() if settings.anonymize else None
+        self._redacting = 0  # requests waiting for (or in) redaction on the model thread
         self._kg_lock = asyncio.Lock()
         self.started_at = time.time()
 
@@ -217,7 +252,7 @@ class Engine:
         for (explain, top_k), members in groups.items():
             texts = [t for i in members for t in requests[i].texts]
             started = time.perf_counter()
-            records = answer_each(predictor, texts, explain, top_k)
+            records = answer_each(predictor, texts, explain, top_k, self.settings.log_texts)
             self.metrics.model_seconds.observe(time.perf_counter() - started)
             at = 0
             for i in members:
@@ -232,18 +267,37 @@ class Engine:
         result: list[Answer] = await self.batcher.submit(request, len(request.texts))
         return result
 
-    async def redact(self, texts: list[str]) -> list[Redacted] | None:
+    async def redact(self, texts: list[str]) -> list[Redacted | Exception] | None:
         """With ``anonymize`` on, ``texts`` with their personal data redacted, the KG mentions
-        the model's linker finds kept (on the model thread, between batches); else None."""
+        the model's linker finds kept (on the model thread, between batches); else None. A
+        text that cannot be redacted on its own gets the exception in its place (logged
+        without its message, which may quote the raw text), and the others are redacted.
+
+        Raises:
+            ShuttingDown: the server is stopping.
+            QueueFull: ``queue_size`` requests wait for redaction already (they wait on the
+                model thread too, so they count against the same bound as predictions).
+        """
         anonymizer = self.anonymizer
         if anonymizer is None:
             return None
+        if self.batcher.closing:
+            raise ShuttingDown("the service is shutting down")
+        if self._redacting >= self.settings.queue_size:
+            raise QueueFull(f"{self._redacting} requests are already waiting for redaction")
 
-        def redact() -> list[Redacted]:
-            links = self.predictor.resources.link(texts)
-            return anonymizer.redact(texts, [mention_spans(s) for s in links])
+        def run(part: list[str]) -> list[Redacted]:
+            links = self.predictor.resources.link(part)
+            return anonymizer.redact(part, [mention_spans(s) for s in links])
 
-        result: list[Redacted] = await self.batcher.call(redact)
+        def redact() -> list[Redacted | Exception]:  # never the raw text in the log
+            return one_by_one(run, texts, "anonymization", log_texts=False)
+
+        self._redacting += 1
+        try:
+            result: list[Redacted | Exception] = await self.batcher.call(redact)
+        finally:
+            self._redacting -= 1
         return result
 
     # ----- hot triples -----
@@ -321,8 +375,12 @@ class Engine:
         with _unwritable_as_503(folder):
             check_folder_writable(folder)  # before the new entities are embedded
             resources = old.resources.with_graph(graph, self.features, embed)
+            # the features first: they are a cache, harmless if the triples then fail to save,
+            # while triples saved for an insert that failed would be served after a restart
+            stem = next_stem(folder)
+            with writing(folder / FEATURES / f"{stem}.safetensors"):
+                self.features.save(folder / FEATURES, stem)
             saved = persist(folder, body, ext)
-        self.features.save(folder / FEATURES, saved.stem)
         return Predictor(old.model, resources, old.meta), saved
 
     # ----- descriptions -----

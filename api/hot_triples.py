@@ -32,6 +32,7 @@ import numpy as np
 
 from api.errors import APIError
 from fusion.features import write_new
+from kg.files import writing
 from kg.graph import KnowledgeGraph
 
 FEATURES = "features"
@@ -45,10 +46,21 @@ def hot_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name[:6].isdigit())
 
 
+def next_stem(folder: Path) -> str:
+    """The name (without extension) the next request body will most likely be saved under."""
+    return f"{len(hot_files(folder)) + 1:06d}"
+
+
 def persist(folder: Path, body: bytes, ext: str) -> Path:
-    """Save a request body as the next ``NNNNNN.ext`` of ``folder``."""
+    """Save a request body as the next ``NNNNNN.ext`` of ``folder``.
+
+    Raises:
+        OutputError: it cannot be written (a full disk, say), naming the folder; nothing is left.
+    """
     first = len(hot_files(folder)) + 1
-    return write_new(folder, body, [f"{n:06d}.{ext}" for n in range(first, first + 10_000)])
+    names = [f"{n:06d}.{ext}" for n in range(first, first + 10_000)]
+    with writing(folder / names[0]):
+        return write_new(folder, body, names)
 
 
 def update_executor() -> ThreadPoolExecutor:

@@ -6,11 +6,9 @@ import dataclasses
 import errno
 import logging
 import os
-import signal
 import socket
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +124,8 @@ def serve_command(
     settings, ray_settings = _settings(
         keys_file, problems, ray_options if ray else None, **_fields(ServeSettings, given)
     )
+    for warning in exposed_secrets(keys_file, bundle_key_file, tls_key):
+        typer.echo(f"warning: {warning}", err=True)
     from fusion.bundle import read_meta
 
     # a missing or broken bundle (or a wrong key) is one clear line, before the server starts
@@ -168,14 +168,56 @@ def _settings(
         problems.extend(e.problems)
     try:
         if keys_file is not None:
-            keys = keys.merged(ApiKeys.from_file(keys_file))
+            from_file = ApiKeys.from_file(keys_file)
+            if not from_file.read + from_file.admin:
+                problems.append((str(keys_file), NO_KEY_IN_FILE))
+            keys = keys.merged(from_file)
     except SettingsError as e:
         problems.extend(e.problems)
+    problems += [(variable, NO_KEY_IN_VARIABLE) for variable in _empty_key_variables()]
     settings = _built(ServeSettings, {"keys": keys, **options}, problems)
     ray = None if ray_options is None else _built(RayOptions, ray_options, problems)
     if problems:
         raise SettingsError.listing(problems)
     return settings, ray
+
+
+# Keys asked for but none given: refused, not read as "no keys" (which leaves reading open).
+NO_KEY_IN_FILE = (
+    "holds no key (only blank or '#' lines); add lines 'read KEY' or 'admin KEY' (openssl rand "
+    "-hex 16 makes a key), or drop --keys-file"
+)
+NO_KEY_IN_VARIABLE = (
+    "is set but holds no key (was the variable it came from empty?), so reading would be open "
+    "to anyone; give at least one key, or unset it to serve without keys"
+)
+
+
+def _empty_key_variables() -> list[str]:
+    """The read-key variable when it is set yet holds nothing but commas and spaces."""
+    name = option_of(ApiKeys, "read")
+    return [name] if name in os.environ and not os.environ[name].replace(",", "").strip() else []
+
+
+def exposed_secrets(
+    keys_file: Path | None, bundle_key_file: Path | None, tls_key: Path | None
+) -> list[str]:
+    """A line for each secret file that every user of the machine may read: the API keys, the
+    bundle key, the TLS private key (``chmod 600`` is the fix; a warning, not a refusal, since
+    a container's mounted secrets are often 0644 with no other user to read them)."""
+    named = (("--keys-file", keys_file), ("--key-file", bundle_key_file), ("--tls-key", tls_key))
+    lines = []
+    for option, path in named:
+        try:
+            mode = path.stat().st_mode if path is not None else 0
+        except OSError:
+            continue  # a missing file is reported as such elsewhere
+        if mode & stat.S_IROTH and stat.S_ISREG(mode):
+            lines.append(
+                f"{option} {path} may be read by every user (mode {stat.S_IMODE(mode):04o}), and "
+                f"it holds a secret; make it private: chmod 600 {path}"
+            )
+    return lines
 
 
 def _built(cls: type, values: dict[str, Any], problems: list[tuple[str, str]]) -> Any:
@@ -219,37 +261,19 @@ def encryption_problems(
     return problems
 
 
-@contextmanager
-def _exit_on_sigterm() -> Iterator[None]:
-    """SIGTERM raises SystemExit meanwhile, so cleanup runs (Python's default would kill the
-    process outright and leave the decrypted bundle behind)."""
-
-    def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread: signals are not ours to handle
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def load_engine(settings: ServeSettings, metrics: Metrics) -> Engine:
     """`Engine.load` of ``settings.bundle``; an encrypted one is decrypted into a private
     temporary folder (RAM-backed when /dev/shm exists) that is removed once the bundle is in
-    memory, or on any error or SIGTERM on the way. After loading the service reads nothing
-    from the bundle folder: hot triples live in ``--hot-triples-dir`` (required here)."""
+    memory, or on any error or stopping signal (SIGTERM, SIGHUP, ...) on the way. After loading
+    the service reads nothing from the bundle folder: hot triples live in ``--hot-triples-dir``
+    (required here)."""
     from api.engine import Engine
     from fusion.bundle_crypto import decrypted_bundle
 
     if not is_encrypted(settings.bundle):
         return Engine.load(settings, metrics)
     key = read_key(settings.bundle_key_file)
-    with _exit_on_sigterm(), decrypted_bundle(settings.bundle, key) as folder:
+    with decrypted_bundle(settings.bundle, key) as folder:  # stopping signals included
         engine = Engine.load(dataclasses.replace(settings, bundle=folder), metrics)
     engine.settings = settings  # the user's path, not the removed folder
     return engine
@@ -295,7 +319,8 @@ def tls_problems(cert: Path | None, key: Path | None) -> list[tuple[str, str]]:
         fix = f"openssl pkey -in {key} -out PLAIN.pem, readable only by the server's user"
         return [("--tls-key", f"{key} is encrypted; give it unencrypted ({fix})")]
     except ssl.SSLError as e:
-        if e.reason == "KEY_VALUES_MISMATCH":
+        # a key of another type (EC for an RSA certificate) finds no certificate of its type
+        if e.reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"):
             return [("--tls-key", f"{key} is not the private key of the certificate {cert}")]
         if e.reason is None:  # OpenSSL's "PEM lib": the file parsed as no key at all
             return [("--tls-key", f"{key} holds no PEM private key (-----BEGIN PRIVATE KEY-----)")]

@@ -42,13 +42,14 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import struct
 import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -307,6 +308,43 @@ class _OpeningReader(io.RawIOBase):
 # ----------------------------------------------------------------------------------- commands
 
 
+# Signals whose default action ends the process at once, skipping every `finally`: SIGTERM
+# (kill, systemd, docker stop), SIGHUP (the terminal or SSH session closed), SIGQUIT, SIGUSR1/2.
+STOPPING_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+    if hasattr(signal, name)
+)
+
+
+@contextmanager
+def exit_on_stop_signals() -> Iterator[None]:
+    """A signal that would end the process outright (`STOPPING_SIGNALS`: SIGHUP when the
+    terminal closes, SIGTERM, ...) raises SystemExit meanwhile, so cleanup runs instead of a
+    decrypted bundle (or a half-written file) being left behind; a second one is ignored until
+    the cleanup is done. A signal the process ignores stays ignored (``nohup`` ignores SIGHUP:
+    the server must outlive the terminal)."""
+
+    def stop(signum: int, frame: Any) -> None:
+        for other in previous:  # one is enough: another must not cut the cleanup short
+            signal.signal(other, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    previous: dict[int, Any] = {}
+    try:
+        for signum in STOPPING_SIGNALS:
+            current = signal.getsignal(signum)
+            if current is not None and current != signal.SIG_IGN:  # None: set outside Python
+                previous[signum] = signal.signal(signum, stop)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def _refuse_existing(path: Path, force: bool) -> None:
     if (path.exists() or path.is_symlink()) and not force:
         raise BundleCryptoError(f"{path} exists; choose another output or pass --force")
@@ -356,7 +394,7 @@ def encrypt_bundle(
     salt, prefix = secrets.token_bytes(16), secrets.token_bytes(6)
     file_key, mac_key = _derive(key, salt)
     header = Header(chunk_size, key_id(key), salt, prefix).pack(mac_key)
-    with writing(out), atomic_file(out, "wb") as f:
+    with exit_on_stop_signals(), writing(out), atomic_file(out, "wb") as f:
         sealing = _SealingWriter(f, header, file_key, prefix, chunk_size)
         with tarfile.open(
             fileobj=sealing, mode="w|", format=tarfile.PAX_FORMAT, bufsize=CHUNK_SIZE
@@ -441,7 +479,7 @@ def decrypt_bundle(path: Path, out: Path, key: bytes, force: bool = False) -> No
         BundleCryptoError: see `decrypt_into`; ``out`` exists without ``force``."""
     path, out = Path(path), Path(out)
     _refuse_existing(out, force)
-    with writing(out), atomic_directory(out) as tmp:
+    with exit_on_stop_signals(), writing(out), atomic_directory(out) as tmp:
         decrypt_into(path, key, tmp)
 
 
@@ -474,15 +512,16 @@ def decrypted_bundle(path: Path, key: bytes) -> Iterator[Path]:
             tempfile.gettempdir(),
             need // 1_000_000 + 1,
         )
-    tmp = Path(tempfile.mkdtemp(prefix="kgfuse-bundle-", dir=root))
-    try:
+    with exit_on_stop_signals():  # also while the caller loads from the folder
+        tmp = Path(tempfile.mkdtemp(prefix="kgfuse-bundle-", dir=root))
         try:
-            decrypt_into(path, key, tmp, check=False)
-        except OSError as e:
-            raise BundleCryptoError(
-                f"cannot decrypt {path} into {tmp.parent}: {e.strerror or e}; free space there, "
-                "or point TMPDIR at a private folder with room"
-            ) from None
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                decrypt_into(path, key, tmp, check=False)
+            except OSError as e:
+                raise BundleCryptoError(
+                    f"cannot decrypt {path} into {tmp.parent}: {e.strerror or e}; free space "
+                    "there, or point TMPDIR at a private folder with room"
+                ) from None
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -292,18 +292,19 @@ class FeatureCache:
 def write_new(folder: Path, data: bytes, names: Sequence[str]) -> Path:
     """Write ``data`` fsync'd under ``folder``, then claim the first free one of ``names`` with
     a hard link (which fails if the name is taken, so processes sharing the folder never
-    overwrite each other's files, and a reader never sees a partial file). Returns the file."""
+    overwrite each other's files, and a reader never sees a partial file). Returns the file;
+    on an error (a full disk) nothing is left, the partial file neither."""
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f".{os.getpid()}-{threading.get_native_id()}-{time.time_ns()}.partial"
-    with partial.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
     try:
+        with partial.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         for name in names:
             with contextlib.suppress(FileExistsError):
                 os.link(partial, folder / name)
                 return folder / name
         raise AssertionError("every candidate name is taken")  # pragma: no cover
     finally:
-        partial.unlink()
+        partial.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ import codecs
 import csv
 import gzip
 import io
+import json
 import re
 import reprlib
 import zlib
@@ -164,6 +165,32 @@ def _decode_utf8(data: bytes, path: Path) -> str:
 _OX_MESSAGE = re.compile(r"^Parser error at line \d+ ((?:between )?columns? [^:]*):\s*(.*)$", re.S)
 
 
+REMOTE_CONTEXT = (
+    "a JSON-LD context is given by URL, and kgfuse fetches nothing over the network; put the "
+    'context in the document itself ("@context": {...})'
+)
+
+
+def _names_a_remote_context(text: str) -> bool:
+    """Whether a JSON-LD document gives a ``@context`` (or an ``@import`` in one) as a URL, which
+    a JSON-LD processor fetches. Invalid JSON: False (the parser reports it)."""
+    try:
+        stack = [json.loads(text)]
+    except (ValueError, RecursionError):
+        return False
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            for context in (node.get("@context"), node.get("@import")):
+                contexts = context if isinstance(context, list) else [context]
+                if any(isinstance(c, str) for c in contexts):
+                    return True
+            stack.extend(node.values())
+    return False
+
+
 def _oxigraph_error(e: SyntaxError, path: Path) -> KGLoadError:
     text = str(e.msg or e)
     m = _OX_MESSAGE.match(text)
@@ -175,6 +202,8 @@ def _oxigraph_error(e: SyntaxError, path: Path) -> KGLoadError:
             path,
             e.lineno,
         )
+    if "LoadDocumentCallback" in what:  # a "@context" or "@import" given as a URL
+        return KGLoadError(REMOTE_CONTEXT, path, e.lineno)
     if where and not where.startswith("between"):
         where = "at " + where
     return KGLoadError(f"syntax error{' ' + where if where else ''}: {what}", path, e.lineno)
@@ -298,6 +327,8 @@ def _read_rdf_rdflib(
     with _open_binary(path, progress) as stream:
         data = stream.read()
     text = _decode_utf8(data, path)
+    if fmt == "json-ld" and _names_a_remote_context(text):  # rdflib would fetch it
+        raise KGLoadError(REMOTE_CONTEXT, path)
     dataset = rdflib.Dataset()
     try:
         dataset.parse(data=text, format=_RDFLIB_FORMATS[fmt], publicID=path.resolve().as_uri())
@@ -349,10 +380,24 @@ def _refuse_surrogates(path: Path, *terms: object) -> None:
 
 
 def _locate_with_rdflib(path: Path, fmt: str) -> int | None:
+    if fmt == "json-ld":  # rdflib would fetch the URL of a remote @context: the JSON's line only
+        return _json_error_line(path)
     try:
         _read_rdf_rdflib(path, fmt, GraphBuilder(), "x", None)
     except KGLoadError as e:
         return e.line
+    return None
+
+
+def _json_error_line(path: Path) -> int | None:
+    """The line of the first JSON syntax error of ``path`` (None: valid JSON, or unreadable)."""
+    try:
+        with _open_binary(path, None) as stream:
+            json.loads(stream.read())
+    except json.JSONDecodeError as e:
+        return e.lineno
+    except (OSError, ValueError, RecursionError, EOFError, zlib.error):
+        return None
     return None
 
 

@@ -4,14 +4,20 @@ the KG entities of the text are still linked."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
+import threading
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.engine import Engine
+from api.metrics import Metrics
 from api.settings import ServeSettings
 from tests.conftest import run_cli_in_process
 
@@ -66,3 +72,68 @@ def test_anonymize_cli_with_a_bundle_keeps_its_linked_entities(
         capsys.readouterr().out.split()
     )
     assert "Dr. [PERSON] has influenza" in out.read_text()
+
+
+def test_anonymize_api_a_text_that_cannot_be_redacted_fails_alone_and_stays_out_of_the_log(
+    tiny_bundle: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redaction links each text first; a text that breaks that step got the whole request a
+    500, and the log the raw text that the error quoted (here the e-mail address)."""
+    settings = ServeSettings(bundle=tiny_bundle, anonymize=True)
+    engine = Engine.load(settings, Metrics())
+    resources = engine.predictor.resources
+    real = resources.nlp
+
+    class Breaking:  # the linker pipeline, failing on one text as an unforeseen bug would
+        def pipe(self, texts: list[str], **kwargs: Any) -> Any:
+            for text in texts:
+                if "POISON" in text:
+                    raise RuntimeError(f"the linker broke on {text!r}")
+            return real.pipe(texts, **kwargs)
+
+    resources.nlp = Breaking()  # type: ignore[assignment]
+    texts = ["a bad case of influenza", "POISON: write to jane.doe@example.com"]
+    with caplog.at_level(logging.DEBUG), TestClient(create_app(settings, engine)) as client:
+        response = client.post("/v1/predict", json={"texts": texts})
+    assert response.status_code == 200, response.text
+    good, bad = response.json()["predictions"]
+    assert good["label"] is not None and good.get("error") is None
+    assert bad["label"] is None and bad["error"]["code"] == "internal"
+    assert bad["text"] == ""  # never echoed unredacted
+    assert "anonymization failed for one text: RuntimeError" in caplog.text
+    assert "jane.doe@example.com" not in caplog.text
+    assert "jane.doe@example.com" not in response.text
+
+
+def test_anonymize_api_requests_waiting_for_redaction_count_against_the_queue(
+    tiny_bundle: Path,
+) -> None:
+    """Redaction waits for the model thread, but outside the bounded queue: with the model busy,
+    every request waited there, however many, where the queue answers 503 at once."""
+    settings = ServeSettings(bundle=tiny_bundle, anonymize=True, queue_size=1)
+    engine = Engine.load(settings, Metrics())
+    app = create_app(settings, engine)
+    release = threading.Event()
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        async with app.router.lifespan_context(app):
+            busy = asyncio.ensure_future(engine.batcher.call(release.wait))  # the model is busy
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://kgfuse") as c:
+                body = {"texts": ["Jane Doe has influenza"]}
+                first = asyncio.ensure_future(c.post("/v1/predict", json=body))
+                try:
+                    while engine.batcher.executor._work_queue.qsize() < 1:  # first waits for it
+                        await asyncio.sleep(0.01)
+                    # the old code kept it waiting while the model was busy: here, for ever
+                    second = await asyncio.wait_for(c.post("/v1/predict", json=body), 60)
+                finally:
+                    release.set()
+                await busy
+                return await first, second
+
+    first, second = asyncio.run(scenario())
+    assert first.status_code == 200, first.text
+    assert first.json()["predictions"][0]["text"] == "[PERSON] has influenza"
+    assert second.status_code == 503 and second.json()["error"]["code"] == "overloaded"
+    assert second.headers["retry-after"] == "1"

@@ -4,6 +4,8 @@ ids, texts that break a batch, large inserts, and the smaller defects found by p
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import shutil
 import threading
 import time
@@ -20,6 +22,7 @@ from api.app import create_app
 from api.engine import Engine
 from api.metrics import Metrics
 from api.settings import ApiKeys, ServeSettings
+from fusion import features as features_module
 from fusion.encoder import TextEncoder
 from fusion.features import FeatureCache
 from fusion.predict import Predictor
@@ -123,6 +126,35 @@ def test_hot_triples_the_server_cannot_save_get_503_naming_the_folder_and_change
     assert blocker.read_text() == ""
 
 
+@pytest.mark.parametrize("failing", ["triples", "features"])
+def test_hot_triples_on_a_full_disk_get_503_and_leave_no_file_behind(
+    bundle: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """A disk that fills up while an insert is saved: writing the triples was a 500 that left
+    its partial file; writing their features, after the triples, left the triples saved for an
+    insert answered as failed, to be served after the next restart."""
+    hot = bundle / "hot-triples"
+
+    def full(*args: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if failing == "triples":  # the body's file is written, and its fsync meets the full disk
+        monkeypatch.setattr(FeatureCache, "save", lambda *args: None)
+        monkeypatch.setattr(features_module.os, "fsync", full)
+    else:
+        monkeypatch.setattr(FeatureCache, "save", full)
+    with serve(bundle) as c:
+        fingerprint = engine_of(c).graph.fingerprint
+        r = c.post("/v1/kg/triples", content=FAR_FACTS, headers=TURTLE)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "hot_triples_unwritable"
+        assert "No space left on device; free space" in r.json()["error"]["message"]
+        assert engine_of(c).graph.fingerprint == fingerprint
+    assert not [p for p in hot.rglob("*") if p.is_file()]  # nothing saved, nothing partial
+    with serve(bundle) as c:  # restarted, the server serves the graph it answered with
+        assert engine_of(c).graph.fingerprint == fingerprint
+
+
 # ----------------------------------------------------------------- 2. one bad text, one failure
 
 
@@ -189,6 +221,32 @@ def test_a_text_that_fails_inside_a_batch_fails_only_itself(tiny_bundle: Path) -
     assert bad["text"] == "POISON fever"
     assert invalid.status_code == 422 and "texts[0]" in invalid.json()["error"]["message"]
     assert poisoned.status_code == 500 and poisoned.json()["error"]["code"] == "internal"
+
+
+def test_a_text_that_fails_alone_stays_out_of_the_log_unless_texts_may_be_logged(
+    tiny_bundle: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The failure is logged for the operator; its message quoted the text (as a parser's or a
+    tokenizer's error may), and went to the log with --log-texts off."""
+    secret = "POISON patient Jane Roe"
+    for log_texts in (False, True):
+        settings = ServeSettings(bundle=tiny_bundle, log_texts=log_texts)
+        engine = Engine.load(settings, Metrics())
+        real = engine.predictor.predict
+
+        def failing(texts: list[str], real: Any = real, **kwargs: Any) -> Any:
+            if secret in texts:
+                raise RuntimeError(f"cannot read {texts!r}")
+            return real(texts, **kwargs)
+
+        engine.predictor.predict = failing  # type: ignore[method-assign]
+        caplog.clear()
+        with caplog.at_level(logging.INFO), TestClient(create_app(settings, engine)) as c:
+            r = c.post("/v1/predict", json={"texts": ["influenza", secret]})
+        assert r.status_code == 200 and r.json()["predictions"][1]["error"]["status"] == 500
+        assert "prediction failed for one text" in caplog.text
+        assert "RuntimeError" in caplog.text and "failing" in caplog.text  # type and frames
+        assert (secret in caplog.text) == log_texts
 
 
 # ----------------------------------------------------------------- 4. large inserts

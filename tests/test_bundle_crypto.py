@@ -11,6 +11,8 @@ import json
 import os
 import signal
 import stat
+import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -35,7 +37,7 @@ from fusion.bundle_crypto import (
     read_key,
     write_key,
 )
-from tests.conftest import run_cli, run_cli_in_process
+from tests.conftest import REPO, run_cli, run_cli_in_process
 
 TEXT = "a bad case of influenza"
 CHUNK = 4096  # small chunks, so the tiny bundle spans many
@@ -303,6 +305,103 @@ def test_bundle_crypto_service_answers_like_the_plain_bundle(
     assert stopped.value.code == 128 + signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) == handler  # put back for uvicorn
     assert len(made) == 3 and not any(folder.exists() for folder in made)
+
+
+# Run by the test below in a child process: the old code died of the signal there.
+_LOAD_STOPPED_BY_SIGNAL = """
+import os, signal, sys, time, types
+from pathlib import Path
+import fusion.bundle_crypto as bundle_crypto
+from api.metrics import Metrics
+from api.serve import load_engine
+from api.settings import ServeSettings
+
+made = bundle_crypto.tempfile.mkdtemp
+def recorded(**kwargs):  # the folder the load decrypts into
+    folder = made(**kwargs)
+    print(folder, flush=True)
+    return folder
+bundle_crypto.tempfile.mkdtemp = recorded
+
+def load(*args):  # the signal comes while the plaintext lies in the folder
+    os.kill(os.getpid(), signum)
+    time.sleep(0.5)
+    return types.SimpleNamespace()
+signum = getattr(signal, sys.argv[4])
+if sys.argv[5] == "ignored":
+    signal.signal(signum, signal.SIG_IGN)
+import api.engine
+api.engine.Engine.load = load
+bundle, key, hot = map(Path, sys.argv[1:4])
+load_engine(ServeSettings(bundle=bundle, bundle_key_file=key, hot_triples_dir=hot), Metrics())
+print("loaded", flush=True)
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGHUP", "SIGTERM", "SIGUSR1"])
+def test_bundle_crypto_serve_removes_the_plaintext_when_a_signal_stops_the_load(
+    sealed: Path, key_file: Path, tmp_path: Path, name: str
+) -> None:
+    """SIGHUP (the terminal or SSH session of `kgfuse serve` closed) ended the process outright
+    while the decrypted bundle lay in /dev/shm, and it stayed there; only SIGTERM was caught.
+    A signal the process ignores (``nohup kgfuse serve``) stays ignored: the load goes on."""
+    args = [str(sealed), str(key_file), str(tmp_path / "hot"), name]
+    code = ["-c", _LOAD_STOPPED_BY_SIGNAL]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    stopped = subprocess.run(
+        [sys.executable, *code, *args, "default"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    folder = Path(stopped.stdout.splitlines()[0])
+    assert stopped.returncode == 128 + getattr(signal, name), stopped.stderr
+    assert "loaded" not in stopped.stdout and not folder.exists()
+    ignored = subprocess.run(
+        [sys.executable, *code, *args, "ignored"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ignored.returncode == 0 and "loaded" in ignored.stdout, ignored.stderr
+    assert not Path(ignored.stdout.splitlines()[0]).exists()
+
+
+_DECRYPT_STOPPED_BY_SIGNAL = """
+import os, signal, sys, time
+from fusion import bundle_crypto
+real, signum = bundle_crypto._extract, getattr(signal, sys.argv[1])
+def extract(reader, dest):  # the signal comes once the plaintext is written, before the rename
+    real(reader, dest)
+    os.kill(os.getpid(), signum)
+    time.sleep(5)
+bundle_crypto._extract = extract
+sys.argv = ["kgfuse", "bundle", "decrypt", *sys.argv[2:]]
+from api.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_bundle_crypto_decrypt_stopped_by_a_signal_leaves_no_plaintext(
+    sealed: Path, key_file: Path, tmp_path: Path, name: str
+) -> None:
+    """`kgfuse bundle decrypt` writes into a hidden temporary folder beside the output; killed
+    by SIGTERM or SIGHUP it left that folder, the whole bundle in plaintext, behind."""
+    out = tmp_path / "out"
+    args = [name, str(sealed), "-o", str(out), "--key-file", str(key_file)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run(
+        [sys.executable, "-c", _DECRYPT_STOPPED_BY_SIGNAL, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 128 + getattr(signal, name), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([sealed.name, key_file.name])
 
 
 def _sealed_tar(path: Path, key: bytes, members: list[tuple[tarfile.TarInfo, bytes]]) -> None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import http.server
+import json
 import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -175,3 +179,51 @@ def test_admin_triples_route_refuses_the_bomb_with_a_422(tiny_bundle: Path, tmp_
         r = client.post("/v1/kg/triples", content=deep_json_ld(5_000).encode(), headers=headers)
         assert r.status_code == 422 and "max_json_depth" in r.json()["error"]["message"]
         assert not (bundle / "hot-triples").exists()  # nothing half-written
+
+
+@pytest.fixture
+def web_server() -> Iterator[tuple[str, list[str]]]:
+    """A local HTTP server: its URL, and the paths it was asked for."""
+    asked: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = json.dumps({"@context": {"name": f"{RDFS}label"}}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/ld+json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize("parser", ["oxigraph", "rdflib"])
+@pytest.mark.parametrize("context", ["@context", "@import"])
+def test_a_json_ld_context_given_by_url_is_refused_without_fetching_it(
+    tmp_path: Path, web_server: tuple[str, list[str]], context: str, parser: str
+) -> None:
+    """pyoxigraph refuses a remote context, but its error carried no line, and rdflib, asked to
+    find the line, fetched the URL: `POST /v1/kg/triples` made the server request any URL an
+    admin named (one that never answers held the KG's lock for ever). The rdflib parser
+    (``--parser rdflib``) fetched it and loaded the document."""
+    url, asked = web_server
+    value = f"{url}/ctx" if context == "@context" else {"@import": f"{url}/ctx"}
+    document = {"@context": value, "@id": f"{EX}x", "name": "x"}
+    path = tmp_path / "remote.jsonld"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(kg.KGLoadError) as info:
+        kg.load(path, parser=parser)
+    assert asked == []  # nothing fetched
+    assert "fetches nothing over the network" in str(info.value)
+    assert '"@context": {...}' in str(info.value)

@@ -179,3 +179,53 @@ def test_settings_docs_tool_answers_help_and_a_missing_readme_without_a_tracebac
     assert main(["--help"]) == 0 and "usage:" in capsys.readouterr().out
     assert main([str(tmp_path / "README.md")]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_serve_cli_refuses_keys_asked_for_but_none_given(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A key file of only comments, or KGFUSE_READ_KEYS set from an empty variable, served with
+    reading open to anyone (one warning line in the log) where the operator meant keys."""
+    keys = tmp_path / "keys"
+    keys.write_text("# the keys go here\n\n")
+    monkeypatch.setenv("KGFUSE_READ_KEYS", " , ")
+    monkeypatch.delenv("KGFUSE_ADMIN_KEYS", raising=False)
+    monkeypatch.delenv("KGFUSE_KEYS_FILE", raising=False)
+    monkeypatch.setenv("COLUMNS", "300")
+    args = ["serve", str(tmp_path / "no-bundle"), "--keys-file", str(keys)]
+    code = run_cli_in_process(monkeypatch, *args)
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err, err
+    lines = err.splitlines()
+    assert lines[0] == "error: 2 bad serve setting(s):"
+    assert lines[1].startswith(f"  - {keys}: holds no key (only blank or '#' lines); add lines")
+    assert lines[2].startswith("  - KGFUSE_READ_KEYS: is set but holds no key")
+    # unset, and without a key file, there are no keys: reading is open, as documented
+    monkeypatch.delenv("KGFUSE_READ_KEYS")
+    code = run_cli_in_process(monkeypatch, "serve", str(tmp_path / "no-bundle"))
+    err = capsys.readouterr().err
+    assert code == 1 and "no model bundle" in err and "bad serve setting" not in err
+
+
+def test_serve_cli_warns_of_secret_files_every_user_may_read(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An API key file left 0644 (what a shell's umask gives) let every local user read the
+    admin key, silently."""
+    keys = tmp_path / "keys"
+    keys.write_text(f"admin {ADMIN}\n")
+    for variable in ("KGFUSE_READ_KEYS", "KGFUSE_ADMIN_KEYS", "KGFUSE_KEYS_FILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("COLUMNS", "300")
+    args = ["serve", str(tmp_path / "no-bundle"), "--keys-file", str(keys)]
+    keys.chmod(0o644)
+    assert run_cli_in_process(monkeypatch, *args) == 1  # the bundle is missing
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (
+        f"warning: --keys-file {keys} may be read by every user (mode 0644), and it holds a "
+        f"secret; make it private: chmod 600 {keys}"
+    )
+    assert "no model bundle" in err[1] and ADMIN not in "\n".join(err)
+    keys.chmod(0o640)  # a group the operator chose: no warning
+    assert run_cli_in_process(monkeypatch, *args) == 1
+    assert "warning" not in capsys.readouterr().err

@@ -152,6 +152,17 @@ def test_serve_tls_refuses_a_bad_pair_in_one_line_before_loading(
         assert lines[0] == "error: 1 bad serve setting(s):", lines
         assert lines[1].startswith(f"  - {problem}"), (options, lines)
     assert tls_problems(other_cert, other_key) == [] and tls_problems(None, None) == []
+    # a key of another type: OpenSSL's own words were "NO_CERTIFICATE_ASSIGNED"
+    rsa_key = tmp_path / "rsa.key"
+    rsa_key.write_bytes(
+        rsa.generate_private_key(65537, 2048).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    mismatch = f"{rsa_key} is not the private key of the certificate {cert}"
+    assert tls_problems(cert, rsa_key) == [("--tls-key", mismatch)]
     # the real command: exit 1, one problem, no traceback
     r = run_cli("serve", str(tmp_path / "no-bundle"), "--tls-cert", str(cert))
     assert r.returncode == 1 and "Traceback" not in r.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter
@@ -72,13 +73,27 @@ async def predict(body: PredictBody, engine: EngineDep) -> dict[str, object]:
     if len(refused) == len(body.texts):
         raise refused[0]
     started = time.perf_counter()
-    good = [text for i, text in enumerate(body.texts) if i not in refused]
-    redacted = await engine.redact(good)  # before anything reads, logs or keeps a text
-    texts = good if redacted is None else [r.text for r in redacted]
+    deadline = started + engine.settings.request_timeout_s  # redaction and model together
+    kept = [i for i in range(len(body.texts)) if i not in refused]
+    # before anything reads, logs or keeps a text
+    outcomes = await _queued(engine, engine.redact([body.texts[i] for i in kept]), deadline)
+    redacted = None
+    if outcomes is None:
+        texts = [body.texts[i] for i in kept]
+    else:  # a text that could not be redacted is refused: it must not go on unredacted
+        for i, outcome in zip(kept, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                refused[i] = _failed(outcome)
+        if len(refused) == len(body.texts):
+            raise refused[min(refused)]
+        redacted = [r for r in outcomes if not isinstance(r, Exception)]
+        texts = [r.text for r in redacted]
     if engine.settings.log_texts:
         log.info("predict texts=%r", texts)
     top_k = min(body.top_k_paths, engine.settings.max_top_k_paths)
-    records = await _queued(engine, PredictRequest(texts, body.explain, top_k))
+    records = await _queued(
+        engine, engine.predict(PredictRequest(texts, body.explain, top_k)), deadline
+    )
     n = len(body.texts)
     shown = _in_place({i: _echo(body.texts[i], redacted is not None) for i in refused}, texts, n)
     answers = _in_place(dict[int, Answer](refused), records, n)
@@ -115,13 +130,16 @@ def _echo(text: str, anonymized: bool) -> str:
     return "" if anonymized else text.encode("utf-8", "replace").decode("utf-8")
 
 
-async def _queued(engine: EngineDep, request: PredictRequest) -> list[Answer]:
-    """The answers of the model for ``request``; a full queue, a stopping server or no answer in
-    time are a 503 or 504."""
+def _failed(error: Exception) -> APIError:
+    """The error a text gets in its place when the server failed on it alone."""
+    return APIError(*describe_error(error))
+
+
+async def _queued(engine: EngineDep, work: Awaitable[T], deadline: float) -> T:
+    """What ``work`` on the model thread gives, by ``deadline`` (`time.perf_counter`); a full
+    queue, a stopping server or no answer in time are a 503 or 504."""
     try:
-        return await asyncio.wait_for(
-            engine.predict(request), timeout=engine.settings.request_timeout_s
-        )
+        return await asyncio.wait_for(work, timeout=max(0.0, deadline - time.perf_counter()))
     except QueueFull:
         engine.metrics.rejected.labels("queue_full").inc()
         raise APIError(
