@@ -137,8 +137,10 @@ class ApiKeys(Checked):
             if not parts or parts[0].startswith("#"):
                 continue
             if len(parts) != 2 or parts[0] not in ("read", "admin"):
-                # a lone field may be a key: only a scope word is shown
-                start = f" starting {parts[0]!r}" if len(parts) > 1 else ""
+                # any field may be a key (`KEY admin`, reversed): only a word too short to be
+                # one is shown
+                shown = len(parts) > 1 and len(parts[0]) < MIN_KEY_LENGTH
+                start = f" starting {parts[0]!r}" if shown else ""
                 expected = f"expected 'read KEY' or 'admin KEY', got {len(parts)} field(s){start}"
                 problems.append((f"{path}:{n}", expected))
                 continue

@@ -65,15 +65,16 @@ def test_serve_settings_check_keys_where_they_come_from_and_never_show_one(
     keys = tmp_path / "keys"
     keys.write_text(f"# team keys\nread {READ}\n\nadmin {ADMIN}\n")
     assert ApiKeys.from_file(keys) == ApiKeys((READ,), (ADMIN,))
-    keys.write_text(f"writer {READ}\nread {SHORT}\n{READ}\nadmin {ADMIN}\n")
+    keys.write_text(f"writer {READ}\nread {SHORT}\n{READ}\nadmin {ADMIN}\n{ADMIN} admin\n")
     with pytest.raises(SettingsError) as e:
         ApiKeys.from_file(keys)
     assert e.value.problems == [
         (f"{keys}:1", "expected 'read KEY' or 'admin KEY', got 2 field(s) starting 'writer'"),
         (f"{keys}:2", SHORTER),
         (f"{keys}:3", "expected 'read KEY' or 'admin KEY', got 1 field(s)"),
+        (f"{keys}:5", "expected 'read KEY' or 'admin KEY', got 2 field(s)"),  # reversed
     ]
-    assert SHORT not in str(e.value) and READ not in str(e.value)
+    assert SHORT not in str(e.value) and READ not in str(e.value) and ADMIN not in str(e.value)
 
 
 def test_serve_cli_names_each_bad_setting_as_the_user_gave_it(
