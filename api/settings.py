@@ -3,9 +3,10 @@
 `ServeSettings` and `ApiKeys`, like `api.ray_settings.RayOptions` (``--ray``), are pydantic
 dataclasses: each field's default, bounds and docstring (its description) are the one
 definition of the setting. ``kgfuse serve --help`` (api/serve.py) and the README's table
-(api/settings_docs.py) are built from them, and a bad value is a `SettingsError` listing every problem at once, each
-under the name the user typed: the option (``--max-batch``), the environment variable
-(``KGFUSE_READ_KEYS``) or the key file's line. Every default is safe to expose on a network.
+(api/settings_docs.py) are built from them, and a bad value is a `SettingsError` listing every
+problem at once, each under the name the user typed: the option (``--max-batch``), the
+environment variable (``KGFUSE_READ_KEYS``) or the key file's line. Every default is safe to
+expose on a network.
 
 Rewrite the README's table after changing a field: ``python -m api.settings_docs README.md``.
 """

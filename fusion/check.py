@@ -18,6 +18,7 @@ labels is shown, so nothing here invites a choice made on a test set. Nothing is
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ import numpy as np
 
 from fusion.examples import hidden_facts
 from fusion.path_counts import PathCounter
-from fusion.reference import HopScores
+from fusion.reference import HopScores, KGHelpWarning, standard_error
 from fusion.settings import RunConfig
 from fusion.setup import RunPlan, Workspace, plan_run
 
@@ -52,7 +53,9 @@ class CheckReport:
     hops: int | None
     splits: list[SplitCheck]
     choices: dict[str, dict[str, object]]
+    reads_kg: bool  # whether the configured model has a KG branch (not model.mode: text)
     reference: dict[str, Any] = field(default_factory=dict)  # accuracy by hops, texts, verdict
+    missing: str = ""  # why there is no label-path figure or no reference, where there is none
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,17 +69,21 @@ def check(config: RunConfig) -> CheckReport:
     `kg.errors.KGLoadError`, `nlp.texts.DataError`, ...), before anything is trained."""
     started = time.perf_counter()
     workspace = Workspace.open(config, None)  # no run folder: no feature cache is written
-    plan = plan_run(config, workspace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KGHelpWarning)  # the report's verdict says it
+        plan = plan_run(config, workspace)
     graph = workspace.graph
+    counter = _path_counter(plan)
     splits = plan.splits
     train_flags = plan.train_masked
     val_flags = plan.val_masked
     unseen = splits.val_unseen or [False] * len(splits.val)
     rows = [
-        _split("train", plan, splits.train, plan.spans["train"], train_flags),
+        _split("train", plan, counter, splits.train, plan.spans["train"], train_flags),
         _split(
             "val:unseen",
             plan,
+            counter,
             [e for e, u in zip(splits.val, unseen, strict=True) if u],
             [s for s, u in zip(plan.spans["val"], unseen, strict=True) if u],
             [f for f, u in zip(val_flags, unseen, strict=True) if u],
@@ -84,6 +91,7 @@ def check(config: RunConfig) -> CheckReport:
         _split(
             "val:seen",
             plan,
+            counter,
             [e for e, u in zip(splits.val, unseen, strict=True) if not u],
             [s for s, u in zip(plan.spans["val"], unseen, strict=True) if not u],
             [f for f, u in zip(val_flags, unseen, strict=True) if not u],
@@ -92,6 +100,7 @@ def check(config: RunConfig) -> CheckReport:
     for name in splits.tests:
         spans = plan.spans[f"test:{name}"]
         rows.append(_coverage(f"test:{name}", spans))
+    reference = _reference(workspace, plan)
     return CheckReport(
         kg={k: v for k, v in graph.stats().items() if k in ("entities", "relations", "triples")},
         classes=len(splits.labels),
@@ -99,9 +108,38 @@ def check(config: RunConfig) -> CheckReport:
         hops=plan.config.subgraph.hops,
         splits=[r for r in rows if r.texts],
         choices=plan.choices,
-        reference=_reference(workspace),
+        reads_kg=config.model.mode != "text",
+        reference=reference,
+        missing=_missing(plan, fitted=bool(reference)),
         seconds=time.perf_counter() - started,
     )
+
+
+def _path_counter(plan: RunPlan) -> PathCounter | None:
+    """The run's label-path counter, or one at its hops where it counts something else
+    (``subgraph.counts``); None without a label map or an in-memory KG."""
+    resources = plan.resources
+    if isinstance(resources.counter, PathCounter):
+        return resources.counter
+    compiled, hops = resources.graph.compiled, plan.config.subgraph.hops
+    if compiled is None or not resources.label_nodes or hops is None:
+        return None
+    return PathCounter(compiled, resources.label_nodes, hops=hops)
+
+
+def _missing(plan: RunPlan, fitted: bool) -> str:
+    """Why the report lacks label-path figures or the reference's verdict ("" if it has both;
+    ``fitted``: whether the set-up fitted the reference)."""
+    if not plan.resources.label_nodes:
+        return "the config has no kg.label_map, so no class has a KG node for paths to reach"
+    if plan.resources.graph.compiled is None:
+        return "the KG is a triple store: label paths are counted on an in-memory KG only"
+    if not fitted:
+        return (
+            "subgraph.hops is set and nothing else asks for the reference (a text- or "
+            "graph-only model, or train.probe_init set): leave subgraph.hops at auto to fit it"
+        )
+    return ""
 
 
 def _coverage(name: str, spans: list[list[dict[str, Any]]]) -> SplitCheck:
@@ -112,6 +150,7 @@ def _coverage(name: str, spans: list[list[dict[str, Any]]]) -> SplitCheck:
 def _split(
     name: str,
     plan: RunPlan,
+    counter: PathCounter | None,
     examples: list[Any],
     spans: list[list[dict[str, Any]]],
     own_facts_hidden: list[bool],
@@ -119,8 +158,7 @@ def _split(
     """Coverage, plus what the label paths say of each text's own class, with the label facts
     hidden as training hides them (a text's own, where masked; every held-out entity's)."""
     coverage = _coverage(name, spans)
-    counter = plan.resources.counter
-    if not isinstance(counter, PathCounter):  # no label map, or another kind of counts
+    if counter is None:  # no label map, or a triple store
         return coverage
     resources, labels = plan.resources, plan.splits.labels
     reachable = picks = 0
@@ -136,17 +174,25 @@ def _split(
     return SplitCheck(name, coverage.texts, coverage.linked, coverage.entities, reachable, picks)
 
 
-def _reference(workspace: Workspace) -> dict[str, Any]:
-    """The reference's pooled val:unseen accuracy by hops (0: the text alone), when the hop
-    choice measured it, and whether the label paths lift it beyond one standard error."""
+def _reference(workspace: Workspace, plan: RunPlan) -> dict[str, Any]:
+    """The reference's pooled validation accuracy by hops (0: the text alone), when the set-up
+    measured it, and whether the label paths at the run's hops (else at the best) lift it above
+    the text alone by more than one standard error. ``texts_kind`` names the texts it was
+    measured on: val:unseen, or all of validation where there is no val:unseen split."""
     scores: list[HopScores] = [s for _, s in workspace.hop_choices.values() if s is not None]
     if not scores:
         return {}
     found = scores[0]
-    best, lifts = found.lift_of_paths()
+    best, _ = found.lift_of_paths()
+    hops = plan.config.subgraph.hops
+    shown = hops if hops in found.accuracy and hops else best
+    accuracy = found.accuracy
+    lifts = accuracy[shown] > accuracy[0] + standard_error(accuracy[shown], found.texts)
     return {
-        "accuracy_by_hops": {str(h): a for h, a in sorted(found.accuracy.items())},
+        "accuracy_by_hops": {str(h): a for h, a in sorted(accuracy.items())},
         "texts": found.texts,
+        "texts_kind": "val:unseen" if plan.selection.on == "unseen" else "validation",
         "best_hops": best,
-        "kg_helps": lifts,
+        "hops": shown,
+        "kg_helps": bool(lifts),
     }

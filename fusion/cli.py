@@ -232,25 +232,30 @@ def check_command(
             *paths,
         )
     console.print(table)
-    console.print(_verdict(report.reference, report.hops))
+    if not report.reads_kg:
+        console.print(
+            "model.mode is text: this model reads no KG; the figures say what a model with a "
+            "KG branch could use"
+        )
+    console.print(_verdict(report.reference, report.missing))
     console.print(f"took {report.seconds:.1f} s; nothing was written")
     if json_out is not None:
         write_json(json_out, report.to_dict())
 
 
-def _verdict(reference: dict[str, Any], hops: int | None) -> str:
-    """Whether the KG's label paths lift the reference above the text alone on val:unseen (at
-    the chosen ``hops`` where the reference was fitted with them, else at its best)."""
+def _verdict(reference: dict[str, Any], missing: str) -> str:
+    """Whether the KG's label paths lift the reference above the text alone on validation, at
+    the run's hops (fusion/check.py), or why there is no reference."""
     if not reference:
         return (
-            "no reference was fitted (no label map, a triple store, or hops set with "
-            "train.probe_init set): `kgfuse compare CONFIG --rows text,fused` trains both"
+            f"no reference was fitted: {missing or 'no label paths to weigh'}. "
+            "`kgfuse compare CONFIG --rows text,fused` trains and compares both"
         )
-    accuracy = reference["accuracy_by_hops"]
-    best = hops if str(hops) in accuracy else reference["best_hops"]
+    accuracy, hops = reference["accuracy_by_hops"], reference["hops"]
     figures = (
-        f"on {reference['texts']} val:unseen texts the reference scores {accuracy[str(best)]:.3f} "
-        f"with {best}-hop label paths and {accuracy['0']:.3f} on the text alone"
+        f"on {reference['texts']} {reference['texts_kind']} texts the reference scores "
+        f"{accuracy[str(hops)]:.3f} with {hops}-hop label paths and {accuracy['0']:.3f} on the "
+        "text alone"
     )
     if reference["kg_helps"]:
         return f"[bold green]the KG's label paths help the reference[/]: {figures}"

@@ -24,16 +24,14 @@ def _schema() -> dict[str, Any]:
     return _one_line(TypeAdapter(RunConfig).json_schema())
 
 
-def _one_line(schema: Any) -> Any:
-    """``schema`` with each description on one line (a field's docstring may wrap)."""
-    if isinstance(schema, list):
-        return [_one_line(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    return {
-        k: " ".join(v.split()) if k == "description" and isinstance(v, str) else _one_line(v)
-        for k, v in schema.items()
-    }
+def _one_line(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with each field's description on one line (a field's docstring may wrap);
+    a section's own description, a class docstring, keeps its paragraphs."""
+    for model in [schema, *schema.get("$defs", {}).values()]:
+        for prop in model.get("properties", {}).values():
+            if isinstance(prop.get("description"), str):
+                prop["description"] = " ".join(prop["description"].split())
+    return schema
 
 
 def schema() -> dict[str, Any]:

@@ -55,18 +55,43 @@ def test_check_hides_label_facts_as_training_does(
     hop nothing else reaches a class, so no training text has a label path; within two, a
     relative's fact does. Counting the hidden facts would show 100% at one hop."""
 
-    def train_row(hops: int) -> tuple[int, int]:
+    def run(hops: int) -> tuple[int, int, dict[str, object]]:
         overrides = species_overrides(
             species_data, tiny_bert, tmp_path / "x", f"subgraph.hops={hops}"
         )
         report = check(load_config(None, overrides))
         row = next(r for r in report.splits if r.name == "train")
         assert row.reachable is not None
-        return row.reachable, row.texts
+        return row.reachable, row.texts, report.reference
 
-    assert train_row(1)[0] == 0
-    reachable, texts = train_row(2)
+    reachable, _, one_hop = run(1)
+    assert reachable == 0
+    # the verdict is the reference's at the hops the run uses, not at its best hops
+    assert one_hop["hops"] == 1 and one_hop["kg_helps"] is False and one_hop["best_hops"] != 1
+    reachable, texts, two_hops = run(2)
     assert reachable > texts / 2
+    assert two_hops["hops"] == 2 and two_hops["kg_helps"] is True
+
+
+def test_check_names_what_the_reference_was_measured_on_and_why_it_is_missing(
+    species_data: dict[str, Path], tiny_bert: Path, tmp_path: Path
+) -> None:
+    """A random validation split has no val:unseen texts: the reference is measured on all of
+    validation, and the report says so. A text model with its hops set needs no reference:
+    the report says why there is none, instead of blaming the label map."""
+    out = tmp_path / "x"
+    random_split = species_overrides(species_data, tiny_bert, out, "data.val_split=random")
+    reference = check(load_config(None, random_split)).reference
+    assert reference["texts_kind"] == "validation"
+
+    text_only = species_overrides(
+        species_data, tiny_bert, out, "model.mode=text", "subgraph.hops=2"
+    )
+    report = check(load_config(None, text_only))
+    assert report.reference == {} and not report.reads_kg
+    assert report.missing.startswith("subgraph.hops is set and nothing else asks for the reference")
+    train = next(r for r in report.splits if r.name == "train")
+    assert train.reachable is not None  # the label paths are counted all the same
 
 
 def test_check_of_a_bad_config_fails_like_train(

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 import typer
+from pydantic.dataclasses import dataclass
 
 from api.ray_settings import RayOptions
-from api.settings import ApiKeys, ServeSettings, SettingsError, option_of
+from api.settings import SETTINGS, ApiKeys, ServeSettings, SettingsError, option_of
 from api.settings_docs import BEGIN, END, help_text, readme_with_settings, settings_markdown
 from kg.errors import KGFuseError
 from nlp.linker_settings import LinkerSettings
@@ -135,11 +136,17 @@ def test_every_setting_is_described_in_one_sentence() -> None:
             text = help_text(field.name, cls)
             assert len(text) > 10, f"{cls.__name__}.{field.name} has no docstring"
             assert "\n" not in text and "  " not in text, text
-    wrapped = vars(ServeSettings)["__pydantic_fields__"]["max_wait_ms"].description
-    assert "\n" in wrapped  # the docstring wraps; its help does not
-    assert help_text("max_wait_ms") == (
-        "Milliseconds the first request of a batch waits for more to join it (not a request "
-        "that finds the model idle after a batch of one: a lone client)."
+
+    @dataclass(config=SETTINGS)
+    class Wrapped:
+        limit: int = 3
+        """the most texts a request may hold; more is a 422, and the client splits
+        them over several requests"""
+
+    assert "\n" in vars(Wrapped)["__pydantic_fields__"]["limit"].description
+    assert help_text("limit", Wrapped) == (
+        "The most texts a request may hold; more is a 422, and the client splits them over "
+        "several requests."
     )
 
 
