@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 # Before torch loads: OpenMP threads that spin while they wait made model calls 10-15x slower
@@ -133,7 +134,32 @@ def demo_command(
     run_demo(output, serve, host, port, threads, overrides or [])
 
 
+_python_warning = warnings.formatwarning
+PACKAGES = ("kg", "nlp", "fusion", "api")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """kgfuse's own warnings (a category defined in its packages, or one raised from their
+    code) as one line, like its errors: what to check, not where in kgfuse's source it was
+    noticed. Other libraries' warnings keep Python's form, which names their source."""
+    ours = category.__module__.split(".")[0] in PACKAGES
+    if not ours:
+        path = Path(filename).resolve()
+        ours = any(path.is_relative_to(REPO / package) for package in PACKAGES)
+    if ours:
+        return f"warning: {message}\n"
+    return _python_warning(message, category, filename, lineno, line)
+
+
 def main() -> None:
+    warnings.formatwarning = warning_line
     try:
         app()
     except KGFuseError as e:

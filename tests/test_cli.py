@@ -8,7 +8,7 @@ from typing import Any
 
 import kg
 
-from .conftest import run_cli
+from .conftest import REPO, run_cli
 
 
 def test_cli_load_compiles_a_folder_that_opens(tiny_ttl: Path, tmp_path: Path) -> None:
@@ -217,3 +217,23 @@ def test_tune_table_writes_a_chosen_auto_as_best_yaml_does() -> None:
         "3",
         "True",
     ]
+
+
+def test_cli_writes_kgfuse_warnings_as_one_line_and_others_as_python_does(tmp_path: Path) -> None:
+    from api.cli import warning_line
+    from fusion.selection import SelectionWarning
+
+    ours = warning_line("no val:unseen texts", SelectionWarning, "/x/fusion/selection.py", 64)
+    assert ours == "warning: no val:unseen texts\n"
+    raised_here = warning_line("no labels", UserWarning, str(REPO / "nlp" / "linker.py"), 303)
+    assert raised_here == "warning: no labels\n"  # a plain UserWarning from kgfuse's code
+    foreign = warning_line("deprecated", DeprecationWarning, str(tmp_path / "lib.py"), 7)
+    assert "lib.py:7: DeprecationWarning: deprecated" in foreign
+
+    unlabelled = tmp_path / "kg.nt"  # no rdfs:label: the linker warns and matches local names
+    unlabelled.write_text("<http://ex.org/fever> <http://ex.org/sign_of> <http://ex.org/flu> .\n")
+    r = run_cli("link", "--kg", str(unlabelled), "a fever since monday")
+    assert r.returncode == 0, r.stderr
+    warned = [line for line in r.stderr.splitlines() if "no labels" in line]
+    assert warned and warned[0].startswith("warning: the KG has no labels"), r.stderr
+    assert ".py:" not in r.stderr and "Warning:" not in r.stderr
