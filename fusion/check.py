@@ -75,28 +75,12 @@ def check(config: RunConfig) -> CheckReport:
     graph = workspace.graph
     counter = _path_counter(plan)
     splits = plan.splits
-    train_flags = plan.train_masked
-    val_flags = plan.val_masked
+    train = zip(splits.train, plan.spans["train"], plan.train_masked, strict=True)
+    rows = [_split("train", plan, counter, list(train))]
     unseen = splits.val_unseen or [False] * len(splits.val)
-    rows = [
-        _split("train", plan, counter, splits.train, plan.spans["train"], train_flags),
-        _split(
-            "val:unseen",
-            plan,
-            counter,
-            [e for e, u in zip(splits.val, unseen, strict=True) if u],
-            [s for s, u in zip(plan.spans["val"], unseen, strict=True) if u],
-            [f for f, u in zip(val_flags, unseen, strict=True) if u],
-        ),
-        _split(
-            "val:seen",
-            plan,
-            counter,
-            [e for e, u in zip(splits.val, unseen, strict=True) if not u],
-            [s for s, u in zip(plan.spans["val"], unseen, strict=True) if not u],
-            [f for f, u in zip(val_flags, unseen, strict=True) if not u],
-        ),
-    ]
+    val = list(zip(splits.val, plan.spans["val"], plan.val_masked, unseen, strict=True))
+    for name, wanted in (("val:unseen", True), ("val:seen", False)):
+        rows.append(_split(name, plan, counter, [(e, s, f) for e, s, f, u in val if u == wanted]))
     for name in splits.tests:
         spans = plan.spans[f"test:{name}"]
         rows.append(_coverage(f"test:{name}", spans))
@@ -151,18 +135,17 @@ def _split(
     name: str,
     plan: RunPlan,
     counter: PathCounter | None,
-    examples: list[Any],
-    spans: list[list[dict[str, Any]]],
-    own_facts_hidden: list[bool],
+    texts: list[tuple[Any, list[dict[str, Any]], bool]],
 ) -> SplitCheck:
-    """Coverage, plus what the label paths say of each text's own class, with the label facts
-    hidden as training hides them (a text's own, where masked; every held-out entity's)."""
-    coverage = _coverage(name, spans)
+    """Coverage, plus what the label paths say of each text's own class (``texts``: example,
+    linked spans, whether its own label facts are hidden), with the label facts hidden as
+    training hides them (a text's own, where masked; every held-out entity's)."""
+    coverage = _coverage(name, [spans for _, spans, _ in texts])
     if counter is None:  # no label map, or a triple store
         return coverage
     resources, labels = plan.resources, plan.splits.labels
     reachable = picks = 0
-    for example, mine, hide in zip(examples, spans, own_facts_hidden, strict=True):
+    for example, mine, hide in texts:
         ids = resources.entity_ids(mine)
         walks = counter.walk_counts(ids, masked=hidden_facts(ids, hide, plan.hidden))
         if not walks:
@@ -185,7 +168,7 @@ def _reference(workspace: Workspace, plan: RunPlan) -> dict[str, Any]:
     found = scores[0]
     best, _ = found.lift_of_paths()
     hops = plan.config.subgraph.hops
-    shown = hops if hops in found.accuracy and hops else best
+    shown = hops if hops in found.accuracy else best
     accuracy = found.accuracy
     lifts = accuracy[shown] > accuracy[0] + standard_error(accuracy[shown], found.texts)
     return {

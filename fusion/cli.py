@@ -1,5 +1,5 @@
-"""The model commands of `kgfuse`: split, train, check, evaluate, predict, explain, compare, export,
-tune and bundle verify."""
+"""The model commands of `kgfuse`: split, train, check, evaluate, predict, explain, compare,
+export, tune and bundle verify."""
 
 from __future__ import annotations
 
@@ -248,7 +248,7 @@ def _verdict(reference: dict[str, Any], missing: str) -> str:
     the run's hops (fusion/check.py), or why there is no reference."""
     if not reference:
         return (
-            f"no reference was fitted: {missing or 'no label paths to weigh'}. "
+            f"no reference was fitted: {missing}. "
             "`kgfuse compare CONFIG --rows text,fused` trains and compares both"
         )
     accuracy, hops = reference["accuracy_by_hops"], reference["hops"]
