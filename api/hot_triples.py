@@ -47,7 +47,8 @@ def hot_files(folder: Path) -> list[Path]:
 
 
 def next_stem(folder: Path) -> str:
-    """The name (without extension) the next request body will most likely be saved under."""
+    """The name (without extension) the next request body will most likely be saved under
+    (another process may claim it first: `persist` then takes the next free one)."""
     return f"{len(hot_files(folder)) + 1:06d}"
 
 
@@ -57,7 +58,7 @@ def persist(folder: Path, body: bytes, ext: str) -> Path:
     Raises:
         OutputError: it cannot be written (a full disk, say), naming the folder; nothing is left.
     """
-    first = len(hot_files(folder)) + 1
+    first = int(next_stem(folder))
     names = [f"{n:06d}.{ext}" for n in range(first, first + 10_000)]
     with writing(folder / names[0]):
         return write_new(folder, body, names)
