@@ -348,23 +348,16 @@ def test_bundle_crypto_serve_removes_the_plaintext_when_a_signal_stops_the_load(
     args = [str(sealed), str(key_file), str(tmp_path / "hot"), name]
     code = ["-c", _LOAD_STOPPED_BY_SIGNAL]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    stopped = subprocess.run(
-        [sys.executable, *code, *args, "default"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+    def load(handling: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, *code, *args, handling]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+    stopped = load("default")
     folder = Path(stopped.stdout.splitlines()[0])
     assert stopped.returncode == 128 + getattr(signal, name), stopped.stderr
     assert "loaded" not in stopped.stdout and not folder.exists()
-    ignored = subprocess.run(
-        [sys.executable, *code, *args, "ignored"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    ignored = load("ignored")
     assert ignored.returncode == 0 and "loaded" in ignored.stdout, ignored.stderr
     assert not Path(ignored.stdout.splitlines()[0]).exists()
 
