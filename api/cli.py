@@ -8,6 +8,7 @@ convention). No traceback reaches the user for bad input.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -40,6 +41,7 @@ from fusion.cli import (
 from fusion.config_cli import app as config_app
 from kg.cli import app as kg_app
 from kg.errors import KGFuseError
+from kg.stop_signals import raising_on_stop_signals
 from nlp.cli import learn_aliases_command, link_command
 
 app = typer.Typer(
@@ -159,7 +161,23 @@ def warning_line(
 
 
 def main() -> None:
+    """Run the `kgfuse` command. A stopping signal (SIGTERM, SIGHUP, ...) is a Ctrl-C here:
+    every command's cleanup runs (temporary folders go, a `.part` file keeps what was
+    written, the resume hint prints), and then the process ends by that signal, as its sender
+    expects (a service manager reads it as a clean stop)."""
     warnings.formatwarning = warning_line
+    received: list[int] = []
+    try:
+        with raising_on_stop_signals(lambda signum: KeyboardInterrupt()) as received:
+            _run_app()
+    finally:
+        if received:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            signal.raise_signal(received[0])  # its handler is the default one again
+
+
+def _run_app() -> None:
     try:
         app()
     except KGFuseError as e:

@@ -42,14 +42,13 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import struct
 import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -59,6 +58,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fusion.manifest import META_FILE, first_mismatch, is_manifest
 from kg.errors import KGFuseError
 from kg.files import atomic_directory, atomic_file, writing
+from kg.stop_signals import raising_on_stop_signals
 
 MAGIC = b"\x89KGFENC\n"
 VERSION = 1
@@ -308,41 +308,13 @@ class _OpeningReader(io.RawIOBase):
 # ----------------------------------------------------------------------------------- commands
 
 
-# Signals whose default action ends the process at once, skipping every `finally`: SIGTERM
-# (kill, systemd, docker stop), SIGHUP (the terminal or SSH session closed), SIGQUIT, SIGUSR1/2.
-STOPPING_SIGNALS = tuple(
-    getattr(signal, name)
-    for name in ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
-    if hasattr(signal, name)
-)
-
-
 @contextmanager
 def exit_on_stop_signals() -> Iterator[None]:
-    """A signal that would end the process outright (`STOPPING_SIGNALS`: SIGHUP when the
-    terminal closes, SIGTERM, ...) raises SystemExit meanwhile, so cleanup runs instead of a
-    decrypted bundle (or a half-written file) being left behind; a second one is ignored until
-    the cleanup is done. A signal the process ignores stays ignored (``nohup`` ignores SIGHUP:
-    the server must outlive the terminal)."""
-
-    def stop(signum: int, frame: Any) -> None:
-        for other in previous:  # one is enough: another must not cut the cleanup short
-            signal.signal(other, signal.SIG_IGN)
-        raise SystemExit(128 + signum)
-
-    previous: dict[int, Any] = {}
-    try:
-        for signum in STOPPING_SIGNALS:
-            current = signal.getsignal(signum)
-            if current is not None and current != signal.SIG_IGN:  # None: set outside Python
-                previous[signum] = signal.signal(signum, stop)
-    except ValueError:  # not the main thread: signals are not ours to handle
-        pass
-    try:
+    """A signal that would end the process outright (SIGHUP when the terminal closes,
+    SIGTERM, ...) raises SystemExit meanwhile, so cleanup runs instead of a decrypted bundle
+    (or a half-written file) being left behind (`kg.stop_signals.raising_on_stop_signals`)."""
+    with raising_on_stop_signals(lambda signum: SystemExit(128 + signum)):
         yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _refuse_existing(path: Path, force: bool) -> None:
