@@ -7,10 +7,12 @@ convention). No traceback reaches the user for bad input.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 # Before torch loads: OpenMP threads that spin while they wait made model calls 10-15x slower
@@ -87,6 +89,15 @@ def _options(
     """Knowledge-graph-augmented text classification."""
 
 
+def _add_commands(
+    group: typer.Typer, *rows: tuple[Callable[..., None], ...], prefix: str = ""
+) -> None:
+    """Each function ``PREFIXNAME_command`` of ``rows`` becomes the command NAME of ``group``,
+    in the order given (the order of ``--help``)."""
+    for command in itertools.chain(*rows):
+        group.command(command.__name__.removeprefix(prefix).removesuffix("_command"))(command)
+
+
 app.add_typer(kg_app, name="kg")
 aliases_app = typer.Typer(
     help="Alias tables: names of KG entities the KG itself lacks.", no_args_is_help=True
@@ -97,24 +108,19 @@ bundle_app = typer.Typer(
     help="Model bundles: check them without loading, encrypt and decrypt them.",
     no_args_is_help=True,
 )
-bundle_app.command("verify")(bundle_verify_command)
-bundle_app.command("keygen")(bundle_keygen_command)
-bundle_app.command("encrypt")(bundle_encrypt_command)
-bundle_app.command("decrypt")(bundle_decrypt_command)
+_add_commands(
+    bundle_app,
+    (bundle_verify_command, bundle_keygen_command, bundle_encrypt_command, bundle_decrypt_command),
+    prefix="bundle_",
+)
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(config_app, name="config")
-app.command("link")(link_command)
-app.command("anonymize")(anonymize_command)
-app.command("split")(split_command)
-app.command("train")(train_command)
-app.command("check")(check_command)
-app.command("evaluate")(evaluate_command)
-app.command("predict")(predict_command)
-app.command("explain")(explain_command)
-app.command("compare")(compare_command)
-app.command("tune")(tune_command)
-app.command("export")(export_command)
-app.command("serve")(serve_command)
+_add_commands(
+    app,
+    (link_command, anonymize_command, split_command, train_command, check_command),
+    (evaluate_command, predict_command, explain_command, compare_command, tune_command),
+    (export_command, serve_command),
+)
 
 
 @app.command("demo")
