@@ -120,7 +120,6 @@ def test_ramp_series_has_one_row_per_step_with_replicas_and_errors(ramp):
 
 
 def test_ramp_plot_is_a_png_of_three_panels(ramp):
-    pytest.importorskip("matplotlib", reason="the dev extra installs matplotlib")
     import matplotlib.image
 
     phases, requests, samples = made_up_run(ramp)

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from pydantic import ValidationError
@@ -23,7 +24,6 @@ TINY = REPO / "configs" / "tiny.yaml"
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_shipped_configs_load_and_match_the_schema(path: Path) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     config = load_config(path)
     jsonschema.validate(yaml.safe_load(path.read_text(encoding="utf-8")), schema())
     assert config_from_dict(config.to_dict()) == config  # what a bundle stores loads back

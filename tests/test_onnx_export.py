@@ -14,8 +14,6 @@ from fusion.predict import Predictor
 
 from .conftest import run_cli
 
-pytest.importorskip("onnxruntime", reason="the onnx extra: pip install onnxruntime onnx")
-
 TEXTS = ["a bad case of influenza", "my joint pain and a skin rash", "sneezing, a runny nose"] * 4
 
 

@@ -122,7 +122,6 @@ def test_prune_with_int8_loads_quantized_and_pruned(tiny_bundle: Path, tmp_path:
 def test_prune_with_onnx_predicts_what_the_pruned_pytorch_bundle_predicts(
     tiny_bundle: Path, exports: dict[str, Path], tmp_path: Path
 ) -> None:
-    pytest.importorskip("onnxruntime", reason="the onnx extra: pip install onnxruntime onnx")
     out = export_bundle(tiny_bundle, tmp_path / "onnx", onnx=True, prune=(0.5, 0.5))
     expected = Predictor.from_dir(exports["pruned"]).predict(TEXTS)
     got = Predictor.from_dir(out).predict(TEXTS)
