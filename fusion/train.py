@@ -22,7 +22,8 @@ import hashlib
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from fusion.self_training import self_train, usable
 from fusion.setup import RunPlan, Workspace, plan_run
 from fusion.trackers import Guarded, final_metrics_of, open_tracker, tracking
 from kg.files import check_folder_writable, make_folder
+from kg.folder_lock import folder_lock, refuse_locked_folder
 from nlp.texts import check_texts, read_records
 
 # importable from here, where callers (compare, tune) have long found them
@@ -143,6 +145,7 @@ def run(
     distributed.init_from_env()  # the model trains on the CPU: gloo
     run_dir = Path(config.output)
     check_folder_writable(run_dir)  # before the KG, the links and the encoder: not after
+    refuse_locked_folder(run_dir, *RUN_IN_USE)
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
     seed_everything(config.train.seed)
@@ -156,27 +159,43 @@ def run(
     texts = _prepare_texts(config, plan, resources, unlabeled_texts, use_kg)
 
     # started first: a tracker that cannot start (a server that does not answer) leaves no folder
-    made_here = not run_dir.exists()
-    try:
-        with tracking(tracker, config.train.tracker, config.to_dict()) as tracked:
-            if distributed.is_main():
-                make_folder(run_dir)  # the inputs are all read and checked
-            distributed.barrier()
-            return _train(
-                config, plan, resources, texts, workspace, tracked, started, progress, on_epoch_end
-            )
-    except BaseException:  # Ctrl-C or a failure
-        if made_here and config.train.tracker == "none" and distributed.is_main():
-            _remove_unless_resumable(run_dir)
-        raise
+    removable = not run_dir.exists() and config.train.tracker == "none"
+    with (
+        tracking(tracker, config.train.tracker, config.to_dict()) as tracked,
+        _run_folder(run_dir, removable),
+    ):
+        return _train(
+            config, plan, resources, texts, workspace, tracked, started, progress, on_epoch_end
+        )
 
 
-def _remove_unless_resumable(run_dir: Path) -> None:
-    """Remove the output folder a run made when it stopped before its first checkpoint: a
-    rerun could not resume from anything in it. (A tracker's record of the stopped run, when
-    one is on, is kept with its folder.)"""
-    if not (run_dir / "checkpoint" / "state.json").is_file():
-        shutil.rmtree(run_dir, ignore_errors=True)
+# who holds a run folder, and what to do: `kg.folder_lock.folder_lock`
+RUN_IN_USE = (
+    "another kgfuse run writing it",
+    "wait for that run to end, or give this one another output=FOLDER",
+)
+
+
+@contextmanager
+def _run_folder(run_dir: Path, removable: bool) -> Iterator[None]:
+    """Make ``run_dir`` (the inputs are all read and checked by now) and hold its lock while
+    the run writes into it (rank 0: the one that writes). A run that stops before its first
+    checkpoint (Ctrl-C or a failure) removes the folder when ``removable`` (it made the folder
+    and no tracker keeps a record of the run in it): a rerun could not resume from anything
+    there."""
+    if not distributed.is_main():
+        distributed.barrier()
+        yield
+        return
+    make_folder(run_dir)
+    with folder_lock(run_dir, *RUN_IN_USE):
+        distributed.barrier()
+        try:
+            yield
+        except BaseException:
+            if removable and not (run_dir / "checkpoint" / "state.json").is_file():
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
 
 
 def _train(
