@@ -38,6 +38,7 @@ from fusion.config import RunConfig, config_from_dict
 from fusion.setup import Workspace, plan_run
 from fusion.train import StaleRunError, run
 from kg.files import make_folder, write_text
+from kg.folder_lock import folder_lock
 
 console = Console()
 
@@ -180,6 +181,31 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     root = Path(config.output) / "tune"
     make_folder(root)
+    with folder_lock(root, *TUNE_IN_USE):  # one tuning per study: see TUNE_IN_USE
+        return _run_study(config, root, trials, timeout_minutes, progress, on_trial, seeds)
+
+
+# A second tuning of the same study would close the first one's running trial as interrupted
+# (`_requeue_interrupted`) and train its settings in the same folder.
+TUNE_IN_USE = (
+    "another kgfuse tune",
+    "wait for it to end (rerun this command then: it goes on from the finished trials), or "
+    "give this one another output=FOLDER",
+)
+
+
+def _run_study(
+    config: RunConfig,
+    root: Path,
+    trials: int,
+    timeout_minutes: float | None,
+    progress: bool,
+    on_trial: Callable[[dict[str, Any]], None] | None,
+    seeds: int,
+) -> dict[str, Any]:
+    """`tune`'s study, in ``root``, which this process holds."""
+    import optuna
+
     base = without_tests(config)
     space = space_for(config)
     study = optuna.create_study(

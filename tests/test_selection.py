@@ -16,7 +16,16 @@ from fusion.config import load_config
 from fusion.settings import TrainSettings
 from fusion.setup import SelectionWarning, Workspace, plan_run
 from fusion.train import run
-from fusion.tune import default_settings, settings_of, space_for, study_name, tune
+from fusion.tune import (
+    TUNE_IN_USE,
+    default_settings,
+    settings_of,
+    space_for,
+    study_name,
+    tune,
+)
+from kg.errors import OutputError
+from kg.folder_lock import folder_lock
 
 from .conftest import species_overrides
 
@@ -212,6 +221,26 @@ def test_tune_closes_a_trial_a_kill_left_running_and_runs_its_settings_again(
     ]
     assert states == ["FAIL", "COMPLETE"] and summary["complete"] == 1
     assert summary["params"]["train.lr"] == lr  # the interrupted settings ran again
+
+
+def test_a_second_tuning_of_a_study_is_refused_and_leaves_its_running_trial_alone(
+    species_data: dict[str, Path], tiny_bert: Path, tmp_path: Path
+) -> None:
+    import optuna
+
+    config = config_for(species_data, tiny_bert, tmp_path / "busy", "train.epochs=1")
+    root = Path(config.output) / "tune"
+    root.mkdir(parents=True)
+    storage = f"sqlite:///{root / 'study.db'}"
+    name = study_name(space_for(config))
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+    study.ask()  # the first tuning's trial, running
+    with folder_lock(root, *TUNE_IN_USE), pytest.raises(OutputError) as refused:
+        tune(config, trials=1, progress=False)
+    assert str(refused.value).startswith(f"{root} is in use by another kgfuse tune (process ")
+    assert "output=FOLDER" in str(refused.value)
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    assert [t.state.name for t in trials] == ["RUNNING"]  # not closed as interrupted
 
 
 def test_a_given_val_file_is_judged_on_its_texts_about_entities_training_lacks(
