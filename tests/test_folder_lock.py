@@ -78,7 +78,7 @@ def test_train_into_a_folder_another_run_is_writing_is_refused_before_its_set_up
     # the refusal comes first: the missing encoder, read during set-up, is not reached
     assert f"{run} is in use by another kgfuse run writing it (process " in refused.stderr
     assert "output=FOLDER" in refused.stderr
-    assert sorted(p.name for p in run.iterdir()) == [LOCK_FILE, "metrics.jsonl"]
+    assert [p.name for p in run.iterdir()] == ["metrics.jsonl"]  # as it was
 
 
 def test_a_run_that_loses_the_race_for_a_new_folder_leaves_it_to_the_winner(
@@ -107,3 +107,32 @@ def test_a_run_stopped_before_its_first_checkpoint_removes_the_folder_it_made(
         (run / "checkpoint" / "state.json").write_text("{}")
         raise KeyboardInterrupt
     assert (run / "checkpoint" / "state.json").is_file()  # resumable: kept
+    assert not (run / LOCK_FILE).exists()
+    with _run_folder(run, removable=True):  # a run that ends well leaves no lock file
+        assert (run / LOCK_FILE).is_file()
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint"]
+
+
+def test_a_lock_file_removed_by_its_last_holder_meanwhile_is_not_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kg.folder_lock
+
+    real = kg.folder_lock.fcntl.flock
+    calls: list[int] = []
+
+    def flock_after_removal(fd: int, operation: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:  # the last holder ended between our open and our flock
+            (tmp_path / LOCK_FILE).unlink()
+        real(fd, operation)
+
+    monkeypatch.setattr(kg.folder_lock.fcntl, "flock", flock_after_removal)
+    with folder_lock(tmp_path, "a test", "wait"):
+        assert len(calls) == 2  # the removed file's lock was let go, the new file's taken
+        monkeypatch.setattr(kg.folder_lock.fcntl, "flock", real)
+        with (
+            pytest.raises(OutputError, match="in use by a test"),
+            folder_lock(tmp_path, "a test", "w"),
+        ):
+            pass
