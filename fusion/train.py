@@ -145,7 +145,8 @@ def run(
     distributed.init_from_env()  # the model trains on the CPU: gloo
     run_dir = Path(config.output)
     check_folder_writable(run_dir)  # before the KG, the links and the encoder: not after
-    refuse_locked_folder(run_dir, *RUN_IN_USE)
+    if distributed.is_main():  # the rank that writes; the others would race it for the lock
+        refuse_locked_folder(run_dir, *RUN_IN_USE)
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
     seed_everything(config.train.seed)
