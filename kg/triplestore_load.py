@@ -36,6 +36,11 @@ def bulk_load(files: Sequence[str | Path], store: str | Path, format: str | None
     try:
         target = pyoxigraph.Store(str(store))
     except OSError as e:  # held by another process, or not a store
+        if "lock" in str(e).lower():  # RocksDB's LOCK file: one process opens a store to write
+            raise KGStoreError(
+                f"cannot open the store {store}: another process has it open (a kgfuse kg load "
+                "or a program reading it); let it end first, or choose another --store"
+            ) from e
         raise KGStoreError(f"cannot open the store {store}: {e}; choose another --store") from e
     for path in paths:
         name = detect_format(path, format)

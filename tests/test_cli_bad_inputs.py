@@ -318,6 +318,17 @@ def test_cli_store_under_a_file_names_the_file(tiny_ttl: Path, tmp_path: Path) -
     assert blocker.read_text() == "keep me\n"
 
 
+def test_cli_store_another_process_has_open_says_so(tiny_ttl: Path, tmp_path: Path) -> None:
+    import pyoxigraph
+
+    store = tmp_path / "store"
+    held = pyoxigraph.Store(str(store))  # this process holds it, as a running load would
+    result = run_cli("kg", "load", "--backend", "oxigraph", str(tiny_ttl), "--store", str(store))
+    _refused(result, f"cannot open the store {store}: another process has it open", "let it end")
+    assert "IO error" not in result.stderr
+    del held
+
+
 def test_cli_compare_refuses_an_unwritable_json_report_before_training(tmp_path: Path) -> None:
     blocker = tmp_path / "notes.txt"
     blocker.write_text("")
