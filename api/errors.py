@@ -8,6 +8,7 @@ their own status. An unexpected failure is a 500 with a generic message and a lo
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -121,7 +122,8 @@ def body_problem(media: str, errors: list[dict[str, Any]]) -> tuple[int, str, st
 
 def unreadable_body(exc: StarletteHTTPException) -> str | None:
     """What made FastAPI's bare 400 "There was an error parsing the body" (a body that is not
-    UTF-8, or JSON nested past the parser's depth), said as a fix; None for any other error."""
+    UTF-8, JSON nested past the parser's depth, a number past Python's digit limit), said as a
+    fix; None for any other error."""
     cause = exc.__cause__
     if exc.status_code != 400 or cause is None:
         return None
@@ -135,6 +137,11 @@ def unreadable_body(exc: StarletteHTTPException) -> str | None:
         return (
             "the body is not valid JSON: its arrays or objects nest too deep to parse; send an "
             f"object such as {EXAMPLE}"
+        )
+    if isinstance(cause, ValueError) and "digits" in str(cause):  # Python's int size guard
+        return (
+            f"the body holds a number of more than {sys.get_int_max_str_digits()} digits, "
+            f"which cannot be read; send an object such as {EXAMPLE}"
         )
     return None
 

@@ -115,6 +115,22 @@ def test_a_body_json_cannot_read_gets_422_saying_why(
     assert message.startswith("the body is not valid JSON") and problem in message
 
 
+@pytest.mark.parametrize("number", [b"1" * 5000, b"-" + b"9" * 4301], ids=["texts", "negative"])
+def test_a_number_too_long_for_python_gets_422_saying_so_not_a_bare_400(
+    client: TestClient, number: bytes
+) -> None:
+    """A 5000-digit integer (valid JSON, past Python's 4300-digit guard) was a 400 "There was
+    an error parsing the body", which said neither what was wrong nor what to send."""
+    for body in (
+        b'{"texts": [' + number + b"]}",
+        b'{"texts": ["flu"], "top_k_paths": ' + number + b"}",
+    ):
+        r = post_raw(client, body)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+        message = r.json()["error"]["message"]
+        assert "a number of more than 4300 digits" in message and '{"texts": [' in message
+
+
 @pytest.mark.parametrize(
     ("request_kwargs", "status", "problem"),
     [
