@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,6 +19,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.engine import Engine
 from api.errors import install_error_handlers
@@ -35,6 +37,40 @@ def _swagger_assets() -> Path:
     from swagger_ui_bundle import swagger_ui_path
 
     return Path(swagger_ui_path)
+
+
+class HeadAsGet:
+    """``HEAD`` answered as ``GET`` is, without the body, on every route that serves GET (HTTP
+    requires it; FastAPI's GET routes answered HEAD with 405). Routes that declare HEAD
+    themselves, and paths without a GET route, are left to the router."""
+
+    def __init__(self, app: ASGIApp, routes: Callable[[], list[BaseRoute]]):
+        self.app, self.routes = app, routes
+
+    def _serves_get_only(self, scope: Scope) -> bool:
+        def full(method: str) -> bool:
+            probe = {**scope, "method": method}
+            return any(r.matches(probe)[0] == Match.FULL for r in self.routes())
+
+        return not full("HEAD") and full("GET")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD" or not self._serves_get_only(scope):
+            await self.app(scope, receive, send)
+            return
+
+        async def headless(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                scope["method"] = "HEAD"  # the server (and metrics) see the request as sent
+            elif message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        scope["method"] = "GET"
+        try:
+            await self.app(scope, receive, headless)
+        finally:
+            scope["method"] = "HEAD"
 
 
 def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI:
@@ -102,6 +138,7 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
+    app.add_middleware(HeadAsGet, routes=lambda: app.router.routes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -146,6 +147,21 @@ def unreadable_body(exc: StarletteHTTPException) -> str | None:
     return None
 
 
+def routing_message(request: Request, status: int, headers: dict[str, str] | None) -> str | None:
+    """The fix for the router's bare "Not Found" (no route at this path) and "Method Not
+    Allowed" (a route, not for this method), which name neither; None for other statuses."""
+    path = request.url.path
+    shown = repr(path if len(path) <= 200 else path[:200] + "...")
+    docs = "the API's routes are listed at /docs and /openapi.json"
+    if status == 404:
+        return f"nothing is served at {shown} (check it for typos or stray characters); {docs}"
+    if status == 405:
+        allowed = (headers or {}).get("Allow", "")
+        method = request.method[:20]
+        return f"{shown} does not take {method}; send {allowed or 'another method'} ({docs})"
+    return None
+
+
 def describe_error(exc: BaseException) -> tuple[int, str, str]:
     """(status, code, message) of any exception: its own for `APIError`, the `DOMAIN_ERRORS`
     row for a domain error, 500 ``internal`` (message withheld) for anything else."""
@@ -178,7 +194,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(422, "invalid_request", unreadable)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         headers = getattr(exc, "headers", None)
-        return error_response(exc.status_code, code, str(exc.detail), headers)
+        message = str(exc.detail)
+        if message == HTTPStatus(exc.status_code).phrase:  # no message of its own
+            message = routing_message(request, exc.status_code, headers) or message
+        return error_response(exc.status_code, code, message, headers)
 
     @app.exception_handler(KGFuseError)
     async def _domain(request: Request, exc: KGFuseError) -> JSONResponse:

@@ -196,6 +196,49 @@ def test_health_and_readiness_answer_head_as_they_answer_get(tiny_bundle: Path) 
         assert r.headers["content-type"] == "application/json"
 
 
+@pytest.mark.parametrize(
+    "path", ["/v1/model", "/v1/kg/entities/flu", "/v1/kg/search?q=flu", "/metrics", "/", "/docs"]
+)
+def test_every_get_route_answers_head_as_it_answers_get_without_the_body(
+    client: TestClient, path: str
+) -> None:
+    """HEAD on a GET route (as monitors and link checkers send it) was a 405."""
+    got, head = client.get(path), client.head(path)
+    assert head.status_code == got.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"]
+    if path != "/metrics":  # its body counts the requests themselves
+        assert head.headers["content-length"] == got.headers["content-length"]
+
+
+def test_head_asks_for_the_key_that_get_asks_for(tiny_bundle: Path) -> None:
+    keys = ApiKeys(read=("r" * 20,))
+    with TestClient(create_app(ServeSettings(bundle=tiny_bundle, keys=keys))) as c:
+        assert c.head("/v1/model").status_code == 401
+        assert c.head("/v1/model", headers={"X-API-Key": "r" * 20}).status_code == 200
+        assert c.head("/v1/predict").status_code == 405  # POST only: HEAD is not a GET
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "fix"),
+    [
+        ("GET", "/v1/predict", 405, "'/v1/predict' does not take GET; send POST"),
+        ("OPTIONS", "/v1/model", 405, "'/v1/model' does not take OPTIONS; send GET"),
+        ("POST", "/v1/kg/search", 405, "'/v1/kg/search' does not take POST; send GET"),
+        ("POST", "/v1/predict%00", 404, "nothing is served at '/v1/predict\\x00'"),
+        ("GET", "/v2/model", 404, "nothing is served at '/v2/model'"),
+    ],
+)
+def test_a_wrong_route_or_method_is_named_with_what_to_send(
+    client: TestClient, method: str, path: str, status: int, fix: str
+) -> None:
+    """They were a bare "Method Not Allowed" / "Not Found", naming neither the problem nor
+    the fix."""
+    r = client.request(method, path)
+    assert r.status_code == status and r.json()["error"]["status"] == status
+    message = r.json()["error"]["message"]
+    assert message.startswith(fix) and "/docs" in message
+
+
 def test_junk_methods_are_counted_under_one_metrics_label(client: TestClient) -> None:
     for method in ("FOO", "BAR", "GET"):
         assert client.request(method, "/v1/predict").status_code == 405
