@@ -3,6 +3,7 @@ problem and the fix, and inside a batch a bad text fails only itself."""
 
 from __future__ import annotations
 
+import gzip
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -313,6 +314,48 @@ def test_an_iri_where_a_label_needs_a_literal_gets_422_not_a_409_to_retrain(
     message = r.json()["error"]["message"]
     assert "rdf-schema#label" in message and "quoted string" in message
     assert admin_client.get("/v1/model").json()["kg"] == before
+
+
+def test_a_gzip_body_of_triples_is_held_to_the_body_limit_once_unpacked(
+    admin_client: TestClient,
+) -> None:
+    """2 KB of gzip that unpacks to 2 MB passed the 1 MB body limit: the KG parser gunzips a
+    body by its magic number, so 1 MB sent could be 1 GB parsed."""
+    before = admin_client.get("/v1/model").json()["kg"]
+    facts = PREFIXES + "ex:measles ex:hasSymptom ex:fever .\n"
+    bomb = gzip.compress((facts + "#" * 2_000_000 + "\n").encode())
+    r = admin_client.post("/v1/kg/triples", content=bomb, headers=TURTLE)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    assert "unpacks to more than 1000000 bytes" in r.json()["error"]["message"]
+    cut = gzip.compress(facts.encode())[:-8]
+    broken = admin_client.post("/v1/kg/triples", content=cut, headers=TURTLE)
+    assert broken.status_code == 422 and "gzip -t" in broken.json()["error"]["message"]
+    assert admin_client.get("/v1/model").json()["kg"] == before
+    engine = admin_client.app.state.engine  # type: ignore[attr-defined]
+    assert not list(engine.settings.hot_triples.glob("0*"))  # nothing persisted
+    small = admin_client.post(
+        "/v1/kg/triples", content=gzip.compress(facts.encode()), headers=TURTLE
+    )
+    assert small.status_code == 200 and small.json()["added_triples"] == 1  # gzip still taken
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "deflate, gzip"])
+def test_a_body_with_a_content_encoding_gets_415_saying_to_send_it_uncompressed(
+    admin_client: TestClient, coding: str
+) -> None:
+    """A gzip-encoded predict body was a 422 "the body is not valid JSON: it is not UTF-8
+    (byte 0x8B at offset 1); send the JSON encoded as UTF-8", which blamed the wrong thing."""
+    body = gzip.compress(b'{"texts": ["flu"]}')
+    for path, headers in (("/v1/predict", JSON), ("/v1/kg/triples", TURTLE)):
+        r = admin_client.post(path, content=body, headers={**headers, "content-encoding": coding})
+        assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
+        message = r.json()["error"]["message"]
+        assert f"Content-Encoding: {coding}" in message and "uncompressed" in message
+        assert r.headers["accept-encoding"] == "identity"
+    plain = {**JSON, "content-encoding": "identity"}
+    assert (
+        admin_client.post("/v1/predict", json={"texts": ["flu"]}, headers=plain).status_code == 200
+    )
 
 
 def test_the_spec_lists_the_415_that_predict_and_triples_answer(client: TestClient) -> None:

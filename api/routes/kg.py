@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from api.auth import AdminAccess, ReadAccess
 from api.deps import EngineDep
 from api.errors import APIError
+from api.limits import GZIP_MAGIC, gunzipped
 from api.schemas import (
     ERROR_RESPONSES,
     EntityResponse,
@@ -168,6 +169,8 @@ async def add_triples(
     the next prediction without retraining."""
     fmt = _format_of(request, format)
     body = await request.body()
+    if body[:2] == GZIP_MAGIC:
+        body = gunzipped(body, engine.settings.max_body_bytes)
     if not body.strip():
         raise APIError(422, "bad_triples", "the request body is empty; send triples")
     return await engine.add_triples(body, fmt)
