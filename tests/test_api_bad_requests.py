@@ -178,6 +178,23 @@ def test_an_iri_cut_short_by_its_own_question_mark_is_refused_not_answered(
     assert client.get(f"/v1/kg/entities/{EX}flu?limit=1").status_code == 200
 
 
+def test_a_query_parameter_a_route_would_ignore_is_refused_naming_what_it_takes(
+    client: TestClient,
+) -> None:
+    """``POST /v1/predict?explain=true`` answered without paths, and ``?limt=1`` on search
+    answered 10 matches: both silently ignored what the client asked for."""
+    r = client.post("/v1/predict?explain=true", json={"texts": ["a bad case of influenza"]})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    message = r.json()["error"]["message"]
+    assert "'explain'" in message and "explain and top_k_paths in the JSON body" in message
+    r = client.get("/v1/kg/search", params={"q": "flu", "limt": 1})
+    assert r.status_code == 422 and "'limt'" in r.json()["error"]["message"]
+    assert "takes only q, limit" in r.json()["error"]["message"]
+    r = client.get("/v1/kg/paths", params={"source": "flu", "target": "fever", "hops": 1})
+    assert r.status_code == 422 and "'hops'" in r.json()["error"]["message"]
+    assert client.get("/v1/kg/search", params={"q": "flu", "limit": 1}).status_code == 200
+
+
 def test_a_search_for_nothing_but_whitespace_gets_422(client: TestClient) -> None:
     r = client.get("/v1/kg/search", params={"q": " \t\u200b"})
     assert r.status_code == 422 and r.json()["error"]["message"].startswith("q is empty")
@@ -356,6 +373,14 @@ def test_a_body_with_a_content_encoding_gets_415_saying_to_send_it_uncompressed(
     assert (
         admin_client.post("/v1/predict", json={"texts": ["flu"]}, headers=plain).status_code == 200
     )
+
+
+def test_a_misspelt_format_parameter_is_refused_not_ignored(admin_client: TestClient) -> None:
+    """``?fromat=tsv`` was ignored and the body parsed as the Content-Type's format."""
+    rows = "flu\thasSymptom\tfever\n"
+    r = admin_client.post("/v1/kg/triples?fromat=tsv", content=rows, headers=TURTLE)
+    assert r.status_code == 422 and "'fromat'" in r.json()["error"]["message"]
+    assert "takes only format" in r.json()["error"]["message"]
 
 
 def test_the_spec_lists_the_415_that_predict_and_triples_answer(client: TestClient) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from api.auth import AdminAccess, ReadAccess
-from api.deps import EngineDep
+from api.deps import EngineDep, query_takes
 from api.errors import APIError
 from api.limits import GZIP_MAGIC, gunzipped
 from api.schemas import (
@@ -88,7 +88,11 @@ def entity(
     }
 
 
-@router.get("/search", response_model=SearchResponse, dependencies=[ReadAccess])
+@router.get(
+    "/search",
+    response_model=SearchResponse,
+    dependencies=[ReadAccess, query_takes("q", "limit")],
+)
 def search(
     engine: EngineDep,
     q: Annotated[str, Query(min_length=1, max_length=500, description="a name, typos allowed")],
@@ -114,7 +118,11 @@ def search(
     }
 
 
-@router.get("/paths", response_model=PathsResponse, dependencies=[ReadAccess])
+@router.get(
+    "/paths",
+    response_model=PathsResponse,
+    dependencies=[ReadAccess, query_takes("source", "target", "k", "max_hops")],
+)
 def paths(
     engine: EngineDep,
     source: Annotated[str, Query(min_length=1, description="IRI or label")],
@@ -150,7 +158,7 @@ def _format_of(request: Request, fmt: str | None) -> str:
 @router.post(
     "/triples",
     response_model=TriplesResponse,
-    dependencies=[AdminAccess],
+    dependencies=[AdminAccess, query_takes("format")],
     openapi_extra={
         "requestBody": {
             "required": True,
