@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import UTF8_URL
 from api.engine import Engine
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
@@ -105,6 +106,7 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
         version=__version__,
         summary="Knowledge-graph-augmented text classification, explained by graph paths.",
         lifespan=lifespan,
+        dependencies=[UTF8_URL],
         docs_url=None,
         redoc_url=None,
     )

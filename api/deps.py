@@ -1,9 +1,11 @@
 """The dependency that hands the engine to routes (tests swap it with dependency_overrides), and
-the one that refuses query parameters a route does not take."""
+those that refuse what a route would misread: query parameters it does not take, a URL whose
+%-escapes are not UTF-8."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import Depends, Request
 
@@ -39,3 +41,24 @@ def query_takes(*names: str, hint: str = "") -> Any:
             )
 
     return Depends(check)
+
+
+async def utf8_url(request: Request) -> None:
+    """Refuse a URL whose %-escapes are not UTF-8 (``?q=%FF``): decoded, they became U+FFFD,
+    and the route answered for a text the client never sent ("no entity has the label '�'")."""
+    scope = request.scope
+    for part, raw in (("path", scope.get("raw_path") or b""), ("query", scope["query_string"])):
+        data = unquote_to_bytes(raw.replace(b"+", b" "))
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            byte = data[e.start : e.start + 1].hex().upper()
+            raise APIError(
+                400,
+                "bad_request",
+                f"the URL's {part} is not UTF-8 (once %-decoded, byte 0x{byte} at offset "
+                f"{e.start}); percent-encode the UTF-8 bytes of the text (é is %C3%A9)",
+            ) from None
+
+
+UTF8_URL = Depends(utf8_url)

@@ -195,6 +195,29 @@ def test_a_query_parameter_a_route_would_ignore_is_refused_naming_what_it_takes(
     assert client.get("/v1/kg/search", params={"q": "flu", "limit": 1}).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("url", "part", "problem"),
+    [
+        ("/v1/kg/search?q=%FF", "query", "byte 0xFF at offset 2"),
+        ("/v1/kg/search?q=caf%E9", "query", "byte 0xE9 at offset 5"),  # latin-1
+        ("/v1/kg/paths?source=flu&target=%ED%A0%80", "query", "byte 0xED at offset 18"),
+        ("/v1/kg/entities/%FF", "path", "byte 0xFF at offset 16"),
+    ],
+    ids=["ff", "latin-1", "surrogate", "path"],
+)
+def test_a_url_whose_escapes_are_not_utf8_gets_400_not_an_answer_for_another_text(
+    client: TestClient, url: str, part: str, problem: str
+) -> None:
+    """``?q=%FF`` searched for U+FFFD (200, no matches) and ``/entities/%FF`` said "no entity
+    has the IRI or label '\ufffd'": the client's bytes were replaced, never refused."""
+    r = client.get(url)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+    message = r.json()["error"]["message"]
+    assert message.startswith(f"the URL's {part} is not UTF-8") and problem in message
+    assert "%C3%A9" in message
+    assert client.get("/v1/kg/search?q=caf%C3%A9+fever").json()["query"] == "café fever"
+
+
 def test_a_search_for_nothing_but_whitespace_gets_422(client: TestClient) -> None:
     r = client.get("/v1/kg/search", params={"q": " \t\u200b"})
     assert r.status_code == 422 and r.json()["error"]["message"].startswith("q is empty")
