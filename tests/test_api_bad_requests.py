@@ -223,6 +223,25 @@ def test_a_search_for_nothing_but_whitespace_gets_422(client: TestClient) -> Non
     assert r.status_code == 422 and r.json()["error"]["message"].startswith("q is empty")
 
 
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("/v1/kg/entities/", "the entity"),
+        ("/v1/kg/entities/%20%E2%80%8B", "the entity"),
+        ("/v1/kg/paths?source=%20&target=flu", "source"),
+        ("/v1/kg/paths?source=flu&target=%00", "target"),
+    ],
+    ids=["no-entity", "blank-entity", "blank-source", "nul-target"],
+)
+def test_a_blank_entity_name_gets_422_like_a_blank_search(
+    client: TestClient, url: str, name: str
+) -> None:
+    """They were a 404 "no entity has the IRI or label ''", as if the name had been looked up."""
+    r = client.get(url)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert r.json()["error"]["message"].startswith(f"{name} is empty")
+
+
 # ----------------------------------------------------------------- probes and metrics
 
 

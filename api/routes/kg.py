@@ -40,6 +40,18 @@ def _node(graph: Any, entity: int) -> dict[str, str]:
     return {"iri": graph.iri(entity), "label": graph.label(entity)}
 
 
+def _refuse_blank(name: str, value: str, fix: str) -> None:
+    """A 422 for a name of nothing but whitespace or invisible characters, which was a 404
+    "no entity has the IRI or label ' '" (search refused it already)."""
+    problem = text_problem(value)
+    if problem is not None and problem.kind == "empty":
+        raise APIError(
+            422,
+            "invalid_request",
+            f"{name} is empty (only whitespace or invisible characters); {fix}",
+        )
+
+
 @router.get("/entities/{iri:path}", response_model=EntityResponse, dependencies=[ReadAccess])
 def entity(
     iri: str,
@@ -56,6 +68,7 @@ def entity(
             f"unknown query parameter(s) {', '.join(map(repr, unknown))}; this route takes only "
             "limit. If the IRI holds '?', percent-encode it as %3F (and '#' as %23)",
         )
+    _refuse_blank("the entity", iri, "put its IRI or label after /v1/kg/entities/")
     graph = engine.graph
     try:
         e = graph.resolve(iri)
@@ -131,6 +144,8 @@ def paths(
     max_hops: Annotated[int, Query(ge=1, le=4)] = 3,
 ) -> dict[str, Any]:
     """The top-k shortest paths between two entities, every hop a triple."""
+    for name, value in (("source", source), ("target", target)):
+        _refuse_blank(name, value, f"send an entity's IRI or label as {name}")
     graph = engine.graph
     s, t = graph.resolve(source), graph.resolve(target)
     found = graph.paths(s, t, k=k, max_hops=max_hops)
