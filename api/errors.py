@@ -76,11 +76,26 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if p != "body") or "body"
 
 
-def validation_message(errors: list[dict[str, Any]]) -> str:
+def _json_error(error: dict[str, Any], body: Any) -> str:
+    """A JSON syntax error with where it is (line, column) and the body to send instead."""
+    problem = str(error.get("ctx", {}).get("error", "")).removesuffix(" at")
+    message = "the body is not valid JSON: " + problem
+    loc = tuple(error.get("loc", ()))
+    pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    if pos is not None and isinstance(body, str):
+        line = body.count("\n", 0, pos) + 1
+        column = pos - (body.rfind("\n", 0, pos) + 1) + 1
+        message += f" at line {line}, column {column}"
+    if problem == "Invalid control character":  # a raw newline or tab inside a string
+        message += " (write a newline in a string as \\n, a tab as \\t)"
+    return f"{message}; send an object such as {EXAMPLE}"
+
+
+def validation_message(errors: list[dict[str, Any]], body: Any = None) -> str:
     parts = []
     for e in errors[:5]:
         if e.get("type") == "json_invalid":
-            parts.append("the body is not valid JSON: " + str(e.get("ctx", {}).get("error", "")))
+            parts.append(_json_error(e, body))
         else:
             parts.append(f"{_location(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
@@ -185,7 +200,7 @@ def install_error_handlers(app: FastAPI) -> None:
         problem = body_problem(request.headers.get("content-type", ""), errors)
         if problem is not None:
             return error_response(*problem)
-        return error_response(422, "invalid_request", validation_message(errors))
+        return error_response(422, "invalid_request", validation_message(errors, exc.body))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

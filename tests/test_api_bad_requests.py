@@ -116,6 +116,27 @@ def test_a_body_json_cannot_read_gets_422_saying_why(
     assert message.startswith("the body is not valid JSON") and problem in message
 
 
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"{'texts': ['flu']}", "enclosed in double quotes at line 1, column 2"),
+        (b'{"texts": [\n  "flu",\n]}', "Expecting value at line 3, column 1"),
+        (b'{"texts": ["flu\tfever"]}', "Invalid control character at line 1, column 16 (write"),
+        (b'{"texts": ["flu"]} {}', "Extra data at line 1, column 20"),
+    ],
+    ids=["single-quotes", "trailing-comma", "raw-tab", "extra-data"],
+)
+def test_a_json_syntax_error_is_placed_and_shows_the_body_to_send(
+    client: TestClient, body: bytes, problem: str
+) -> None:
+    """It was "the body is not valid JSON: Expecting value": neither where nor what to send."""
+    r = post_raw(client, body)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    message = r.json()["error"]["message"]
+    assert message.startswith("the body is not valid JSON: ") and problem in message
+    assert message.endswith('send an object such as {"texts": ["my new earbuds crackle"]}')
+
+
 @pytest.mark.parametrize("number", [b"1" * 5000, b"-" + b"9" * 4301], ids=["texts", "negative"])
 def test_a_number_too_long_for_python_gets_422_saying_so_not_a_bare_400(
     client: TestClient, number: bytes
