@@ -3,11 +3,14 @@
 A declared ``Content-Length`` above the limit is refused at once; a chunked body is counted as
 it arrives and refused as soon as it passes the limit. Either way the client gets 413 JSON.
 A body with a ``Content-Encoding`` (gzip, say), which the service does not decode, is a 415
-before it is read: parsed as it came, it got errors about its bytes ("not UTF-8").
+before it is read: parsed as it came, it got errors about its bytes ("not UTF-8"). A body that
+stops arriving (a client that crashed or hung mid-upload) is a 408 once ``BODY_IDLE_S`` pass
+without a byte of it, and the connection is closed; it held its connection for good.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import zlib
 
@@ -71,6 +74,21 @@ def gunzipped(body: bytes, max_bytes: int) -> bytes:
     return b"".join(out)
 
 
+BODY_IDLE_S = 30.0  # the longest wait for the next part of a body that has begun
+
+
+class BodyStalled(HTTPException):
+    """Raised while reading a body whose next part did not come in time."""
+
+    def __init__(self, idle_s: float):
+        super().__init__(
+            408,
+            f"the request body stopped arriving ({idle_s:g} s without a byte of it); send the "
+            "request again",
+            headers={"connection": "close"},
+        )
+
+
 class BodyTooLarge(HTTPException):
     """Raised while reading a chunked body; an HTTPException so body parsing passes it on."""
 
@@ -82,6 +100,7 @@ class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
         self.max_bytes = max_bytes
+        self.idle_s = BODY_IDLE_S
 
     async def _refuse(
         self, send: Send, status: int = 413, code: str = "body_too_large", message: str = ""
@@ -114,12 +133,19 @@ class BodyLimitMiddleware:
             return
         seen = 0
         started = False
+        whole = not has_body  # the body has all come (or there is none)
 
         async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, whole
+            if whole:  # only a disconnect can come: wait for it as long as it takes
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.idle_s)
+            except TimeoutError:
+                raise BodyStalled(self.idle_s) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                whole = not message.get("more_body", False)
                 if seen > self.max_bytes:
                     raise BodyTooLarge(self.max_bytes)
             return message

@@ -3,7 +3,9 @@ problem and the fix, and inside a batch a bad text fails only itself."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
+from api import limits
 from api.app import create_app
 from api.settings import ApiKeys, ServeSettings
 
@@ -181,6 +184,58 @@ def test_a_body_that_is_not_a_json_object_gets_a_4xx_saying_what_to_send(
     if status == 415:
         assert r.json()["error"]["code"] == "unsupported_media_type"
         assert "Content-Type: application/json" in message
+
+
+@pytest.mark.parametrize("path", ["/v1/predict", "/v1/kg/triples"])
+def test_a_body_that_stops_arriving_gets_408_and_frees_the_connection(
+    tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """A client that hung mid-upload (5 of 100 bytes sent) held its request open for good."""
+    monkeypatch.setattr(limits, "BODY_IDLE_S", 0.05)
+    app = create_app(ServeSettings(bundle=tiny_bundle, keys=ApiKeys(admin=(ADMIN,))))
+    parts = [{"type": "http.request", "body": b'{"tex', "more_body": True}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if parts:
+            return parts.pop()
+        await asyncio.Event().wait()  # the rest never comes
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"content-type", b"application/json" if path == "/v1/predict" else b"text/turtle"),
+        (b"content-length", b"100"),
+        (b"authorization", f"Bearer {ADMIN}".encode()),
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+    async def request() -> None:
+        await asyncio.wait_for(app(scope, receive, send), timeout=20)
+
+    with TestClient(app) as c:  # the lifespan loads the model
+        assert c.portal is not None
+        c.portal.call(request)
+    start, body = sent[0], json.loads(sent[1]["body"])
+    assert start["status"] == 408 and (b"connection", b"close") in start["headers"]
+    assert body["error"]["code"] == "request_timeout"
+    assert body["error"]["message"].startswith("the request body stopped arriving")
 
 
 # ----------------------------------------------------------------- KG look-ups
