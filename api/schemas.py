@@ -131,5 +131,6 @@ class Health(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 415, 422, 503, 504)
+    code: {"model": ErrorResponse}
+    for code in (400, 401, 403, 404, 408, 409, 413, 415, 422, 503, 504)
 }

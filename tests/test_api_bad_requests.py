@@ -504,7 +504,8 @@ def test_a_misspelt_format_parameter_is_refused_not_ignored(admin_client: TestCl
 def test_the_spec_lists_the_415_that_predict_and_triples_answer(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     for path in ("/v1/predict", "/v1/kg/triples"):
-        assert "415" in paths[path]["post"]["responses"]
+        assert {"400", "408", "415"} <= set(paths[path]["post"]["responses"])
+    assert "400" in paths["/v1/kg/search"]["get"]["responses"]  # a URL that is not UTF-8
 
 
 def test_triples_already_in_the_kg_are_answered_and_add_no_hot_triples_file(
