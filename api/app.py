@@ -17,14 +17,15 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import UTF8_URL
 from api.engine import Engine
-from api.errors import install_error_handlers
+from api.errors import error_response, install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import kg, model, ops, predict
@@ -38,6 +39,25 @@ def _swagger_assets() -> Path:
     from swagger_ui_bundle import swagger_ui_path
 
     return Path(swagger_ui_path)
+
+
+class JSONCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, its refused preflight a JSON 400 naming what was refused and what the
+    server allows (it was text/plain "Disallowed CORS origin")."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ")
+        message = (
+            f"the cross-origin request is refused ({refused}): this server allows origins "
+            f"{', '.join(self.allow_origins)}, methods {', '.join(self.allow_methods)} and "
+            f"headers {', '.join(sorted(self.allow_headers))}; the operator adds an origin with "
+            "--cors-origin"
+        )
+        headers = {k: v for k, v in response.headers.items() if k.lower().startswith("access")}
+        return error_response(400, "cors_refused", message, headers)
 
 
 class HeadAsGet:
@@ -135,7 +155,7 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
 
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            JSONCORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],

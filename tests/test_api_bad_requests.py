@@ -375,6 +375,23 @@ def test_a_wrong_route_or_method_is_named_with_what_to_send(
     assert message.startswith(fix) and "/docs" in message
 
 
+def test_a_refused_cors_preflight_is_json_naming_what_the_server_allows(
+    tiny_bundle: Path,
+) -> None:
+    """It was a text/plain 400 "Disallowed CORS origin"."""
+    settings = ServeSettings(bundle=tiny_bundle, cors_origins=("http://app.example",))
+    with TestClient(create_app(settings)) as c:
+        asked = {"access-control-request-method": "POST"}
+        r = c.options("/v1/predict", headers={**asked, "origin": "http://other.example"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "cors_refused"
+        message = r.json()["error"]["message"]
+        assert "refused (origin)" in message and "allows origins http://app.example" in message
+        assert "--cors-origin" in message
+        ok = c.options("/v1/predict", headers={**asked, "origin": "http://app.example"})
+        assert ok.status_code == 200
+        assert ok.headers["access-control-allow-origin"] == "http://app.example"
+
+
 def test_junk_methods_are_counted_under_one_metrics_label(client: TestClient) -> None:
     for method in ("FOO", "BAR", "GET"):
         assert client.request(method, "/v1/predict").status_code == 405
