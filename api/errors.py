@@ -210,6 +210,9 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(422, "invalid_request", unreadable)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         headers = getattr(exc, "headers", None)
+        allow = (headers or {}).get("Allow", "")
+        if "GET" in allow.split(", ") and "HEAD" not in allow:  # api.app.HeadAsGet serves it
+            headers = {**(headers or {}), "Allow": allow + ", HEAD"}
         message = str(exc.detail)
         if message == HTTPStatus(exc.status_code).phrase:  # no message of its own
             message = routing_message(request, exc.status_code, headers) or message

@@ -359,7 +359,8 @@ def test_head_asks_for_the_key_that_get_asks_for(tiny_bundle: Path) -> None:
     [
         ("GET", "/v1/predict", 405, "'/v1/predict' does not take GET; send POST"),
         ("OPTIONS", "/v1/model", 405, "'/v1/model' does not take OPTIONS; send GET"),
-        ("POST", "/v1/kg/search", 405, "'/v1/kg/search' does not take POST; send GET"),
+        ("POST", "/v1/kg/search", 405, "'/v1/kg/search' does not take POST; send GET, HEAD"),
+        ("POST", "/health", 405, "'/health' does not take POST; send GET, HEAD"),
         ("POST", "/v1/predict%00", 404, "nothing is served at '/v1/predict\\x00'"),
         ("GET", "/v2/model", 404, "nothing is served at '/v2/model'"),
     ],
