@@ -127,6 +127,9 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
         summary="Knowledge-graph-augmented text classification, explained by graph paths.",
         lifespan=lifespan,
         dependencies=[UTF8_URL],
+        # a 404 naming the path without the slash, not a 307 to a URL built from the Host
+        # header (http:// behind a TLS proxy; the API key would follow it in the clear)
+        redirect_slashes=False,
         docs_url=None,
         redoc_url=None,
     )

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from fusion.bundle import BundleError
 from fusion.resources import UnknownRelationError
@@ -163,6 +164,12 @@ def unreadable_body(exc: StarletteHTTPException) -> str | None:
     return None
 
 
+def _routed(request: Request, path: str) -> bool:
+    """Whether a route of the app serves ``path`` (by any method)."""
+    probe = {**request.scope, "path": path}
+    return any(r.matches(probe)[0] != Match.NONE for r in request.app.router.routes)
+
+
 def routing_message(request: Request, status: int, headers: dict[str, str] | None) -> str | None:
     """The fix for the router's bare "Not Found" (no route at this path) and "Method Not
     Allowed" (a route, not for this method), which name neither; None for other statuses."""
@@ -170,6 +177,8 @@ def routing_message(request: Request, status: int, headers: dict[str, str] | Non
     shown = repr(path if len(path) <= 200 else path[:200] + "...")
     docs = "the API's routes are listed at /docs and /openapi.json"
     if status == 404:
+        if len(path) > 1 and path.endswith("/") and _routed(request, path.rstrip("/")):
+            return f"nothing is served at {shown}; send it without the trailing slash, to {path.rstrip('/')!r}"
         return f"nothing is served at {shown} (check it for typos or stray characters); {docs}"
     if status == 405:
         allowed = (headers or {}).get("Allow", "")

@@ -376,6 +376,18 @@ def test_a_wrong_route_or_method_is_named_with_what_to_send(
     assert message.startswith(fix) and "/docs" in message
 
 
+@pytest.mark.parametrize(("method", "path"), [("POST", "/v1/predict/"), ("GET", "/v1/model/")])
+def test_a_trailing_slash_gets_a_404_naming_the_path_without_it_not_a_redirect(
+    client: TestClient, method: str, path: str
+) -> None:
+    """It was a 307 with an empty body to ``http://{Host header}/v1/predict``: http:// behind a
+    TLS proxy (the client's API key following it in the clear), any host a client names."""
+    r = client.request(method, path, json={"texts": ["flu"]}, headers={"host": "elsewhere.example"})
+    assert r.status_code == 404 and "location" not in r.headers
+    message = r.json()["error"]["message"]
+    assert message.endswith(f"send it without the trailing slash, to {path.rstrip('/')!r}")
+
+
 def test_a_refused_cors_preflight_is_json_naming_what_the_server_allows(
     tiny_bundle: Path,
 ) -> None:
