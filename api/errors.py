@@ -99,7 +99,9 @@ def validation_message(errors: list[dict[str, Any]], body: Any = None) -> str:
         if e.get("type") == "json_invalid":
             parts.append(_json_error(e, body))
         else:
-            parts.append(f"{_location(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}")
+            where, message = _location(tuple(e.get("loc", ()))), str(e.get("msg", "invalid"))
+            named = message.startswith(f"{where}[")  # it names the item itself: texts[3] is ...
+            parts.append(message if named else f"{where}: {message}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(parts) + more
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from fusion.prediction import LinkedEntity, Prediction
 from kg.described_path import DescribedPath, Node
+
+_KINDS = {list: "an array", dict: "an object", bool: "a boolean", type(None): "null"}
 
 
 class PredictBody(BaseModel):
@@ -22,6 +25,22 @@ class PredictBody(BaseModel):
     )
     explain: bool = Field(False, description="also return the supporting graph paths")
     top_k_paths: int = Field(3, ge=1, description="paths per text when explaining")
+
+    @field_validator("texts", mode="before")
+    @classmethod
+    def _texts_are_strings(cls, value: Any) -> Any:
+        """One error, for the first item that is not a string. Pydantic describes every bad
+        item: 490,000 numbers in a 1 MB body took 3.5 s of the event loop, stalling every
+        other client, to say the same thing 490,000 times."""
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if not isinstance(item, str):
+                    raise PydanticCustomError(
+                        "string_type",
+                        "texts[{i}] is {kind}, not a string; send each text as a JSON string",
+                        {"i": i, "kind": _KINDS.get(type(item), "a number")},
+                    )
+        return value
 
 
 class ErrorDetail(BaseModel):

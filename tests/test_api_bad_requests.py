@@ -120,6 +120,22 @@ def test_a_body_json_cannot_read_gets_422_saying_why(
 
 
 @pytest.mark.parametrize(
+    ("items", "kind"),
+    [(b"1", "a number"), (b"null", "null"), (b'["flu"]', "an array"), (b"{}", "an object")],
+)
+def test_a_long_list_of_texts_that_are_not_strings_gets_one_error_for_the_first(
+    client: TestClient, items: bytes, kind: str
+) -> None:
+    """490,000 numbers in a 1 MB body got 490,000 validation errors built, 3.5 s of the event
+    loop during which no other client was answered, to list five of them."""
+    body = b'{"texts": ["flu", ' + b",".join([items] * 100_000) + b"]}"
+    r = post_raw(client, body)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    message = r.json()["error"]["message"]
+    assert message == f"texts[1] is {kind}, not a string; send each text as a JSON string"
+
+
+@pytest.mark.parametrize(
     ("body", "problem"),
     [
         (b"{'texts': ['flu']}", "enclosed in double quotes at line 1, column 2"),
