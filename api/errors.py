@@ -100,7 +100,8 @@ def validation_message(errors: list[dict[str, Any]], body: Any = None) -> str:
             parts.append(_json_error(e, body))
         else:
             where, message = _location(tuple(e.get("loc", ()))), str(e.get("msg", "invalid"))
-            named = message.startswith(f"{where}[")  # it names the item itself: texts[3] is ...
+            # it names the item itself (texts[3] is ...), or it is about the whole body
+            named = where == "body" or message.startswith(f"{where}[")
             parts.append(message if named else f"{where}: {message}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(parts) + more
@@ -123,7 +124,14 @@ def body_problem(media: str, errors: list[dict[str, Any]]) -> tuple[int, str, st
         media: the request's Content-Type header ("" when it has none).
         errors: the validation errors of the request.
     """
-    whole = next((e for e in errors if tuple(e.get("loc", ())) == ("body",)), None)
+    whole = next(
+        (
+            e
+            for e in errors
+            if tuple(e.get("loc", ())) == ("body",) and e.get("type") != "unknown_fields"
+        ),
+        None,
+    )
     if whole is None:
         return None
     if whole.get("type") == "missing":

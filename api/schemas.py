@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from fusion.prediction import LinkedEntity, Prediction
@@ -25,6 +25,23 @@ class PredictBody(BaseModel):
     )
     explain: bool = Field(False, description="also return the supporting graph paths")
     top_k_paths: int = Field(3, ge=1, description="paths per text when explaining")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        """One error naming the unknown fields, as pydantic's one per field would (60,000 of
+        them in a 1 MB body took 0.6 s of the event loop)."""
+        if isinstance(data, dict):
+            unknown = [k for k in data if k not in cls.model_fields]
+            if unknown:
+                shown = ", ".join(map(repr, unknown[:5]))
+                more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+                raise PydanticCustomError(
+                    "unknown_fields",
+                    "unknown field(s) {shown}{more}; the body takes texts, explain and top_k_paths",
+                    {"shown": shown[:300], "more": more},
+                )
+        return data
 
     @field_validator("texts", mode="before")
     @classmethod

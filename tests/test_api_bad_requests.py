@@ -135,6 +135,22 @@ def test_a_long_list_of_texts_that_are_not_strings_gets_one_error_for_the_first(
     assert message == f"texts[1] is {kind}, not a string; send each text as a JSON string"
 
 
+def test_unknown_fields_get_one_error_naming_them_and_the_fields_the_body_takes(
+    client: TestClient,
+) -> None:
+    """60,000 unknown keys in a 1 MB body got 60,000 errors built (0.6 s of the event loop);
+    ``{"text": ...}`` got "texts: Field required; text: Extra inputs are not permitted"."""
+    many = "{" + ",".join(f'"k{i}": 1' for i in range(60_000)) + ', "texts": ["flu"]}'
+    r = post_raw(client, many.encode())
+    assert r.status_code == 422 and r.json()["error"]["message"] == (
+        "unknown field(s) 'k0', 'k1', 'k2', 'k3', 'k4' and 59995 more; "
+        "the body takes texts, explain and top_k_paths"
+    )
+    r = client.post("/v1/predict", json={"text": "flu"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert r.json()["error"]["message"].startswith("unknown field(s) 'text'; the body takes texts")
+
+
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
