@@ -27,10 +27,12 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 def query_takes(*names: str, hint: str = "") -> Any:
     """A route dependency refusing query parameters other than ``names``, which the route
-    would ignore silently (``POST /v1/predict?explain=true``, ``?limt=5``)."""
+    would ignore silently (``POST /v1/predict?explain=true``, ``?limt=5``), and any of them
+    given twice."""
 
     async def check(request: Request) -> None:
-        unknown = sorted(set(request.query_params) - set(names))
+        params = request.query_params
+        unknown = sorted(set(params) - set(names))
         if unknown:
             takes = f"takes only {', '.join(names)}" if names else "takes none"
             raise APIError(
@@ -39,6 +41,14 @@ def query_takes(*names: str, hint: str = "") -> Any:
                 f"unknown query parameter(s) {', '.join(map(repr, unknown))[:300]}; "
                 f"{request.url.path} {takes}{hint}",
             )
+        for name in names:  # the last would win, silently: ?q=flu&q=fever searched for fever
+            if len(params.getlist(name)) > 1:
+                raise APIError(
+                    422,
+                    "invalid_request",
+                    f"the query parameter {name!r} is given {len(params.getlist(name))} times; "
+                    "give it once",
+                )
 
     return Depends(check)
 

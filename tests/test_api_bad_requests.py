@@ -304,6 +304,18 @@ def test_a_query_parameter_a_route_would_ignore_is_refused_naming_what_it_takes(
 
 
 @pytest.mark.parametrize(
+    "url", ["/v1/kg/search?q=flu&q=fever", "/v1/kg/entities/flu?limit=1&limit=5"]
+)
+def test_a_query_parameter_given_twice_is_refused_not_the_last_one_taken(
+    client: TestClient, url: str
+) -> None:
+    """``?q=flu&q=fever`` searched for fever alone, silently."""
+    r = client.get(url)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert "is given 2 times; give it once" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
     ("url", "part", "problem"),
     [
         ("/v1/kg/search?q=%FF", "query", "byte 0xFF at offset 2"),

@@ -52,22 +52,21 @@ def _refuse_blank(name: str, value: str, fix: str) -> None:
         )
 
 
-@router.get("/entities/{iri:path}", response_model=EntityResponse, dependencies=[ReadAccess])
+# An unknown query parameter is most likely the IRI's own '?', which ended the path.
+IRI_HINT = ". If the IRI holds '?', percent-encode it as %3F (and '#' as %23)"
+
+
+@router.get(
+    "/entities/{iri:path}",
+    response_model=EntityResponse,
+    dependencies=[ReadAccess, query_takes("limit", hint=IRI_HINT)],
+)
 def entity(
     iri: str,
-    request: Request,
     engine: EngineDep,
     limit: Annotated[int, Query(ge=0, le=1000)] = 50,
 ) -> dict[str, Any]:
     """One entity by IRI (or by label, when only one entity bears it) and its first edges."""
-    unknown = sorted(set(request.query_params) - {"limit"})
-    if unknown:  # most likely the IRI's own '?', which ended the path
-        raise APIError(
-            422,
-            "invalid_request",
-            f"unknown query parameter(s) {', '.join(map(repr, unknown))}; this route takes only "
-            "limit. If the IRI holds '?', percent-encode it as %3F (and '#' as %23)",
-        )
     _refuse_blank("the entity", iri, "put its IRI or label after /v1/kg/entities/")
     graph = engine.graph
     try:
