@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from fusion.bundle import BundleError
@@ -108,6 +109,7 @@ def validation_message(errors: list[dict[str, Any]], body: Any = None) -> str:
 
 
 INTERNAL = "internal error; the server log has the details"
+DISCONNECTED = "the client closed the connection before the whole body came; send it again"
 EXAMPLE = '{"texts": ["my new earbuds crackle"]}'  # the one JSON body the API takes
 
 
@@ -222,8 +224,15 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(*problem)
         return error_response(422, "invalid_request", validation_message(errors, exc.body))
 
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # the client's fault, not the server's: no 500 in the metrics, no traceback in the log
+        return error_response(400, "client_disconnected", DISCONNECTED)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, ClientDisconnect):  # FastAPI's 400 reading the body
+            return await _gone(request, exc.__cause__)
         unreadable = unreadable_body(exc)
         if unreadable is not None:  # as malformed JSON is
             return error_response(422, "invalid_request", unreadable)
