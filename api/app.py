@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import UTF8_URL
 from api.engine import Engine
-from api.errors import install_error_handlers
+from api.errors import error_response, install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import kg, model, ops, predict
@@ -35,6 +39,59 @@ def _swagger_assets() -> Path:
     from swagger_ui_bundle import swagger_ui_path
 
     return Path(swagger_ui_path)
+
+
+class JSONCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, its refused preflight a JSON 400 naming what was refused and what the
+    server allows (it was text/plain "Disallowed CORS origin")."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ")
+        message = (
+            f"the cross-origin request is refused ({refused}): this server allows origins "
+            f"{', '.join(self.allow_origins)}, methods {', '.join(self.allow_methods)} and "
+            f"headers {', '.join(sorted(self.allow_headers))}; the operator adds an origin with "
+            "--cors-origin"
+        )
+        headers = {k: v for k, v in response.headers.items() if k.lower().startswith("access")}
+        return error_response(400, "cors_refused", message, headers)
+
+
+class HeadAsGet:
+    """``HEAD`` answered as ``GET`` is, without the body, on every route that serves GET (HTTP
+    requires it; FastAPI's GET routes answered HEAD with 405). Routes that declare HEAD
+    themselves, and paths without a GET route, are left to the router."""
+
+    def __init__(self, app: ASGIApp, routes: Callable[[], list[BaseRoute]]):
+        self.app, self.routes = app, routes
+
+    def _serves_get_only(self, scope: Scope) -> bool:
+        def full(method: str) -> bool:
+            probe = {**scope, "method": method}
+            return any(r.matches(probe)[0] == Match.FULL for r in self.routes())
+
+        return not full("HEAD") and full("GET")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD" or not self._serves_get_only(scope):
+            await self.app(scope, receive, send)
+            return
+
+        async def headless(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                scope["method"] = "HEAD"  # the server (and metrics) see the request as sent
+            elif message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        scope["method"] = "GET"
+        try:
+            await self.app(scope, receive, headless)
+        finally:
+            scope["method"] = "HEAD"
 
 
 def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI:
@@ -69,6 +126,10 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
         version=__version__,
         summary="Knowledge-graph-augmented text classification, explained by graph paths.",
         lifespan=lifespan,
+        dependencies=[UTF8_URL],
+        # a 404 naming the path without the slash, not a 307 to a URL built from the Host
+        # header (http:// behind a TLS proxy; the API key would follow it in the clear)
+        redirect_slashes=False,
         docs_url=None,
         redoc_url=None,
     )
@@ -97,11 +158,12 @@ def create_app(settings: ServeSettings, engine: Engine | None = None) -> FastAPI
 
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            JSONCORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
+    app.add_middleware(HeadAsGet, routes=lambda: app.router.routes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

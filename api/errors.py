@@ -8,12 +8,16 @@ their own status. An unexpected failure is a 500 with a generic message and a lo
 from __future__ import annotations
 
 import logging
+import sys
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from fusion.bundle import BundleError
 from fusion.resources import UnknownRelationError
@@ -65,6 +69,7 @@ _HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "body_too_large",
     415: "unsupported_media_type",
 }
@@ -74,18 +79,37 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if p != "body") or "body"
 
 
-def validation_message(errors: list[dict[str, Any]]) -> str:
+def _json_error(error: dict[str, Any], body: Any) -> str:
+    """A JSON syntax error with where it is (line, column) and the body to send instead."""
+    problem = str(error.get("ctx", {}).get("error", "")).removesuffix(" at")
+    message = "the body is not valid JSON: " + problem
+    loc = tuple(error.get("loc", ()))
+    pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    if pos is not None and isinstance(body, str):
+        line = body.count("\n", 0, pos) + 1
+        column = pos - (body.rfind("\n", 0, pos) + 1) + 1
+        message += f" at line {line}, column {column}"
+    if problem == "Invalid control character":  # a raw newline or tab inside a string
+        message += " (write a newline in a string as \\n, a tab as \\t)"
+    return f"{message}; send an object such as {EXAMPLE}"
+
+
+def validation_message(errors: list[dict[str, Any]], body: Any = None) -> str:
     parts = []
     for e in errors[:5]:
         if e.get("type") == "json_invalid":
-            parts.append("the body is not valid JSON: " + str(e.get("ctx", {}).get("error", "")))
+            parts.append(_json_error(e, body))
         else:
-            parts.append(f"{_location(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}")
+            where, message = _location(tuple(e.get("loc", ()))), str(e.get("msg", "invalid"))
+            # it names the item itself (texts[3] is ...), or it is about the whole body
+            named = where == "body" or message.startswith(f"{where}[")
+            parts.append(message if named else f"{where}: {message}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(parts) + more
 
 
 INTERNAL = "internal error; the server log has the details"
+DISCONNECTED = "the client closed the connection before the whole body came; send it again"
 EXAMPLE = '{"texts": ["my new earbuds crackle"]}'  # the one JSON body the API takes
 
 
@@ -102,7 +126,14 @@ def body_problem(media: str, errors: list[dict[str, Any]]) -> tuple[int, str, st
         media: the request's Content-Type header ("" when it has none).
         errors: the validation errors of the request.
     """
-    whole = next((e for e in errors if tuple(e.get("loc", ())) == ("body",)), None)
+    whole = next(
+        (
+            e
+            for e in errors
+            if tuple(e.get("loc", ())) == ("body",) and e.get("type") != "unknown_fields"
+        ),
+        None,
+    )
     if whole is None:
         return None
     if whole.get("type") == "missing":
@@ -121,7 +152,8 @@ def body_problem(media: str, errors: list[dict[str, Any]]) -> tuple[int, str, st
 
 def unreadable_body(exc: StarletteHTTPException) -> str | None:
     """What made FastAPI's bare 400 "There was an error parsing the body" (a body that is not
-    UTF-8, or JSON nested past the parser's depth), said as a fix; None for any other error."""
+    UTF-8, JSON nested past the parser's depth, a number past Python's digit limit), said as a
+    fix; None for any other error."""
     cause = exc.__cause__
     if exc.status_code != 400 or cause is None:
         return None
@@ -136,6 +168,34 @@ def unreadable_body(exc: StarletteHTTPException) -> str | None:
             "the body is not valid JSON: its arrays or objects nest too deep to parse; send an "
             f"object such as {EXAMPLE}"
         )
+    if isinstance(cause, ValueError) and "digits" in str(cause):  # Python's int size guard
+        return (
+            f"the body holds a number of more than {sys.get_int_max_str_digits()} digits, "
+            f"which cannot be read; send an object such as {EXAMPLE}"
+        )
+    return None
+
+
+def _routed(request: Request, path: str) -> bool:
+    """Whether a route of the app serves ``path`` (by any method)."""
+    probe = {**request.scope, "path": path}
+    return any(r.matches(probe)[0] != Match.NONE for r in request.app.router.routes)
+
+
+def routing_message(request: Request, status: int, headers: dict[str, str] | None) -> str | None:
+    """The fix for the router's bare "Not Found" (no route at this path) and "Method Not
+    Allowed" (a route, not for this method), which name neither; None for other statuses."""
+    path = request.url.path
+    shown = repr(path if len(path) <= 200 else path[:200] + "...")
+    docs = "the API's routes are listed at /docs and /openapi.json"
+    if status == 404:
+        if len(path) > 1 and path.endswith("/") and _routed(request, path.rstrip("/")):
+            return f"nothing is served at {shown}; send it without the trailing slash, to {path.rstrip('/')!r}"
+        return f"nothing is served at {shown} (check it for typos or stray characters); {docs}"
+    if status == 405:
+        allowed = (headers or {}).get("Allow", "")
+        method = request.method[:20]
+        return f"{shown} does not take {method}; send {allowed or 'another method'} ({docs})"
     return None
 
 
@@ -162,16 +222,29 @@ def install_error_handlers(app: FastAPI) -> None:
         problem = body_problem(request.headers.get("content-type", ""), errors)
         if problem is not None:
             return error_response(*problem)
-        return error_response(422, "invalid_request", validation_message(errors))
+        return error_response(422, "invalid_request", validation_message(errors, exc.body))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # the client's fault, not the server's: no 500 in the metrics, no traceback in the log
+        return error_response(400, "client_disconnected", DISCONNECTED)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, ClientDisconnect):  # FastAPI's 400 reading the body
+            return await _gone(request, exc.__cause__)
         unreadable = unreadable_body(exc)
         if unreadable is not None:  # as malformed JSON is
             return error_response(422, "invalid_request", unreadable)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         headers = getattr(exc, "headers", None)
-        return error_response(exc.status_code, code, str(exc.detail), headers)
+        allow = (headers or {}).get("Allow", "")
+        if "GET" in allow.split(", ") and "HEAD" not in allow:  # api.app.HeadAsGet serves it
+            headers = {**(headers or {}), "Allow": allow + ", HEAD"}
+        message = str(exc.detail)
+        if message == HTTPStatus(exc.status_code).phrase:  # no message of its own
+            message = routing_message(request, exc.status_code, headers) or message
+        return error_response(exc.status_code, code, message, headers)
 
     @app.exception_handler(KGFuseError)
     async def _domain(request: Request, exc: KGFuseError) -> JSONResponse:

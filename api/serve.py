@@ -393,6 +393,7 @@ def run_server(settings: ServeSettings, host: str, port: int, log_level: str) ->
         host=host,
         port=port,
         http=http_protocol(),
+        ws="none",  # no WebSocket routes: an upgrade is answered as HTTP (it was a bare 403)
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
         log_level=log_level,
         ssl_certfile=settings.tls_cert,

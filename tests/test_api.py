@@ -468,6 +468,22 @@ def test_serve_cli_starts_answers_and_stops_gracefully(tiny_bundle: Path, tmp_pa
         assert long.status == 400 and long.getheader("content-type") == "application/json"
         assert json.loads(long.read())["error"]["code"] == "bad_request"
         conn.close()
+        # a WebSocket upgrade (the service has no WebSocket route) is answered as HTTP, in JSON;
+        # it was a text/plain 403 with no body
+        upgrade = {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "13",
+        }
+        for path, status in (("/health", 200), ("/v1/predict", 405)):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("GET", path, headers=upgrade)
+            answer = conn.getresponse()
+            assert (
+                answer.status == status and answer.getheader("content-type") == "application/json"
+            )
+            conn.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)

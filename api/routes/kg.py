@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from api.auth import AdminAccess, ReadAccess
-from api.deps import EngineDep
+from api.deps import EngineDep, query_takes
 from api.errors import APIError
+from api.limits import GZIP_MAGIC, gunzipped
 from api.schemas import (
     ERROR_RESPONSES,
     EntityResponse,
@@ -39,22 +40,34 @@ def _node(graph: Any, entity: int) -> dict[str, str]:
     return {"iri": graph.iri(entity), "label": graph.label(entity)}
 
 
-@router.get("/entities/{iri:path}", response_model=EntityResponse, dependencies=[ReadAccess])
+def _refuse_blank(name: str, value: str, fix: str) -> None:
+    """A 422 for a name of nothing but whitespace or invisible characters, which was a 404
+    "no entity has the IRI or label ' '" (search refused it already)."""
+    problem = text_problem(value)
+    if problem is not None and problem.kind == "empty":
+        raise APIError(
+            422,
+            "invalid_request",
+            f"{name} is empty (only whitespace or invisible characters); {fix}",
+        )
+
+
+# An unknown query parameter is most likely the IRI's own '?', which ended the path.
+IRI_HINT = ". If the IRI holds '?', percent-encode it as %3F (and '#' as %23)"
+
+
+@router.get(
+    "/entities/{iri:path}",
+    response_model=EntityResponse,
+    dependencies=[ReadAccess, query_takes("limit", hint=IRI_HINT)],
+)
 def entity(
     iri: str,
-    request: Request,
     engine: EngineDep,
     limit: Annotated[int, Query(ge=0, le=1000)] = 50,
 ) -> dict[str, Any]:
     """One entity by IRI (or by label, when only one entity bears it) and its first edges."""
-    unknown = sorted(set(request.query_params) - {"limit"})
-    if unknown:  # most likely the IRI's own '?', which ended the path
-        raise APIError(
-            422,
-            "invalid_request",
-            f"unknown query parameter(s) {', '.join(map(repr, unknown))}; this route takes only "
-            "limit. If the IRI holds '?', percent-encode it as %3F (and '#' as %23)",
-        )
+    _refuse_blank("the entity", iri, "put its IRI or label after /v1/kg/entities/")
     graph = engine.graph
     try:
         e = graph.resolve(iri)
@@ -87,7 +100,11 @@ def entity(
     }
 
 
-@router.get("/search", response_model=SearchResponse, dependencies=[ReadAccess])
+@router.get(
+    "/search",
+    response_model=SearchResponse,
+    dependencies=[ReadAccess, query_takes("q", "limit")],
+)
 def search(
     engine: EngineDep,
     q: Annotated[str, Query(min_length=1, max_length=500, description="a name, typos allowed")],
@@ -113,7 +130,11 @@ def search(
     }
 
 
-@router.get("/paths", response_model=PathsResponse, dependencies=[ReadAccess])
+@router.get(
+    "/paths",
+    response_model=PathsResponse,
+    dependencies=[ReadAccess, query_takes("source", "target", "k", "max_hops")],
+)
 def paths(
     engine: EngineDep,
     source: Annotated[str, Query(min_length=1, description="IRI or label")],
@@ -122,6 +143,8 @@ def paths(
     max_hops: Annotated[int, Query(ge=1, le=4)] = 3,
 ) -> dict[str, Any]:
     """The top-k shortest paths between two entities, every hop a triple."""
+    for name, value in (("source", source), ("target", target)):
+        _refuse_blank(name, value, f"send an entity's IRI or label as {name}")
     graph = engine.graph
     s, t = graph.resolve(source), graph.resolve(target)
     found = graph.paths(s, t, k=k, max_hops=max_hops)
@@ -149,7 +172,7 @@ def _format_of(request: Request, fmt: str | None) -> str:
 @router.post(
     "/triples",
     response_model=TriplesResponse,
-    dependencies=[AdminAccess],
+    dependencies=[AdminAccess, query_takes("format")],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -168,6 +191,8 @@ async def add_triples(
     the next prediction without retraining."""
     fmt = _format_of(request, format)
     body = await request.body()
+    if body[:2] == GZIP_MAGIC:
+        body = gunzipped(body, engine.settings.max_body_bytes)
     if not body.strip():
         raise APIError(422, "bad_triples", "the request body is empty; send triples")
     return await engine.add_triples(body, fmt)

@@ -10,17 +10,14 @@ from api.schemas import Health
 router = APIRouter(tags=["ops"])
 
 
-# HEAD too (HTTP requires it wherever GET is served; some probes and monitors send it), kept
-# out of the spec, where a second operation of one function would repeat its operationId.
+# HEAD is answered as GET by api.app.HeadAsGet, here as on every GET route.
 @router.get("/health", response_model=Health)
-@router.head("/health", include_in_schema=False)
 async def health() -> dict[str, str]:
     """The process answers (liveness)."""
     return {"status": "ok"}
 
 
 @router.get("/ready", response_model=Health, responses={503: {"description": "not ready"}})
-@router.head("/ready", include_in_schema=False)
 async def ready(request: Request) -> dict[str, str]:
     """The model is loaded and the server takes requests (readiness)."""
     engine = getattr(request.app.state, "engine", None)

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 
 from api.auth import ReadAccess
 from api.batching import QueueFull, ShuttingDown
-from api.deps import EngineDep
+from api.deps import EngineDep, query_takes
 from api.engine import Answer, PredictRequest
 from api.errors import APIError, describe_error
 from api.schemas import ERROR_RESPONSES, ErrorDetail, PredictBody, PredictResponse, TextAnswer
@@ -59,7 +59,12 @@ def _text_error(i: int, text: str, max_chars: int) -> APIError | None:
     return None
 
 
-@router.post("/predict", response_model=PredictResponse, responses=ERROR_RESPONSES)
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses=ERROR_RESPONSES,
+    dependencies=[query_takes(hint="; send texts, explain and top_k_paths in the JSON body")],
+)
 async def predict(body: PredictBody, engine: EngineDep) -> dict[str, object]:
     """Classify texts. With `explain`, each prediction carries its supporting graph paths,
     every hop a triple of the KG. A text that cannot be classified (empty, too long, not valid
