@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -19,6 +20,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
+
+from safetensors import SafetensorError
 
 from kg.errors import KGFuseError, OutputError
 
@@ -42,7 +45,7 @@ def atomic_file(
             if mode == "wb"
             else os.fdopen(fd, "w", encoding="utf-8", newline=newline)
         )
-        with f:
+        with _named_as(path), f:
             if path.exists():  # a replaced file keeps its permissions, as an in-place write would
                 os.chmod(f.fileno(), stat.S_IMODE(path.stat().st_mode))
             yield f
@@ -125,7 +128,8 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp, _ = _exclusive(target, lambda name: os.mkdir(name, 0o777))
     try:
-        yield tmp
+        with _named_as(target):
+            yield tmp
         _umask_private_files(tmp)
         old = None
         if target.exists():
@@ -263,6 +267,31 @@ def writing(path: Path) -> Iterator[None]:
         raise  # named already, by an inner write
     except OSError as e:
         raise OutputError(f"cannot write {path}: {_write_problem(path, e)}") from None
+
+
+# errors of a full disk or quota: met while a temporary is filled, they concern its output
+OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+@contextmanager
+def _named_as(output: Path) -> Iterator[None]:
+    """A full disk met while the temporary of ``output`` is written is an `OutputError` naming
+    ``output`` and the fix; the temporary's hidden name (``.out.1f2e.tmp``) meant nothing to
+    the user, and it is gone by the time they read the message."""
+    try:
+        yield
+    except OutputError:
+        raise  # named already, by an inner write
+    except OSError as e:
+        if e.errno in OUT_OF_ROOM:
+            raise OutputError(f"cannot write {output}: {_write_problem(output, e)}") from None
+        raise
+    except SafetensorError as e:  # its writer's I/O errors are no OSError: "... (os error 28)"
+        code = re.search(r"\(os error (\d+)\)", str(e))
+        if code is None or int(code[1]) not in OUT_OF_ROOM:
+            raise
+        error = OSError(int(code[1]), os.strerror(int(code[1])))
+        raise OutputError(f"cannot write {output}: {_write_problem(output, error)}") from None
 
 
 def _write_problem(path: Path, error: OSError) -> str:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from kg.errors import KGStoreError
-from kg.files import atomic_file, read_json, write_bytes, write_json, write_text
+from kg.errors import KGStoreError, OutputError
+from kg.files import (
+    atomic_directory,
+    atomic_file,
+    read_json,
+    write_bytes,
+    write_json,
+    write_text,
+)
+
+from .conftest import REPO
 
 
 def test_write_text_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
@@ -93,3 +105,50 @@ def test_read_json_reads_back_and_names_a_broken_file_and_its_fix(tmp_path: Path
         read_json(target, KGStoreError, "rebuild it")
     with pytest.raises(KGStoreError, match=r"missing\.json is not valid JSON"):
         read_json(tmp_path / "missing.json", KGStoreError, "rebuild it")
+
+
+# `kgfuse kg load` in a process that may write files of at most 4 KB (as a full disk would
+# stop it: a write fails part-way, with EFBIG where a disk gives ENOSPC)
+SMALL_FILES = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+sys.argv = ["kgfuse", *sys.argv[1:]]
+from api.cli import main
+main()
+"""
+
+
+def test_an_output_that_outgrows_the_room_left_is_named_not_its_temporary(
+    tmp_path: Path,
+) -> None:
+    big = tmp_path / "big.nt"
+    big.write_text(
+        "".join(f"<http://x/e{i}> <http://x/r> <http://x/e{i + 1}> .\n" for i in range(500))
+    )
+    out = tmp_path / "compiled"
+    result = subprocess.run(
+        [sys.executable, "-c", SMALL_FILES, "kg", "load", str(big), "-o", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(f"error: cannot write {out}: File too large")
+    assert ".tmp" not in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.nt"]  # nothing left behind
+
+
+def test_a_full_disk_is_named_by_the_file_being_written(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    with pytest.raises(OutputError) as refused, atomic_file(target) as f:
+        f.write("{")
+        raise OSError(errno.ENOSPC, "No space left on device")  # as f.flush() would
+    assert str(refused.value) == (
+        f"cannot write {target}: No space left on device; free space or choose another output path"
+    )
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(FileNotFoundError), atomic_directory(tmp_path / "folder"):
+        (tmp_path / "missing.txt").read_text()  # not a write problem: passed on as it is
+    assert list(tmp_path.iterdir()) == []
