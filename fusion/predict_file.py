@@ -117,14 +117,14 @@ def _delimited_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
         raise DataError(f"{path}: the file is empty; it needs a header row with {column!r}")
 
 
-def scan(path: Path, column: str) -> tuple[int, str, list[int]]:
+def scan(path: Path, column: str, max_chars: int | None = None) -> tuple[int, str, list[int]]:
     """Read the whole file before a model loads: how many texts it holds, its SHA-256, and the
-    numbers (from 1) of the texts that cannot be classified (empty, or not valid Unicode),
-    which get an error line in their place. Raises `DataError` for a file that cannot be read
-    as texts, naming it and the line."""
+    numbers (from 1) of the texts that cannot be classified (empty, not valid Unicode, or over
+    ``max_chars``), which get an error line in their place. Raises `DataError` for a file that
+    cannot be read as texts, naming it and the line."""
     total, failing = 0, []
     for total, text in enumerate(iter_texts(path, column), 1):
-        if text_problem(text):
+        if text_problem(text, max_chars):
             failing.append(total)
     if not total:
         raise DataError(f"{path}: no rows")
@@ -230,7 +230,7 @@ class TextFailure:
 
     number: int  # the text's position in the file, from 1
     text: str
-    code: str  # "empty_text" or "invalid_text", as the service answers
+    code: str  # "empty_text", "invalid_text" or "text_too_long", as the service answers
     message: str  # "text N is empty ...", with the fix
 
     def json_line(self) -> str:
@@ -246,7 +246,7 @@ def answers(
     `Prediction`, or a `TextFailure` for a text that cannot be classified. ``first`` is the
     number of the first text (batches keep their place in the file when a run resumes)."""
     while batch := list(islice(texts, BATCH)):
-        problems = [text_problem(text) for text in batch]
+        problems = [text_problem(text, predictor.max_chars) for text in batch]
         good = [text for text, problem in zip(batch, problems, strict=True) if problem is None]
         found = iter(predictor.predict(good, explain_paths=paths))
         for i, (text, problem) in enumerate(zip(batch, problems, strict=True)):

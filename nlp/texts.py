@@ -34,22 +34,29 @@ _VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u
 
 
 class TextProblem(NamedTuple):
-    kind: str  # "invalid" (not valid Unicode) or "empty"
+    kind: str  # "invalid" (not valid Unicode), "empty" or "too_long"
     message: str  # completes "text N ...": what is wrong and what to send instead
 
     @property
     def code(self) -> str:
         """The error code the service and ``kgfuse predict`` give such a text."""
-        return f"{self.kind}_text"
+        return "text_too_long" if self.kind == "too_long" else f"{self.kind}_text"
 
 
-def text_problem(text: str) -> TextProblem | None:
+def text_problem(text: str, max_chars: int | None = None) -> TextProblem | None:
     """Why ``text`` cannot be classified, or None when it can.
 
     A lone surrogate (what undecodable bytes become, e.g. in a command-line argument) is not
     valid Unicode and breaks the tokenizers; a text of nothing but whitespace and invisible
-    characters has nothing to classify.
+    characters has nothing to classify; a text over ``max_chars`` (when given: the linker's
+    limit, `nlp.linker.text_limit`) would be refused by the linker.
     """
+    if max_chars is not None and len(text) > max_chars:
+        return TextProblem(
+            "too_long",
+            f"has {len(text):,} characters, over the linker's limit of {max_chars:,}; "
+            "split it into shorter texts",
+        )
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:

