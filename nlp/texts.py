@@ -237,6 +237,12 @@ def _read_delimited(
 def _quoting_problem(error: csv.Error) -> str:
     if "unexpected end of data" in str(error):
         return 'a quote (") opened in this row never closes; close it (or double it: "")'
+    if "field larger than field limit" in str(error):
+        return (
+            f"a field of this row is longer than {csv.field_size_limit():,} characters, the "
+            "most a CSV or TSV field may hold; split the text into shorter texts (a quote that "
+            "never closes also makes one field of many rows: check the quotes before it)"
+        )
     return (
         f"malformed row ({error}); quote a field that holds the delimiter, a quote or a line "
         'break, and double each quote inside it ("")'

@@ -79,3 +79,28 @@ def test_cli_link_file_links_the_texts_beside_one_too_long(tmp_path: Path) -> No
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert records[0]["entities"] == [] and records[0]["error"]["code"] == "text_too_long"
     assert [e["text"] for e in records[1]["entities"]] == ["cough"]
+
+
+def test_kg_load_delimited_quote_that_never_closes_names_its_line(tmp_path: Path) -> None:
+    """A quote that never closes made one cell of every row after it: 'b c,d,e', silently."""
+    for name, sep in (("facts.tsv", "\t"), ("facts.csv", ",")):
+        facts = tmp_path / name
+        rows = [["flu", "has symptom", "fever"], ["flu", "has symptom", '"cough'], ["a", "r", "b"]]
+        facts.write_text("".join(sep.join(row) + "\n" for row in rows))
+        result = run_cli("kg", "load", str(facts), "-o", str(tmp_path / "kg"))
+        _refused(result, f'{facts}:2: a quote (") opened in this row never closes')
+        assert not (tmp_path / "kg").exists()
+
+
+def test_cli_field_over_the_csv_limit_is_not_called_a_quoting_mistake(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text,label\nmy cough,flu\n" + "flu " * 40_000 + ",flu\n")
+    result = run_cli("evaluate", str(tiny_bundle), str(texts))
+    _refused(result, f"{texts}:3: a field of this row is longer than 131,072 characters")
+    assert "quote a field that holds the delimiter" not in result.stderr
+    facts = tmp_path / "facts.tsv"
+    facts.write_text("flu\thas symptom\t" + "x" * 140_000 + "\n")
+    result = run_cli("kg", "load", str(facts), "-o", str(tmp_path / "kg"))
+    _refused(result, f"{facts}:1: a cell of this row is longer than 131,072 characters")
