@@ -30,6 +30,7 @@ from kg.files import make_folder, read_json, write_json
 from nlp.texts import (
     TEXT_FORMATS,
     DataError,
+    check_header,
     check_json_value,
     delimited_rows,
     missing_file,
@@ -105,6 +106,7 @@ def _delimited_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
     index = None
     for start, row in delimited_rows(path, f, delimiter):
         if index is None:
+            check_header(path, start, row)
             if column not in row:
                 raise DataError(
                     f"{path}: no column {column!r}; the columns are {row}: name the one to read "

@@ -223,7 +223,7 @@ def _read_delimited(
     rows, lines = [], []
     for start, row in delimited_rows(path, io.StringIO(content, newline=""), delimiter):
         if header is None:
-            header = row
+            header = check_header(path, start, row)
             continue
         rows.append({h: row[i] if i < len(row) else "" for i, h in enumerate(header)})
         lines.append(start)
@@ -232,6 +232,20 @@ def _read_delimited(
             f"{path}: the file is empty; it needs a header row with {', '.join(required)}"
         )
     return rows, lines
+
+
+def check_header(path: Path, line: int, header: list[str]) -> list[str]:
+    """``header``, refused when it names a column twice: which of the two is read would be
+    left to chance (one command read the first, another the last)."""
+    seen: dict[str, int] = {}
+    for n, name in enumerate(header, 1):
+        if name.strip() and name in seen:
+            raise DataError(
+                f"{path}:{line}: the header names column {name!r} twice (columns {seen[name]} "
+                f"and {n}); rename one of them, so that it is clear which to read"
+            )
+        seen.setdefault(name, n)
+    return header
 
 
 def _quoting_problem(error: csv.Error) -> str:

@@ -104,3 +104,20 @@ def test_cli_field_over_the_csv_limit_is_not_called_a_quoting_mistake(
     facts.write_text("flu\thas symptom\t" + "x" * 140_000 + "\n")
     result = run_cli("kg", "load", str(facts), "-o", str(tmp_path / "kg"))
     _refused(result, f"{facts}:1: a cell of this row is longer than 131,072 characters")
+
+
+def test_cli_a_header_that_names_a_column_twice_is_refused(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """predict read the first 'text' column and link the last, each without a word."""
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text,text,label\nmy cough,Influenza,flu\n")
+    twice = "the header names column 'text' twice (columns 1 and 2); rename one"
+    _refused(run_cli("predict", str(tiny_bundle), "-i", str(texts), "--json"), twice)
+    _refused(run_cli("link", "--kg", str(LINKER_KG), "-i", str(texts), "--json"), twice)
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("text\tlabel\tlabel\nmy cough\tflu\tviral\n")
+    _refused(
+        run_cli("evaluate", str(tiny_bundle), str(labels)),
+        f"{labels}:1: the header names column 'label' twice (columns 2 and 3)",
+    )
