@@ -121,3 +121,37 @@ def test_cli_a_header_that_names_a_column_twice_is_refused(
         run_cli("evaluate", str(tiny_bundle), str(labels)),
         f"{labels}:1: the header names column 'label' twice (columns 2 and 3)",
     )
+
+
+def test_cli_a_bundle_given_as_a_kg_is_not_to_be_rebuilt(tiny_bundle: Path) -> None:
+    """The old hint was `kgfuse kg load FILES... -o BUNDLE`: a KG written over the model."""
+    run = tiny_bundle.parent
+    for folder in (tiny_bundle, run):
+        result = run_cli("kg", "stats", str(folder))
+        _refused(result, f"the KG its model reads is the folder {tiny_bundle / 'kg'}: pass that")
+        assert "kg load" not in result.stderr
+    _refused(
+        run_cli("kg", "path", "flu", "cough", "--kg", str(tiny_bundle)),
+        f"{tiny_bundle} is a model bundle, not a compiled KG",
+    )
+
+
+def test_cli_a_run_or_kg_folder_given_as_a_bundle_names_the_bundle(
+    tiny_bundle: Path, tiny_ttl: Path, tmp_path: Path
+) -> None:
+    run = tiny_bundle.parent
+    _refused(
+        run_cli("predict", str(run), "my cough"),
+        f"{run} is a training run's folder, not a model bundle; its bundle is {tiny_bundle}",
+    )
+    _refused(
+        run_cli("predict", str(tiny_bundle / "kg"), "my cough"),
+        f"is the KG inside the bundle {tiny_bundle}: pass {tiny_bundle}",
+    )
+    compiled = tmp_path / "kg"
+    assert run_cli("kg", "load", str(tiny_ttl), "-o", str(compiled)).returncode == 0
+    _refused(
+        run_cli("export", str(compiled), "-o", str(tmp_path / "out")),
+        f"{compiled} is a compiled KG, not a model bundle",
+    )
+    assert not (tmp_path / "out").exists()
