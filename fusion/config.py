@@ -305,6 +305,20 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _yaml_problem(path: Path, e: yaml.YAMLError) -> str:
+    """One line: the file, line and column, and what PyYAML found (its own message spans
+    lines, quotes the source and calls the file "<unicode string>")."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    if "'\\t'" in problem:  # PyYAML's words for a tab: found character '\t' that ...
+        return f"{where}: a tab indents this line; YAML indents with spaces only: use spaces"
+    context, start = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context and start is not None and mark is not None and start.line != mark.line:
+        context += f" from line {start.line + 1}"
+    return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
 def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         what = "is a folder, not a YAML file" if path.is_dir() else "not found"
@@ -312,9 +326,12 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path} is not UTF-8 ({e.reason} at byte {e.start})") from None
+        raise ConfigError(
+            f"{path} is not UTF-8 ({e.reason} at byte {e.start}); re-encode it as UTF-8, e.g. "
+            "`iconv -f latin1 -t utf-8 IN > OUT`"
+        ) from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+        raise ConfigError(_yaml_problem(path, e)) from e
     except (ValueError, RecursionError) as e:
         reason = str(e).splitlines()[0] if str(e) else "nested too deep"
         raise ConfigError(f"{path} holds a value YAML cannot read: {reason}") from None

@@ -155,3 +155,25 @@ def test_cli_a_run_or_kg_folder_given_as_a_bundle_names_the_bundle(
         f"{compiled} is a compiled KG, not a model bundle",
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_a_config_that_is_not_yaml_is_one_line_naming_file_line_and_fix(
+    tmp_path: Path,
+) -> None:
+    """PyYAML's own message spans five lines, quotes the source and names the file
+    "<unicode string>"; a tab, the commonest slip, got no fix."""
+    tabbed = tmp_path / "tabbed.yaml"
+    tabbed.write_text("kg:\n\tfiles: [facts.ttl]\n")
+    result = run_cli("check", str(tabbed))
+    _refused(result, f"{tabbed}:2:1: a tab indents this line; YAML indents with spaces only")
+    assert "<unicode string>" not in result.stderr
+    unclosed = tmp_path / "unclosed.yaml"
+    unclosed.write_text("kg:\n  files: [a\ndata: {\n")
+    _refused(
+        run_cli("train", str(unclosed)),
+        f"{unclosed}:3:5: not valid YAML: expected ',' or ']'",
+        "from line 2",
+    )
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("output: runs/caf\u00e9\n".encode("latin-1"))
+    _refused(run_cli("check", str(latin1)), "is not UTF-8", "re-encode it as UTF-8")
