@@ -253,6 +253,8 @@ def _checks(config: RunConfig, bad: set[str]) -> Iterator[tuple[str, str]]:
         )
     if "data" not in bad and not (data.train or data.path):
         yield "data", "'data.train' or 'data.path' is required: the labelled texts"
+    if "data" not in bad and data.train:
+        yield from _training_file_reused(data.train, data.val, data.tests)
     if not bad & {"train", "data"} and train.self_training_rounds > 0 and not data.unlabeled:
         yield (
             "train.self_training_rounds",
@@ -274,6 +276,34 @@ def _checks(config: RunConfig, bad: set[str]) -> Iterator[tuple[str, str]]:
                     "paths walks the whole compiled KG: give 'kg.files', "
                     "or use model.graph_encoder=rgcn with a triple store"
                 ),
+            )
+
+
+def _training_file_reused(train: str, val: str, tests: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """Validation or a test that is the training file itself: its scores would be scores on
+    texts the model trained on."""
+    train_path = Path(train).resolve()
+
+    def same(other: str) -> bool:
+        path = Path(other).resolve()
+        if path == train_path:
+            return True
+        return path.exists() and train_path.exists() and os.path.samefile(path, train_path)
+
+    if val and same(val):
+        yield (
+            "data.val",
+            f"is the training file ({train}): validation would score texts the model trained "
+            "on, so early stopping, the checkpoint and the temperature would reward memorising; "
+            "give a file of other texts, or leave data.val out to carve validation from "
+            "data.train",
+        )
+    for name, test in tests.items():
+        if test and same(test):
+            yield (
+                f"data.tests.{name}",
+                f"is the training file ({train}): its scores would be training scores; give a "
+                "file of texts the model does not train on",
             )
 
 

@@ -177,3 +177,20 @@ def test_cli_a_config_that_is_not_yaml_is_one_line_naming_file_line_and_fix(
     latin1 = tmp_path / "latin1.yaml"
     latin1.write_bytes("output: runs/caf\u00e9\n".encode("latin-1"))
     _refused(run_cli("check", str(latin1)), "is not UTF-8", "re-encode it as UTF-8")
+
+
+def test_cli_validation_or_a_test_that_is_the_training_file_is_refused(tmp_path: Path) -> None:
+    train = "tests/fixtures/tiny_train.csv"
+    out = tmp_path / "run"
+    result = run_cli(
+        "check",
+        "configs/tiny.yaml",
+        f"data.val={FIXTURES / 'tiny_train.csv'}",  # the same file, by another path
+        f"data.tests={{again: ./{train}}}",
+        f"output={out}",
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    said = " ".join(result.stderr.split())
+    assert f"data.val: is the training file ({train}): validation would score texts" in said
+    assert "data.tests.again: is the training file" in said
+    assert not out.exists()
