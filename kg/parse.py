@@ -29,7 +29,7 @@ from kg import vocab
 from kg.compile import GraphBuilder
 from kg.errors import KGLoadError
 from kg.fastparse import Triples, read_simple
-from kg.formats import DELIMITED
+from kg.formats import DELIMITED, FORMATS
 from kg.guards import ReadLimits, refuse_deep_json, refuse_xml_entities
 
 Progress = Callable[[int], None]  # called with the number of bytes just read from disk
@@ -100,10 +100,45 @@ def read_file(
                 refuse_deep_json(stream, path, limits.max_json_depth)
     if fmt in DELIMITED:
         _read_delimited(path, fmt, builder, progress, limits)
-    elif parser == "oxigraph":
-        _read_rdf_oxigraph(path, fmt, builder, tag, progress, limits)
-    else:
-        _read_rdf_rdflib(path, fmt, builder, tag, progress, limits)
+        return
+    try:
+        if parser == "oxigraph":
+            _read_rdf_oxigraph(path, fmt, builder, tag, progress, limits)
+        else:
+            _read_rdf_rdflib(path, fmt, builder, tag, progress, limits)
+    except KGLoadError as e:
+        looks = _looks_like(path)
+        if looks is None or looks == fmt or (looks == "turtle" and fmt in ("trig", "n3")):
+            raise
+        ext = FORMATS[looks][0]
+        raise KGLoadError(
+            f"{e.reason}; the file looks like {_SHOWN[looks]}, not {fmt} as its name says: "
+            f"rename it "
+            f"to .{ext} (or pass `--format {looks}` to kgfuse kg load)",
+            e.path,
+            e.line,
+        ) from e
+
+
+_SHOWN = {"xml": "RDF/XML", "json-ld": "JSON-LD", "turtle": "Turtle"}
+
+
+def _looks_like(path: Path) -> str | None:
+    """The RDF syntax the start of ``path`` plainly is (RDF/XML, JSON-LD or Turtle), or None:
+    a file named .ttl that holds RDF/XML fails on its first character with words about IRIs,
+    not about the file's name."""
+    try:
+        with _open_binary(path, None) as stream:
+            head = stream.read(1024).lstrip()
+    except (OSError, EOFError, zlib.error, KGLoadError):
+        return None
+    if head.startswith(b"<?xml") or head.startswith(b"<rdf:RDF"):
+        return "xml"
+    if head.startswith(b"{") or (head.startswith(b"[") and head[1:].lstrip().startswith(b"{")):
+        return "json-ld"
+    if re.match(rb"(@prefix|@base|PREFIX|BASE)\s", head):
+        return "turtle"
+    return None
 
 
 def _name_predicates(builder: GraphBuilder) -> frozenset[str]:

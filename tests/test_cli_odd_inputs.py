@@ -194,3 +194,31 @@ def test_cli_validation_or_a_test_that_is_the_training_file_is_refused(tmp_path:
     assert f"data.val: is the training file ({train}): validation would score texts" in said
     assert "data.tests.again: is the training file" in said
     assert not out.exists()
+
+
+def test_kg_load_a_file_whose_extension_lies_says_what_it_looks_like(tmp_path: Path) -> None:
+    """RDF/XML saved as .ttl failed with "Invalid IRI code point ' '", JSON-LD with "{ is not a
+    valid subject": nothing pointed at the file's name."""
+    rdfxml = (
+        '<?xml version="1.0"?>\n<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"'
+        ' xmlns:e="http://e/">\n<rdf:Description rdf:about="http://e/flu">'
+        '<e:has_symptom rdf:resource="http://e/fever"/></rdf:Description>\n</rdf:RDF>\n'
+    )
+    jsonld = '{"@id": "http://e/flu", "http://e/has_symptom": {"@id": "http://e/fever"}}\n'
+    turtle = "@prefix e: <http://e/> .\ne:flu e:has_symptom e:fever .\n"
+    for name, content, looks, ext in (
+        ("facts.ttl", rdfxml, "RDF/XML", ".rdf"),
+        ("facts.nt", jsonld, "JSON-LD", ".jsonld"),
+        ("facts.jsonld", turtle, "Turtle", ".ttl"),
+    ):
+        facts = tmp_path / name
+        facts.write_text(content)
+        result = run_cli("kg", "load", str(facts), "-o", str(tmp_path / "kg"))
+        _refused(result, f"{facts}:", f"the file looks like {looks}", f"rename it to {ext}")
+        renamed = facts.rename(facts.with_suffix(ext))  # the fix works
+        assert run_cli("kg", "load", str(renamed), "-o", str(tmp_path / f"kg{ext}")).returncode == 0
+    broken = tmp_path / "broken.nt"  # a plain syntax error gets no such hint
+    broken.write_text("<http://e/a> <http://e/r> <http://e/b> .\n<http://e/b> <http://e/r> .\n")
+    result = run_cli("kg", "load", str(broken), "-o", str(tmp_path / "kg"))
+    _refused(result, f"{broken}:2:")
+    assert "looks like" not in result.stderr
