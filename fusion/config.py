@@ -32,6 +32,7 @@ from fusion.settings import (
     SubgraphSettings,
     TrainSettings,
 )
+from kg.encoding import recode_hint
 from kg.errors import KGFuseError
 
 __all__ = [
@@ -356,10 +357,8 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as e:
-        raise ConfigError(
-            f"{path} is not UTF-8 ({e.reason} at byte {e.start}); re-encode it as UTF-8, e.g. "
-            "`iconv -f latin1 -t utf-8 IN > OUT`"
-        ) from None
+        hint = recode_hint(path.read_bytes()[:2])
+        raise ConfigError(f"{path} is not UTF-8 ({e.reason} at byte {e.start}); {hint}") from None
     except yaml.YAMLError as e:
         raise ConfigError(_yaml_problem(path, e)) from e
     except (ValueError, RecursionError) as e:

@@ -34,6 +34,7 @@ from nlp.texts import (
     check_json_value,
     delimited_rows,
     missing_file,
+    not_utf8,
     text_problem,
 )
 
@@ -69,7 +70,7 @@ def iter_texts(path: Path, column: str = "text") -> Iterator[str]:
             for _, row in rows(path, f, "\t" if kind == "tsv" else ",", column):
                 yield row.get(column) or ""  # an empty text is its own failure (`answers`)
         except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not UTF-8 ({e.reason}); re-encode it as UTF-8") from e
+            raise not_utf8(path) from e
 
 
 Rows = Iterator[tuple[int, dict[str, str]]]

@@ -27,6 +27,7 @@ import numpy as np
 
 from kg import vocab
 from kg.compile import GraphBuilder
+from kg.encoding import recode_hint
 from kg.errors import KGLoadError
 from kg.fastparse import Triples, read_simple
 from kg.formats import DELIMITED, FORMATS
@@ -184,6 +185,15 @@ def _open_binary(path: Path, progress: Progress | None) -> Iterator[IO[bytes]]:
             raise
 
 
+def _start(path: Path) -> bytes:
+    """The first bytes of ``path`` (gunzipped), or none when it cannot be read."""
+    try:
+        with _open_binary(path, None) as stream:
+            return stream.read(4)
+    except (OSError, EOFError, zlib.error, KGLoadError):
+        return b""
+
+
 def _decode_utf8(data: bytes, path: Path) -> str:
     try:
         return data.decode("utf-8")
@@ -191,7 +201,7 @@ def _decode_utf8(data: bytes, path: Path) -> str:
         line = data.count(b"\n", 0, e.start) + 1
         raise KGLoadError(
             f"the file is not UTF-8 (byte 0x{data[e.start]:02x} cannot be decoded); "
-            "re-encode it, e.g. `iconv -f latin1 -t utf-8 IN > OUT`",
+            + recode_hint(data[:2]),
             path,
             line,
         ) from e
@@ -232,11 +242,7 @@ def _oxigraph_error(e: SyntaxError, path: Path) -> KGLoadError:
     where, what = (m.group(1), m.group(2)) if m else ("", text)
     what = re.sub(r"\s*\(line \d+\)\s*$", "", what)
     if "UTF-8" in what:
-        return KGLoadError(
-            "the file is not UTF-8; re-encode it, e.g. `iconv -f latin1 -t utf-8 IN > OUT`",
-            path,
-            e.lineno,
-        )
+        return KGLoadError(f"the file is not UTF-8; {recode_hint(_start(path))}", path, e.lineno)
     if "LoadDocumentCallback" in what:  # a "@context" or "@import" given as a URL
         return KGLoadError(REMOTE_CONTEXT, path, e.lineno)
     if where and not where.startswith("between"):

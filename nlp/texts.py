@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from kg.encoding import recode_hint
 from kg.errors import AmbiguousEntityError, EntityNotFoundError, KGFuseError
 from kg.protocol import Graph
 
@@ -119,9 +120,7 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
     try:
         content = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
-        raise DataError(
-            f"{path}: not UTF-8 ({e.reason} at byte {e.start}); re-encode it as UTF-8"
-        ) from e
+        raise not_utf8(path) from e
     if kind == "txt":
         numbered = [(n, line) for n, line in enumerate(_lines(content), 1) if line.strip()]
         rows, lines = [{"text": line} for _, line in numbered], [n for n, _ in numbered]
@@ -144,6 +143,21 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
             if row.get(c) is None or not str(row[c]).strip():
                 raise DataError(f"{path}:{line}: row {n} has an empty {c!r}")
     return rows
+
+
+def not_utf8(path: Path) -> DataError:
+    """The error for a data file that is not UTF-8: the line of its first undecodable byte,
+    and how to convert it (from UTF-16, or most likely Latin-1)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        return DataError(
+            f"{path}:{line}: not UTF-8 (byte 0x{data[e.start]:02x} cannot be decoded); "
+            + recode_hint(data[:2])
+        )
+    return DataError(f"{path}: not UTF-8; {recode_hint(data[:2])}")
 
 
 def missing_file(path: Path) -> str:
@@ -274,7 +288,10 @@ def read_label_map(path: str | Path, graph: Graph, labels: Sequence[str]) -> lis
             reader = csv.reader(f, delimiter="\t")
             rows = [r for r in reader if r and any(c.strip() for c in r)]
     except UnicodeDecodeError as e:
-        raise DataError(f"label map {path}: not UTF-8 ({e.reason} at byte {e.start})") from e
+        raise DataError(
+            f"label map {path}: not UTF-8 ({e.reason} at byte {e.start}); "
+            + recode_hint(path.read_bytes()[:2])
+        ) from e
     except csv.Error as e:
         raise DataError(f"label map {path}:{reader.line_num}: cannot read this row ({e})") from e
     mapping: dict[str, str] = {}

@@ -222,3 +222,29 @@ def test_kg_load_a_file_whose_extension_lies_says_what_it_looks_like(tmp_path: P
     result = run_cli("kg", "load", str(broken), "-o", str(tmp_path / "kg"))
     _refused(result, f"{broken}:2:")
     assert "looks like" not in result.stderr
+
+
+def test_cli_a_utf16_file_is_told_to_convert_from_utf16(tiny_bundle: Path, tmp_path: Path) -> None:
+    """The old fix, `iconv -f latin1`, turns UTF-16 into text full of NUL characters."""
+    from_utf16 = "it is UTF-16 (it starts with a UTF-16 byte-order mark): re-encode it as UTF-8"
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text,label\nmy cough,flu\n", encoding="utf-16")
+    facts = tmp_path / "facts.nt"
+    facts.write_text("<http://e/flu> <http://e/has_symptom> <http://e/fever> .\n", "utf-16")
+    config = tmp_path / "run.yaml"
+    config.write_text("output: runs/x\n", encoding="utf-16")
+    for result in (
+        run_cli("predict", str(tiny_bundle), "-i", str(texts), "--json"),
+        run_cli("evaluate", str(tiny_bundle), str(texts)),
+        run_cli("kg", "load", str(facts), "-o", str(tmp_path / "kg")),
+        run_cli("check", str(config)),
+    ):
+        _refused(result, from_utf16, "iconv -f utf-16 -t utf-8")
+        assert "latin1" not in result.stderr
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("text,label\nmy cough,flu\ncaf\u00e9 fever,flu\n".encode("latin-1"))
+    _refused(
+        run_cli("predict", str(tiny_bundle), "-i", str(latin1), "--json"),
+        f"{latin1}:3: not UTF-8 (byte 0xe9 cannot be decoded)",
+        "iconv -f latin1 -t utf-8",
+    )
