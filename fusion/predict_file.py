@@ -34,6 +34,7 @@ from nlp.texts import (
     check_json_value,
     delimited_rows,
     missing_file,
+    no_rows,
     not_utf8,
     text_problem,
 )
@@ -130,7 +131,7 @@ def scan(path: Path, column: str, max_chars: int | None = None) -> tuple[int, st
         if text_problem(text, max_chars):
             failing.append(total)
     if not total:
-        raise DataError(f"{path}: no rows")
+        raise no_rows(path)
     return total, _sha256(path), failing
 
 

@@ -129,7 +129,7 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
     else:
         rows, lines = _read_delimited(path, content, "\t" if kind == "tsv" else ",", required)
     if not rows:
-        raise DataError(f"{path}: no rows")
+        raise no_rows(path)
     columns = list(rows[0])
     missing = [c for c in required if c not in columns]
     if missing:
@@ -158,6 +158,18 @@ def not_utf8(path: Path) -> DataError:
             + recode_hint(data[:2])
         )
     return DataError(f"{path}: not UTF-8; {recode_hint(data[:2])}")
+
+
+def no_rows(path: Path) -> DataError:
+    """The error for a data file that holds no text: only a header, or blank lines."""
+    kind = TEXT_FORMATS.get(path.suffix.lower())
+    if kind in ("csv", "tsv"):
+        return DataError(f"{path}: no rows, only the header; add one row per text under it")
+    if kind == "jsonl":
+        return DataError(
+            f'{path}: no records (the file is blank); add one JSON object per line, e.g. {{"text": "..."}}'
+        )
+    return DataError(f"{path}: no texts (the file is blank); add one text per line")
 
 
 def missing_file(path: Path) -> str:

@@ -248,3 +248,20 @@ def test_cli_a_utf16_file_is_told_to_convert_from_utf16(tiny_bundle: Path, tmp_p
         f"{latin1}:3: not UTF-8 (byte 0xe9 cannot be decoded)",
         "iconv -f latin1 -t utf-8",
     )
+
+
+def test_cli_a_file_without_texts_says_what_it_lacks(tiny_bundle: Path, tmp_path: Path) -> None:
+    """It said "no rows", which left a user with a header wondering what a row was missing."""
+    header = tmp_path / "header.csv"
+    header.write_text("text,label\n")
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("\n\n")
+    for result in (
+        run_cli("predict", str(tiny_bundle), "-i", str(header), "--json"),
+        run_cli("evaluate", str(tiny_bundle), str(header)),
+    ):
+        _refused(result, f"{header}: no rows, only the header; add one row per text under it")
+    _refused(
+        run_cli("link", "--kg", str(LINKER_KG), "-i", str(blank), "--json"),
+        f"{blank}: no records (the file is blank); add one JSON object per line",
+    )
