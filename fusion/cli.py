@@ -279,6 +279,8 @@ def evaluate_command(
     from fusion.bundle import load_bundle
     from fusion.evaluate import evaluate
 
+    if json_out is not None:
+        check_file_writable(json_out)  # before the model loads and every text is predicted
     model, resources, _ = load_bundle(bundle)
     metrics = evaluate(model, resources, resources.prepare_file(data, text_column, label_column))
     console.print(
@@ -371,6 +373,8 @@ def predict_command(
         raise DataError("--json prints the predictions and -o writes them to a file; pass one")
     if input is None:
         check_texts(texts)
+        if output is not None:
+            check_file_writable(output)  # before the model loads
         found = Predictor.from_dir(bundle).predict(texts, explain_paths=paths)
         if output is None:
             _show(found, json_lines)

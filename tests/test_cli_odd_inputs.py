@@ -265,3 +265,18 @@ def test_cli_a_file_without_texts_says_what_it_lacks(tiny_bundle: Path, tmp_path
         run_cli("link", "--kg", str(LINKER_KG), "-i", str(blank), "--json"),
         f"{blank}: no records (the file is blank); add one JSON object per line",
     )
+
+
+def test_cli_evaluate_and_predict_check_their_output_before_the_model_runs(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """evaluate printed its metrics, then refused to write them; predict loaded the model."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("")
+    under_a_file = f"{blocker} is a file, not a folder"
+    data = FIXTURES / "tiny_test.csv"
+    result = run_cli("evaluate", str(tiny_bundle), str(data), "--json", str(blocker / "m.json"))
+    _refused(result, under_a_file)
+    assert result.stdout == ""
+    result = run_cli("predict", str(tmp_path / "no-bundle"), "my cough", "-o", str(blocker / "p"))
+    _refused(result, under_a_file)
