@@ -37,6 +37,7 @@ from nlp.texts import (
     no_rows,
     not_utf8,
     text_problem,
+    unique_keys,
 )
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def _jsonl_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=unique_keys)
         except (ValueError, RecursionError) as e:
             raise DataError(f"{path}:{n}: invalid JSON ({getattr(e, 'msg', e)})") from e
         if not isinstance(record, dict):

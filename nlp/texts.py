@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from kg.encoding import recode_hint
 from kg.errors import AmbiguousEntityError, EntityNotFoundError, KGFuseError
@@ -195,7 +195,7 @@ def _read_jsonl(
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=unique_keys)
         except RecursionError:
             raise DataError(f"{path}:{n}: the JSON nests too deep to read") from None
         except ValueError as e:  # JSONDecodeError, or a number over 4,300 digits
@@ -209,6 +209,17 @@ def _read_jsonl(
         rows.append({k: v if isinstance(v, str) else json.dumps(v) for k, v in record.items()})
         lines.append(n)
     return rows, lines
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict (`json.loads`' ``object_pairs_hook``), refusing a key
+    given twice: JSON parsers keep the last value without a word."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} is given twice in one object; keep one of them")
+        seen.add(key)
+    return dict(pairs)
 
 
 def check_json_value(path: Path, line: int, key: str, value: object) -> None:

@@ -280,3 +280,14 @@ def test_cli_evaluate_and_predict_check_their_output_before_the_model_runs(
     assert result.stdout == ""
     result = run_cli("predict", str(tmp_path / "no-bundle"), "my cough", "-o", str(blocker / "p"))
     _refused(result, under_a_file)
+
+
+def test_cli_a_jsonl_record_that_gives_a_key_twice_is_refused(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """JSON keeps the last value without a word: "my cough" was never classified."""
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text('{"text": "a fever"}\n{"text": "my cough", "text": "flu"}\n')
+    twice = f"{texts}:2: invalid JSON (the key 'text' is given twice in one object"
+    _refused(run_cli("predict", str(tiny_bundle), "-i", str(texts), "--json"), twice)
+    _refused(run_cli("link", "--kg", str(LINKER_KG), "-i", str(texts), "--json"), twice)
