@@ -59,6 +59,8 @@ def iter_texts(path: Path, column: str = "text") -> Iterator[str]:
             such column, naming the file and the line.
     """
     kind = TEXT_FORMATS.get(path.suffix.lower())
+    if path.is_dir():  # a folder is no file of an unknown kind
+        raise DataError(missing_file(path))
     if kind is None:
         raise DataError(
             f"{path}: cannot read {path.suffix or 'extensionless'} files; use one of "

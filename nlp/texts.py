@@ -111,6 +111,8 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
     """
     path = Path(path)
     kind = TEXT_FORMATS.get(path.suffix.lower())
+    if path.is_dir():  # a folder is no file of an unknown kind
+        raise DataError(missing_file(path))
     if kind is None:
         raise DataError(
             f"{path}: cannot read {path.suffix or 'extensionless'} files; use one of {', '.join(TEXT_FORMATS)}"

@@ -291,3 +291,15 @@ def test_cli_a_jsonl_record_that_gives_a_key_twice_is_refused(
     twice = f"{texts}:2: invalid JSON (the key 'text' is given twice in one object"
     _refused(run_cli("predict", str(tiny_bundle), "-i", str(texts), "--json"), twice)
     _refused(run_cli("link", "--kg", str(LINKER_KG), "-i", str(texts), "--json"), twice)
+
+
+def test_cli_a_folder_without_an_extension_given_as_data_is_called_a_folder(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """It was "cannot read extensionless files", as if renaming it would help."""
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    a_folder = f"{folder} is a folder; give the file inside it"
+    _refused(run_cli("predict", str(tiny_bundle), "-i", str(folder), "--json"), a_folder)
+    _refused(run_cli("link", "--kg", str(LINKER_KG), "-i", str(folder), "--json"), a_folder)
+    _refused(run_cli("check", "configs/tiny.yaml", f"data.train={folder}"), a_folder)
