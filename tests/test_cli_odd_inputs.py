@@ -303,3 +303,11 @@ def test_cli_a_folder_without_an_extension_given_as_data_is_called_a_folder(
     _refused(run_cli("predict", str(tiny_bundle), "-i", str(folder), "--json"), a_folder)
     _refused(run_cli("link", "--kg", str(LINKER_KG), "-i", str(folder), "--json"), a_folder)
     _refused(run_cli("check", "configs/tiny.yaml", f"data.train={folder}"), a_folder)
+
+
+def test_cli_kg_path_from_an_entity_to_itself_says_it_is_one_entity(tiny_ttl: Path) -> None:
+    """It said "no path of at most 3 hops joins 'Influenza' and 'Influenza'", as if the KG
+    lacked one."""
+    result = run_cli("kg", "path", "flu", "http://example.org/tiny/flu", "--kg", str(tiny_ttl))
+    _refused(result, "'flu' and 'http://example.org/tiny/flu' are the same entity, 'Influenza'")
+    assert "no path" not in result.stdout
