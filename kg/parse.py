@@ -181,7 +181,11 @@ def _open_binary(path: Path, progress: Progress | None) -> Iterator[IO[bytes]]:
             yield stream
         except (OSError, EOFError, zlib.error) as e:
             if magic == b"\x1f\x8b":
-                raise KGLoadError(f"the gzip stream is corrupt or truncated ({e})", path) from e
+                raise KGLoadError(
+                    f"the gzip stream is corrupt or truncated ({e}); download or compress the "
+                    "file again (`gzip -t FILE` checks a copy)",
+                    path,
+                ) from e
             raise
 
 

@@ -311,3 +311,15 @@ def test_cli_kg_path_from_an_entity_to_itself_says_it_is_one_entity(tiny_ttl: Pa
     result = run_cli("kg", "path", "flu", "http://example.org/tiny/flu", "--kg", str(tiny_ttl))
     _refused(result, "'flu' and 'http://example.org/tiny/flu' are the same entity, 'Influenza'")
     assert "no path" not in result.stdout
+
+
+def test_kg_load_a_truncated_gzip_says_to_fetch_it_again(tmp_path: Path) -> None:
+    import gzip
+
+    rows = "".join(f"<http://e/a{i}> <http://e/r> <http://e/b{i}> .\n" for i in range(5_000))
+    packed = gzip.compress(rows.encode())
+    facts = tmp_path / "facts.nt.gz"
+    facts.write_bytes(packed[: len(packed) // 2])
+    result = run_cli("kg", "load", str(facts), "-o", str(tmp_path / "kg"))
+    _refused(result, f"{facts}: the gzip stream is corrupt or truncated", "download or compress")
+    assert not (tmp_path / "kg").exists()
