@@ -32,6 +32,7 @@ from nlp.texts import (
     DataError,
     check_header,
     check_json_value,
+    check_width,
     delimited_rows,
     missing_file,
     no_rows,
@@ -108,7 +109,7 @@ def _jsonl_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
 
 
 def _delimited_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
-    index = None
+    index, header = None, []
     for start, row in delimited_rows(path, f, delimiter):
         if index is None:
             check_header(path, start, row)
@@ -117,8 +118,9 @@ def _delimited_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
                     f"{path}: no column {column!r}; the columns are {row}: name the one to read "
                     "with --text-column"
                 )
-            index = row.index(column)
+            index, header = row.index(column), row
             continue
+        check_width(path, start, row, header, delimiter)
         yield start, {column: row[index] if index < len(row) else ""}
     if index is None:
         raise DataError(f"{path}: the file is empty; it needs a header row with {column!r}")

@@ -264,6 +264,7 @@ def _read_delimited(
         if header is None:
             header = check_header(path, start, row)
             continue
+        check_width(path, start, row, header, delimiter)
         rows.append({h: row[i] if i < len(row) else "" for i, h in enumerate(header)})
         lines.append(start)
     if header is None:
@@ -285,6 +286,19 @@ def check_header(path: Path, line: int, header: list[str]) -> list[str]:
             )
         seen.setdefault(name, n)
     return header
+
+
+def check_width(path: Path, line: int, row: list[str], header: list[str], delimiter: str) -> None:
+    """Refuse a row with more (non-empty) fields than the header has columns: most often a
+    text with an unquoted comma, which would be cut at the comma without a word."""
+    if len(row) > len(header) and any(field.strip() for field in row[len(header) :]):
+        sign = "a tab" if delimiter == "\t" else repr(delimiter)
+        columns = f"{len(header)} column" + ("s" if len(header) != 1 else "")
+        raise DataError(
+            f"{path}:{line}: this row has {len(row)} fields but the header names {columns}; "
+            f'a text that holds {sign} must be quoted (e.g. "a cough, then a fever"), or add '
+            "the missing column to the header"
+        )
 
 
 def _quoting_problem(error: csv.Error) -> str:

@@ -323,3 +323,17 @@ def test_kg_load_a_truncated_gzip_says_to_fetch_it_again(tmp_path: Path) -> None
     result = run_cli("kg", "load", str(facts), "-o", str(tmp_path / "kg"))
     _refused(result, f"{facts}: the gzip stream is corrupt or truncated", "download or compress")
     assert not (tmp_path / "kg").exists()
+
+
+def test_cli_a_row_wider_than_the_header_is_refused_not_cut(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """An unquoted comma cut "I have a cough, and a fever" to "I have a cough" silently."""
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text\nmy cough\nI have a cough, and a fever\n")
+    wider = f"{texts}:3: this row has 2 fields but the header names 1 column; a text that holds"
+    _refused(run_cli("predict", str(tiny_bundle), "-i", str(texts), "--json"), wider)
+    _refused(run_cli("link", "--kg", str(LINKER_KG), "-i", str(texts), "--json"), wider)
+    trailing = tmp_path / "trailing.csv"  # an empty field after the last column is no text
+    trailing.write_text("text,label\nmy cough,flu,\n")
+    assert run_cli("evaluate", str(tiny_bundle), str(trailing)).returncode == 0
