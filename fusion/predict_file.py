@@ -37,6 +37,7 @@ from nlp.texts import (
     missing_file,
     no_rows,
     not_utf8,
+    other_delimiter,
     text_problem,
     unique_keys,
 )
@@ -113,6 +114,9 @@ def _delimited_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
     for start, row in delimited_rows(path, f, delimiter):
         if index is None:
             check_header(path, start, row)
+            kind = "tsv" if delimiter == "\t" else "csv"
+            if column not in row and (other := other_delimiter(row, kind)):
+                raise DataError(f"{path}: no column {column!r}; {other}")
             if column not in row:
                 raise DataError(
                     f"{path}: no column {column!r}; the columns are {row}: name the one to read "

@@ -134,6 +134,8 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
         raise no_rows(path)
     columns = list(rows[0])
     missing = [c for c in required if c not in columns]
+    if missing and (other := other_delimiter(columns, kind)):
+        raise DataError(f"{path}: no column {', '.join(map(repr, missing))}; {other}")
     if missing:
         raise DataError(
             f"{path}: no column {', '.join(map(repr, missing))}; the columns are {columns}: name "
@@ -286,6 +288,25 @@ def check_header(path: Path, line: int, header: list[str]) -> list[str]:
             )
         seen.setdefault(name, n)
     return header
+
+
+def other_delimiter(columns: list[str], kind: str) -> str | None:
+    """What to do when a one-column header holds another file kind's delimiter (Excel in many
+    locales saves "CSV" with semicolons): the whole header reads as one column name."""
+    if kind not in ("csv", "tsv") or len(columns) != 1:
+        return None
+    for sign, name, fix in (
+        ("\t", "tabs", "rename it .tsv"),
+        (",", "commas", "rename it .csv"),
+        (";", "semicolons", "save it with commas (.csv) or tabs (.tsv)"),
+        ("|", "bars", "save it with commas (.csv) or tabs (.tsv)"),
+    ):
+        if sign != ("\t" if kind == "tsv" else ",") and sign in columns[0]:
+            return (
+                f"its header {columns[0]!r} is separated by {name}, and a .{kind} file by "
+                f"{'tabs' if kind == 'tsv' else 'commas'}: {fix}"
+            )
+    return None
 
 
 def check_width(path: Path, line: int, row: list[str], header: list[str], delimiter: str) -> None:

@@ -337,3 +337,20 @@ def test_cli_a_row_wider_than_the_header_is_refused_not_cut(
     trailing = tmp_path / "trailing.csv"  # an empty field after the last column is no text
     trailing.write_text("text,label\nmy cough,flu,\n")
     assert run_cli("evaluate", str(tiny_bundle), str(trailing)).returncode == 0
+
+
+def test_cli_a_file_with_another_delimiter_says_which(tiny_bundle: Path, tmp_path: Path) -> None:
+    """Excel saves "CSV" with semicolons in many locales: the header read as one column named
+    'text;label', and the message left the user to work out why."""
+    semicolons = tmp_path / "texts.csv"
+    semicolons.write_text("text;label\nmy cough;flu\n")
+    _refused(
+        run_cli("evaluate", str(tiny_bundle), str(semicolons)),
+        "its header 'text;label' is separated by semicolons, and a .csv file by commas",
+    )
+    tabs = tmp_path / "tabs.csv"
+    tabs.write_text("text\tlabel\nmy cough\tflu\n")
+    _refused(
+        run_cli("predict", str(tiny_bundle), "-i", str(tabs), "--json"),
+        "is separated by tabs, and a .csv file by commas: rename it .tsv",
+    )
