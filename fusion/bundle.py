@@ -44,6 +44,7 @@ from fusion.resources import Resources
 from kg.errors import KGFuseError
 from kg.files import as_path, atomic_directory, refuse_foreign_folder
 from kg.protocol import Graph
+from kg.storage import META_FILE as KG_META_FILE
 from kg.storage import read_versioned_json
 from kg.store_graph import open_saved_graph
 from nlp.linker import ALIAS_FILE, from_kg
@@ -170,10 +171,30 @@ def _index_fits(index: Path, graph: Graph) -> bool:
     )
 
 
+def _other_folder(folder: Path) -> str | None:
+    """What to pass instead when ``folder`` is a training run's folder or a compiled KG (a
+    bundle's own ``kg/`` among them), not a bundle."""
+    if (folder / "bundle" / BUNDLE_FILE).is_file():
+        return (
+            f"{folder} is a training run's folder, not a model bundle; its bundle is "
+            f"{folder / 'bundle'}: pass that"
+        )
+    if not (folder / KG_META_FILE).is_file():
+        return None
+    if (folder.parent / BUNDLE_FILE).is_file():
+        return f"{folder} is the KG inside the bundle {folder.parent}: pass {folder.parent}"
+    return (
+        f"{folder} is a compiled KG, not a model bundle; pass the folder `kgfuse train` "
+        "writes (OUTPUT/bundle), or train one with `kgfuse train CONFIG`"
+    )
+
+
 def read_meta(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     if not folder.is_dir():
         raise BundleError(f"no model bundle at {folder}; train one with `kgfuse train CONFIG`")
+    if not (folder / BUNDLE_FILE).exists() and (other := _other_folder(folder)):
+        raise BundleError(other)
     for name in REQUIRED:
         if not (folder / name).exists():
             raise BundleError(

@@ -279,6 +279,8 @@ def evaluate_command(
     from fusion.bundle import load_bundle
     from fusion.evaluate import evaluate
 
+    if json_out is not None:
+        check_file_writable(json_out)  # before the model loads and every text is predicted
     model, resources, _ = load_bundle(bundle)
     metrics = evaluate(model, resources, resources.prepare_file(data, text_column, label_column))
     console.print(
@@ -362,6 +364,7 @@ def predict_command(
         scan,
         start_or_resume,
     )
+    from nlp.linker_settings import text_limit
     from nlp.texts import DataError, check_texts
 
     if bool(texts) == (input is not None):
@@ -370,6 +373,8 @@ def predict_command(
         raise DataError("--json prints the predictions and -o writes them to a file; pass one")
     if input is None:
         check_texts(texts)
+        if output is not None:
+            check_file_writable(output)  # before the model loads
         found = Predictor.from_dir(bundle).predict(texts, explain_paths=paths)
         if output is None:
             _show(found, json_lines)
@@ -377,8 +382,9 @@ def predict_command(
             write_text(output, "".join(p.json_line() for p in found))
             console.print(f"{len(found)} prediction(s) -> {output}")
         return
-    read_meta(bundle)  # a missing bundle is named before the input is read
-    total, digest, failing = scan(input, text_column)  # read whole before the model loads
+    meta = read_meta(bundle)  # a missing bundle is named before the input is read
+    limit = text_limit(meta.get("linker") or {})
+    total, digest, failing = scan(input, text_column, limit)  # read whole before the model loads
     if output is None:
         predictor = Predictor.from_dir(bundle)
         _show(answers(predictor, iter_texts(input, text_column), paths), json_lines)
@@ -411,8 +417,8 @@ def _say_failing(failing: list[int], total: int, rerun: str) -> None:
 
     shown = ", ".join(map(str, failing[:5])) + (", ..." if len(failing) > 5 else "")
     raise DataError(
-        f"{len(failing)} of {total} texts could not be classified (text {shown}: empty or not "
-        "valid Unicode); each has an error line in its place, with the reason, and every other "
+        f"{len(failing)} of {total} texts could not be classified (text {shown}: empty, not "
+        "valid Unicode or too long); each has an error line in its place, with the reason, and every other "
         f"text was answered; fix them in the input and {rerun} to predict them"
     )
 

@@ -32,6 +32,7 @@ from fusion.settings import (
     SubgraphSettings,
     TrainSettings,
 )
+from kg.encoding import recode_hint
 from kg.errors import KGFuseError
 
 __all__ = [
@@ -253,6 +254,8 @@ def _checks(config: RunConfig, bad: set[str]) -> Iterator[tuple[str, str]]:
         )
     if "data" not in bad and not (data.train or data.path):
         yield "data", "'data.train' or 'data.path' is required: the labelled texts"
+    if "data" not in bad and data.train:
+        yield from _training_file_reused(data.train, data.val, data.tests)
     if not bad & {"train", "data"} and train.self_training_rounds > 0 and not data.unlabeled:
         yield (
             "train.self_training_rounds",
@@ -274,6 +277,34 @@ def _checks(config: RunConfig, bad: set[str]) -> Iterator[tuple[str, str]]:
                     "paths walks the whole compiled KG: give 'kg.files', "
                     "or use model.graph_encoder=rgcn with a triple store"
                 ),
+            )
+
+
+def _training_file_reused(train: str, val: str, tests: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """Validation or a test that is the training file itself: its scores would be scores on
+    texts the model trained on."""
+    train_path = Path(train).resolve()
+
+    def same(other: str) -> bool:
+        path = Path(other).resolve()
+        if path == train_path:
+            return True
+        return path.exists() and train_path.exists() and os.path.samefile(path, train_path)
+
+    if val and same(val):
+        yield (
+            "data.val",
+            f"is the training file ({train}): validation would score texts the model trained "
+            "on, so early stopping, the checkpoint and the temperature would reward memorising; "
+            "give a file of other texts, or leave data.val out to carve validation from "
+            "data.train",
+        )
+    for name, test in tests.items():
+        if test and same(test):
+            yield (
+                f"data.tests.{name}",
+                f"is the training file ({train}): its scores would be training scores; give a "
+                "file of texts the model does not train on",
             )
 
 
@@ -305,6 +336,20 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _yaml_problem(path: Path, e: yaml.YAMLError) -> str:
+    """One line: the file, line and column, and what PyYAML found (its own message spans
+    lines, quotes the source and calls the file "<unicode string>")."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    if "'\\t'" in problem:  # PyYAML's words for a tab: found character '\t' that ...
+        return f"{where}: a tab indents this line; YAML indents with spaces only: use spaces"
+    context, start = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context and start is not None and mark is not None and start.line != mark.line:
+        context += f" from line {start.line + 1}"
+    return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
 def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         what = "is a folder, not a YAML file" if path.is_dir() else "not found"
@@ -312,9 +357,10 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path} is not UTF-8 ({e.reason} at byte {e.start})") from None
+        hint = recode_hint(path.read_bytes()[:2])
+        raise ConfigError(f"{path} is not UTF-8 ({e.reason} at byte {e.start}); {hint}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+        raise ConfigError(_yaml_problem(path, e)) from e
     except (ValueError, RecursionError) as e:
         reason = str(e).splitlines()[0] if str(e) else "nested too deep"
         raise ConfigError(f"{path} holds a value YAML cannot read: {reason}") from None

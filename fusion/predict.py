@@ -19,7 +19,8 @@ from fusion.prediction import LinkedEntity, Prediction
 from fusion.resources import Prepared, Resources
 from kg.described_path import DescribedPath
 from kg.protocol import check_count
-from nlp.texts import DataError, check_texts
+from nlp.linker_settings import text_limit
+from nlp.texts import DataError, check_texts, text_problem
 
 # A batch of at most this many tokens (texts x padded length) runs on one torch thread when
 # OpenMP's threads sleep between calls (OMP_WAIT_POLICY=PASSIVE, which the kgfuse CLI sets):
@@ -64,6 +65,11 @@ class Predictor:
         return self.resources.labels
 
     @property
+    def max_chars(self) -> int:
+        """The most characters a text may have: the linker refuses a longer one."""
+        return text_limit(self.resources.linker_config)
+
+    @property
     def temperature(self) -> float:
         """The bundle's temperature (fusion/calibration.py): probabilities are calibrated."""
         return float(self.meta.get("temperature", 1.0))
@@ -89,7 +95,8 @@ class Predictor:
 
         Raises:
             DataError: ``texts`` is one string, not a list; a text is not a string, is empty
-                or is not valid Unicode (naming it: "text 2 ..."); ``explain_paths`` is not a
+                or is not valid Unicode, or is longer than `max_chars` (naming it: "text 2 ...");
+                ``explain_paths`` is not a
                 bool, or ``top_k_paths`` not an int of 1 or more.
         """
         check_texts(texts)
@@ -100,6 +107,9 @@ class Predictor:
         except (TypeError, ValueError) as e:
             raise DataError(f"{e}; top_k_paths is how many paths to give per text") from None
         texts = [str(text) for text in texts]  # numpy strings are strings too
+        for i, text in enumerate(texts, 1):  # spaCy would fail the whole batch on it
+            if problem := text_problem(text, self.max_chars):
+                raise DataError(f"text {i} {problem.message}")
         if not texts:
             return []
         started = time.perf_counter()

@@ -30,10 +30,16 @@ from kg.files import make_folder, read_json, write_json
 from nlp.texts import (
     TEXT_FORMATS,
     DataError,
+    check_header,
     check_json_value,
+    check_width,
     delimited_rows,
     missing_file,
+    no_rows,
+    not_utf8,
+    other_delimiter,
     text_problem,
+    unique_keys,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +61,8 @@ def iter_texts(path: Path, column: str = "text") -> Iterator[str]:
             such column, naming the file and the line.
     """
     kind = TEXT_FORMATS.get(path.suffix.lower())
+    if path.is_dir():  # a folder is no file of an unknown kind
+        raise DataError(missing_file(path))
     if kind is None:
         raise DataError(
             f"{path}: cannot read {path.suffix or 'extensionless'} files; use one of "
@@ -68,7 +76,7 @@ def iter_texts(path: Path, column: str = "text") -> Iterator[str]:
             for _, row in rows(path, f, "\t" if kind == "tsv" else ",", column):
                 yield row.get(column) or ""  # an empty text is its own failure (`answers`)
         except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not UTF-8 ({e.reason}); re-encode it as UTF-8") from e
+            raise not_utf8(path) from e
 
 
 Rows = Iterator[tuple[int, dict[str, str]]]
@@ -86,7 +94,7 @@ def _jsonl_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=unique_keys)
         except (ValueError, RecursionError) as e:
             raise DataError(f"{path}:{n}: invalid JSON ({getattr(e, 'msg', e)})") from e
         if not isinstance(record, dict):
@@ -102,32 +110,37 @@ def _jsonl_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
 
 
 def _delimited_rows(path: Path, f: Any, delimiter: str, column: str) -> Rows:
-    index = None
+    index, header = None, []
     for start, row in delimited_rows(path, f, delimiter):
         if index is None:
+            check_header(path, start, row)
+            kind = "tsv" if delimiter == "\t" else "csv"
+            if column not in row and (other := other_delimiter(row, kind)):
+                raise DataError(f"{path}: no column {column!r}; {other}")
             if column not in row:
                 raise DataError(
                     f"{path}: no column {column!r}; the columns are {row}: name the one to read "
                     "with --text-column"
                 )
-            index = row.index(column)
+            index, header = row.index(column), row
             continue
+        check_width(path, start, row, header, delimiter)
         yield start, {column: row[index] if index < len(row) else ""}
     if index is None:
         raise DataError(f"{path}: the file is empty; it needs a header row with {column!r}")
 
 
-def scan(path: Path, column: str) -> tuple[int, str, list[int]]:
+def scan(path: Path, column: str, max_chars: int | None = None) -> tuple[int, str, list[int]]:
     """Read the whole file before a model loads: how many texts it holds, its SHA-256, and the
-    numbers (from 1) of the texts that cannot be classified (empty, or not valid Unicode),
-    which get an error line in their place. Raises `DataError` for a file that cannot be read
-    as texts, naming it and the line."""
+    numbers (from 1) of the texts that cannot be classified (empty, not valid Unicode, or over
+    ``max_chars``), which get an error line in their place. Raises `DataError` for a file that
+    cannot be read as texts, naming it and the line."""
     total, failing = 0, []
     for total, text in enumerate(iter_texts(path, column), 1):
-        if text_problem(text):
+        if text_problem(text, max_chars):
             failing.append(total)
     if not total:
-        raise DataError(f"{path}: no rows")
+        raise no_rows(path)
     return total, _sha256(path), failing
 
 
@@ -230,7 +243,7 @@ class TextFailure:
 
     number: int  # the text's position in the file, from 1
     text: str
-    code: str  # "empty_text" or "invalid_text", as the service answers
+    code: str  # "empty_text", "invalid_text" or "text_too_long", as the service answers
     message: str  # "text N is empty ...", with the fix
 
     def json_line(self) -> str:
@@ -246,7 +259,7 @@ def answers(
     `Prediction`, or a `TextFailure` for a text that cannot be classified. ``first`` is the
     number of the first text (batches keep their place in the file when a run resumes)."""
     while batch := list(islice(texts, BATCH)):
-        problems = [text_problem(text) for text in batch]
+        problems = [text_problem(text, predictor.max_chars) for text in batch]
         good = [text for text, problem in zip(batch, problems, strict=True) if problem is None]
         found = iter(predictor.predict(good, explain_paths=paths))
         for i, (text, problem) in enumerate(zip(batch, problems, strict=True)):

@@ -19,6 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from kg.config import KGConfig
+from kg.errors import KGFuseError
 from kg.graph import KnowledgeGraph
 from kg.guards import ReadLimits
 from kg.load import load, open_or_load
@@ -227,6 +228,11 @@ def path_command(
     """The top-k simple paths between two entities, each hop a triple of the KG."""
     kg = _open_graph(kg_path, endpoint, store)
     a, b = kg.resolve(source), kg.resolve(target)
+    if a == b:  # else: "no path joins 'X' and 'X'", as if the KG lacked one
+        raise KGFuseError(
+            f"{source!r} and {target!r} are the same entity, {kg.label(a)!r} <{kg.iri(a)}>; "
+            "a path joins two different entities: give another TARGET"
+        )
     paths = kg.paths(a, b, k=k, max_hops=max_hops)
     if not paths:
         message = f"no path of at most {max_hops} hops joins {kg.label(a)!r} and {kg.label(b)!r}"

@@ -27,9 +27,10 @@ import numpy as np
 
 from kg import vocab
 from kg.compile import GraphBuilder
+from kg.encoding import recode_hint
 from kg.errors import KGLoadError
 from kg.fastparse import Triples, read_simple
-from kg.formats import DELIMITED
+from kg.formats import DELIMITED, FORMATS
 from kg.guards import ReadLimits, refuse_deep_json, refuse_xml_entities
 
 Progress = Callable[[int], None]  # called with the number of bytes just read from disk
@@ -100,10 +101,45 @@ def read_file(
                 refuse_deep_json(stream, path, limits.max_json_depth)
     if fmt in DELIMITED:
         _read_delimited(path, fmt, builder, progress, limits)
-    elif parser == "oxigraph":
-        _read_rdf_oxigraph(path, fmt, builder, tag, progress, limits)
-    else:
-        _read_rdf_rdflib(path, fmt, builder, tag, progress, limits)
+        return
+    try:
+        if parser == "oxigraph":
+            _read_rdf_oxigraph(path, fmt, builder, tag, progress, limits)
+        else:
+            _read_rdf_rdflib(path, fmt, builder, tag, progress, limits)
+    except KGLoadError as e:
+        looks = _looks_like(path)
+        if looks is None or looks == fmt or (looks == "turtle" and fmt in ("trig", "n3")):
+            raise
+        ext = FORMATS[looks][0]
+        raise KGLoadError(
+            f"{e.reason}; the file looks like {_SHOWN[looks]}, not {fmt} as its name says: "
+            f"rename it "
+            f"to .{ext} (or pass `--format {looks}` to kgfuse kg load)",
+            e.path,
+            e.line,
+        ) from e
+
+
+_SHOWN = {"xml": "RDF/XML", "json-ld": "JSON-LD", "turtle": "Turtle"}
+
+
+def _looks_like(path: Path) -> str | None:
+    """The RDF syntax the start of ``path`` plainly is (RDF/XML, JSON-LD or Turtle), or None:
+    a file named .ttl that holds RDF/XML fails on its first character with words about IRIs,
+    not about the file's name."""
+    try:
+        with _open_binary(path, None) as stream:
+            head = stream.read(1024).lstrip()
+    except (OSError, EOFError, zlib.error, KGLoadError):
+        return None
+    if head.startswith(b"<?xml") or head.startswith(b"<rdf:RDF"):
+        return "xml"
+    if head.startswith(b"{") or (head.startswith(b"[") and head[1:].lstrip().startswith(b"{")):
+        return "json-ld"
+    if re.match(rb"(@prefix|@base|PREFIX|BASE)\s", head):
+        return "turtle"
+    return None
 
 
 def _name_predicates(builder: GraphBuilder) -> frozenset[str]:
@@ -145,8 +181,21 @@ def _open_binary(path: Path, progress: Progress | None) -> Iterator[IO[bytes]]:
             yield stream
         except (OSError, EOFError, zlib.error) as e:
             if magic == b"\x1f\x8b":
-                raise KGLoadError(f"the gzip stream is corrupt or truncated ({e})", path) from e
+                raise KGLoadError(
+                    f"the gzip stream is corrupt or truncated ({e}); download or compress the "
+                    "file again (`gzip -t FILE` checks a copy)",
+                    path,
+                ) from e
             raise
+
+
+def _start(path: Path) -> bytes:
+    """The first bytes of ``path`` (gunzipped), or none when it cannot be read."""
+    try:
+        with _open_binary(path, None) as stream:
+            return stream.read(4)
+    except (OSError, EOFError, zlib.error, KGLoadError):
+        return b""
 
 
 def _decode_utf8(data: bytes, path: Path) -> str:
@@ -156,7 +205,7 @@ def _decode_utf8(data: bytes, path: Path) -> str:
         line = data.count(b"\n", 0, e.start) + 1
         raise KGLoadError(
             f"the file is not UTF-8 (byte 0x{data[e.start]:02x} cannot be decoded); "
-            "re-encode it, e.g. `iconv -f latin1 -t utf-8 IN > OUT`",
+            + recode_hint(data[:2]),
             path,
             line,
         ) from e
@@ -197,11 +246,7 @@ def _oxigraph_error(e: SyntaxError, path: Path) -> KGLoadError:
     where, what = (m.group(1), m.group(2)) if m else ("", text)
     what = re.sub(r"\s*\(line \d+\)\s*$", "", what)
     if "UTF-8" in what:
-        return KGLoadError(
-            "the file is not UTF-8; re-encode it, e.g. `iconv -f latin1 -t utf-8 IN > OUT`",
-            path,
-            e.lineno,
-        )
+        return KGLoadError(f"the file is not UTF-8; {recode_hint(_start(path))}", path, e.lineno)
     if "LoadDocumentCallback" in what:  # a "@context" or "@import" given as a URL
         return KGLoadError(REMOTE_CONTEXT, path, e.lineno)
     if where and not where.startswith("between"):
@@ -447,11 +492,33 @@ _ROW.maxlist, _ROW.maxstring = 6, 80
 
 
 def _csv_rows(reader: Any, path: Path, fmt: str) -> Iterator[list[str]]:
-    """The reader's rows; its own errors (a cell over csv's field limit, ...) as KGLoadError."""
-    try:
-        yield from reader
-    except csv.Error as e:
-        raise KGLoadError(f"cannot read this {fmt.upper()} row: {e}", path, reader.line_num) from e
+    """The reader's rows; its own errors (a quote that never closes, a cell over csv's field
+    limit, ...) as KGLoadError naming the line where the row starts."""
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise _csv_error(e, path, fmt, start) from e
+        yield row
+
+
+def _csv_error(e: csv.Error, path: Path, fmt: str, line: int) -> KGLoadError:
+    problem = f"cannot read this {fmt.upper()} row: {e}"
+    if "unexpected end of data" in str(e):
+        problem = (
+            'a quote (") opened in this row never closes, so the rows after it would be read '
+            'as one cell; close it, double it (""), or remove it'
+        )
+    elif "field larger than field limit" in str(e):
+        problem = (
+            f"a cell of this row is longer than {csv.field_size_limit():,} characters, the "
+            f'most a {fmt.upper()} cell may hold; shorten it (a quote (") that opens a cell '
+            "and never closes makes one cell of the rows after it: check the quotes)"
+        )
+    return KGLoadError(problem, path, line)
 
 
 def _read_delimited(
@@ -461,10 +528,12 @@ def _read_delimited(
         # a byte-order mark (Excel's "CSV UTF-8") is no part of the first name or the header
         text = _decode_utf8(stream.read(), path).removeprefix("\ufeff")
     base = builder.config.base_iri
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
+    delimiter = "\t" if fmt == "tsv" else ","
+    # strict: a quote that never closes is an error, not one cell of the rest of the file
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     first = True
     for row in _csv_rows(reader, path, fmt):
-        line = reader.line_num
+        line = reader.line_num  # where the row ends (a quoted cell may hold line breaks)
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line
         if first:

@@ -125,6 +125,8 @@ def read_graph_folder(directory: str | Path) -> tuple[dict[str, Any], dict[str, 
     if not directory.is_dir():
         raise KGStoreError(f"no compiled KG folder at {directory}; {rebuild}")
     meta_path, index_path = directory / META_FILE, directory / INDEX_FILE
+    if not meta_path.is_file() and (other := _model_folder(directory)):
+        raise KGStoreError(other)
     for p in (meta_path, index_path):
         if not p.is_file():
             raise KGStoreError(
@@ -143,6 +145,22 @@ def read_graph_folder(directory: str | Path) -> tuple[dict[str, Any], dict[str, 
     for name in STRING_FIELDS:
         fields[name] = StringTable(arrays[f"{name}.blob"], arrays[f"{name}.offsets"])
     return fields, meta
+
+
+def _model_folder(directory: Path) -> str | None:
+    """What to pass instead when ``directory`` is a model bundle or a training run's folder
+    (it holds its KG in ``kg/``): rebuilding a KG there, as the usual hint says, would
+    replace the model. A bundle is known by its ``bundle.json`` (fusion/bundle.py)."""
+    for bundle, kind in (
+        (directory, "a model bundle"),
+        (directory / "bundle", "a training run's folder"),
+    ):
+        if (bundle / "bundle.json").is_file():
+            return (
+                f"{directory} is {kind}, not a compiled KG; the KG its model reads is the "
+                f"folder {bundle / 'kg'}: pass that"
+            )
+    return None
 
 
 def rebuild_hint(directory: Path) -> str:

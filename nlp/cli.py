@@ -22,7 +22,7 @@ from kg.cli import KG_OPTION
 from kg.errors import KGFuseError
 from kg.files import atomic_file, check_file_writable
 from nlp.errors import LinkingError
-from nlp.linker_settings import LINKER_DEFAULTS, linker_help
+from nlp.linker_settings import LINKER_DEFAULTS, linker_help, text_limit
 from nlp.texts import read_records, text_problem
 
 if TYPE_CHECKING:  # spaCy pulls in torch: import it only when a command links
@@ -95,12 +95,20 @@ def link_command(
     else:
         assert input is not None
         rows = read_records(input, required=(text_column,))
-    records = _linked_records(nlp, rows, text_column)
+    too_long: list[int] = []
+    records = _linked_records(nlp, rows, text_column, too_long)
     if output is None:
         for record in records:
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
     else:
         _write_records(records, len(rows), output)
+    if too_long:
+        shown = ", ".join(map(str, too_long[:5])) + (", ..." if len(too_long) > 5 else "")
+        raise LinkingError(
+            f"{len(too_long)} of {len(rows)} texts are too long to link (text {shown}: over "
+            f"{text_limit({}):,} characters); each has an error in its record and every other "
+            "text was linked: split them into shorter texts"
+        )
 
 
 def _check_link_outputs(
@@ -109,7 +117,7 @@ def _check_link_outputs(
     """One source of texts (TEXT or --input) and one place for a file's links."""
     if (text is None) == (input is None):
         raise LinkingError("give either a TEXT argument or --input FILE (not both)")
-    problem = None if text is None else text_problem(text)
+    problem = None if text is None else text_problem(text, text_limit({}))
     if problem:  # as `kgfuse predict` refuses it; in a file, such a row links to nothing
         raise LinkingError(f"the TEXT argument {problem.message}")
     if json_lines and output is not None:
@@ -137,12 +145,21 @@ def _spacy_pipeline(name: str | None) -> Language | None:
 
 
 def _linked_records(
-    nlp: Language, rows: list[dict[str, str]], text_column: str
+    nlp: Language, rows: list[dict[str, str]], text_column: str, too_long: list[int]
 ) -> Iterator[dict[str, Any]]:
-    """Each row with its linked ``entities`` (a progress bar on a terminal's stderr)."""
+    """Each row with its linked ``entities`` (a progress bar on a terminal's stderr). A text
+    over the linker's limit links to nothing and gets an ``error``; its number (from 1) is
+    added to ``too_long``: spaCy would refuse it, and with it every other text."""
     from nlp.linker import linked_entities
 
-    docs: Iterable[Doc] = nlp.pipe([r[text_column] for r in rows], batch_size=256)
+    limit = text_limit({})
+    problems = [text_problem(r[text_column], limit) for r in rows]
+    fits = [
+        r[text_column]
+        for r, p in zip(rows, problems, strict=True)
+        if p is None or p.kind != "too_long"
+    ]
+    docs: Iterable[Doc] = nlp.pipe(fits, batch_size=256)
     if sys.stderr.isatty():
         docs = track(
             docs,
@@ -151,8 +168,14 @@ def _linked_records(
             console=Console(stderr=True),
             transient=True,
         )
-    for row, doc in zip(rows, docs, strict=True):
-        yield {**row, "entities": linked_entities(doc)}
+    found = iter(docs)
+    for n, (row, problem) in enumerate(zip(rows, problems, strict=True), 1):
+        if problem is not None and problem.kind == "too_long":
+            too_long.append(n)
+            error = {"code": problem.code, "message": f"text {n} {problem.message}"}
+            yield {**row, "entities": [], "error": error}
+        else:
+            yield {**row, "entities": linked_entities(next(found))}
 
 
 def _write_records(records: Iterable[dict[str, Any]], total: int, output: Path) -> None:

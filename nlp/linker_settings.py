@@ -89,3 +89,12 @@ def field_help(cls: type, name: str) -> str:
 def linker_help(name: str) -> str:
     """Field ``name``'s description as a CLI help sentence (``kgfuse link``'s options)."""
     return field_help(LinkerSettings, name)
+
+
+SPACY_MAX_LENGTH = 1_000_000  # spaCy refuses a longer text before any component sees it
+
+
+def text_limit(config: dict[str, Any]) -> int:
+    """The most characters a text may have for the pipeline `from_kg` builds (on blank English)
+    from linker ``config``: the linker's ``max_length``, and spaCy's own limit above it."""
+    return min(int(config.get("max_length", LINKER_DEFAULTS.max_length)), SPACY_MAX_LENGTH)

@@ -9,8 +9,9 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from kg.encoding import recode_hint
 from kg.errors import AmbiguousEntityError, EntityNotFoundError, KGFuseError
 from kg.protocol import Graph
 
@@ -34,22 +35,29 @@ _VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u
 
 
 class TextProblem(NamedTuple):
-    kind: str  # "invalid" (not valid Unicode) or "empty"
+    kind: str  # "invalid" (not valid Unicode), "empty" or "too_long"
     message: str  # completes "text N ...": what is wrong and what to send instead
 
     @property
     def code(self) -> str:
         """The error code the service and ``kgfuse predict`` give such a text."""
-        return f"{self.kind}_text"
+        return "text_too_long" if self.kind == "too_long" else f"{self.kind}_text"
 
 
-def text_problem(text: str) -> TextProblem | None:
+def text_problem(text: str, max_chars: int | None = None) -> TextProblem | None:
     """Why ``text`` cannot be classified, or None when it can.
 
     A lone surrogate (what undecodable bytes become, e.g. in a command-line argument) is not
     valid Unicode and breaks the tokenizers; a text of nothing but whitespace and invisible
-    characters has nothing to classify.
+    characters has nothing to classify; a text over ``max_chars`` (when given: the linker's
+    limit, `nlp.linker.text_limit`) would be refused by the linker.
     """
+    if max_chars is not None and len(text) > max_chars:
+        return TextProblem(
+            "too_long",
+            f"has {len(text):,} characters, over the linker's limit of {max_chars:,}; "
+            "split it into shorter texts",
+        )
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
@@ -103,6 +111,8 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
     """
     path = Path(path)
     kind = TEXT_FORMATS.get(path.suffix.lower())
+    if path.is_dir():  # a folder is no file of an unknown kind
+        raise DataError(missing_file(path))
     if kind is None:
         raise DataError(
             f"{path}: cannot read {path.suffix or 'extensionless'} files; use one of {', '.join(TEXT_FORMATS)}"
@@ -112,9 +122,7 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
     try:
         content = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
-        raise DataError(
-            f"{path}: not UTF-8 ({e.reason} at byte {e.start}); re-encode it as UTF-8"
-        ) from e
+        raise not_utf8(path) from e
     if kind == "txt":
         numbered = [(n, line) for n, line in enumerate(_lines(content), 1) if line.strip()]
         rows, lines = [{"text": line} for _, line in numbered], [n for n, _ in numbered]
@@ -123,9 +131,11 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
     else:
         rows, lines = _read_delimited(path, content, "\t" if kind == "tsv" else ",", required)
     if not rows:
-        raise DataError(f"{path}: no rows")
+        raise no_rows(path)
     columns = list(rows[0])
     missing = [c for c in required if c not in columns]
+    if missing and (other := other_delimiter(columns, kind)):
+        raise DataError(f"{path}: no column {', '.join(map(repr, missing))}; {other}")
     if missing:
         raise DataError(
             f"{path}: no column {', '.join(map(repr, missing))}; the columns are {columns}: name "
@@ -137,6 +147,33 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
             if row.get(c) is None or not str(row[c]).strip():
                 raise DataError(f"{path}:{line}: row {n} has an empty {c!r}")
     return rows
+
+
+def not_utf8(path: Path) -> DataError:
+    """The error for a data file that is not UTF-8: the line of its first undecodable byte,
+    and how to convert it (from UTF-16, or most likely Latin-1)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        return DataError(
+            f"{path}:{line}: not UTF-8 (byte 0x{data[e.start]:02x} cannot be decoded); "
+            + recode_hint(data[:2])
+        )
+    return DataError(f"{path}: not UTF-8; {recode_hint(data[:2])}")
+
+
+def no_rows(path: Path) -> DataError:
+    """The error for a data file that holds no text: only a header, or blank lines."""
+    kind = TEXT_FORMATS.get(path.suffix.lower())
+    if kind in ("csv", "tsv"):
+        return DataError(f"{path}: no rows, only the header; add one row per text under it")
+    if kind == "jsonl":
+        return DataError(
+            f'{path}: no records (the file is blank); add one JSON object per line, e.g. {{"text": "..."}}'
+        )
+    return DataError(f"{path}: no texts (the file is blank); add one text per line")
 
 
 def missing_file(path: Path) -> str:
@@ -162,7 +199,7 @@ def _read_jsonl(
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=unique_keys)
         except RecursionError:
             raise DataError(f"{path}:{n}: the JSON nests too deep to read") from None
         except ValueError as e:  # JSONDecodeError, or a number over 4,300 digits
@@ -176,6 +213,17 @@ def _read_jsonl(
         rows.append({k: v if isinstance(v, str) else json.dumps(v) for k, v in record.items()})
         lines.append(n)
     return rows, lines
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict (`json.loads`' ``object_pairs_hook``), refusing a key
+    given twice: JSON parsers keep the last value without a word."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} is given twice in one object; keep one of them")
+        seen.add(key)
+    return dict(pairs)
 
 
 def check_json_value(path: Path, line: int, key: str, value: object) -> None:
@@ -216,8 +264,9 @@ def _read_delimited(
     rows, lines = [], []
     for start, row in delimited_rows(path, io.StringIO(content, newline=""), delimiter):
         if header is None:
-            header = row
+            header = check_header(path, start, row)
             continue
+        check_width(path, start, row, header, delimiter)
         rows.append({h: row[i] if i < len(row) else "" for i, h in enumerate(header)})
         lines.append(start)
     if header is None:
@@ -227,9 +276,61 @@ def _read_delimited(
     return rows, lines
 
 
+def check_header(path: Path, line: int, header: list[str]) -> list[str]:
+    """``header``, refused when it names a column twice: which of the two is read would be
+    left to chance (one command read the first, another the last)."""
+    seen: dict[str, int] = {}
+    for n, name in enumerate(header, 1):
+        if name.strip() and name in seen:
+            raise DataError(
+                f"{path}:{line}: the header names column {name!r} twice (columns {seen[name]} "
+                f"and {n}); rename one of them, so that it is clear which to read"
+            )
+        seen.setdefault(name, n)
+    return header
+
+
+def other_delimiter(columns: list[str], kind: str) -> str | None:
+    """What to do when a one-column header holds another file kind's delimiter (Excel in many
+    locales saves "CSV" with semicolons): the whole header reads as one column name."""
+    if kind not in ("csv", "tsv") or len(columns) != 1:
+        return None
+    for sign, name, fix in (
+        ("\t", "tabs", "rename it .tsv"),
+        (",", "commas", "rename it .csv"),
+        (";", "semicolons", "save it with commas (.csv) or tabs (.tsv)"),
+        ("|", "bars", "save it with commas (.csv) or tabs (.tsv)"),
+    ):
+        if sign != ("\t" if kind == "tsv" else ",") and sign in columns[0]:
+            return (
+                f"its header {columns[0]!r} is separated by {name}, and a .{kind} file by "
+                f"{'tabs' if kind == 'tsv' else 'commas'}: {fix}"
+            )
+    return None
+
+
+def check_width(path: Path, line: int, row: list[str], header: list[str], delimiter: str) -> None:
+    """Refuse a row with more (non-empty) fields than the header has columns: most often a
+    text with an unquoted comma, which would be cut at the comma without a word."""
+    if len(row) > len(header) and any(field.strip() for field in row[len(header) :]):
+        sign = "a tab" if delimiter == "\t" else repr(delimiter)
+        columns = f"{len(header)} column" + ("s" if len(header) != 1 else "")
+        raise DataError(
+            f"{path}:{line}: this row has {len(row)} fields but the header names {columns}; "
+            f'a text that holds {sign} must be quoted (e.g. "a cough, then a fever"), or add '
+            "the missing column to the header"
+        )
+
+
 def _quoting_problem(error: csv.Error) -> str:
     if "unexpected end of data" in str(error):
         return 'a quote (") opened in this row never closes; close it (or double it: "")'
+    if "field larger than field limit" in str(error):
+        return (
+            f"a field of this row is longer than {csv.field_size_limit():,} characters, the "
+            "most a CSV or TSV field may hold; split the text into shorter texts (a quote that "
+            "never closes also makes one field of many rows: check the quotes before it)"
+        )
     return (
         f"malformed row ({error}); quote a field that holds the delimiter, a quote or a line "
         'break, and double each quote inside it ("")'
@@ -247,7 +348,10 @@ def read_label_map(path: str | Path, graph: Graph, labels: Sequence[str]) -> lis
             reader = csv.reader(f, delimiter="\t")
             rows = [r for r in reader if r and any(c.strip() for c in r)]
     except UnicodeDecodeError as e:
-        raise DataError(f"label map {path}: not UTF-8 ({e.reason} at byte {e.start})") from e
+        raise DataError(
+            f"label map {path}: not UTF-8 ({e.reason} at byte {e.start}); "
+            + recode_hint(path.read_bytes()[:2])
+        ) from e
     except csv.Error as e:
         raise DataError(f"label map {path}:{reader.line_num}: cannot read this row ({e})") from e
     mapping: dict[str, str] = {}
