@@ -360,6 +360,7 @@ def predict_command(
         answers,
         iter_texts,
         predict_file,
+        predictions_lock,
         run_record,
         scan,
         start_or_resume,
@@ -391,19 +392,20 @@ def predict_command(
         _say_failing(failing, total, "rerun")
         return
     run = run_record(bundle, input, text_column, paths, digest, total)
-    done = start_or_resume(output, run, overwrite)
-    if done is None:
-        console.print(f"{output} already holds the {total} answers of this input and bundle")
-        _say_failing(failing, total, "rerun with --overwrite")
-        return
-    if done:
-        console.print(f"resuming {output}: {done} of {total} predictions kept")
-    predictor = Predictor.from_dir(bundle)
-    try:
-        predicted = predict_file(predictor, input, output, run, done, progress)
-    except KeyboardInterrupt:
-        console.print(f"interrupted: {output}.part keeps what was written; rerun to resume")
-        raise typer.Exit(130) from None
+    with predictions_lock(output):  # one writer: two would append to the same OUT.part
+        done = start_or_resume(output, run, overwrite)
+        if done is None:
+            console.print(f"{output} already holds the {total} answers of this input and bundle")
+            _say_failing(failing, total, "rerun with --overwrite")
+            return
+        if done:
+            console.print(f"resuming {output}: {done} of {total} predictions kept")
+        predictor = Predictor.from_dir(bundle)
+        try:
+            predicted = predict_file(predictor, input, output, run, done, progress)
+        except KeyboardInterrupt:
+            console.print(f"interrupted: {output}.part keeps what was written; rerun to resume")
+            raise typer.Exit(130) from None
     console.print(f"{predicted} answer(s) -> {output} ({total} in all)")
     _say_failing(failing, total, "rerun with --overwrite")
 

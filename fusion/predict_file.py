@@ -21,12 +21,14 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kg.files import make_folder, read_json, write_json
+from kg.folder_lock import output_lock
 from nlp.texts import (
     TEXT_FORMATS,
     DataError,
@@ -194,6 +196,20 @@ def _complete_batches(part: Path) -> int:
         keep -= keep % BATCH
         f.truncate(kept_at)
     return keep
+
+
+def predictions_lock(output: Path) -> AbstractContextManager[None]:
+    """Hold ``output``'s lock (`kg.folder_lock.output_lock` on ``.OUT.lock`` beside it) while
+    its predictions are written: a second `kgfuse predict -o OUT` meanwhile is refused, not
+    appended to the same ``OUT.part``. Makes the folder of ``output``."""
+    make_folder(output.parent)
+    return output_lock(
+        output.with_name(f".{output.name}.lock"),
+        output,
+        "another kgfuse predict writing it",
+        "wait for it to end (this command then finds its answers, or resumes), or choose "
+        "another -o",
+    )
 
 
 def start_or_resume(output: Path, run: dict[str, Any], overwrite: bool) -> int | None:

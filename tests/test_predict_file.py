@@ -161,3 +161,28 @@ def test_predict_file_answers_every_text_and_gives_a_bad_one_an_error_line_in_it
     assert [json.loads(x)["label"] for x in alone.stdout.splitlines()] == [
         r["label"] for r in records[::2]
     ]
+
+
+def test_a_second_predict_into_the_same_output_is_refused_while_the_first_writes(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    import os
+
+    from fusion.predict_file import predictions_lock
+
+    texts = write_texts(tmp_path / "texts.txt", 5)
+    out = tmp_path / "pred.jsonl"
+    with predictions_lock(out):  # the first one, writing
+        refused = run_cli("predict", str(tiny_bundle), "-i", str(texts), "-o", str(out))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert f"{out} is in use by another kgfuse predict writing it (process {os.getpid()})" in (
+        " ".join(refused.stderr.split())
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["texts.txt"]  # nothing appended
+    done = run_cli("predict", str(tiny_bundle), "-i", str(texts), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "pred.jsonl",
+        "pred.jsonl.run.json",
+        "texts.txt",
+    ]  # and no lock file left
