@@ -125,7 +125,7 @@ def read_graph_folder(directory: str | Path) -> tuple[dict[str, Any], dict[str, 
     if not directory.is_dir():
         raise KGStoreError(f"no compiled KG folder at {directory}; {rebuild}")
     meta_path, index_path = directory / META_FILE, directory / INDEX_FILE
-    if not meta_path.is_file() and (other := _model_folder(directory)):
+    if not meta_path.is_file() and (other := _other_kind_of_folder(directory)):
         raise KGStoreError(other)
     for p in (meta_path, index_path):
         if not p.is_file():
@@ -147,10 +147,11 @@ def read_graph_folder(directory: str | Path) -> tuple[dict[str, Any], dict[str, 
     return fields, meta
 
 
-def _model_folder(directory: Path) -> str | None:
+def _other_kind_of_folder(directory: Path) -> str | None:
     """What to pass instead when ``directory`` is a model bundle or a training run's folder
-    (it holds its KG in ``kg/``): rebuilding a KG there, as the usual hint says, would
-    replace the model. A bundle is known by its ``bundle.json`` (fusion/bundle.py)."""
+    (it holds its KG in ``kg/``), or an Oxigraph store: rebuilding a KG there, as the usual
+    hint says, would replace the model, or be refused. A bundle is known by its
+    ``bundle.json`` (fusion/bundle.py), a store by RocksDB's ``CURRENT`` and ``MANIFEST-*``."""
     for bundle, kind in (
         (directory, "a model bundle"),
         (directory / "bundle", "a training run's folder"),
@@ -160,6 +161,12 @@ def _model_folder(directory: Path) -> str | None:
                 f"{directory} is {kind}, not a compiled KG; the KG its model reads is the "
                 f"folder {bundle / 'kg'}: pass that"
             )
+    if (directory / "CURRENT").is_file() and any(directory.glob("MANIFEST-*")):  # RocksDB
+        return (
+            f"{directory} is an Oxigraph store (kgfuse kg load --backend oxigraph), not a "
+            f"compiled KG: query it with --store {directory} (kg path, kg neighbors), or name it "
+            "in a config as kg.store"
+        )
     return None
 
 

@@ -136,6 +136,19 @@ def test_cli_a_bundle_given_as_a_kg_is_not_to_be_rebuilt(tiny_bundle: Path) -> N
     )
 
 
+def test_cli_an_oxigraph_store_given_as_a_compiled_kg_is_named_with_its_option(
+    tiny_ttl: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    loaded = run_cli("kg", "load", "--backend", "oxigraph", str(tiny_ttl), "--store", str(store))
+    assert loaded.returncode == 0, loaded.stderr
+    result = run_cli("kg", "stats", str(store))
+    _refused(result, f"{store} is an Oxigraph store", f"query it with --store {store}")
+    assert "kg load FILES" not in result.stderr
+    found = run_cli("kg", "neighbors", "flu", "--store", str(store))  # what the message says
+    assert found.returncode == 0, found.stderr
+
+
 def test_cli_a_run_or_kg_folder_given_as_a_bundle_names_the_bundle(
     tiny_bundle: Path, tiny_ttl: Path, tmp_path: Path
 ) -> None:
