@@ -65,7 +65,7 @@ def test_anonymize_cli_with_a_bundle_keeps_its_linked_entities(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     data, out = tmp_path / "data.csv", tmp_path / "out.csv"
-    data.write_text(f"text,label\n{TEXT},flu\ncovid-19 and a cough,viral\n")
+    data.write_text(f'text,label\n"{TEXT}",flu\ncovid-19 and a cough,viral\n')  # TEXT has commas
     args = ["anonymize", str(data), "-o", str(out), "--bundle", str(tiny_bundle)]
     assert run_cli_in_process(monkeypatch, *args) == 0
     assert "linked KG entities unchanged in 2 of 2 texts" in " ".join(

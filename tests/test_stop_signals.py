@@ -34,6 +34,8 @@ def then_stop(*a, **k):
         os.kill(os.getpid(), int(signum))
     return result
 setattr(target, name, then_stop)
+import signal
+signal.signal(int(signum), signal.SIG_DFL)  # as from a terminal, even under a nohup'd runner
 sys.argv = ["kgfuse", *args]
 from api.cli import main
 main()
