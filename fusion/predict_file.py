@@ -30,16 +30,15 @@ from typing import TYPE_CHECKING, Any
 from kg.files import make_folder, read_json, write_json
 from kg.folder_lock import output_lock
 from nlp.texts import (
-    TEXT_FORMATS,
     DataError,
     check_header,
     check_json_value,
     check_width,
     delimited_rows,
-    missing_file,
     no_rows,
     not_utf8,
     other_delimiter,
+    text_format,
     text_problem,
     unique_keys,
 )
@@ -62,16 +61,7 @@ def iter_texts(path: Path, column: str = "text") -> Iterator[str]:
         DataError: an unknown extension, a missing or non-UTF-8 file, a malformed row, or no
             such column, naming the file and the line.
     """
-    kind = TEXT_FORMATS.get(path.suffix.lower())
-    if path.is_dir():  # a folder is no file of an unknown kind
-        raise DataError(missing_file(path))
-    if kind is None:
-        raise DataError(
-            f"{path}: cannot read {path.suffix or 'extensionless'} files; use one of "
-            f"{', '.join(TEXT_FORMATS)}"
-        )
-    if not path.is_file():
-        raise DataError(missing_file(path))
+    kind = text_format(path)
     rows = {"txt": _txt_rows, "jsonl": _jsonl_rows}.get(kind, _delimited_rows)
     with path.open(encoding="utf-8-sig", newline="") as f:
         try:

@@ -10,7 +10,6 @@ their label.
 from __future__ import annotations
 
 import codecs
-import csv
 import gzip
 import io
 import json
@@ -27,6 +26,7 @@ import numpy as np
 
 from kg import vocab
 from kg.compile import GraphBuilder
+from kg.delimited import numbered_rows
 from kg.encoding import recode_hint
 from kg.errors import KGLoadError
 from kg.fastparse import Triples, read_simple
@@ -491,36 +491,6 @@ _ROW = reprlib.Repr()  # a row as error messages quote it: long cells and rows c
 _ROW.maxlist, _ROW.maxstring = 6, 80
 
 
-def _csv_rows(reader: Any, path: Path, fmt: str) -> Iterator[list[str]]:
-    """The reader's rows; its own errors (a quote that never closes, a cell over csv's field
-    limit, ...) as KGLoadError naming the line where the row starts."""
-    while True:
-        start = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            raise _csv_error(e, path, fmt, start) from e
-        yield row
-
-
-def _csv_error(e: csv.Error, path: Path, fmt: str, line: int) -> KGLoadError:
-    problem = f"cannot read this {fmt.upper()} row: {e}"
-    if "unexpected end of data" in str(e):
-        problem = (
-            'a quote (") opened in this row never closes, so the rows after it would be read '
-            'as one cell; close it, double it (""), or remove it'
-        )
-    elif "field larger than field limit" in str(e):
-        problem = (
-            f"a cell of this row is longer than {csv.field_size_limit():,} characters, the "
-            f'most a {fmt.upper()} cell may hold; shorten it (a quote (") that opens a cell '
-            "and never closes makes one cell of the rows after it: check the quotes)"
-        )
-    return KGLoadError(problem, path, line)
-
-
 def _read_delimited(
     path: Path, fmt: str, builder: GraphBuilder, progress: Progress | None, limits: ReadLimits
 ) -> None:
@@ -529,11 +499,13 @@ def _read_delimited(
         text = _decode_utf8(stream.read(), path).removeprefix("\ufeff")
     base = builder.config.base_iri
     delimiter = "\t" if fmt == "tsv" else ","
-    # strict: a quote that never closes is an error, not one cell of the rest of the file
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     first = True
-    for row in _csv_rows(reader, path, fmt):
-        line = reader.line_num  # where the row ends (a quoted cell may hold line breaks)
+    rows = numbered_rows(
+        io.StringIO(text, newline=""),
+        delimiter,
+        lambda line, problem: KGLoadError(problem, path, line),
+    )
+    for line, row in rows:
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line
         if first:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from kg.delimited import numbered_rows
 from kg.encoding import recode_hint
 from kg.errors import AmbiguousEntityError, EntityNotFoundError, KGFuseError
 from kg.protocol import Graph
@@ -110,15 +111,7 @@ def read_records(path: str | Path, required: tuple[str, ...] = ("text",)) -> lis
     the columns that were found.
     """
     path = Path(path)
-    kind = TEXT_FORMATS.get(path.suffix.lower())
-    if path.is_dir():  # a folder is no file of an unknown kind
-        raise DataError(missing_file(path))
-    if kind is None:
-        raise DataError(
-            f"{path}: cannot read {path.suffix or 'extensionless'} files; use one of {', '.join(TEXT_FORMATS)}"
-        )
-    if not path.is_file():
-        raise DataError(missing_file(path))
+    kind = text_format(path)
     try:
         content = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
@@ -162,6 +155,25 @@ def not_utf8(path: Path) -> DataError:
             + recode_hint(data[:2])
         )
     return DataError(f"{path}: not UTF-8; {recode_hint(data[:2])}")
+
+
+def text_format(path: Path) -> str:
+    """The kind of data file ``path`` is, by its extension: one of `TEXT_FORMATS`' values.
+
+    Raises:
+        DataError: a folder, an extension kgfuse does not read, or no such file.
+    """
+    kind = TEXT_FORMATS.get(path.suffix.lower())
+    if path.is_dir():  # a folder is no file of an unknown kind
+        raise DataError(missing_file(path))
+    if kind is None:
+        raise DataError(
+            f"{path}: cannot read {path.suffix or 'extensionless'} files; use one of "
+            f"{', '.join(TEXT_FORMATS)}"
+        )
+    if not path.is_file():
+        raise DataError(missing_file(path))
+    return kind
 
 
 def no_rows(path: Path) -> DataError:
@@ -241,15 +253,11 @@ def delimited_rows(
     """(line the row starts on, fields) of each non-blank row of CSV or TSV ``lines`` (a file
     opened with ``newline=""``), read one at a time. Strict quoting: a malformed row, or a
     quote that never closes, raises `DataError` naming ``path`` and the row's first line."""
-    reader = csv.reader(lines, delimiter=delimiter, strict=True)
-    while True:
-        start = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            raise DataError(f"{path}:{start}: {_quoting_problem(e)}") from e
+
+    def error(line: int, problem: str) -> DataError:
+        return DataError(f"{path}:{line}: {problem}")
+
+    for start, row in numbered_rows(lines, delimiter, error):
         if row:  # a blank line has none
             yield start, row
 
@@ -320,21 +328,6 @@ def check_width(path: Path, line: int, row: list[str], header: list[str], delimi
             f'a text that holds {sign} must be quoted (e.g. "a cough, then a fever"), or add '
             "the missing column to the header"
         )
-
-
-def _quoting_problem(error: csv.Error) -> str:
-    if "unexpected end of data" in str(error):
-        return 'a quote (") opened in this row never closes; close it (or double it: "")'
-    if "field larger than field limit" in str(error):
-        return (
-            f"a field of this row is longer than {csv.field_size_limit():,} characters, the "
-            "most a CSV or TSV field may hold; split the text into shorter texts (a quote that "
-            "never closes also makes one field of many rows: check the quotes before it)"
-        )
-    return (
-        f"malformed row ({error}); quote a field that holds the delimiter, a quote or a line "
-        'break, and double each quote inside it ("")'
-    )
 
 
 def read_label_map(path: str | Path, graph: Graph, labels: Sequence[str]) -> list[int]:

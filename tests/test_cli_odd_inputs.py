@@ -103,7 +103,7 @@ def test_cli_field_over_the_csv_limit_is_not_called_a_quoting_mistake(
     facts = tmp_path / "facts.tsv"
     facts.write_text("flu\thas symptom\t" + "x" * 140_000 + "\n")
     result = run_cli("kg", "load", str(facts), "-o", str(tmp_path / "kg"))
-    _refused(result, f"{facts}:1: a cell of this row is longer than 131,072 characters")
+    _refused(result, f"{facts}:1: a field of this row is longer than 131,072 characters")
 
 
 def test_cli_a_header_that_names_a_column_twice_is_refused(
