@@ -9,10 +9,29 @@ import json
 import subprocess
 from pathlib import Path
 
-from .conftest import FIXTURES, run_cli
+import pytest
+
+from .conftest import FIXTURES, run_cli_in_process
 
 LINKER_KG = FIXTURES / "linker.ttl"
 LONG = "flu cough " * 12_000  # 120,000 characters: over the linker's 100,000
+
+_capture: list[tuple[pytest.MonkeyPatch, pytest.CaptureFixture[str]]] = []
+
+
+@pytest.fixture(autouse=True)
+def _in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`run_cli` runs `kgfuse` in this process: the same `main`, exit code and output as the
+    real entry point, without a fresh interpreter importing torch for each of 50 calls."""
+    _capture[:] = [(monkeypatch, capsys)]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    monkeypatch, capsys = _capture[0]
+    capsys.readouterr()  # what came before is not this command's
+    code = run_cli_in_process(monkeypatch, *args)
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["kgfuse", *args], code, out, err)
 
 
 def _refused(result: subprocess.CompletedProcess[str], *words: str) -> None:
