@@ -65,12 +65,18 @@ def test_a_killed_holder_leaves_the_folder_free(tmp_path: Path) -> None:
         pass
 
 
-def test_train_into_a_folder_another_run_is_writing_is_refused_before_its_set_up(
-    tmp_path: Path,
-) -> None:
+def _run_folder_with_an_epoch(tmp_path: Path) -> Path:
+    """A run folder as another run leaves it after its first epoch."""
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    return run
+
+
+def test_train_into_a_folder_another_run_is_writing_is_refused_before_its_set_up(
+    tmp_path: Path,
+) -> None:
+    run = _run_folder_with_an_epoch(tmp_path)
     with folder_lock(run, "another kgfuse run writing it", "wait"):
         refused = run_cli("train", "configs/tiny.yaml", f"output={run}", "encoder.path=/nowhere")
     assert refused.returncode == 1, refused.stderr
@@ -85,9 +91,7 @@ def test_a_run_that_loses_the_race_for_a_new_folder_leaves_it_to_the_winner(
     tmp_path: Path,
 ) -> None:
     # both runs found no folder and finished their set-up; the first one made it and writes
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    run = _run_folder_with_an_epoch(tmp_path)
     with folder_lock(run, "another kgfuse run writing it", "wait"):
         with pytest.raises(OutputError, match=IN_USE), _run_folder(run, removable=True):
             raise AssertionError("the second run must not start")

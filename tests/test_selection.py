@@ -200,25 +200,28 @@ def test_tune_over_seeds_scores_the_mean_of_each_seeds_own_validation(
     assert study_name(space_for(config), 2) != study_name(space_for(config))
 
 
+def _study_with_a_running_trial(config: Any) -> tuple[str, str, Any]:
+    """The storage URL and name of ``config``'s tuning study in ``OUTPUT/tune``, made here, and
+    a trial of it left running."""
+    import optuna
+
+    root = Path(config.output) / "tune"
+    root.mkdir(parents=True)
+    storage, name = f"sqlite:///{root / 'study.db'}", study_name(space_for(config))
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+    return storage, name, study.ask()
+
+
 def test_tune_closes_a_trial_a_kill_left_running_and_runs_its_settings_again(
     species_data: dict[str, Path], tiny_bert: Path, tmp_path: Path
 ) -> None:
     import optuna
 
     config = config_for(species_data, tiny_bert, tmp_path / "killed", "train.epochs=1")
-    root = Path(config.output) / "tune"
-    root.mkdir(parents=True)
-    name = study_name(space_for(config))
-    study = optuna.create_study(
-        storage=f"sqlite:///{root / 'study.db'}", study_name=name, direction="maximize"
-    )
-    killed = study.ask()  # what a kill -9 in the middle of a trial leaves behind
+    storage, name, killed = _study_with_a_running_trial(config)  # as a kill -9 leaves it
     lr = killed.suggest_float("train.lr", 1e-3, 3e-2, log=True)
     summary = tune(config, trials=1, progress=False)
-    states = [
-        t.state.name
-        for t in optuna.load_study(study_name=name, storage=f"sqlite:///{root / 'study.db'}").trials
-    ]
+    states = [t.state.name for t in optuna.load_study(study_name=name, storage=storage).trials]
     assert states == ["FAIL", "COMPLETE"] and summary["complete"] == 1
     assert summary["params"]["train.lr"] == lr  # the interrupted settings ran again
 
@@ -229,12 +232,8 @@ def test_a_second_tuning_of_a_study_is_refused_and_leaves_its_running_trial_alon
     import optuna
 
     config = config_for(species_data, tiny_bert, tmp_path / "busy", "train.epochs=1")
+    storage, name, _ = _study_with_a_running_trial(config)  # the first tuning's trial
     root = Path(config.output) / "tune"
-    root.mkdir(parents=True)
-    storage = f"sqlite:///{root / 'study.db'}"
-    name = study_name(space_for(config))
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
-    study.ask()  # the first tuning's trial, running
     with folder_lock(root, *TUNE_IN_USE), pytest.raises(OutputError) as refused:
         tune(config, trials=1, progress=False)
     assert str(refused.value).startswith(f"{root} is in use by another kgfuse tune (process ")
