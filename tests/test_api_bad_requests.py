@@ -7,7 +7,7 @@ import asyncio
 import gzip
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -218,21 +218,12 @@ def test_a_body_that_is_not_a_json_object_gets_a_4xx_saying_what_to_send(
         assert "Content-Type: application/json" in message
 
 
-@pytest.mark.parametrize("path", ["/v1/predict", "/v1/kg/triples"])
-def test_a_body_that_stops_arriving_gets_408_and_frees_the_connection(
-    tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch, path: str
-) -> None:
-    """A client that hung mid-upload (5 of 100 bytes sent) held its request open for good."""
-    monkeypatch.setattr(limits, "BODY_IDLE_S", 0.05)
-    app = create_app(ServeSettings(bundle=tiny_bundle, keys=ApiKeys(admin=(ADMIN,))))
-    parts = [{"type": "http.request", "body": b'{"tex', "more_body": True}]
+def _post_raw(
+    app: Any, path: str, receive: Callable[[], Awaitable[dict[str, Any]]]
+) -> tuple[list[dict[str, Any]], str]:
+    """POST ``path`` (100 bytes declared, the admin key) to ``app`` as the server would hand it
+    over, its body parts from ``receive``: the messages the app sent, and /metrics after."""
     sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        if parts:
-            return parts.pop()
-        await asyncio.Event().wait()  # the rest never comes
-        raise AssertionError("unreachable")
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
@@ -264,6 +255,26 @@ def test_a_body_that_stops_arriving_gets_408_and_frees_the_connection(
     with TestClient(app) as c:  # the lifespan loads the model
         assert c.portal is not None
         c.portal.call(request)
+        metrics = c.get("/metrics").text
+    return sent, metrics
+
+
+@pytest.mark.parametrize("path", ["/v1/predict", "/v1/kg/triples"])
+def test_a_body_that_stops_arriving_gets_408_and_frees_the_connection(
+    tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """A client that hung mid-upload (5 of 100 bytes sent) held its request open for good."""
+    monkeypatch.setattr(limits, "BODY_IDLE_S", 0.05)
+    app = create_app(ServeSettings(bundle=tiny_bundle, keys=ApiKeys(admin=(ADMIN,))))
+    parts = [{"type": "http.request", "body": b'{"tex', "more_body": True}]
+
+    async def receive() -> dict[str, Any]:
+        if parts:
+            return parts.pop()
+        await asyncio.Event().wait()  # the rest never comes
+        raise AssertionError("unreachable")
+
+    sent, _ = _post_raw(app, path, receive)
     start, body = sent[0], json.loads(sent[1]["body"])
     assert start["status"] == 408 and (b"connection", b"close") in start["headers"]
     assert body["error"]["code"] == "request_timeout"
@@ -278,42 +289,11 @@ def test_a_client_that_disconnects_mid_body_is_no_server_error(
     error" and a traceback logged, for each client that hung up mid-upload."""
     app = create_app(ServeSettings(bundle=tiny_bundle, keys=ApiKeys(admin=(ADMIN,))))
     parts = [{"type": "http.disconnect"}, {"type": "http.request", "body": b"{", "more_body": True}]
-    sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         return parts.pop()
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    headers = [
-        (b"content-type", b"application/json" if path == "/v1/predict" else b"text/turtle"),
-        (b"content-length", b"100"),
-        (b"authorization", f"Bearer {ADMIN}".encode()),
-    ]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "state": {},
-    }
-
-    async def request() -> None:
-        await asyncio.wait_for(app(scope, receive, send), timeout=20)
-
-    with TestClient(app) as c:
-        assert c.portal is not None
-        c.portal.call(request)
-        metrics = c.get("/metrics").text
+    sent, metrics = _post_raw(app, path, receive)
     assert sent[0]["status"] == 400
     assert json.loads(sent[1]["body"])["error"]["code"] == "client_disconnected"
     assert f'route="{path}",status="500"' not in metrics
